@@ -1,0 +1,33 @@
+# Targets in pydantic-core's shape; .ci/run calls `lint` and `test`.
+PYTHON ?= python3
+
+.PHONY: install build-dev format lint test bench all
+
+install:
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q '.[dev]'
+
+build-dev:
+	$(PYTHON) -m pip install -q '.[dev]'
+
+format:
+	cargo fmt --all
+	$(PYTHON) -m ruff format python tests examples benches data
+	$(PYTHON) -m ruff check --fix python tests examples benches data
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets --locked -- -D warnings
+	$(PYTHON) -m ruff check python tests examples benches data
+	$(PYTHON) -m ruff format --check python tests examples benches data
+	$(PYTHON) -m mypy.stubtest carbonmeter._core
+
+# Every test: the Rust unit and integration tests, then pytest on the installed package.
+test: install
+	cargo test --all-targets --locked
+	$(PYTHON) -m pytest
+
+bench: install
+	$(PYTHON) benches/overhead.py
+
+all: format lint test

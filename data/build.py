@@ -1,0 +1,402 @@
+#!/usr/bin/env python3
+"""Build carbonmeter's embedded data tables (data/*.csv) from the public reference files.
+
+Usage:
+    python data/build.py                   # rewrite the tables in data/
+    python data/build.py --check           # rebuild in memory, exit 1 if a committed file differs
+    python data/build.py --reference DIR   # read the reference CSVs from DIR
+
+The reference directory defaults to ``<repo>/../shared/reference``. Only the standard library is
+required. ``pycountry`` is used when importable to fill ISO 3166-1 alpha-2 codes; without it the
+codes already committed in ``data/country_intensity.csv`` are reused, so the runtime (and a rebuild
+on a machine without pycountry) never needs it. See data/README.md for sources and choices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import re
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parent
+REPO_ROOT = DATA_DIR.parent
+DEFAULT_REFERENCE = REPO_ROOT.parent / "shared" / "reference"
+
+YEAR_MIN, YEAR_MAX = 1990, 2030
+G_PER_KWH_MAX = 2000.0
+
+# ISO 3166-1 alpha-2 codes that pycountry does not know (user-assigned or transitional codes).
+ISO2_OVERRIDES = {
+    "XKX": "XK",  # Kosovo: user-assigned code used by the EU, IMF, CLDR and most data providers
+}
+
+# Country-file rows that are not countries. Rows named "World" go to world_intensity.csv.
+AGGREGATE_NAMES = {
+    "world",
+    "africa",
+    "asia",
+    "europe",
+    "oceania",
+    "north america",
+    "south america",
+    "european union (27)",
+    "high-income countries",
+    "low-income countries",
+    "lower-middle-income countries",
+    "upper-middle-income countries",
+}
+
+# Google Cloud rows: the figures equal, region for region, Google's published grid carbon
+# intensity for 2023 (GoogleCloudPlatform/region-carbon-info, data/yearly/2023.csv).
+GCP_YEAR = 2023
+# ML CO2 Impact calculator rows whose source text names no year: the dataset was compiled for
+# Lacoste et al., "Quantifying the Carbon Emissions of Machine Learning" (2019).
+MLCO2_DEFAULT_YEAR = 2019
+# Fix for a misspelt region name in the reference (Google's own data says me-central1, Doha).
+CLOUD_REGION_FIXES = {("gcp", "me-cenrtal1"): "me-central1"}
+
+# source_factors.csv gives no year. Year per source_kind, with the reason in data/README.md.
+SOURCE_FACTOR_YEARS = {
+    "world_average": 2018,  # IEA Global Energy & CO2 Status Report 2019: figure for 2018
+    "coal": 2019,  # energy-usage package (Lottick et al. 2019): publication year
+    "petroleum": 2019,
+    "natural_gas": 2019,
+    "fossil": 2019,  # eGRID, edition not named: year of the companion fossil factors
+    "geothermal": 2011,  # WNA "Comparison of lifecycle GHG emissions" report, 2011
+    "hydroelectricity": 2011,
+    "nuclear": 2011,
+    "solar": 2011,
+    "wind": 2011,
+    "biomass": 2014,  # IPCC AR5 WG3 Annex III (2014)
+    "biofuel": 2014,  # same factor as biomass
+    "waste": 2014,  # same factor as biomass
+}
+WORLD_FALLBACK_KIND = "world_average"
+
+# Sub-national codes kept in region_intensity.csv: ISO 3166-2, or a Nordic bidding zone.
+REGION_CODE = re.compile(r"[A-Z]{2}-[A-Z0-9]{1,3}|SE[1-4]|NO[1-5]|FI")
+
+# cpu_tdp.csv gives neither source per row nor year. Source from the reference README; year: the
+# newest parts in the list (AMD EPYC 4005, Threadripper PRO 9000WX, Apple M3 Ultra) came out in
+# 2025, so the list was compiled in 2025 or later.
+CPU_TDP_SOURCE = "Manufacturers' published specifications (Intel ARK, AMD product pages)"
+CPU_TDP_YEAR = 2025
+CPU_TDP_MAX_W = 1000.0
+
+ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+
+
+def clean(text: str) -> str:
+    """Drop zero-width characters, turn any whitespace run (NBSP included) into one space."""
+    return " ".join(text.translate(ZERO_WIDTH).split())
+
+
+def fmt_number(value: float) -> str:
+    """Shortest round-trip text; integral values without a trailing '.0'."""
+    if value.is_integer():
+        return str(int(value))
+    return repr(value)
+
+
+def parse_g_per_kwh(text: str, where: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or not 0.0 <= value <= G_PER_KWH_MAX:
+        raise ValueError(f"{where}: g/kWh {text!r} outside [0, {G_PER_KWH_MAX}]")
+    return value
+
+
+def check_year(year: int, where: str) -> int:
+    if not YEAR_MIN <= year <= YEAR_MAX:
+        raise ValueError(f"{where}: year {year} outside [{YEAR_MIN}, {YEAR_MAX}]")
+    return year
+
+
+def read_reference(ref: Path, name: str) -> list[dict[str, str]]:
+    with (ref / name).open(encoding="utf-8-sig", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def to_csv(header: list[str], rows: Iterable[Iterable[object]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(row)
+    return out.getvalue()
+
+
+class Report:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, message: str) -> None:
+        self.lines.append(message)
+
+
+def iso2_lookup(report: Report) -> Callable[[str], str]:
+    """alpha-3 -> alpha-2, from pycountry if importable, else from the committed table."""
+    try:
+        import pycountry
+    except ImportError:
+        committed: dict[str, str] = {}
+        path = DATA_DIR / "country_intensity.csv"
+        if path.exists():
+            with path.open(encoding="utf-8", newline="") as handle:
+                committed = {row["iso3"]: row["iso2"] for row in csv.DictReader(handle)}
+        report(f"pycountry not importable: iso2 reused from {path.name} ({len(committed)} codes)")
+        return lambda iso3: ISO2_OVERRIDES.get(iso3) or committed.get(iso3, "")
+
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        report(f"iso2 from pycountry {version('pycountry')}")
+    except PackageNotFoundError:
+        report("iso2 from pycountry (version unknown)")
+
+    def lookup(iso3: str) -> str:
+        if iso3 in ISO2_OVERRIDES:
+            return ISO2_OVERRIDES[iso3]
+        country = pycountry.countries.get(alpha_3=iso3)
+        return country.alpha_2 if country is not None else ""
+
+    return lookup
+
+
+def is_aggregate(iso3: str, name: str) -> bool:
+    return (
+        not re.fullmatch(r"[A-Z]{3}", iso3)
+        or iso3.startswith("OWID")
+        or name.lower() in AGGREGATE_NAMES
+    )
+
+
+def build_country_and_world(ref: Path, report: Report) -> tuple[str, str]:
+    rows = read_reference(ref, "country_intensity.csv")
+    iso2_of = iso2_lookup(report)
+    countries: dict[str, list[str]] = {}
+    world: list[str] | None = None
+    for i, row in enumerate(rows, start=2):
+        where = f"country_intensity.csv:{i}"
+        iso3, name = clean(row["iso3"]), clean(row["country"])
+        value = parse_g_per_kwh(row["gco2_per_kwh"], where)
+        year = check_year(int(row["year"]), where)
+        source = clean(row["source"])
+        if is_aggregate(iso3, name):
+            if name.lower() == "world":
+                world = ["World", fmt_number(value), str(year), source]
+                report(f"country_intensity: World row ({iso3 or 'no code'}) moved to world table")
+            else:
+                report(f"country_intensity: aggregate {iso3!r} {name!r} dropped")
+            continue
+        if iso3 in countries:
+            report(f"country_intensity: duplicate {iso3} dropped (first kept)")
+            continue
+        iso2 = iso2_of(iso3)
+        if not iso2:
+            report(f"country_intensity: no alpha-2 code for {iso3} {name}")
+        countries[iso3] = [iso3, iso2, name, fmt_number(value), str(year), source]
+    iso2s = [r[1] for r in countries.values() if r[1]]
+    if len(iso2s) != len(set(iso2s)):
+        raise ValueError("country_intensity: duplicate alpha-2 codes")
+    country_csv = to_csv(
+        ["iso3", "iso2", "name", "g_per_kwh", "year", "source"],
+        (countries[k] for k in sorted(countries)),
+    )
+    report(f"country_intensity.csv: {len(countries)} rows")
+
+    if world is None:
+        factors = {r["source_kind"]: r for r in read_reference(ref, "source_factors.csv")}
+        row = factors[WORLD_FALLBACK_KIND]
+        value = parse_g_per_kwh(row["gco2_per_kwh"], "source_factors.csv world_average")
+        year = SOURCE_FACTOR_YEARS[WORLD_FALLBACK_KIND]
+        world = ["World", fmt_number(value), str(year), clean(row["reference"])]
+        report("world_intensity.csv: no World row in country file, from source_factors.csv")
+    world_csv = to_csv(["zone", "g_per_kwh", "year", "source"], [world])
+    return country_csv, world_csv
+
+
+def build_regions(ref: Path, report: Report) -> str:
+    out: dict[str, list[str]] = {}
+    for i, row in enumerate(read_reference(ref, "region_intensity.csv"), start=2):
+        where = f"region_intensity.csv:{i}"
+        region = clean(row["region"])
+        if not REGION_CODE.fullmatch(region):
+            name = clean(row["name"])
+            report(f"region_intensity: {region!r} ({name}) dropped: not a sub-national code")
+            continue
+        if region in out:
+            report(f"region_intensity: duplicate {region} dropped (first kept)")
+            continue
+        out[region] = [
+            clean(row["iso3"]),
+            region,
+            clean(row["name"]),
+            fmt_number(parse_g_per_kwh(row["gco2_per_kwh"], where)),
+            str(check_year(int(row["year"]), where)),
+            clean(row["source"]),
+        ]
+    rows = sorted(out.values(), key=lambda r: (r[0], r[1]))
+    report(f"region_intensity.csv: {len(rows)} rows")
+    return to_csv(["country_iso3", "region", "name", "g_per_kwh", "year", "source"], rows)
+
+
+def cloud_year(provider: str, source: str) -> int:
+    """Year the figure is for: named in the source text, else the provider dataset's year."""
+    if provider == "gcp":
+        return GCP_YEAR
+    # A fiscal year such as "2016-17" (Australia's NGER, July 2016 - June 2017): its end year.
+    fiscal = re.search(r"(?<!\d)((?:19|20)\d{2})-(\d{2})(?!\d)", source)
+    if fiscal:
+        return int(fiscal.group(1)[:2] + fiscal.group(2))
+    years = [int(y) for y in re.findall(r"(?<!\d)(?:19|20)\d{2}(?!\d)", source)]
+    return max(years) if years else MLCO2_DEFAULT_YEAR
+
+
+def build_cloud(ref: Path, report: Report) -> str:
+    out: dict[tuple[str, str], list[str]] = {}
+    for i, row in enumerate(read_reference(ref, "cloud_regions.csv"), start=2):
+        where = f"cloud_regions.csv:{i}"
+        provider, region = clean(row["provider"]), clean(row["region"])
+        fixed = CLOUD_REGION_FIXES.get((provider, region))
+        if fixed:
+            report(f"cloud_regions: {provider} region {region!r} renamed {fixed!r}")
+            region = fixed
+        if not region:
+            report(f"cloud_regions: {provider} row has no region code (kept, empty region)")
+        if (provider, region) in out:
+            report(f"cloud_regions: duplicate {provider}/{region} dropped (first kept)")
+            continue
+        source = clean(row["source"])
+        out[provider, region] = [
+            provider,
+            region,
+            clean(row["iso3"]),
+            clean(row["location"]),
+            fmt_number(parse_g_per_kwh(row["gco2_per_kwh"], where)),
+            str(check_year(cloud_year(provider, source), where)),
+            source,
+        ]
+    rows = [out[k] for k in sorted(out)]
+    report(f"cloud_regions.csv: {len(rows)} rows")
+    return to_csv(
+        ["provider", "region", "country_iso3", "location", "g_per_kwh", "year", "source"], rows
+    )
+
+
+def build_source_factors(ref: Path, report: Report) -> str:
+    out: dict[str, list[str]] = {}
+    for i, row in enumerate(read_reference(ref, "source_factors.csv"), start=2):
+        where = f"source_factors.csv:{i}"
+        kind = clean(row["source_kind"])
+        if kind not in SOURCE_FACTOR_YEARS:
+            raise ValueError(f"{where}: no year known for source_kind {kind!r}; add it")
+        if kind in out:
+            report(f"source_factors: duplicate {kind} dropped (first kept)")
+            continue
+        out[kind] = [
+            kind,
+            fmt_number(parse_g_per_kwh(row["gco2_per_kwh"], where)),
+            str(check_year(SOURCE_FACTOR_YEARS[kind], where)),
+            clean(row["reference"]),
+        ]
+    report(f"source_factors.csv: {len(out)} rows")
+    return to_csv(["source_kind", "g_per_kwh", "year", "source"], (out[k] for k in sorted(out)))
+
+
+def build_cpu_tdp(ref: Path, report: Report) -> str:
+    rows = read_reference(ref, "cpu_tdp.csv")
+    out: dict[str, list[str]] = {}
+    raw_names: dict[str, str] = {}
+    renamed = exact_dups = normalised_dups = bad_tdp = 0
+    for i, row in enumerate(rows, start=2):
+        raw = row["model"]
+        model = clean(raw)
+        renamed += model != raw
+        text = row["tdp_w"].strip()
+        if not re.fullmatch(r"\d+(?:\.\d+)?", text) or not 0 < float(text) <= CPU_TDP_MAX_W:
+            bad_tdp += 1
+            report(f"cpu_tdp: line {i} {model!r} dropped: tdp_w {text!r} not in (0, 1000] W")
+            continue
+        tdp = fmt_number(float(text))
+        key = model.casefold()
+        if key in out:
+            kept = out[key]
+            if raw_names[key] == raw:
+                exact_dups += 1
+            else:
+                normalised_dups += 1
+            note = "" if kept[1] == tdp else f" (TDP {tdp} differs from kept {kept[1]})"
+            report(f"cpu_tdp: line {i} {raw!r} duplicates {raw_names[key]!r}, dropped{note}")
+            continue
+        out[key] = [model, tdp, CPU_TDP_SOURCE, str(CPU_TDP_YEAR)]
+        raw_names[key] = raw
+    report(
+        f"cpu_tdp.csv: {len(out)} rows from {len(rows)}: {exact_dups} exact duplicates, "
+        f"{normalised_dups} duplicates after whitespace/case normalisation, "
+        f"{bad_tdp} unusable TDPs dropped; {renamed} names had whitespace cleaned"
+    )
+    ordered = sorted(out.values(), key=lambda r: (r[0].casefold(), r[0]))
+    return to_csv(["model", "tdp_w", "source", "year"], ordered)
+
+
+def build_all(ref: Path, report: Report) -> dict[str, str]:
+    country, world = build_country_and_world(ref, report)
+    return {
+        "country_intensity.csv": country,
+        "world_intensity.csv": world,
+        "region_intensity.csv": build_regions(ref, report),
+        "cloud_regions.csv": build_cloud(ref, report),
+        "source_factors.csv": build_source_factors(ref, report),
+        "cpu_tdp.csv": build_cpu_tdp(ref, report),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=DEFAULT_REFERENCE,
+        help=f"directory of the reference CSVs (default: {DEFAULT_REFERENCE})",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="rebuild in memory; exit 1 if any committed table differs",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print no build notes")
+    args = parser.parse_args(argv)
+
+    if not args.reference.is_dir():
+        print(f"reference directory not found: {args.reference}", file=sys.stderr)
+        return 2
+    report = Report()
+    tables = build_all(args.reference, report)
+    if not args.quiet and not args.check:
+        print("\n".join(report.lines))
+
+    if args.check:
+        stale = []
+        for name, text in tables.items():
+            path = DATA_DIR / name
+            current = path.read_bytes() if path.exists() else None
+            if current != text.encode("utf-8"):
+                stale.append(name)
+        if stale:
+            print(f"out of date: {', '.join(stale)} (run python data/build.py)", file=sys.stderr)
+            return 1
+        print(f"{len(tables)} tables up to date")
+        return 0
+
+    for name, text in tables.items():
+        (DATA_DIR / name).write_bytes(text.encode("utf-8"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""`track_emissions`: measure every call of a function."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+from carbonmeter._core import SETTINGS, EmissionsTracker
+from carbonmeter.trackers import OfflineEmissionsTracker
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@overload
+def track_emissions(fn: F) -> F: ...
+@overload
+def track_emissions(
+    fn: None = None, *, offline: bool = False, **tracker_kwargs: Any
+) -> Callable[[F], F]: ...
+def track_emissions(
+    fn: F | None = None, *, offline: bool = False, **tracker_kwargs: Any
+) -> F | Callable[[F], F]:
+    """Measures each call of the decorated function with a fresh tracker.
+
+    Usable bare (`@track_emissions`) or with `EmissionsTracker` keyword arguments
+    (`@track_emissions(project_name="bert", country_iso_code="FRA")`); `offline=True` uses
+    `OfflineEmissionsTracker`. The function's value is returned; if it raises, the row is written
+    first and the exception propagates unchanged. Coroutine functions are measured until they
+    finish.
+
+    Example:
+        >>> from carbonmeter import track_emissions
+        >>> @track_emissions(country_iso_code="FRA", save_to_file=False)
+        ... def train():
+        ...     return "done"
+        >>> train()
+        'done'
+    """
+    unknown = sorted(set(tracker_kwargs) - set(SETTINGS))
+    if unknown:
+        raise TypeError(
+            f"track_emissions() got unexpected keyword argument(s) {', '.join(unknown)}; "
+            f"known: offline, {', '.join(SETTINGS)}"
+        )
+    tracker_class = OfflineEmissionsTracker if offline else EmissionsTracker
+
+    def decorate(function: F) -> F:
+        if inspect.iscoroutinefunction(function):
+
+            @functools.wraps(function)
+            async def measured_coroutine(*args: Any, **kwargs: Any) -> Any:
+                with tracker_class(**tracker_kwargs):
+                    return await function(*args, **kwargs)
+
+            return measured_coroutine  # type: ignore[return-value]
+
+        @functools.wraps(function)
+        def measured(*args: Any, **kwargs: Any) -> Any:
+            with tracker_class(**tracker_kwargs):
+                return function(*args, **kwargs)
+
+        return measured  # type: ignore[return-value]
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate

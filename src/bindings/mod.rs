@@ -1,0 +1,45 @@
+//! Python bindings: conversion and error mapping only, no arithmetic and no file I/O.
+
+mod data;
+pub(crate) mod errors;
+mod tracker;
+
+use std::sync::OnceLock;
+
+use pyo3::prelude::*;
+
+static LOG_RESET: OnceLock<pyo3_log::ResetHandle> = OnceLock::new();
+
+/// Makes `log` records reach the Python logger `carbonmeter` (and its children), after the
+/// caller changed logging levels: pyo3-log caches levels for speed.
+pub(crate) fn refresh_log_levels() {
+    if let Some(handle) = LOG_RESET.get() {
+        handle.reset();
+    }
+}
+
+pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
+    if LOG_RESET.get().is_none() {
+        let logger = pyo3_log::Logger::new(py, pyo3_log::Caching::LoggersAndLevels)?
+            .filter(log::LevelFilter::Trace);
+        // Another copy of the module in this process may have installed it already.
+        if let Ok(handle) = logger.install() {
+            let _ = LOG_RESET.set(handle);
+        }
+    }
+    module.add("__version__", crate::tracker::VERSION)?;
+    module.add(
+        "SETTINGS",
+        crate::config::SERVED
+            .iter()
+            .chain(crate::config::UNSERVED.iter())
+            .copied()
+            .collect::<Vec<_>>(),
+    )?;
+    module.add("CSV_COLUMNS", crate::output::row::columns())?;
+    errors::register(module)?;
+    module.add_class::<tracker::PyEmissionsTracker>()?;
+    module.add_class::<data::PyEmissionsData>()?;
+    Ok(())
+}

@@ -1,0 +1,392 @@
+//! Energy from counter readings and power samples, over any window.
+//!
+//! Pure arithmetic: no I/O and no clock. Timestamps are seconds on any monotonic scale the caller
+//! picks, so the same functions serve the sampler, window edges and tests.
+
+/// Energy in µJ between two readings of a counter that wraps to zero on reaching `max_energy_range_uj`.
+///
+/// A decrease is a wrap, unless `max_plausible_uj` says the wrapped delta is more than the zone
+/// could have used since the last read: then the counter was reset (driver reload, resume from
+/// suspend) and started again from zero, so only `current_uj` is new energy. Dropping the
+/// interval instead, as some tools do, loses up to a whole sampling period of energy.
+pub fn counter_delta_uj(
+    previous_uj: u64,
+    current_uj: u64,
+    max_energy_range_uj: u64,
+    max_plausible_uj: Option<u64>,
+) -> u64 {
+    if current_uj >= previous_uj {
+        return current_uj - previous_uj;
+    }
+    if max_energy_range_uj < previous_uj {
+        // The range file lied or the counter was replaced by one with another range.
+        return current_uj;
+    }
+    let wrapped_uj = max_energy_range_uj - previous_uj + current_uj;
+    match max_plausible_uj {
+        Some(limit_uj) if wrapped_uj > limit_uj => current_uj,
+        _ => wrapped_uj,
+    }
+}
+
+/// Total energy in µJ over a series of counter readings, wraps and resets handled per step.
+pub fn counter_energy_uj(readings_uj: &[u64], max_energy_range_uj: u64) -> u64 {
+    readings_uj
+        .windows(2)
+        .map(|pair| counter_delta_uj(pair[0], pair[1], max_energy_range_uj, None))
+        .sum()
+}
+
+/// One power reading at a point in time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PowerSample {
+    /// When it was taken, in seconds.
+    pub t_s: f64,
+    /// Power in watts.
+    pub power_w: f64,
+}
+
+/// How a power reading relates to the time before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerKind {
+    /// Power at the instant of the reading (NVML power, a RAM model of memory in use):
+    /// integrate by trapezoid between readings.
+    Instantaneous,
+    /// Mean power over the interval that ends at the reading (CPU load since the last refresh):
+    /// that power held over the whole interval is exact, a trapezoid would smear it.
+    IntervalMean,
+}
+
+/// Energy in J of a power profile over `[t0_s, t1_s]`, by the trapezoid rule.
+///
+/// `samples` must be sorted by time. Between samples power is linear; before the first and after
+/// the last it is held constant, so a window that starts before the first sample still counts.
+/// Windows that share an edge add up exactly: `E[a, c] = E[a, b] + E[b, c]`.
+pub fn trapezoid_energy_j(samples: &[PowerSample], t0_s: f64, t1_s: f64) -> f64 {
+    if samples.is_empty() || t1_s <= t0_s {
+        return 0.0;
+    }
+    let mut energy_j = 0.0;
+    let mut previous = PowerSample {
+        t_s: t0_s,
+        power_w: power_at(samples, t0_s),
+    };
+    for sample in samples.iter().filter(|s| s.t_s > t0_s && s.t_s < t1_s) {
+        energy_j += segment_j(previous, *sample);
+        previous = *sample;
+    }
+    let last = PowerSample {
+        t_s: t1_s,
+        power_w: power_at(samples, t1_s),
+    };
+    energy_j + segment_j(previous, last)
+}
+
+/// Power at `t_s`, interpolated between the samples around it.
+pub fn power_at(samples: &[PowerSample], t_s: f64) -> f64 {
+    let after = samples.partition_point(|s| s.t_s <= t_s);
+    match (after.checked_sub(1).map(|i| samples[i]), samples.get(after)) {
+        (Some(before), Some(next)) if next.t_s > before.t_s => {
+            let fraction = (t_s - before.t_s) / (next.t_s - before.t_s);
+            before.power_w + fraction * (next.power_w - before.power_w)
+        }
+        (Some(before), _) => before.power_w,
+        (None, Some(next)) => next.power_w,
+        (None, None) => 0.0,
+    }
+}
+
+fn segment_j(from: PowerSample, to: PowerSample) -> f64 {
+    0.5 * (from.power_w + to.power_w) * (to.t_s - from.t_s)
+}
+
+/// Running energy of one power channel: a cumulative total that readings extend.
+///
+/// A window's energy is the difference of two totals taken at its edges, so any number of
+/// overlapping windows cost nothing to keep and always add up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PowerAccumulator {
+    kind: PowerKind,
+    last: Option<PowerSample>,
+    energy_j: f64,
+}
+
+impl PowerAccumulator {
+    /// A fresh accumulator for readings of `kind`.
+    pub fn new(kind: PowerKind) -> Self {
+        Self {
+            kind,
+            last: None,
+            energy_j: 0.0,
+        }
+    }
+
+    /// Adds a reading; the first one only sets the starting point. Returns the new total.
+    pub fn add(&mut self, sample: PowerSample) -> f64 {
+        if let Some(last) = self.last {
+            let dt_s = sample.t_s - last.t_s;
+            if dt_s > 0.0 {
+                self.energy_j += match self.kind {
+                    PowerKind::Instantaneous => segment_j(last, sample),
+                    PowerKind::IntervalMean => sample.power_w * dt_s,
+                };
+            }
+        }
+        if self.last.is_none_or(|last| sample.t_s >= last.t_s) {
+            self.last = Some(sample);
+        }
+        self.energy_j
+    }
+
+    /// Energy in J since the first reading.
+    pub fn energy_j(&self) -> f64 {
+        self.energy_j
+    }
+}
+
+/// Running energy of one wrapping counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CounterAccumulator {
+    max_energy_range_uj: u64,
+    max_power_uw: Option<u64>,
+    last: Option<(u64, u64)>,
+    energy_uj: u64,
+}
+
+impl CounterAccumulator {
+    /// A fresh accumulator for a counter with this range and, if known, peak power.
+    pub fn new(max_energy_range_uj: u64, max_power_uw: Option<u64>) -> Self {
+        Self {
+            max_energy_range_uj,
+            max_power_uw,
+            last: None,
+            energy_uj: 0,
+        }
+    }
+
+    /// Adds a reading taken at `t_us` (µs, monotonic); returns the total in µJ.
+    pub fn add(&mut self, t_us: u64, counter_uj: u64) -> u64 {
+        if let Some((last_t_us, last_uj)) = self.last {
+            // Twice the peak power over the elapsed time (plus a second of slack for timer
+            // jitter) is as much as a zone can draw: a larger wrapped delta is a reset.
+            let max_plausible_uj = self.max_power_uw.map(|power_uw| {
+                let elapsed_us = t_us.saturating_sub(last_t_us) + 1_000_000;
+                let limit = 2 * u128::from(power_uw) * u128::from(elapsed_us) / 1_000_000;
+                u64::try_from(limit).unwrap_or(u64::MAX)
+            });
+            self.energy_uj += counter_delta_uj(
+                last_uj,
+                counter_uj,
+                self.max_energy_range_uj,
+                max_plausible_uj,
+            );
+        }
+        self.last = Some((t_us, counter_uj));
+        self.energy_uj
+    }
+
+    /// Energy in µJ since the first reading.
+    pub fn energy_uj(&self) -> u64 {
+        self.energy_uj
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    reason = "the values compared are exact: parsed or zero"
+)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const RANGE_UJ: u64 = 262_143_328_850;
+
+    #[test]
+    fn delta_without_wrap_is_the_difference() {
+        assert_eq!(counter_delta_uj(100, 350, RANGE_UJ, None), 250);
+    }
+
+    #[test]
+    fn delta_across_a_wrap_adds_the_rest_of_the_range() {
+        assert_eq!(counter_delta_uj(RANGE_UJ - 10, 5, RANGE_UJ, None), 15);
+    }
+
+    #[test]
+    fn delta_from_the_top_of_the_range_wraps_to_the_new_value() {
+        assert_eq!(counter_delta_uj(RANGE_UJ, 0, RANGE_UJ, None), 0);
+        assert_eq!(counter_delta_uj(RANGE_UJ, 7, RANGE_UJ, None), 7);
+    }
+
+    #[test]
+    fn implausible_wrap_is_a_reset() {
+        // Counter fell from the middle of its range back to 1000: a wrap would mean 131 kJ.
+        assert_eq!(
+            counter_delta_uj(RANGE_UJ / 2, 1000, RANGE_UJ, Some(1_000_000)),
+            1000
+        );
+    }
+
+    #[test]
+    fn previous_above_range_counts_as_reset() {
+        assert_eq!(counter_delta_uj(RANGE_UJ + 5, 42, RANGE_UJ, None), 42);
+    }
+
+    #[test]
+    fn counter_series_with_two_wraps() {
+        let readings = [RANGE_UJ - 100, 50, RANGE_UJ - 10, 20];
+        let expected = 150 + (RANGE_UJ - 10 - 50) + 30;
+        assert_eq!(counter_energy_uj(&readings, RANGE_UJ), expected);
+    }
+
+    #[test]
+    fn counter_accumulator_detects_reset_with_known_peak_power() {
+        // 100 W peak, one second apart: a wrap would be far more than 2 * 100 J * 2 s.
+        let mut acc = CounterAccumulator::new(RANGE_UJ, Some(100_000_000));
+        acc.add(0, 5_000_000_000);
+        acc.add(1_000_000, 5_050_000_000);
+        assert_eq!(acc.add(2_000_000, 30_000_000), 80_000_000);
+    }
+
+    #[test]
+    fn counter_accumulator_keeps_wraps_within_peak_power() {
+        let mut acc = CounterAccumulator::new(RANGE_UJ, Some(100_000_000));
+        acc.add(0, RANGE_UJ - 40_000_000);
+        assert_eq!(acc.add(1_000_000, 10_000_000), 50_000_000);
+    }
+
+    #[test]
+    fn trapezoid_of_a_constant_is_power_times_time() {
+        let samples = [
+            PowerSample {
+                t_s: 0.0,
+                power_w: 40.0,
+            },
+            PowerSample {
+                t_s: 10.0,
+                power_w: 40.0,
+            },
+        ];
+        assert!((trapezoid_energy_j(&samples, 0.0, 10.0) - 400.0).abs() < 1e-9);
+        assert!((trapezoid_energy_j(&samples, 2.5, 5.0) - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn trapezoid_of_a_ramp_is_exact() {
+        // P(t) = 10 t over [0, 4]: E = 5 t^2 = 80 J, and 20 J over [0, 2].
+        let samples: Vec<_> = (0..=4)
+            .map(|t| PowerSample {
+                t_s: f64::from(t),
+                power_w: 10.0 * f64::from(t),
+            })
+            .collect();
+        assert!((trapezoid_energy_j(&samples, 0.0, 4.0) - 80.0).abs() < 1e-9);
+        assert!((trapezoid_energy_j(&samples, 0.0, 2.0) - 20.0).abs() < 1e-9);
+        // Half-way between samples the edge is interpolated: P(0.5) = 5, E[0, 0.5] = 1.25 J.
+        assert!((trapezoid_energy_j(&samples, 0.0, 0.5) - 1.25).abs() < 1e-9);
+    }
+
+    #[test]
+    fn trapezoid_holds_power_outside_the_samples() {
+        let samples = [PowerSample {
+            t_s: 5.0,
+            power_w: 3.0,
+        }];
+        assert!((trapezoid_energy_j(&samples, 0.0, 10.0) - 30.0).abs() < 1e-9);
+        assert_eq!(trapezoid_energy_j(&[], 0.0, 10.0), 0.0);
+        assert_eq!(trapezoid_energy_j(&samples, 10.0, 0.0), 0.0);
+    }
+
+    #[test]
+    fn interval_mean_accumulator_holds_each_reading_over_its_interval() {
+        let mut acc = PowerAccumulator::new(PowerKind::IntervalMean);
+        acc.add(PowerSample {
+            t_s: 0.0,
+            power_w: 99.0,
+        });
+        acc.add(PowerSample {
+            t_s: 2.0,
+            power_w: 10.0,
+        });
+        let total = acc.add(PowerSample {
+            t_s: 3.0,
+            power_w: 40.0,
+        });
+        assert!((total - 60.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn instantaneous_accumulator_matches_trapezoid() {
+        let samples = [(0.0, 10.0), (1.0, 30.0), (3.0, 10.0)]
+            .map(|(t_s, power_w)| PowerSample { t_s, power_w });
+        let mut acc = PowerAccumulator::new(PowerKind::Instantaneous);
+        for sample in samples {
+            acc.add(sample);
+        }
+        assert!((acc.energy_j() - trapezoid_energy_j(&samples, 0.0, 3.0)).abs() < 1e-9);
+    }
+
+    fn profile() -> impl Strategy<Value = Vec<PowerSample>> {
+        prop::collection::vec((0.001f64..5.0, 0.0f64..500.0), 1..40).prop_map(|steps| {
+            let mut t_s = 0.0;
+            steps
+                .into_iter()
+                .map(|(dt_s, power_w)| {
+                    t_s += dt_s;
+                    PowerSample { t_s, power_w }
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn trapezoid_windows_add_up(
+            samples in profile(),
+            edges in prop::array::uniform3(0.0f64..250.0),
+        ) {
+            let mut edges = edges;
+            edges.sort_by(f64::total_cmp);
+            let [a, b, c] = edges;
+            let whole = trapezoid_energy_j(&samples, a, c);
+            let parts = trapezoid_energy_j(&samples, a, b) + trapezoid_energy_j(&samples, b, c);
+            prop_assert!((whole - parts).abs() <= 1e-9 * whole.max(1.0));
+            prop_assert!(whole >= 0.0);
+        }
+
+        #[test]
+        fn counter_windows_add_up(
+            steps in prop::collection::vec(0u64..RANGE_UJ / 4, 2..60),
+            start in 0u64..RANGE_UJ,
+            split in 0usize..60,
+        ) {
+            // A counter advanced by known steps, wrapping at the range: every step comes back.
+            let mut readings = vec![start];
+            for step in &steps {
+                let last = *readings.last().unwrap_or(&0);
+                readings.push((last + step) % RANGE_UJ);
+            }
+            let total = counter_energy_uj(&readings, RANGE_UJ);
+            let split = split.min(readings.len() - 1);
+            let parts = counter_energy_uj(&readings[..=split], RANGE_UJ)
+                + counter_energy_uj(&readings[split..], RANGE_UJ);
+            prop_assert_eq!(total, parts);
+            prop_assert_eq!(total, steps.iter().sum::<u64>());
+        }
+
+        #[test]
+        fn accumulators_never_go_backwards(
+            readings in prop::collection::vec((0u64..2_000_000, 0u64..RANGE_UJ), 1..50),
+        ) {
+            let mut acc = CounterAccumulator::new(RANGE_UJ, Some(200_000_000));
+            let mut t_us = 0;
+            let mut previous_total = 0;
+            for (dt_us, counter_uj) in readings {
+                t_us += dt_us;
+                let total = acc.add(t_us, counter_uj);
+                prop_assert!(total >= previous_total);
+                previous_total = total;
+            }
+        }
+    }
+}

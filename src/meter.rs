@@ -1,0 +1,438 @@
+//! The sensors of one tracker and the running energy of each of their channels.
+//!
+//! Every read extends a cumulative total per channel; a window's energy is the difference of
+//! two [`Snapshot`]s taken at its edges. Edges read the hardware at once (not at the next tick),
+//! so counters are exact at any boundary and windows of any number and overlap add up.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::integrator::{CounterAccumulator, PowerAccumulator, PowerKind, PowerSample};
+use crate::sensors::constant::ConstantSensor;
+use crate::sensors::cpu_load::{LoadTdpSensor, lookup_cpu_tdp};
+use crate::sensors::host::{HostInfo, HostProbe};
+use crate::sensors::ram::RamModelSensor;
+use crate::sensors::rapl::{RaplDiscovery, RaplSensor};
+use crate::sensors::{Channel, ChannelKind, Component, Method, Reading, Sensor, TrackingMode};
+
+/// Power per logical CPU assumed when the CPU model is not in the TDP table (CodeCarbon 3.x's
+/// rule); `default_cpu_power` overrides it.
+pub const UNKNOWN_CPU_W_PER_THREAD: f64 = 4.0;
+
+/// How to choose and configure sensors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeterConfig {
+    /// Root of the powercap tree.
+    pub powercap_root: PathBuf,
+    /// Machine or process tree.
+    pub tracking_mode: TrackingMode,
+    /// Count RAPL `dram` zones as RAM energy.
+    pub rapl_include_dram: bool,
+    /// Count RAPL `psys` as CPU energy instead of the packages.
+    pub rapl_prefer_psys: bool,
+    /// Use load × TDP even where RAPL is readable.
+    pub force_mode_cpu_load: bool,
+    /// A fixed CPU power in W instead of any measurement.
+    pub force_cpu_power_w: Option<f64>,
+    /// A fixed RAM power in W instead of any measurement.
+    pub force_ram_power_w: Option<f64>,
+    /// TDP of the whole CPU in W when the model is not in the table.
+    pub default_cpu_power_w: Option<f64>,
+}
+
+/// Energy in J per component.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ComponentEnergy {
+    /// CPU packages (or psys when preferred).
+    pub cpu_j: f64,
+    /// Memory.
+    pub ram_j: f64,
+    /// GPUs.
+    pub gpu_j: f64,
+    /// RAPL platform zone, apart.
+    pub psys_j: f64,
+}
+
+impl ComponentEnergy {
+    fn add(&mut self, component: Component, energy_j: f64) {
+        match component {
+            Component::Cpu => self.cpu_j += energy_j,
+            Component::Ram => self.ram_j += energy_j,
+            Component::Gpu => self.gpu_j += energy_j,
+            Component::Psys => self.psys_j += energy_j,
+        }
+    }
+
+    fn minus(self, earlier: Self) -> Self {
+        Self {
+            cpu_j: (self.cpu_j - earlier.cpu_j).max(0.0),
+            ram_j: (self.ram_j - earlier.ram_j).max(0.0),
+            gpu_j: (self.gpu_j - earlier.gpu_j).max(0.0),
+            psys_j: (self.psys_j - earlier.psys_j).max(0.0),
+        }
+    }
+}
+
+/// Cumulative totals at one instant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Snapshot {
+    /// When, in seconds since the meter started.
+    pub t_s: f64,
+    /// Energy since the meter started.
+    pub energy: ComponentEnergy,
+    /// ∫ CPU utilisation (0 to 1) dt.
+    pub cpu_busy_s: f64,
+    /// ∫ RAM in use (GB) dt.
+    pub ram_used_gb_s: f64,
+    /// ∫ RAM in use / RAM installed dt.
+    pub ram_fraction_s: f64,
+}
+
+/// What happened between two snapshots.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interval {
+    /// Length in seconds.
+    pub duration_s: f64,
+    /// Energy per component.
+    pub energy: ComponentEnergy,
+    /// Mean CPU utilisation, percent.
+    pub cpu_utilization_percent: f64,
+    /// Mean RAM in use, GB.
+    pub ram_used_gb: f64,
+    /// Mean RAM in use, percent of installed.
+    pub ram_utilization_percent: f64,
+}
+
+impl Snapshot {
+    /// The interval from `start` to this snapshot.
+    pub fn since(&self, start: &Snapshot) -> Interval {
+        let duration_s = (self.t_s - start.t_s).max(0.0);
+        let mean = |later: f64, earlier: f64| {
+            if duration_s > 0.0 {
+                (later - earlier).max(0.0) / duration_s
+            } else {
+                0.0
+            }
+        };
+        Interval {
+            duration_s,
+            energy: self.energy.minus(start.energy),
+            cpu_utilization_percent: 100.0 * mean(self.cpu_busy_s, start.cpu_busy_s),
+            ram_used_gb: mean(self.ram_used_gb_s, start.ram_used_gb_s),
+            ram_utilization_percent: 100.0 * mean(self.ram_fraction_s, start.ram_fraction_s),
+        }
+    }
+}
+
+/// The measurement methods in use, for the row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeterDescription {
+    /// How CPU energy is measured.
+    pub cpu_method: Method,
+    /// How RAM energy is measured.
+    pub ram_method: Method,
+    /// How GPU energy is measured.
+    pub gpu_method: Method,
+    /// Names of the RAPL zones read, `+`-joined.
+    pub rapl_zones: String,
+    /// Static facts of the machine.
+    pub host: HostInfo,
+}
+
+enum Accumulator {
+    Counter(CounterAccumulator),
+    Power(PowerAccumulator),
+}
+
+struct ChannelState {
+    channel: Channel,
+    accumulator: Accumulator,
+    alive: bool,
+}
+
+impl ChannelState {
+    fn energy_j(&self) -> f64 {
+        match &self.accumulator {
+            Accumulator::Counter(counter) => counter.energy_uj() as f64 / 1e6,
+            Accumulator::Power(power) => power.energy_j(),
+        }
+    }
+}
+
+/// Sensors plus their running totals.
+pub struct Meter {
+    origin: Instant,
+    probe: HostProbe,
+    sensors: Vec<Box<dyn Sensor>>,
+    channels: Vec<Vec<ChannelState>>,
+    cpu_busy: PowerAccumulator,
+    ram_used_gb: PowerAccumulator,
+    ram_fraction: PowerAccumulator,
+    description: MeterDescription,
+    max_read_interval_s: f64,
+    warned: HashSet<String>,
+    pending_warnings: Vec<String>,
+}
+
+impl Meter {
+    /// Chooses sensors for `config`, reads them once, and returns the meter with any warnings
+    /// about the choice (each to be logged once by the caller).
+    pub fn discover(config: &MeterConfig) -> (Self, Vec<String>) {
+        let mut warnings = Vec::new();
+        let probe = HostProbe::new(config.tracking_mode);
+        if !probe.is_available() {
+            warnings.push(
+                "cannot read CPU and memory utilisation on this system: load and RAM models \
+                 report zero"
+                    .to_owned(),
+            );
+        }
+        let host = probe.info().clone();
+        let mut sensors: Vec<Box<dyn Sensor>> = Vec::new();
+
+        let wants_rapl_cpu = config.force_cpu_power_w.is_none()
+            && !config.force_mode_cpu_load
+            && config.tracking_mode == TrackingMode::Machine;
+        let wants_rapl_ram = config.force_ram_power_w.is_none()
+            && config.rapl_include_dram
+            && config.tracking_mode == TrackingMode::Machine;
+        let mut rapl = None;
+        if wants_rapl_cpu || wants_rapl_ram {
+            match RaplSensor::discover(&config.powercap_root, &mut warnings) {
+                RaplDiscovery::Found(sensor) => rapl = Some(sensor),
+                RaplDiscovery::Unreadable { path } => warnings.push(format!(
+                    "RAPL energy counters exist but cannot be read ({}: permission denied, \
+                     root-only since Linux 5.10). Falling back to a CPU load x TDP estimate. \
+                     To measure: sudo chmod a+r {}/*/energy_uj (until reboot), or a udev rule: \
+                     SUBSYSTEM==\"powercap\", ACTION==\"add\", TEST==\"energy_uj\", \
+                     RUN+=\"/bin/chmod 0444 /sys%p/energy_uj\"",
+                    path.display(),
+                    config.powercap_root.display()
+                )),
+                RaplDiscovery::Absent => {
+                    log::debug!(
+                        "no RAPL zones under {}: CPU energy from load x TDP",
+                        config.powercap_root.display()
+                    );
+                }
+            }
+        }
+
+        let mut cpu_method = Method::None;
+        let mut ram_method = Method::None;
+        let mut rapl_zones = String::new();
+        let mut max_read_interval_s = f64::INFINITY;
+        if let Some(mut sensor) = rapl {
+            let has_psys = sensor
+                .zones()
+                .iter()
+                .any(|z| z.component == Component::Psys);
+            let psys_as_cpu = config.rapl_prefer_psys && has_psys;
+            sensor.select(|zone| match zone.component {
+                Component::Cpu if wants_rapl_cpu && !psys_as_cpu => Some(Component::Cpu),
+                Component::Psys if wants_rapl_cpu && psys_as_cpu => Some(Component::Cpu),
+                Component::Psys => Some(Component::Psys),
+                Component::Ram if wants_rapl_ram => Some(Component::Ram),
+                _ => None,
+            });
+            let zones = sensor.zones();
+            if zones.iter().any(|z| z.component == Component::Cpu) {
+                cpu_method = Method::Rapl;
+            }
+            if zones.iter().any(|z| z.component == Component::Ram) {
+                ram_method = Method::Rapl;
+            }
+            rapl_zones = zones
+                .iter()
+                .map(|z| z.name.as_str())
+                .collect::<Vec<_>>()
+                .join("+");
+            max_read_interval_s = sensor.max_read_interval_s();
+            if !zones.is_empty() {
+                sensors.push(Box::new(sensor));
+            }
+        }
+
+        if let Some(power_w) = config.force_cpu_power_w {
+            sensors.push(Box::new(ConstantSensor::new(Component::Cpu, power_w)));
+            cpu_method = Method::Constant;
+        } else if cpu_method == Method::None {
+            let total_tdp_w = cpu_tdp_w(config, &host, &mut warnings);
+            sensors.push(Box::new(LoadTdpSensor::new(total_tdp_w)));
+            cpu_method = Method::LoadTdp;
+        }
+        if let Some(power_w) = config.force_ram_power_w {
+            sensors.push(Box::new(ConstantSensor::new(Component::Ram, power_w)));
+            ram_method = Method::Constant;
+        } else if ram_method == Method::None {
+            sensors.push(Box::new(RamModelSensor));
+            ram_method = Method::Model;
+        }
+
+        let channels = sensors
+            .iter()
+            .map(|sensor| {
+                sensor
+                    .channels()
+                    .into_iter()
+                    .map(|channel| ChannelState {
+                        accumulator: match channel.kind {
+                            ChannelKind::Counter {
+                                max_energy_range_uj,
+                                max_power_uw,
+                            } => Accumulator::Counter(CounterAccumulator::new(
+                                max_energy_range_uj,
+                                max_power_uw,
+                            )),
+                            ChannelKind::Power(kind) => {
+                                Accumulator::Power(PowerAccumulator::new(kind))
+                            }
+                        },
+                        channel,
+                        alive: true,
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut meter = Self {
+            origin: Instant::now(),
+            probe,
+            sensors,
+            channels,
+            cpu_busy: PowerAccumulator::new(PowerKind::IntervalMean),
+            ram_used_gb: PowerAccumulator::new(PowerKind::Instantaneous),
+            ram_fraction: PowerAccumulator::new(PowerKind::Instantaneous),
+            description: MeterDescription {
+                cpu_method,
+                ram_method,
+                gpu_method: Method::None,
+                rapl_zones,
+                host,
+            },
+            max_read_interval_s,
+            warned: HashSet::new(),
+            pending_warnings: Vec::new(),
+        };
+        meter.read();
+        (meter, warnings)
+    }
+
+    /// Methods and machine facts.
+    pub fn description(&self) -> &MeterDescription {
+        &self.description
+    }
+
+    /// Longest time between reads that keeps every counter exact, in seconds.
+    pub fn max_read_interval_s(&self) -> f64 {
+        self.max_read_interval_s
+    }
+
+    /// Reads every sensor now and returns the totals.
+    pub fn read(&mut self) -> Snapshot {
+        let elapsed = self.origin.elapsed();
+        let t_s = elapsed.as_secs_f64();
+        let t_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let host = self.probe.sample();
+        for (sensor, states) in self.sensors.iter_mut().zip(self.channels.iter_mut()) {
+            let readings = sensor.read(&host);
+            for (state, reading) in states.iter_mut().zip(readings) {
+                if !state.alive {
+                    continue;
+                }
+                match (reading, &mut state.accumulator) {
+                    (Ok(Reading::EnergyUj(energy_uj)), Accumulator::Counter(counter)) => {
+                        counter.add(t_us, energy_uj);
+                    }
+                    (Ok(Reading::PowerW(power_w)), Accumulator::Power(power)) => {
+                        power.add(PowerSample { t_s, power_w });
+                    }
+                    (Ok(_), _) => {
+                        state.alive = false;
+                        Self::warn_once(
+                            &mut self.warned,
+                            &mut self.pending_warnings,
+                            format!("{}: reading of the wrong kind, dropped", state.channel.name),
+                        );
+                    }
+                    (Err(message), _) => {
+                        state.alive = false;
+                        Self::warn_once(
+                            &mut self.warned,
+                            &mut self.pending_warnings,
+                            format!(
+                                "{message}; its energy up to now is kept, the rest of the run \
+                                 goes without it"
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        let ram_used_gb = host.ram_used_bytes as f64 / 1e9;
+        let ram_fraction = if host.ram_total_bytes > 0 {
+            host.ram_used_bytes as f64 / host.ram_total_bytes as f64
+        } else {
+            0.0
+        };
+        let cpu_busy_s = self.cpu_busy.add(PowerSample {
+            t_s,
+            power_w: host.cpu_fraction,
+        });
+        let ram_used_gb_s = self.ram_used_gb.add(PowerSample {
+            t_s,
+            power_w: ram_used_gb,
+        });
+        let ram_fraction_s = self.ram_fraction.add(PowerSample {
+            t_s,
+            power_w: ram_fraction,
+        });
+        let mut energy = ComponentEnergy::default();
+        for state in self.channels.iter().flatten() {
+            energy.add(state.channel.component, state.energy_j());
+        }
+        Snapshot {
+            t_s,
+            energy,
+            cpu_busy_s,
+            ram_used_gb_s,
+            ram_fraction_s,
+        }
+    }
+
+    /// Warnings raised by reads since the last call, each cause once per meter.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.pending_warnings)
+    }
+
+    fn warn_once(warned: &mut HashSet<String>, pending: &mut Vec<String>, message: String) {
+        if warned.insert(message.clone()) {
+            pending.push(message);
+        }
+    }
+}
+
+/// TDP of all CPU packages, in W: the user's figure, else the table's, else per thread.
+fn cpu_tdp_w(config: &MeterConfig, host: &HostInfo, warnings: &mut Vec<String>) -> f64 {
+    if let Some(power_w) = config.default_cpu_power_w {
+        return power_w;
+    }
+    if let Some(found) = lookup_cpu_tdp(&host.cpu_model) {
+        log::debug!(
+            "CPU {:?} matched {:?}: {} W x {} package(s)",
+            host.cpu_model,
+            found.model,
+            found.tdp_w,
+            host.socket_count
+        );
+        return found.tdp_w * host.socket_count as f64;
+    }
+    let threads = host.cpu_count.max(1);
+    let power_w = UNKNOWN_CPU_W_PER_THREAD * threads as f64;
+    warnings.push(format!(
+        "CPU model {:?} is not in the TDP table: assuming {UNKNOWN_CPU_W_PER_THREAD} W per \
+         logical CPU ({power_w} W); pass default_cpu_power=<W> for a better estimate",
+        host.cpu_model
+    ));
+    power_w
+}

@@ -1,0 +1,139 @@
+//! The background thread that reads the sensors between window edges.
+//!
+//! Ticks are scheduled by deadline (`start + k * period`), so a slow read delays one tick, not
+//! all later ones. Stopping sets a flag and wakes the thread through a condvar: `stop` returns
+//! as soon as the current tick (if any) ends, never after a sleep. The thread holds no Python
+//! object, so joining it cannot wait on the GIL.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+struct Shared {
+    stopping: Mutex<bool>,
+    wake: Condvar,
+}
+
+/// A running sampler thread; stops on [`Sampler::stop`] or drop.
+pub struct Sampler {
+    shared: Arc<Shared>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Sampler {
+    /// Calls `tick` every `period` on a new thread named `name`. A tick that panics ends the
+    /// sampler (logged as an error); the caller's thread never sees the panic.
+    pub fn spawn(
+        name: &str,
+        period: Duration,
+        mut tick: impl FnMut() + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            stopping: Mutex::new(false),
+            wake: Condvar::new(),
+        });
+        let thread_shared = Arc::clone(&shared);
+        let period = period.max(Duration::from_millis(1));
+        let handle = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                let start = Instant::now();
+                let mut ticks: u32 = 0;
+                loop {
+                    ticks = ticks.saturating_add(1);
+                    let mut deadline = start + period * ticks;
+                    let now = Instant::now();
+                    if deadline < now {
+                        // Fell behind (suspend, a very slow read): skip the missed ticks rather
+                        // than firing them back to back.
+                        let behind = now.duration_since(start).as_nanos() / period.as_nanos();
+                        ticks = u32::try_from(behind).unwrap_or(u32::MAX).saturating_add(1);
+                        deadline = start + period * ticks;
+                    }
+                    {
+                        let mut stopping = thread_shared.stopping.lock();
+                        while !*stopping {
+                            if thread_shared
+                                .wake
+                                .wait_until(&mut stopping, deadline)
+                                .timed_out()
+                            {
+                                break;
+                            }
+                        }
+                        if *stopping {
+                            return;
+                        }
+                    }
+                    if catch_unwind(AssertUnwindSafe(&mut tick)).is_err() {
+                        log::error!("carbonmeter sampler stopped after a panic in a sensor read");
+                        return;
+                    }
+                }
+            })?;
+        Ok(Self {
+            shared,
+            handle: Some(handle),
+        })
+    }
+
+    /// Stops the thread and waits for it; returns at once if it already stopped.
+    pub fn stop(&mut self) {
+        *self.shared.stopping.lock() = true;
+        self.shared.wake.notify_all();
+        if let Some(handle) = self.handle.take() {
+            // The tick catches panics itself, so a join error cannot carry one.
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn ticks_on_schedule_and_stops_at_once() {
+        let count = Arc::new(AtomicU32::new(0));
+        let counter = Arc::clone(&count);
+        let mut sampler = Sampler::spawn("test", Duration::from_millis(10), move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        })
+        .expect("spawn");
+        std::thread::sleep(Duration::from_millis(205));
+        let started_stop = Instant::now();
+        sampler.stop();
+        assert!(started_stop.elapsed() < Duration::from_millis(50));
+        let ticks = count.load(Ordering::SeqCst);
+        assert!(
+            (15..=21).contains(&ticks),
+            "{ticks} ticks in 205 ms at 10 ms"
+        );
+    }
+
+    #[test]
+    fn long_period_stop_does_not_wait_for_the_period() {
+        let mut sampler = Sampler::spawn("test", Duration::from_hours(1), || {}).expect("spawn");
+        let started_stop = Instant::now();
+        sampler.stop();
+        assert!(started_stop.elapsed() < Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_panicking_tick_ends_the_thread_quietly() {
+        let mut sampler = Sampler::spawn("test", Duration::from_millis(1), || panic!("sensor bug"))
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(20));
+        sampler.stop();
+    }
+}

@@ -1,0 +1,171 @@
+//! CPU power as utilisation times TDP, for machines without readable RAPL counters.
+
+use std::sync::OnceLock;
+
+use super::{Channel, ChannelKind, Component, HostSample, Method, Reading, Sensor};
+use crate::integrator::PowerKind;
+
+/// TDP assumed per package when the CPU model is not in the table: CodeCarbon's default, a
+/// mid-range server part. Override it with `default_cpu_power`.
+pub const DEFAULT_CPU_TDP_W: f64 = 85.0;
+
+const CPU_TDP_CSV: &str = include_str!("../../data/cpu_tdp.csv");
+
+/// A TDP found for a CPU model name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TdpMatch {
+    /// The table's name for the model.
+    pub model: String,
+    /// Thermal design power of one package, in W.
+    pub tdp_w: f64,
+}
+
+struct TdpEntry {
+    model: String,
+    tokens: Vec<String>,
+    tdp_w: f64,
+}
+
+fn tdp_table() -> &'static [TdpEntry] {
+    static TABLE: OnceLock<Vec<TdpEntry>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut reader = csv::Reader::from_reader(CPU_TDP_CSV.as_bytes());
+        reader
+            .records()
+            .filter_map(Result::ok)
+            .filter_map(|record| {
+                let model = record.get(0)?.trim().to_owned();
+                let tdp_w = record.get(1)?.trim().parse().ok()?;
+                Some(TdpEntry {
+                    tokens: model_tokens(&model),
+                    model,
+                    tdp_w,
+                })
+            })
+            .collect()
+    })
+}
+
+/// Lower-case words of a CPU name, without trademarks, clock speed and filler words, so the
+/// kernel's "Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz" and the table's "Xeon Gold 6248" meet.
+fn model_tokens(name: &str) -> Vec<String> {
+    let name = name.split('@').next().unwrap_or(name);
+    let cleaned = name
+        .replace("(R)", " ")
+        .replace("(r)", " ")
+        .replace("(TM)", " ")
+        .replace("(tm)", " ")
+        .replace(['®', '™', ','], " ");
+    cleaned
+        .split_whitespace()
+        .map(str::to_ascii_lowercase)
+        .filter(|word| {
+            !matches!(
+                word.as_str(),
+                "cpu" | "processor" | "with" | "intel" | "amd"
+            ) && !word.ends_with("-core")
+                && !word.ends_with("ghz")
+        })
+        .collect()
+}
+
+/// The TDP of `cpu_model`: the table entry whose words all appear in the name, the most
+/// specific (longest) first. Entries must share a word with a digit (the model number), so a
+/// family name alone never matches.
+pub fn lookup_cpu_tdp(cpu_model: &str) -> Option<TdpMatch> {
+    let words = model_tokens(cpu_model);
+    tdp_table()
+        .iter()
+        .filter(|entry| {
+            entry
+                .tokens
+                .iter()
+                .any(|token| token.chars().any(|c| c.is_ascii_digit()))
+                && entry.tokens.iter().all(|token| words.contains(token))
+        })
+        .max_by_key(|entry| entry.tokens.iter().map(String::len).sum::<usize>())
+        .map(|entry| TdpMatch {
+            model: entry.model.clone(),
+            tdp_w: entry.tdp_w,
+        })
+}
+
+/// Power = share of the CPUs in use × TDP of all packages.
+#[derive(Debug, Clone)]
+pub struct LoadTdpSensor {
+    total_tdp_w: f64,
+}
+
+impl LoadTdpSensor {
+    /// A model for a machine whose packages together have `total_tdp_w`.
+    pub fn new(total_tdp_w: f64) -> Self {
+        Self { total_tdp_w }
+    }
+
+    /// TDP of all packages together, in W.
+    pub fn total_tdp_w(&self) -> f64 {
+        self.total_tdp_w
+    }
+}
+
+impl Sensor for LoadTdpSensor {
+    fn channels(&self) -> Vec<Channel> {
+        vec![Channel {
+            name: "cpu-load".to_owned(),
+            component: Component::Cpu,
+            method: Method::LoadTdp,
+            // Utilisation is measured over the interval since the last refresh.
+            kind: ChannelKind::Power(PowerKind::IntervalMean),
+        }]
+    }
+
+    fn read(&mut self, host: &HostSample) -> Vec<Result<Reading, String>> {
+        vec![Ok(Reading::PowerW(host.cpu_fraction * self.total_tdp_w))]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_brand_strings_find_their_table_entry() {
+        let cases = [
+            ("Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz", "Xeon Gold 6248"),
+            ("AMD EPYC 7763 64-Core Processor", "EPYC 7763"),
+            ("Intel(R) Core(TM) i7-8700K CPU @ 3.70GHz", "i7-8700K"),
+        ];
+        for (brand, expected) in cases {
+            let found = lookup_cpu_tdp(brand).unwrap_or_else(|| panic!("no TDP for {brand}"));
+            assert!(
+                found.model.contains(expected),
+                "{brand} matched {} instead of {expected}",
+                found.model
+            );
+            assert!(found.tdp_w > 0.0);
+        }
+    }
+
+    #[test]
+    fn gold_6248_is_150_w() {
+        let found = lookup_cpu_tdp("Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz");
+        assert_eq!(found.map(|m| m.tdp_w), Some(150.0));
+    }
+
+    #[test]
+    fn unknown_or_family_only_names_do_not_match() {
+        assert_eq!(lookup_cpu_tdp("AMD EPYC"), None);
+        assert_eq!(lookup_cpu_tdp("QEMU Virtual CPU version 2.5+"), None);
+        assert_eq!(lookup_cpu_tdp(""), None);
+    }
+
+    #[test]
+    fn load_model_scales_tdp_by_utilisation() {
+        let mut sensor = LoadTdpSensor::new(200.0);
+        let host = HostSample {
+            cpu_fraction: 0.25,
+            ..HostSample::default()
+        };
+        assert_eq!(sensor.read(&host), vec![Ok(Reading::PowerW(50.0))]);
+    }
+}

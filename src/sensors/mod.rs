@@ -1,0 +1,109 @@
+//! Where energy readings come from: one file per source behind the [`Sensor`] trait.
+//!
+//! A sensor reports, per channel, either a monotonic energy counter or a power figure; the meter
+//! turns both into cumulative energy with the integrator. Every hardware root (powercap folder,
+//! procfs through sysinfo) is a constructor argument so tests run the real code on fake trees.
+
+pub mod constant;
+pub mod cpu_load;
+pub mod host;
+pub mod ram;
+pub mod rapl;
+
+use std::fmt;
+
+use crate::integrator::PowerKind;
+pub use host::{HostSample, TrackingMode};
+
+/// The part of the machine a channel's energy is attributed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Component {
+    /// CPU packages.
+    Cpu,
+    /// Memory.
+    Ram,
+    /// GPUs.
+    Gpu,
+    /// The RAPL platform zone (`psys`): reported apart, never added to the others.
+    Psys,
+}
+
+/// How a component's energy was measured, as written in the `*_method` columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// RAPL energy counters (powercap).
+    Rapl,
+    /// CPU utilisation times the CPU's TDP.
+    LoadTdp,
+    /// A model of memory in use.
+    Model,
+    /// A power the user fixed.
+    Constant,
+    /// Not measured.
+    None,
+}
+
+impl Method {
+    /// The name written in the CSV.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rapl => "rapl",
+            Self::LoadTdp => "load_tdp",
+            Self::Model => "model",
+            Self::Constant => "constant",
+            Self::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a channel reports on each read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ChannelKind {
+    /// A counter in µJ that wraps to zero on reaching `max_energy_range_uj`.
+    Counter {
+        /// The counter's modulus.
+        max_energy_range_uj: u64,
+        /// Highest power the zone can draw, if the hardware says: bounds a plausible wrap and
+        /// sets how often the counter must be read.
+        max_power_uw: Option<u64>,
+    },
+    /// A power in W.
+    Power(PowerKind),
+}
+
+/// One measured quantity of a sensor: a RAPL zone, a power model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Channel {
+    /// A name unique within the tracker (`package-0`, `dram-0`, `cpu-load`).
+    pub name: String,
+    /// What the energy is attributed to.
+    pub component: Component,
+    /// How it is measured.
+    pub method: Method,
+    /// Counter or power.
+    pub kind: ChannelKind,
+}
+
+/// One reading of one channel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reading {
+    /// A counter value in µJ.
+    EnergyUj(u64),
+    /// A power in W.
+    PowerW(f64),
+}
+
+/// A source of readings.
+pub trait Sensor: Send {
+    /// The channels this sensor reports, in the order [`Sensor::read`] returns them.
+    fn channels(&self) -> Vec<Channel>;
+
+    /// Reads every channel; a failed channel gives its error as text and is not read again.
+    fn read(&mut self, host: &HostSample) -> Vec<Result<Reading, String>>;
+}

@@ -1,0 +1,230 @@
+//! RAPL energy counters through the Linux powercap tree (`/sys/class/powercap`).
+//!
+//! Package zones (`intel-rapl:N`, named `package-N`) are CPU energy, their `dram` subzones RAM
+//! energy, and `psys` the whole platform, which overlaps both and so is kept apart. The
+//! `intel-rapl-mmio` tree repeats a package's counter through another interface on recent Intel
+//! parts: counting it too would double the package.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use super::{Channel, ChannelKind, Component, HostSample, Method, Reading, Sensor};
+
+/// Peak power assumed for a zone whose hardware states none, to size the read interval: more
+/// than any single package or DIMM set draws today.
+pub const ASSUMED_ZONE_PEAK_W: f64 = 1000.0;
+
+/// Environment variable that moves the powercap root, for containers and tests.
+pub const POWERCAP_ROOT_ENV: &str = "CARBONMETER_POWERCAP_ROOT";
+
+/// The kernel's powercap folder.
+pub const DEFAULT_POWERCAP_ROOT: &str = "/sys/class/powercap";
+
+/// One powercap zone with an energy counter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RaplZone {
+    /// Channel name: `package-0`, `dram-0`, `psys`.
+    pub name: String,
+    /// The zone's folder.
+    pub dir: PathBuf,
+    /// What its energy counts as.
+    pub component: Component,
+    /// Modulus of `energy_uj`.
+    pub max_energy_range_uj: u64,
+    /// `constraint_0_max_power_uw`, when the zone has one.
+    pub max_power_uw: Option<u64>,
+}
+
+impl RaplZone {
+    /// Longest time between reads that cannot miss a second wrap, in seconds.
+    pub fn max_read_interval_s(&self) -> f64 {
+        let peak_w = self
+            .max_power_uw
+            .map_or(ASSUMED_ZONE_PEAK_W, |power_uw| power_uw as f64 / 1e6);
+        self.max_energy_range_uj as f64 / 1e6 / peak_w
+    }
+}
+
+/// What was found under a powercap root.
+#[derive(Debug)]
+pub enum RaplDiscovery {
+    /// No RAPL zones (not Linux, no driver, a VM).
+    Absent,
+    /// Zones exist but `energy_uj` cannot be read (root-only since Linux 5.10, CVE-2020-8694).
+    Unreadable {
+        /// The file that refused.
+        path: PathBuf,
+    },
+    /// Readable zones.
+    Found(RaplSensor),
+}
+
+/// The RAPL zones of a machine, read as one sensor.
+#[derive(Debug, Clone)]
+pub struct RaplSensor {
+    zones: Vec<RaplZone>,
+    dead: Vec<bool>,
+}
+
+/// `intel-rapl:0` -> (false, [0]); `intel-rapl-mmio:0:1` -> (true, [0, 1]).
+fn parse_zone_dir(file_name: &str) -> Option<(bool, Vec<u32>)> {
+    let (mmio, indexes) = if let Some(rest) = file_name.strip_prefix("intel-rapl-mmio:") {
+        (true, rest)
+    } else {
+        (false, file_name.strip_prefix("intel-rapl:")?)
+    };
+    let indexes: Option<Vec<u32>> = indexes.split(':').map(|i| i.parse().ok()).collect();
+    Some((mmio, indexes?))
+}
+
+fn read_trimmed(path: &Path) -> std::io::Result<String> {
+    Ok(std::fs::read_to_string(path)?.trim().to_owned())
+}
+
+fn read_u64(path: &Path) -> std::io::Result<u64> {
+    read_trimmed(path)?
+        .parse()
+        .map_err(|err| std::io::Error::new(ErrorKind::InvalidData, err))
+}
+
+impl RaplSensor {
+    /// Finds the RAPL zones under `root`. `warnings` gets one line per zone that had to be
+    /// skipped for a reason other than permissions.
+    pub fn discover(root: &Path, warnings: &mut Vec<String>) -> RaplDiscovery {
+        let Ok(entries) = std::fs::read_dir(root) else {
+            return RaplDiscovery::Absent;
+        };
+        let mut candidates: Vec<(bool, Vec<u32>, String, PathBuf)> = entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let file_name = entry.file_name().into_string().ok()?;
+                let (mmio, indexes) = parse_zone_dir(&file_name)?;
+                let dir = entry.path();
+                let name = read_trimmed(&dir.join("name")).ok()?;
+                Some((mmio, indexes, name, dir))
+            })
+            .collect();
+        candidates.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+
+        let mut zones: Vec<RaplZone> = Vec::new();
+        for (mmio, indexes, name, dir) in &candidates {
+            let component_and_name = match (indexes.as_slice(), name.as_str()) {
+                (_, "psys") => (Component::Psys, "psys".to_owned()),
+                ([_], package) if package.starts_with("package") => {
+                    (Component::Cpu, package.to_owned())
+                }
+                ([package, _] | [package], "dram") => (Component::Ram, format!("dram-{package}")),
+                _ => continue,
+            };
+            let (component, zone_name) = component_and_name;
+            if *mmio && zones.iter().any(|zone| zone.name == zone_name) {
+                continue;
+            }
+            match read_u64(&dir.join("energy_uj")) {
+                Err(err) if err.kind() == ErrorKind::PermissionDenied => {
+                    return RaplDiscovery::Unreadable {
+                        path: dir.join("energy_uj"),
+                    };
+                }
+                Err(err) => {
+                    warnings.push(format!(
+                        "RAPL zone {zone_name} skipped: {}: {err}",
+                        dir.join("energy_uj").display()
+                    ));
+                    continue;
+                }
+                Ok(_) => {}
+            }
+            let max_energy_range_uj = match read_u64(&dir.join("max_energy_range_uj")) {
+                Ok(range_uj) if range_uj > 0 => range_uj,
+                Ok(_) | Err(_) => {
+                    warnings.push(format!(
+                        "RAPL zone {zone_name} skipped: no usable max_energy_range_uj in {}",
+                        dir.display()
+                    ));
+                    continue;
+                }
+            };
+            let max_power_uw = read_u64(&dir.join("constraint_0_max_power_uw"))
+                .ok()
+                .filter(|power_uw| *power_uw > 0);
+            zones.push(RaplZone {
+                name: zone_name,
+                dir: dir.clone(),
+                component,
+                max_energy_range_uj,
+                max_power_uw,
+            });
+        }
+        if zones.is_empty() {
+            return RaplDiscovery::Absent;
+        }
+        RaplDiscovery::Found(Self::from_zones(zones))
+    }
+
+    /// A sensor over zones already described (tests, or a caller that filtered them).
+    pub fn from_zones(zones: Vec<RaplZone>) -> Self {
+        let dead = vec![false; zones.len()];
+        Self { zones, dead }
+    }
+
+    /// The zones read, in channel order.
+    pub fn zones(&self) -> &[RaplZone] {
+        &self.zones
+    }
+
+    /// Keeps the zones `keep` accepts, with their component possibly changed by it.
+    pub fn select(&mut self, mut keep: impl FnMut(&RaplZone) -> Option<Component>) {
+        self.zones = self
+            .zones
+            .drain(..)
+            .filter_map(|mut zone| {
+                zone.component = keep(&zone)?;
+                Some(zone)
+            })
+            .collect();
+        self.dead = vec![false; self.zones.len()];
+    }
+
+    /// Longest safe time between reads over all zones, in seconds.
+    pub fn max_read_interval_s(&self) -> f64 {
+        self.zones
+            .iter()
+            .map(RaplZone::max_read_interval_s)
+            .fold(f64::INFINITY, f64::min)
+    }
+}
+
+impl Sensor for RaplSensor {
+    fn channels(&self) -> Vec<Channel> {
+        self.zones
+            .iter()
+            .map(|zone| Channel {
+                name: zone.name.clone(),
+                component: zone.component,
+                method: Method::Rapl,
+                kind: ChannelKind::Counter {
+                    max_energy_range_uj: zone.max_energy_range_uj,
+                    max_power_uw: zone.max_power_uw,
+                },
+            })
+            .collect()
+    }
+
+    fn read(&mut self, _host: &HostSample) -> Vec<Result<Reading, String>> {
+        self.zones
+            .iter()
+            .zip(self.dead.iter_mut())
+            .map(|(zone, dead)| {
+                if *dead {
+                    return Err(format!("RAPL zone {} stopped answering", zone.name));
+                }
+                let path = zone.dir.join("energy_uj");
+                read_u64(&path).map(Reading::EnergyUj).map_err(|err| {
+                    *dead = true;
+                    format!("RAPL zone {}: {}: {err}", zone.name, path.display())
+                })
+            })
+            .collect()
+    }
+}
