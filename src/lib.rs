@@ -9,6 +9,7 @@ pub mod error;
 pub mod integrator;
 pub mod intensity;
 pub mod meter;
+pub mod once;
 pub mod output;
 pub mod sampler;
 pub mod sensors;

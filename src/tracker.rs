@@ -59,9 +59,9 @@ impl Tracker {
     /// A tracker for `config`; resolves the grid intensity now so a bad country fails here.
     pub fn new(config: Config, identity: Identity) -> Result<Self> {
         for key in &config.unserved {
-            log::warn!(
+            crate::once::warn_once(&format!(
                 "{key} is a CodeCarbon option for a service carbonmeter does not offer: ignored"
-            );
+            ));
         }
         for (key, origin) in &config.origins {
             log::debug!("setting {key} from {origin}");
@@ -120,7 +120,7 @@ impl Tracker {
         }
         let (mut meter, warnings) = Meter::discover(&self.config.meter);
         for warning in warnings {
-            log::warn!("{warning}");
+            crate::once::warn_once(&warning);
         }
         let start = meter.read();
         let period_s = self
@@ -316,13 +316,13 @@ fn resolve_intensity(config: &Config) -> Result<Intensity> {
     }
     Ok(located.unwrap_or_else(|| {
         let world = intensity::world_intensity();
-        log::warn!(
+        crate::once::warn_once(&format!(
             "no country set: emissions use the world average of {} g CO2eq/kWh ({}, {}); set \
              country_iso_code (e.g. \"FRA\") or CARBONMETER_COUNTRY_ISO_CODE for your grid",
             world.g_per_kwh,
             world.source,
             world.year.map_or_else(String::new, |y| y.to_string())
-        );
+        ));
         world
     }))
 }

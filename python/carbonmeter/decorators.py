@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
@@ -47,6 +46,9 @@ def track_emissions(
     tracker_class = OfflineEmissionsTracker if offline else EmissionsTracker
 
     def decorate(function: F) -> F:
+        # Imported here: `inspect` alone costs more than the rest of `import carbonmeter`.
+        import inspect
+
         if inspect.iscoroutinefunction(function):
 
             @functools.wraps(function)

@@ -1,0 +1,27 @@
+//! Warnings that are said once per process per cause, however many trackers run into them.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use parking_lot::Mutex;
+
+static SAID: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(|| Mutex::new(HashSet::new()));
+
+/// Logs `message` as a warning unless this process already logged it.
+pub fn warn_once(message: &str) {
+    if SAID.lock().insert(message.to_owned()) {
+        log::warn!("{message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_remembered() {
+        warn_once("once-test");
+        assert!(SAID.lock().contains("once-test"));
+        assert!(!SAID.lock().insert("once-test".to_owned()));
+    }
+}
