@@ -40,7 +40,7 @@ impl RawValue {
 }
 
 /// Settings carbonmeter serves, with what each accepts.
-pub const SERVED: [&str; 28] = [
+pub const SERVED: &[&str] = &[
     "project_name",
     "experiment_id",
     "experiment_name",
@@ -68,12 +68,13 @@ pub const SERVED: [&str; 28] = [
     "allow_multiple_runs",
     "default_cpu_power",
     "powercap_root",
-    "os_name",
+    "rank",
+    "sync",
 ];
 
 /// CodeCarbon arguments for services carbonmeter does not offer: accepted with one warning, so
 /// code written for CodeCarbon runs unchanged.
-pub const UNSERVED: [&str; 16] = [
+pub const UNSERVED: &[&str] = &[
     "api_call_interval",
     "api_endpoint",
     "api_key",
@@ -91,6 +92,31 @@ pub const UNSERVED: [&str; 16] = [
     "logger_preamble",
     "metadata",
 ];
+
+/// What to wait for at window edges so a window counts only the work dispatched inside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// Nothing: edges are read when the Python call happens.
+    #[default]
+    None,
+    /// `torch.cuda.synchronize()` when CUDA is in use.
+    Torch,
+}
+
+impl SyncMode {
+    /// Parses the `sync` setting.
+    pub fn parse(value: &str) -> Result<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "none" | "" => Ok(Self::None),
+            "torch" => Ok(Self::Torch),
+            _ => Err(Error::invalid(
+                "sync",
+                format!("{value:?}"),
+                "expected \"torch\" or \"none\"",
+            )),
+        }
+    }
+}
 
 /// The default `experiment_id`, CodeCarbon's.
 pub const DEFAULT_EXPERIMENT_ID: &str = "5b0fa12a-3dd7-45bb-9766-cc326314d9f1";
@@ -114,8 +140,8 @@ pub struct Config {
     pub log_level: Option<String>,
     /// GPU selection, kept for the GPU sensors.
     pub gpu_ids: Option<Vec<String>>,
-    /// Country setting, as given (resolved by the intensity lookup).
-    pub country: Option<String>,
+    /// Country setting as given (resolved by the intensity lookup), with the setting's name.
+    pub country: Option<(&'static str, String)>,
     /// Region setting.
     pub region: Option<String>,
     /// Cloud provider setting.
@@ -130,6 +156,10 @@ pub struct Config {
     pub force_carbon_intensity_g_per_kwh: Option<f64>,
     /// Sensor choice.
     pub meter: MeterConfig,
+    /// Distributed rank written in every row, when set.
+    pub rank: Option<u32>,
+    /// Wait for queued GPU work at window edges.
+    pub sync: SyncMode,
     /// Unserved CodeCarbon settings that were given (each warned about once).
     pub unserved: Vec<String>,
     /// Where each setting not from a keyword argument came from, for a debug line.
@@ -158,12 +188,16 @@ impl Environment {
     }
 }
 
-/// Reads the `[codecarbon]` (or `[carbonmeter]`) section of an INI file; missing file: empty.
-fn read_config_file(path: &Path) -> Result<BTreeMap<String, String>> {
+/// Reads the `[codecarbon]` (or `[carbonmeter]`) section of an INI file. A missing file is
+/// empty; an unreadable one too, with one warning (CodeCarbon's configparser skips it silently).
+fn read_config_file(path: &Path) -> BTreeMap<String, String> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(err) => return Err(Error::io(path, err)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return BTreeMap::new(),
+        Err(err) => {
+            crate::once::warn_once(&format!("{} ignored: {err}", path.display()));
+            return BTreeMap::new();
+        }
     };
     let mut values = BTreeMap::new();
     let mut in_section = false;
@@ -183,7 +217,7 @@ fn read_config_file(path: &Path) -> Result<BTreeMap<String, String>> {
             values.insert(key.trim().to_lowercase(), value.trim().to_owned());
         }
     }
-    Ok(values)
+    values
 }
 
 struct Layers {
@@ -310,14 +344,16 @@ impl Config {
                 });
             }
         }
-        let cwd_file = match &env.cwd {
-            Some(cwd) => read_config_file(&cwd.join(".codecarbon.config"))?,
-            None => BTreeMap::new(),
-        };
-        let home_file = match &env.home {
-            Some(home) => read_config_file(&home.join(".codecarbon.config"))?,
-            None => BTreeMap::new(),
-        };
+        let cwd_file = env
+            .cwd
+            .as_ref()
+            .map(|cwd| read_config_file(&cwd.join(".codecarbon.config")))
+            .unwrap_or_default();
+        let home_file = env
+            .home
+            .as_ref()
+            .map(|home| read_config_file(&home.join(".codecarbon.config")))
+            .unwrap_or_default();
         let mut layers = Layers {
             kwargs,
             env,
@@ -382,9 +418,12 @@ impl Config {
             ));
         }
         let output_path = save_to_file.then(|| output_dir.join(output_file));
-        let country = layers
-            .string("country_iso_code")
-            .or_else(|| layers.string("country_2letter_iso_code"));
+        let country = match layers.string("country_iso_code") {
+            Some(country) => Some(("country_iso_code", country)),
+            None => layers
+                .string("country_2letter_iso_code")
+                .map(|country| ("country_2letter_iso_code", country)),
+        };
         let powercap_root = layers
             .string("powercap_root")
             .or_else(|| layers.env.vars.get(POWERCAP_ROOT_ENV).cloned())
@@ -398,6 +437,15 @@ impl Config {
             force_cpu_power_w,
             force_ram_power_w,
             default_cpu_power_w,
+        };
+        let rank = layers
+            .float("rank", "expected a whole number >= 0", |r| {
+                r >= 0.0 && r.fract() == 0.0
+            })?
+            .map(|r| r as u32);
+        let sync = match layers.string("sync") {
+            Some(mode) => SyncMode::parse(&mode)?,
+            None => SyncMode::None,
         };
         // Validated for CodeCarbon parity; every carbonmeter tracker may run beside others.
         layers.boolean("allow_multiple_runs")?;
@@ -424,6 +472,8 @@ impl Config {
             wue,
             force_carbon_intensity_g_per_kwh,
             meter,
+            rank,
+            sync,
             unserved,
             origins: std::mem::take(&mut layers.origins),
         })

@@ -228,12 +228,13 @@ impl Meter {
                 .zones()
                 .iter()
                 .any(|z| z.component == Component::Psys);
-            let psys_as_cpu = config.rapl_prefer_psys && has_psys;
+            let psys_as_cpu = config.rapl_prefer_psys && has_psys && wants_rapl_cpu;
             sensor.select(|zone| match zone.component {
                 Component::Cpu if wants_rapl_cpu && !psys_as_cpu => Some(Component::Cpu),
                 Component::Psys if wants_rapl_cpu && psys_as_cpu => Some(Component::Cpu),
                 Component::Psys => Some(Component::Psys),
-                Component::Ram if wants_rapl_ram => Some(Component::Ram),
+                // psys already includes memory: counting dram beside it would count it twice.
+                Component::Ram if wants_rapl_ram && !psys_as_cpu => Some(Component::Ram),
                 _ => None,
             });
             let zones = sensor.zones();
@@ -242,6 +243,8 @@ impl Meter {
             }
             if zones.iter().any(|z| z.component == Component::Ram) {
                 ram_method = Method::Rapl;
+            } else if psys_as_cpu && config.force_ram_power_w.is_none() {
+                ram_method = Method::InCpu;
             }
             rapl_zones = zones
                 .iter()

@@ -10,7 +10,7 @@ static SAID: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(|| Mutex::new(Hash
 /// Logs `message` as a warning unless this process already logged it.
 pub fn warn_once(message: &str) {
     if SAID.lock().insert(message.to_owned()) {
-        log::warn!("{message}");
+        log::warn!(target: "carbonmeter", "{message}");
     }
 }
 

@@ -1,5 +1,6 @@
 //! The tracker: start, flush and stop a run, pure Rust.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use chrono::Local;
 use parking_lot::Mutex;
 
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::intensity::{self, Intensity, IntensityMethod};
 use crate::meter::{Interval, Meter, MeterDescription, Snapshot};
 use crate::output::EmissionsRow;
@@ -28,11 +29,50 @@ pub struct Identity {
     pub python_version: String,
 }
 
+/// What a window's row says about it besides its name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WindowLabels {
+    /// Epoch number, for epoch windows.
+    pub epoch: Option<u32>,
+    /// `train`, `validation`, ... where the framework tells them apart.
+    pub phase: Option<String>,
+}
+
+struct OpenWindow {
+    name: String,
+    labels: WindowLabels,
+    start: Snapshot,
+}
+
 struct Run {
     id: String,
     meter: Arc<Mutex<Meter>>,
     sampler: Sampler,
     start: Snapshot,
+    windows: Vec<OpenWindow>,
+    next_epoch: BTreeMap<String, u32>,
+}
+
+impl Run {
+    fn window_names(&self) -> String {
+        let names: Vec<String> = self
+            .windows
+            .iter()
+            .map(|w| format!("{:?}", w.name))
+            .collect();
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    }
+}
+
+/// A row to write once the run lock is released.
+struct Closed {
+    run_id: String,
+    interval: Interval,
+    window: Option<(String, WindowLabels)>,
 }
 
 /// A run's state, as shown to users.
@@ -143,21 +183,121 @@ impl Tracker {
             meter,
             sampler,
             start,
+            windows: Vec::new(),
+            next_epoch: BTreeMap::new(),
         });
         Ok(())
     }
 
+    /// Opens a named window at this instant (starting the run if needed). Windows may nest and
+    /// overlap; each is measured from its own edges, read from the sensors at once.
+    pub fn start_window(&self, name: &str, labels: WindowLabels) -> Result<()> {
+        if self.state() == TrackerState::Idle {
+            self.start()?;
+        }
+        let mut guard = self.run.lock();
+        let run = guard.as_mut().ok_or_else(|| {
+            Error::State(format!(
+                "window {name:?} not opened: the tracker was stopped"
+            ))
+        })?;
+        if run.windows.iter().any(|window| window.name == name) {
+            return Err(Error::State(format!(
+                "window {name:?} is already open; open windows: {}",
+                run.window_names()
+            )));
+        }
+        let start = read_and_report(&run.meter);
+        run.windows.push(OpenWindow {
+            name: name.to_owned(),
+            labels,
+            start,
+        });
+        Ok(())
+    }
+
+    /// Opens the window of an epoch of `phase`, numbered `epoch` or one more than the last
+    /// epoch of that phase in this run (from 0). Returns the window's name.
+    pub fn start_epoch(&self, epoch: Option<u32>, phase: &str) -> Result<String> {
+        if self.state() == TrackerState::Idle {
+            self.start()?;
+        }
+        let number = {
+            let mut guard = self.run.lock();
+            let run = guard
+                .as_mut()
+                .ok_or_else(|| Error::State("epoch not opened: the tracker was stopped".into()))?;
+            let next = run.next_epoch.entry(phase.to_owned()).or_insert(0);
+            let number = epoch.unwrap_or(*next);
+            *next = number.saturating_add(1);
+            number
+        };
+        let name = format!("{phase}-epoch-{number}");
+        self.start_window(
+            &name,
+            WindowLabels {
+                epoch: Some(number),
+                phase: Some(phase.to_owned()),
+            },
+        )?;
+        Ok(name)
+    }
+
+    /// Closes a window: reads the sensors now, writes the window's row and returns it.
+    pub fn end_window(&self, name: &str) -> Result<EmissionsRow> {
+        let closed = {
+            let mut guard = self.run.lock();
+            let run = guard.as_mut().ok_or_else(|| {
+                Error::State(format!(
+                    "window {name:?} is not open: the tracker is not running"
+                ))
+            })?;
+            let index = run
+                .windows
+                .iter()
+                .position(|window| window.name == name)
+                .ok_or_else(|| {
+                    Error::State(format!(
+                        "window {name:?} is not open; open windows: {}",
+                        run.window_names()
+                    ))
+                })?;
+            let window = run.windows.remove(index);
+            let end = read_and_report(&run.meter);
+            Closed {
+                run_id: run.id.clone(),
+                interval: end.since(&window.start),
+                window: Some((window.name, window.labels)),
+            }
+        };
+        Ok(self.write_closed(&closed))
+    }
+
+    /// Names of the open windows, oldest first.
+    pub fn open_windows(&self) -> Vec<String> {
+        self.run
+            .lock()
+            .as_ref()
+            .map(|run| run.windows.iter().map(|w| w.name.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Writes a row with the totals so far and keeps running. `None` when not running.
     pub fn flush(&self) -> Option<EmissionsRow> {
-        let run = self.run.lock();
-        let Some(run) = run.as_ref() else {
-            log::error!("You first need to start the tracker.");
-            return None;
+        let closed = {
+            let run = self.run.lock();
+            let Some(run) = run.as_ref() else {
+                log::error!("You first need to start the tracker.");
+                return None;
+            };
+            let now = read_and_report(&run.meter);
+            Closed {
+                run_id: run.id.clone(),
+                interval: now.since(&run.start),
+                window: None,
+            }
         };
-        let now = read_and_report(&run.meter);
-        let row = self.row(&run.id, &now.since(&run.start));
-        self.write(&row);
-        Some(row)
+        Some(self.write_closed(&closed))
     }
 
     /// Ends the run, writes its row and returns it. Stopping an idle tracker warns and returns
@@ -169,19 +309,37 @@ impl Tracker {
         };
         run.sampler.stop();
         let end = read_and_report(&run.meter);
-        let row = self.row(&run.id, &end.since(&run.start));
-        self.write(&row);
+        // Windows still open (an epoch cut short by an exception) get their partial row first.
+        for window in run.windows.drain(..) {
+            self.write_closed(&Closed {
+                run_id: run.id.clone(),
+                interval: end.since(&window.start),
+                window: Some((window.name, window.labels)),
+            });
+        }
+        let row = self.write_closed(&Closed {
+            run_id: run.id.clone(),
+            interval: end.since(&run.start),
+            window: None,
+        });
         *self.last_row.lock() = Some(row.clone());
         Some(row)
     }
 
-    fn write(&self, row: &EmissionsRow) {
+    fn write_closed(&self, closed: &Closed) -> EmissionsRow {
+        let mut row = self.row(&closed.run_id, &closed.interval);
+        if let Some((name, labels)) = &closed.window {
+            row.window = Some(name.clone());
+            row.epoch = labels.epoch;
+            row.phase.clone_from(&labels.phase);
+        }
         if let Some(sink) = &self.sink {
             // Losing the file must not lose the user's training: the row is still returned.
-            if let Err(err) = sink.write(row) {
+            if let Err(err) = sink.write(&row) {
                 log::error!("could not write the emissions row: {err}");
             }
         }
+        row
     }
 
     fn row(&self, run_id: &str, interval: &Interval) -> EmissionsRow {
@@ -264,11 +422,15 @@ impl Tracker {
             ram_method: description.ram_method.as_str().to_owned(),
             gpu_method: description.gpu_method.as_str().to_owned(),
             rapl_zones: description.rapl_zones.clone(),
-            psys_energy: energy.psys_j / J_PER_KWH,
+            psys_energy: kwh(energy.psys_j),
             intensity_g_per_kwh: intensity.g_per_kwh,
             intensity_source,
             intensity_year: intensity.year,
             intensity_method: intensity.method.as_str().to_owned(),
+            window: None,
+            epoch: None,
+            phase: None,
+            rank: config.rank,
         }
     }
 }
@@ -298,7 +460,7 @@ fn read_and_report(meter: &Mutex<Meter>) -> Snapshot {
 
 fn resolve_intensity(config: &Config) -> Result<Intensity> {
     let located = match &config.country {
-        Some(country) => Some(intensity::country_intensity("country_iso_code", country)?),
+        Some((setting, country)) => Some(intensity::country_intensity(setting, country)?),
         None => None,
     };
     if let Some(g_per_kwh) = config.force_carbon_intensity_g_per_kwh {

@@ -208,7 +208,8 @@ fn psys_replaces_packages_when_preferred() {
     tree.advance("intel-rapl:2", 5_000_000);
     let interval = meter.read().since(&start);
     assert_eq!(uj(interval.energy.cpu_j), 5_000_000);
-    assert_eq!(meter.description().rapl_zones, "dram-0+dram-1+psys");
+    assert_eq!(meter.description().rapl_zones, "psys");
+    assert_eq!(meter.description().ram_method.as_str(), "in_cpu");
 }
 
 #[test]

@@ -11,6 +11,7 @@ __all__ = [
     "CarbonmeterError",
     "EmissionsData",
     "EmissionsTracker",
+    "EpochWindow",
     "InvalidValueError",
     "TrackerStateError",
     "__version__",
@@ -139,6 +140,15 @@ class EmissionsData:
     @property
     def intensity_method(self) -> str: ...
     @property
+    def window(self) -> str | None:
+        """Name of the window measured; None for a run row."""
+    @property
+    def epoch(self) -> int | None: ...
+    @property
+    def phase(self) -> str | None: ...
+    @property
+    def rank(self) -> int | None: ...
+    @property
     def values(self) -> dict[str, Any]:
         """CodeCarbon's name for `as_dict()`."""
     def as_dict(self) -> dict[str, Any]:
@@ -167,6 +177,21 @@ class EmissionsTracker:
         """Stops, writes the run's row, returns its kg CO2eq (None if it never ran)."""
     def flush(self) -> float | None:
         """Writes a row with the totals so far and returns the kg CO2eq so far."""
+    def start_window(self, name: str) -> None:
+        """Opens a named window now (starting the tracker if needed); windows nest and overlap."""
+    def end_window(self, name: str) -> EmissionsData:
+        """Closes a window, writes its row (with `window` set) and returns what it measured."""
+    def start_task(self, task_name: str | None = None) -> None:
+        """CodeCarbon's name for `start_window`."""
+    def stop_task(self, task_name: str | None = None) -> EmissionsData | None:
+        """CodeCarbon's name for `end_window`; without a name, the last task opened."""
+    def epoch(self, epoch: int | None = None, phase: str = "train") -> EpochWindow:
+        """A context manager measuring one epoch; epochs are numbered from 0 per phase."""
+    @property
+    def open_windows(self) -> list[str]: ...
+    @property
+    def running(self) -> bool:
+        """Whether a run is in progress (between `start()` and `stop()`)."""
     @property
     def final_emissions(self) -> float | None: ...
     @property
@@ -186,3 +211,28 @@ class EmissionsTracker:
         _exc_value: BaseException | None = None,
         _traceback: TracebackType | None = None,
     ) -> bool: ...
+
+@final
+class EpochWindow:
+    """One epoch's window, from `EmissionsTracker.epoch()`.
+
+    Example:
+        >>> from carbonmeter import EmissionsTracker
+        >>> tracker = EmissionsTracker(country_iso_code="FRA", save_to_file=False)
+        >>> with tracker.epoch() as epoch:
+        ...     _ = sum(range(1000))
+        >>> epoch.data.epoch
+        0
+        >>> _ = tracker.stop()
+    """
+
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        _exc_type: type[BaseException] | None = None,
+        _exc_value: BaseException | None = None,
+        _traceback: TracebackType | None = None,
+    ) -> bool: ...
+    @property
+    def data(self) -> EmissionsData | None:
+        """What the epoch measured, once it has ended."""

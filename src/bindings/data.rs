@@ -127,4 +127,8 @@ emissions_data_methods!(
     intensity_source,
     intensity_year,
     intensity_method,
+    window,
+    epoch,
+    phase,
+    rank,
 );

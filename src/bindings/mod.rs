@@ -41,5 +41,6 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(module)?;
     module.add_class::<tracker::PyEmissionsTracker>()?;
     module.add_class::<data::PyEmissionsData>()?;
+    module.add_class::<tracker::PyEpochWindow>()?;
     Ok(())
 }

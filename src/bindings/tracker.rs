@@ -7,9 +7,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use super::data::PyEmissionsData;
-use crate::config::{Config, Environment, RawValue, SERVED};
+use crate::config::{Config, Environment, RawValue, SERVED, SyncMode};
 use crate::error::Error;
-use crate::tracker::{Identity, Tracker, TrackerState};
+use crate::tracker::{Identity, Tracker, TrackerState, WindowLabels};
 
 /// Runs `work` with the Python thread state released and maps its error, so no blocking call
 /// site forgets to detach (the sampler is joined and files are written in there).
@@ -62,6 +62,24 @@ fn to_raw(key: &str, value: &Bound<'_, PyAny>) -> PyResult<Option<RawValue>> {
     }
     // An unserved CodeCarbon option (a logging.Logger, output handlers): only warned about.
     Ok(Some(RawValue::Str(value.repr()?.to_str()?.to_owned())))
+}
+
+/// With `sync="torch"`, waits for the GPU work already queued, so a window edge falls after
+/// the work dispatched before it. Nothing to do (and no import) when torch is not in use.
+fn sync_device(py: Python<'_>, mode: SyncMode) -> PyResult<()> {
+    if mode != SyncMode::Torch {
+        return Ok(());
+    }
+    let Ok(torch) = py.import("sys")?.getattr("modules")?.get_item("torch") else {
+        return Ok(());
+    };
+    let cuda = torch.getattr("cuda")?;
+    if cuda.call_method0("is_available")?.is_truthy()?
+        && cuda.call_method0("is_initialized")?.is_truthy()?
+    {
+        cuda.call_method0("synchronize")?;
+    }
+    Ok(())
 }
 
 fn identity(py: Python<'_>) -> PyResult<Identity> {
@@ -123,6 +141,66 @@ impl PyEmissionsTracker {
     fn flush(&self, py: Python<'_>) -> Option<f64> {
         let tracker = Arc::clone(&self.inner);
         py.detach(move || tracker.flush()).map(|row| row.emissions)
+    }
+
+    /// Opens a named window now (starting the tracker if needed); windows may nest and overlap.
+    fn start_window(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        sync_device(py, self.inner.config().sync)?;
+        let tracker = Arc::clone(&self.inner);
+        detached(py, move || {
+            tracker.start_window(name, WindowLabels::default())
+        })
+    }
+
+    /// Closes a window, writes its row and returns what it measured.
+    fn end_window(&self, py: Python<'_>, name: &str) -> PyResult<PyEmissionsData> {
+        sync_device(py, self.inner.config().sync)?;
+        let tracker = Arc::clone(&self.inner);
+        detached(py, move || tracker.end_window(name)).map(PyEmissionsData::new)
+    }
+
+    /// CodeCarbon's name for `start_window`; a task without a name gets a unique one.
+    #[pyo3(signature = (task_name=None))]
+    fn start_task(&self, py: Python<'_>, task_name: Option<String>) -> PyResult<()> {
+        let name = task_name.unwrap_or_else(|| format!("task-{}", uuid::Uuid::new_v4()));
+        self.start_window(py, &name)
+    }
+
+    /// CodeCarbon's name for `end_window`; without a name, closes the last task opened.
+    #[pyo3(signature = (task_name=None))]
+    fn stop_task(
+        &self,
+        py: Python<'_>,
+        task_name: Option<String>,
+    ) -> PyResult<Option<PyEmissionsData>> {
+        let Some(name) = task_name.or_else(|| self.inner.open_windows().pop()) else {
+            log::warn!("stop_task : No active task to stop.");
+            return Ok(None);
+        };
+        self.end_window(py, &name).map(Some)
+    }
+
+    /// A context manager measuring one epoch: a row per epoch, numbered from 0 per `phase`.
+    #[pyo3(signature = (epoch=None, phase="train"))]
+    fn epoch(&self, epoch: Option<u32>, phase: &str) -> PyEpochWindow {
+        PyEpochWindow {
+            tracker: Arc::clone(&self.inner),
+            epoch,
+            phase: phase.to_owned(),
+            state: parking_lot::Mutex::new(EpochState::default()),
+        }
+    }
+
+    /// Whether a run is in progress (between `start()` and `stop()`).
+    #[getter]
+    fn running(&self) -> bool {
+        self.inner.state() == TrackerState::Running
+    }
+
+    /// Names of the windows open now, oldest first.
+    #[getter]
+    fn open_windows(&self) -> Vec<String> {
+        self.inner.open_windows()
     }
 
     /// kg CO2eq of the last stopped run.
@@ -204,5 +282,59 @@ impl PyEmissionsTracker {
             "{class_name}(project_name={:?}, state={state:?}{methods})",
             tracker.config().project_name
         ))
+    }
+}
+
+#[derive(Default)]
+struct EpochState {
+    name: Option<String>,
+    data: Option<crate::output::EmissionsRow>,
+}
+
+/// One epoch's window, as returned by `EmissionsTracker.epoch()`.
+#[pyclass(frozen, name = "EpochWindow", module = "carbonmeter")]
+pub struct PyEpochWindow {
+    tracker: Arc<Tracker>,
+    epoch: Option<u32>,
+    phase: String,
+    state: parking_lot::Mutex<EpochState>,
+}
+
+#[pymethods]
+impl PyEpochWindow {
+    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        let py = slf.py();
+        let this = slf.get();
+        sync_device(py, this.tracker.config().sync)?;
+        let tracker = Arc::clone(&this.tracker);
+        let (epoch, phase) = (this.epoch, this.phase.clone());
+        let name = detached(py, move || tracker.start_epoch(epoch, &phase))?;
+        this.state.lock().name = Some(name);
+        Ok(slf)
+    }
+
+    /// Closes the epoch and writes its row, also when the body raised (never swallowed).
+    #[pyo3(signature = (_exc_type=None, _exc_value=None, _traceback=None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: Option<&Bound<'_, PyAny>>,
+        _exc_value: Option<&Bound<'_, PyAny>>,
+        _traceback: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let Some(name) = self.state.lock().name.take() else {
+            return Ok(false);
+        };
+        sync_device(py, self.tracker.config().sync)?;
+        let tracker = Arc::clone(&self.tracker);
+        let row = detached(py, move || tracker.end_window(&name))?;
+        self.state.lock().data = Some(row);
+        Ok(false)
+    }
+
+    /// What the epoch measured, once it has ended.
+    #[getter]
+    fn data(&self) -> Option<PyEmissionsData> {
+        self.state.lock().data.clone().map(PyEmissionsData::new)
     }
 }

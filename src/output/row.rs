@@ -144,6 +144,14 @@ pub struct EmissionsRow {
     pub intensity_year: Option<u16>,
     /// `table` or `forced`.
     pub intensity_method: String,
+    /// Name of the window this row measures; empty for a run row (from `start()`).
+    pub window: Option<String>,
+    /// Epoch number, for epoch windows.
+    pub epoch: Option<u32>,
+    /// `train`, `validation`, ... for epoch windows of frameworks that tell them apart.
+    pub phase: Option<String>,
+    /// Distributed rank of the process that wrote the row, when known.
+    pub rank: Option<u32>,
 }
 
 /// The header line of our CSV, column names in order.
@@ -160,6 +168,10 @@ pub fn columns() -> Vec<&'static str> {
         "intensity_source",
         "intensity_year",
         "intensity_method",
+        "window",
+        "epoch",
+        "phase",
+        "rank",
     ]);
     columns
 }

@@ -39,6 +39,8 @@ pub enum Method {
     Model,
     /// A power the user fixed.
     Constant,
+    /// Counted in the CPU figure (RAPL `psys` preferred: it covers the whole platform).
+    InCpu,
     /// Not measured.
     None,
 }
@@ -51,6 +53,7 @@ impl Method {
             Self::LoadTdp => "load_tdp",
             Self::Model => "model",
             Self::Constant => "constant",
+            Self::InCpu => "in_cpu",
             Self::None => "none",
         }
     }

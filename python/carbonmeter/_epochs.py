@@ -1,0 +1,108 @@
+"""What every framework callback shares: a tracker owned or borrowed, and epoch windows on it.
+
+Framework modules only translate their hooks into `begin_run` / `begin_epoch` / `end_epoch` /
+`end_run`; all measuring happens in the core's windows.
+"""
+
+from __future__ import annotations
+
+import atexit
+import weakref
+from typing import Any
+
+from carbonmeter._core import EmissionsData, EmissionsTracker, EpochWindow
+
+
+def epoch_metrics(data: EmissionsData, prefix: str = "") -> dict[str, float]:
+    """The figures a callback publishes for one window, under stable names."""
+    return {
+        f"{prefix}co2_kg": data.emissions,
+        f"{prefix}energy_kwh": data.energy_consumed,
+        f"{prefix}cpu_energy_kwh": data.cpu_energy,
+        f"{prefix}gpu_energy_kwh": data.gpu_energy,
+        f"{prefix}ram_energy_kwh": data.ram_energy,
+    }
+
+
+def _end_run_at_exit(reference: weakref.ref[EpochMeter]) -> None:
+    meter = reference()
+    if meter is not None:
+        meter.end_run()
+
+
+class EpochMeter:
+    """A tracker (owned, or passed in and shared) with one open epoch window per phase.
+
+    An owned tracker is created at `begin_run`, so a callback can add what it only learns then
+    (the distributed rank), and stopped at `end_run`. A shared tracker is started if idle and left
+    running. If training dies before `end_run` (an exception the framework does not report to
+    callbacks), the open epoch and the run are still written when the interpreter exits.
+    """
+
+    def __init__(self, tracker: EmissionsTracker | None, tracker_kwargs: dict[str, Any]) -> None:
+        if tracker is not None and tracker_kwargs:
+            raise TypeError(
+                "pass either tracker=<EmissionsTracker> or tracker keyword arguments, not both "
+                f"(got {', '.join(sorted(tracker_kwargs))})"
+            )
+        self._tracker = tracker
+        self._tracker_kwargs = tracker_kwargs
+        self._owned = tracker is None
+        self._stop_at_end = False
+        self._windows: dict[str, EpochWindow] = {}
+        self.last_epoch: dict[str, dict[str, float]] = {}
+        self.co2_kg_total = 0.0
+
+    @property
+    def tracker(self) -> EmissionsTracker | None:
+        """The tracker measured with, once the run has begun (or the one passed in)."""
+        return self._tracker
+
+    def begin_run(self, **owned_defaults: Any) -> EmissionsTracker:
+        """Creates the owned tracker if needed (user kwargs win over `owned_defaults`) and
+        starts it if idle."""
+        if self._tracker is None:
+            self._tracker = EmissionsTracker(**{**owned_defaults, **self._tracker_kwargs})
+        if not self._tracker.running:
+            self._tracker.start()
+            if self._owned:
+                self._stop_at_end = True
+                atexit.register(_end_run_at_exit, weakref.ref(self))
+        return self._tracker
+
+    def begin_epoch(self, epoch: int | None, phase: str = "train") -> None:
+        """Opens the epoch window of `phase`, closing one left open by a skipped hook."""
+        tracker = self._tracker if self._tracker is not None else self.begin_run()
+        if phase in self._windows:
+            self.end_epoch(phase)
+        window = tracker.epoch(epoch, phase)
+        window.__enter__()
+        self._windows[phase] = window
+
+    def end_epoch(self, phase: str = "train", prefix: str = "") -> dict[str, float] | None:
+        """Closes the epoch window of `phase` (its row is written) and returns its metrics."""
+        window = self._windows.pop(phase, None)
+        if window is None:
+            return None
+        window.__exit__(None, None, None)
+        data = window.data
+        if data is None:
+            return None
+        if phase == "train":
+            self.co2_kg_total += data.emissions
+        metrics = epoch_metrics(data, prefix)
+        self.last_epoch[phase] = metrics
+        return metrics
+
+    def is_open(self, phase: str) -> bool:
+        return phase in self._windows
+
+    def end_run(self) -> EmissionsData | None:
+        """Writes any partial epoch, then stops the tracker if it is owned."""
+        for phase in list(self._windows):
+            self.end_epoch(phase)
+        if self._tracker is None or not self._stop_at_end:
+            return None
+        self._stop_at_end = False
+        self._tracker.stop()
+        return self._tracker.final_emissions_data

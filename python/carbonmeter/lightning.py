@@ -1,0 +1,85 @@
+"""`EmissionsCallback` for PyTorch Lightning: energy and kg CO2eq of every train epoch and
+validation pass, logged through Lightning's own logging so every Lightning logger receives them.
+
+Example:
+    >>> import lightning.pytorch as pl  # doctest: +SKIP
+    >>> from carbonmeter.lightning import EmissionsCallback  # doctest: +SKIP
+    >>> trainer = pl.Trainer(max_epochs=3, callbacks=[EmissionsCallback()])  # doctest: +SKIP
+
+Train epochs are logged as `co2_kg`, `energy_kwh`, `cpu_energy_kwh`, `gpu_energy_kwh` and
+`ram_energy_kwh`; validation passes (which run inside the train epoch, so their window nests in
+it) as `val_co2_kg`, ... The callback subclasses `lightning.pytorch.Callback` (the `lightning`
+package), or `pytorch_lightning.Callback` when only `pytorch_lightning` is installed.
+
+In a multi-process run every rank measures its own process tree (`tracking_mode="process"`, so a
+shared machine is not counted once per rank) and writes its rows with its `rank`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    import lightning.pytorch as pl
+except ImportError:  # only the older stand-alone package is installed
+    import pytorch_lightning as pl  # type: ignore[no-redef]
+
+from carbonmeter._core import EmissionsData, EmissionsTracker
+from carbonmeter._epochs import EpochMeter
+
+
+class EmissionsCallback(pl.Callback):
+    """Measures each train epoch and validation pass in windows of a tracker it owns or shares.
+
+    Args:
+        tracker: an `EmissionsTracker` to share (started if idle, never stopped here); by
+            default the callback makes one from `tracker_kwargs` when fitting begins.
+        **tracker_kwargs: `EmissionsTracker` keyword arguments for the owned tracker.
+    """
+
+    def __init__(self, tracker: EmissionsTracker | None = None, **tracker_kwargs: Any) -> None:
+        super().__init__()
+        self._epochs = EpochMeter(tracker, tracker_kwargs)
+
+    @property
+    def tracker(self) -> EmissionsTracker | None:
+        return self._epochs.tracker
+
+    @property
+    def final_emissions_data(self) -> EmissionsData | None:
+        """The run's measurement, once fitting has ended."""
+        tracker = self._epochs.tracker
+        return tracker.final_emissions_data if tracker is not None else None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        owned_defaults: dict[str, Any] = {"rank": trainer.global_rank}
+        if trainer.world_size > 1:
+            owned_defaults["tracking_mode"] = "process"
+        self._epochs.begin_run(**owned_defaults)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._epochs.begin_epoch(trainer.current_epoch, "train")
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._log(pl_module, self._epochs.end_epoch("train"))
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._epochs.begin_epoch(trainer.current_epoch, "validation")
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._log(pl_module, self._epochs.end_epoch("validation", prefix="val_"))
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._epochs.end_run()
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        self._epochs.end_run()
+
+    @staticmethod
+    def _log(pl_module: pl.LightningModule, metrics: dict[str, float] | None) -> None:
+        for name, value in (metrics or {}).items():
+            pl_module.log(name, value, on_step=False, on_epoch=True, sync_dist=False)

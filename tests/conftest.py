@@ -1,0 +1,64 @@
+"""Fixtures shared by the Python tests: a fake powercap tree and a settings-free environment."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fixtures.powercap import FakePowercap, add_two_socket_server, public_root
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """No setting reaches a tracker except its keyword arguments; returns the working folder.
+
+    Clears `CARBONMETER_*` / `CODECARBON_*`, points `HOME` and the working folder at empty
+    folders (no `.codecarbon.config`), points the powercap root at an empty folder (so a test
+    machine's real RAPL counters never leak in) and restores the `carbonmeter` logger's level,
+    which `log_level=` changes process-wide.
+    """
+
+    for name in list(os.environ):
+        if name.startswith(("CARBONMETER_", "CODECARBON_")):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    cwd = tmp_path / "cwd"
+    no_powercap = tmp_path / "no-powercap"
+    for folder in (home, cwd, no_powercap):
+        folder.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("CARBONMETER_POWERCAP_ROOT", str(no_powercap))
+    monkeypatch.chdir(cwd)
+    logger = logging.getLogger("carbonmeter")
+    level = logger.level
+    try:
+        yield cwd
+    finally:
+        logger.setLevel(level)
+
+
+@pytest.fixture
+def powercap(tmp_path: Path) -> FakePowercap:
+    """An empty fake powercap tree; add zones with `add_zone`."""
+    return FakePowercap(tmp_path / "powercap")
+
+
+@pytest.fixture
+def server(powercap: FakePowercap) -> FakePowercap:
+    """The fake tree of a two-socket server: see `add_two_socket_server`."""
+    add_two_socket_server(powercap)
+    return powercap
+
+
+@pytest.fixture
+def public_powercap() -> Iterator[FakePowercap]:
+    """An empty fake tree that the user `nobody` can read (for permission tests run as root)."""
+    root = public_root()
+    try:
+        yield FakePowercap(root / "powercap")
+    finally:
+        shutil.rmtree(root)

@@ -1,0 +1,111 @@
+"""The Keras callback on a real `model.fit` (torch backend, tiny model, synthetic data)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras", reason="Keras tests need the [keras] extra")
+np = pytest.importorskip("numpy")
+
+from carbonmeter.keras import EmissionsCallback  # noqa: E402
+
+SCRIPTS = Path(__file__).parent / "scripts"
+
+
+def rows_of(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def tiny_model() -> keras.Model:
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(1)]
+    )
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+class LogsRecorder(keras.callbacks.Callback):
+    """Stands for any logger placed after ours (CSVLogger, W&B): records what it is handed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[dict[str, float]] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.seen.append(dict(logs or {}))
+
+
+def test_three_epochs_give_three_epoch_rows_a_run_row_and_logs(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 8)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    callback = EmissionsCallback(output_dir=str(tmp_path), country_iso_code="FRA")
+    recorder = LogsRecorder()
+    history = tiny_model().fit(
+        x,
+        y,
+        epochs=3,
+        batch_size=32,
+        verbose=0,
+        callbacks=[callback, recorder],
+    )
+    rows = rows_of(tmp_path / "emissions.csv")
+    assert [row["window"] for row in rows] == [
+        "train-epoch-0",
+        "train-epoch-1",
+        "train-epoch-2",
+        "",
+    ]
+    assert [row["epoch"] for row in rows] == ["0", "1", "2", ""]
+    assert history.history["co2_kg"] == pytest.approx([float(r["emissions"]) for r in rows[:3]])
+    assert history.history["energy_kwh"] == pytest.approx(
+        [float(r["energy_consumed"]) for r in rows[:3]]
+    )
+    epochs_kwh = sum(float(row["energy_consumed"]) for row in rows[:3])
+    assert 0 < epochs_kwh <= float(rows[3]["energy_consumed"])
+    assert [logs["co2_kg"] for logs in recorder.seen] == history.history["co2_kg"]
+    assert all("ram_energy_kwh" in logs and "loss" in logs for logs in recorder.seen)
+    assert callback.tracker is not None and not callback.tracker.running
+
+
+def test_a_shared_tracker_is_started_but_not_stopped(tmp_path: Path) -> None:
+    from carbonmeter import EmissionsTracker
+
+    tracker = EmissionsTracker(output_dir=str(tmp_path), country_iso_code="FRA")
+    x = np.ones((32, 8), dtype="float32")
+    tiny_model().fit(x, x[:, :1], epochs=2, verbose=0, callbacks=[EmissionsCallback(tracker)])
+    assert tracker.running
+    tracker.stop()
+    windows = [row["window"] for row in rows_of(tmp_path / "emissions.csv")]
+    assert windows == ["train-epoch-0", "train-epoch-1", ""]
+
+
+def test_passing_a_tracker_and_kwargs_is_refused() -> None:
+    from carbonmeter import EmissionsTracker
+
+    with pytest.raises(TypeError, match="either tracker"):
+        EmissionsCallback(EmissionsTracker(save_to_file=False), pue=1.2)
+
+
+@pytest.mark.slow
+def test_an_exception_mid_epoch_leaves_the_partial_epoch_and_the_run(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "crash_mid_epoch.py"), "keras", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "KERAS_BACKEND": "torch"},
+    )
+    assert result.returncode != 0
+    assert "RuntimeError: boom in epoch 1" in result.stderr
+    rows = rows_of(tmp_path / "emissions.csv")
+    assert [row["window"] for row in rows] == ["train-epoch-0", "train-epoch-1", ""]

@@ -1,0 +1,103 @@
+"""The Lightning callback on a real `Trainer.fit` (tiny model, synthetic data, CPU)."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import pytest
+
+pl = pytest.importorskip("lightning.pytorch", reason="Lightning tests need the [lightning] extra")
+torch = pytest.importorskip("torch")
+
+from lightning.pytorch.loggers import CSVLogger  # noqa: E402
+
+from carbonmeter.lightning import EmissionsCallback  # noqa: E402
+
+logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+
+
+def rows_of(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+class TinyRegressor(pl.LightningModule):
+    def __init__(self, fail_in_epoch: int | None = None) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(8, 1)
+        self.fail_in_epoch = fail_in_epoch
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if self.current_epoch == self.fail_in_epoch and batch_idx == 1:
+            raise RuntimeError(f"boom in epoch {self.current_epoch}")
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(self.layer(x), y)
+        self.log("train_loss", loss, on_epoch=True, on_step=False)
+        return loss
+
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.mse_loss(self.layer(x), y))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def loader() -> torch.utils.data.DataLoader:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(128, 8, generator=generator)
+    dataset = torch.utils.data.TensorDataset(x, x.sum(dim=1, keepdim=True))
+    return torch.utils.data.DataLoader(dataset, batch_size=32)
+
+
+def trainer(tmp_path: Path, callback: EmissionsCallback) -> pl.Trainer:
+    return pl.Trainer(
+        max_epochs=3,
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+        logger=CSVLogger(tmp_path, name="logs"),
+        callbacks=[callback],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+    )
+
+
+def test_train_epochs_and_validation_passes_are_measured_and_logged(tmp_path: Path) -> None:
+    callback = EmissionsCallback(output_dir=str(tmp_path), country_iso_code="DEU")
+    fit = trainer(tmp_path, callback)
+    fit.fit(TinyRegressor(), loader(), loader())
+
+    rows = rows_of(tmp_path / "emissions.csv")
+    # Validation runs inside each train epoch, so its window closes first.
+    expected = []
+    for epoch in range(3):
+        expected += [f"validation-epoch-{epoch}", f"train-epoch-{epoch}"]
+    assert [row["window"] for row in rows] == [*expected, ""]
+    assert [row["phase"] for row in rows[:2]] == ["validation", "train"]
+    assert {row["rank"] for row in rows} == {"0"}
+    train_rows = [row for row in rows if row["phase"] == "train"]
+    assert sum(float(r["energy_consumed"]) for r in train_rows) <= float(
+        rows[-1]["energy_consumed"]
+    )
+    metrics = fit.callback_metrics
+    assert float(metrics["co2_kg"]) == pytest.approx(float(train_rows[-1]["emissions"]))
+    assert "val_co2_kg" in metrics and "ram_energy_kwh" in metrics
+
+    logged = rows_of(next((tmp_path / "logs").rglob("metrics.csv")))
+    logged_co2 = [float(row["co2_kg"]) for row in logged if row.get("co2_kg")]
+    assert logged_co2 == pytest.approx([float(r["emissions"]) for r in train_rows])
+    assert callback.final_emissions_data is not None
+
+
+def test_an_exception_mid_epoch_leaves_the_partial_epoch_and_the_run(tmp_path: Path) -> None:
+    callback = EmissionsCallback(output_dir=str(tmp_path), country_iso_code="DEU")
+    with pytest.raises(RuntimeError, match="boom in epoch 1"):
+        trainer(tmp_path, callback).fit(TinyRegressor(fail_in_epoch=1), loader(), loader())
+    rows = rows_of(tmp_path / "emissions.csv")
+    windows = ["validation-epoch-0", "train-epoch-0", "train-epoch-1", ""]
+    assert [row["window"] for row in rows] == windows
+    assert not callback.tracker.running

@@ -1,0 +1,155 @@
+"""The Hugging Face callback on a real `Trainer.train` (2-layer BERT from a config, synthetic
+data, CPU, nothing downloaded)."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+transformers = pytest.importorskip(
+    "transformers", reason="Transformers tests need the [transformers] extra"
+)
+torch = pytest.importorskip("torch")
+
+from transformers import (  # noqa: E402
+    BertConfig,
+    BertForSequenceClassification,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+
+from carbonmeter.transformers import EmissionsCallback  # noqa: E402
+
+
+def rows_of(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+class SyntheticTokens(torch.utils.data.Dataset):
+    def __init__(self, count: int) -> None:
+        generator = torch.Generator().manual_seed(0)
+        self.input_ids = torch.randint(5, 100, (count, 16), generator=generator)
+        self.labels = (self.input_ids[:, 0] > 50).long()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {
+            "input_ids": self.input_ids[index],
+            "attention_mask": torch.ones(16, dtype=torch.long),
+            "labels": self.labels[index],
+        }
+
+
+def tiny_bert() -> BertForSequenceClassification:
+    config = BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        num_labels=2,
+    )
+    return BertForSequenceClassification(config)
+
+
+def training_args(tmp_path: Path, **overrides: Any) -> TrainingArguments:
+    settings: dict[str, Any] = {
+        "output_dir": str(tmp_path / "hf"),
+        "num_train_epochs": 3,
+        "per_device_train_batch_size": 16,
+        "per_device_eval_batch_size": 16,
+        "eval_strategy": "epoch",
+        "logging_strategy": "epoch",
+        "save_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "use_cpu": True,
+    }
+    return TrainingArguments(**{**settings, **overrides})
+
+
+class LogsRecorder(TrainerCallback):
+    """A user callback: runs after every integration and records the logs it is handed."""
+
+    def __init__(self) -> None:
+        self.logs: list[dict[str, Any]] = []
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+        self.logs.append(dict(logs or {}))
+
+
+def test_epochs_and_evaluations_land_in_the_csv_and_the_log_history(tmp_path: Path) -> None:
+    callback = EmissionsCallback(output_dir=str(tmp_path), country_iso_code="FRA")
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=training_args(tmp_path),
+        train_dataset=SyntheticTokens(64),
+        eval_dataset=SyntheticTokens(32),
+        callbacks=[callback],
+    )
+    trainer.train()
+
+    rows = rows_of(tmp_path / "emissions.csv")
+    train_rows = [row for row in rows if row["phase"] == "train"]
+    eval_rows = [row for row in rows if row["phase"] == "eval"]
+    assert [row["epoch"] for row in train_rows] == ["0", "1", "2"]
+    assert len(eval_rows) == 3
+    assert rows[-1]["window"] == ""
+    assert sum(float(r["energy_consumed"]) for r in train_rows) <= float(
+        rows[-1]["energy_consumed"]
+    )
+    history = trainer.state.log_history
+    logged = [entry["co2_kg"] for entry in history if "co2_kg" in entry]
+    assert logged == pytest.approx([float(row["emissions"]) for row in train_rows])
+    assert sum("eval_co2_kg" in entry for entry in history) == 3
+    assert callback.final_emissions_data is not None
+
+
+def test_report_to_carbonmeter_runs_before_later_callbacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Built by the Trainer from its name, the callback takes its settings from the environment.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CARBONMETER_COUNTRY_ISO_CODE", "FRA")
+    recorder = LogsRecorder()
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=training_args(
+            tmp_path, report_to=["carbonmeter"], num_train_epochs=2, eval_strategy="no"
+        ),
+        train_dataset=SyntheticTokens(32),
+        callbacks=[recorder],
+    )
+    ours = [c for c in trainer.callback_handler.callbacks if isinstance(c, EmissionsCallback)]
+    assert len(ours) == 1
+    trainer.train()
+    with_co2 = [logs for logs in recorder.logs if "co2_kg" in logs]
+    assert len(with_co2) == 2
+    assert all("loss" in logs for logs in with_co2)
+    assert len(rows_of(tmp_path / "emissions.csv")) == 3
+
+
+@pytest.mark.slow
+def test_an_exception_mid_epoch_leaves_the_partial_epoch_and_the_run(tmp_path: Path) -> None:
+    script = Path(__file__).parent / "scripts" / "crash_mid_epoch.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "transformers", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "RuntimeError: boom in epoch 1" in result.stderr
+    rows = rows_of(tmp_path / "emissions.csv")
+    assert [row["window"] for row in rows] == ["train-epoch-0", "train-epoch-1", ""]
