@@ -75,6 +75,15 @@ struct Closed {
     window: Option<(String, WindowLabels)>,
 }
 
+/// What `stop_run` wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stopped {
+    /// Rows of the windows still open at the stop, oldest first.
+    pub windows: Vec<EmissionsRow>,
+    /// The run's row.
+    pub run: EmissionsRow,
+}
+
 /// A run's state, as shown to users.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrackerState {
@@ -303,27 +312,40 @@ impl Tracker {
     /// Ends the run, writes its row and returns it. Stopping an idle tracker warns and returns
     /// the last run's row, as CodeCarbon does.
     pub fn stop(&self) -> Option<EmissionsRow> {
+        match self.stop_run() {
+            Some(stopped) => Some(stopped.run),
+            None => self.last_row(),
+        }
+    }
+
+    /// Ends the run like [`Tracker::stop`], and also returns the rows of the windows it had to
+    /// close. `None` (with a warning) when no run was in progress.
+    pub fn stop_run(&self) -> Option<Stopped> {
         let Some(mut run) = self.run.lock().take() else {
             log::warn!("Tracker already stopped or never started.");
-            return self.last_row();
+            return None;
         };
         run.sampler.stop();
         let end = read_and_report(&run.meter);
         // Windows still open (an epoch cut short by an exception) get their partial row first.
-        for window in run.windows.drain(..) {
-            self.write_closed(&Closed {
-                run_id: run.id.clone(),
-                interval: end.since(&window.start),
-                window: Some((window.name, window.labels)),
-            });
-        }
+        let windows = run
+            .windows
+            .drain(..)
+            .map(|window| {
+                self.write_closed(&Closed {
+                    run_id: run.id.clone(),
+                    interval: end.since(&window.start),
+                    window: Some((window.name, window.labels)),
+                })
+            })
+            .collect();
         let row = self.write_closed(&Closed {
             run_id: run.id.clone(),
             interval: end.since(&run.start),
             window: None,
         });
         *self.last_row.lock() = Some(row.clone());
-        Some(row)
+        Some(Stopped { windows, run: row })
     }
 
     fn write_closed(&self, closed: &Closed) -> EmissionsRow {

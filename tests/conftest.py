@@ -11,6 +11,12 @@ from pathlib import Path
 import pytest
 from fixtures.powercap import FakePowercap, add_two_socket_server, public_root
 
+# Clients under test must not phone home: there is no network here, and a test must not need one.
+# Read when comet_ml and wandb are imported, so set before any test module imports them.
+os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")
+os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
+os.environ.setdefault("WANDB_DISABLE_GIT", "true")
+
 
 @pytest.fixture
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:

@@ -2,6 +2,7 @@
 
 mod data;
 pub(crate) mod errors;
+mod loggers;
 mod tracker;
 
 use std::sync::OnceLock;
@@ -34,6 +35,7 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
         crate::config::SERVED
             .iter()
             .chain(crate::config::UNSERVED.iter())
+            .chain(&["loggers"])
             .copied()
             .collect::<Vec<_>>(),
     )?;

@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use super::data::PyEmissionsData;
+use super::loggers::Loggers;
 use crate::config::{Config, Environment, RawValue, SERVED, SyncMode};
 use crate::error::Error;
 use crate::tracker::{Identity, Tracker, TrackerState, WindowLabels};
@@ -94,6 +95,7 @@ fn identity(py: Python<'_>) -> PyResult<Identity> {
 #[pyclass(frozen, subclass, name = "EmissionsTracker", module = "carbonmeter")]
 pub struct PyEmissionsTracker {
     inner: Arc<Tracker>,
+    loggers: Loggers,
 }
 
 #[pymethods]
@@ -102,9 +104,14 @@ impl PyEmissionsTracker {
     #[pyo3(signature = (**kwargs))]
     fn new(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
         let mut raw = BTreeMap::new();
+        let mut loggers = None;
         if let Some(kwargs) = kwargs {
             for (key, value) in kwargs.iter() {
                 let key: String = key.extract()?;
+                if key == "loggers" {
+                    loggers = Some(value);
+                    continue;
+                }
                 if let Some(value) = to_raw(&key, &value)? {
                     raw.insert(key, value);
                 }
@@ -118,9 +125,11 @@ impl PyEmissionsTracker {
                 .call_method1("setLevel", (level.as_str(),))?;
         }
         super::refresh_log_levels();
+        let loggers = Loggers::new(loggers)?;
         let tracker = detached(py, || Tracker::new(config, identity))?;
         Ok(Self {
             inner: Arc::new(tracker),
+            loggers,
         })
     }
 
@@ -134,7 +143,14 @@ impl PyEmissionsTracker {
     /// never ran).
     fn stop(&self, py: Python<'_>) -> Option<f64> {
         let tracker = Arc::clone(&self.inner);
-        py.detach(move || tracker.stop()).map(|row| row.emissions)
+        let Some(stopped) = py.detach(move || tracker.stop_run()) else {
+            return self.inner.last_row().map(|row| row.emissions);
+        };
+        for window in &stopped.windows {
+            self.loggers.window_closed(py, window);
+        }
+        self.loggers.run_stopped(py, &stopped.run);
+        Some(stopped.run.emissions)
     }
 
     /// Writes a row with the totals so far and returns the emissions so far in kg CO2eq.
@@ -156,7 +172,9 @@ impl PyEmissionsTracker {
     fn end_window(&self, py: Python<'_>, name: &str) -> PyResult<PyEmissionsData> {
         sync_device(py, self.inner.config().sync)?;
         let tracker = Arc::clone(&self.inner);
-        detached(py, move || tracker.end_window(name)).map(PyEmissionsData::new)
+        let row = detached(py, move || tracker.end_window(name))?;
+        self.loggers.window_closed(py, &row);
+        Ok(PyEmissionsData::new(row))
     }
 
     /// CodeCarbon's name for `start_window`; a task without a name gets a unique one.
@@ -182,9 +200,10 @@ impl PyEmissionsTracker {
 
     /// A context manager measuring one epoch: a row per epoch, numbered from 0 per `phase`.
     #[pyo3(signature = (epoch=None, phase="train"))]
-    fn epoch(&self, epoch: Option<u32>, phase: &str) -> PyEpochWindow {
+    fn epoch(&self, py: Python<'_>, epoch: Option<u32>, phase: &str) -> PyEpochWindow {
         PyEpochWindow {
             tracker: Arc::clone(&self.inner),
+            loggers: self.loggers.clone_ref(py),
             epoch,
             phase: phase.to_owned(),
             state: parking_lot::Mutex::new(EpochState::default()),
@@ -295,6 +314,7 @@ struct EpochState {
 #[pyclass(frozen, name = "EpochWindow", module = "carbonmeter")]
 pub struct PyEpochWindow {
     tracker: Arc<Tracker>,
+    loggers: Loggers,
     epoch: Option<u32>,
     phase: String,
     state: parking_lot::Mutex<EpochState>,
@@ -328,6 +348,7 @@ impl PyEpochWindow {
         sync_device(py, self.tracker.config().sync)?;
         let tracker = Arc::clone(&self.tracker);
         let row = detached(py, move || tracker.end_window(&name))?;
+        self.loggers.window_closed(py, &row);
         self.state.lock().data = Some(row);
         Ok(false)
     }

@@ -1,0 +1,133 @@
+"""Experiment-tracker loggers: `co2_kg` per epoch in W&B and Comet, next to the loss.
+
+Attach them with `EmissionsTracker(loggers=["wandb", "comet"])` (or logger objects such as
+`WandbLogger(run)`), or the same `loggers=` argument of any framework callback. Each epoch
+window's figures are logged with the epoch as step: `co2_kg` (that epoch), `co2_kg_total`
+(cumulative), `energy_kwh`, `cpu_energy_kwh`, `gpu_energy_kwh`, `ram_energy_kwh` and `power_w`;
+validation and evaluation epochs get their phase as prefix (`validation_co2_kg`). When the run
+stops, its totals, the grid intensity with its source, the location and the methods go to the
+run's summary. A logger that fails warns once per cause and never stops training.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from typing import Any
+
+from carbonmeter._core import EmissionsData, InvalidValueError
+from carbonmeter._epochs import epoch_metrics
+
+logger = logging.getLogger(__name__)
+
+J_PER_KWH = 3.6e6
+
+
+class EmissionsLogger(ABC):
+    """Base of the loggers: sends epoch metrics and a run summary to one experiment tracker.
+
+    Subclasses implement `log_epoch` and `log_summary`; the base warns once per cause when the
+    client raises, so a closed run or a network fault never reaches the training loop.
+    """
+
+    name = "logger"
+
+    def __init__(self) -> None:
+        self._warned: set[str] = set()
+
+    @abstractmethod
+    def log_epoch(self, metrics: dict[str, float], epoch: int) -> None:
+        """Logs one epoch's figures with `epoch` as step."""
+
+    @abstractmethod
+    def log_summary(self, summary: dict[str, Any]) -> None:
+        """Records the finished run's totals and provenance."""
+
+    def warn_once(self, cause: str, message: str) -> None:
+        if cause not in self._warned:
+            self._warned.add(cause)
+            logger.warning("%s logger: %s", self.name, message)
+
+    def safely(self, method: str, *args: Any) -> None:
+        try:
+            getattr(self, method)(*args)
+        except Exception as err:
+            self.warn_once(
+                f"{method}:{type(err).__name__}",
+                f"{method} failed ({type(err).__name__}: {err}); training goes on, "
+                "later values are still tried",
+            )
+
+
+def _logger_named(name: str) -> EmissionsLogger:
+    if name == "wandb":
+        from carbonmeter.loggers.wandb import WandbLogger
+
+        return WandbLogger()
+    if name in ("comet", "comet_ml"):
+        from carbonmeter.loggers.comet import CometLogger
+
+        return CometLogger()
+    raise InvalidValueError(
+        f'invalid loggers entry {name!r}: expected "wandb", "comet" or an EmissionsLogger'
+    )
+
+
+def run_summary(data: EmissionsData) -> dict[str, Any]:
+    """What a finished run reports to an experiment tracker's summary."""
+    return {
+        "run_co2_kg": data.emissions,
+        "run_energy_kwh": data.energy_consumed,
+        "run_cpu_energy_kwh": data.cpu_energy,
+        "run_gpu_energy_kwh": data.gpu_energy,
+        "run_ram_energy_kwh": data.ram_energy,
+        "run_duration_s": data.duration,
+        "intensity_g_per_kwh": data.intensity_g_per_kwh,
+        "intensity_source": data.intensity_source,
+        "intensity_year": data.intensity_year,
+        "intensity_method": data.intensity_method,
+        "country_name": data.country_name,
+        "country_iso_code": data.country_iso_code,
+        "region": data.region,
+        "cpu_method": data.cpu_method,
+        "ram_method": data.ram_method,
+        "gpu_method": data.gpu_method,
+        "pue": data.pue,
+    }
+
+
+class LoggerSet:
+    """The loggers of one tracker; the core calls it when an epoch window closes and when the
+    run stops."""
+
+    def __init__(self, loggers: str | EmissionsLogger | Iterable[str | EmissionsLogger]) -> None:
+        specs = [loggers] if isinstance(loggers, (str, EmissionsLogger)) else list(loggers)
+        self.loggers = [
+            spec if isinstance(spec, EmissionsLogger) else _logger_named(str(spec))
+            for spec in specs
+        ]
+        self.co2_kg_total = 0.0
+
+    def window_closed(self, data: EmissionsData) -> None:
+        if data.epoch is None:
+            return
+        phase = data.phase or "train"
+        prefix = "" if phase == "train" else f"{phase}_"
+        metrics = epoch_metrics(data, prefix)
+        metrics[f"{prefix}power_w"] = (
+            data.energy_consumed * J_PER_KWH / data.duration if data.duration > 0 else 0.0
+        )
+        if phase == "train":
+            self.co2_kg_total += data.emissions
+            metrics["co2_kg_total"] = self.co2_kg_total
+        for each in self.loggers:
+            each.safely("log_epoch", metrics, data.epoch)
+
+    def run_stopped(self, data: EmissionsData) -> None:
+        summary = run_summary(data)
+        for each in self.loggers:
+            each.safely("log_summary", summary)
+
+
+__all__ = ["EmissionsLogger", "LoggerSet", "run_summary"]

@@ -1,0 +1,51 @@
+"""`CometLogger`: carbonmeter's figures in a Comet experiment.
+
+Example:
+    >>> import comet_ml  # doctest: +SKIP
+    >>> experiment = comet_ml.start(project_name="bert")  # doctest: +SKIP
+    >>> tracker = EmissionsTracker(loggers=["comet"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import comet_ml
+
+from carbonmeter.loggers import EmissionsLogger
+
+
+class CometLogger(EmissionsLogger):
+    """Logs each epoch as metrics of `experiment` (default: Comet's running experiment), with
+    the epoch as step and epoch, and the run's totals as `log_others`.
+
+    With no experiment it warns once and logs nothing; it never creates one itself.
+    """
+
+    name = "comet"
+
+    def __init__(self, experiment: Any = None) -> None:
+        super().__init__()
+        self._experiment = experiment
+
+    def _target(self) -> Any:
+        experiment = self._experiment
+        if experiment is None:
+            experiment = comet_ml.get_running_experiment()
+        if experiment is None:
+            self.warn_once(
+                "no-experiment",
+                "no running Comet experiment (call comet_ml.start() first): nothing is logged",
+            )
+        return experiment
+
+    def log_epoch(self, metrics: dict[str, float], epoch: int) -> None:
+        experiment = self._target()
+        if experiment is not None:
+            experiment.log_metrics(metrics, step=epoch, epoch=epoch)
+
+    def log_summary(self, summary: dict[str, Any]) -> None:
+        experiment = self._target()
+        if experiment is not None:
+            present = {key: value for key, value in summary.items() if value is not None}
+            experiment.log_others(present)

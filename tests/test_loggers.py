@@ -1,0 +1,272 @@
+"""W&B and Comet loggers, driven through the real clients offline and read back from disk."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+wandb = pytest.importorskip("wandb", reason="logger tests need wandb")
+comet_ml = pytest.importorskip("comet_ml", reason="logger tests need comet_ml")
+
+from fixtures.offline_runs import (  # noqa: E402
+    comet_metrics,
+    comet_others,
+    wandb_history,
+    wandb_summary,
+)
+
+from carbonmeter import EmissionsTracker, InvalidValueError  # noqa: E402
+from carbonmeter.loggers.comet import CometLogger  # noqa: E402
+from carbonmeter.loggers.wandb import WandbLogger  # noqa: E402
+
+
+@pytest.fixture
+def offline_clients(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """wandb and Comet offline, quiet, writing only under tmp_path."""
+    for name, value in {
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "WANDB_CONFIG_DIR": str(tmp_path / "wandb-config"),
+        "WANDB_CACHE_DIR": str(tmp_path / "wandb-cache"),
+        "WANDB_DATA_DIR": str(tmp_path / "wandb-data"),
+        "COMET_LOGGING_CONSOLE": "ERROR",
+        "COMET_AUTO_LOG_CO2": "false",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def epoch_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as file:
+        return [row for row in csv.DictReader(file) if row["epoch"]]
+
+
+def run_row(path: Path) -> dict[str, str]:
+    with path.open(encoding="utf-8", newline="") as file:
+        return [row for row in csv.DictReader(file) if not row["window"]][-1]
+
+
+def wandb_file(root: Path) -> Path:
+    (path,) = root.glob("wandb/offline-run-*/run-*.wandb")
+    return path
+
+
+def per_epoch(history: list[dict[str, Any]], key: str) -> dict[int, float]:
+    values: dict[int, float] = {}
+    for row in history:
+        if key in row and "epoch" in row:
+            values.setdefault(int(row["epoch"]), row[key])
+    return values
+
+
+def train_three_epochs(tracker: EmissionsTracker, log: Any = None) -> None:
+    for epoch in range(3):
+        with tracker.epoch():
+            sum(i * i for i in range(50_000))
+        if log is not None:
+            log({"loss": 1.0 / (epoch + 1)})
+    tracker.stop()
+
+
+def test_wandb_gets_each_epoch_and_the_run_summary(offline_clients: Path) -> None:
+    run = wandb.init(project="carbonmeter-test", dir=str(offline_clients))
+    tracker = EmissionsTracker(
+        output_dir=str(offline_clients), country_iso_code="FRA", loggers=["wandb"]
+    )
+    train_three_epochs(tracker, run.log)
+    run.finish()
+    wandb.teardown()
+
+    path = wandb_file(offline_clients)
+    history = wandb_history(path)
+    rows = epoch_rows(offline_clients / "emissions.csv")
+    expected = {int(row["epoch"]): float(row["emissions"]) for row in rows}
+    assert per_epoch(history, "co2_kg") == pytest.approx(expected)
+    totals = per_epoch(history, "co2_kg_total")
+    assert totals[2] == pytest.approx(sum(expected.values()))
+    assert set(per_epoch(history, "power_w")) == {0, 1, 2}
+    assert [row["loss"] for row in history if "loss" in row][:3] == pytest.approx([1, 0.5, 1 / 3])
+    summary = wandb_summary(path)
+    run_data = run_row(offline_clients / "emissions.csv")
+    assert summary["run_co2_kg"] == pytest.approx(float(run_data["emissions"]))
+    assert summary["intensity_source"] == run_data["intensity_source"]
+    assert summary["country_iso_code"] == "FRA"
+    assert summary["cpu_method"] == run_data["cpu_method"]
+
+
+def test_comet_gets_each_epoch_and_the_run_summary(offline_clients: Path) -> None:
+    # log_env_host=False: comet_ml 3.58 opens a UDP socket to find the host's address there and
+    # never closes it.
+    experiment = comet_ml.OfflineExperiment(
+        offline_directory=str(offline_clients / "comet"),
+        project_name="carbonmeter-test",
+        log_env_host=False,
+    )
+    tracker = EmissionsTracker(
+        output_dir=str(offline_clients), country_iso_code="FRA", loggers=[CometLogger(experiment)]
+    )
+    train_three_epochs(tracker)
+    experiment.end()
+
+    (archive,) = (offline_clients / "comet").glob("*.zip")
+    rows = epoch_rows(offline_clients / "emissions.csv")
+    expected = {int(row["epoch"]): float(row["emissions"]) for row in rows}
+    assert comet_metrics(archive, "co2_kg") == pytest.approx(expected)
+    assert comet_metrics(archive, "co2_kg_total")[2] == pytest.approx(sum(expected.values()))
+    others = comet_others(archive)
+    run_data = run_row(offline_clients / "emissions.csv")
+    assert float(others["run_co2_kg"]) == pytest.approx(float(run_data["emissions"]))
+    assert others["intensity_method"] == "table"
+
+
+def test_without_an_active_run_the_logger_warns_once_and_logs_nothing(
+    offline_clients: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert wandb.run is None
+    tracker = EmissionsTracker(save_to_file=False, country_iso_code="FRA", loggers=["wandb"])
+    with caplog.at_level(logging.WARNING, logger="carbonmeter.loggers"):
+        train_three_epochs(tracker)
+    warnings = [r for r in caplog.records if "no active W&B run" in r.getMessage()]
+    assert len(warnings) == 1
+    assert not list(offline_clients.glob("wandb/offline-run-*"))
+
+
+def test_a_client_that_raises_warns_once_and_training_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class ClosedRun:
+        def __init__(self) -> None:
+            self.summary: dict[str, Any] = {}
+
+        def define_metric(self, *args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("run is finished")
+
+        def log(self, *args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("run is finished")
+
+    tracker = EmissionsTracker(
+        save_to_file=False, country_iso_code="FRA", loggers=[WandbLogger(ClosedRun())]
+    )
+    with caplog.at_level(logging.WARNING, logger="carbonmeter.loggers"):
+        train_three_epochs(tracker)
+    failures = [r for r in caplog.records if "log_epoch failed" in r.getMessage()]
+    assert len(failures) == 1
+    assert tracker.final_emissions is not None
+
+
+def test_unknown_logger_name_is_refused_at_construction() -> None:
+    with pytest.raises(InvalidValueError, match="'tensorboard'"):
+        EmissionsTracker(save_to_file=False, loggers=["tensorboard"])
+
+
+def test_keras_callback_logs_each_epoch_once_to_wandb(offline_clients: Path) -> None:
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    import numpy as np
+
+    from carbonmeter.keras import EmissionsCallback
+
+    run = wandb.init(project="carbonmeter-test", dir=str(offline_clients))
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.ones((32, 4), dtype="float32")
+    callback = EmissionsCallback(
+        output_dir=str(offline_clients), country_iso_code="FRA", loggers=["wandb"]
+    )
+    history = model.fit(x, x[:, :1], epochs=3, verbose=0, callbacks=[callback])
+    run.finish()
+    wandb.teardown()
+
+    logged = per_epoch(wandb_history(wandb_file(offline_clients)), "co2_kg")
+    assert list(logged.values()) == pytest.approx(history.history["co2_kg"])
+
+
+def test_lightning_wandb_logger_receives_co2_once_per_epoch(offline_clients: Path) -> None:
+    pl = pytest.importorskip("lightning.pytorch")
+    torch = pytest.importorskip("torch")
+    from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
+
+    from carbonmeter.lightning import EmissionsCallback
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+
+    class Tiny(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(4, 1)
+
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            (x,) = batch
+            return self.layer(x).pow(2).mean()
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(32, 4)), 8)
+    # The Lightning route: our callback logs through pl_module.log, Lightning's WandbLogger
+    # forwards it; no loggers= here, or W&B would get every value twice.
+    trainer = pl.Trainer(
+        max_epochs=3,
+        accelerator="cpu",
+        logger=LightningWandbLogger(offline=True, save_dir=str(offline_clients)),
+        callbacks=[EmissionsCallback(output_dir=str(offline_clients), country_iso_code="FRA")],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+    )
+    trainer.fit(Tiny(), data)
+    wandb.finish()
+    wandb.teardown()
+
+    history = wandb_history(wandb_file(offline_clients))
+    co2_values = [row["co2_kg"] for row in history if "co2_kg" in row]
+    expected = [float(row["emissions"]) for row in epoch_rows(offline_clients / "emissions.csv")]
+    assert sorted(set(co2_values)) == pytest.approx(sorted(expected))
+    assert len(set(co2_values)) == 3
+
+
+def test_hf_report_to_carbonmeter_then_wandb_logs_co2_once_per_epoch(
+    offline_clients: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    import carbonmeter.transformers  # noqa: F401  (registers report_to="carbonmeter")
+
+    monkeypatch.setenv("CARBONMETER_COUNTRY_ISO_CODE", "FRA")
+    run = wandb.init(project="carbonmeter-test", dir=str(offline_clients))
+    config = transformers.BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+    )
+    ids = torch.randint(0, 50, (32, 8), generator=torch.Generator().manual_seed(0))
+    data = [{"input_ids": row, "labels": torch.tensor(0)} for row in ids]
+    args = transformers.TrainingArguments(
+        output_dir=str(offline_clients / "hf"),
+        num_train_epochs=3,
+        per_device_train_batch_size=8,
+        logging_strategy="epoch",
+        save_strategy="no",
+        report_to=["carbonmeter", "wandb"],
+        disable_tqdm=True,
+        use_cpu=True,
+    )
+    model = transformers.BertForSequenceClassification(config)
+    transformers.Trainer(model=model, args=args, train_dataset=data).train()
+    run.finish()
+    wandb.teardown()
+
+    history = wandb_history(wandb_file(offline_clients))
+    logged = [row["train/co2_kg"] for row in history if "train/co2_kg" in row]
+    expected = [float(row["emissions"]) for row in epoch_rows(offline_clients / "emissions.csv")]
+    assert logged == pytest.approx(expected)
