@@ -127,4 +127,6 @@ emissions_data_methods!(
     intensity_source,
     intensity_year,
     intensity_method,
+    intensity_zone,
+    location_source,
 );

@@ -2,6 +2,7 @@
 
 mod data;
 pub(crate) mod errors;
+mod intensity;
 mod tracker;
 
 use std::sync::OnceLock;
@@ -41,5 +42,7 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(module)?;
     module.add_class::<tracker::PyEmissionsTracker>()?;
     module.add_class::<data::PyEmissionsData>()?;
+    module.add_class::<intensity::PyIntensity>()?;
+    module.add_function(wrap_pyfunction!(intensity::lookup_intensity, module)?)?;
     Ok(())
 }

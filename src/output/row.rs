@@ -142,8 +142,14 @@ pub struct EmissionsRow {
     pub intensity_source: String,
     /// Year that figure is for.
     pub intensity_year: Option<u16>,
-    /// `table` or `forced`.
+    /// `table`, `forced` or `live_hourly` (Electricity Maps, energy-weighted hour by hour).
     pub intensity_method: String,
+    /// Grid zone of that figure: `FRA`, `US-CA`, `gcp:europe-west1`, `World`, or the
+    /// Electricity Maps zone (`FR`) for live figures.
+    pub intensity_zone: String,
+    /// How the location was chosen: `cloud`, `region`, `country`, `timezone:<IANA zone>` or
+    /// `none` (world average).
+    pub location_source: String,
 }
 
 /// The header line of our CSV, column names in order.
@@ -160,6 +166,8 @@ pub fn columns() -> Vec<&'static str> {
         "intensity_source",
         "intensity_year",
         "intensity_method",
+        "intensity_zone",
+        "location_source",
     ]);
     columns
 }
