@@ -473,7 +473,9 @@ def main(argv: list[str] | None = None) -> int:
         built_version = tz_version(args.zoneinfo)
         if args.check and built_version != committed_tz_version():
             # Another tz release on this machine: not a stale table, only a different system.
-            print(f"{TIMEZONE_TABLE}: system tz {built_version} differs from committed, not checked")
+            print(
+                f"{TIMEZONE_TABLE}: system tz {built_version} differs from committed, not checked"
+            )
         else:
             tables[TIMEZONE_TABLE] = timezones
     if not args.quiet and not args.check:

@@ -93,16 +93,23 @@ impl HourlyRun {
         let emissions = emissions_kg(&parts, pue, figure);
         let kwh: f64 = parts.iter().map(|p| p.energy_j / 3.6e6 * pue).sum();
         let live_count = results.iter().filter(|r| r.is_ok()).count();
-        let g_per_kwh = if kwh > 0.0 {
+        let figures: Vec<f64> = hours.iter().map(|&h| figure(h)).collect();
+        let g_per_kwh = if figures
+            .windows(2)
+            .all(|pair| pair[0].to_bits() == pair[1].to_bits())
+        {
+            // One figure throughout: that figure, not a quotient that rounds it.
+            figures.first().copied().unwrap_or(table.g_per_kwh)
+        } else if kwh > 0.0 {
             emissions * 1000.0 / kwh
         } else {
-            hours.iter().map(|&h| figure(h)).sum::<f64>() / hours.len().max(1) as f64
+            figures.iter().sum::<f64>() / figures.len() as f64
         };
         let mut detail = String::new();
         for (part, result) in parts.iter().zip(&results) {
             let _ = write!(
                 detail,
-                "hour {} (unix {}): {:.9} kWh x {} g/kWh ({}); ",
+                "hour {} (unix {}): {:e} kWh x {} g/kWh ({}); ",
                 part.hour,
                 part.hour as f64 * clock.hour_s,
                 part.energy_j / 3.6e6 * pue,
