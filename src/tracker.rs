@@ -98,6 +98,11 @@ impl Tracker {
         &self.intensity
     }
 
+    /// How the grid was chosen: `cloud`, `region`, `country`, `timezone:<zone>` or `none`.
+    pub fn location_source(&self) -> &str {
+        &self.located.location_source
+    }
+
     /// Idle or running.
     pub fn state(&self) -> TrackerState {
         if self.run.lock().is_some() {

@@ -180,6 +180,14 @@ def test_new_columns_are_last_and_in_the_csv(tmp_path: Path) -> None:
     assert rows[0]["country_name"] == "Sweden"
 
 
+def test_offline_tracker_wants_a_location_not_a_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    with pytest.raises(InvalidValueError, match="needs the country"):
+        carbonmeter.OfflineEmissionsTracker(save_to_file=False)
+    tracker = carbonmeter.OfflineEmissionsTracker(region="SE3", save_to_file=False)
+    assert (tracker.location_source, tracker.country_iso_code) == ("region", "SWE")
+
+
 # --- time-zone inference --------------------------------------------------------------------
 
 SCRIPT = """

@@ -185,6 +185,9 @@ class EmissionsTracker:
     @property
     def country_iso_code(self) -> str | None: ...
     @property
+    def location_source(self) -> str:
+        """cloud, region, country, timezone:<IANA zone> or none (world average)."""
+    @property
     def cloud_provider(self) -> str | None: ...
     @property
     def output_path(self) -> str | None: ...
