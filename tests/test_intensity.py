@@ -294,6 +294,8 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "garbage":
             return self.reply(200, b"<html>not json")
         hour = math.floor(time.time() / self.server.hour_s)
+        if mode == "lagging":  # no figure yet for the hour in progress
+            hour -= 1
         if url.path.endswith("/carbon-intensity/latest"):
             body: dict[str, object] = self.server.point(hour)
         elif url.path.endswith("/carbon-intensity/history"):
@@ -328,6 +330,9 @@ def live_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if key.startswith(("CARBONMETER_", "CODECARBON_", "ELECTRICITYMAPS_")):
             monkeypatch.delenv(key)
     monkeypatch.setenv("CARBONMETER_LIVE_TIMEOUT_S", "0.5")
+    # ureq honours *_PROXY like curl: the local server must be reached directly.
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     yield
 
 
@@ -441,6 +446,23 @@ def test_run_across_two_hours_is_split_and_weighted(
     assert data.intensity_g_per_kwh == pytest.approx(expected, rel=0.05)
     assert 100.0 < data.intensity_g_per_kwh < 400.0
     assert_token_nowhere(tmp_path, caplog.text)
+
+
+def test_latest_figure_stands_in_for_an_hour_without_one(live_env: None, tmp_path: Path) -> None:
+    server = serve(3600.0, (200.0, 300.0), "lagging")
+    try:
+        with live_tracker(server, tmp_path) as tracker:
+            time.sleep(0.1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    data = tracker.final_emissions_data
+    assert data is not None
+    assert data.intensity_method == "live_hourly"
+    previous_hour = math.floor(time.time() / 3600.0) - 1
+    assert data.intensity_g_per_kwh == (200.0, 300.0)[previous_hour % 2]
+    paths = [path for path, _, _ in server.requests]
+    assert paths == ["/v3/carbon-intensity/latest", "/v3/carbon-intensity/history"]
 
 
 @pytest.mark.parametrize(

@@ -128,6 +128,9 @@ pub fn parse_history(body: &str, hour_s: f64) -> Result<Vec<LivePoint>, String> 
         .collect())
 }
 
+/// How many hours old the latest figure may be to stand in for an hour that has none yet.
+const MAX_LATEST_LAG_HOURS: i64 = 2;
+
 type CacheKey = (String, String, u64, i64);
 
 /// Figures fetched in this process, by (base URL, zone, hour length, hour).
@@ -342,6 +345,13 @@ impl Worker {
         let history = parse_history(&self.get("history")?, self.hour_s)?;
         self.store(&history);
         if history.iter().any(|point| point.hour == hour) {
+            Ok(())
+        } else if (1..=MAX_LATEST_LAG_HOURS).contains(&(hour - latest.hour)) {
+            // The hour in progress may have no figure yet: the latest one stands in for it.
+            self.store(&[LivePoint {
+                hour,
+                g_per_kwh: latest.g_per_kwh,
+            }]);
             Ok(())
         } else {
             Err(format!(
