@@ -287,9 +287,10 @@ class Handler(BaseHTTPRequestHandler):
         mode = self.server.mode
         if mode == "timeout":
             time.sleep(1.5)
+        now_hour = math.floor(time.time() / self.server.hour_s)
         if self.headers.get("auth-token") != TOKEN or mode == "401":
             return self.reply(401, b'{"error":"unauthorized"}')
-        if mode == "500":
+        if mode == "500" or (mode == "odd_hours_fail" and now_hour % 2 == 1):
             return self.reply(500, b"internal error")
         if mode == "garbage":
             return self.reply(200, b"<html>not json")
@@ -446,6 +447,42 @@ def test_run_across_two_hours_is_split_and_weighted(
     assert data.intensity_g_per_kwh == pytest.approx(expected, rel=0.05)
     assert 100.0 < data.intensity_g_per_kwh < 400.0
     assert_token_nowhere(tmp_path, caplog.text)
+
+
+@pytest.mark.slow
+def test_hours_without_live_data_take_the_table_figure(
+    live_env: None,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hour_s = 1.0
+    monkeypatch.setenv("CARBONMETER_HOUR_S", str(hour_s))
+    caplog.set_level(logging.DEBUG, logger="carbonmeter")
+    server = serve(hour_s, (100.0,), "odd_hours_fail")
+    # Start early in an even hour (answered), run into the odd one (HTTP 500).
+    while not (math.floor(time.time()) % 2 == 0 and time.time() % 1 < 0.25):
+        time.sleep(0.01)
+    try:
+        with live_tracker(server, tmp_path) as tracker:
+            time.sleep(1.2)
+    finally:
+        server.shutdown()
+        server.server_close()
+    data = tracker.final_emissions_data
+    assert data is not None
+    assert data.intensity_method == "live_hourly"
+    assert "from the table (HTTP 500)" in data.intensity_source
+    details = [r.getMessage() for r in caplog.records if "hourly intensity:" in r.getMessage()]
+    parts = HOUR_LINE.findall(details[-1])
+    fra = float(COUNTRIES["FRA"]["g_per_kwh"])
+    assert parts[0][2:] == ("100", "live")
+    assert any(float(g) == fra and origin == "table" for *_, g, origin in parts)
+    weighted_kg = sum(float(kwh) * float(g) / 1000 for _, kwh, g, _ in parts)
+    assert data.emissions == pytest.approx(weighted_kg, rel=1e-6)
+    assert fra < data.intensity_g_per_kwh < 100.0
+    warnings = [r for r in caplog.records if "Electricity Maps data unavailable" in r.getMessage()]
+    assert len(warnings) == 1
 
 
 def test_latest_figure_stands_in_for_an_hour_without_one(live_env: None, tmp_path: Path) -> None:
