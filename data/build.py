@@ -26,6 +26,8 @@ from pathlib import Path
 DATA_DIR = Path(__file__).resolve().parent
 REPO_ROOT = DATA_DIR.parent
 DEFAULT_REFERENCE = REPO_ROOT.parent / "shared" / "reference"
+DEFAULT_ZONEINFO = Path("/usr/share/zoneinfo")
+TIMEZONE_TABLE = "timezone_countries.csv"
 
 YEAR_MIN, YEAR_MAX = 1990, 2030
 G_PER_KWH_MAX = 2000.0
@@ -87,6 +89,19 @@ REGION_CODE = re.compile(r"[A-Z]{2}-[A-Z0-9]{1,3}|SE[1-4]|NO[1-5]|FI")
 CPU_TDP_SOURCE = "Manufacturers' published specifications (Intel ARK, AMD product pages)"
 CPU_TDP_YEAR = 2025
 CPU_TDP_MAX_W = 1000.0
+
+# Backward links (old zone names) that the tz database points at a zone of another country, so
+# the link's target says nothing of the country the old name meant: left out (world average).
+TZ_CROSS_COUNTRY_LINKS = {
+    "Africa/Asmera",  # Eritrea -> Africa/Nairobi (KE)
+    "Africa/Timbuktu",  # Mali -> Africa/Abidjan (CI)
+    "America/Coral_Harbour",  # Canada -> America/Panama (PA)
+    "Antarctica/South_Pole",  # Antarctica -> Pacific/Auckland (NZ)
+    "Atlantic/Jan_Mayen",  # Svalbard and Jan Mayen -> Europe/Berlin (DE)
+    "Pacific/Ponape",  # Micronesia -> Pacific/Guadalcanal (SB)
+    "Pacific/Truk",  # Micronesia -> Pacific/Port_Moresby (PG)
+    "Pacific/Yap",  # Micronesia -> Pacific/Port_Moresby (PG)
+}
 
 ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
 
@@ -344,6 +359,76 @@ def build_cpu_tdp(ref: Path, report: Report) -> str:
     return to_csv(["model", "tdp_w", "source", "year"], ordered)
 
 
+def tz_version(zoneinfo: Path) -> str | None:
+    """The tz database release of a zoneinfo directory ("2025b"), from tzdata.zi or +VERSION."""
+    zi = zoneinfo / "tzdata.zi"
+    if zi.is_file():
+        with zi.open(encoding="utf-8") as handle:
+            match = re.match(r"# version (\S+)", handle.readline())
+        if match:
+            return match.group(1)
+    version = zoneinfo / "+VERSION"
+    if version.is_file():
+        return version.read_text(encoding="utf-8").strip() or None
+    return None
+
+
+def committed_tz_version() -> str | None:
+    path = DATA_DIR / TIMEZONE_TABLE
+    if not path.exists():
+        return None
+    with path.open(encoding="utf-8", newline="") as handle:
+        first = next(csv.DictReader(handle), None)
+    match = re.search(r"IANA tz database (\d{4}[a-z]*)", first["source"]) if first else None
+    return match.group(1) if match else None
+
+
+def build_timezones(zoneinfo: Path, report: Report) -> str | None:
+    """IANA zone name -> the one country it is in, from zone.tab (one country per zone).
+
+    zone1970.tab is not used: it merges zones that agree since 1970 across countries
+    (Europe/Paris is "FR,MC", Europe/Berlin "DE,DK,NO,SE,SJ"), so it cannot name one country.
+    Backward links with a slash in their name (US/Pacific, Asia/Calcutta) are added with their
+    target's country, except those pointing across a border (TZ_CROSS_COUNTRY_LINKS). Names
+    without a slash (CET, EST5EDT, Japan, GB) and Etc/* are left out: many are multi-country.
+    Returns None when the zoneinfo directory has no zone.tab.
+    """
+    zone_tab = zoneinfo / "zone.tab"
+    version = tz_version(zoneinfo)
+    if not zone_tab.is_file() or version is None:
+        report(f"{TIMEZONE_TABLE}: no zone.tab or version under {zoneinfo}, table not rebuilt")
+        return None
+    year = check_year(int(version[:4]), f"tz version {version}")
+    source = f"IANA tz database {version}"
+    zones: dict[str, list[str]] = {}
+    with zone_tab.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("#") or not line.strip():
+                continue
+            code, _coordinates, zone = line.rstrip("\n").split("\t")[:3]
+            if not re.fullmatch(r"[A-Z]{2}", code):
+                raise ValueError(f"zone.tab: {zone} has country {code!r}")
+            zones[zone] = [zone, code, str(year), f"{source}, zone.tab"]
+    links = 0
+    zi = zoneinfo / "tzdata.zi"
+    if zi.is_file():
+        with zi.open(encoding="utf-8") as handle:
+            for line in handle:
+                if not line.startswith("L "):
+                    continue
+                _, target, name = line.split()
+                if name in zones or "/" not in name or name.startswith("Etc/"):
+                    continue
+                if name in TZ_CROSS_COUNTRY_LINKS or target not in zones:
+                    report(f"{TIMEZONE_TABLE}: link {name} -> {target} left out")
+                    continue
+                code = zones[target][1]
+                zones[name] = [name, code, str(year), f"{source}, backward link to {target}"]
+                links += 1
+    report(f"{TIMEZONE_TABLE}: {len(zones) - links} zones from zone.tab + {links} links ({source})")
+    return to_csv(["zone", "iso2", "year", "source"], (zones[k] for k in sorted(zones)))
+
+
 def build_all(ref: Path, report: Report) -> dict[str, str]:
     country, world = build_country_and_world(ref, report)
     return {
@@ -369,6 +454,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="rebuild in memory; exit 1 if any committed table differs",
     )
+    parser.add_argument(
+        "--zoneinfo",
+        type=Path,
+        default=DEFAULT_ZONEINFO,
+        help=f"tz database directory with zone.tab and tzdata.zi (default: {DEFAULT_ZONEINFO})",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="print no build notes")
     args = parser.parse_args(argv)
 
@@ -377,6 +468,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     report = Report()
     tables = build_all(args.reference, report)
+    timezones = build_timezones(args.zoneinfo, report)
+    if timezones is not None:
+        built_version = tz_version(args.zoneinfo)
+        if args.check and built_version != committed_tz_version():
+            # Another tz release on this machine: not a stale table, only a different system.
+            print(
+                f"{TIMEZONE_TABLE}: system tz {built_version} differs from committed, not checked"
+            )
+        else:
+            tables[TIMEZONE_TABLE] = timezones
     if not args.quiet and not args.check:
         print("\n".join(report.lines))
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::intensity::live::{self, LiveSettings, Secret};
 use crate::meter::MeterConfig;
 use crate::output::csv::WriteMode;
 use crate::sensors::TrackingMode;
@@ -70,6 +71,10 @@ pub const SERVED: &[&str] = &[
     "powercap_root",
     "rank",
     "sync",
+    "electricitymaps_api_token",
+    "co2_signal_api_token",
+    "electricitymaps_base_url",
+    "electricitymaps_zone",
 ];
 
 /// CodeCarbon arguments for services carbonmeter does not offer: accepted with one warning, so
@@ -87,8 +92,6 @@ pub const UNSERVED: &[&str] = &[
     "prometheus_url",
     "output_handlers",
     "emissions_endpoint",
-    "electricitymaps_api_token",
-    "co2_signal_api_token",
     "logger_preamble",
     "metadata",
 ];
@@ -160,6 +163,10 @@ pub struct Config {
     pub rank: Option<u32>,
     /// Wait for queued GPU work at window edges.
     pub sync: SyncMode,
+    /// Electricity Maps token, URL and zone; hour length (shortened only by tests).
+    pub live: LiveSettings,
+    /// The `TZ` environment variable, for locating a run that names no location.
+    pub tz: Option<String>,
     /// Unserved CodeCarbon settings that were given (each warned about once).
     pub unserved: Vec<String>,
     /// Where each setting not from a keyword argument came from, for a debug line.
@@ -296,6 +303,52 @@ impl Layers {
             .map(Some)
             .ok_or_else(|| Error::invalid(key, raw.render(), "expected True or False"))
     }
+}
+
+/// Hidden test settings (environment only): the length of an "hour" for hourly intensity, and
+/// the live request timeout, both in seconds.
+pub const HOUR_S_ENV: &str = "CARBONMETER_HOUR_S";
+/// See [`HOUR_S_ENV`].
+pub const LIVE_TIMEOUT_S_ENV: &str = "CARBONMETER_LIVE_TIMEOUT_S";
+
+fn resolve_live(layers: &mut Layers) -> Result<LiveSettings> {
+    // Keyword arguments first (either name), then each name through the other layers, then
+    // Electricity Maps' own variable.
+    let token = ["electricitymaps_api_token", "co2_signal_api_token"]
+        .iter()
+        .find_map(|key| match layers.kwargs.get(*key) {
+            Some(RawValue::Str(text)) => Some(text.clone()),
+            _ => None,
+        })
+        .or_else(|| layers.string("electricitymaps_api_token"))
+        .or_else(|| layers.string("co2_signal_api_token"))
+        .or_else(|| layers.env.vars.get(live::TOKEN_ENV).cloned());
+    let env_seconds = |layers: &Layers, var: &str| -> Result<Option<f64>> {
+        let Some(text) = layers.env.vars.get(var) else {
+            return Ok(None);
+        };
+        match text.trim().parse::<f64>() {
+            Ok(seconds) if seconds.is_finite() && seconds > 0.0 => Ok(Some(seconds)),
+            _ => Err(Error::invalid(
+                var,
+                format!("{text:?}"),
+                "expected seconds > 0",
+            )),
+        }
+    };
+    let defaults = LiveSettings::default();
+    Ok(LiveSettings {
+        token: token.as_deref().and_then(Secret::new),
+        base_url: layers
+            .string("electricitymaps_base_url")
+            .unwrap_or(defaults.base_url),
+        zone: layers
+            .string("electricitymaps_zone")
+            .map(|zone| zone.trim().to_owned())
+            .filter(|zone| !zone.is_empty()),
+        timeout_s: env_seconds(layers, LIVE_TIMEOUT_S_ENV)?.unwrap_or(defaults.timeout_s),
+        hour_s: env_seconds(layers, HOUR_S_ENV)?.unwrap_or(defaults.hour_s),
+    })
 }
 
 fn log_level_name(raw: &RawValue) -> Result<String> {
@@ -449,6 +502,7 @@ impl Config {
         };
         // Validated for CodeCarbon parity; every carbonmeter tracker may run beside others.
         layers.boolean("allow_multiple_runs")?;
+        let live = resolve_live(&mut layers)?;
         Ok(Self {
             project_name: layers
                 .string("project_name")
@@ -474,6 +528,8 @@ impl Config {
             meter,
             rank,
             sync,
+            live,
+            tz: layers.env.vars.get("TZ").cloned(),
             unserved,
             origins: std::mem::take(&mut layers.origins),
         })
@@ -580,6 +636,39 @@ mod tests {
             assert!(message.contains(expected), "{message}");
             assert!(message.contains("expected"), "{message}");
         }
+    }
+
+    #[test]
+    fn token_from_kwarg_alias_or_env_and_never_in_debug() {
+        let resolve = |pairs: &[(&str, RawValue)], vars: &[(&str, &str)]| {
+            let mut all = pairs.to_vec();
+            all.push(("save_to_file", RawValue::Bool(false)));
+            Config::resolve(kwargs(&all), env_with(vars, None)).expect("config")
+        };
+        let secret = |token: &str| Secret::new(token);
+        let config = resolve(
+            &[("co2_signal_api_token", RawValue::Str("alias-tok".into()))],
+            &[("ELECTRICITYMAPS_API_TOKEN", "env-tok")],
+        );
+        assert_eq!(config.live.token, secret("alias-tok"));
+        assert!(config.unserved.is_empty());
+        assert!(!format!("{config:?}").contains("alias-tok"));
+        let config = resolve(&[], &[("ELECTRICITYMAPS_API_TOKEN", "env-tok")]);
+        assert_eq!(config.live.token, secret("env-tok"));
+        let config = resolve(
+            &[("electricitymaps_api_token", RawValue::Str("kw".into()))],
+            &[("CARBONMETER_HOUR_S", "2"), ("TZ", "Europe/Paris")],
+        );
+        assert_eq!(config.live.token, secret("kw"));
+        assert_eq!(config.live.hour_s, 2.0);
+        assert_eq!(config.tz.as_deref(), Some("Europe/Paris"));
+        assert_eq!(resolve(&[], &[]).live.token, None);
+        let err = Config::resolve(
+            kwargs(&[("save_to_file", RawValue::Bool(false))]),
+            env_with(&[("CARBONMETER_HOUR_S", "-1")], None),
+        )
+        .expect_err("bad hour");
+        assert!(err.to_string().contains("CARBONMETER_HOUR_S"));
     }
 
     #[test]

@@ -14,6 +14,13 @@ pub fn warn_once(message: &str) {
     }
 }
 
+/// Logs `message` at info level unless this process already logged it.
+pub fn info_once(message: &str) {
+    if SAID.lock().insert(message.to_owned()) {
+        log::info!("{message}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,9 @@ use parking_lot::Mutex;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::intensity::{self, Intensity, IntensityMethod};
+use crate::intensity::resolve::Resolved;
+use crate::intensity::weighted::HourlyRun;
+use crate::intensity::{self, Intensity};
 use crate::meter::{Interval, Meter, MeterDescription, Snapshot};
 use crate::output::EmissionsRow;
 use crate::output::csv::CsvSink;
@@ -49,6 +51,7 @@ struct Run {
     meter: Arc<Mutex<Meter>>,
     sampler: Sampler,
     start: Snapshot,
+    hourly: Option<Arc<HourlyRun>>,
     windows: Vec<OpenWindow>,
     next_epoch: BTreeMap<String, u32>,
 }
@@ -71,8 +74,10 @@ impl Run {
 /// A row to write once the run lock is released.
 struct Closed {
     run_id: String,
-    interval: Interval,
+    start: Snapshot,
+    end: Snapshot,
     window: Option<(String, WindowLabels)>,
+    hourly: Option<Arc<HourlyRun>>,
 }
 
 /// What `stop_run` wrote.
@@ -98,6 +103,7 @@ pub struct Tracker {
     config: Config,
     identity: Identity,
     intensity: Intensity,
+    located: Resolved,
     sink: Option<CsvSink>,
     run: Mutex<Option<Run>>,
     last_row: Mutex<Option<EmissionsRow>>,
@@ -115,7 +121,8 @@ impl Tracker {
         for (key, origin) in &config.origins {
             log::debug!("setting {key} from {origin}");
         }
-        let intensity = resolve_intensity(&config)?;
+        let located = intensity::resolve::resolve(&config, std::path::Path::new("/"))?;
+        let intensity = located.intensity.clone();
         let sink = config
             .output_path
             .clone()
@@ -124,6 +131,7 @@ impl Tracker {
             config,
             identity,
             intensity,
+            located,
             sink,
             run: Mutex::new(None),
             last_row: Mutex::new(None),
@@ -139,6 +147,11 @@ impl Tracker {
     /// The grid intensity applied.
     pub fn intensity(&self) -> &Intensity {
         &self.intensity
+    }
+
+    /// How the grid was chosen: `cloud`, `region`, `country`, `timezone:<zone>` or `none`.
+    pub fn location_source(&self) -> &str {
+        &self.located.location_source
     }
 
     /// Idle or running.
@@ -172,6 +185,7 @@ impl Tracker {
             crate::once::warn_once(&warning);
         }
         let start = meter.read();
+        let hourly = self.start_hourly(&start);
         let period_s = self
             .config
             .measure_power_secs
@@ -179,11 +193,16 @@ impl Tracker {
         *self.description.lock() = Some(meter.description().clone());
         let meter = Arc::new(Mutex::new(meter));
         let sampled = Arc::clone(&meter);
+        let sampled_hourly = hourly.clone();
         let sampler = Sampler::spawn(
             "carbonmeter-sampler",
             Duration::from_secs_f64(period_s),
             move || {
-                sampled.lock().read();
+                let mut meter = sampled.lock();
+                let snapshot = meter.read();
+                if let Some(hourly) = &sampled_hourly {
+                    hourly.observe(&snapshot);
+                }
             },
         )
         .map_err(|err| crate::error::Error::io("carbonmeter-sampler thread", err))?;
@@ -192,6 +211,7 @@ impl Tracker {
             meter,
             sampler,
             start,
+            hourly,
             windows: Vec::new(),
             next_epoch: BTreeMap::new(),
         });
@@ -216,7 +236,7 @@ impl Tracker {
                 run.window_names()
             )));
         }
-        let start = read_and_report(&run.meter);
+        let start = read_and_report(&run.meter, run.hourly.as_deref());
         run.windows.push(OpenWindow {
             name: name.to_owned(),
             labels,
@@ -272,11 +292,12 @@ impl Tracker {
                     ))
                 })?;
             let window = run.windows.remove(index);
-            let end = read_and_report(&run.meter);
             Closed {
                 run_id: run.id.clone(),
-                interval: end.since(&window.start),
+                start: window.start,
+                end: read_and_report(&run.meter, run.hourly.as_deref()),
                 window: Some((window.name, window.labels)),
+                hourly: run.hourly.clone(),
             }
         };
         Ok(self.write_closed(&closed))
@@ -299,11 +320,12 @@ impl Tracker {
                 log::error!("You first need to start the tracker.");
                 return None;
             };
-            let now = read_and_report(&run.meter);
             Closed {
                 run_id: run.id.clone(),
-                interval: now.since(&run.start),
+                start: run.start,
+                end: read_and_report(&run.meter, run.hourly.as_deref()),
                 window: None,
+                hourly: run.hourly.clone(),
             }
         };
         Some(self.write_closed(&closed))
@@ -326,7 +348,7 @@ impl Tracker {
             return None;
         };
         run.sampler.stop();
-        let end = read_and_report(&run.meter);
+        let end = read_and_report(&run.meter, run.hourly.as_deref());
         // Windows still open (an epoch cut short by an exception) get their partial row first.
         let windows = run
             .windows
@@ -334,22 +356,35 @@ impl Tracker {
             .map(|window| {
                 self.write_closed(&Closed {
                     run_id: run.id.clone(),
-                    interval: end.since(&window.start),
+                    start: window.start,
+                    end,
                     window: Some((window.name, window.labels)),
+                    hourly: run.hourly.clone(),
                 })
             })
             .collect();
         let row = self.write_closed(&Closed {
             run_id: run.id.clone(),
-            interval: end.since(&run.start),
+            start: run.start,
+            end,
             window: None,
+            hourly: run.hourly.clone(),
         });
+        if let Some(hourly) = &run.hourly {
+            hourly.stop();
+        }
         *self.last_row.lock() = Some(row.clone());
         Some(Stopped { windows, run: row })
     }
 
     fn write_closed(&self, closed: &Closed) -> EmissionsRow {
-        let mut row = self.row(&closed.run_id, &closed.interval);
+        let mut row = self.row(&closed.run_id, &closed.end.since(&closed.start));
+        self.weigh_hourly(
+            &mut row,
+            closed.hourly.as_deref(),
+            &closed.start,
+            &closed.end,
+        );
         if let Some((name, labels)) = &closed.window {
             row.window = Some(name.clone());
             row.epoch = labels.epoch;
@@ -385,12 +420,7 @@ impl Tracker {
         let energy_consumed = kwh(energy.cpu_j) + kwh(energy.ram_j) + kwh(energy.gpu_j);
         let emissions = energy_consumed * self.intensity.g_per_kwh / 1000.0;
         let intensity = &self.intensity;
-        let intensity_source =
-            if intensity.country_iso_code.is_none() && intensity.method == IntensityMethod::Table {
-                format!("world average, no country set ({})", intensity.source)
-            } else {
-                intensity.source.clone()
-            };
+        let intensity_source = intensity.source.clone();
         EmissionsRow {
             timestamp: Local::now().format("%Y-%m-%dT%H:%M:%S").to_string(),
             project_name: config.project_name.clone(),
@@ -413,9 +443,9 @@ impl Tracker {
             water_consumed: energy_consumed * config.wue,
             country_name: intensity.country_name.clone(),
             country_iso_code: intensity.country_iso_code.clone(),
-            region: config.region.clone(),
-            cloud_provider: config.cloud_provider.clone(),
-            cloud_region: config.cloud_region.clone(),
+            region: intensity.region.clone(),
+            cloud_provider: intensity.cloud_provider.clone(),
+            cloud_region: intensity.cloud_region.clone(),
             os: self.identity.os.clone(),
             python_version: self.identity.python_version.clone(),
             codecarbon_version: String::new(),
@@ -431,7 +461,7 @@ impl Tracker {
             gpu_utilization_percent: 0.0,
             ram_utilization_percent: interval.ram_utilization_percent,
             ram_used_gb: interval.ram_used_gb,
-            on_cloud: if config.cloud_provider.is_some() {
+            on_cloud: if intensity.cloud_provider.is_some() {
                 "Y"
             } else {
                 "N"
@@ -453,7 +483,56 @@ impl Tracker {
             epoch: None,
             phase: None,
             rank: config.rank,
+            intensity_zone: intensity.zone.clone(),
+            location_source: self.located.location_source.clone(),
         }
+    }
+
+    /// Starts the live source for a run, when a token and a zone are set.
+    fn start_hourly(&self, start: &Snapshot) -> Option<Arc<HourlyRun>> {
+        let (zone, token) = self.located.live.clone()?;
+        let wall_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |since| since.as_secs_f64());
+        match HourlyRun::start(&self.config.live, token, &zone, start, wall_s) {
+            Ok(hourly) => Some(Arc::new(hourly)),
+            Err(err) => {
+                crate::once::warn_once(&format!(
+                    "cannot start the Electricity Maps thread ({err}): the table's figure is used"
+                ));
+                None
+            }
+        }
+    }
+
+    /// With live data on, replaces the row's emissions and intensity by the hour-by-hour ones.
+    fn weigh_hourly(
+        &self,
+        row: &mut EmissionsRow,
+        hourly: Option<&HourlyRun>,
+        start: &Snapshot,
+        end: &Snapshot,
+    ) {
+        let Some(hourly) = hourly else { return };
+        let weighted = hourly.weigh(start, end, self.config.pue, &self.intensity);
+        if let Some(warning) = &weighted.warning {
+            log::warn!("{warning}");
+        }
+        log::debug!("hourly intensity: {}", weighted.detail);
+        row.emissions = weighted.emissions_kg;
+        row.emissions_rate = if row.duration > 0.0 {
+            weighted.emissions_kg / row.duration
+        } else {
+            0.0
+        };
+        row.intensity_g_per_kwh = weighted.g_per_kwh;
+        row.intensity_source = weighted.source;
+        row.intensity_year = weighted.year;
+        weighted
+            .method
+            .as_str()
+            .clone_into(&mut row.intensity_method);
+        row.intensity_zone = weighted.zone;
     }
 }
 
@@ -469,44 +548,18 @@ impl Drop for Tracker {
 
 /// Reads every sensor now and logs what the sampler found wrong since the last edge: the
 /// sampler thread itself never logs, so it never waits on the logging machinery.
-fn read_and_report(meter: &Mutex<Meter>) -> Snapshot {
+fn read_and_report(meter: &Mutex<Meter>, hourly: Option<&HourlyRun>) -> Snapshot {
     let (snapshot, warnings) = {
         let mut meter = meter.lock();
-        (meter.read(), meter.take_warnings())
+        let snapshot = meter.read();
+        // Under the meter's lock, so the ledger sees reads in order.
+        if let Some(hourly) = hourly {
+            hourly.observe(&snapshot);
+        }
+        (snapshot, meter.take_warnings())
     };
     for warning in warnings {
         log::warn!("{warning}");
     }
     snapshot
-}
-
-fn resolve_intensity(config: &Config) -> Result<Intensity> {
-    let located = match &config.country {
-        Some((setting, country)) => Some(intensity::country_intensity(setting, country)?),
-        None => None,
-    };
-    if let Some(g_per_kwh) = config.force_carbon_intensity_g_per_kwh {
-        return Ok(Intensity {
-            g_per_kwh,
-            source: "force_carbon_intensity_g_co2e_kwh".to_owned(),
-            year: None,
-            zone: located
-                .as_ref()
-                .map_or_else(String::new, |l| l.zone.clone()),
-            method: IntensityMethod::Forced,
-            country_name: located.as_ref().and_then(|l| l.country_name.clone()),
-            country_iso_code: located.and_then(|l| l.country_iso_code),
-        });
-    }
-    Ok(located.unwrap_or_else(|| {
-        let world = intensity::world_intensity();
-        crate::once::warn_once(&format!(
-            "no country set: emissions use the world average of {} g CO2eq/kWh ({}, {}); set \
-             country_iso_code (e.g. \"FRA\") or CARBONMETER_COUNTRY_ISO_CODE for your grid",
-            world.g_per_kwh,
-            world.source,
-            world.year.map_or_else(String::new, |y| y.to_string())
-        ));
-        world
-    }))
 }

@@ -12,9 +12,11 @@ __all__ = [
     "EmissionsData",
     "EmissionsTracker",
     "EpochWindow",
+    "Intensity",
     "InvalidValueError",
     "TrackerStateError",
     "__version__",
+    "lookup_intensity",
 ]
 
 __version__: Final[str]
@@ -138,7 +140,14 @@ class EmissionsData:
     @property
     def intensity_year(self) -> int | None: ...
     @property
-    def intensity_method(self) -> str: ...
+    def intensity_method(self) -> str:
+        """table, forced or live_hourly (Electricity Maps, energy-weighted hour by hour)."""
+    @property
+    def intensity_zone(self) -> str:
+        """Grid zone of the figure: FRA, US-CA, gcp:europe-west1, World, or FR when live."""
+    @property
+    def location_source(self) -> str:
+        """cloud, region, country, timezone:<IANA zone> or none (world average)."""
     @property
     def window(self) -> str | None:
         """Name of the window measured; None for a run row."""
@@ -201,6 +210,9 @@ class EmissionsTracker:
     @property
     def country_iso_code(self) -> str | None: ...
     @property
+    def location_source(self) -> str:
+        """cloud, region, country, timezone:<IANA zone> or none (world average)."""
+    @property
     def cloud_provider(self) -> str | None: ...
     @property
     def output_path(self) -> str | None: ...
@@ -236,3 +248,56 @@ class EpochWindow:
     @property
     def data(self) -> EmissionsData | None:
         """What the epoch measured, once it has ended."""
+
+@final
+class Intensity:
+    """A grid's carbon intensity, as looked up in carbonmeter's embedded tables.
+
+    Example:
+        >>> from carbonmeter.intensity import lookup
+        >>> lookup(country="FR").zone
+        'FRA'
+    """
+
+    @property
+    def g_per_kwh(self) -> float:
+        """g CO2eq per kWh."""
+    @property
+    def source(self) -> str:
+        """Where the figure comes from."""
+    @property
+    def year(self) -> int | None:
+        """Year the figure is for."""
+    @property
+    def zone(self) -> str:
+        """FRA, US-CA, gcp:europe-west1 or World."""
+    @property
+    def method(self) -> str:
+        """table (lookups never go online)."""
+    @property
+    def country_name(self) -> str | None: ...
+    @property
+    def country_iso_code(self) -> str | None: ...
+    @property
+    def region(self) -> str | None: ...
+    @property
+    def cloud_provider(self) -> str | None: ...
+    @property
+    def cloud_region(self) -> str | None: ...
+
+def lookup_intensity(
+    country: str | None = None,
+    region: str | None = None,
+    cloud_provider: str | None = None,
+    cloud_region: str | None = None,
+) -> Intensity:
+    """The table intensity of a location: cloud region over region over country.
+
+    With nothing given, the world average. Unknown values raise `InvalidValueError` naming the
+    value and the three closest known names.
+
+    Example:
+        >>> from carbonmeter.intensity import lookup
+        >>> lookup(region="US-CA").country_iso_code
+        'USA'
+    """

@@ -10,9 +10,10 @@ from carbonmeter._core import EmissionsTracker, InvalidValueError
 class OfflineEmissionsTracker(EmissionsTracker):
     """An `EmissionsTracker` that must be told where it runs, as CodeCarbon's.
 
-    carbonmeter never goes online to locate a run, so this class only adds a check: a country
-    (`country_iso_code`, from a keyword argument, the environment or `.codecarbon.config`) or a
-    cloud provider must be set, so the emissions use that grid and not the world average.
+    carbonmeter never goes online to locate a run, so this class only adds a check: a location
+    (`country_iso_code`, `region` or `cloud_provider`/`cloud_region`, from a keyword argument,
+    the environment or `.codecarbon.config`) must be set, so the emissions use that grid and not
+    the world average nor a guess from the time zone.
 
     Example:
         >>> from carbonmeter import OfflineEmissionsTracker
@@ -22,7 +23,7 @@ class OfflineEmissionsTracker(EmissionsTracker):
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        if self.country_iso_code is None and self.cloud_provider is None:
+        if self.location_source == "none" or self.location_source.startswith("timezone:"):
             raise InvalidValueError(
                 "invalid country_iso_code=None: OfflineEmissionsTracker needs the country of "
                 'the grid, e.g. country_iso_code="FRA" (or CARBONMETER_COUNTRY_ISO_CODE)'

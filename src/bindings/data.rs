@@ -131,4 +131,6 @@ emissions_data_methods!(
     epoch,
     phase,
     rank,
+    intensity_zone,
+    location_source,
 );

@@ -2,6 +2,7 @@
 
 mod data;
 pub(crate) mod errors;
+mod intensity;
 mod loggers;
 mod tracker;
 
@@ -44,5 +45,7 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<tracker::PyEmissionsTracker>()?;
     module.add_class::<data::PyEmissionsData>()?;
     module.add_class::<tracker::PyEpochWindow>()?;
+    module.add_class::<intensity::PyIntensity>()?;
+    module.add_function(wrap_pyfunction!(intensity::lookup_intensity, module)?)?;
     Ok(())
 }

@@ -246,6 +246,12 @@ impl PyEmissionsTracker {
         self.inner.intensity().country_iso_code.clone()
     }
 
+    /// How the grid was chosen: `cloud`, `region`, `country`, `timezone:<zone>` or `none`.
+    #[getter]
+    fn location_source(&self) -> String {
+        self.inner.location_source().to_owned()
+    }
+
     /// Resolved `cloud_provider`.
     #[getter]
     fn cloud_provider(&self) -> Option<String> {

@@ -6,6 +6,10 @@ use serde::Deserialize;
 
 const COUNTRY_CSV: &str = include_str!("../../data/country_intensity.csv");
 const WORLD_CSV: &str = include_str!("../../data/world_intensity.csv");
+const REGION_CSV: &str = include_str!("../../data/region_intensity.csv");
+const CLOUD_CSV: &str = include_str!("../../data/cloud_regions.csv");
+const SOURCE_FACTOR_CSV: &str = include_str!("../../data/source_factors.csv");
+const TIMEZONE_CSV: &str = include_str!("../../data/timezone_countries.csv");
 
 /// One country's yearly average grid intensity.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -37,6 +41,68 @@ pub struct WorldRow {
     pub source: String,
 }
 
+/// One sub-national grid: a US state, Canadian province, Chinese province or Nordic bidding zone.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RegionRow {
+    /// ISO 3166-1 alpha-3 of the country the region is in.
+    pub country_iso3: String,
+    /// ISO 3166-2 code (`US-CA`) or bidding zone (`SE3`).
+    pub region: String,
+    /// English name.
+    pub name: String,
+    /// g CO2eq per kWh.
+    pub g_per_kwh: f64,
+    /// Year the figure is for.
+    pub year: u16,
+    /// Where the figure comes from.
+    pub source: String,
+}
+
+/// One cloud provider region.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CloudRow {
+    /// `gcp`, `aws`, `azure`, ...
+    pub provider: String,
+    /// The provider's region name (`europe-west1`); empty for a provider as a whole.
+    pub region: String,
+    /// ISO 3166-1 alpha-3 of the country the region is in.
+    pub country_iso3: String,
+    /// City and country.
+    pub location: String,
+    /// g CO2eq per kWh.
+    pub g_per_kwh: f64,
+    /// Year the figure is for.
+    pub year: u16,
+    /// Where the figure comes from.
+    pub source: String,
+}
+
+/// Lifecycle emission factor of one kind of generation.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SourceFactorRow {
+    /// `coal`, `nuclear`, `world_average`, ...
+    pub source_kind: String,
+    /// g CO2eq per kWh.
+    pub g_per_kwh: f64,
+    /// Year the figure is for.
+    pub year: u16,
+    /// Where the figure comes from.
+    pub source: String,
+}
+
+/// The one country an IANA time zone is in.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TimezoneRow {
+    /// IANA zone name (`Europe/Paris`).
+    pub zone: String,
+    /// ISO 3166-1 alpha-2 of its country.
+    pub iso2: String,
+    /// Year of the tz database release.
+    pub year: u16,
+    /// The tz database release and file.
+    pub source: String,
+}
+
 fn parse<T: for<'de> Deserialize<'de>>(text: &str) -> Vec<T> {
     // The tables are ours and tested; a malformed row would fail `every_row_parses`.
     csv::Reader::from_reader(text.as_bytes())
@@ -49,6 +115,30 @@ fn parse<T: for<'de> Deserialize<'de>>(text: &str) -> Vec<T> {
 pub fn countries() -> &'static [CountryRow] {
     static TABLE: OnceLock<Vec<CountryRow>> = OnceLock::new();
     TABLE.get_or_init(|| parse(COUNTRY_CSV))
+}
+
+/// All sub-national regions.
+pub fn regions() -> &'static [RegionRow] {
+    static TABLE: OnceLock<Vec<RegionRow>> = OnceLock::new();
+    TABLE.get_or_init(|| parse(REGION_CSV))
+}
+
+/// All cloud regions.
+pub fn cloud_regions() -> &'static [CloudRow] {
+    static TABLE: OnceLock<Vec<CloudRow>> = OnceLock::new();
+    TABLE.get_or_init(|| parse(CLOUD_CSV))
+}
+
+/// Lifecycle factors per generation source.
+pub fn source_factors() -> &'static [SourceFactorRow] {
+    static TABLE: OnceLock<Vec<SourceFactorRow>> = OnceLock::new();
+    TABLE.get_or_init(|| parse(SOURCE_FACTOR_CSV))
+}
+
+/// IANA time zones and their country.
+pub fn timezones() -> &'static [TimezoneRow] {
+    static TABLE: OnceLock<Vec<TimezoneRow>> = OnceLock::new();
+    TABLE.get_or_init(|| parse(TIMEZONE_CSV))
 }
 
 /// The world average row.
@@ -71,24 +161,59 @@ pub fn world() -> &'static WorldRow {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_row_parses() {
-        let lines = COUNTRY_CSV.lines().filter(|l| !l.trim().is_empty()).count();
-        assert_eq!(countries().len(), lines - 1);
-        assert!(countries().len() > 150);
-        assert_eq!(parse::<WorldRow>(WORLD_CSV).len(), 1);
+    fn data_lines(text: &str) -> usize {
+        csv::Reader::from_reader(text.as_bytes()).records().count()
     }
 
     #[test]
-    fn every_row_has_a_source_and_a_year() {
+    fn every_row_parses() {
+        assert_eq!(countries().len(), data_lines(COUNTRY_CSV));
+        assert!(countries().len() > 150);
+        assert_eq!(parse::<WorldRow>(WORLD_CSV).len(), 1);
+        assert_eq!(regions().len(), data_lines(REGION_CSV));
+        assert!(regions().len() > 100);
+        assert_eq!(cloud_regions().len(), data_lines(CLOUD_CSV));
+        assert!(cloud_regions().len() > 100);
+        assert_eq!(source_factors().len(), data_lines(SOURCE_FACTOR_CSV));
+        assert_eq!(timezones().len(), data_lines(TIMEZONE_CSV));
+        assert!(timezones().len() > 400);
+    }
+
+    fn check(table: &str, key: &str, source: &str, year: u16) {
+        assert!(!source.trim().is_empty(), "{table} {key} has no source");
+        assert!((1990..=2030).contains(&year), "{table} {key} year {year}");
+    }
+
+    #[test]
+    fn every_row_of_every_table_has_a_source_and_a_year() {
         for row in countries() {
-            assert!(!row.source.trim().is_empty(), "{} has no source", row.iso3);
-            assert!(
-                (1990..=2030).contains(&row.year),
-                "{} year {}",
-                row.iso3,
-                row.year
-            );
+            check("country", &row.iso3, &row.source, row.year);
+        }
+        let world = world();
+        check("world", &world.zone, &world.source, world.year);
+        for row in regions() {
+            check("region", &row.region, &row.source, row.year);
+        }
+        for row in cloud_regions() {
+            let key = format!("{}/{}", row.provider, row.region);
+            check("cloud", &key, &row.source, row.year);
+        }
+        for row in source_factors() {
+            check("source_factors", &row.source_kind, &row.source, row.year);
+        }
+        for row in timezones() {
+            check("timezone", &row.zone, &row.source, row.year);
+        }
+    }
+
+    #[test]
+    fn every_region_and_cloud_country_is_in_the_country_table() {
+        let known = |iso3: &str| countries().iter().any(|c| c.iso3 == iso3);
+        for row in regions() {
+            assert!(known(&row.country_iso3), "{}", row.region);
+        }
+        for row in cloud_regions() {
+            assert!(known(&row.country_iso3), "{}/{}", row.provider, row.region);
         }
     }
 }

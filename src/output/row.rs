@@ -142,7 +142,7 @@ pub struct EmissionsRow {
     pub intensity_source: String,
     /// Year that figure is for.
     pub intensity_year: Option<u16>,
-    /// `table` or `forced`.
+    /// `table`, `forced` or `live_hourly` (Electricity Maps, energy-weighted hour by hour).
     pub intensity_method: String,
     /// Name of the window this row measures; empty for a run row (from `start()`).
     pub window: Option<String>,
@@ -152,6 +152,12 @@ pub struct EmissionsRow {
     pub phase: Option<String>,
     /// Distributed rank of the process that wrote the row, when known.
     pub rank: Option<u32>,
+    /// Grid zone of that figure: `FRA`, `US-CA`, `gcp:europe-west1`, `World`, or the
+    /// Electricity Maps zone (`FR`) for live figures.
+    pub intensity_zone: String,
+    /// How the location was chosen: `cloud`, `region`, `country`, `timezone:<IANA zone>` or
+    /// `none` (world average).
+    pub location_source: String,
 }
 
 /// The header line of our CSV, column names in order.
@@ -172,6 +178,8 @@ pub fn columns() -> Vec<&'static str> {
         "epoch",
         "phase",
         "rank",
+        "intensity_zone",
+        "location_source",
     ]);
     columns
 }

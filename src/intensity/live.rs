@@ -1,0 +1,465 @@
+//! Electricity Maps' hourly carbon intensity, fetched on a background thread.
+//!
+//! Only with a token, and only once a run starts (never at import). Requests go to
+//! `{base_url}/carbon-intensity/latest?zone=Z` (then `/history?zone=Z`, the last 24 hours, when
+//! the hour wanted is not the latest), with the token in the `auth-token` header, never in the
+//! URL. Figures are cached per endpoint, zone and hour for the whole process. The worker thread
+//! never logs and never touches Python: failures are recorded and reported by the caller,
+//! which then uses the table's figure for those hours.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use serde::Deserialize;
+
+/// Electricity Maps' v3 API.
+pub const DEFAULT_BASE_URL: &str = "https://api.electricitymap.org/v3";
+/// Seconds one request may take before the table is used instead.
+pub const DEFAULT_TIMEOUT_S: f64 = 5.0;
+/// Environment variable Electricity Maps' own tools read the token from.
+pub const TOKEN_ENV: &str = "ELECTRICITYMAPS_API_TOKEN";
+
+/// A token: shown as `***` by `Debug`, so it never reaches a log line or an error message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `token`; `None` when it is blank.
+    pub fn new(token: &str) -> Option<Self> {
+        let token = token.trim();
+        (!token.is_empty()).then(|| Self(token.to_owned()))
+    }
+
+    fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// `text` with every occurrence of the token replaced by `***`. Tokens shorter than 8
+    /// characters are not real Electricity Maps tokens and are left alone, so a test token
+    /// such as `x` does not mangle words ("une***pected").
+    pub fn redact(&self, text: &str) -> String {
+        if self.0.chars().count() < 8 {
+            return text.to_owned();
+        }
+        text.replace(&self.0, "***")
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The live-source settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveSettings {
+    /// Electricity Maps token, when one was given.
+    pub token: Option<Secret>,
+    /// API root, `.../v3`.
+    pub base_url: String,
+    /// Zone to ask for instead of the one derived from the location.
+    pub zone: Option<String>,
+    /// Per-request timeout, s.
+    pub timeout_s: f64,
+    /// Length of an hour, s (3600; shorter only in tests).
+    pub hour_s: f64,
+}
+
+impl Default for LiveSettings {
+    fn default() -> Self {
+        Self {
+            token: None,
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            zone: None,
+            timeout_s: DEFAULT_TIMEOUT_S,
+            hour_s: 3600.0,
+        }
+    }
+}
+
+/// One hour's figure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LivePoint {
+    /// The hour (unix time / hour length, floored) the figure is for.
+    pub hour: i64,
+    /// g CO2eq per kWh.
+    pub g_per_kwh: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PointJson {
+    carbon_intensity: Option<f64>,
+    datetime: String,
+}
+
+#[derive(Deserialize)]
+struct HistoryJson {
+    history: Vec<PointJson>,
+}
+
+fn point(json: &PointJson, hour_s: f64) -> Result<LivePoint, String> {
+    let g_per_kwh = json
+        .carbon_intensity
+        .filter(|g| g.is_finite() && *g >= 0.0)
+        .ok_or_else(|| format!("no carbonIntensity for {}", json.datetime))?;
+    let at = chrono::DateTime::parse_from_rfc3339(&json.datetime)
+        .map_err(|err| format!("bad datetime {:?}: {err}", json.datetime))?;
+    let unix_s = at.timestamp() as f64 + f64::from(at.timestamp_subsec_millis()) / 1000.0;
+    Ok(LivePoint {
+        hour: (unix_s / hour_s).floor() as i64,
+        g_per_kwh,
+    })
+}
+
+/// Reads a `carbon-intensity/latest` answer.
+pub fn parse_latest(body: &str, hour_s: f64) -> Result<LivePoint, String> {
+    let json: PointJson =
+        serde_json::from_str(body).map_err(|err| format!("unreadable answer: {err}"))?;
+    point(&json, hour_s)
+}
+
+/// Reads a `carbon-intensity/history` answer; entries without a figure are skipped.
+pub fn parse_history(body: &str, hour_s: f64) -> Result<Vec<LivePoint>, String> {
+    let json: HistoryJson =
+        serde_json::from_str(body).map_err(|err| format!("unreadable answer: {err}"))?;
+    Ok(json
+        .history
+        .iter()
+        .filter_map(|entry| point(entry, hour_s).ok())
+        .collect())
+}
+
+/// How many hours old the latest figure may be to stand in for an hour that has none yet.
+const MAX_LATEST_LAG_HOURS: i64 = 2;
+
+type CacheKey = (String, String, u64, i64);
+
+/// Figures fetched in this process, by (base URL, zone, hour length, hour).
+static CACHE: LazyLock<Mutex<HashMap<CacheKey, f64>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<i64>,
+    pending: HashSet<i64>,
+    failures: HashMap<i64, String>,
+    /// Set after a 401/403: the token will not work for later hours either.
+    refused: Option<String>,
+    stopping: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+/// The figure for an hour, or why there is none.
+pub type HourResult = Result<f64, String>;
+
+/// A worker thread fetching one zone's hours.
+pub struct LiveFetcher {
+    zone: String,
+    base_url: String,
+    hour_s: f64,
+    timeout: Duration,
+    shared: Arc<Shared>,
+}
+
+impl LiveFetcher {
+    /// Starts the worker for `zone`. Nothing is fetched until [`LiveFetcher::request`].
+    pub fn spawn(settings: &LiveSettings, token: Secret, zone: &str) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+        });
+        let timeout = Duration::from_secs_f64(settings.timeout_s.max(0.001));
+        let worker = Worker {
+            agent: ureq::Agent::new_with_config(
+                ureq::Agent::config_builder()
+                    .timeout_global(Some(timeout))
+                    .http_status_as_error(false)
+                    .build(),
+            ),
+            token,
+            zone: zone.to_owned(),
+            base_url: settings.base_url.trim_end_matches('/').to_owned(),
+            hour_s: settings.hour_s,
+            shared: Arc::clone(&shared),
+        };
+        // Not joined: a request in flight must not hold up the user's `stop()`. The thread
+        // holds no Python object and exits after its current request once stopped.
+        std::thread::Builder::new()
+            .name("carbonmeter-intensity".to_owned())
+            .spawn(move || worker.run())?;
+        Ok(Self {
+            zone: zone.to_owned(),
+            base_url: settings.base_url.trim_end_matches('/').to_owned(),
+            hour_s: settings.hour_s,
+            timeout,
+            shared,
+        })
+    }
+
+    /// The zone fetched.
+    pub fn zone(&self) -> &str {
+        &self.zone
+    }
+
+    fn cached(&self, hour: i64) -> Option<f64> {
+        CACHE
+            .lock()
+            .get(&(
+                self.base_url.clone(),
+                self.zone.clone(),
+                self.hour_s.to_bits(),
+                hour,
+            ))
+            .copied()
+    }
+
+    /// Asks for `hours` in the background; returns at once.
+    pub fn request(&self, hours: &[i64]) {
+        let missing: Vec<i64> = hours
+            .iter()
+            .copied()
+            .filter(|&hour| self.cached(hour).is_none())
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let mut state = self.shared.state.lock();
+        for hour in missing {
+            if !state.failures.contains_key(&hour) && state.pending.insert(hour) {
+                state.queue.push_back(hour);
+            }
+        }
+        drop(state);
+        self.shared.changed.notify_all();
+    }
+
+    /// The figure of each of `hours`, waiting (at most the request timeout, plus a little) for
+    /// those still being fetched.
+    pub fn results(&self, hours: &[i64]) -> Vec<HourResult> {
+        self.request(hours);
+        let deadline = Instant::now() + self.timeout * 2 + Duration::from_millis(200);
+        let mut state = self.shared.state.lock();
+        while hours.iter().any(|hour| state.pending.contains(hour)) {
+            if self
+                .shared
+                .changed
+                .wait_until(&mut state, deadline)
+                .timed_out()
+            {
+                break;
+            }
+        }
+        hours
+            .iter()
+            .map(|&hour| match self.cached(hour) {
+                Some(g_per_kwh) => Ok(g_per_kwh),
+                None => Err(state
+                    .failures
+                    .get(&hour)
+                    .cloned()
+                    .unwrap_or_else(|| "no answer in time".to_owned())),
+            })
+            .collect()
+    }
+
+    /// Stops the worker without waiting for a request in flight (it ends on its timeout).
+    pub fn stop(&self) {
+        self.shared.state.lock().stopping = true;
+        self.shared.changed.notify_all();
+    }
+}
+
+impl Drop for LiveFetcher {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Worker {
+    agent: ureq::Agent,
+    token: Secret,
+    zone: String,
+    base_url: String,
+    hour_s: f64,
+    shared: Arc<Shared>,
+}
+
+impl Worker {
+    fn run(&self) {
+        loop {
+            let hour = {
+                let mut state = self.shared.state.lock();
+                loop {
+                    if state.stopping {
+                        return;
+                    }
+                    if let Some(hour) = state.queue.pop_front() {
+                        break hour;
+                    }
+                    self.shared.changed.wait(&mut state);
+                }
+            };
+            let refused = self.shared.state.lock().refused.clone();
+            let outcome = match refused {
+                Some(reason) => Err(reason),
+                None => self.fetch(hour),
+            };
+            let mut state = self.shared.state.lock();
+            state.pending.remove(&hour);
+            if let Err(reason) = outcome {
+                let reason = self.token.redact(&reason);
+                if reason.contains("HTTP 401") || reason.contains("HTTP 403") {
+                    state.refused = Some(reason.clone());
+                }
+                state.failures.insert(hour, reason);
+            }
+            drop(state);
+            self.shared.changed.notify_all();
+        }
+    }
+
+    fn store(&self, points: &[LivePoint]) {
+        let mut cache = CACHE.lock();
+        for point in points {
+            cache.insert(
+                (
+                    self.base_url.clone(),
+                    self.zone.clone(),
+                    self.hour_s.to_bits(),
+                    point.hour,
+                ),
+                point.g_per_kwh,
+            );
+        }
+    }
+
+    fn fetch(&self, hour: i64) -> Result<(), String> {
+        let latest = parse_latest(&self.get("latest")?, self.hour_s)?;
+        self.store(&[latest]);
+        if latest.hour == hour {
+            return Ok(());
+        }
+        let history = parse_history(&self.get("history")?, self.hour_s)?;
+        self.store(&history);
+        if history.iter().any(|point| point.hour == hour) {
+            Ok(())
+        } else if (1..=MAX_LATEST_LAG_HOURS).contains(&(hour - latest.hour)) {
+            // The hour in progress may have no figure yet: the latest one stands in for it.
+            self.store(&[LivePoint {
+                hour,
+                g_per_kwh: latest.g_per_kwh,
+            }]);
+            Ok(())
+        } else {
+            Err(format!(
+                "no figure for the hour starting at unix {}",
+                hour as f64 * self.hour_s
+            ))
+        }
+    }
+
+    fn get(&self, endpoint: &str) -> Result<String, String> {
+        let url = format!("{}/carbon-intensity/{endpoint}", self.base_url);
+        let response = self
+            .agent
+            .get(&url)
+            .query("zone", &self.zone)
+            .header("auth-token", self.token.expose())
+            .call()
+            .map_err(|err| match err {
+                ureq::Error::Timeout(_) => "timed out".to_owned(),
+                other => other.to_string(),
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("HTTP {}", status.as_u16()));
+        }
+        response
+            .into_body()
+            .with_config()
+            .limit(4 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|err| match err {
+                ureq::Error::Timeout(_) => "timed out".to_owned(),
+                other => other.to_string(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latest_is_read_and_floored_to_its_hour() {
+        let body = r#"{"zone":"FR","carbonIntensity":57,"datetime":"1970-01-01T02:00:00.000Z",
+            "updatedAt":"1970-01-01T02:12:00.000Z","emissionFactorType":"lifecycle",
+            "isEstimated":true}"#;
+        let point = parse_latest(body, 3600.0).expect("point");
+        assert_eq!(point.hour, 2);
+        assert!((point.g_per_kwh - 57.0).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn history_skips_hours_without_a_figure() {
+        let body = r#"{"zone":"DE","history":[
+            {"carbonIntensity":300,"datetime":"2026-11-22T23:00:00Z"},
+            {"carbonIntensity":null,"datetime":"2026-11-23T00:00:00Z"},
+            {"carbonIntensity":280,"datetime":"2026-11-23T01:00:00Z"}]}"#;
+        let points = parse_history(body, 3600.0).expect("points");
+        assert_eq!(points.len(), 2);
+        assert_eq!(points[1].hour - points[0].hour, 2);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for body in [
+            "",
+            "<html>",
+            "{}",
+            r#"{"carbonIntensity":"high","datetime":"x"}"#,
+        ] {
+            assert!(parse_latest(body, 3600.0).is_err(), "{body}");
+        }
+        assert!(parse_history("[]", 3600.0).is_err());
+    }
+
+    #[test]
+    fn the_token_never_shows() {
+        let secret = Secret::new(" s3cr3t-token ").expect("token");
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
+        assert_eq!(secret.redact("bad s3cr3t-token here"), "bad *** here");
+        let short = Secret::new("x").expect("token");
+        assert_eq!(short.redact("unexpected"), "unexpected");
+        assert!(Secret::new("  ").is_none());
+        let settings = LiveSettings {
+            token: Some(secret),
+            ..LiveSettings::default()
+        };
+        assert!(!format!("{settings:?}").contains("s3cr3t-token"));
+    }
+
+    #[test]
+    fn an_unreachable_server_fails_quickly_and_says_why() {
+        // Port 9 on loopback: nothing listens, the connection is refused at once.
+        let settings = LiveSettings {
+            base_url: "http://127.0.0.1:9/v3".to_owned(),
+            timeout_s: 1.0,
+            ..LiveSettings::default()
+        };
+        let token = Secret::new("t0ken").expect("token");
+        let fetcher = LiveFetcher::spawn(&settings, token, "FR").expect("spawn");
+        let results = fetcher.results(&[42]);
+        fetcher.stop();
+        let reason = results[0].clone().expect_err("no server");
+        assert!(!reason.contains("t0ken"), "{reason}");
+    }
+}
