@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::meter::MeterConfig;
 use crate::output::csv::WriteMode;
 use crate::sensors::TrackingMode;
+use crate::sensors::nvml::{DEFAULT_GPU_POLL_S, GpuConfig};
 use crate::sensors::rapl::{DEFAULT_POWERCAP_ROOT, POWERCAP_ROOT_ENV};
 
 /// A setting's value before validation, whatever layer it came from.
@@ -40,7 +41,7 @@ impl RawValue {
 }
 
 /// Settings carbonmeter serves, with what each accepts.
-pub const SERVED: [&str; 28] = [
+pub const SERVED: [&str; 30] = [
     "project_name",
     "experiment_id",
     "experiment_name",
@@ -69,6 +70,8 @@ pub const SERVED: [&str; 28] = [
     "default_cpu_power",
     "powercap_root",
     "os_name",
+    "nvml_library",
+    "gpu_poll_secs",
 ];
 
 /// CodeCarbon arguments for services carbonmeter does not offer: accepted with one warning, so
@@ -112,7 +115,7 @@ pub struct Config {
     pub on_csv_write: WriteMode,
     /// Python logging level name, when one was set.
     pub log_level: Option<String>,
-    /// GPU selection, kept for the GPU sensors.
+    /// GPU selection as given (resolved by the GPU sensor, in `meter.gpu`).
     pub gpu_ids: Option<Vec<String>>,
     /// Country setting, as given (resolved by the intensity lookup).
     pub country: Option<String>,
@@ -389,6 +392,18 @@ impl Config {
             .string("powercap_root")
             .or_else(|| layers.env.vars.get(POWERCAP_ROOT_ENV).cloned())
             .unwrap_or_else(|| DEFAULT_POWERCAP_ROOT.to_owned());
+        let gpu_poll_s = layers
+            .float("gpu_poll_secs", "expected seconds > 0 and <= 10", |s| {
+                s > 0.0 && s <= 10.0
+            })?
+            .unwrap_or(DEFAULT_GPU_POLL_S);
+        let gpu = GpuConfig {
+            nvml_library: layers.string("nvml_library").map(PathBuf::from),
+            gpu_ids: gpu_ids.clone(),
+            cuda_visible_devices: layers.env.vars.get("CUDA_VISIBLE_DEVICES").cloned(),
+            poll_interval_s: gpu_poll_s,
+            ..GpuConfig::default()
+        };
         let meter = MeterConfig {
             powercap_root: PathBuf::from(powercap_root),
             tracking_mode,
@@ -398,6 +413,7 @@ impl Config {
             force_cpu_power_w,
             force_ram_power_w,
             default_cpu_power_w,
+            gpu,
         };
         // Validated for CodeCarbon parity; every carbonmeter tracker may run beside others.
         layers.boolean("allow_multiple_runs")?;

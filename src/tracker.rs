@@ -126,7 +126,8 @@ impl Tracker {
         let period_s = self
             .config
             .measure_power_secs
-            .min(meter.max_read_interval_s() / 2.0);
+            .min(meter.max_read_interval_s() / 2.0)
+            .min(meter.gpu_poll_interval_s());
         *self.description.lock() = Some(meter.description().clone());
         let meter = Arc::new(Mutex::new(meter));
         let sampled = Arc::clone(&meter);
@@ -241,14 +242,14 @@ impl Tracker {
             codecarbon_version: String::new(),
             cpu_count: u32::try_from(description.host.cpu_count).unwrap_or(u32::MAX),
             cpu_model: description.host.cpu_model.clone(),
-            gpu_count: 0,
-            gpu_model: String::new(),
+            gpu_count: interval.gpu.count(),
+            gpu_model: interval.gpu.model(),
             longitude: None,
             latitude: None,
             ram_total_size: description.host.ram_total_bytes as f64 / 1e9,
             tracking_mode: config.meter.tracking_mode.as_str().to_owned(),
             cpu_utilization_percent: interval.cpu_utilization_percent,
-            gpu_utilization_percent: 0.0,
+            gpu_utilization_percent: interval.gpu.utilization_percent,
             ram_utilization_percent: interval.ram_utilization_percent,
             ram_used_gb: interval.ram_used_gb,
             on_cloud: if config.cloud_provider.is_some() {
@@ -262,13 +263,14 @@ impl Tracker {
             carbonmeter_version: VERSION.to_owned(),
             cpu_method: description.cpu_method.as_str().to_owned(),
             ram_method: description.ram_method.as_str().to_owned(),
-            gpu_method: description.gpu_method.as_str().to_owned(),
+            gpu_method: interval.gpu.method().as_str().to_owned(),
             rapl_zones: description.rapl_zones.clone(),
             psys_energy: energy.psys_j / J_PER_KWH,
             intensity_g_per_kwh: intensity.g_per_kwh,
             intensity_source,
             intensity_year: intensity.year,
             intensity_method: intensity.method.as_str().to_owned(),
+            gpu_devices: interval.gpu.breakdown_json(config.pue),
         }
     }
 }

@@ -125,7 +125,8 @@ class EmissionsData:
     def ram_method(self) -> str:
         """rapl, model, constant or none."""
     @property
-    def gpu_method(self) -> str: ...
+    def gpu_method(self) -> str:
+        """counter, polled, mixed or none."""
     @property
     def rapl_zones(self) -> str: ...
     @property
@@ -138,6 +139,9 @@ class EmissionsData:
     def intensity_year(self) -> int | None: ...
     @property
     def intensity_method(self) -> str: ...
+    @property
+    def gpu_devices(self) -> str:
+        """JSON list, one object per GPU: index, uuid, name, energy_kwh, method."""
     @property
     def values(self) -> dict[str, Any]:
         """CodeCarbon's name for `as_dict()`."""

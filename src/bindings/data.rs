@@ -127,4 +127,5 @@ emissions_data_methods!(
     intensity_source,
     intensity_year,
     intensity_method,
+    gpu_devices,
 );

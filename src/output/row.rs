@@ -130,7 +130,7 @@ pub struct EmissionsRow {
     pub cpu_method: String,
     /// `rapl`, `model`, `constant` or `none`.
     pub ram_method: String,
-    /// `none` until GPU sensors are added.
+    /// `counter`, `polled`, `mixed` or `none` (see the README).
     pub gpu_method: String,
     /// RAPL zones read, `+`-joined (`package-0+dram-0`).
     pub rapl_zones: String,
@@ -144,6 +144,8 @@ pub struct EmissionsRow {
     pub intensity_year: Option<u16>,
     /// `table` or `forced`.
     pub intensity_method: String,
+    /// Per GPU, a JSON list of {index, uuid, name, energy_kwh, method}.
+    pub gpu_devices: String,
 }
 
 /// The header line of our CSV, column names in order.
@@ -160,6 +162,7 @@ pub fn columns() -> Vec<&'static str> {
         "intensity_source",
         "intensity_year",
         "intensity_method",
+        "gpu_devices",
     ]);
     columns
 }

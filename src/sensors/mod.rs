@@ -7,6 +7,7 @@
 pub mod constant;
 pub mod cpu_load;
 pub mod host;
+pub mod nvml;
 pub mod ram;
 pub mod rapl;
 
@@ -39,6 +40,12 @@ pub enum Method {
     Model,
     /// A power the user fixed.
     Constant,
+    /// NVML energy counters (GPUs).
+    GpuCounter,
+    /// NVML power, polled and integrated (GPUs).
+    GpuPolled,
+    /// Different methods for different devices.
+    Mixed,
     /// Not measured.
     None,
 }
@@ -51,6 +58,9 @@ impl Method {
             Self::LoadTdp => "load_tdp",
             Self::Model => "model",
             Self::Constant => "constant",
+            Self::GpuCounter => "counter",
+            Self::GpuPolled => "polled",
+            Self::Mixed => "mixed",
             Self::None => "none",
         }
     }
