@@ -22,12 +22,12 @@ use crate::sensors::{Method, Reading, Sensor};
 pub const CROSS_CHECK_WINDOW_S: f64 = 10.0;
 
 /// Counter and polled energy disagree when they differ by more than this share of the counter's
-/// figure: NVML states its power readings to +/-5 %, and on A100/H100 a power reading is a 1 s
-/// average that covers about a quarter of the time (Yang et al., SC24).
+/// figure: NVML states its power readings to +/-5 %, newer GPUs report a 1 s average, and on
+/// A100/H100 the power is sampled only about a quarter of the time (Yang et al., SC24).
 pub const CROSS_CHECK_RELATIVE: f64 = 0.10;
 
-/// ... and by more than this mean power over the stretch, in W (NVML's +/-5 W accuracy), so an
-/// idle GPU's few joules never warn.
+/// ... and by more than this mean power over the stretch, in W, so an idle GPU's few joules never
+/// warn.
 pub const CROSS_CHECK_FLOOR_W: f64 = 5.0;
 
 /// In process mode, how often a GPU not yet running this process tree is checked, in seconds.
