@@ -355,8 +355,13 @@ fn cuda_visible_devices_selects_by_index_uuid_and_mig() {
         "MIG-7e5c1a90-1111-5a1b-9c2d-aaaabbbbcccc,MIG-7e5c1a90-2222-5a1b-9c2d-aaaabbbbcccc",
     );
     assert_eq!(chosen, [3]);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
-        warnings.iter().all(|w| w.contains("MIG instance of GPU 3")),
+        warnings[0].contains("are MIG instance(s) of GPU 3"),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[0].contains("MIG-7e5c1a90-2222-5a1b-9c2d-aaaabbbbcccc"),
         "{warnings:?}"
     );
     let (chosen, warnings) = visible(
@@ -367,6 +372,8 @@ fn cuda_visible_devices_selects_by_index_uuid_and_mig() {
     assert_eq!(chosen, [0]);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
 
+    // `-1` hides every GPU, quietly.
+    assert_eq!(visible(&fake, &control, "-1,0"), (vec![], vec![]));
     // As in CUDA, an entry that names no GPU hides it and everything after it.
     let (chosen, warnings) = visible(&fake, &control, "1,7,2");
     assert_eq!(chosen, [1]);
@@ -546,6 +553,38 @@ fn tracker_row_fills_codecarbon_gpu_columns_and_ours() {
             .expect("header")
             .ends_with(",gpu_devices")
     );
+}
+
+#[test]
+fn the_tracker_polls_gpu_power_between_window_edges() {
+    // 100 W for 0.8 s, then 300 W: read only at the edges (measure_power_secs is 15 s), the
+    // trapezoid would give 200 W on average; polled every 0.1 s the step is smeared over one
+    // poll at most (10 J), and the sleeps' jitter only moves the step later.
+    let fake = FakeNvml::new(&(devices(1) + "energy_error 0 3\npower 0 100000\n"));
+    let kwargs = [
+        ("nvml_library", fake.library.display().to_string()),
+        ("country_iso_code", "FRA".to_owned()),
+        ("powercap_root", "/nonexistent-powercap".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), RawValue::Str(v)))
+    .chain([("save_to_file".to_owned(), RawValue::Bool(false))])
+    .collect();
+    let config = Config::resolve(kwargs, Environment::default()).expect("config");
+    let tracker = Tracker::new(config, Identity::default()).expect("tracker");
+    tracker.start().expect("start");
+    std::thread::sleep(Duration::from_millis(800));
+    fake.set(&(devices(1) + "energy_error 0 3\npower 0 300000\n"));
+    std::thread::sleep(Duration::from_millis(200));
+    let row = tracker.stop().expect("row");
+    let energy_j = row.gpu_energy * 3.6e6;
+    let step_at_800_ms_j = 100.0 * 0.8 + 300.0 * (row.duration - 0.8);
+    assert!(
+        energy_j < step_at_800_ms_j + 15.0 && energy_j > step_at_800_ms_j - 35.0,
+        "{energy_j} J over {} s, expected about {step_at_800_ms_j} J",
+        row.duration
+    );
+    assert_eq!(row.gpu_method, "polled");
 }
 
 #[test]

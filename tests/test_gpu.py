@@ -159,7 +159,7 @@ def test_cuda_visible_devices_with_a_mig_instance_warns_once(
     assert data is not None
     assert data.gpu_count == 1
     assert [d["index"] for d in json.loads(data.gpu_devices)] == [2]
-    mig_warnings = [w for w in warnings_of(caplog) if "MIG instance" in w]
+    mig_warnings = [w for w in warnings_of(caplog) if "is a MIG instance" in w]
     assert len(mig_warnings) == 1, warnings_of(caplog)
     assert mig in mig_warnings[0]
 

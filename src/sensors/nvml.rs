@@ -266,9 +266,15 @@ fn select(
         return all.to_vec();
     };
     let mut chosen: Vec<GpuInfo> = Vec::new();
+    // MIG instances named, per parent GPU: one warning per parent.
+    let mut instances: Vec<(u32, Vec<String>)> = Vec::new();
     for entry in entries {
-        let found = parse_device_id(&entry).and_then(|id| resolve(nvml, all, &id, warnings));
-        let Some(info) = found else {
+        let found = parse_device_id(&entry).and_then(|id| resolve(nvml, all, &id));
+        let Some((info, instance)) = found else {
+            if entry.parse::<i64>().is_ok_and(|index| index < 0) {
+                // `-1` is the usual way to hide every GPU from CUDA: not a mistake.
+                break;
+            }
             let known = all
                 .iter()
                 .map(|info| format!("{} ({})", info.index, info.uuid))
@@ -288,26 +294,43 @@ fn select(
             ));
             continue;
         };
+        if let Some(instance) = instance {
+            match instances.iter_mut().find(|(index, _)| *index == info.index) {
+                Some((_, names)) => names.push(instance),
+                None => instances.push((info.index, vec![instance])),
+            }
+        }
         if !chosen.iter().any(|c| c.index == info.index) {
             chosen.push(info);
         }
     }
+    for (index, names) in instances {
+        let uuid = all
+            .iter()
+            .find(|info| info.index == index)
+            .map_or("", |info| info.uuid.as_str());
+        warnings.push(format!(
+            "{} {} MIG instance(s) of GPU {index} ({uuid}): NVML measures only the whole GPU, \
+             so its energy includes every instance on it",
+            names.join(", "),
+            if names.len() == 1 { "is a" } else { "are" },
+        ));
+    }
     chosen
 }
 
-fn resolve(
-    nvml: &Nvml,
-    all: &[GpuInfo],
-    id: &DeviceId,
-    warnings: &mut Vec<String>,
-) -> Option<GpuInfo> {
+/// The physical GPU an id names, and the MIG instance's id when it names one.
+fn resolve(nvml: &Nvml, all: &[GpuInfo], id: &DeviceId) -> Option<(GpuInfo, Option<String>)> {
     match id {
-        DeviceId::Index(index) => all.iter().find(|info| info.index == *index).cloned(),
+        DeviceId::Index(index) => all
+            .iter()
+            .find(|info| info.index == *index)
+            .map(|info| (info.clone(), None)),
         DeviceId::Uuid(prefix) => {
             // CUDA accepts any unique prefix of a UUID.
             let mut matches = all.iter().filter(|info| info.uuid.starts_with(prefix));
             let first = matches.next()?;
-            matches.next().is_none().then(|| first.clone())
+            matches.next().is_none().then(|| (first.clone(), None))
         }
         DeviceId::Mig(uuid) => {
             let parent_index = if let Some(parent_uuid) = uuid
@@ -324,12 +347,7 @@ fn resolve(
                 instance.mig_parent_device().ok()?.index().ok()?
             };
             let parent = all.iter().find(|info| info.index == parent_index)?.clone();
-            warnings.push(format!(
-                "{uuid} is a MIG instance of GPU {} ({}): NVML measures only the whole GPU, so \
-                 its energy includes every instance on it",
-                parent.index, parent.uuid
-            ));
-            Some(parent)
+            Some((parent, Some(uuid.clone())))
         }
     }
 }
