@@ -16,7 +16,7 @@ use crate::integrator::{CounterAccumulator, PowerAccumulator, PowerKind, PowerSa
 use crate::sensors::TrackingMode;
 use crate::sensors::host::HostSample;
 use crate::sensors::nvml::{GpuConfig, GpuInfo, NvmlDiscovery, NvmlSensor};
-use crate::sensors::{Method, Reading, Sensor};
+use crate::sensors::{ChannelKind, Method, Reading, Sensor};
 
 /// Shortest stretch, in seconds, over which counter and polled energy are compared.
 pub const CROSS_CHECK_WINDOW_S: f64 = 10.0;
@@ -307,27 +307,40 @@ impl GpuMeter {
             .as_ref()
             .map_or_else(Vec::new, NvmlSensor::capabilities);
         let process_mode = mode == TrackingMode::Process;
+        // The sensor's channels, in order: per device its counter, then its power, if any.
+        let mut channels = sensor
+            .as_ref()
+            .map_or_else(Vec::new, Sensor::channels)
+            .into_iter();
         let accounts: Vec<DeviceAccount> = capabilities
             .iter()
-            .map(|&(has_counter, has_power)| DeviceAccount {
-                counter: has_counter.then(|| {
-                    (
-                        CounterAccumulator::new(
-                            u64::MAX,
-                            Some(crate::sensors::nvml::ASSUMED_GPU_PEAK_W * 1_000_000),
-                        ),
-                        true,
-                    )
-                }),
-                power: has_power.then(|| (PowerAccumulator::new(PowerKind::Instantaneous), true)),
-                handover_j: None,
-                busy: PowerAccumulator::new(PowerKind::IntervalMean),
-                utilization_s: 0.0,
-                last_utilization_t_s: None,
-                attached: !process_mode,
-                stretch: None,
-                disagreement_warned: false,
-                last_method: GpuMethod::None,
+            .map(|&(has_counter, has_power)| {
+                let counter = has_counter.then(|| channels.next()).flatten();
+                let power = has_power.then(|| channels.next()).flatten();
+                DeviceAccount {
+                    counter: counter.and_then(|channel| match channel.kind {
+                        ChannelKind::Counter {
+                            max_energy_range_uj,
+                            max_power_uw,
+                        } => Some((
+                            CounterAccumulator::new(max_energy_range_uj, max_power_uw),
+                            true,
+                        )),
+                        ChannelKind::Power(_) => None,
+                    }),
+                    power: power.and_then(|channel| match channel.kind {
+                        ChannelKind::Power(kind) => Some((PowerAccumulator::new(kind), true)),
+                        ChannelKind::Counter { .. } => None,
+                    }),
+                    handover_j: None,
+                    busy: PowerAccumulator::new(PowerKind::IntervalMean),
+                    utilization_s: 0.0,
+                    last_utilization_t_s: None,
+                    attached: !process_mode,
+                    stretch: None,
+                    disagreement_warned: false,
+                    last_method: GpuMethod::None,
+                }
             })
             .collect();
         let method = accounts
@@ -584,14 +597,18 @@ fn cross_check(
         return None;
     }
     account.disagreement_warned = true;
+    let share = if by_counter_j > 0.0 {
+        format!(", {:.0} % of the counter's", 100.0 * gap_j / by_counter_j)
+    } else {
+        String::new()
+    };
     Some(format!(
         "GPU {} ({}, {}): over {duration_s:.1} s its energy counter measured {by_counter_j:.1} J \
-         and its polled power {by_polling_j:.1} J ({:.0} % apart, more than the {:.0} % / {} W \
-         tolerance); the counter's figure is the one reported",
+         and its polled power {by_polling_j:.1} J: {gap_j:.1} J apart{share}, beyond the \
+         tolerance of {:.0} % and {} W on average; the counter's figure is the one reported",
         info.index,
         info.name,
         info.uuid,
-        100.0 * gap_j / by_counter_j.abs().max(f64::MIN_POSITIVE),
         100.0 * CROSS_CHECK_RELATIVE,
         CROSS_CHECK_FLOOR_W,
     ))
@@ -634,6 +651,55 @@ mod tests {
         assert_eq!(interval.count(), 2);
         assert_eq!(interval.model(), "2 x A100");
         assert_eq!(GpuInterval::default().method(), GpuMethod::None);
+    }
+
+    /// A counter-and-power device whose counter says `counter_w` and power `polled_w`, both
+    /// steady, compared over `seconds`; returns the warning, if any.
+    fn compare(counter_w: f64, polled_w: f64, seconds: f64) -> Option<String> {
+        let mut account = DeviceAccount {
+            counter: Some((CounterAccumulator::new(u64::MAX, None), true)),
+            power: Some((PowerAccumulator::new(PowerKind::Instantaneous), true)),
+            handover_j: None,
+            busy: PowerAccumulator::new(PowerKind::IntervalMean),
+            utilization_s: 0.0,
+            last_utilization_t_s: None,
+            attached: true,
+            stretch: None,
+            disagreement_warned: false,
+            last_method: GpuMethod::None,
+        };
+        let gpu = info(0, "A100");
+        let feed = |account: &mut DeviceAccount, t_s: f64| {
+            if let Some((counter, _)) = &mut account.counter {
+                counter.add((t_s * 1e6) as u64, (counter_w * t_s * 1e6) as u64);
+            }
+            if let Some((power, _)) = &mut account.power {
+                power.add(PowerSample {
+                    t_s,
+                    power_w: polled_w,
+                });
+            }
+            cross_check(account, &gpu, t_s, CROSS_CHECK_WINDOW_S)
+        };
+        assert_eq!(feed(&mut account, 0.0), None);
+        feed(&mut account, seconds)
+    }
+
+    #[test]
+    fn cross_check_tolerance_is_ten_percent_and_five_watts() {
+        // 9 % apart: within.
+        assert_eq!(compare(300.0, 327.0, 20.0), None);
+        // 20 % apart, 60 W: beyond both.
+        let warning = compare(300.0, 360.0, 20.0).expect("a warning");
+        assert!(
+            warning.contains("6000.0 J and its polled power 7200.0 J"),
+            "{warning}"
+        );
+        assert!(warning.contains("20 % of the counter's"), "{warning}");
+        // 50 % apart but 4 W: an idle GPU, within.
+        assert_eq!(compare(8.0, 12.0, 20.0), None);
+        // Too short a stretch to judge.
+        assert_eq!(compare(300.0, 600.0, CROSS_CHECK_WINDOW_S / 2.0), None);
     }
 
     #[test]

@@ -314,6 +314,10 @@ fn disagreement_between_counter_and_polling_warns_once_with_both_figures() {
         "{warnings:?}"
     );
     assert!(warnings[0].contains("polled power"), "{warnings:?}");
+    assert!(
+        warnings[0].contains("50 % of the counter's"),
+        "{warnings:?}"
+    );
     sample(
         &mut meter,
         Duration::from_millis(50),
