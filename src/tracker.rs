@@ -123,11 +123,12 @@ impl Tracker {
             crate::once::warn_once(&warning);
         }
         let start = meter.read();
-        let period_s = self
+        let full_period_s = self
             .config
             .measure_power_secs
-            .min(meter.max_read_interval_s() / 2.0)
-            .min(meter.gpu_poll_interval_s());
+            .min(meter.max_read_interval_s() / 2.0);
+        // Polled GPU power needs faster ticks; those read only the GPUs (Meter::tick).
+        let period_s = full_period_s.min(meter.gpu_poll_interval_s());
         *self.description.lock() = Some(meter.description().clone());
         let meter = Arc::new(Mutex::new(meter));
         let sampled = Arc::clone(&meter);
@@ -135,7 +136,7 @@ impl Tracker {
             "carbonmeter-sampler",
             Duration::from_secs_f64(period_s),
             move || {
-                sampled.lock().read();
+                sampled.lock().tick(full_period_s);
             },
         )
         .map_err(|err| crate::error::Error::io("carbonmeter-sampler thread", err))?;
