@@ -615,3 +615,44 @@ util {i} 90 40
     );
     assert!(per_read < Duration::from_millis(20), "{per_read:?}");
 }
+
+#[test]
+fn settings_reach_the_gpu_sensor() {
+    let env = Environment {
+        vars: [
+            ("CARBONMETER_NVML_LIBRARY", "/opt/nvidia/libnvidia-ml.so.1"),
+            ("CUDA_VISIBLE_DEVICES", "1,GPU-ab"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
+        cwd: None,
+        home: None,
+    };
+    let kwargs = [
+        ("save_to_file".to_owned(), RawValue::Bool(false)),
+        ("gpu_poll_secs".to_owned(), RawValue::Float(0.05)),
+        ("gpu_ids".to_owned(), RawValue::Int(0)),
+    ]
+    .into_iter()
+    .collect();
+    let gpu = Config::resolve(kwargs, env).expect("config").meter.gpu;
+    assert_eq!(
+        gpu.nvml_library,
+        Some(PathBuf::from("/opt/nvidia/libnvidia-ml.so.1"))
+    );
+    assert_eq!(gpu.cuda_visible_devices.as_deref(), Some("1,GPU-ab"));
+    assert_eq!(gpu.gpu_ids, Some(vec!["0".to_owned()]));
+    assert!((gpu.poll_interval_s - 0.05).abs() < 1e-12);
+    let default = Config::resolve(
+        [("save_to_file".to_owned(), RawValue::Bool(false))]
+            .into_iter()
+            .collect(),
+        Environment::default(),
+    )
+    .expect("config")
+    .meter
+    .gpu;
+    assert!((default.poll_interval_s - 0.1).abs() < 1e-12);
+    assert_eq!(default.nvml_library, None);
+}
