@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::integrator::{CounterAccumulator, PowerAccumulator, PowerKind, PowerSample};
+use crate::integrator::{CounterAccumulator, PowerAccumulator, PowerSample};
 use crate::sensors::TrackingMode;
 use crate::sensors::host::HostSample;
 use crate::sensors::nvml::{GpuConfig, GpuInfo, NvmlDiscovery, NvmlSensor};
@@ -225,7 +225,7 @@ struct DeviceAccount {
     power: Option<(PowerAccumulator, bool)>,
     /// Polled energy total when the counter failed: polled energy after it counts.
     handover_j: Option<f64>,
-    busy: PowerAccumulator,
+    busy_s: f64,
     utilization_s: f64,
     last_utilization_t_s: Option<f64>,
     attached: bool,
@@ -333,7 +333,7 @@ impl GpuMeter {
                         ChannelKind::Counter { .. } => None,
                     }),
                     handover_j: None,
-                    busy: PowerAccumulator::new(PowerKind::IntervalMean),
+                    busy_s: 0.0,
                     utilization_s: 0.0,
                     last_utilization_t_s: None,
                     attached: !process_mode,
@@ -443,15 +443,16 @@ impl GpuMeter {
                 account.last_method = method;
             }
             if let Some(Some(fraction)) = utilization.get(position) {
+                // NVML's utilisation is the share of its last sample period (1/6 s to 1 s)
+                // with a kernel running: held over the interval it ends, like CPU load.
                 if let Some(last_t_s) = account.last_utilization_t_s {
-                    account.utilization_s += (t_s - last_t_s).max(0.0);
+                    let dt_s = (t_s - last_t_s).max(0.0);
+                    account.utilization_s += dt_s;
+                    account.busy_s += fraction * dt_s;
                 }
                 account.last_utilization_t_s = Some(t_s);
-                account.busy.add(PowerSample {
-                    t_s,
-                    power_w: *fraction,
-                });
             } else {
+                // A gap in the readings counts neither as busy nor as covered.
                 account.last_utilization_t_s = None;
             }
             if let Some(line) = cross_check(
@@ -470,7 +471,7 @@ impl GpuMeter {
                 .iter()
                 .map(|a| GpuDeviceTotals {
                     energy_j: a.energy_j(),
-                    busy_s: a.busy.energy_j(),
+                    busy_s: a.busy_s,
                     utilization_s: a.utilization_s,
                     method: a.method(),
                     last_method: a.last_method,
@@ -617,6 +618,7 @@ fn cross_check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::integrator::PowerKind;
 
     fn info(index: u32, name: &str) -> GpuInfo {
         GpuInfo {
@@ -660,7 +662,7 @@ mod tests {
             counter: Some((CounterAccumulator::new(u64::MAX, None), true)),
             power: Some((PowerAccumulator::new(PowerKind::Instantaneous), true)),
             handover_j: None,
-            busy: PowerAccumulator::new(PowerKind::IntervalMean),
+            busy_s: 0.0,
             utilization_s: 0.0,
             last_utilization_t_s: None,
             attached: true,

@@ -165,6 +165,31 @@ fn counter_path_is_exact_to_the_millijoule() {
 }
 
 #[test]
+fn utilisation_is_time_weighted_and_gaps_count_for_nothing() {
+    let busy = |percent: u32| devices(1) + &format!("energy 0 0\nutil 0 {percent} 0\n");
+    let fake = FakeNvml::new(&busy(80));
+    let (mut meter, _) = Meter::discover(&meter_config(fake.gpu_config()));
+    let a = meter.read();
+    std::thread::sleep(Duration::from_millis(30));
+    let b = meter.read();
+    fake.set(&(devices(1) + "energy 0 0\nutil_error 0 3\n"));
+    std::thread::sleep(Duration::from_millis(30));
+    meter.read();
+    fake.set(&busy(20));
+    std::thread::sleep(Duration::from_millis(30));
+    let d = meter.read();
+    std::thread::sleep(Duration::from_millis(60));
+    let e = meter.read();
+    let expected =
+        (80.0 * (b.t_s - a.t_s) + 20.0 * (e.t_s - d.t_s)) / (b.t_s - a.t_s + e.t_s - d.t_s);
+    let measured = e.since(&a).gpu.utilization_percent;
+    assert!(
+        (measured - expected).abs() < 1e-9,
+        "{measured} vs {expected}"
+    );
+}
+
+#[test]
 fn four_devices_are_measured_apart() {
     let control = devices_with(4, |i| {
         format!(
