@@ -96,6 +96,9 @@ pub struct GpuDeviceTotals {
 /// Cumulative GPU totals at one instant.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GpuTotals {
+    /// When the GPUs were read, in seconds on the meter's clock (a hair after the snapshot's own
+    /// time: polled power is integrated against the GPU read times).
+    pub t_s: f64,
     /// The measured devices, in the order of `devices`.
     pub info: Arc<[GpuInfo]>,
     /// Their totals.
@@ -465,6 +468,7 @@ impl GpuMeter {
             }
         }
         GpuTotals {
+            t_s,
             info: Arc::clone(&self.info),
             devices: self
                 .accounts

@@ -426,10 +426,16 @@ impl Meter {
             t_s,
             power_w: ram_fraction,
         });
+        // Stamped apart: the host refresh above can take milliseconds, and polled GPU power is
+        // integrated against its own read times.
+        let gpu_elapsed = self.origin.elapsed();
+        let gpu_t_us = u64::try_from(gpu_elapsed.as_micros()).unwrap_or(u64::MAX);
         let (warned, pending) = (&mut self.warned, &mut self.pending_warnings);
-        let gpu = self.gpu.read(t_s, t_us, &mut |message| {
-            Self::warn_once(warned, pending, message);
-        });
+        let gpu = self
+            .gpu
+            .read(gpu_elapsed.as_secs_f64(), gpu_t_us, &mut |message| {
+                Self::warn_once(warned, pending, message);
+            });
         let mut energy = ComponentEnergy::default();
         for state in self.channels.iter().flatten() {
             energy.add(state.channel.component, state.energy_j());

@@ -180,8 +180,8 @@ fn utilisation_is_time_weighted_and_gaps_count_for_nothing() {
     let d = meter.read();
     std::thread::sleep(Duration::from_millis(60));
     let e = meter.read();
-    let expected =
-        (80.0 * (b.t_s - a.t_s) + 20.0 * (e.t_s - d.t_s)) / (b.t_s - a.t_s + e.t_s - d.t_s);
+    let [ta, tb, td, te] = [a.gpu.t_s, b.gpu.t_s, d.gpu.t_s, e.gpu.t_s];
+    let expected = (80.0 * (tb - ta) + 20.0 * (te - td)) / (tb - ta + te - td);
     let measured = e.since(&a).gpu.utilization_percent;
     assert!(
         (measured - expected).abs() < 1e-9,
@@ -281,9 +281,11 @@ fn polled_path_integrates_a_ramp_within_the_trapezoid_error() {
     };
     let measured_j = last.since(&first).energy.gpu_j;
     let (low_j, high_j) = (integral_j(a1, b0), integral_j(a0, b1));
-    // Power is reported in whole mW: up to 0.5 mW x 2 s of rounding.
+    // Power is reported in whole mW (0.5 mW x 2 s of rounding), and a busy machine may delay a
+    // power call after its time stamp: 2 ms of the ramp's 50 W/s over 2 s.
+    let slack_j = 0.001 + slope_mw_per_s / 1000.0 * 0.002 * 2.0;
     assert!(
-        measured_j > low_j - 0.01 && measured_j < high_j + 0.01,
+        measured_j > low_j - slack_j && measured_j < high_j + slack_j,
         "{measured_j} J not in [{low_j}, {high_j}]"
     );
     let exact_j = integral_j(f64::midpoint(a0, a1), f64::midpoint(b0, b1));
@@ -311,7 +313,7 @@ fn mixed_counter_and_polled_devices() {
     assert_eq!(interval.gpu.devices[0].method, GpuMethod::Counter);
     assert_eq!(interval.gpu.devices[1].method, GpuMethod::Polled);
     assert_eq!(mj(interval.gpu.devices[0].energy_j), 60_000);
-    let expected_j = 200.0 * interval.duration_s;
+    let expected_j = 200.0 * (end.gpu.t_s - start.gpu.t_s);
     assert!((interval.gpu.devices[1].energy_j - expected_j).abs() < 1e-6 * expected_j);
 }
 
@@ -507,7 +509,7 @@ fn a_counter_that_fails_hands_over_to_polled_power() {
     assert!(warnings[0].contains("polling its power"), "{warnings:?}");
     let interval = end.since(&start);
     assert_eq!(interval.gpu.devices[0].method, GpuMethod::Mixed);
-    let polled_j = 100.0 * (end.t_s - before.t_s);
+    let polled_j = 100.0 * (end.gpu.t_s - before.gpu.t_s);
     assert!((interval.gpu.devices[0].energy_j - (3.0 + polled_j)).abs() < 1e-6);
     assert_eq!(end.since(&before).gpu.method(), GpuMethod::Mixed);
 }

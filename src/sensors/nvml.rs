@@ -390,22 +390,22 @@ impl Sensor for NvmlSensor {
             } else {
                 self.nvml.device_by_index(device.info.index)
             };
-            let mut lost = matches!(handle, Err(NvmlError::GpuLost));
+            // Power first: it is the reading whose timing matters (the meter stamps the read).
+            let power = query(device.power, &handle, |h| h.power_usage().map(u64::from));
+            let counter = query(
+                device.counter,
+                &handle,
+                nvml_wrapper::Device::total_energy_consumption,
+            );
             device.utilization = handle
                 .as_ref()
                 .ok()
                 .and_then(|h| h.utilization_rates().ok())
                 .map(|u| f64::from(u.gpu.min(100)) / 100.0);
-            if device.counter != Source::Absent {
-                let reading = if device.counter == Source::Dead {
-                    Err(NvmlError::NotSupported)
-                } else {
-                    handle
-                        .as_ref()
-                        .map_err(clone_error)
-                        .and_then(nvml_wrapper::Device::total_energy_consumption)
-                };
-                lost |= matches!(reading, Err(NvmlError::GpuLost));
+            let lost = matches!(handle, Err(NvmlError::GpuLost))
+                || matches!(power, Some(Err(NvmlError::GpuLost)))
+                || matches!(counter, Some(Err(NvmlError::GpuLost)));
+            if let Some(reading) = counter {
                 readings.push(match reading {
                     Ok(energy_mj) => Ok(Reading::EnergyUj(energy_mj.saturating_mul(1000))),
                     Err(err) => {
@@ -414,18 +414,9 @@ impl Sensor for NvmlSensor {
                     }
                 });
             }
-            if device.power != Source::Absent {
-                let reading = if device.power == Source::Dead {
-                    Err(NvmlError::NotSupported)
-                } else {
-                    handle
-                        .as_ref()
-                        .map_err(clone_error)
-                        .and_then(nvml_wrapper::Device::power_usage)
-                };
-                lost |= matches!(reading, Err(NvmlError::GpuLost));
+            if let Some(reading) = power {
                 readings.push(match reading {
-                    Ok(power_mw) => Ok(Reading::PowerW(f64::from(power_mw) / 1000.0)),
+                    Ok(power_mw) => Ok(Reading::PowerW(power_mw as f64 / 1000.0)),
                     Err(err) => {
                         device.power = Source::Dead;
                         Err(format!("{label}: power: {}", describe(&err)))
@@ -436,6 +427,19 @@ impl Sensor for NvmlSensor {
         }
         readings
     }
+}
+
+/// One reading of a quantity the device reports (`None` when it has no channel for it).
+fn query<'nvml>(
+    source: Source,
+    handle: &Result<nvml_wrapper::Device<'nvml>, NvmlError>,
+    read: impl FnOnce(&nvml_wrapper::Device<'nvml>) -> Result<u64, NvmlError>,
+) -> Option<Result<u64, NvmlError>> {
+    (source != Source::Absent).then(|| match (source, handle) {
+        (Source::Dead, _) => Err(NvmlError::NotSupported),
+        (_, Ok(handle)) => read(handle),
+        (_, Err(err)) => Err(clone_error(err)),
+    })
 }
 
 /// The handle lookup's error, again (NvmlError is not Clone): only the kinds that matter here.
