@@ -44,7 +44,7 @@ pub enum Method {
     GpuCounter,
     /// NVML power, polled and integrated (GPUs).
     GpuPolled,
-    /// Different methods for different devices.
+    /// Different methods on different devices, or one after the other.
     Mixed,
     /// Not measured.
     None,
