@@ -450,6 +450,21 @@ fn a_device_without_energy_or_power_is_listed_but_not_measured() {
 }
 
 #[test]
+fn a_gpu_broken_at_start_is_warned_about_only_when_selected() {
+    let control = devices(2) + "energy 0 0\nlost 1\n";
+    let fake = FakeNvml::new(&control);
+    let (chosen, warnings) = visible(&fake, &control, "0");
+    assert_eq!((chosen, warnings), (vec![0], vec![]));
+    let (chosen, warnings) = visible(&fake, &control, "1,0");
+    assert_eq!(chosen, [0]);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("GPU 1 skipped: the GPU fell off the bus"));
+    let (mut meter, warnings) = Meter::discover(&meter_config(fake.gpu_config()));
+    assert_eq!(selected(&meter.read()), [0]);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+}
+
+#[test]
 fn a_gpu_lost_mid_run_keeps_its_energy_and_warns_once() {
     let fake = FakeNvml::new(&(devices(2) + "energy 0 0\nenergy 1 0\npower_error 0 3\n"));
     let (mut meter, _) = Meter::discover(&meter_config(fake.gpu_config()));

@@ -170,16 +170,17 @@ impl NvmlSensor {
             }
         };
         let mut all = Vec::new();
+        let mut broken = Vec::new();
         for index in 0..count {
             let described = nvml
                 .device_by_index(index)
                 .and_then(|device| Ok((device.uuid()?, device.name()?)));
             match described {
                 Ok((uuid, name)) => all.push(GpuInfo { index, uuid, name }),
-                Err(err) => warnings.push(format!("GPU {index} skipped: {}", describe(&err))),
+                Err(err) => broken.push((index, describe(&err))),
             }
         }
-        let chosen = select(&nvml, &all, config, warnings);
+        let chosen = select(&nvml, &all, &broken, config, warnings);
         let devices: Vec<Device> = chosen
             .into_iter()
             .filter_map(|info| {
@@ -248,13 +249,16 @@ impl NvmlSensor {
     }
 }
 
-/// The devices `config` selects among `all`, in the order named, each once.
+/// The devices `config` selects among `all`, in the order named, each once. `broken` are the
+/// devices that did not answer at discovery, with why: warned about only when selected.
 fn select(
     nvml: &Nvml,
     all: &[GpuInfo],
+    broken: &[(u32, String)],
     config: &GpuConfig,
     warnings: &mut Vec<String>,
 ) -> Vec<GpuInfo> {
+    let skipped = |index: u32, reason: &str| format!("GPU {index} skipped: {reason}");
     let (source, entries): (&str, Vec<String>) = if let Some(ids) = &config.gpu_ids {
         ("gpu_ids", ids.clone())
     } else if let Some(visible) = &config.cuda_visible_devices {
@@ -263,6 +267,9 @@ fn select(
             visible.split(',').map(|s| s.trim().to_owned()).collect(),
         )
     } else {
+        for (index, reason) in broken {
+            warnings.push(skipped(*index, reason));
+        }
         return all.to_vec();
     };
     let mut chosen: Vec<GpuInfo> = Vec::new();
@@ -271,6 +278,13 @@ fn select(
     for entry in entries {
         let found = parse_device_id(&entry).and_then(|id| resolve(nvml, all, &id));
         let Some((info, instance)) = found else {
+            if let Some((index, reason)) = broken
+                .iter()
+                .find(|(index, _)| entry.parse::<u32>() == Ok(*index))
+            {
+                warnings.push(skipped(*index, reason));
+                continue;
+            }
             if entry.parse::<i64>().is_ok_and(|index| index < 0) {
                 // `-1` is the usual way to hide every GPU from CUDA: not a mistake.
                 break;
