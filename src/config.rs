@@ -10,6 +10,7 @@ use crate::intensity::live::{self, LiveSettings, Secret};
 use crate::meter::MeterConfig;
 use crate::output::csv::WriteMode;
 use crate::sensors::TrackingMode;
+use crate::sensors::nvml::{DEFAULT_GPU_POLL_S, GpuConfig};
 use crate::sensors::rapl::{DEFAULT_POWERCAP_ROOT, POWERCAP_ROOT_ENV};
 
 /// A setting's value before validation, whatever layer it came from.
@@ -75,6 +76,8 @@ pub const SERVED: &[&str] = &[
     "co2_signal_api_token",
     "electricitymaps_base_url",
     "electricitymaps_zone",
+    "nvml_library",
+    "gpu_poll_secs",
 ];
 
 /// CodeCarbon arguments for services carbonmeter does not offer: accepted with one warning, so
@@ -141,7 +144,7 @@ pub struct Config {
     pub on_csv_write: WriteMode,
     /// Python logging level name, when one was set.
     pub log_level: Option<String>,
-    /// GPU selection, kept for the GPU sensors.
+    /// GPU selection as given (resolved by the GPU sensor, in `meter.gpu`).
     pub gpu_ids: Option<Vec<String>>,
     /// Country setting as given (resolved by the intensity lookup), with the setting's name.
     pub country: Option<(&'static str, String)>,
@@ -481,6 +484,18 @@ impl Config {
             .string("powercap_root")
             .or_else(|| layers.env.vars.get(POWERCAP_ROOT_ENV).cloned())
             .unwrap_or_else(|| DEFAULT_POWERCAP_ROOT.to_owned());
+        let gpu_poll_s = layers
+            .float("gpu_poll_secs", "expected seconds > 0 and <= 10", |s| {
+                s > 0.0 && s <= 10.0
+            })?
+            .unwrap_or(DEFAULT_GPU_POLL_S);
+        let gpu = GpuConfig {
+            nvml_library: layers.string("nvml_library").map(PathBuf::from),
+            gpu_ids: gpu_ids.clone(),
+            cuda_visible_devices: layers.env.vars.get("CUDA_VISIBLE_DEVICES").cloned(),
+            poll_interval_s: gpu_poll_s,
+            ..GpuConfig::default()
+        };
         let meter = MeterConfig {
             powercap_root: PathBuf::from(powercap_root),
             tracking_mode,
@@ -490,6 +505,7 @@ impl Config {
             force_cpu_power_w,
             force_ram_power_w,
             default_cpu_power_w,
+            gpu,
         };
         let rank = layers
             .float("rank", "expected a whole number >= 0", |r| {

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod error;
+pub mod gpu;
 pub mod integrator;
 pub mod intensity;
 pub mod meter;

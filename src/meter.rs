@@ -8,10 +8,12 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::gpu::{GpuInterval, GpuMeter, GpuTotals};
 use crate::integrator::{CounterAccumulator, PowerAccumulator, PowerKind, PowerSample};
 use crate::sensors::constant::ConstantSensor;
 use crate::sensors::cpu_load::{LoadTdpSensor, lookup_cpu_tdp};
 use crate::sensors::host::{HostInfo, HostProbe};
+use crate::sensors::nvml::GpuConfig;
 use crate::sensors::ram::RamModelSensor;
 use crate::sensors::rapl::{RaplDiscovery, RaplSensor};
 use crate::sensors::{Channel, ChannelKind, Component, Method, Reading, Sensor, TrackingMode};
@@ -39,6 +41,8 @@ pub struct MeterConfig {
     pub force_ram_power_w: Option<f64>,
     /// TDP of the whole CPU in W when the model is not in the table.
     pub default_cpu_power_w: Option<f64>,
+    /// GPU library and selection.
+    pub gpu: GpuConfig,
 }
 
 /// Energy in J per component.
@@ -75,7 +79,7 @@ impl ComponentEnergy {
 }
 
 /// Cumulative totals at one instant.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     /// When, in seconds since the meter started.
     pub t_s: f64,
@@ -87,10 +91,12 @@ pub struct Snapshot {
     pub ram_used_gb_s: f64,
     /// ∫ RAM in use / RAM installed dt.
     pub ram_fraction_s: f64,
+    /// Per-GPU totals.
+    pub gpu: GpuTotals,
 }
 
 /// What happened between two snapshots.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Interval {
     /// Length in seconds.
     pub duration_s: f64,
@@ -102,6 +108,8 @@ pub struct Interval {
     pub ram_used_gb: f64,
     /// Mean RAM in use, percent of installed.
     pub ram_utilization_percent: f64,
+    /// Per-GPU energy, methods and utilisation.
+    pub gpu: GpuInterval,
 }
 
 impl Snapshot {
@@ -121,6 +129,7 @@ impl Snapshot {
             cpu_utilization_percent: 100.0 * mean(self.cpu_busy_s, start.cpu_busy_s),
             ram_used_gb: mean(self.ram_used_gb_s, start.ram_used_gb_s),
             ram_utilization_percent: 100.0 * mean(self.ram_fraction_s, start.ram_fraction_s),
+            gpu: self.gpu.since(&start.gpu),
         }
     }
 }
@@ -170,6 +179,8 @@ pub struct Meter {
     ram_used_gb: PowerAccumulator,
     ram_fraction: PowerAccumulator,
     description: MeterDescription,
+    gpu: GpuMeter,
+    last_full_read_s: f64,
     max_read_interval_s: f64,
     warned: HashSet<String>,
     pending_warnings: Vec<String>,
@@ -273,6 +284,8 @@ impl Meter {
             ram_method = Method::Model;
         }
 
+        let gpu = GpuMeter::discover(&config.gpu, config.tracking_mode, &mut warnings);
+
         let channels = sensors
             .iter()
             .map(|sensor| {
@@ -309,10 +322,12 @@ impl Meter {
             description: MeterDescription {
                 cpu_method,
                 ram_method,
-                gpu_method: Method::None,
+                gpu_method: gpu.method().as_method(),
                 rapl_zones,
                 host,
             },
+            gpu,
+            last_full_read_s: 0.0,
             max_read_interval_s,
             warned: HashSet::new(),
             pending_warnings: Vec::new(),
@@ -331,10 +346,35 @@ impl Meter {
         self.max_read_interval_s
     }
 
+    /// Longest time between reads that keeps polled GPU power accurate, in seconds (infinite
+    /// when no GPU power is polled).
+    pub fn gpu_poll_interval_s(&self) -> f64 {
+        self.gpu.poll_interval_s()
+    }
+
+    /// The sampler's tick: reads every sensor when `full_period_s` has passed since the last
+    /// full read, else only the GPUs, whose polled power needs more frequent reads than the
+    /// rest (a process-tree refresh at 10 Hz would cost a few % of a core).
+    pub fn tick(&mut self, full_period_s: f64) -> Option<Snapshot> {
+        let elapsed = self.origin.elapsed();
+        // Ticks come late, never early: 1 % of slack keeps a full read from slipping a tick.
+        if elapsed.as_secs_f64() - self.last_full_read_s >= 0.99 * full_period_s {
+            Some(self.read())
+        } else {
+            let t_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+            let (warned, pending) = (&mut self.warned, &mut self.pending_warnings);
+            self.gpu.read(elapsed.as_secs_f64(), t_us, &mut |message| {
+                Self::warn_once(warned, pending, message);
+            });
+            None
+        }
+    }
+
     /// Reads every sensor now and returns the totals.
     pub fn read(&mut self) -> Snapshot {
         let elapsed = self.origin.elapsed();
         let t_s = elapsed.as_secs_f64();
+        self.last_full_read_s = t_s;
         let t_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let host = self.probe.sample();
         for (sensor, states) in self.sensors.iter_mut().zip(self.channels.iter_mut()) {
@@ -390,16 +430,28 @@ impl Meter {
             t_s,
             power_w: ram_fraction,
         });
+        // Stamped apart: the host refresh above can take milliseconds, and polled GPU power is
+        // integrated against its own read times.
+        let gpu_elapsed = self.origin.elapsed();
+        let gpu_t_us = u64::try_from(gpu_elapsed.as_micros()).unwrap_or(u64::MAX);
+        let (warned, pending) = (&mut self.warned, &mut self.pending_warnings);
+        let gpu = self
+            .gpu
+            .read(gpu_elapsed.as_secs_f64(), gpu_t_us, &mut |message| {
+                Self::warn_once(warned, pending, message);
+            });
         let mut energy = ComponentEnergy::default();
         for state in self.channels.iter().flatten() {
             energy.add(state.channel.component, state.energy_j());
         }
+        energy.add(Component::Gpu, gpu.energy_j());
         Snapshot {
             t_s,
             energy,
             cpu_busy_s,
             ram_used_gb_s,
             ram_fraction_s,
+            gpu,
         }
     }
 

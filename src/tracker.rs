@@ -186,10 +186,12 @@ impl Tracker {
         }
         let start = meter.read();
         let hourly = self.start_hourly(&start);
-        let period_s = self
+        let full_period_s = self
             .config
             .measure_power_secs
             .min(meter.max_read_interval_s() / 2.0);
+        // Polled GPU power needs faster ticks; those read only the GPUs (Meter::tick).
+        let period_s = full_period_s.min(meter.gpu_poll_interval_s());
         *self.description.lock() = Some(meter.description().clone());
         let meter = Arc::new(Mutex::new(meter));
         let sampled = Arc::clone(&meter);
@@ -199,8 +201,10 @@ impl Tracker {
             Duration::from_secs_f64(period_s),
             move || {
                 let mut meter = sampled.lock();
-                let snapshot = meter.read();
-                if let Some(hourly) = &sampled_hourly {
+                // GPU-only ticks change no hour's ledger: it reads the next full snapshot.
+                if let Some(snapshot) = meter.tick(full_period_s)
+                    && let Some(hourly) = &sampled_hourly
+                {
                     hourly.observe(&snapshot);
                 }
             },
@@ -322,7 +326,7 @@ impl Tracker {
             };
             Closed {
                 run_id: run.id.clone(),
-                start: run.start,
+                start: run.start.clone(),
                 end: read_and_report(&run.meter, run.hourly.as_deref()),
                 window: None,
                 hourly: run.hourly.clone(),
@@ -357,7 +361,7 @@ impl Tracker {
                 self.write_closed(&Closed {
                     run_id: run.id.clone(),
                     start: window.start,
-                    end,
+                    end: end.clone(),
                     window: Some((window.name, window.labels)),
                     hourly: run.hourly.clone(),
                 })
@@ -365,7 +369,7 @@ impl Tracker {
             .collect();
         let row = self.write_closed(&Closed {
             run_id: run.id.clone(),
-            start: run.start,
+            start: run.start.clone(),
             end,
             window: None,
             hourly: run.hourly.clone(),
@@ -451,14 +455,14 @@ impl Tracker {
             codecarbon_version: String::new(),
             cpu_count: u32::try_from(description.host.cpu_count).unwrap_or(u32::MAX),
             cpu_model: description.host.cpu_model.clone(),
-            gpu_count: 0,
-            gpu_model: String::new(),
+            gpu_count: interval.gpu.count(),
+            gpu_model: interval.gpu.model(),
             longitude: None,
             latitude: None,
             ram_total_size: description.host.ram_total_bytes as f64 / 1e9,
             tracking_mode: config.meter.tracking_mode.as_str().to_owned(),
             cpu_utilization_percent: interval.cpu_utilization_percent,
-            gpu_utilization_percent: 0.0,
+            gpu_utilization_percent: interval.gpu.utilization_percent,
             ram_utilization_percent: interval.ram_utilization_percent,
             ram_used_gb: interval.ram_used_gb,
             on_cloud: if intensity.cloud_provider.is_some() {
@@ -472,7 +476,7 @@ impl Tracker {
             carbonmeter_version: VERSION.to_owned(),
             cpu_method: description.cpu_method.as_str().to_owned(),
             ram_method: description.ram_method.as_str().to_owned(),
-            gpu_method: description.gpu_method.as_str().to_owned(),
+            gpu_method: interval.gpu.method().as_str().to_owned(),
             rapl_zones: description.rapl_zones.clone(),
             psys_energy: kwh(energy.psys_j),
             intensity_g_per_kwh: intensity.g_per_kwh,
@@ -485,6 +489,7 @@ impl Tracker {
             rank: config.rank,
             intensity_zone: intensity.zone.clone(),
             location_source: self.located.location_source.clone(),
+            gpu_devices: interval.gpu.breakdown_json(config.pue),
         }
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use carbonmeter::config::{Config, Environment, RawValue};
 use carbonmeter::meter::{Meter, MeterConfig};
 use carbonmeter::sensors::TrackingMode;
+use carbonmeter::sensors::nvml::GpuConfig;
 use carbonmeter::sensors::rapl::{RaplDiscovery, RaplSensor};
 use carbonmeter::tracker::{Identity, Tracker};
 
@@ -69,6 +70,10 @@ fn meter_config(root: &Path) -> MeterConfig {
         force_cpu_power_w: None,
         force_ram_power_w: None,
         default_cpu_power_w: None,
+        gpu: GpuConfig {
+            cuda_visible_devices: Some(String::new()),
+            ..GpuConfig::default()
+        },
     }
 }
 

@@ -128,7 +128,8 @@ class EmissionsData:
     def ram_method(self) -> str:
         """rapl, model, constant or none."""
     @property
-    def gpu_method(self) -> str: ...
+    def gpu_method(self) -> str:
+        """counter, polled, mixed or none."""
     @property
     def rapl_zones(self) -> str: ...
     @property
@@ -157,6 +158,9 @@ class EmissionsData:
     def phase(self) -> str | None: ...
     @property
     def rank(self) -> int | None: ...
+    @property
+    def gpu_devices(self) -> str:
+        """JSON list, one object per GPU: index, uuid, name, energy_kwh, method."""
     @property
     def values(self) -> dict[str, Any]:
         """CodeCarbon's name for `as_dict()`."""

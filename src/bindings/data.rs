@@ -133,4 +133,5 @@ emissions_data_methods!(
     rank,
     intensity_zone,
     location_source,
+    gpu_devices,
 );

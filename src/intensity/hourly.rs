@@ -51,7 +51,7 @@ fn interpolate(earlier: &Snapshot, later: &Snapshot, t_s: f64) -> Snapshot {
     };
     let lerp = |a: f64, b: f64| a + (b - a) * fraction;
     // Start from a copy so any field added to `Snapshot` later is carried, not forgotten.
-    let mut at = *later;
+    let mut at = later.clone();
     at.t_s = t_s;
     at.energy.cpu_j = lerp(earlier.energy.cpu_j, later.energy.cpu_j);
     at.energy.ram_j = lerp(earlier.energy.ram_j, later.energy.ram_j);
@@ -93,8 +93,8 @@ impl Ledger {
     /// hour, then every hour whose start lies after the previous read.
     pub fn observe(&mut self, snapshot: &Snapshot) -> Vec<i64> {
         let hour = self.clock.hour(snapshot.t_s);
-        let Some(last) = self.last else {
-            self.last = Some(*snapshot);
+        let Some(last) = self.last.clone() else {
+            self.last = Some(snapshot.clone());
             return vec![hour];
         };
         if snapshot.t_s < last.t_s {
@@ -106,7 +106,7 @@ impl Ledger {
             let t_s = self.clock.hour_start_t_s(entered_hour);
             self.marks.push(interpolate(&last, snapshot, t_s));
         }
-        self.last = Some(*snapshot);
+        self.last = Some(snapshot.clone());
         entered
     }
 
@@ -169,6 +169,7 @@ mod tests {
             cpu_busy_s: 0.0,
             ram_used_gb_s: 0.0,
             ram_fraction_s: 0.0,
+            gpu: crate::gpu::GpuTotals::default(),
         }
     }
 

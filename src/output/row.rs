@@ -130,7 +130,7 @@ pub struct EmissionsRow {
     pub cpu_method: String,
     /// `rapl`, `model`, `constant` or `none`.
     pub ram_method: String,
-    /// `none` until GPU sensors are added.
+    /// `counter`, `polled`, `mixed` or `none` (see the README).
     pub gpu_method: String,
     /// RAPL zones read, `+`-joined (`package-0+dram-0`).
     pub rapl_zones: String,
@@ -158,6 +158,8 @@ pub struct EmissionsRow {
     /// How the location was chosen: `cloud`, `region`, `country`, `timezone:<IANA zone>` or
     /// `none` (world average).
     pub location_source: String,
+    /// Per GPU, a JSON list of {index, uuid, name, energy_kwh, method}.
+    pub gpu_devices: String,
 }
 
 /// The header line of our CSV, column names in order.
@@ -180,6 +182,7 @@ pub fn columns() -> Vec<&'static str> {
         "rank",
         "intensity_zone",
         "location_source",
+        "gpu_devices",
     ]);
     columns
 }

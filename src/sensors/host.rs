@@ -159,6 +159,18 @@ impl HostProbe {
     }
 }
 
+/// This process and every process descended from it, as PIDs (for matching GPU process lists).
+pub fn process_tree_pids() -> Vec<u32> {
+    let Ok(mut system) = System::new() else {
+        return vec![std::process::id()];
+    };
+    system.refresh_processes_specifics(ProcessesToUpdate::All, true, ProcessRefreshKind::nothing());
+    process_tree(&system, Pid::from_u32(std::process::id()))
+        .into_iter()
+        .map(Pid::as_u32)
+        .collect()
+}
+
 /// `root` and every process descended from it.
 fn process_tree(system: &System, root: Pid) -> Vec<Pid> {
     let mut children: HashMap<Pid, Vec<Pid>> = HashMap::new();

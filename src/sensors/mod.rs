@@ -7,6 +7,7 @@
 pub mod constant;
 pub mod cpu_load;
 pub mod host;
+pub mod nvml;
 pub mod ram;
 pub mod rapl;
 
@@ -41,6 +42,12 @@ pub enum Method {
     Constant,
     /// Counted in the CPU figure (RAPL `psys` preferred: it covers the whole platform).
     InCpu,
+    /// NVML energy counters (GPUs).
+    GpuCounter,
+    /// NVML power, polled and integrated (GPUs).
+    GpuPolled,
+    /// Different methods on different devices, or one after the other.
+    Mixed,
     /// Not measured.
     None,
 }
@@ -54,6 +61,9 @@ impl Method {
             Self::Model => "model",
             Self::Constant => "constant",
             Self::InCpu => "in_cpu",
+            Self::GpuCounter => "counter",
+            Self::GpuPolled => "polled",
+            Self::Mixed => "mixed",
             Self::None => "none",
         }
     }

@@ -1,0 +1,242 @@
+"""GPUs through the public API, on the stand-in NVML library (tests/fixtures/fake_nvml.c)."""
+
+from __future__ import annotations
+
+import csv
+import ctypes.util
+import json
+import logging
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import carbonmeter
+from carbonmeter import EmissionsTracker
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "fake_nvml.c"
+NAME = "NVIDIA H100 80GB HBM3"
+
+
+def uuid(index: int) -> str:
+    return f"GPU-{index}1c2d3e4-aaaa-bbbb-cccc-dddddddddd0{index}"
+
+
+def devices(count: int, **lines: str) -> str:
+    """A control file for `count` devices; each keyword is one more line, `_` for a space."""
+    text = f"count {count}\n"
+    text += "".join(f"name {i} {NAME}\nuuid {i} {uuid(i)}\n" for i in range(count))
+    text += "".join(f"{value}\n" for value in lines.values())
+    return text
+
+
+@pytest.fixture(scope="session")
+def compiled_fake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    compiler = shutil.which("cc")
+    if compiler is None:
+        pytest.fail("the GPU tests need a C compiler (cc) to build the stand-in NVML library")
+    library = tmp_path_factory.mktemp("fake-nvml") / "libfake_nvml.so"
+    subprocess.run(
+        [compiler, "-shared", "-fPIC", "-O1", "-o", str(library), str(FIXTURE)], check=True
+    )
+    return library
+
+
+class FakeNvml:
+    """One test's copy of the library; its control file is named by FAKE_NVML_CONTROL."""
+
+    def __init__(self, library: Path, control: Path) -> None:
+        self.library = library
+        self.control = control
+
+    def set(self, text: str) -> None:
+        temporary = self.control.with_suffix(".tmp")
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(self.control)
+
+
+@pytest.fixture
+def fake_nvml(compiled_fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeNvml:
+    library = tmp_path / "libnvidia-ml.so.1"
+    shutil.copy(compiled_fake, library)
+    control = tmp_path / "nvml.ctl"
+    monkeypatch.setenv("FAKE_NVML_CONTROL", str(control))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    fake = FakeNvml(library, control)
+    fake.set("count 0\n")
+    return fake
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith("carbonmeter") and record.levelno >= logging.WARNING
+    ]
+
+
+def test_gpu_ids_just_work(fake_nvml: FakeNvml) -> None:
+    fake_nvml.set(devices(2, e0="energy 0 1000", e1="energy 1 5000", u0="util 0 60 5"))
+    tracker = EmissionsTracker(
+        gpu_ids=[0],
+        nvml_library=str(fake_nvml.library),
+        country_iso_code="FRA",
+        save_to_file=False,
+    )
+    tracker.start()
+    fake_nvml.set(devices(2, e0="energy 0 3601000", e1="energy 1 9999999", u0="util 0 60 5"))
+    tracker.stop()
+    data = tracker.final_emissions_data
+    assert data is not None
+    assert data.gpu_energy == pytest.approx(0.001, rel=1e-12)
+    assert data.gpu_count == 1
+    assert data.gpu_model == f"1 x {NAME}"
+    assert data.gpu_method == "counter"
+    assert data.gpu_utilization_percent == pytest.approx(60.0)
+    assert data.gpu_power == pytest.approx(3600.0 / data.duration, rel=1e-9)
+    assert json.loads(data.gpu_devices) == [
+        {
+            "index": 0,
+            "uuid": uuid(0),
+            "name": NAME,
+            "energy_kwh": pytest.approx(0.001, rel=1e-12),
+            "method": "counter",
+        }
+    ]
+    assert 'gpu="counter"' in repr(tracker)
+
+
+def test_polled_power_from_the_environment_library_setting(
+    fake_nvml: FakeNvml, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CARBONMETER_NVML_LIBRARY", str(fake_nvml.library))
+    fake_nvml.set(devices(1, e="energy_error 0 3", p="power 0 200000"))
+    with EmissionsTracker(
+        country_iso_code="FRA", save_to_file=False, gpu_poll_secs=0.05
+    ) as tracker:
+        time.sleep(0.3)
+    data = tracker.final_emissions_data
+    assert data is not None
+    assert data.gpu_method == "polled"
+    # The GPUs are stamped at their own read, a fraction of a millisecond after the window's edge.
+    assert data.gpu_power == pytest.approx(200.0, rel=1e-2)
+    assert data.gpu_energy == pytest.approx(200.0 * data.duration / 3.6e6, rel=1e-2)
+
+
+def test_empty_cuda_visible_devices_means_no_gpu_and_no_warning(
+    fake_nvml: FakeNvml, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_nvml.set(devices(2, e0="energy 0 1", e1="energy 1 1"))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    caplog.set_level(logging.DEBUG, logger="carbonmeter")
+    with EmissionsTracker(
+        nvml_library=str(fake_nvml.library), country_iso_code="FRA", save_to_file=False
+    ) as tracker:
+        pass
+    data = tracker.final_emissions_data
+    assert data is not None
+    assert (data.gpu_count, data.gpu_model, data.gpu_method) == (0, "", "none")
+    assert data.gpu_devices == "[]"
+    assert warnings_of(caplog) == []
+
+
+def test_cuda_visible_devices_with_a_mig_instance_warns_once(
+    fake_nvml: FakeNvml,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mig = f"MIG-{tmp_path.name[-8:]:0>8}-1111-5a1b-9c2d-aaaabbbbcccc"
+    fake_nvml.set(devices(4, m="mig 2 1", u=f"mig_uuid 2 {mig}", e="energy 2 7"))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", mig)
+    caplog.set_level(logging.WARNING, logger="carbonmeter")
+    with EmissionsTracker(
+        nvml_library=str(fake_nvml.library), country_iso_code="FRA", save_to_file=False
+    ) as tracker:
+        pass
+    data = tracker.final_emissions_data
+    assert data is not None
+    assert data.gpu_count == 1
+    assert [d["index"] for d in json.loads(data.gpu_devices)] == [2]
+    mig_warnings = [w for w in warnings_of(caplog) if "is a MIG instance" in w]
+    assert len(mig_warnings) == 1, warnings_of(caplog)
+    assert mig in mig_warnings[0]
+
+
+def test_a_missing_named_library_is_one_warning_and_no_gpu(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = tmp_path / "libnvidia-ml.so.1"
+    caplog.set_level(logging.WARNING, logger="carbonmeter")
+    with EmissionsTracker(
+        nvml_library=str(missing), country_iso_code="FRA", save_to_file=False
+    ) as tracker:
+        pass
+    data = tracker.final_emissions_data
+    assert data is not None
+    assert data.gpu_method == "none"
+    assert len([w for w in warnings_of(caplog) if str(missing) in w]) == 1
+
+
+@pytest.mark.skipif(
+    ctypes.util.find_library("nvidia-ml") is not None, reason="this machine has an NVIDIA driver"
+)
+def test_no_driver_is_quiet(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("CARBONMETER_NVML_LIBRARY", raising=False)
+    caplog.set_level(logging.WARNING, logger="carbonmeter")
+    with EmissionsTracker(country_iso_code="FRA", save_to_file=False) as tracker:
+        pass
+    data = tracker.final_emissions_data
+    assert data is not None
+    assert (data.gpu_count, data.gpu_method) == (0, "none")
+    assert not [w for w in warnings_of(caplog) if "NVML" in w or "GPU" in w]
+
+
+def test_process_mode_counts_only_gpus_running_this_process(fake_nvml: FakeNvml) -> None:
+    pid = os.getpid()
+    before = devices(3, e0="energy 0 0", e1="energy 1 0", e2="energy 2 0", p=f"procs 1 {pid}")
+    fake_nvml.set(before)
+    tracker = EmissionsTracker(
+        tracking_mode="process",
+        nvml_library=str(fake_nvml.library),
+        country_iso_code="FRA",
+        save_to_file=False,
+    )
+    tracker.start()
+    fake_nvml.set(
+        before.replace("energy 1 0", "energy 1 3600000").replace("energy 2 0", "energy 2 99")
+    )
+    tracker.stop()
+    data = tracker.final_emissions_data
+    assert data is not None
+    assert data.gpu_count == 1
+    assert data.gpu_energy == pytest.approx(0.001, rel=1e-12)
+    methods = [d["method"] for d in json.loads(data.gpu_devices)]
+    assert methods == ["none", "counter", "none"]
+
+
+def test_csv_ends_with_the_gpu_breakdown(fake_nvml: FakeNvml, tmp_path: Path) -> None:
+    fake_nvml.set(devices(1, e="energy 0 0"))
+    with EmissionsTracker(
+        nvml_library=str(fake_nvml.library), country_iso_code="FRA", output_dir=str(tmp_path)
+    ):
+        pass
+    with (tmp_path / "emissions.csv").open(encoding="utf-8", newline="") as file:
+        reader = csv.DictReader(file)
+        rows = list(reader)
+    assert reader.fieldnames is not None
+    assert reader.fieldnames[-1] == "gpu_devices"
+    assert carbonmeter.CSV_COLUMNS[-1] == "gpu_devices"
+    assert json.loads(rows[0]["gpu_devices"])[0]["uuid"] == uuid(0)
+    assert rows[0]["gpu_method"] == "counter"
+
+
+@pytest.mark.parametrize("seconds", [0, -1, 11, "fast"])
+def test_bad_gpu_poll_secs_is_refused(seconds: object) -> None:
+    with pytest.raises(carbonmeter.InvalidValueError, match="gpu_poll_secs"):
+        EmissionsTracker(gpu_poll_secs=seconds, save_to_file=False)
