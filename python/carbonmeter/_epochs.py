@@ -106,3 +106,21 @@ class EpochMeter:
         self._stop_at_end = False
         self._tracker.stop()
         return self._tracker.final_emissions_data
+
+
+class MeasuredCallback:
+    """What every framework callback exposes about its measurement; mixed in beside the
+    framework's own base class, whose hooks call `self._epochs`."""
+
+    _epochs: EpochMeter
+
+    @property
+    def tracker(self) -> EmissionsTracker | None:
+        """The tracker measured with (None before training begins, for an owned one)."""
+        return self._epochs.tracker
+
+    @property
+    def final_emissions_data(self) -> EmissionsData | None:
+        """The run's measurement, once training has ended."""
+        tracker = self._epochs.tracker
+        return tracker.final_emissions_data if tracker is not None else None

@@ -18,11 +18,11 @@ from typing import Any
 
 import keras
 
-from carbonmeter._core import EmissionsData, EmissionsTracker
-from carbonmeter._epochs import EpochMeter
+from carbonmeter._core import EmissionsTracker
+from carbonmeter._epochs import EpochMeter, MeasuredCallback
 
 
-class EmissionsCallback(keras.callbacks.Callback):
+class EmissionsCallback(MeasuredCallback, keras.callbacks.Callback):
     """Measures each epoch of `fit` in a window of a tracker it owns or shares.
 
     Args:
@@ -34,16 +34,6 @@ class EmissionsCallback(keras.callbacks.Callback):
     def __init__(self, tracker: EmissionsTracker | None = None, **tracker_kwargs: Any) -> None:
         super().__init__()
         self._epochs = EpochMeter(tracker, tracker_kwargs)
-
-    @property
-    def tracker(self) -> EmissionsTracker | None:
-        return self._epochs.tracker
-
-    @property
-    def final_emissions_data(self) -> EmissionsData | None:
-        """The run's measurement, once training has ended."""
-        tracker = self._epochs.tracker
-        return tracker.final_emissions_data if tracker is not None else None
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._epochs.begin_run()

@@ -24,11 +24,11 @@ try:
 except ImportError:  # only the older stand-alone package is installed
     import pytorch_lightning as pl  # type: ignore[no-redef]
 
-from carbonmeter._core import EmissionsData, EmissionsTracker
-from carbonmeter._epochs import EpochMeter
+from carbonmeter._core import EmissionsTracker
+from carbonmeter._epochs import EpochMeter, MeasuredCallback
 
 
-class EmissionsCallback(pl.Callback):
+class EmissionsCallback(MeasuredCallback, pl.Callback):
     """Measures each train epoch and validation pass in windows of a tracker it owns or shares.
 
     Args:
@@ -40,16 +40,6 @@ class EmissionsCallback(pl.Callback):
     def __init__(self, tracker: EmissionsTracker | None = None, **tracker_kwargs: Any) -> None:
         super().__init__()
         self._epochs = EpochMeter(tracker, tracker_kwargs)
-
-    @property
-    def tracker(self) -> EmissionsTracker | None:
-        return self._epochs.tracker
-
-    @property
-    def final_emissions_data(self) -> EmissionsData | None:
-        """The run's measurement, once fitting has ended."""
-        tracker = self._epochs.tracker
-        return tracker.final_emissions_data if tracker is not None else None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         owned_defaults: dict[str, Any] = {"rank": trainer.global_rank}

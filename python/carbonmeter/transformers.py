@@ -21,15 +21,15 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from carbonmeter._core import EmissionsData, EmissionsTracker
-from carbonmeter._epochs import EpochMeter
+from carbonmeter._core import EmissionsTracker
+from carbonmeter._epochs import EpochMeter, MeasuredCallback
 
 logger = logging.getLogger(__name__)
 
 REPORT_TO_NAME = "carbonmeter"
 
 
-class EmissionsCallback(TrainerCallback):
+class EmissionsCallback(MeasuredCallback, TrainerCallback):
     """Measures each epoch and evaluation in windows of a tracker it owns or shares.
 
     Args:
@@ -41,16 +41,6 @@ class EmissionsCallback(TrainerCallback):
     def __init__(self, tracker: EmissionsTracker | None = None, **tracker_kwargs: Any) -> None:
         self._epochs = EpochMeter(tracker, tracker_kwargs)
         self._pending_logs: dict[str, float] = {}
-
-    @property
-    def tracker(self) -> EmissionsTracker | None:
-        return self._epochs.tracker
-
-    @property
-    def final_emissions_data(self) -> EmissionsData | None:
-        """The run's measurement, once training has ended."""
-        tracker = self._epochs.tracker
-        return tracker.final_emissions_data if tracker is not None else None
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
