@@ -14,6 +14,8 @@ from fixtures.powercap import FakePowercap, add_two_socket_server, public_root
 # Clients under test must not phone home: there is no network here, and a test must not need one.
 # Read when comet_ml and wandb are imported, so set before any test module imports them.
 os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")
+# comet_ml 3.58 finds the host's address through a UDP socket it never closes.
+os.environ.setdefault("COMET_AUTO_LOG_ENV_HOST", "false")
 os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
 os.environ.setdefault("WANDB_DISABLE_GIT", "true")
 

@@ -75,7 +75,7 @@ def train_three_epochs(tracker: EmissionsTracker, log: Any = None) -> None:
 
 
 def test_wandb_gets_each_epoch_and_the_run_summary(offline_clients: Path) -> None:
-    run = wandb.init(project="carbonmeter-test", dir=str(offline_clients))
+    run = wandb.init(project="carbonmeter-test", dir=str(offline_clients), mode="offline")
     tracker = EmissionsTracker(
         output_dir=str(offline_clients), country_iso_code="FRA", loggers=["wandb"]
     )
@@ -172,7 +172,7 @@ def test_keras_callback_logs_each_epoch_once_to_wandb(offline_clients: Path) -> 
 
     from carbonmeter.keras import EmissionsCallback
 
-    run = wandb.init(project="carbonmeter-test", dir=str(offline_clients))
+    run = wandb.init(project="carbonmeter-test", dir=str(offline_clients), mode="offline")
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
     x = np.ones((32, 4), dtype="float32")
@@ -240,7 +240,7 @@ def test_hf_report_to_carbonmeter_then_wandb_logs_co2_once_per_epoch(
     import carbonmeter.transformers  # noqa: F401  (registers report_to="carbonmeter")
 
     monkeypatch.setenv("CARBONMETER_COUNTRY_ISO_CODE", "FRA")
-    run = wandb.init(project="carbonmeter-test", dir=str(offline_clients))
+    run = wandb.init(project="carbonmeter-test", dir=str(offline_clients), mode="offline")
     config = transformers.BertConfig(
         vocab_size=50,
         hidden_size=16,

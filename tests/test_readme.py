@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,4 +38,7 @@ def test_python_block_runs(
         if f"import {module}" in block or f"carbonmeter.{module}" in block:
             pytest.importorskip(module, reason=f"this README block needs {module}")
     exec(code, {"__name__": "readme"})
+    if "wandb" in sys.modules:
+        # The block leaves W&B's process-wide settings behind; later tests start their own.
+        sys.modules["wandb"].teardown()
     assert not list(tmp_path.glob("*.csv")), "README blocks should not litter the working dir"
