@@ -34,7 +34,7 @@ def test_python_block_runs(
         example = block[len(FRAGMENT) :].split(".py", 1)[0] + ".py"
         assert (README.parent / example).is_file(), example
         return
-    for module in ("keras", "lightning", "transformers"):
+    for module in ("keras", "lightning", "transformers", "wandb", "comet_ml"):
         if f"import {module}" in block or f"carbonmeter.{module}" in block:
             pytest.importorskip(module, reason=f"this README block needs {module}")
     exec(code, {"__name__": "readme"})
