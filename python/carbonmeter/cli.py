@@ -221,8 +221,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if data is not None:
         where = f" -> {tracker.output_path}" if tracker.output_path else ""
         how = f"killed by signal {-returncode}" if returncode < 0 else f"exit {returncode}"
+        name = os.path.basename(program)
         print(
-            f"carbonmeter: {program} ({how}) {seconds(data.duration)}: {_summary(data)}{where}",
+            f"carbonmeter: {name} ({how}) {seconds(data.duration)}: {_summary(data)}{where}",
             file=sys.stderr,
         )
     return code
@@ -394,6 +395,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 # --- parser ------------------------------------------------------------------------------------
 
 
+class _OneLine(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"carbonmeter: {record.levelname.lower()}: {record.getMessage()}"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see {self.prog} --help)")
@@ -479,7 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # The core's warnings (an unknown CPU model, a sensor fault) as one line each on stderr.
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("carbonmeter: %(levelname)s: %(message)s"))
+    handler.setFormatter(_OneLine())
     logging.getLogger("carbonmeter").addHandler(handler)
     parser = build_parser()
     prog = "carbonmeter"

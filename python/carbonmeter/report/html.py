@@ -45,7 +45,7 @@ h3 { font-size: 16px; margin: 24px 0 8px; }
 .card.main { background: #ecfdf5; border-color: #a7f3d0; }
 .card.main .v { color: var(--accent); }
 .equiv .v { font-size: 22px; }
-sup a { color: var(--muted); text-decoration: none; }
+sup a { color: var(--muted); text-decoration: none; margin-left: 4px; font-size: 12px; }
 .legend { display: flex; gap: 18px; flex-wrap: wrap; font-size: 13px; margin: 6px 0 0; }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px;
           margin-right: 6px; vertical-align: baseline; }
