@@ -7,6 +7,7 @@ import html
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -445,6 +446,20 @@ def test_report_html_is_self_contained_with_totals(isolated: Path) -> None:
     assert "<script" not in page
     assert "US EPA" in page and "2023" in page and "EIA" in page
     assert "\\begin" not in page and "CO$_2$eq" in page  # the LaTeX paragraph, escaped
+
+
+def test_readme_estimate_and_intensity_lines_run() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Command line", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    lines = [line.split("  #")[0].strip() for line in block.splitlines()]
+    offline = [
+        ln for ln in lines if ln.startswith(("carbonmeter estimate", "carbonmeter intensity"))
+    ]
+    assert len(offline) == 2
+    for line in offline:
+        result = carbonmeter(*shlex.split(line)[1:])
+        assert result.returncode == 0, (line, result.stderr)
 
 
 # --- bad input ---------------------------------------------------------------------------------
