@@ -398,8 +398,14 @@ def test_report_json_from_our_csv(isolated: Path) -> None:
     assert bert["equivalents"]["car_km"] == pytest.approx(bert["co2_kg"] / car["per_unit"])
 
 
-def test_report_reads_codecarbon_csvs(tmp_path: Path) -> None:
-    result = carbonmeter("report", str(CODECARBON_CSV), "--format", "json")
+SHARED_CODECARBON_CSV = REPO.parent / "shared" / "reference" / "codecarbon_emissions_header.csv"
+
+
+@pytest.mark.parametrize("path", [CODECARBON_CSV, SHARED_CODECARBON_CSV], ids=["fixture", "shared"])
+def test_report_reads_codecarbon_csvs(path: Path) -> None:
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    result = carbonmeter("report", str(path), "--format", "json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     (project,) = data["projects"]
@@ -410,9 +416,9 @@ def test_report_reads_codecarbon_csvs(tmp_path: Path) -> None:
     assert run["intensity_g_per_kwh"] == pytest.approx(
         6.4331049198851274e-06 / 0.00011479692571040037 * 1000
     )
-    latex = carbonmeter("report", str(CODECARBON_CSV), "--format", "latex").stdout
+    latex = carbonmeter("report", str(path), "--format", "latex").stdout
     assert "CO$_2$eq" in latex and "AMD EPYC" in latex and "France" in latex
-    markdown = carbonmeter("report", str(CODECARBON_CSV), "--format", "markdown").stdout
+    markdown = carbonmeter("report", str(path), "--format", "markdown").stdout
     assert "| started |" in markdown and "codecarbon" in markdown
 
 

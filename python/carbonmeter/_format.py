@@ -8,7 +8,7 @@ def _scaled(value: float, units: list[tuple[float, str]]) -> str:
         if abs(value) >= factor:
             return f"{value / factor:.3g} {unit}"
     if value == 0:
-        return f"0 {units[-1][1]}"
+        return f"0 {units[1][1]}"
     factor, unit = units[-1]
     return f"{value / factor:.3g} {unit}"
 
