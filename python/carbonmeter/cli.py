@@ -190,32 +190,40 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"carbonmeter run: error: command {program!r} {why}", file=sys.stderr)
         return 126 if found else 127
     tracker = EmissionsTracker(**_tracker_kwargs(args))
-    tracker.start()
     child: subprocess.Popen[bytes] | None = None
     received: list[int] = []
 
-    def forward(signum: int, _frame: Any) -> None:
-        received.append(signum)
+    def deliver(signum: int) -> None:
         if child is None or child.poll() is not None:
             return
         if signum in (signal.SIGINT, signal.SIGQUIT) and _terminal_signalled_group():
             return  # the terminal sent it to the child's process group already
         child.send_signal(signum)
 
+    def forward(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        deliver(signum)
+
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
     previous = {signum: signal.signal(signum, forward) for signum in handled}
     try:
-        try:
-            child = subprocess.Popen(command)
-        except OSError as err:
-            tracker.stop()
-            print(f"carbonmeter run: error: cannot run {program!r}: {err}", file=sys.stderr)
-            return 126
-        returncode = child.wait()
+        tracker.start()
+        if received:  # stopped before the command started: do not start it
+            returncode = -received[0]
+        else:
+            try:
+                child = subprocess.Popen(command)
+            except OSError as err:
+                print(f"carbonmeter run: error: cannot run {program!r}: {err}", file=sys.stderr)
+                return 126
+            for signum in received:  # arrived while the child was being started
+                deliver(signum)
+            returncode = child.wait()
     finally:
+        # Our handlers stay until the row is written, so a second Ctrl-C cannot lose it.
+        tracker.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        tracker.stop()
     code = 128 - returncode if returncode < 0 else returncode
     data = tracker.final_emissions_data
     if data is not None:
