@@ -398,6 +398,22 @@ def test_report_json_from_our_csv(isolated: Path) -> None:
     assert bert["equivalents"]["car_km"] == pytest.approx(bert["co2_kg"] / car["per_unit"])
 
 
+def test_report_keeps_the_ranks_of_a_distributed_run_apart(tmp_path: Path) -> None:
+    from carbonmeter import report
+
+    with CODECARBON_CSV.open(encoding="utf-8", newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    path = tmp_path / "ranks.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*row, "window", "rank"])
+        writer.writeheader()
+        for rank, emissions in (("0", "0.25"), ("0", "1.0"), ("1", "2.0")):  # a flush, then totals
+            writer.writerow({**row, "window": "", "rank": rank, "emissions": emissions})
+    data = report.load([path])
+    assert [(r.rank, r.co2_kg) for r in data.runs] == [("0", 1.0), ("1", 2.0)]
+    assert report.to_json(data)["totals"]["co2_kg"] == 3.0
+
+
 SHARED_CODECARBON_CSV = REPO.parent / "shared" / "reference" / "codecarbon_emissions_header.csv"
 
 

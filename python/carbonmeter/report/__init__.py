@@ -73,6 +73,7 @@ class Run:
     ram_method: str
     gpu_method: str
     tracking_mode: str
+    rank: str
     writer: str
     file: str
     epochs: list[Epoch] = field(default_factory=list)
@@ -190,6 +191,7 @@ def _run(row: dict[str, str], ours: bool, file: str) -> Run:
         ram_method=methods[1] or "",
         gpu_method=methods[2] or "",
         tracking_mode=row.get("tracking_mode") or "",
+        rank=row.get("rank") or "",
         writer=f"carbonmeter {row.get('carbonmeter_version', '')}".strip()
         if ours
         else f"CodeCarbon {row.get('codecarbon_version', '')}".strip(),
@@ -199,8 +201,8 @@ def _run(row: dict[str, str], ours: bool, file: str) -> Run:
 
 def load(paths: list[Path]) -> Report:
     """Reads every CSV (folders searched for *.csv) into runs; a ValueError for a bad file."""
-    runs: dict[tuple[str, str], Run] = {}
-    epochs: dict[tuple[str, str], dict[tuple[str, int], Epoch]] = {}
+    runs: dict[tuple[str, str, str], Run] = {}
+    epochs: dict[tuple[str, str, str], dict[tuple[str, int], Epoch]] = {}
     files = _csv_files([Path(p) for p in paths])
     for path in files:
         with path.open(encoding="utf-8", newline="") as handle:
@@ -214,7 +216,12 @@ def load(paths: list[Path]) -> Report:
                 )
             ours = "carbonmeter_version" in header
             for row in reader:
-                key = (row.get("project_name") or "", row.get("run_id") or "")
+                # Ranks of a distributed run write their own rows: each is a run of its own.
+                key = (
+                    row.get("project_name") or "",
+                    row.get("run_id") or "",
+                    row.get("rank") or "",
+                )
                 window = (row.get("window") or "").strip()
                 if not window:
                     runs.pop(key, None)  # the last run row of a run_id is its total
@@ -231,7 +238,7 @@ def load(paths: list[Path]) -> Report:
                     )
     for key, run in runs.items():
         run.epochs = sorted(epochs.get(key, {}).values(), key=lambda e: (e.phase, e.epoch))
-    ordered = sorted(runs.values(), key=lambda r: (r.timestamp, r.run_id))
+    ordered = sorted(runs.values(), key=lambda r: (r.timestamp, r.run_id, r.rank))
     return Report(ordered, [str(f) for f in files])
 
 

@@ -201,7 +201,9 @@ def _runs_table(runs: list[Run]) -> str:
         )
         rows.append(
             f"<tr><td>{escape(r.timestamp[:19].replace('T', ' '))}</td>"
-            f"<td><code>{escape(r.run_id[:8])}</code></td>"
+            f"<td><code>{escape(r.run_id[:8])}</code>"
+            + (f" rank {escape(r.rank)}" if r.rank else "")
+            + "</td>"
             f'<td class="n">{seconds(r.duration_s)}</td><td class="n">{energy(r.energy_kwh)}</td>'
             f'<td class="n">{co2(r.co2_kg)}</td>'
             f'<td class="n">{r.intensity_g_per_kwh:.0f}</td><td>{escape(r.location)}</td>'
