@@ -359,6 +359,85 @@ def build_cpu_tdp(ref: Path, report: Report) -> str:
     return to_csv(["model", "tdp_w", "source", "year"], ordered)
 
 
+# gpu_tdp.csv: the ML CO2 Impact calculator's hardware list gives no year. Its newest parts
+# (L40S, H100 NVL) came out in 2023, so the list as given was compiled in 2023 at the earliest.
+GPU_TDP_YEAR = 2023
+GPU_TDP_KINDS = {"gpu", "tpu", "cpu"}
+
+
+def build_gpu_tdp(ref: Path, report: Report) -> str:
+    out: dict[str, list[str]] = {}
+    for i, row in enumerate(read_reference(ref, "gpu_tdp.csv"), start=2):
+        where = f"gpu_tdp.csv:{i}"
+        model, kind = clean(row["model"]), clean(row["kind"]).lower()
+        if kind not in GPU_TDP_KINDS:
+            raise ValueError(f"{where}: kind {kind!r} not one of {sorted(GPU_TDP_KINDS)}")
+        memory, source = clean(row["memory_gb"] or ""), clean(row["source"] or "")
+        if not source and memory.startswith("http"):
+            # A10G: the URL sits in memory_gb and source is empty (a shifted column).
+            report(f"gpu_tdp: line {i} {model!r}: source was in memory_gb, moved")
+            source, memory = memory, ""
+        if memory.lower() == "nan":
+            memory = ""
+        tdp = float(row["tdp_w"])
+        if not 0 < tdp <= CPU_TDP_MAX_W:
+            raise ValueError(f"{where}: tdp_w {tdp} not in (0, 1000] W")
+        if model.casefold() in out:
+            report(f"gpu_tdp: duplicate {model!r} dropped (first kept)")
+            continue
+        out[model.casefold()] = [
+            model,
+            kind,
+            fmt_number(tdp),
+            fmt_number(float(memory)) if memory else "",
+            str(GPU_TDP_YEAR),
+            f"{source} (via ML CO2 Impact calculator data)",
+        ]
+    rows = sorted(out.values(), key=lambda r: (r[1], r[0].casefold()))
+    report(f"gpu_tdp.csv: {len(rows)} rows")
+    return to_csv(["model", "kind", "tdp_w", "memory_gb", "year", "source"], rows)
+
+
+# equivalents.csv is not built from the references: these few factors are cited here, each with
+# its source and year (see data/README.md). basis: what the factor divides, kg CO2eq or kWh.
+EQUIVALENTS = [
+    [
+        "car_km",
+        "co2_kg",
+        "0.24855",
+        "km driven by a typical US passenger car",
+        "2023",
+        "US EPA, Greenhouse Gas Emissions from a Typical Passenger Vehicle (EPA-420-F-23-014, "
+        "June 2023): about 400 g CO2 per mile, / 1.609344 km per mile; "
+        "https://www.epa.gov/greenvehicles/greenhouse-gas-emissions-typical-passenger-vehicle",
+    ],
+    [
+        "household_days",
+        "energy_kwh",
+        "29.276",
+        "days of an average US household's electricity",
+        "2020",
+        "US EIA, How much electricity does an American home use? (FAQ): 10,715 kWh per "
+        "residential customer in 2020, / 366 days; https://www.eia.gov/tools/faqs/faq.php?id=97&t=3",
+    ],
+    [
+        "smartphone_charges",
+        "energy_kwh",
+        "0.019",
+        "full smartphone charges",
+        "2024",
+        "US EPA, Greenhouse Gas Equivalencies Calculator: Calculations and References (2024 "
+        "revision): 0.019 kWh per smartphone charge; "
+        "https://www.epa.gov/energy/greenhouse-gas-equivalencies-calculator-calculations-and-references",
+    ],
+]
+
+
+def build_equivalents(report: Report) -> str:
+    report(f"equivalents.csv: {len(EQUIVALENTS)} rows (cited in build.py)")
+    return to_csv(["key", "basis", "per_unit", "label", "year", "source"], EQUIVALENTS)
+
+
 def tz_version(zoneinfo: Path) -> str | None:
     """The tz database release of a zoneinfo directory ("2025b"), from tzdata.zi or +VERSION."""
     zi = zoneinfo / "tzdata.zi"
@@ -438,6 +517,8 @@ def build_all(ref: Path, report: Report) -> dict[str, str]:
         "cloud_regions.csv": build_cloud(ref, report),
         "source_factors.csv": build_source_factors(ref, report),
         "cpu_tdp.csv": build_cpu_tdp(ref, report),
+        "gpu_tdp.csv": build_gpu_tdp(ref, report),
+        "equivalents.csv": build_equivalents(report),
     }
 
 

@@ -14,6 +14,7 @@ pub mod once;
 pub mod output;
 pub mod sampler;
 pub mod sensors;
+pub mod tables;
 pub mod tracker;
 
 mod bindings;

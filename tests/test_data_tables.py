@@ -23,6 +23,8 @@ EXPECTED = {
     "cloud_regions.csv",
     "source_factors.csv",
     "cpu_tdp.csv",
+    "gpu_tdp.csv",
+    "equivalents.csv",
 }
 
 

@@ -8,6 +8,7 @@ from typing_extensions import Self, disjoint_base
 __all__ = [
     "CSV_COLUMNS",
     "SETTINGS",
+    "TABLES",
     "CarbonmeterError",
     "EmissionsData",
     "EmissionsTracker",
@@ -16,12 +17,15 @@ __all__ = [
     "InvalidValueError",
     "TrackerStateError",
     "__version__",
+    "lookup_cpu_tdp",
     "lookup_intensity",
 ]
 
 __version__: Final[str]
 SETTINGS: Final[list[str]]
 CSV_COLUMNS: Final[list[str]]
+TABLES: Final[dict[str, str]]
+"""Embedded CSV text of the reporting tables: gpu_tdp.csv, cpu_tdp.csv, equivalents.csv."""
 
 class CarbonmeterError(Exception):
     """Base class of every exception carbonmeter raises."""
@@ -190,6 +194,8 @@ class EmissionsTracker:
         """Stops, writes the run's row, returns its kg CO2eq (None if it never ran)."""
     def flush(self) -> float | None:
         """Writes a row with the totals so far and returns the kg CO2eq so far."""
+    def flush_data(self) -> EmissionsData | None:
+        """Like `flush()`, but returns the row written (None when not running)."""
     def start_window(self, name: str) -> None:
         """Opens a named window now (starting the tracker if needed); windows nest and overlap."""
     def end_window(self, name: str) -> EmissionsData:
@@ -304,4 +310,13 @@ def lookup_intensity(
         >>> from carbonmeter.intensity import lookup
         >>> lookup(region="US-CA").country_iso_code
         'USA'
+    """
+
+def lookup_cpu_tdp(cpu_model: str) -> tuple[str, float] | None:
+    """The TDP the CPU load model uses for a model name: (table name, W per package), or None.
+
+    Example:
+        >>> from carbonmeter._core import lookup_cpu_tdp
+        >>> lookup_cpu_tdp("Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz")
+        ('Intel Xeon Gold 6248', 150.0)
     """

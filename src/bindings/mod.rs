@@ -2,6 +2,7 @@
 
 mod data;
 pub(crate) mod errors;
+mod hardware;
 mod intensity;
 mod loggers;
 mod tracker;
@@ -41,11 +42,19 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
             .collect::<Vec<_>>(),
     )?;
     module.add("CSV_COLUMNS", crate::output::row::columns())?;
+    module.add(
+        "TABLES",
+        crate::tables::TABLES
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeMap<_, _>>(),
+    )?;
     errors::register(module)?;
     module.add_class::<tracker::PyEmissionsTracker>()?;
     module.add_class::<data::PyEmissionsData>()?;
     module.add_class::<tracker::PyEpochWindow>()?;
     module.add_class::<intensity::PyIntensity>()?;
     module.add_function(wrap_pyfunction!(intensity::lookup_intensity, module)?)?;
+    module.add_function(wrap_pyfunction!(hardware::lookup_cpu_tdp, module)?)?;
     Ok(())
 }

@@ -159,6 +159,12 @@ impl PyEmissionsTracker {
         py.detach(move || tracker.flush()).map(|row| row.emissions)
     }
 
+    /// Like `flush()`, but returns the row written (`None` when not running).
+    fn flush_data(&self, py: Python<'_>) -> Option<PyEmissionsData> {
+        let tracker = Arc::clone(&self.inner);
+        py.detach(move || tracker.flush()).map(PyEmissionsData::new)
+    }
+
     /// Opens a named window now (starting the tracker if needed); windows may nest and overlap.
     fn start_window(&self, py: Python<'_>, name: &str) -> PyResult<()> {
         sync_device(py, self.inner.config().sync)?;

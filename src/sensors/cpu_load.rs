@@ -4,12 +4,11 @@ use std::sync::OnceLock;
 
 use super::{Channel, ChannelKind, Component, HostSample, Method, Reading, Sensor};
 use crate::integrator::PowerKind;
+use crate::tables::CPU_TDP_CSV;
 
 /// TDP assumed per package when the CPU model is not in the table: CodeCarbon's default, a
 /// mid-range server part. Override it with `default_cpu_power`.
 pub const DEFAULT_CPU_TDP_W: f64 = 85.0;
-
-const CPU_TDP_CSV: &str = include_str!("../../data/cpu_tdp.csv");
 
 /// A TDP found for a CPU model name.
 #[derive(Debug, Clone, PartialEq)]

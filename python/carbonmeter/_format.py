@@ -1,0 +1,44 @@
+"""Human-readable figures for the command line and the report (3 significant digits)."""
+
+from __future__ import annotations
+
+
+def _scaled(value: float, units: list[tuple[float, str]]) -> str:
+    for factor, unit in units:
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {unit}"
+    if value == 0:
+        return f"0 {units[1][1]}"
+    factor, unit = units[-1]
+    return f"{value / factor:.3g} {unit}"
+
+
+def energy(kwh: float) -> str:
+    """`0.00123` -> `1.23 Wh`; `1234` -> `1.23 MWh`."""
+    return _scaled(kwh, [(1e3, "MWh"), (1.0, "kWh"), (1e-3, "Wh"), (1e-6, "mWh")])
+
+
+def co2(kg: float) -> str:
+    """`0.00123` -> `1.23 g`; `1234` -> `1.23 t`."""
+    return _scaled(kg, [(1e3, "t"), (1.0, "kg"), (1e-3, "g"), (1e-6, "mg")])
+
+
+def seconds(value: float) -> str:
+    """`42.1` -> `42.1 s`; `5400` -> `1 h 30 min`."""
+    if value < 60:
+        return f"{value:.3g} s"
+    minutes, secs = divmod(round(value), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {secs} s"
+
+
+def count(value: float) -> str:
+    """An everyday quantity: `0.0123` -> `0.0123`; `12345.6` -> `12,346`."""
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
