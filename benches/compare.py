@@ -580,10 +580,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("RSS", lambda: measure_rss(session, plan)),
         ("matmul slowdown", lambda: measure_matmul(session, plan)),
     ]
+    # The 1-minute load average after each step says how busy the machine was meanwhile.
+    step_log = []
     for name, step in steps:
         step_started = time.perf_counter()
         step()
-        print(f"  {name}: {time.perf_counter() - step_started:.0f} s", file=sys.stderr)
+        seconds = time.perf_counter() - step_started
+        step_log.append(
+            {"step": name, "s": round(seconds, 1), "load_1min": round(os.getloadavg()[0], 2)}
+        )
+        print(f"  {name}: {seconds:.0f} s", file=sys.stderr)
+    loads = [load_before[0], *(entry["load_1min"] for entry in step_log)]
     figures = session.figures
     finished = datetime.datetime.now(datetime.timezone.utc)
     result = {
@@ -594,6 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "versions": found,
         "load_average_before": [round(load, 2) for load in load_before],
         "load_average_after": [round(load, 2) for load in os.getloadavg()],
+        "steps": step_log,
         "plan": plan.__dict__,
         "ratio": "CodeCarbon median / carbonmeter median; every figure is a cost, so above 1 "
         "carbonmeter is lighter",
@@ -618,8 +626,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{started:%Y-%m-%d %H:%M} UTC, {info['nproc']} CPUs ({info['cpu_model']}), "
         f"{info['ram_gib']} GiB, {info['os']}, Python {info['python']}; carbonmeter "
-        f"{found[OURS]}, CodeCarbon {found[THEIRS]}, numpy {found['numpy']}; load average "
-        f"{load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after\n"
+        f"{found[OURS]}, CodeCarbon {found[THEIRS]}, numpy {found['numpy']}; 1-min load "
+        f"average {load_before[0]:.2f} before, {min(loads):.2f}-{max(loads):.2f} over the steps\n"
     )
     print(table(figures))
     print(
