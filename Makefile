@@ -27,7 +27,10 @@ test: install
 	cargo test --all-targets --locked
 	$(PYTHON) -m pytest
 
-bench: install
-	$(PYTHON) benches/overhead.py
+# carbonmeter beside CodeCarbon, one run (about 10 min; --quick: under a minute). The Rust hot
+# paths: `cargo bench --bench hot_paths`.
+bench:
+	$(PYTHON) -m pip install -q '.[bench]'
+	$(PYTHON) benches/compare.py
 
 all: format lint test
