@@ -13,24 +13,25 @@ use pyo3::prelude::*;
 
 static LOG_RESET: OnceLock<pyo3_log::ResetHandle> = OnceLock::new();
 
-/// Makes `log` records reach the Python logger `carbonmeter` (and its children), after the
-/// caller changed logging levels: pyo3-log caches levels for speed.
-pub(crate) fn refresh_log_levels() {
+/// Makes `log` records reach the Python logger `carbonmeter` (and its children). Called by
+/// every entry point that can log, not at import: pyo3-log imports Python's `logging`, which is
+/// most of what `import carbonmeter` would otherwise cost. Later calls pick up level changes,
+/// which pyo3-log caches for speed.
+pub(crate) fn connect_logging(py: Python<'_>) -> PyResult<()> {
     if let Some(handle) = LOG_RESET.get() {
         handle.reset();
+        return Ok(());
     }
+    let logger = pyo3_log::Logger::new(py, pyo3_log::Caching::LoggersAndLevels)?
+        .filter(log::LevelFilter::Trace);
+    // Another copy of the module in this process may have installed it already.
+    if let Ok(handle) = logger.install() {
+        let _ = LOG_RESET.set(handle);
+    }
+    Ok(())
 }
 
 pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = module.py();
-    if LOG_RESET.get().is_none() {
-        let logger = pyo3_log::Logger::new(py, pyo3_log::Caching::LoggersAndLevels)?
-            .filter(log::LevelFilter::Trace);
-        // Another copy of the module in this process may have installed it already.
-        if let Ok(handle) = logger.install() {
-            let _ = LOG_RESET.set(handle);
-        }
-    }
     module.add("__version__", crate::tracker::VERSION)?;
     module.add(
         "SETTINGS",

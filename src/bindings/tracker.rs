@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use super::data::PyEmissionsData;
@@ -83,12 +84,18 @@ fn sync_device(py: Python<'_>, mode: SyncMode) -> PyResult<()> {
     Ok(())
 }
 
+/// `platform.platform()` runs `uname` and imports `subprocess`: once per process is enough.
 fn identity(py: Python<'_>) -> PyResult<Identity> {
-    let platform = py.import("platform")?;
-    Ok(Identity {
-        os: platform.call_method0("platform")?.extract()?,
-        python_version: platform.call_method0("python_version")?.extract()?,
-    })
+    static IDENTITY: PyOnceLock<Identity> = PyOnceLock::new();
+    IDENTITY
+        .get_or_try_init(py, || {
+            let platform = py.import("platform")?;
+            Ok::<_, PyErr>(Identity {
+                os: platform.call_method0("platform")?.extract()?,
+                python_version: platform.call_method0("python_version")?.extract()?,
+            })
+        })
+        .cloned()
 }
 
 /// Measures the energy and emissions of the code between `start()` and `stop()`.
@@ -118,13 +125,14 @@ impl PyEmissionsTracker {
             }
         }
         let identity = identity(py)?;
+        super::connect_logging(py)?;
         let config = detached(py, || Config::resolve(raw, Environment::current()))?;
         if let Some(level) = &config.log_level {
             py.import("logging")?
                 .call_method1("getLogger", ("carbonmeter",))?
                 .call_method1("setLevel", (level.as_str(),))?;
+            super::connect_logging(py)?;
         }
-        super::refresh_log_levels();
         let loggers = Loggers::new(loggers)?;
         let tracker = detached(py, || Tracker::new(config, identity))?;
         Ok(Self {
