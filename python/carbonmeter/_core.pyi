@@ -9,6 +9,7 @@ __all__ = [
     "CSV_COLUMNS",
     "SETTINGS",
     "TABLES",
+    "UNSERVED_SETTINGS",
     "CarbonmeterError",
     "EmissionsData",
     "EmissionsTracker",
@@ -23,6 +24,7 @@ __all__ = [
 
 __version__: Final[str]
 SETTINGS: Final[list[str]]
+UNSERVED_SETTINGS: Final[list[str]]
 CSV_COLUMNS: Final[list[str]]
 TABLES: Final[dict[str, str]]
 """Embedded CSV text of the reporting tables: gpu_tdp.csv, cpu_tdp.csv, equivalents.csv."""

@@ -27,7 +27,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from carbonmeter import _hardware
-from carbonmeter._core import SETTINGS, EmissionsData, EmissionsTracker, __version__
+from carbonmeter._core import (
+    SETTINGS,
+    UNSERVED_SETTINGS,
+    EmissionsData,
+    EmissionsTracker,
+    __version__,
+)
 from carbonmeter._format import co2, energy, seconds
 from carbonmeter.intensity import lookup
 
@@ -38,26 +44,9 @@ class UsageError(Exception):
     """Bad input from the command line: printed as one line, exit code 2."""
 
 
-# Settings that are not flags: the Python-object `loggers`, CodeCarbon's options for services
-# carbonmeter does not offer (accepted by the tracker with a warning) and a token alias.
-_NOT_FLAGS = {
-    "loggers",
-    "co2_signal_api_token",
-    "api_call_interval",
-    "api_endpoint",
-    "api_key",
-    "output_methods",
-    "save_to_api",
-    "save_to_logger",
-    "logging_logger",
-    "save_to_prometheus",
-    "save_to_logfire",
-    "prometheus_url",
-    "output_handlers",
-    "emissions_endpoint",
-    "logger_preamble",
-    "metadata",
-}
+# Settings that are not flags: the Python-object `loggers`, a token alias, and CodeCarbon's
+# options for services carbonmeter does not offer (accepted by the tracker with a warning).
+_NOT_FLAGS = {"loggers", "co2_signal_api_token", *UNSERVED_SETTINGS}
 # The type of each setting that is not a string; the core checks every value's range.
 _FLOAT = {
     "measure_power_secs",

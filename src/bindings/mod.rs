@@ -42,6 +42,7 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
             .copied()
             .collect::<Vec<_>>(),
     )?;
+    module.add("UNSERVED_SETTINGS", crate::config::UNSERVED.to_vec())?;
     module.add("CSV_COLUMNS", crate::output::row::columns())?;
     module.add(
         "TABLES",
