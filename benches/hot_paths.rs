@@ -14,9 +14,8 @@ use std::path::Path;
 use carbonmeter::config::{Config, Environment, RawValue};
 use carbonmeter::meter::{Meter, MeterConfig};
 use carbonmeter::output::EmissionsRow;
-use carbonmeter::sensors::nvml::GpuConfig;
 use carbonmeter::sensors::rapl::{RaplDiscovery, RaplSensor};
-use carbonmeter::sensors::{HostSample, Sensor, TrackingMode};
+use carbonmeter::sensors::{HostSample, Sensor};
 use carbonmeter::tracker::{Identity, Tracker, WindowLabels};
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -37,24 +36,6 @@ fn fake_powercap_tree(root: &Path) {
             .expect("write max_energy_range_uj");
         fs::write(zone.join("constraint_0_max_power_uw"), "150000000")
             .expect("write constraint_0_max_power_uw");
-    }
-}
-
-fn meter_config(root: &Path) -> MeterConfig {
-    MeterConfig {
-        powercap_root: root.to_owned(),
-        tracking_mode: TrackingMode::Machine,
-        rapl_include_dram: true,
-        rapl_prefer_psys: false,
-        force_mode_cpu_load: false,
-        force_cpu_power_w: None,
-        force_ram_power_w: None,
-        default_cpu_power_w: None,
-        // No GPU: the bench times the RAPL and host paths alone.
-        gpu: GpuConfig {
-            cuda_visible_devices: Some(String::new()),
-            ..GpuConfig::default()
-        },
     }
 }
 
@@ -101,7 +82,7 @@ fn hot_paths(c: &mut Criterion) {
     // sysinfo CPU and memory refresh behind the utilisation columns. Hot: back to back, sysinfo
     // re-reads /proc/stat at most every 200 ms, and caches and the thread stay warm. A real tick
     // also pays waking the sampler thread; benches/compare.py measures that as CPU per second.
-    let (mut meter, _) = Meter::discover(&meter_config(root.path()));
+    let (mut meter, _) = Meter::discover(&MeterConfig::powercap_only(root.path()));
     c.bench_function("meter_read_tick_hot", |b| {
         b.iter(|| black_box(meter.read()));
     });

@@ -5,7 +5,7 @@
 //! so counters are exact at any boundary and windows of any number and overlap add up.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::gpu::{GpuInterval, GpuMeter, GpuTotals};
@@ -43,6 +43,27 @@ pub struct MeterConfig {
     pub default_cpu_power_w: Option<f64>,
     /// GPU library and selection.
     pub gpu: GpuConfig,
+}
+
+impl MeterConfig {
+    /// Defaults of the settings (machine mode, DRAM counted, nothing forced) on the powercap
+    /// tree at `powercap_root`, with no GPU: what the RAPL tests and benches measure.
+    pub fn powercap_only(powercap_root: &Path) -> Self {
+        Self {
+            powercap_root: powercap_root.to_owned(),
+            tracking_mode: TrackingMode::Machine,
+            rapl_include_dram: true,
+            rapl_prefer_psys: false,
+            force_mode_cpu_load: false,
+            force_cpu_power_w: None,
+            force_ram_power_w: None,
+            default_cpu_power_w: None,
+            gpu: GpuConfig {
+                cuda_visible_devices: Some(String::new()),
+                ..GpuConfig::default()
+            },
+        }
+    }
 }
 
 /// Energy in J per component.

@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use carbonmeter::config::{Config, Environment, RawValue};
 use carbonmeter::meter::{Meter, MeterConfig};
-use carbonmeter::sensors::TrackingMode;
-use carbonmeter::sensors::nvml::GpuConfig;
 use carbonmeter::sensors::rapl::{RaplDiscovery, RaplSensor};
 use carbonmeter::tracker::{Identity, Tracker};
 
@@ -57,23 +55,6 @@ impl FakeTree {
 
     fn advance(&self, dir: &str, delta_uj: u64) {
         self.set(dir, (self.read(dir) + delta_uj) % RANGE_UJ);
-    }
-}
-
-fn meter_config(root: &Path) -> MeterConfig {
-    MeterConfig {
-        powercap_root: root.to_owned(),
-        tracking_mode: TrackingMode::Machine,
-        rapl_include_dram: true,
-        rapl_prefer_psys: false,
-        force_mode_cpu_load: false,
-        force_cpu_power_w: None,
-        force_ram_power_w: None,
-        default_cpu_power_w: None,
-        gpu: GpuConfig {
-            cuda_visible_devices: Some(String::new()),
-            ..GpuConfig::default()
-        },
     }
 }
 
@@ -131,7 +112,7 @@ fn missing_root_is_absent() {
 #[test]
 fn energy_written_by_a_concurrent_thread_comes_back_to_the_microjoule() {
     let tree = Arc::new(server_tree());
-    let (mut meter, warnings) = Meter::discover(&meter_config(tree.path()));
+    let (mut meter, warnings) = Meter::discover(&MeterConfig::powercap_only(tree.path()));
     assert!(warnings.is_empty(), "{warnings:?}");
     let start = meter.read();
     let meter = Arc::new(parking_lot::Mutex::new(meter));
@@ -191,7 +172,7 @@ fn energy_written_by_a_concurrent_thread_comes_back_to_the_microjoule() {
 #[test]
 fn windows_of_one_run_add_up_exactly() {
     let tree = server_tree();
-    let (mut meter, _) = Meter::discover(&meter_config(tree.path()));
+    let (mut meter, _) = Meter::discover(&MeterConfig::powercap_only(tree.path()));
     let a = meter.read();
     tree.advance("intel-rapl:0", 3_000_000);
     let b = meter.read();
@@ -205,7 +186,7 @@ fn windows_of_one_run_add_up_exactly() {
 #[test]
 fn psys_replaces_packages_when_preferred() {
     let tree = server_tree();
-    let mut config = meter_config(tree.path());
+    let mut config = MeterConfig::powercap_only(tree.path());
     config.rapl_prefer_psys = true;
     let (mut meter, _) = Meter::discover(&config);
     let start = meter.read();
@@ -220,7 +201,7 @@ fn psys_replaces_packages_when_preferred() {
 #[test]
 fn a_zone_that_disappears_mid_run_keeps_its_energy_so_far() {
     let tree = server_tree();
-    let (mut meter, _) = Meter::discover(&meter_config(tree.path()));
+    let (mut meter, _) = Meter::discover(&MeterConfig::powercap_only(tree.path()));
     let start = meter.read();
     tree.advance("intel-rapl:1", 2_000_000);
     meter.read();
