@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::export::{self, ExportSettings, OtlpSettings};
 use crate::intensity::live::{self, LiveSettings, Secret};
 use crate::meter::MeterConfig;
 use crate::output::csv::WriteMode;
@@ -78,6 +79,11 @@ pub const SERVED: &[&str] = &[
     "electricitymaps_zone",
     "nvml_library",
     "gpu_poll_secs",
+    // Fleet export (src/export/).
+    "save_to_prometheus",
+    "prometheus_url",
+    "prometheus_textfile_dir",
+    "otlp_endpoint",
 ];
 
 /// CodeCarbon arguments for services carbonmeter does not offer: accepted with one warning, so
@@ -90,9 +96,7 @@ pub const UNSERVED: &[&str] = &[
     "save_to_api",
     "save_to_logger",
     "logging_logger",
-    "save_to_prometheus",
     "save_to_logfire",
-    "prometheus_url",
     "output_handlers",
     "emissions_endpoint",
     "logger_preamble",
@@ -170,6 +174,8 @@ pub struct Config {
     pub live: LiveSettings,
     /// The `TZ` environment variable, for locating a run that names no location.
     pub tz: Option<String>,
+    /// Pushgateway, textfile folder and OTLP endpoint to export to.
+    pub export: ExportSettings,
     /// Unserved CodeCarbon settings that were given (each warned about once).
     pub unserved: Vec<String>,
     /// Where each setting not from a keyword argument came from, for a debug line.
@@ -354,6 +360,83 @@ fn resolve_live(layers: &mut Layers) -> Result<LiveSettings> {
     })
 }
 
+// ---- Fleet export settings (src/export/) ----------------------------------------------------
+
+/// OpenTelemetry's standard variables, read as the OpenTelemetry SDKs read them.
+pub const OTEL_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// See [`OTEL_ENDPOINT_ENV`].
+pub const OTEL_METRICS_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
+/// See [`OTEL_ENDPOINT_ENV`].
+pub const OTEL_HEADERS_ENV: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+/// See [`OTEL_ENDPOINT_ENV`].
+pub const OTEL_METRICS_HEADERS_ENV: &str = "OTEL_EXPORTER_OTLP_METRICS_HEADERS";
+
+fn resolve_export(layers: &mut Layers) -> Result<ExportSettings> {
+    let pushgateway_url = layers
+        .boolean("save_to_prometheus")?
+        .unwrap_or(false)
+        .then(|| {
+            layers
+                .string("prometheus_url")
+                .filter(|url| !url.trim().is_empty())
+                .unwrap_or_else(|| export::DEFAULT_PROMETHEUS_URL.to_owned())
+        });
+    let textfile_dir = layers.string("prometheus_textfile_dir").map(PathBuf::from);
+    if let Some(dir) = &textfile_dir
+        && !dir.is_dir()
+    {
+        return Err(Error::invalid(
+            "prometheus_textfile_dir",
+            format!("{:?}", dir.display().to_string()),
+            "expected an existing folder (node_exporter's --collector.textfile.directory)",
+        ));
+    }
+    let setting = layers.string("otlp_endpoint");
+    let vars = layers.env.vars.clone();
+    let url = export::otlp_metrics_url(
+        setting.as_deref(),
+        vars.get(OTEL_METRICS_ENDPOINT_ENV).map(String::as_str),
+        vars.get(OTEL_ENDPOINT_ENV).map(String::as_str),
+    );
+    let otlp = match url {
+        Some(url) => {
+            // Signal-specific headers win over the general ones, key by key.
+            let mut headers = Vec::new();
+            for var in [OTEL_HEADERS_ENV, OTEL_METRICS_HEADERS_ENV] {
+                if let Some(text) = vars.get(var) {
+                    for (key, value) in export::parse_headers(var, text)? {
+                        headers.retain(|(known, _)| *known != key);
+                        headers.push((key, value));
+                    }
+                }
+            }
+            Some(OtlpSettings { url, headers })
+        }
+        None => None,
+    };
+    let timeout_s = match vars.get(export::EXPORT_TIMEOUT_S_ENV) {
+        None => export::DEFAULT_EXPORT_TIMEOUT_S,
+        Some(text) => match text.trim().parse::<f64>() {
+            Ok(seconds) if seconds.is_finite() && seconds > 0.0 && seconds <= 60.0 => seconds,
+            _ => {
+                return Err(Error::invalid(
+                    export::EXPORT_TIMEOUT_S_ENV,
+                    format!("{text:?}"),
+                    "expected seconds > 0 and <= 60",
+                ));
+            }
+        },
+    };
+    Ok(ExportSettings {
+        pushgateway_url,
+        textfile_dir,
+        otlp,
+        timeout_s,
+    })
+}
+
+// ---- end of fleet export settings -----------------------------------------------------------
+
 fn log_level_name(raw: &RawValue) -> Result<String> {
     let name = match raw {
         RawValue::Int(level) => match level {
@@ -519,6 +602,7 @@ impl Config {
         // Validated for CodeCarbon parity; every carbonmeter tracker may run beside others.
         layers.boolean("allow_multiple_runs")?;
         let live = resolve_live(&mut layers)?;
+        let export = resolve_export(&mut layers)?;
         Ok(Self {
             project_name: layers
                 .string("project_name")
@@ -546,6 +630,7 @@ impl Config {
             sync,
             live,
             tz: layers.env.vars.get("TZ").cloned(),
+            export,
             unserved,
             origins: std::mem::take(&mut layers.origins),
         })

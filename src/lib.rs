@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod gpu;
 pub mod integrator;
 pub mod intensity;

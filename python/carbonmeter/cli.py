@@ -65,6 +65,7 @@ _BOOL = {
     "rapl_include_dram",
     "rapl_prefer_psys",
     "allow_multiple_runs",
+    "save_to_prometheus",
 }
 _CHOICES = {
     "tracking_mode": ("machine", "process"),
