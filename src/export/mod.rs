@@ -651,8 +651,101 @@ fn http_fault(result: std::result::Result<u16, ureq::Error>) -> std::result::Res
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    reason = "the figures compared are sums of small whole numbers, exact in f64"
+)]
 mod tests {
     use super::*;
+    use crate::gpu::{GpuDeviceTotals, GpuMethod, GpuTotals};
+    use crate::meter::ComponentEnergy;
+    use crate::sensors::nvml::GpuInfo;
+
+    fn snapshot(t_s: f64, cpu_j: f64, gpu_j: f64) -> Snapshot {
+        let device = GpuDeviceTotals {
+            energy_j: gpu_j,
+            busy_s: 0.0,
+            utilization_s: 0.0,
+            method: GpuMethod::Counter,
+            last_method: GpuMethod::Counter,
+        };
+        Snapshot {
+            t_s,
+            energy: ComponentEnergy {
+                cpu_j,
+                ram_j: cpu_j / 10.0,
+                gpu_j,
+                psys_j: 0.0,
+            },
+            cpu_busy_s: 0.0,
+            ram_used_gb_s: 0.0,
+            ram_fraction_s: 0.0,
+            gpu: GpuTotals {
+                t_s,
+                info: Arc::from(vec![GpuInfo {
+                    index: 0,
+                    uuid: "GPU-abc".to_owned(),
+                    name: "H100".to_owned(),
+                }]),
+                devices: vec![device],
+            },
+        }
+    }
+
+    #[test]
+    fn phases_split_the_run_and_add_up_to_it_through_a_real_textfile() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exporter = Exporter::spawn(&ExportSettings {
+            textfile_dir: Some(dir.path().to_owned()),
+            ..ExportSettings::default()
+        })
+        .expect("spawn")
+        .expect("enabled");
+        let labels = RunLabels {
+            run_id: "r".to_owned(),
+            ..RunLabels::default()
+        };
+        // PUE 1.5, 500 g/kWh.
+        let run = RunExport::new(exporter, labels, &snapshot(0.0, 100.0, 0.0), 1.5, 500.0);
+        run.edge(&snapshot(1.0, 110.0, 20.0), Some("train"), false);
+        run.tick(&snapshot(2.0, 130.0, 40.0));
+        // A read taken before the tick but handed over after it adds nothing.
+        run.edge(&snapshot(1.5, 120.0, 30.0), None, false);
+        let seq = run.edge(&snapshot(3.0, 140.0, 50.0), None, true);
+        assert!(run.exporter().wait(seq));
+        assert_eq!(run.exporter().push_counts().1, 0);
+        let text = std::fs::read_to_string(dir.path().join("carbonmeter-r.prom")).expect("file");
+        let value = |series: &str| -> f64 {
+            let line = text
+                .lines()
+                .find(|line| line.starts_with(series))
+                .unwrap_or_else(|| panic!("{series} in {text}"));
+            line.rsplit(' ')
+                .next()
+                .expect("value")
+                .parse()
+                .expect("number")
+        };
+        let energy = "carbonmeter_energy_joules_total{project=\"\",experiment=\"\",run_id=\"r\",";
+        assert_eq!(value(&format!("{energy}component=\"cpu\"}}")), 30.0);
+        assert_eq!(
+            value(&format!("{energy}component=\"cpu\",phase=\"train\"}}")),
+            30.0
+        );
+        assert_eq!(
+            value(&format!(
+                "{energy}component=\"gpu\",device=\"GPU-abc\",phase=\"train\"}}"
+            )),
+            30.0
+        );
+        assert_eq!(value(&format!("{energy}component=\"ram\"}}")), 3.0);
+        // Total 1.5 x (40 + 4 + 50) J = 141 J = 141 / 3.6e6 kWh at 500 g/kWh.
+        let emissions =
+            "carbonmeter_emissions_grams_total{project=\"\",experiment=\"\",run_id=\"r\"";
+        let total_g =
+            value(&format!("{emissions}}}")) + value(&format!("{emissions},phase=\"train\"}}"));
+        assert!((total_g - 141.0 / 3.6e6 * 500.0).abs() < 1e-12, "{total_g}");
+    }
 
     #[test]
     fn otlp_url_follows_the_specification() {
