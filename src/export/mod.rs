@@ -415,10 +415,10 @@ impl RunExport {
 }
 
 /// Why a push failed, as warned about (once per distinct text).
-type Fault = String;
+pub type Fault = String;
 
 /// One place pushes go.
-trait Target: Send {
+pub trait Target: Send {
     /// The target's name and address, for messages (no credentials).
     fn describe(&self) -> String;
     /// Sends the latest sample of each run.
