@@ -9,9 +9,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use carbonmeter::config::{Config, Environment, RawValue};
-use carbonmeter::gpu::GpuMethod;
+use carbonmeter::gpu::GpuConfig;
 use carbonmeter::meter::{Meter, MeterConfig, Snapshot};
-use carbonmeter::sensors::nvml::GpuConfig;
 use carbonmeter::sensors::{Method, TrackingMode};
 use carbonmeter::tracker::{Identity, Tracker};
 
@@ -116,7 +115,7 @@ fn no_device_means_no_gpu_and_no_warning() {
     assert_eq!(meter.description().gpu_method, Method::None);
     let start = meter.read();
     let interval = meter.read().since(&start);
-    assert_eq!(interval.gpu.method(), GpuMethod::None);
+    assert_eq!(interval.gpu.method(), Method::None);
     assert_eq!(interval.gpu.count(), 0);
     assert_eq!(interval.gpu.breakdown_json(1.0), "[]");
     assert!(meter.gpu_poll_interval_s().is_infinite());
@@ -158,7 +157,7 @@ fn counter_path_is_exact_to_the_millijoule() {
     assert_eq!(mj(c.since(&b).energy.gpu_j), 222_224);
     assert_eq!(mj(c.since(&a).energy.gpu_j), 345_680);
     let interval = c.since(&a);
-    assert_eq!(interval.gpu.method(), GpuMethod::Counter);
+    assert_eq!(interval.gpu.method(), Method::GpuCounter);
     assert_eq!(interval.gpu.count(), 1);
     assert_eq!(interval.gpu.model(), "1 x NVIDIA A100-SXM4-40GB");
     assert!((interval.gpu.utilization_percent - 40.0).abs() < 1e-9);
@@ -293,7 +292,7 @@ fn polled_path_integrates_a_ramp_within_the_trapezoid_error() {
         "polled ramp: {measured_j:.4} J vs {exact_j:.4} J exact ({:+.4} %)",
         100.0 * (measured_j - exact_j) / exact_j
     );
-    assert_eq!(last.since(&first).gpu.method(), GpuMethod::Polled);
+    assert_eq!(last.since(&first).gpu.method(), Method::GpuPolled);
 }
 
 #[test]
@@ -309,9 +308,9 @@ fn mixed_counter_and_polled_devices() {
     fake.set(&(devices(2) + "energy 0 61000\npower 0 300000\nenergy_error 1 3\npower 1 200000\n"));
     let end = meter.read();
     let interval = end.since(&start);
-    assert_eq!(interval.gpu.method(), GpuMethod::Mixed);
-    assert_eq!(interval.gpu.devices[0].method, GpuMethod::Counter);
-    assert_eq!(interval.gpu.devices[1].method, GpuMethod::Polled);
+    assert_eq!(interval.gpu.method(), Method::Mixed);
+    assert_eq!(interval.gpu.devices[0].method, Method::GpuCounter);
+    assert_eq!(interval.gpu.devices[1].method, Method::GpuPolled);
     assert_eq!(mj(interval.gpu.devices[0].energy_j), 60_000);
     let expected_j = 200.0 * (end.gpu.t_s - start.gpu.t_s);
     assert!((interval.gpu.devices[1].energy_j - expected_j).abs() < 1e-6 * expected_j);
@@ -444,8 +443,8 @@ fn a_device_without_energy_or_power_is_listed_but_not_measured() {
     let start = meter.read();
     let interval = meter.read().since(&start);
     assert_eq!(interval.gpu.count(), 1);
-    assert_eq!(interval.gpu.devices[1].method, GpuMethod::None);
-    assert_eq!(interval.gpu.method(), GpuMethod::Counter);
+    assert_eq!(interval.gpu.devices[1].method, Method::None);
+    assert_eq!(interval.gpu.method(), Method::GpuCounter);
     assert!(meter.take_warnings().is_empty());
 }
 
@@ -488,11 +487,11 @@ fn a_gpu_lost_mid_run_keeps_its_energy_and_warns_once() {
     let interval = end.since(&start);
     assert_eq!(mj(interval.gpu.devices[0].energy_j), 6000);
     assert_eq!(mj(interval.gpu.devices[1].energy_j), 2000);
-    assert_eq!(interval.gpu.devices[1].method, GpuMethod::Counter);
+    assert_eq!(interval.gpu.devices[1].method, Method::GpuCounter);
     // A window wholly after the loss does not count the lost GPU.
     let after = end.since(&lost);
     assert_eq!(after.gpu.count(), 1);
-    assert_eq!(after.gpu.devices[1].method, GpuMethod::None);
+    assert_eq!(after.gpu.devices[1].method, Method::None);
 }
 
 #[test]
@@ -523,10 +522,10 @@ fn a_counter_that_fails_hands_over_to_polled_power() {
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("polling its power"), "{warnings:?}");
     let interval = end.since(&start);
-    assert_eq!(interval.gpu.devices[0].method, GpuMethod::Mixed);
+    assert_eq!(interval.gpu.devices[0].method, Method::Mixed);
     let polled_j = 100.0 * (end.gpu.t_s - before.gpu.t_s);
     assert!((interval.gpu.devices[0].energy_j - (3.0 + polled_j)).abs() < 1e-6);
-    assert_eq!(end.since(&before).gpu.method(), GpuMethod::Mixed);
+    assert_eq!(end.since(&before).gpu.method(), Method::Mixed);
 }
 
 #[test]
@@ -548,7 +547,7 @@ fn process_mode_counts_only_gpus_running_this_process_tree() {
     let interval = meter.read().since(&start);
     assert_eq!(interval.gpu.count(), 2);
     assert_eq!(mj(interval.energy.gpu_j), 40);
-    assert_eq!(interval.gpu.devices[1].method, GpuMethod::None);
+    assert_eq!(interval.gpu.devices[1].method, Method::None);
 }
 
 #[test]
