@@ -9,7 +9,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use carbonmeter::config::{Config, Environment, RawValue};
-use carbonmeter::gpu::GpuConfig;
+use carbonmeter::gpu::{
+    DeviceRead, Discovery, GpuBackend, GpuConfig, GpuFault, GpuInfo, GpuMemory, GpuMeter, Vendor,
+};
 use carbonmeter::meter::{Meter, MeterConfig, Snapshot};
 use carbonmeter::sensors::{Method, TrackingMode};
 use carbonmeter::tracker::{Identity, Tracker};
@@ -696,4 +698,118 @@ fn settings_reach_the_gpu_sensor() {
     .gpu;
     assert!((default.poll_interval_s - 0.1).abs() < 1e-12);
     assert_eq!(default.nvml_library, None);
+}
+
+/// A backend's discovery as a closure, so one test can run NVML on several stand-ins.
+type DiscoverFn<'a> = &'a dyn Fn(&GpuConfig, &[GpuInfo], &mut Vec<String>) -> Discovery;
+
+fn nvml_backend(fake: &FakeNvml) -> Box<dyn GpuBackend> {
+    let mut warnings = Vec::new();
+    match carbonmeter::gpu::nvml::discover(&fake.gpu_config(), &[], &mut warnings) {
+        Discovery::Found(backend) => {
+            assert!(warnings.is_empty(), "{warnings:?}");
+            backend
+        }
+        Discovery::Absent(line) => panic!("no GPU: {line}"),
+    }
+}
+
+#[test]
+fn the_nvml_read_is_typed_per_device() {
+    let steady = "energy 0 7000\npower 0 212500\nutil 0 35 5\nmemory 0 1000 8000\npower 1 90000\n";
+    let fake = FakeNvml::new(&(devices(2) + steady + "energy_error 1 3\n"));
+    let mut backend = nvml_backend(&fake);
+    let found: Vec<_> = backend
+        .devices()
+        .iter()
+        .map(|d| (d.info.vendor, d.has_energy_counter, d.has_power))
+        .collect();
+    assert_eq!(
+        found,
+        [(Vendor::Nvidia, true, true), (Vendor::Nvidia, false, true)]
+    );
+    let reads = backend.read();
+    assert_eq!(
+        reads[0],
+        DeviceRead {
+            energy_mj: Some(Ok(7000)),
+            power_w: Some(Ok(212.5)),
+            utilization: Some(0.35),
+            memory: Some(GpuMemory {
+                used_bytes: 1000,
+                total_bytes: 8000,
+            }),
+        }
+    );
+    // No counter at discovery: none read; no memory reported: none.
+    assert_eq!(reads[1].energy_mj, None);
+    assert_eq!(reads[1].memory, None);
+    assert_eq!(reads[1].power_w, Some(Ok(90.0)));
+
+    fake.set(&(devices(2) + steady + "power_error 0 3\nlost 1\n"));
+    let reads = backend.read();
+    assert_eq!(reads[0].power_w, Some(Err(GpuFault::NotSupported)));
+    assert_eq!(reads[0].energy_mj, Some(Ok(7000)));
+    let lost = GpuFault::Lost { library: "NVML" };
+    assert_eq!(reads[1].power_w, Some(Err(lost.clone())));
+    assert_eq!(
+        lost.to_string(),
+        "the GPU fell off the bus (NVML: GPU is lost)"
+    );
+    assert_eq!(reads[1].utilization, None);
+    // A quantity that failed once keeps failing, even when the device answers again.
+    fake.set(&(devices(2) + steady));
+    let reads = backend.read();
+    assert_eq!(reads[0].power_w, Some(Err(GpuFault::NotSupported)));
+    assert_eq!(reads[1].power_w, Some(Err(GpuFault::NotSupported)));
+    assert_eq!(reads[0].energy_mj, Some(Ok(7000)));
+}
+
+#[test]
+fn backends_mix_and_a_device_two_backends_see_counts_once() {
+    let first = FakeNvml::new(&(devices(2) + "energy 0 1000\nenergy 1 2000\n"));
+    let other_uuid = "GPU-ffffffff-0000-1111-2222-333344445555";
+    let second_control = |energy_mj: u64| {
+        format!("count 1\nname 0 NVIDIA T4\nuuid 0 {other_uuid}\nenergy 0 {energy_mj}\n")
+    };
+    let second = FakeNvml::new(&second_control(500));
+    let on = |fake: &FakeNvml| {
+        let library = fake.library.clone();
+        move |config: &GpuConfig, claimed: &[GpuInfo], warnings: &mut Vec<String>| {
+            let config = GpuConfig {
+                nvml_library: Some(library.clone()),
+                ..config.clone()
+            };
+            carbonmeter::gpu::nvml::discover(&config, claimed, warnings)
+        }
+    };
+    let (on_first, on_second, first_again) = (on(&first), on(&second), on(&first));
+    let backends: [DiscoverFn<'_>; 3] = [&on_first, &on_second, &first_again];
+    let mut warnings = Vec::new();
+    let mut gpus = GpuMeter::discover_with(
+        &backends,
+        &GpuConfig::default(),
+        TrackingMode::Machine,
+        &mut warnings,
+    );
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let names: Vec<_> = gpus.devices().iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "NVIDIA A100-SXM4-40GB",
+            "NVIDIA A100-SXM4-40GB",
+            "NVIDIA T4"
+        ]
+    );
+    assert_eq!(gpus.method(), Method::GpuCounter);
+    let start = gpus.read(0.0, 0, &mut |line| panic!("{line}"));
+    first.set(&(devices(2) + "energy 0 4000\nenergy 1 2500\n"));
+    second.set(&second_control(1700));
+    let end = gpus.read(1.0, 1_000_000, &mut |line| panic!("{line}"));
+    let interval = end.since(&start);
+    let per_device: Vec<u64> = interval.devices.iter().map(|d| mj(d.energy_j)).collect();
+    assert_eq!(per_device, [3000, 500, 1200]);
+    assert_eq!(mj(end.energy_j() - start.energy_j()), 4700);
+    assert_eq!(interval.model(), "2 x NVIDIA A100-SXM4-40GB, 1 x NVIDIA T4");
 }

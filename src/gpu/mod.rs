@@ -12,6 +12,15 @@
 //! [`CROSS_CHECK_FLOOR_W`] over a stretch of at least [`CROSS_CHECK_WINDOW_S`]. A counter that
 //! fails mid-run hands over to the polled power; a device that fails entirely keeps its energy
 //! so far.
+//!
+//! Adding a vendor (`amdsmi.rs` through a dlopen'd `libamd_smi.so`, `hwmon.rs` for Intel xe,
+//! amdgpu or ina3221 under `/sys/class/hwmon`): write a `discover` of type [`Discover`] that
+//! loads the library (its path a [`GpuConfig`] field, the seam for a stand-in `.so` or a fake
+//! sysfs tree), selects devices with [`select::select`] (its own visible-devices variable as a
+//! [`select::Visible`]), leaves out the devices in `claimed` (same `uuid`: amdgpu is seen by
+//! both amd-smi and hwmon), and returns a [`GpuBackend`] whose `read` gives one [`DeviceRead`]
+//! per device with its faults as [`GpuFault`]s; then add it to [`BACKENDS`]. Nothing here
+//! changes: every device is accounted the same way whoever read it.
 
 mod device;
 pub mod nvml;
@@ -420,9 +429,10 @@ impl GpuMeter {
         Self::discover_with(BACKENDS, config, mode, warnings)
     }
 
-    /// [`GpuMeter::discover`] with these backends.
-    pub fn discover_with(
-        backends: &[Discover],
+    /// [`GpuMeter::discover`] with these backends, in this order (tests mix real backends on
+    /// several stand-in libraries this way).
+    pub fn discover_with<F: Fn(&GpuConfig, &[GpuInfo], &mut Vec<String>) -> Discovery>(
+        backends: &[F],
         config: &GpuConfig,
         mode: TrackingMode,
         warnings: &mut Vec<String>,
