@@ -657,17 +657,17 @@ fn http_fault(result: std::result::Result<u16, ureq::Error>) -> std::result::Res
 )]
 mod tests {
     use super::*;
-    use crate::gpu::{GpuDeviceTotals, GpuMethod, GpuTotals};
+    use crate::gpu::{GpuDeviceTotals, GpuInfo, GpuTotals, Vendor};
     use crate::meter::ComponentEnergy;
-    use crate::sensors::nvml::GpuInfo;
+    use crate::sensors::Method;
 
     fn snapshot(t_s: f64, cpu_j: f64, gpu_j: f64) -> Snapshot {
         let device = GpuDeviceTotals {
             energy_j: gpu_j,
             busy_s: 0.0,
             utilization_s: 0.0,
-            method: GpuMethod::Counter,
-            last_method: GpuMethod::Counter,
+            method: Method::GpuCounter,
+            last_method: Method::GpuCounter,
         };
         Snapshot {
             t_s,
@@ -683,6 +683,7 @@ mod tests {
             gpu: GpuTotals {
                 t_s,
                 info: Arc::from(vec![GpuInfo {
+                    vendor: Vendor::Nvidia,
                     index: 0,
                     uuid: "GPU-abc".to_owned(),
                     name: "H100".to_owned(),
