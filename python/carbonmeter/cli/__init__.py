@@ -143,7 +143,7 @@ def _location(settings: dict[str, Any], required: bool) -> dict[str, str]:
     if settings.get("region"):
         return {"region": settings["region"]}
     country = settings.get("country_iso_code") or settings.get("country_2letter_iso_code")
-    return {"country": country}
+    return {"country": str(country)}
 
 
 class _OneLine(logging.Formatter):
