@@ -17,13 +17,13 @@ use sources::Layers;
 pub use sources::{Environment, RawValue};
 
 use crate::error::{Error, Result};
+use crate::gpu::GpuConfig;
 use crate::intensity::IntensityConfig;
 use crate::intensity::live::{self, LiveSettings, Secret};
 use crate::meter::MeterConfig;
 use crate::output::OutputConfig;
 use crate::output::csv::WriteMode;
 use crate::sensors::TrackingMode;
-use crate::sensors::nvml::GpuConfig;
 
 /// What to wait for at window edges so a window counts only the work dispatched inside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

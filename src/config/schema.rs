@@ -17,8 +17,8 @@
 //!
 //! The CLI flag (`--psu-efficiency`) with its help text appears by itself.
 
+use crate::gpu::DEFAULT_GPU_POLL_S;
 use crate::intensity::live::DEFAULT_BASE_URL;
-use crate::sensors::nvml::DEFAULT_GPU_POLL_S;
 use crate::sensors::rapl::DEFAULT_POWERCAP_ROOT;
 
 /// What a setting holds; decides its parser, its CLI flag and its Python type.

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any, NoReturn
 
-from carbonmeter import _hardware
-from carbonmeter._core import SETTINGS, __version__
+from carbonmeter._core import (
+    CPU_TDP_MODEL_COUNT,
+    GPU_TDP_ALIASES,
+    SETTINGS,
+    __version__,
+    estimate_co2,
+    gpu_tdp_table,
+    lookup_hardware,
+)
 from carbonmeter._format import co2, energy
 from carbonmeter.cli._common import UsageError, number
 from carbonmeter.intensity import lookup
@@ -23,8 +31,29 @@ SETTING_NAMES = ("pue",)
 _PUE = next(setting for setting in SETTINGS if setting.name == "pue")
 
 
+class _ListHardware(argparse.Action):
+    """`estimate --list`: the names `--hardware` takes, then exit (like `--version`)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kwargs: Any) -> NoReturn:
+        for device in gpu_tdp_table():
+            memory = f", {device.memory_gb:g} GB" if device.memory_gb else ""
+            print(f"{device.model}  ({device.kind}, {device.tdp_w:g} W{memory}, {device.year})")
+        for alias, model in GPU_TDP_ALIASES:
+            print(f"{alias}  (nvidia-smi's name for {model})")
+        print(
+            f"... and {CPU_TDP_MODEL_COUNT} CPU models (data/cpu_tdp.csv), found by brand string "
+            'such as "Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz"'
+        )
+        parser.exit()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--hardware", required=True, help='e.g. "A100 SXM4 80 GB", T4')
+    parser.add_argument(
+        "--hardware", required=True, help='e.g. "NVIDIA A100-SXM4-80GB", T4 (see --list)'
+    )
+    parser.add_argument(
+        "--list", action=_ListHardware, nargs=0, help="list the hardware names known, then exit"
+    )
     parser.add_argument("--count", type=number(int), default=1, metavar="N")
     parser.add_argument("--hours", type=number(float), required=True, metavar="H")
     parser.add_argument("--format", choices=FORMATS, default="text")
@@ -38,15 +67,15 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(f"invalid --hours {args.hours}: expected hours > 0")
     if _PUE.minimum is not None and not pue >= _PUE.minimum:
         raise UsageError(f"invalid --pue {pue}: expected a PUE >= {_PUE.minimum} ({_PUE.doc})")
-    device = _hardware.find(args.hardware)
+    device = lookup_hardware(args.hardware)
     grid = lookup(**args.location)
-    energy_kwh = device.tdp_w * args.count * args.hours * pue / 1000.0
-    co2_kg = energy_kwh * grid.g_per_kwh / 1000.0
+    energy_kwh, co2_kg = estimate_co2(device.tdp_w, args.count, args.hours, pue, grid.g_per_kwh)
+    tdp_source = f"{device.source}, {device.year} (data/{device.table})"
     result = {
         "hardware": device.model,
         "kind": device.kind,
         "tdp_w": device.tdp_w,
-        "tdp_source": device.source,
+        "tdp_source": tdp_source,
         "count": args.count,
         "hours": args.hours,
         "pue": pue,
@@ -71,7 +100,7 @@ def main(args: argparse.Namespace) -> int:
             f"| {energy(energy_kwh)} | {co2(co2_kg)} CO2eq | {device.tdp_w:g} W | "
             f"{pue:g} | {grid.g_per_kwh:g} g/kWh |"
         )
-        print(f"\n{formula}. TDP: {device.source}. Intensity: {grid.source} ({grid.year}).")
+        print(f"\n{formula}. TDP: {tdp_source}. Intensity: {grid.source} ({grid.year}).")
     elif args.format == "latex":
         from carbonmeter.report.text import latex_escape
 
@@ -90,6 +119,6 @@ def main(args: argparse.Namespace) -> int:
         what = f"{device.model} ({device.kind}, {device.tdp_w:g} W)"
         print(f"{args.count} x {what} for {args.hours:g} h")
         print(formula)
-        print(f"TDP source: {device.source}")
+        print(f"TDP source: {tdp_source}")
         print(f"intensity: {grid.zone}, {grid.source}" + (f" ({grid.year})" if grid.year else ""))
     return 0

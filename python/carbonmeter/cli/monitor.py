@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any
 
-from carbonmeter._core import EmissionsTracker
+from carbonmeter._core import EmissionsData, EmissionsTracker
 from carbonmeter._format import co2, energy, seconds
 from carbonmeter.cli._common import UsageError, make_output_dir, number, summary
 
@@ -39,18 +39,15 @@ def main(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     tty = sys.stdout.isatty()
     tracker.start()
-    last_duration = 0.0
-    last = (0.0, 0.0, 0.0)
+    last: EmissionsData | None = None
     try:
         while not stop.wait(args.interval):
             data = tracker.flush_data()
             if data is None:
                 break
             # Power over the last interval, from the core's energies at both ends.
-            span_s = max(data.duration - last_duration, 1e-9)
-            now = (data.cpu_energy, data.gpu_energy, data.ram_energy)
-            watts = [(b - a) * 3.6e6 / span_s for a, b in zip(last, now, strict=True)]
-            last_duration, last = data.duration, now
+            watts = data.power_w_since(last)
+            last = data
             line = (
                 f"{time.strftime('%H:%M:%S')}  CPU {watts[0]:.1f} W  GPU {watts[1]:.1f} W  "
                 f"RAM {watts[2]:.1f} W  |  {seconds(data.duration)}  "
