@@ -4,6 +4,7 @@
 //! only declares the modules and the extension module `carbonmeter._core`.
 #![deny(missing_docs)]
 
+pub mod compat;
 pub mod config;
 pub mod error;
 pub mod gpu;

@@ -1,7 +1,8 @@
 """Type stubs of the Rust extension `carbonmeter._core` (hand-written; checked by stubtest)."""
 
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Final, final
+from typing import Any, Final, Protocol, final
 
 from typing_extensions import Self, disjoint_base
 
@@ -16,10 +17,12 @@ __all__ = [
     "EpochWindow",
     "Intensity",
     "InvalidValueError",
+    "OfflineEmissionsTracker",
     "TrackerStateError",
     "__version__",
     "lookup_cpu_tdp",
     "lookup_intensity",
+    "register_row_listener",
 ]
 
 __version__: Final[str]
@@ -236,6 +239,21 @@ class EmissionsTracker:
         _traceback: TracebackType | None = None,
     ) -> bool: ...
 
+class OfflineEmissionsTracker(EmissionsTracker):
+    """An `EmissionsTracker` that must be told where it runs, as CodeCarbon's.
+
+    carbonmeter never goes online to locate a run, so this class only adds a check: a location
+    (`country_iso_code`, `region` or `cloud_provider`/`cloud_region`, from a keyword argument,
+    the environment or `.codecarbon.config`) must be set, so the emissions use that grid and not
+    the world average nor a guess from the time zone; otherwise `InvalidValueError`.
+
+    Example:
+        >>> from carbonmeter import OfflineEmissionsTracker
+        >>> tracker = OfflineEmissionsTracker(country_iso_code="SWE", save_to_file=False)
+        >>> tracker.country_iso_code
+        'SWE'
+    """
+
 @final
 class EpochWindow:
     """One epoch's window, from `EmissionsTracker.epoch()`.
@@ -321,4 +339,18 @@ def lookup_cpu_tdp(cpu_model: str) -> tuple[str, float] | None:
         >>> from carbonmeter._core import lookup_cpu_tdp
         >>> lookup_cpu_tdp("Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz")
         ('Intel Xeon Gold 6248', 150.0)
+    """
+
+class _RowListener(Protocol):
+    """What the registered factory returns for a tracker's `loggers=` argument."""
+
+    def window_closed(self, data: EmissionsData, /) -> None: ...
+    def run_stopped(self, data: EmissionsData, /) -> None: ...
+
+def register_row_listener(factory: Callable[[Any], _RowListener], /) -> None:
+    """Registers what the core calls with a tracker's `loggers=` argument at construction.
+
+    The object it returns gets `window_closed(data)` when a window closes and
+    `run_stopped(data)` when the run stops. `import carbonmeter` registers
+    `carbonmeter.loggers.LoggerSet`; a later call replaces it for trackers made afterwards.
     """

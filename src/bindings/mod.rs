@@ -1,10 +1,11 @@
 //! Python bindings: conversion and error mapping only, no arithmetic and no file I/O.
 
 mod data;
+mod detach;
 pub(crate) mod errors;
 mod hardware;
 mod intensity;
-mod loggers;
+mod listener;
 mod tracker;
 
 use std::sync::OnceLock;
@@ -53,10 +54,12 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     errors::register(module)?;
     module.add_class::<tracker::PyEmissionsTracker>()?;
+    module.add_class::<tracker::PyOfflineEmissionsTracker>()?;
     module.add_class::<data::PyEmissionsData>()?;
     module.add_class::<tracker::PyEpochWindow>()?;
     module.add_class::<intensity::PyIntensity>()?;
     module.add_function(wrap_pyfunction!(intensity::lookup_intensity, module)?)?;
     module.add_function(wrap_pyfunction!(hardware::lookup_cpu_tdp, module)?)?;
+    module.add_function(wrap_pyfunction!(listener::register_row_listener, module)?)?;
     Ok(())
 }
