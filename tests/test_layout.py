@@ -95,6 +95,16 @@ def test_no_core_module_uses_pyo3() -> None:
     assert python_users(SRC) == []
 
 
+def test_the_core_never_imports_its_own_package() -> None:
+    # Python registers what the core calls back (`_core.register_row_listener`).
+    importers = [
+        str(path.relative_to(SRC))
+        for path in sorted(SRC.rglob("*.rs"))
+        if re.search(r"""import\(\s*"carbonmeter""", _code(path))
+    ]
+    assert importers == []
+
+
 def test_core_modules_import_in_one_direction() -> None:
     graph = module_graph(SRC)
     assert {"tracker", "meter", "intensity", "error"} <= set(graph), sorted(graph)
