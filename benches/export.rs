@@ -11,9 +11,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use carbonmeter::export::otlp::{self, OtlpHttp};
-use carbonmeter::export::prometheus::{self, GROUPING_LABELS, Pushgateway};
-use carbonmeter::export::{OtlpSettings, RunLabels, Sample, SeriesKey, Target};
+use carbonmeter::testing::export::otlp::{self, OtlpHttp};
+use carbonmeter::testing::export::prometheus::{self, GROUPING_LABELS, Pushgateway};
+use carbonmeter::testing::export::{OtlpSettings, RunLabels, Sample, SeriesKey, Target};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 /// A run on a machine with 8 GPUs, three phases seen: 30 energy series.

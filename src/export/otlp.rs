@@ -170,7 +170,8 @@ pub fn encode(samples: &[Arc<Sample>]) -> Vec<u8> {
         resource_metrics.message(2, |scope_metrics| {
             scope_metrics.message(1, |scope| {
                 scope.string(1, "carbonmeter");
-                scope.string(2, crate::tracker::VERSION);
+                // Cargo.toml's version, as `tracker::VERSION` (not imported: tracker uses us).
+                scope.string(2, env!("CARGO_PKG_VERSION"));
             });
             for (name, unit, description, is_sum) in METRICS {
                 scope_metrics.message(2, |metric| {
