@@ -120,6 +120,12 @@ class MeasuredCallback:
         return self._epochs.tracker
 
     @property
+    def final_emissions(self) -> float | None:
+        """The run's kg CO2eq once training has ended, as `EmissionsTracker.final_emissions`."""
+        tracker = self._epochs.tracker
+        return tracker.final_emissions if tracker is not None else None
+
+    @property
     def final_emissions_data(self) -> EmissionsData | None:
         """The run's measurement, once training has ended."""
         tracker = self._epochs.tracker
