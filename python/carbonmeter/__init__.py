@@ -8,6 +8,8 @@ Example:
     True
 """
 
+from typing import Any
+
 from carbonmeter._core import (
     CSV_COLUMNS,
     CarbonmeterError,
@@ -17,6 +19,7 @@ from carbonmeter._core import (
     TrackerStateError,
     __version__,
 )
+from carbonmeter._dropin import use_as_codecarbon
 from carbonmeter.decorators import track_emissions
 from carbonmeter.trackers import OfflineEmissionsTracker
 
@@ -30,4 +33,20 @@ __all__ = [
     "TrackerStateError",
     "__version__",
     "track_emissions",
+    "use_as_codecarbon",
 ]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext carbonmeter`: the `%%carbonmeter` and `%carbonmeter` magics (see
+    `carbonmeter.notebook`)."""
+    from carbonmeter.notebook import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """`%unload_ext carbonmeter`: stops a session measurement left running."""
+    from carbonmeter.notebook import unload_ipython_extension as unload
+
+    unload(ipython)
