@@ -90,14 +90,17 @@ class CarbonmeterMagics(Magics):
     def _measure_cell(self, cell: str) -> Any:
         # Run as %%time does, in the user's namespace and not through a nested run_cell, so an
         # error or Ctrl-C propagates and IPython reports it once, as for any cell.
-        source = self.shell.transform_cell(cell)
+        shell = self.shell
+        if shell is None:
+            raise UsageError("%%carbonmeter needs the IPython shell it was loaded into")
+        source = shell.transform_cell(cell)  # type: ignore[no-untyped-call]
         # Registered in linecache by IPython's compiler, so a traceback shows the cell's lines.
-        filename = self.shell.compile.cache(source)
+        filename = shell.compile.cache(source)
         module = ast.parse(source, filename)
         last = None
         if module.body and isinstance(module.body[-1], ast.Expr):
             last = ast.Expression(module.body.pop().value)
-        namespace = self.shell.user_ns
+        namespace = shell.user_ns
         tracker = EmissionsTracker()
         tracker.start()
         outcome = "cell"

@@ -118,11 +118,13 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
             return
         # The integrations log per step: the run's totals go to their summaries here.
         summary_loggers: list[EmissionsLogger] = []
-        if "wandb" in args.report_to:
+        # A list once TrainingArguments has expanded "all" and split a single name.
+        report_to = args.report_to if isinstance(args.report_to, list) else [args.report_to]
+        if "wandb" in report_to:
             from carbonmeter.loggers.wandb import WandbLogger
 
             summary_loggers.append(WandbLogger())
-        if "comet_ml" in args.report_to:
+        if "comet_ml" in report_to:
             from carbonmeter.loggers.comet import CometLogger
 
             summary_loggers.append(CometLogger())
