@@ -72,7 +72,8 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
     ) -> None:
         # The Trainer has no evaluation-begin hook: the first prediction step opens the window.
         if not self._epochs.is_open("eval"):
-            if self._epochs.tracker is None:
+            tracker = self._epochs.tracker
+            if tracker is None or not tracker.running:
                 self._epochs.begin_run(**_owned_defaults(args))
             self._epochs.begin_epoch(self._train_epoch, "eval")
 
@@ -86,6 +87,20 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
         if isinstance(evaluation, dict):
             evaluation.update(metrics or self._last_eval)
         self._last_eval = {}
+
+    def on_predict(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # predict() logs nothing, so without this its window would stay open until the next
+        # on_log and be closed with a training log's figures.
+        measured = self._end_eval(metrics or {})
+        if measured and isinstance(metrics, dict):
+            metrics.update(measured)
 
     def on_log(
         self,
