@@ -78,6 +78,9 @@ pub const SERVED: &[&str] = &[
     "electricitymaps_zone",
     "nvml_library",
     "gpu_poll_secs",
+    // Other accelerators (issue 19).
+    "amdsmi_library",
+    "hwmon_root",
 ];
 
 /// CodeCarbon arguments for services carbonmeter does not offer: accepted with one warning, so
@@ -494,6 +497,13 @@ impl Config {
             gpu_ids: gpu_ids.clone(),
             cuda_visible_devices: layers.env.vars.get("CUDA_VISIBLE_DEVICES").cloned(),
             poll_interval_s: gpu_poll_s,
+            amdsmi_library: layers.string("amdsmi_library").map(PathBuf::from),
+            rocr_visible_devices: layers.env.vars.get("ROCR_VISIBLE_DEVICES").cloned(),
+            hip_visible_devices: layers.env.vars.get("HIP_VISIBLE_DEVICES").cloned(),
+            hwmon_root: layers.string("hwmon_root").map_or_else(
+                || PathBuf::from(crate::gpu::hwmon::DEFAULT_HWMON_ROOT),
+                PathBuf::from,
+            ),
             ..GpuConfig::default()
         };
         let meter = MeterConfig {
