@@ -453,15 +453,11 @@ pub fn discover(
                 .energy_uj(handle)
                 .is_ok_and(|after_uj| after_uj > before_uj)
         });
-        if energy_uj.is_some() && !moved {
-            let instead = if power_w.is_some() {
-                "its power is polled instead"
-            } else {
-                "and it reports no power"
-            };
+        if energy_uj.is_some() && !moved && power_w.is_some() {
+            // Without a power either, the accounting's one `unmeasured` warning names it.
             warnings.push(format!(
                 "AMD GPU {} ({}): its energy counter did not move over {COUNTER_CHECK_S} s \
-                 ({LIBRARY}): not used; {instead}",
+                 ({LIBRARY}): not used; its power is polled instead",
                 info.index, info.name
             ));
         }
