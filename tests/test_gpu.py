@@ -99,6 +99,7 @@ def test_gpu_ids_just_work(fake_nvml: FakeNvml) -> None:
     assert data.gpu_power == pytest.approx(3600.0 / data.duration, rel=1e-9)
     assert json.loads(data.gpu_devices) == [
         {
+            "vendor": "nvidia",
             "index": 0,
             "uuid": uuid(0),
             "name": NAME,
