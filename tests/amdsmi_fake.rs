@@ -163,6 +163,12 @@ fn a_counter_frozen_at_discovery_gives_way_to_polled_power_on_both_struct_layout
             interval.devices[0].energy_j
         );
         assert_eq!(interval.method(), Method::GpuPolled);
+        // A 0 W reading mid-run is a reading, not a failure: the power stays polled.
+        fake.set(&format!(
+            "version {version}\ncount 1\ncounter 0 42\npower 0 0\n{average}"
+        ));
+        let later = gpus.read(13.0, 13_000_000, &mut |line| panic!("{line}"));
+        assert_eq!(later.since(&end).method(), Method::GpuPolled);
     }
 }
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from carbonmeter import EmissionsTracker
+from carbonmeter.cli._common import summary
 from tests.fixtures.hwmon import FakeHwmon
 
 
@@ -75,6 +76,7 @@ def test_a_card_with_neither_energy_nor_power_is_unmeasured_never_zero(
     with (tmp_path / "emissions.csv").open(encoding="utf-8", newline="") as file:
         (row,) = list(csv.DictReader(file))
     assert (row["gpu_method"], row["gpu_energy"], row["gpu_power"]) == ("unmeasured", "NaN", "NaN")
+    assert "GPU unmeasured" in summary(data)
 
 
 def test_bad_hwmon_root_measures_no_gpu_quietly(tmp_path: Path) -> None:

@@ -196,7 +196,8 @@ impl Api {
     }
 
     /// The socket power in W: the current one where the device reports it (MI300 and later),
-    /// else the average (MI200 and earlier, Navi); `u32::MAX` or 0 means not reported.
+    /// else the average (MI200 and earlier, Navi); `None` when neither field is filled in
+    /// (`u32::MAX`, the header's "unsupported").
     fn power_w(&self, handle: Handle) -> Result<Option<f64>, GpuFault> {
         let mut buffer = StructBuffer::new();
         // SAFETY: the buffer is larger than any version's amdsmi_power_info_t.
@@ -206,8 +207,12 @@ impl Api {
         } else {
             (buffer.u32_at(0), buffer.u32_at(4))
         };
-        let reported = |w: u32| (w != 0 && w != u32::MAX).then_some(f64::from(w));
-        Ok(reported(current_w).or_else(|| reported(average_w)))
+        let filled = |w: u32| (w != u32::MAX).then_some(w);
+        let power_w = filled(current_w)
+            .filter(|w| *w > 0)
+            .or_else(|| filled(average_w))
+            .or_else(|| filled(current_w));
+        Ok(power_w.map(f64::from))
     }
 
     fn uuid(&self, handle: Handle) -> Result<String, GpuFault> {
@@ -435,7 +440,14 @@ pub fn discover(
         .filter_map(|info| {
             let handle = *handles.get(info.index as usize)?;
             let energy_uj = backend.api.energy_uj(handle).ok();
-            let power_w = backend.api.power_w(handle).ok().flatten();
+            // 0 W at discovery is no power: the second GCD of an MI250 reports 0, its package's
+            // power is on the first.
+            let power_w = backend
+                .api
+                .power_w(handle)
+                .ok()
+                .flatten()
+                .filter(|w| *w > 0.0);
             Some((info, handle, energy_uj, power_w))
         })
         .collect();
