@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,6 +79,15 @@ def test_a_card_with_neither_energy_nor_power_is_unmeasured_never_zero(
         (row,) = list(csv.DictReader(file))
     assert (row["gpu_method"], row["gpu_energy"], row["gpu_power"]) == ("unmeasured", "NaN", "NaN")
     assert "GPU unmeasured" in summary(data)
+    csv_path = tmp_path / "emissions.csv"
+    report = subprocess.run(
+        [sys.executable, "-m", "carbonmeter.cli", "report", str(csv_path), "--format", "markdown"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "GPU unmeasured" in report
+    assert "GPUs found report neither energy nor power" in report
 
 
 def test_bad_hwmon_root_measures_no_gpu_quietly(tmp_path: Path) -> None:
