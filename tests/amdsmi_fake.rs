@@ -7,9 +7,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use carbonmeter::config::{Config, Environment, RawValue};
-use carbonmeter::gpu::{GpuConfig, GpuFault, GpuMeter, Vendor, amdsmi};
-use carbonmeter::sensors::{Method, TrackingMode};
+use carbonmeter::testing::config::{Config, Environment, RawValue};
+use carbonmeter::testing::gpu::{GpuConfig, GpuFault, GpuMeter, Vendor, amdsmi};
+use carbonmeter::testing::sensors::{Method, TrackingMode};
 
 fn compiled_fake() -> &'static Path {
     static LIBRARY: OnceLock<PathBuf> = OnceLock::new();

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use carbonmeter::gpu::{GpuConfig, GpuMeter, Vendor};
-use carbonmeter::sensors::{Method, TrackingMode};
+use carbonmeter::testing::gpu::{GpuConfig, GpuMeter, Vendor};
+use carbonmeter::testing::sensors::{Method, TrackingMode};
 
 /// A `/sys/class/hwmon` in a temp folder; each chip's `device` link points at a PCI device
 /// folder named by its address, as in sysfs.
