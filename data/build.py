@@ -365,6 +365,74 @@ GPU_TDP_YEAR = 2023
 GPU_TDP_KINDS = {"gpu", "tpu", "cpu"}
 
 
+# Accelerators the reference list lacks, from their makers' spec pages: (model, tdp_w,
+# memory_gb, year the part was launched, source). Board power (TBP/TDP) as each page states it;
+# the MI250X figure is the air-cooled TBP (560 W peak is the liquid-cooled limit).
+GPU_TDP_ADDED = [
+    (
+        "AMD Instinct MI250X",
+        500,
+        128,
+        2021,
+        "https://www.amd.com/en/products/accelerators/instinct/mi200/mi250x.html (AMD spec page)",
+    ),
+    (
+        "AMD Instinct MI300X",
+        750,
+        192,
+        2023,
+        "https://www.amd.com/en/products/accelerators/instinct/mi300/mi300x.html (AMD spec page)",
+    ),
+    (
+        "AMD Instinct MI325X",
+        1000,
+        256,
+        2024,
+        "https://www.amd.com/en/products/accelerators/instinct/mi300/mi325x.html (AMD spec page)",
+    ),
+    (
+        "AMD Radeon PRO W7900",
+        295,
+        48,
+        2023,
+        "https://www.amd.com/en/products/graphics/workstations/radeon-pro/w7900.html "
+        "(AMD spec page)",
+    ),
+    (
+        "Intel Data Center GPU Max 1550",
+        600,
+        128,
+        2023,
+        "https://www.intel.com/content/www/us/en/products/details/discrete-gpus/data-center-gpu/"
+        "max-series.html (Intel spec page)",
+    ),
+    (
+        "Intel Arc B580",
+        190,
+        12,
+        2024,
+        "https://www.intel.com/content/www/us/en/products/details/discrete-gpus/arc/"
+        "arc-b-series.html (Intel spec page)",
+    ),
+    (
+        "Intel Gaudi2",
+        600,
+        96,
+        2022,
+        "https://www.intel.com/content/www/us/en/products/details/processors/ai-accelerators/"
+        "gaudi2.html (Intel spec page, HL-225H mezzanine card)",
+    ),
+    (
+        "Intel Gaudi3",
+        900,
+        128,
+        2024,
+        "https://www.intel.com/content/www/us/en/products/details/processors/ai-accelerators/"
+        "gaudi3.html (Intel spec page, HL-325L OAM, air-cooled)",
+    ),
+]
+
+
 def build_gpu_tdp(ref: Path, report: Report) -> str:
     out: dict[str, list[str]] = {}
     for i, row in enumerate(read_reference(ref, "gpu_tdp.csv"), start=2):
@@ -393,8 +461,19 @@ def build_gpu_tdp(ref: Path, report: Report) -> str:
             str(GPU_TDP_YEAR),
             f"{source} (via ML CO2 Impact calculator data)",
         ]
+    for model, tdp, memory_gb, year, source in GPU_TDP_ADDED:
+        if model.casefold() in out:
+            raise ValueError(f"gpu_tdp: added {model!r} is already in the reference list")
+        out[model.casefold()] = [
+            model,
+            "gpu",
+            fmt_number(float(tdp)),
+            fmt_number(float(memory_gb)),
+            str(year),
+            source,
+        ]
     rows = sorted(out.values(), key=lambda r: (r[1], r[0].casefold()))
-    report(f"gpu_tdp.csv: {len(rows)} rows")
+    report(f"gpu_tdp.csv: {len(rows)} rows ({len(GPU_TDP_ADDED)} added from spec pages)")
     return to_csv(["model", "kind", "tdp_w", "memory_gb", "year", "source"], rows)
 
 

@@ -292,6 +292,8 @@ class EmissionsTracker:
         prometheus_url: str | None = ...,
         prometheus_textfile_dir: str | PathLike[str] | None = ...,
         otlp_endpoint: str | None = ...,
+        amdsmi_library: str | PathLike[str] | None = ...,
+        hwmon_root: str | PathLike[str] | None = ...,
         loggers: Sequence[Any] | None = ...,
         api_call_interval: Any = ...,
         api_endpoint: Any = ...,

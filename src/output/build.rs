@@ -145,6 +145,12 @@ pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
         location_source: context.location_source.to_owned(),
         gpu_devices: interval.gpu.breakdown_json(pue),
     };
+    if interval.gpu.method() == crate::sensors::Method::Unmeasured {
+        // Every GPU found reports neither energy nor power: their energy is unknown, so the
+        // GPU columns say NaN (the CSV's `NaN`), never a measured 0; the totals are CPU + RAM.
+        row.gpu_energy = f64::NAN;
+        row.gpu_power = f64::NAN;
+    }
     row.emissions = carbon::co2_kg(energy_consumed, intensity.g_per_kwh);
     if let Some(weighted) = context.hourly {
         row.emissions = weighted.emissions_kg;

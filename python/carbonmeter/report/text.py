@@ -36,9 +36,11 @@ RAM_METHODS = {
     "none": "not measured",
 }
 GPU_METHODS = {
-    "counter": "read from the GPUs' NVML energy counters",
-    "polled": "integrated from NVML power readings",
-    "mixed": "read from NVML energy counters, and power readings where the counter failed",
+    "counter": "read from the GPUs' energy counters",
+    "polled": "integrated from the GPUs' power readings",
+    "mixed": "read from energy counters, power readings where there was no counter or it "
+    "failed, or not at all for GPUs reporting neither",
+    "unmeasured": "not measured: the GPUs found report neither energy nor power",
 }
 
 
