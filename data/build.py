@@ -260,6 +260,46 @@ def build_regions(ref: Path, report: Report) -> str:
     return to_csv(["country_iso3", "region", "name", "g_per_kwh", "year", "source"], rows)
 
 
+# eGRID subregion acronyms: four capitals (SPNO, CAMX, NYCW). Never an ISO 3166-2 code, so they
+# share the region lookup with the states without ambiguity.
+EGRID_CODE = re.compile(r"[A-Z]{4}")
+
+
+def build_egrid(ref: Path, report: Report) -> str:
+    """US EPA eGRID subregions: the CO2e output rate (g/kWh), its edition and data year."""
+    out: dict[str, list[str]] = {}
+    for i, row in enumerate(read_reference(ref, "egrid_subregions.csv"), start=2):
+        where = f"egrid_subregions.csv:{i}"
+        code = clean(row["subregion"])
+        if not EGRID_CODE.fullmatch(code):
+            raise ValueError(f"{where}: subregion {code!r} is not a four-letter eGRID acronym")
+        if clean(row["gas"]) != "co2e":
+            raise ValueError(f"{where}: gas {row['gas']!r}, expected co2e")
+        if code in out:
+            report(f"egrid_subregions: duplicate {code} dropped (first kept)")
+            continue
+        g_per_kwh = parse_g_per_kwh(row["gco2e_per_kwh"], where)
+        lb_per_mwh = float(row["co2e_lb_per_mwh"])
+        # The reference converts with 1 lb = 453.59237 g, rounded to 3 decimals: hold it to that.
+        if abs(lb_per_mwh * 0.45359237 - g_per_kwh) > 5e-4:
+            raise ValueError(f"{where}: {g_per_kwh} g/kWh is not {lb_per_mwh} lb/MWh")
+        edition = clean(row["edition"])
+        source = clean(row["source"]).removesuffix("; see README").strip()
+        out[code] = [
+            code,
+            clean(row["name"]),
+            fmt_number(g_per_kwh),
+            fmt_number(lb_per_mwh),
+            str(check_year(int(row["data_year"]), where)),
+            f"{source}, {edition}" if edition not in source else source,
+        ]
+    report(f"egrid_subregions.csv: {len(out)} rows")
+    return to_csv(
+        ["subregion", "name", "g_per_kwh", "co2e_lb_per_mwh", "year", "source"],
+        (out[k] for k in sorted(out)),
+    )
+
+
 def cloud_year(provider: str, source: str) -> int:
     """Year the figure is for: named in the source text, else the provider dataset's year."""
     if provider == "gcp":
@@ -514,6 +554,7 @@ def build_all(ref: Path, report: Report) -> dict[str, str]:
         "country_intensity.csv": country,
         "world_intensity.csv": world,
         "region_intensity.csv": build_regions(ref, report),
+        "egrid_subregions.csv": build_egrid(ref, report),
         "cloud_regions.csv": build_cloud(ref, report),
         "source_factors.csv": build_source_factors(ref, report),
         "cpu_tdp.csv": build_cpu_tdp(ref, report),

@@ -489,6 +489,7 @@ impl Tracker {
             rank: config.rank,
             intensity_zone: intensity.zone.clone(),
             location_source: self.located.location_source.clone(),
+            experiment_name: config.experiment_name.clone(),
             gpu_devices: interval.gpu.breakdown_json(config.pue),
         }
     }

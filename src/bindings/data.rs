@@ -133,5 +133,6 @@ emissions_data_methods!(
     rank,
     intensity_zone,
     location_source,
+    experiment_name,
     gpu_devices,
 );

@@ -158,6 +158,8 @@ pub struct EmissionsRow {
     /// How the location was chosen: `cloud`, `region`, `country`, `timezone:<IANA zone>` or
     /// `none` (world average).
     pub location_source: String,
+    /// `experiment_name` setting: a readable label for the experiment (empty when unset).
+    pub experiment_name: String,
     /// Per GPU, a JSON list of {index, uuid, name, energy_kwh, method}.
     pub gpu_devices: String,
 }
@@ -182,6 +184,7 @@ pub fn columns() -> Vec<&'static str> {
         "rank",
         "intensity_zone",
         "location_source",
+        "experiment_name",
         "gpu_devices",
     ]);
     columns
