@@ -440,12 +440,13 @@ def build_gpu_tdp(ref: Path, report: Report) -> str:
 
 # equivalents.csv is not built from the references: these few factors are cited here, each with
 # its source and year (see data/README.md). basis: what the factor divides, kg CO2eq or kWh.
+# The label follows the amount and its unit, which the report picks to fit ("16 cm driven by").
 EQUIVALENTS = [
     [
         "car_km",
         "co2_kg",
         "0.24855",
-        "km driven by a typical US passenger car",
+        "driven by a typical US passenger car",
         "2023",
         "US EPA, Greenhouse Gas Emissions from a Typical Passenger Vehicle (EPA-420-F-23-014, "
         "June 2023): about 400 g CO2 per mile, / 1.609344 km per mile; "
@@ -455,7 +456,7 @@ EQUIVALENTS = [
         "household_days",
         "energy_kwh",
         "29.276",
-        "days of an average US household's electricity",
+        "of an average US household's electricity",
         "2020",
         "US EIA, How much electricity does an American home use? (FAQ): 10,715 kWh per "
         "residential customer in 2020, / 366 days; https://www.eia.gov/tools/faqs/faq.php?id=97&t=3",
@@ -464,11 +465,21 @@ EQUIVALENTS = [
         "smartphone_charges",
         "energy_kwh",
         "0.019",
-        "full smartphone charges",
+        "of a smartphone battery",
         "2024",
         "US EPA, Greenhouse Gas Equivalencies Calculator: Calculations and References (2024 "
         "revision): 0.019 kWh per smartphone charge; "
         "https://www.epa.gov/energy/greenhouse-gas-equivalencies-calculator-calculations-and-references",
+    ],
+    [
+        "tv_hours",
+        "co2_kg",
+        "0.097",
+        "of a 32-inch LCD TV switched on",
+        "2020",
+        "CodeCarbon carbonboard (codecarbon/viz/data.py, get_tv_time, 2020): 0.097 kg CO2 per "
+        "hour of a 32-inch LCD flat-screen TV, as carbonboard shows it (it names no source); "
+        "https://github.com/mlco2/codecarbon/blob/master/codecarbon/viz/data.py",
     ],
 ]
 

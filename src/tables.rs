@@ -14,4 +14,8 @@ pub const TABLES: &[(&str, &str)] = &[
     ("gpu_tdp.csv", GPU_TDP_CSV),
     ("cpu_tdp.csv", CPU_TDP_CSV),
     ("equivalents.csv", EQUIVALENTS_CSV),
+    (
+        "country_intensity.csv",
+        crate::intensity::tables::COUNTRY_CSV,
+    ),
 ];

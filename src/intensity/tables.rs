@@ -4,7 +4,8 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-const COUNTRY_CSV: &str = include_str!("../../data/country_intensity.csv");
+/// `data/country_intensity.csv`, also handed to Python (the report's cleanest and dirtiest grids).
+pub const COUNTRY_CSV: &str = include_str!("../../data/country_intensity.csv");
 const WORLD_CSV: &str = include_str!("../../data/world_intensity.csv");
 const REGION_CSV: &str = include_str!("../../data/region_intensity.csv");
 const EGRID_CSV: &str = include_str!("../../data/egrid_subregions.csv");
