@@ -163,7 +163,7 @@ def bar_chart(
             anchor, at = "end", min(centre + 4, width - 2)
         if i % every == 0:
             parts.append(
-                f'<text x="{at:.1f}" y="{height - bottom + 16}" '
+                f'<text x="{at:.1f}" y="{height - bottom + 20}" '
                 f'text-anchor="{anchor}">{escape(label)}</text>'
             )
     parts.append(

@@ -338,7 +338,8 @@ def load(paths: list[Path]) -> Report:
                     )
     for key, run in runs.items():
         run.epochs = sorted(epochs.get(key, {}).values(), key=lambda e: (e.phase, e.epoch))
-    ordered = sorted(runs.values(), key=lambda r: (r.timestamp, r.run_id, r.rank))
+    # Stable: runs of one second keep the order their files wrote them in.
+    ordered = sorted(runs.values(), key=lambda r: r.timestamp)
     return Report(ordered, [str(f) for f in files])
 
 

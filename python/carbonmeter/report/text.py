@@ -170,16 +170,20 @@ def _md_table(headings: list[str], rows: list[list[str]], numeric: list[bool]) -
     return out
 
 
+def overview_markdown(report: Report) -> str:
+    """The overview as a Markdown table: the paper's Table I (Model | Task | ...)."""
+    headings, cells = overview_cells(report)
+    for row in cells:
+        for i, column in enumerate(OVERVIEW_COLUMNS):
+            if not column.numeric:
+                row[i] = markdown_escape(row[i])
+    return "\n".join(_md_table(headings, cells, [c.numeric for c in OVERVIEW_COLUMNS]))
+
+
 def markdown(report: Report, zones: list[str] | None = None) -> str:
     """The overview table first, then totals, equivalents, what if, and a section per project."""
     esc = markdown_escape
-    headings, cells = overview_cells(report)
-    text_columns = [i for i, c in enumerate(OVERVIEW_COLUMNS) if not c.numeric]
-    for row in cells:
-        for i in text_columns:
-            row[i] = esc(row[i])
-    lines = ["# Emissions report", ""]
-    lines += _md_table(headings, cells, [c.numeric for c in OVERVIEW_COLUMNS])
+    lines = ["# Emissions report", "", overview_markdown(report)]
     grand = totals(report.runs)
     lines.append(
         f"\n{plural(int(grand['runs']), 'run')}, {energy(grand['energy_kwh'])}, "
