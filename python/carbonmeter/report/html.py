@@ -15,6 +15,7 @@ from carbonmeter._core import __version__
 from carbonmeter._format import co2, energy, seconds
 from carbonmeter.report.model import (
     OVERVIEW_COLUMNS,
+    Experiment,
     Report,
     Run,
     equivalents,
@@ -75,6 +76,7 @@ details.fold { margin: 6px 0; border: 1px solid var(--line); border-radius: 8px;
 details.fold > summary { cursor: pointer; font-size: 13px; color: var(--muted); }
 table.overview td, table.overview th { font-size: 14px; }
 .used { font-weight: 650; }
+tr.group td { background: var(--card); font-size: 13px; }
 """
 
 
@@ -253,24 +255,32 @@ def _card(value: str, key: str, extra: str = "") -> str:
     return f'<div class="card{extra}"><div class="v">{value}</div><div class="k">{key}</div></div>'
 
 
-def _runs_table(runs: list[Run]) -> str:
+def _runs_table(experiments: list[Experiment]) -> str:
+    """One table of a project's runs, a heading line per experiment with its sums."""
     rows = []
-    for r in runs:
-        hw = escape(r.cpu_model or "?") + (
-            f" + {r.gpu_count} &times; {escape(r.gpu_model)}" if r.gpu_count else ""
-        )
-        name = f"{escape(r.experiment_name)} " if r.experiment_name else ""
+    for experiment in experiments:
+        et = totals(experiment.runs)
         rows.append(
-            f"<tr><td>{escape(r.timestamp[:19].replace('T', ' '))}</td>"
-            f"<td>{name}<code>{escape(r.run_id[:8])}</code>"
-            + (f" rank {escape(r.rank)}" if r.rank else "")
-            + "</td>"
-            f'<td class="n">{seconds(r.duration_s)}</td><td class="n">{energy(r.energy_kwh)}</td>'
-            f'<td class="n">{co2(r.co2_kg)}</td>'
-            f'<td class="n">{r.intensity_g_per_kwh:.0f}</td>'
-            f"<td>{escape(r.location or 'unspecified: world average')}</td>"
-            f"<td>{hw}</td></tr>"
+            f"<tr class='group'><td colspan='8'><b>{escape(experiment.label)}</b>: "
+            f"{plural(len(experiment.runs), 'run')}, {co2(et['co2_kg'])} CO2eq, "
+            f"{energy(et['energy_kwh'])}</td></tr>"
         )
+        for r in experiment.runs:
+            hw = escape(r.cpu_model or "?") + (
+                f" + {r.gpu_count} &times; {escape(r.gpu_model)}" if r.gpu_count else ""
+            )
+            rows.append(
+                f"<tr><td>{escape(r.timestamp[:19].replace('T', ' '))}</td>"
+                f"<td><code>{escape(r.run_id[:8])}</code>"
+                + (f" rank {escape(r.rank)}" if r.rank else "")
+                + "</td>"
+                f'<td class="n">{seconds(r.duration_s)}</td>'
+                f'<td class="n">{energy(r.energy_kwh)}</td>'
+                f'<td class="n">{co2(r.co2_kg)}</td>'
+                f'<td class="n">{r.intensity_g_per_kwh:.0f}</td>'
+                f"<td>{escape(r.location or 'unspecified: world average')}</td>"
+                f"<td>{hw}</td></tr>"
+            )
     return (
         '<table><tr><th>started</th><th>run</th><th class="n">duration</th>'
         '<th class="n">energy</th><th class="n">CO2eq</th><th class="n">g/kWh</th>'
@@ -310,11 +320,11 @@ def _epochs(run: Run) -> str:
         f"<td class='n'>{co2(e.co2_kg)}</td></tr>"
         for e in run.epochs
     )
-    # Folded: a report of many runs stays a page to scroll, each curve one click away.
     return (
-        f"<details class='fold'><summary>Per epoch, run {escape(run.label)} "
-        f"({plural(len(run.epochs), 'epoch')}, {co2(sum(e.co2_kg for e in run.epochs))} "
-        "CO2eq)</summary>" + epoch_chart(run) + "<table><tr><th>phase</th>"
+        f"<h3>Run {escape(run.label)}: {plural(len(run.epochs), 'epoch')}, "
+        f"{co2(sum(e.co2_kg for e in run.epochs))} CO2eq</h3>"
+        + epoch_chart(run)
+        + "<details class='fold'><summary>epoch table</summary><table><tr><th>phase</th>"
         "<th class='n'>epoch</th><th class='n'>duration</th><th class='n'>energy</th>"
         f"<th class='n'>CO2eq</th></tr>{rows}</table></details>"
     )
@@ -367,6 +377,26 @@ def _what_if(report: Report, zones: list[str] | None, links: list[str]) -> str:
         + f"<details class='fold'><summary>sources of these intensities</summary>"
         f"<ul class='note'>{sources}</ul></details>"
     )
+
+
+def _intensities_used(report: Report, links: list[str]) -> str:
+    """Each grid figure the runs used, once, with its source and year and the projects."""
+    used: dict[tuple[str, float, str, str], list[str]] = {}
+    for r in report.runs:
+        key = (r.location, round(r.intensity_g_per_kwh, 3), r.intensity_source, r.intensity_year)
+        projects = used.setdefault(key, [])
+        if r.project not in projects:
+            projects.append(r.project)
+    items = []
+    for (location, g_per_kwh, source, year), projects in used.items():
+        place = escape(location) if location else "An unspecified location"
+        when = f", {escape(year)}" if year else ""
+        who = f" <span class='note'>({escape(', '.join(projects))})</span>" if len(used) > 1 else ""
+        items.append(
+            f"<li>{place}: <b>{g_per_kwh:.0f} g CO2eq/kWh</b> "
+            f"({_linked(source, links)}{when}){who}</li>"
+        )
+    return f"<h2>Grid intensity used</h2><ul>{''.join(items)}</ul>"
 
 
 def _as_of(timestamp: str) -> str:
@@ -429,10 +459,9 @@ def render(report: Report, zones: list[str] | None = None) -> str:
             f"<b>{co2(t['co2_kg'])} CO2eq</b>, {energy(t['energy_kwh'])}, "
             f"{seconds(t['duration_s'])}</p>"
         )
-        body.append("<h3>Energy by component</h3>")
+        body.append("<p class='note'>Energy by component</p>")
         body.append(stacked_bar([(label, t[key], c) for label, key, c in COMPONENTS]))
         if len(runs) > 1:
-            body.append("<h3>Runs over time (CO2eq per run)</h3>")
             bars = [
                 (
                     _as_of(r.timestamp),
@@ -442,37 +471,28 @@ def render(report: Report, zones: list[str] | None = None) -> str:
                 )
                 for r in runs
             ]
-            body.append(bar_chart(bars, "co2", f"CO2eq per run of {project}", height=200))
-        for experiment in experiments:
-            et = totals(experiment.runs)
+            chart = bar_chart(bars, "co2", f"CO2eq per run of {project}", height=200)
+            if len(projects) == 1:
+                body.append(f"<h3>Runs over time (CO2eq per run)</h3>{chart}")
+            else:
+                # The chart of all runs above shows these too: this one is a click away.
+                body.append(
+                    "<details class='fold'><summary>Runs of this project over time</summary>"
+                    f"{chart}</details>"
+                )
+        body.append("<h3>Runs, by experiment</h3>")
+        body.append(_runs_table(experiments))
+        with_epochs = [run for run in runs if run.epochs]
+        if with_epochs:
+            # Folded past a few runs: a report of many stays a page to scroll, each curve one
+            # click away.
+            unfold = " open" if len(report.runs) <= 3 else ""
             body.append(
-                f"<h3>experiment {escape(experiment.label)}</h3><p class='note'>"
-                f"{plural(len(experiment.runs), 'run')}, "
-                f"{co2(et['co2_kg'])} CO2eq, {energy(et['energy_kwh'])}</p>"
+                f"<details class='fold'{unfold}><summary>Per epoch: CO2eq of each epoch of "
+                f"{plural(len(with_epochs), 'run')}</summary>"
+                + "".join(_epochs(run) for run in with_epochs)
+                + "</details>"
             )
-            body.append(_runs_table(experiment.runs))
-        for run in runs:
-            if run.epochs:
-                body.append(_epochs(run))
-        body.append("<h3>Grid intensity used</h3><ul>")
-        seen = set()
-        for r in runs:
-            key = (
-                r.location,
-                round(r.intensity_g_per_kwh, 3),
-                r.intensity_source,
-                r.intensity_year,
-            )
-            if key in seen:
-                continue
-            seen.add(key)
-            year = f", {escape(r.intensity_year)}" if r.intensity_year else ""
-            place = escape(r.location) if r.location else "An unspecified location"
-            body.append(
-                f"<li>{place}: <b>{r.intensity_g_per_kwh:.0f} g CO2eq/kWh</b> "
-                f"({_linked(r.intensity_source, links)}{year})</li>"
-            )
-        body.append("</ul>")
         body.append(
             "<details class='fold'><summary>For your paper: copy-ready LaTeX "
             "(<code>carbonmeter report --format latex</code> prints it alone)</summary>"
@@ -482,6 +502,7 @@ def render(report: Report, zones: list[str] | None = None) -> str:
             "</details>"
         )
         body.append("</section>")
+    body.append(_intensities_used(report, links))
     body.append('<footer><h3>Sources of the equivalents</h3><ol class="sources">')
     for i, e in enumerate(factors, start=1):
         unit = "kg CO2eq" if e.basis == "co2_kg" else "kWh"
