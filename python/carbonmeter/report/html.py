@@ -84,7 +84,7 @@ def _nice_step(top: float) -> float:
     if top <= 0:
         return 1.0
     raw = top / 4
-    power = 10 ** math.floor(math.log10(raw))
+    power = 10.0 ** math.floor(math.log10(raw))
     for step in (1, 2, 2.5, 5, 10):
         if raw <= step * power:
             return step * power
@@ -539,21 +539,43 @@ def render_diff(result: dict[str, Any], report: Report) -> str:
         + "</td></tr>"
         for f in result["figures"]
     )
-    curves = "".join(
-        f"<div><h3>{which}: {escape(side['label'])}</h3>"
-        + (
-            epoch_chart(runs[side["run_id"]], height=220)
-            if runs[side["run_id"]].epochs
-            else "<p class='note'>no epoch rows</p>"
+    # One chart on one scale, A and B side by side per epoch: two charts with their own axes
+    # would make a small run look as large as a big one.
+    sides = (("A", a, "#0f766e"), ("B", b, "#7c3aed"))
+    epochs = {
+        which: {(e.phase, e.epoch): e for e in runs[side["run_id"]].epochs}
+        for which, side, _ in sides
+    }
+    keys = sorted(set(epochs["A"]) | set(epochs["B"]), key=lambda k: (k[0] != "train", k))
+    phases = {phase for phase, _ in keys}
+    bars = [
+        (
+            f"{epoch} {which}" if len(phases) == 1 else f"{phase[:1]}{epoch} {which}",
+            epochs[which][phase, epoch].co2_kg,
+            colour,
+            f"{which}, {phase} epoch {epoch}: {co2(epochs[which][phase, epoch].co2_kg)} CO2eq",
         )
-        + "</div>"
-        for which, side in (("A", a), ("B", b))
+        for phase, epoch in keys
+        for which, _, colour in sides
+        if (phase, epoch) in epochs[which]
+    ]
+    legend = "".join(
+        f'<span><span class="swatch" style="background:{colour}"></span>{which}: '
+        f"{escape(side['label'])}</span>"
+        for which, side, colour in sides
+    )
+    curves = (
+        "<h3>CO2eq per epoch</h3>"
+        + bar_chart(bars, "co2", "CO2eq per epoch of A and B", height=240)
+        + f'<div class="legend">{legend}</div>'
+        if bars
+        else "<p class='note'>Neither run has epoch rows.</p>"
     )
     body = [
         f"<main><h1>{escape(a['label'])} vs {escape(b['label'])}</h1>",
         "<table class='overview'><tr><th>figure</th><th class='n'>A</th><th class='n'>B</th>"
         f"<th class='n'>B / A</th></tr>{rows}</table>",
-        "<div style='display:grid;grid-template-columns:1fr 1fr;gap:16px'>" + curves + "</div>",
+        curves,
         "</main>",
     ]
     return _page(f"carbonmeter: {a['label']} vs {b['label']}", body)

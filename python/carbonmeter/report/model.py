@@ -75,6 +75,7 @@ class Run:
     intensity_g_per_kwh: float
     intensity_source: str
     intensity_year: str
+    intensity_method: str
     cpu_method: str
     ram_method: str
     gpu_method: str
@@ -94,7 +95,11 @@ class Run:
     @property
     def where(self) -> str:
         """`in France`, or `at an unspecified location, world-average intensity`."""
-        return f"in {self.location}" if self.location else f"at {UNSPECIFIED_LOCATION}"
+        if self.location:
+            return f"in {self.location}"
+        if self.intensity_method == "forced":
+            return "at an unspecified location, at the intensity it was given"
+        return f"at {UNSPECIFIED_LOCATION}"
 
 
 @dataclass
@@ -287,6 +292,7 @@ def _run(row: dict[str, str], ours: bool, file: str) -> Run:
         intensity_g_per_kwh=intensity,
         intensity_source=source,
         intensity_year=year,
+        intensity_method=(row.get("intensity_method") or "") if ours else "",
         cpu_method=methods[0] or "",
         ram_method=methods[1] or "",
         gpu_method=methods[2] or "",

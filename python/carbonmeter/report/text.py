@@ -141,6 +141,7 @@ def latex_overview(report: Report) -> str:
     align = "".join("r" if c.numeric else "l" for c in OVERVIEW_COLUMNS)
     lines = [
         r"\begin{table}[h]",
+        r"% needs \usepackage{booktabs}",
         r"\centering",
         rf"\begin{{tabular}}{{{align}}}",
         r"\toprule",
