@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::gpu::{DEFAULT_GPU_POLL_S, GpuConfig};
 use crate::intensity::live::{self, LiveSettings, Secret};
 use crate::meter::MeterConfig;
 use crate::output::csv::WriteMode;
 use crate::sensors::TrackingMode;
-use crate::sensors::nvml::{DEFAULT_GPU_POLL_S, GpuConfig};
 use crate::sensors::rapl::{DEFAULT_POWERCAP_ROOT, POWERCAP_ROOT_ENV};
 
 /// A setting's value before validation, whatever layer it came from.

@@ -6,7 +6,9 @@ from typing import Any, Final, final
 from typing_extensions import Self, disjoint_base
 
 __all__ = [
+    "CPU_TDP_MODEL_COUNT",
     "CSV_COLUMNS",
+    "GPU_TDP_ALIASES",
     "SETTINGS",
     "TABLES",
     "UNSERVED_SETTINGS",
@@ -14,11 +16,15 @@ __all__ = [
     "EmissionsData",
     "EmissionsTracker",
     "EpochWindow",
+    "HardwareTdp",
     "Intensity",
     "InvalidValueError",
     "TrackerStateError",
     "__version__",
+    "estimate_co2",
+    "gpu_tdp_table",
     "lookup_cpu_tdp",
+    "lookup_hardware",
     "lookup_intensity",
 ]
 
@@ -28,6 +34,10 @@ UNSERVED_SETTINGS: Final[list[str]]
 CSV_COLUMNS: Final[list[str]]
 TABLES: Final[dict[str, str]]
 """Embedded CSV text of the reporting tables: gpu_tdp.csv, cpu_tdp.csv, equivalents.csv."""
+GPU_TDP_ALIASES: Final[list[tuple[str, str]]]
+"""Names nvidia-smi prints that the GPU table spells otherwise: (name, table model)."""
+CPU_TDP_MODEL_COUNT: Final[int]
+"""How many CPU models data/cpu_tdp.csv holds."""
 
 class CarbonmeterError(Exception):
     """Base class of every exception carbonmeter raises."""
@@ -175,6 +185,9 @@ class EmissionsData:
         """CodeCarbon's name for `as_dict()`."""
     def as_dict(self) -> dict[str, Any]:
         """The row as a dict, keys in CSV column order."""
+    def power_w_since(self, earlier: EmissionsData | None = None) -> tuple[float, float, float]:
+        """Mean (CPU, GPU, RAM) power in W since `earlier`, a flush of the same run (its start
+        when None), PUE included as in the rows."""
 
 @disjoint_base
 class EmissionsTracker:
@@ -325,3 +338,47 @@ def lookup_cpu_tdp(cpu_model: str) -> tuple[str, float] | None:
         >>> lookup_cpu_tdp("Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz")
         ('Intel Xeon Gold 6248', 150.0)
     """
+
+@final
+class HardwareTdp:
+    """One device's TDP with where it comes from."""
+
+    @property
+    def model(self) -> str:
+        """The table's name for the model."""
+    @property
+    def kind(self) -> str:
+        """`cpu`, `gpu` or `tpu`."""
+    @property
+    def tdp_w(self) -> float:
+        """Thermal design power of one device (one package for CPUs), W."""
+    @property
+    def memory_gb(self) -> float | None: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def year(self) -> int: ...
+    @property
+    def table(self) -> str:
+        """`gpu_tdp.csv` or `cpu_tdp.csv`."""
+
+def lookup_hardware(name: str) -> HardwareTdp:
+    """The device `name` means: the GPU table, then the CPU table by brand string.
+
+    Reads nvidia-smi's names and short forms; raises `InvalidValueError` naming the value and
+    the nearest entries on a miss or an ambiguous name.
+
+    Example:
+        >>> from carbonmeter._core import lookup_hardware
+        >>> lookup_hardware("NVIDIA A100-SXM4-80GB").tdp_w
+        400.0
+    """
+
+def gpu_tdp_table() -> list[HardwareTdp]:
+    """Every entry of the GPU table (data/gpu_tdp.csv), in order."""
+
+def estimate_co2(
+    tdp_w: float, count: int, hours: float, pue: float, g_per_kwh: float
+) -> tuple[float, float]:
+    """`(energy_kwh, co2_kg)` of `count` devices of `tdp_w` W for `hours` at `pue` on a grid of
+    `g_per_kwh`: the ML CO2 Impact calculator's formula, as `carbonmeter estimate` uses it."""

@@ -26,13 +26,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from carbonmeter import _hardware
 from carbonmeter._core import (
+    CPU_TDP_MODEL_COUNT,
+    GPU_TDP_ALIASES,
     SETTINGS,
     UNSERVED_SETTINGS,
     EmissionsData,
     EmissionsTracker,
     __version__,
+    estimate_co2,
+    gpu_tdp_table,
+    lookup_hardware,
 )
 from carbonmeter._format import co2, energy, seconds
 from carbonmeter.intensity import lookup
@@ -241,18 +245,15 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     tty = sys.stdout.isatty()
     tracker.start()
-    last_duration = 0.0
-    last = (0.0, 0.0, 0.0)
+    last: EmissionsData | None = None
     try:
         while not stop.wait(args.interval):
             data = tracker.flush_data()
             if data is None:
                 break
             # Power over the last interval, from the core's energies at both ends.
-            span_s = max(data.duration - last_duration, 1e-9)
-            now = (data.cpu_energy, data.gpu_energy, data.ram_energy)
-            watts = [(b - a) * 3.6e6 / span_s for a, b in zip(last, now, strict=True)]
-            last_duration, last = data.duration, now
+            watts = data.power_w_since(last)
+            last = data
             line = (
                 f"{time.strftime('%H:%M:%S')}  CPU {watts[0]:.1f} W  GPU {watts[1]:.1f} W  "
                 f"RAM {watts[2]:.1f} W  |  {seconds(data.duration)}  "
@@ -311,15 +312,17 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         raise UsageError(f"invalid --hours {args.hours}: expected hours > 0")
     if not args.pue >= 1.0:
         raise UsageError(f"invalid --pue {args.pue}: expected a PUE >= 1.0 (1.0 = no overhead)")
-    device = _hardware.find(args.hardware)
+    device = lookup_hardware(args.hardware)
     grid = lookup(**_location(args))
-    energy_kwh = device.tdp_w * args.count * args.hours * args.pue / 1000.0
-    co2_kg = energy_kwh * grid.g_per_kwh / 1000.0
+    energy_kwh, co2_kg = estimate_co2(
+        device.tdp_w, args.count, args.hours, args.pue, grid.g_per_kwh
+    )
+    tdp_source = f"{device.source}, {device.year} (data/{device.table})"
     result = {
         "hardware": device.model,
         "kind": device.kind,
         "tdp_w": device.tdp_w,
-        "tdp_source": device.source,
+        "tdp_source": tdp_source,
         "count": args.count,
         "hours": args.hours,
         "pue": args.pue,
@@ -344,7 +347,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             f"| {energy(energy_kwh)} | {co2(co2_kg)} CO2eq | {device.tdp_w:g} W | "
             f"{args.pue:g} | {grid.g_per_kwh:g} g/kWh |"
         )
-        print(f"\n{formula}. TDP: {device.source}. Intensity: {grid.source} ({grid.year}).")
+        print(f"\n{formula}. TDP: {tdp_source}. Intensity: {grid.source} ({grid.year}).")
     elif args.format == "latex":
         from carbonmeter.report.text import latex_escape
 
@@ -363,7 +366,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         what = f"{device.model} ({device.kind}, {device.tdp_w:g} W)"
         print(f"{args.count} x {what} for {args.hours:g} h")
         print(formula)
-        print(f"TDP source: {device.source}")
+        print(f"TDP source: {tdp_source}")
         print(f"intensity: {grid.zone}, {grid.source}" + (f" ({grid.year})" if grid.year else ""))
     return 0
 
@@ -409,6 +412,22 @@ def cmd_report(args: argparse.Namespace) -> int:
 class _OneLine(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return f"carbonmeter: {record.levelname.lower()}: {record.getMessage()}"
+
+
+class _ListHardware(argparse.Action):
+    """`estimate --list`: the names `--hardware` takes, then exit (like `--version`)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kwargs: Any) -> NoReturn:
+        for device in gpu_tdp_table():
+            memory = f", {device.memory_gb:g} GB" if device.memory_gb else ""
+            print(f"{device.model}  ({device.kind}, {device.tdp_w:g} W{memory}, {device.year})")
+        for alias, model in GPU_TDP_ALIASES:
+            print(f"{alias}  (nvidia-smi's name for {model})")
+        print(
+            f"... and {CPU_TDP_MODEL_COUNT} CPU models (data/cpu_tdp.csv), found by brand string "
+            'such as "Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz"'
+        )
+        parser.exit()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -484,7 +503,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="TDP x count x hours x PUE x grid intensity, as the ML CO2 Impact "
         "calculator does; TDPs from carbonmeter's GPU and CPU tables.",
     )
-    estimate.add_argument("--hardware", required=True, help='e.g. "A100 SXM4 80 GB", T4')
+    estimate.add_argument(
+        "--hardware", required=True, help='e.g. "NVIDIA A100-SXM4-80GB", T4 (see --list)'
+    )
+    estimate.add_argument(
+        "--list", action=_ListHardware, nargs=0, help="list the hardware names known, then exit"
+    )
     estimate.add_argument("--count", type=_number(int), default=1, metavar="N")
     estimate.add_argument("--hours", type=_number(float), required=True, metavar="H")
     estimate.add_argument("--pue", type=_number(float), default=1.0, metavar="P")

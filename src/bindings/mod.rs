@@ -58,5 +58,11 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<intensity::PyIntensity>()?;
     module.add_function(wrap_pyfunction!(intensity::lookup_intensity, module)?)?;
     module.add_function(wrap_pyfunction!(hardware::lookup_cpu_tdp, module)?)?;
+    module.add_class::<hardware::PyHardwareTdp>()?;
+    module.add_function(wrap_pyfunction!(hardware::lookup_hardware, module)?)?;
+    module.add_function(wrap_pyfunction!(hardware::gpu_tdp_table, module)?)?;
+    module.add_function(wrap_pyfunction!(hardware::estimate_co2, module)?)?;
+    module.add("GPU_TDP_ALIASES", crate::hardware::gpu_aliases())?;
+    module.add("CPU_TDP_MODEL_COUNT", crate::hardware::cpu_model_count())?;
     Ok(())
 }
