@@ -40,7 +40,6 @@ def measure(folder: Path, epochs: int = 0, work: int = 20_000, **kwargs: object)
         measure_power_secs=0.05,
         force_cpu_power=40.0,
         force_ram_power=5.0,
-        log_level="error",
         **kwargs,  # type: ignore[arg-type]
     )
     tracker.start()

@@ -447,8 +447,13 @@ def extreme_countries() -> tuple[str, str]:
 
 
 def default_zones(report: Report) -> list[str]:
-    """The grids the runs used, then a handful of telling ones."""
-    used = [r.intensity_zone for r in report.runs if r.intensity_zone]
+    """The grids the runs used (those the tables know), then a handful of telling ones."""
+    used = []
+    for zone in dict.fromkeys(r.intensity_zone for r in report.runs if r.intensity_zone):
+        try:
+            used.append(grid(zone).zone)
+        except ValueError:
+            continue  # a zone of another writer's spelling: the report still shows the rest
     cleanest, dirtiest = extreme_countries()
     return list(dict.fromkeys([*used, cleanest, *DEFAULT_COMPARE, dirtiest, "World"]))
 
