@@ -104,12 +104,13 @@ impl Tracker {
         for (key, origin) in &config.origins {
             log::debug!("setting {key} from {origin}");
         }
-        let located = intensity::resolve::resolve(&config, std::path::Path::new("/"))?;
+        let located = intensity::resolve::resolve(&config.intensity, std::path::Path::new("/"))?;
         let intensity = located.intensity.clone();
         let sink = config
-            .output_path
+            .output
+            .path
             .clone()
-            .map(|path| CsvSink::new(path, config.on_csv_write));
+            .map(|path| CsvSink::new(path, config.output.on_csv_write));
         let row_settings = RowSettings {
             project_name: config.project_name.clone(),
             experiment_id: config.experiment_id.clone(),
@@ -417,7 +418,7 @@ impl Tracker {
         let wall_s = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |since| since.as_secs_f64());
-        match HourlyRun::start(&self.config.live, token, &zone, start, wall_s) {
+        match HourlyRun::start(&self.config.intensity.live, token, &zone, start, wall_s) {
             Ok(hourly) => Some(Arc::new(hourly)),
             Err(err) => {
                 crate::once::warn_once(&format!(

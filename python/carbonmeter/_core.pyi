@@ -1,5 +1,7 @@
 """Type stubs of the Rust extension `carbonmeter._core` (hand-written; checked by stubtest)."""
 
+from collections.abc import Sequence
+from os import PathLike
 from types import TracebackType
 from typing import Any, Final, final
 
@@ -19,6 +21,7 @@ __all__ = [
     "HardwareTdp",
     "Intensity",
     "InvalidValueError",
+    "Setting",
     "TrackerStateError",
     "__version__",
     "estimate_co2",
@@ -29,7 +32,8 @@ __all__ = [
 ]
 
 __version__: Final[str]
-SETTINGS: Final[list[str]]
+SETTINGS: Final[tuple[Setting, ...]]
+"""Every setting `EmissionsTracker` accepts (served ones, then CodeCarbon's unserved ones)."""
 UNSERVED_SETTINGS: Final[list[str]]
 CSV_COLUMNS: Final[list[str]]
 TABLES: Final[dict[str, str]]
@@ -38,6 +42,48 @@ GPU_TDP_ALIASES: Final[list[tuple[str, str]]]
 """Names nvidia-smi prints that the GPU table spells otherwise: (name, table model)."""
 CPU_TDP_MODEL_COUNT: Final[int]
 """How many CPU models data/cpu_tdp.csv holds."""
+
+@final
+class Setting:
+    """One row of the core's settings table (`carbonmeter/src/config/schema.rs`).
+
+    Example:
+        >>> from carbonmeter._core import SETTINGS
+        >>> pue = next(s for s in SETTINGS if s.name == "pue")
+        >>> pue.kind, pue.default, pue.minimum, pue.minimum_inclusive
+        ('float', 1.0, 1.0, True)
+    """
+
+    @property
+    def name(self) -> str:
+        """The keyword argument (`CARBONMETER_<NAME>` in the environment)."""
+    @property
+    def kind(self) -> str:
+        """`str`, `path`, `secret`, `float`, `int`, `bool`, `choice`, `list`, `object` or `any`."""
+    @property
+    def default(self) -> str | float | bool | None:
+        """The value used when no layer sets it, or None."""
+    @property
+    def doc(self) -> str:
+        """One line of documentation."""
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The allowed values of a `choice`, empty otherwise."""
+    @property
+    def minimum(self) -> float | None:
+        """The lower bound of a number, or None."""
+    @property
+    def minimum_inclusive(self) -> bool:
+        """Whether `minimum` itself is allowed."""
+    @property
+    def maximum(self) -> float | None:
+        """The (inclusive) upper bound of a number, or None."""
+    @property
+    def alias_of(self) -> str | None:
+        """The setting this one is another name for, or None."""
+    @property
+    def served(self) -> bool:
+        """False for a CodeCarbon option accepted with a warning and otherwise ignored."""
 
 class CarbonmeterError(Exception):
     """Base class of every exception carbonmeter raises."""
@@ -205,7 +251,60 @@ class EmissionsTracker:
         'FRA'
     """
 
-    def __new__(cls, **kwargs: Any) -> Self: ...
+    def __new__(
+        cls,
+        *,
+        project_name: str | None = ...,
+        experiment_id: str | None = ...,
+        experiment_name: str | None = ...,
+        measure_power_secs: float | None = ...,
+        output_dir: str | PathLike[str] | None = ...,
+        output_file: str | None = ...,
+        save_to_file: bool | None = ...,
+        log_level: str | int | None = ...,
+        tracking_mode: str | None = ...,
+        gpu_ids: Sequence[int | str] | None = ...,
+        country_iso_code: str | None = ...,
+        country_2letter_iso_code: str | None = ...,
+        region: str | None = ...,
+        cloud_provider: str | None = ...,
+        cloud_region: str | None = ...,
+        pue: float | None = ...,
+        wue: float | None = ...,
+        on_csv_write: str | None = ...,
+        force_cpu_power: float | None = ...,
+        force_ram_power: float | None = ...,
+        force_carbon_intensity_g_co2e_kwh: float | None = ...,
+        force_mode_cpu_load: bool | None = ...,
+        rapl_include_dram: bool | None = ...,
+        rapl_prefer_psys: bool | None = ...,
+        allow_multiple_runs: bool | None = ...,
+        default_cpu_power: float | None = ...,
+        powercap_root: str | PathLike[str] | None = ...,
+        rank: int | None = ...,
+        sync: str | None = ...,
+        electricitymaps_api_token: str | None = ...,
+        co2_signal_api_token: str | None = ...,
+        electricitymaps_base_url: str | None = ...,
+        electricitymaps_zone: str | None = ...,
+        nvml_library: str | PathLike[str] | None = ...,
+        gpu_poll_secs: float | None = ...,
+        loggers: Sequence[Any] | None = ...,
+        api_call_interval: Any = ...,
+        api_endpoint: Any = ...,
+        api_key: Any = ...,
+        output_methods: Any = ...,
+        save_to_api: Any = ...,
+        save_to_logger: Any = ...,
+        logging_logger: Any = ...,
+        save_to_prometheus: Any = ...,
+        save_to_logfire: Any = ...,
+        prometheus_url: Any = ...,
+        output_handlers: Any = ...,
+        emissions_endpoint: Any = ...,
+        logger_preamble: Any = ...,
+        metadata: Any = ...,
+    ) -> Self: ...
     def start(self) -> None:
         """Starts measuring; a second call on a running tracker only warns."""
     def stop(self) -> float | None:

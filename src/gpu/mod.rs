@@ -223,7 +223,7 @@ impl GpuInterval {
                     "index": d.info.index,
                     "uuid": d.info.uuid,
                     "name": d.info.name,
-                    "energy_kwh": d.energy_j / 3.6e6 * pue,
+                    "energy_kwh": crate::carbon::kwh_at_pue(d.energy_j, pue),
                     "method": d.method.as_str(),
                 })
             })

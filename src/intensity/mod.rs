@@ -7,6 +7,8 @@ pub mod tables;
 pub mod timezone;
 pub mod weighted;
 
+pub use resolve::IntensityConfig;
+
 use crate::error::{Error, Result};
 pub use crate::suggest::{closest, fold};
 
