@@ -1,10 +1,11 @@
 //! Python bindings: conversion and error mapping only, no arithmetic and no file I/O.
 
 mod data;
+mod detach;
 pub(crate) mod errors;
 mod hardware;
 mod intensity;
-mod loggers;
+mod listener;
 mod settings;
 mod tracker;
 
@@ -53,6 +54,7 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     errors::register(module)?;
     module.add_class::<tracker::PyEmissionsTracker>()?;
+    module.add_class::<tracker::PyOfflineEmissionsTracker>()?;
     module.add_class::<data::PyEmissionsData>()?;
     module.add_class::<settings::PySetting>()?;
     module.add_class::<tracker::PyEpochWindow>()?;
@@ -65,5 +67,6 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(hardware::estimate_co2, module)?)?;
     module.add("GPU_TDP_ALIASES", crate::hardware::gpu_aliases())?;
     module.add("CPU_TDP_MODEL_COUNT", crate::hardware::cpu_model_count())?;
+    module.add_function(wrap_pyfunction!(listener::register_row_listener, module)?)?;
     Ok(())
 }
