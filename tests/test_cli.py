@@ -501,6 +501,7 @@ def test_report_html_is_self_contained_with_totals(isolated: Path) -> None:
         assert co2(project["totals"]["co2_kg"]) in page
     assert page.count("<svg") >= 4  # runs over time, components, per-epoch charts
     citations = {e["source"] for e in data["equivalent_factors"]}
+    citations |= {w["source"] for w in data["what_if"]}
     for target in map(html.unescape, HREF.findall(page)):
         if target.startswith("#"):
             continue

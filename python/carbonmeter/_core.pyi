@@ -214,6 +214,9 @@ class EmissionsData:
     def location_source(self) -> str:
         """cloud, region, country, timezone:<IANA zone> or none (world average)."""
     @property
+    def experiment_name(self) -> str:
+        """The experiment_name setting, a readable label for the experiment ("" when unset)."""
+    @property
     def window(self) -> str | None:
         """Name of the window measured; None for a run row."""
     @property
