@@ -9,6 +9,7 @@ pub mod error;
 pub mod gpu;
 pub mod integrator;
 pub mod intensity;
+pub mod lifecycle;
 pub mod meter;
 pub mod once;
 pub mod output;

@@ -126,7 +126,8 @@ impl Tracker {
         let sink = config
             .output_path
             .clone()
-            .map(|path| CsvSink::new(path, config.on_csv_write));
+            .map(|path| CsvSink::new(path, config.on_csv_write))
+            .transpose()?;
         Ok(Self {
             config,
             identity,
@@ -137,6 +138,26 @@ impl Tracker {
             last_row: Mutex::new(None),
             description: Mutex::new(None),
         })
+    }
+
+    /// A tracker for `config` that a SIGTERM or a fork can find (see [`crate::lifecycle`]): what
+    /// the Python class holds.
+    pub fn shared(config: Config, identity: Identity) -> Result<Arc<Self>> {
+        let tracker = Arc::new(Self::new(config, identity)?);
+        crate::lifecycle::register(&tracker);
+        Ok(tracker)
+    }
+
+    /// In a forked child: drops the copied run without joining its sampler (the thread was not
+    /// copied) or writing its rows (the parent writes them), and releases locks a vanished
+    /// thread held.
+    pub(crate) fn forget_run_after_fork(&self) {
+        crate::lifecycle::force_release(&self.run);
+        crate::lifecycle::force_release(&self.last_row);
+        crate::lifecycle::force_release(&self.description);
+        if let Some(run) = self.run.lock().take() {
+            std::mem::forget(run);
+        }
     }
 
     /// The validated settings.
@@ -219,6 +240,7 @@ impl Tracker {
             windows: Vec::new(),
             next_epoch: BTreeMap::new(),
         });
+        crate::lifecycle::run_started();
         Ok(())
     }
 
@@ -351,6 +373,7 @@ impl Tracker {
             log::warn!("Tracker already stopped or never started.");
             return None;
         };
+        crate::lifecycle::run_stopped();
         run.sampler.stop();
         let end = read_and_report(&run.meter, run.hourly.as_deref());
         // Windows still open (an epoch cut short by an exception) get their partial row first.
@@ -395,10 +418,7 @@ impl Tracker {
             row.phase.clone_from(&labels.phase);
         }
         if let Some(sink) = &self.sink {
-            // Losing the file must not lose the user's training: the row is still returned.
-            if let Err(err) = sink.write(&row) {
-                log::error!("could not write the emissions row: {err}");
-            }
+            sink.write_or_report(&row);
         }
         row
     }

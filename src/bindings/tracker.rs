@@ -134,11 +134,8 @@ impl PyEmissionsTracker {
             super::connect_logging(py)?;
         }
         let loggers = Loggers::new(loggers)?;
-        let tracker = detached(py, || Tracker::new(config, identity))?;
-        Ok(Self {
-            inner: Arc::new(tracker),
-            loggers,
-        })
+        let inner = detached(py, || Tracker::shared(config, identity))?;
+        Ok(Self { inner, loggers })
     }
 
     /// Starts measuring. A second `start()` on a running tracker only warns.
