@@ -262,7 +262,7 @@ impl Tracker {
                 run.window_names()
             )));
         }
-        let start = read_and_report(&run.meter, run.hourly.as_deref());
+        let start = read_and_report(&run.meter, run.hourly.as_deref(), &self.description);
         run.windows.push(OpenWindow {
             name: name.to_owned(),
             labels,
@@ -321,7 +321,7 @@ impl Tracker {
             Closed {
                 run_id: run.id.clone(),
                 start: window.start,
-                end: read_and_report(&run.meter, run.hourly.as_deref()),
+                end: read_and_report(&run.meter, run.hourly.as_deref(), &self.description),
                 window: Some((window.name, window.labels)),
                 hourly: run.hourly.clone(),
             }
@@ -349,7 +349,7 @@ impl Tracker {
             Closed {
                 run_id: run.id.clone(),
                 start: run.start.clone(),
-                end: read_and_report(&run.meter, run.hourly.as_deref()),
+                end: read_and_report(&run.meter, run.hourly.as_deref(), &self.description),
                 window: None,
                 hourly: run.hourly.clone(),
             }
@@ -375,7 +375,7 @@ impl Tracker {
         };
         crate::lifecycle::run_stopped();
         run.sampler.stop();
-        let end = read_and_report(&run.meter, run.hourly.as_deref());
+        let end = read_and_report(&run.meter, run.hourly.as_deref(), &self.description);
         // Windows still open (an epoch cut short by an exception) get their partial row first.
         let windows = run
             .windows
@@ -573,13 +573,22 @@ impl Drop for Tracker {
 
 /// Reads every sensor now and logs what the sampler found wrong since the last edge: the
 /// sampler thread itself never logs, so it never waits on the logging machinery.
-fn read_and_report(meter: &Mutex<Meter>, hourly: Option<&HourlyRun>) -> Snapshot {
+/// A sensor given up mid-run changes the methods, so the rows from then on say so.
+fn read_and_report(
+    meter: &Mutex<Meter>,
+    hourly: Option<&HourlyRun>,
+    description: &Mutex<Option<MeterDescription>>,
+) -> Snapshot {
     let (snapshot, warnings) = {
         let mut meter = meter.lock();
         let snapshot = meter.read();
         // Under the meter's lock, so the ledger sees reads in order.
         if let Some(hourly) = hourly {
             hourly.observe(&snapshot);
+        }
+        let mut shown = description.lock();
+        if shown.as_ref() != Some(meter.description()) {
+            *shown = Some(meter.description().clone());
         }
         (snapshot, meter.take_warnings())
     };

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fixtures.powercap import public_root, run_unprivileged
+from fixtures.powercap import FakePowercap, public_root, run_unprivileged
 
 from carbonmeter import CSV_COLUMNS, EmissionsTracker, InvalidValueError
 
@@ -397,3 +397,84 @@ def test_a_read_only_folder_is_refused_at_construction() -> None:
         assert "this process can write" in result.stdout
     finally:
         subprocess.run(["rm", "-rf", str(root)], check=True)
+
+
+# --- RAPL readings no hardware produces -----------------------------------------------------
+
+
+def cpu_uj(tracker: EmissionsTracker) -> int:
+    data = tracker.final_emissions_data
+    assert data is not None
+    return round(data.cpu_energy * UJ_PER_KWH)
+
+
+def write_counter(powercap: FakePowercap, text: str) -> None:
+    (powercap.zone_dir("intel-rapl:0") / "energy_uj").write_text(text, encoding="ascii")
+
+
+@pytest.mark.parametrize(
+    "bogus",
+    ["262143328851\n", f"{2**64 - 1}\n", "-1\n", "garbage\n", ""],
+    ids=["range+1", "u64-max", "negative", "garbage", "empty"],
+)
+def test_a_bogus_reading_adds_nothing_and_keeps_the_zone(
+    powercap: FakePowercap, bogus: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    powercap.add_zone("intel-rapl:0", "package-0", energy_uj=1_000_000_000)
+    tracker = EmissionsTracker(
+        powercap_root=str(powercap.root),
+        save_to_file=False,
+        country_iso_code="FRA",
+        measure_power_secs=60,
+    )
+    tracker.start()
+    write_counter(powercap, bogus)
+    tracker.flush()
+    write_counter(powercap, "1002000000\n")
+    tracker.stop()
+    assert cpu_uj(tracker) == 2_000_000
+    data = tracker.final_emissions_data
+    assert data is not None and data.cpu_method == "rapl"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+
+
+def test_a_counter_one_joule_back_adds_no_whole_wrap(powercap: FakePowercap) -> None:
+    powercap.add_zone("intel-rapl:0", "package-0", energy_uj=1_000_000_000)
+    tracker = EmissionsTracker(
+        powercap_root=str(powercap.root),
+        save_to_file=False,
+        country_iso_code="FRA",
+        measure_power_secs=60,
+    )
+    tracker.start()
+    powercap.set_energy("intel-rapl:0", 999_000_000)
+    tracker.flush()
+    powercap.advance("intel-rapl:0", 3_000_000)
+    tracker.stop()
+    assert cpu_uj(tracker) == 3_000_000
+
+
+def test_a_zone_that_keeps_failing_falls_back_and_the_row_says_mixed(
+    powercap: FakePowercap,
+) -> None:
+    powercap.add_zone("intel-rapl:0", "package-0", energy_uj=1_000_000_000)
+    tracker = EmissionsTracker(
+        powercap_root=str(powercap.root),
+        save_to_file=False,
+        country_iso_code="FRA",
+        measure_power_secs=60,
+        default_cpu_power=50,
+    )
+    tracker.start()
+    powercap.advance("intel-rapl:0", 1_000_000)
+    tracker.flush()
+    write_counter(powercap, "garbage\n")
+    for _ in range(6):
+        tracker.flush()
+    time.sleep(0.05)
+    tracker.stop()
+    data = tracker.final_emissions_data
+    assert data is not None
+    assert data.cpu_method == "mixed"
+    assert cpu_uj(tracker) > 1_000_000
