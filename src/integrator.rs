@@ -191,6 +191,111 @@ impl CounterAccumulator {
     }
 }
 
+/// One reading of one channel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reading {
+    /// A counter value in µJ.
+    EnergyUj(u64),
+    /// A power in W.
+    PowerW(f64),
+}
+
+/// Why a track stopped counting.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrackFault<E> {
+    /// The source failed with this fault.
+    Source(E),
+    /// A counter gave a power or a power gave a counter value: a source bug, never trusted.
+    WrongKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Accumulator {
+    Counter(CounterAccumulator),
+    Power(PowerAccumulator),
+}
+
+/// The running energy of one measured quantity (a RAPL zone, a power model, one GPU's counter
+/// or power): the one read-accumulate step every sensor's readings go through.
+///
+/// It counts until its first fault and then keeps its energy so far: a source that failed once
+/// is not trusted again within a run, so a flapping device never counts a gap as a wrap.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EnergyTrack {
+    accumulator: Accumulator,
+    alive: bool,
+}
+
+impl EnergyTrack {
+    /// A track of a counter with this range and, if known, peak power.
+    pub fn counter(max_energy_range_uj: u64, max_power_uw: Option<u64>) -> Self {
+        Self {
+            accumulator: Accumulator::Counter(CounterAccumulator::new(
+                max_energy_range_uj,
+                max_power_uw,
+            )),
+            alive: true,
+        }
+    }
+
+    /// A track of power readings of `kind`.
+    pub fn power(kind: PowerKind) -> Self {
+        Self {
+            accumulator: Accumulator::Power(PowerAccumulator::new(kind)),
+            alive: true,
+        }
+    }
+
+    /// Feeds a reading taken at `t_s` (power) / `t_us` (counter) on the caller's clock.
+    /// Returns the fault that ended the track, once; readings after it are ignored.
+    pub fn feed<E>(
+        &mut self,
+        t_s: f64,
+        t_us: u64,
+        reading: Result<Reading, E>,
+    ) -> Option<TrackFault<E>> {
+        if !self.alive {
+            return None;
+        }
+        match (reading, &mut self.accumulator) {
+            (Ok(Reading::EnergyUj(energy_uj)), Accumulator::Counter(counter)) => {
+                counter.add(t_us, energy_uj);
+                None
+            }
+            (Ok(Reading::PowerW(power_w)), Accumulator::Power(power)) => {
+                power.add(PowerSample { t_s, power_w });
+                None
+            }
+            (Ok(_), _) => {
+                self.alive = false;
+                Some(TrackFault::WrongKind)
+            }
+            (Err(fault), _) => {
+                self.alive = false;
+                Some(TrackFault::Source(fault))
+            }
+        }
+    }
+
+    /// Energy in J since the first reading.
+    pub fn energy_j(&self) -> f64 {
+        match &self.accumulator {
+            Accumulator::Counter(counter) => counter.energy_uj() as f64 / 1e6,
+            Accumulator::Power(power) => power.energy_j(),
+        }
+    }
+
+    /// Stops counting, the energy so far kept: another source takes over the quantity.
+    pub fn retire(&mut self) {
+        self.alive = false;
+    }
+
+    /// Whether it still counts.
+    pub fn is_alive(&self) -> bool {
+        self.alive
+    }
+}
+
 #[cfg(test)]
 #[allow(
     clippy::float_cmp,
@@ -324,6 +429,39 @@ mod tests {
             acc.add(sample);
         }
         assert!((acc.energy_j() - trapezoid_energy_j(&samples, 0.0, 3.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_track_counts_until_its_first_fault_and_keeps_its_energy() {
+        let mut track = EnergyTrack::counter(RANGE_UJ, None);
+        assert_eq!(
+            track.feed::<&str>(0.0, 0, Ok(Reading::EnergyUj(1_000_000))),
+            None
+        );
+        assert_eq!(
+            track.feed::<&str>(1.0, 1_000_000, Ok(Reading::EnergyUj(3_000_000))),
+            None
+        );
+        assert_eq!(
+            track.feed(2.0, 2_000_000, Err("lost")),
+            Some(TrackFault::Source("lost"))
+        );
+        assert!(!track.is_alive());
+        // Dead: a later good reading neither counts nor faults again.
+        assert_eq!(
+            track.feed::<&str>(3.0, 3_000_000, Ok(Reading::EnergyUj(9_000_000))),
+            None
+        );
+        assert!((track.energy_j() - 2.0).abs() < 1e-12);
+
+        let mut power = EnergyTrack::power(PowerKind::Instantaneous);
+        assert_eq!(power.feed::<&str>(0.0, 0, Ok(Reading::PowerW(10.0))), None);
+        assert_eq!(power.feed::<&str>(2.0, 0, Ok(Reading::PowerW(30.0))), None);
+        assert_eq!(
+            power.feed::<&str>(3.0, 0, Ok(Reading::EnergyUj(5))),
+            Some(TrackFault::WrongKind)
+        );
+        assert!((power.energy_j() - 40.0).abs() < 1e-12);
     }
 
     fn profile() -> impl Strategy<Value = Vec<PowerSample>> {

@@ -4,9 +4,11 @@
 //! only declares the modules and the extension module `carbonmeter._core`.
 #![deny(missing_docs)]
 
+pub mod carbon;
 pub mod config;
 pub mod error;
 pub mod gpu;
+pub mod hardware;
 pub mod integrator;
 pub mod intensity;
 pub mod lifecycle;
@@ -15,6 +17,7 @@ pub mod once;
 pub mod output;
 pub mod sampler;
 pub mod sensors;
+pub mod suggest;
 pub mod tables;
 pub mod tracker;
 

@@ -8,15 +8,14 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::gpu::{GpuInterval, GpuMeter, GpuTotals};
-use crate::integrator::{CounterAccumulator, PowerAccumulator, PowerKind, PowerSample};
+use crate::gpu::{GpuConfig, GpuInterval, GpuMeter, GpuTotals};
+use crate::integrator::{EnergyTrack, PowerAccumulator, PowerKind, PowerSample, TrackFault};
 use crate::sensors::constant::ConstantSensor;
 use crate::sensors::cpu_load::{LoadTdpSensor, lookup_cpu_tdp};
 use crate::sensors::host::{HostInfo, HostProbe};
-use crate::sensors::nvml::GpuConfig;
 use crate::sensors::ram::RamModelSensor;
 use crate::sensors::rapl::{RaplDiscovery, RaplSensor};
-use crate::sensors::{Channel, ChannelKind, Component, Method, Reading, Sensor, TrackingMode};
+use crate::sensors::{Channel, ChannelKind, Component, Method, Sensor, TrackingMode};
 
 /// Power per logical CPU assumed when the CPU model is not in the TDP table (CodeCarbon 3.x's
 /// rule); `default_cpu_power` overrides it.
@@ -170,24 +169,9 @@ pub struct MeterDescription {
     pub host: HostInfo,
 }
 
-enum Accumulator {
-    Counter(CounterAccumulator),
-    Power(PowerAccumulator),
-}
-
 struct ChannelState {
     channel: Channel,
-    accumulator: Accumulator,
-    alive: bool,
-}
-
-impl ChannelState {
-    fn energy_j(&self) -> f64 {
-        match &self.accumulator {
-            Accumulator::Counter(counter) => counter.energy_uj() as f64 / 1e6,
-            Accumulator::Power(power) => power.energy_j(),
-        }
-    }
+    track: EnergyTrack,
 }
 
 /// Sensors plus their running totals.
@@ -315,20 +299,14 @@ impl Meter {
                     .channels()
                     .into_iter()
                     .map(|channel| ChannelState {
-                        accumulator: match channel.kind {
+                        track: match channel.kind {
                             ChannelKind::Counter {
                                 max_energy_range_uj,
                                 max_power_uw,
-                            } => Accumulator::Counter(CounterAccumulator::new(
-                                max_energy_range_uj,
-                                max_power_uw,
-                            )),
-                            ChannelKind::Power(kind) => {
-                                Accumulator::Power(PowerAccumulator::new(kind))
-                            }
+                            } => EnergyTrack::counter(max_energy_range_uj, max_power_uw),
+                            ChannelKind::Power(kind) => EnergyTrack::power(kind),
                         },
                         channel,
-                        alive: true,
                     })
                     .collect()
             })
@@ -344,7 +322,7 @@ impl Meter {
             description: MeterDescription {
                 cpu_method,
                 ram_method,
-                gpu_method: gpu.method().as_method(),
+                gpu_method: gpu.method(),
                 rapl_zones,
                 host,
             },
@@ -407,39 +385,22 @@ impl Meter {
                 Self::warn_once(&mut self.warned, &mut self.pending_warnings, warning);
             }
             for (state, reading) in states.iter_mut().zip(readings) {
-                if !state.alive {
-                    continue;
-                }
-                match (reading, &mut state.accumulator) {
-                    (Ok(Reading::EnergyUj(energy_uj)), Accumulator::Counter(counter)) => {
-                        counter.add(t_us, energy_uj);
+                let message = match state.track.feed(t_s, t_us, reading) {
+                    None => continue,
+                    Some(TrackFault::WrongKind) => {
+                        format!("{}: reading of the wrong kind, dropped", state.channel.name)
                     }
-                    (Ok(Reading::PowerW(power_w)), Accumulator::Power(power)) => {
-                        power.add(PowerSample { t_s, power_w });
-                    }
-                    (Ok(_), _) => {
-                        state.alive = false;
-                        Self::warn_once(
-                            &mut self.warned,
-                            &mut self.pending_warnings,
-                            format!("{}: reading of the wrong kind, dropped", state.channel.name),
-                        );
-                    }
-                    (Err(message), _) => {
-                        state.alive = false;
+                    Some(TrackFault::Source(message)) => {
                         if state.channel.method == Method::Rapl {
                             given_up.push(state.channel.component);
                         }
-                        Self::warn_once(
-                            &mut self.warned,
-                            &mut self.pending_warnings,
-                            format!(
-                                "{message}; its energy up to now is kept, the rest of the run \
-                                 goes without it"
-                            ),
-                        );
+                        format!(
+                            "{message}; its energy up to now is kept, the rest of the run goes \
+                         without it"
+                        )
                     }
-                }
+                };
+                Self::warn_once(&mut self.warned, &mut self.pending_warnings, message);
             }
         }
         for component in given_up {
@@ -475,7 +436,7 @@ impl Meter {
             });
         let mut energy = ComponentEnergy::default();
         for state in self.channels.iter().flatten() {
-            energy.add(state.channel.component, state.energy_j());
+            energy.add(state.channel.component, state.track.energy_j());
         }
         energy.add(Component::Gpu, gpu.energy_j());
         Snapshot {
@@ -521,7 +482,7 @@ impl Meter {
         };
         for state in self.channels.iter_mut().flatten() {
             if state.channel.method == Method::Rapl && state.channel.component == component {
-                state.alive = false;
+                state.track.retire();
             }
         }
         Self::warn_once(
@@ -537,20 +498,16 @@ impl Meter {
             .into_iter()
             .filter_map(|channel| match channel.kind {
                 ChannelKind::Power(kind) => Some(ChannelState {
-                    accumulator: Accumulator::Power(PowerAccumulator::new(kind)),
+                    track: EnergyTrack::power(kind),
                     channel,
-                    alive: true,
                 }),
                 ChannelKind::Counter { .. } => None,
             })
             .collect();
         // The first reading only sets the model's starting point: it counts from now.
+        let t_us = (t_s * 1e6) as u64;
         for (state, reading) in states.iter_mut().zip(sensor.read(host)) {
-            if let (Ok(Reading::PowerW(power_w)), Accumulator::Power(power)) =
-                (reading, &mut state.accumulator)
-            {
-                power.add(PowerSample { t_s, power_w });
-            }
+            state.track.feed(t_s, t_us, reading);
         }
         self.sensors.push(sensor);
         self.channels.push(states);

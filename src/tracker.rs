@@ -10,35 +10,17 @@ use parking_lot::Mutex;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::intensity::resolve::Resolved;
-use crate::intensity::weighted::HourlyRun;
+use crate::intensity::weighted::{HourlyRun, Weighted};
 use crate::intensity::{self, Intensity};
-use crate::meter::{Interval, Meter, MeterDescription, Snapshot};
+use crate::meter::{Meter, MeterDescription, Snapshot};
 use crate::output::EmissionsRow;
+use crate::output::build::{RowContext, RowSettings, build_row};
 use crate::output::csv::CsvSink;
 use crate::sampler::Sampler;
 
-const J_PER_KWH: f64 = 3.6e6;
-
+pub use crate::output::build::{Identity, WindowLabels};
 /// The version written in every row.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// Facts about the interpreter that only the caller knows.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Identity {
-    /// `platform.platform()`.
-    pub os: String,
-    /// `platform.python_version()`.
-    pub python_version: String,
-}
-
-/// What a window's row says about it besides its name.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct WindowLabels {
-    /// Epoch number, for epoch windows.
-    pub epoch: Option<u32>,
-    /// `train`, `validation`, ... where the framework tells them apart.
-    pub phase: Option<String>,
-}
+pub use crate::output::row::VERSION;
 
 struct OpenWindow {
     name: String,
@@ -102,6 +84,7 @@ pub enum TrackerState {
 pub struct Tracker {
     config: Config,
     identity: Identity,
+    row_settings: RowSettings,
     intensity: Intensity,
     located: Resolved,
     sink: Option<CsvSink>,
@@ -121,16 +104,26 @@ impl Tracker {
         for (key, origin) in &config.origins {
             log::debug!("setting {key} from {origin}");
         }
-        let located = intensity::resolve::resolve(&config, std::path::Path::new("/"))?;
+        let located = intensity::resolve::resolve(&config.intensity, std::path::Path::new("/"))?;
         let intensity = located.intensity.clone();
         let sink = config
-            .output_path
+            .output
+            .path
             .clone()
-            .map(|path| CsvSink::new(path, config.on_csv_write))
+            .map(|path| CsvSink::new(path, config.output.on_csv_write))
             .transpose()?;
+        let row_settings = RowSettings {
+            project_name: config.project_name.clone(),
+            experiment_id: config.experiment_id.clone(),
+            tracking_mode: config.meter.tracking_mode.as_str().to_owned(),
+            pue: config.pue,
+            wue: config.wue,
+            rank: config.rank,
+        };
         Ok(Self {
             config,
             identity,
+            row_settings,
             intensity,
             located,
             sink,
@@ -405,26 +398,6 @@ impl Tracker {
     }
 
     fn write_closed(&self, closed: &Closed) -> EmissionsRow {
-        let mut row = self.row(&closed.run_id, &closed.end.since(&closed.start));
-        self.weigh_hourly(
-            &mut row,
-            closed.hourly.as_deref(),
-            &closed.start,
-            &closed.end,
-        );
-        if let Some((name, labels)) = &closed.window {
-            row.window = Some(name.clone());
-            row.epoch = labels.epoch;
-            row.phase.clone_from(&labels.phase);
-        }
-        if let Some(sink) = &self.sink {
-            sink.write_or_report(&row);
-        }
-        row
-    }
-
-    fn row(&self, run_id: &str, interval: &Interval) -> EmissionsRow {
-        let config = &self.config;
         let description = self.description().unwrap_or_else(|| MeterDescription {
             cpu_method: crate::sensors::Method::None,
             ram_method: crate::sensors::Method::None,
@@ -432,85 +405,30 @@ impl Tracker {
             rapl_zones: String::new(),
             host: crate::sensors::host::HostInfo::default(),
         });
-        let kwh = |energy_j: f64| energy_j / J_PER_KWH * config.pue;
-        let mean_w = |energy_j: f64| {
-            if interval.duration_s > 0.0 {
-                energy_j / interval.duration_s * config.pue
-            } else {
-                0.0
-            }
-        };
-        let energy = interval.energy;
-        let energy_consumed = kwh(energy.cpu_j) + kwh(energy.ram_j) + kwh(energy.gpu_j);
-        let emissions = energy_consumed * self.intensity.g_per_kwh / 1000.0;
-        let intensity = &self.intensity;
-        let intensity_source = intensity.source.clone();
-        EmissionsRow {
-            timestamp: Local::now().format("%Y-%m-%dT%H:%M:%S").to_string(),
-            project_name: config.project_name.clone(),
-            run_id: run_id.to_owned(),
-            experiment_id: config.experiment_id.clone(),
-            duration: interval.duration_s,
-            emissions,
-            emissions_rate: if interval.duration_s > 0.0 {
-                emissions / interval.duration_s
-            } else {
-                0.0
-            },
-            cpu_power: mean_w(energy.cpu_j),
-            gpu_power: mean_w(energy.gpu_j),
-            ram_power: mean_w(energy.ram_j),
-            cpu_energy: kwh(energy.cpu_j),
-            gpu_energy: kwh(energy.gpu_j),
-            ram_energy: kwh(energy.ram_j),
-            energy_consumed,
-            water_consumed: energy_consumed * config.wue,
-            country_name: intensity.country_name.clone(),
-            country_iso_code: intensity.country_iso_code.clone(),
-            region: intensity.region.clone(),
-            cloud_provider: intensity.cloud_provider.clone(),
-            cloud_region: intensity.cloud_region.clone(),
-            os: self.identity.os.clone(),
-            python_version: self.identity.python_version.clone(),
-            codecarbon_version: String::new(),
-            cpu_count: u32::try_from(description.host.cpu_count).unwrap_or(u32::MAX),
-            cpu_model: description.host.cpu_model.clone(),
-            gpu_count: interval.gpu.count(),
-            gpu_model: interval.gpu.model(),
-            longitude: None,
-            latitude: None,
-            ram_total_size: description.host.ram_total_bytes as f64 / 1e9,
-            tracking_mode: config.meter.tracking_mode.as_str().to_owned(),
-            cpu_utilization_percent: interval.cpu_utilization_percent,
-            gpu_utilization_percent: interval.gpu.utilization_percent,
-            ram_utilization_percent: interval.ram_utilization_percent,
-            ram_used_gb: interval.ram_used_gb,
-            on_cloud: if intensity.cloud_provider.is_some() {
-                "Y"
-            } else {
-                "N"
-            }
-            .to_owned(),
-            pue: config.pue,
-            wue: config.wue,
-            carbonmeter_version: VERSION.to_owned(),
-            cpu_method: description.cpu_method.as_str().to_owned(),
-            ram_method: description.ram_method.as_str().to_owned(),
-            gpu_method: interval.gpu.method().as_str().to_owned(),
-            rapl_zones: description.rapl_zones.clone(),
-            psys_energy: kwh(energy.psys_j),
-            intensity_g_per_kwh: intensity.g_per_kwh,
-            intensity_source,
-            intensity_year: intensity.year,
-            intensity_method: intensity.method.as_str().to_owned(),
-            window: None,
-            epoch: None,
-            phase: None,
-            rank: config.rank,
-            intensity_zone: intensity.zone.clone(),
-            location_source: self.located.location_source.clone(),
-            gpu_devices: interval.gpu.breakdown_json(config.pue),
+        let weighted = closed
+            .hourly
+            .as_deref()
+            .map(|hourly| self.weigh_hourly(hourly, &closed.start, &closed.end));
+        let timestamp = Local::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+        let row = build_row(&RowContext {
+            timestamp: &timestamp,
+            run_id: &closed.run_id,
+            identity: &self.identity,
+            settings: &self.row_settings,
+            intensity: &self.intensity,
+            location_source: &self.located.location_source,
+            description: &description,
+            interval: &closed.end.since(&closed.start),
+            window: closed
+                .window
+                .as_ref()
+                .map(|(name, labels)| (name.as_str(), labels)),
+            hourly: weighted.as_ref(),
+        });
+        if let Some(sink) = &self.sink {
+            sink.write_or_report(&row);
         }
+        row
     }
 
     /// Starts the live source for a run, when a token and a zone are set.
@@ -519,7 +437,7 @@ impl Tracker {
         let wall_s = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |since| since.as_secs_f64());
-        match HourlyRun::start(&self.config.live, token, &zone, start, wall_s) {
+        match HourlyRun::start(&self.config.intensity.live, token, &zone, start, wall_s) {
             Ok(hourly) => Some(Arc::new(hourly)),
             Err(err) => {
                 crate::once::warn_once(&format!(
@@ -530,34 +448,14 @@ impl Tracker {
         }
     }
 
-    /// With live data on, replaces the row's emissions and intensity by the hour-by-hour ones.
-    fn weigh_hourly(
-        &self,
-        row: &mut EmissionsRow,
-        hourly: Option<&HourlyRun>,
-        start: &Snapshot,
-        end: &Snapshot,
-    ) {
-        let Some(hourly) = hourly else { return };
+    /// The hour-by-hour live figures of a window, its warning and detail logged.
+    fn weigh_hourly(&self, hourly: &HourlyRun, start: &Snapshot, end: &Snapshot) -> Weighted {
         let weighted = hourly.weigh(start, end, self.config.pue, &self.intensity);
         if let Some(warning) = &weighted.warning {
             log::warn!("{warning}");
         }
         log::debug!("hourly intensity: {}", weighted.detail);
-        row.emissions = weighted.emissions_kg;
-        row.emissions_rate = if row.duration > 0.0 {
-            weighted.emissions_kg / row.duration
-        } else {
-            0.0
-        };
-        row.intensity_g_per_kwh = weighted.g_per_kwh;
-        row.intensity_source = weighted.source;
-        row.intensity_year = weighted.year;
         weighted
-            .method
-            .as_str()
-            .clone_into(&mut row.intensity_method);
-        row.intensity_zone = weighted.zone;
     }
 }
 

@@ -9,9 +9,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use carbonmeter::config::{Config, Environment, RawValue};
-use carbonmeter::gpu::GpuMethod;
+use carbonmeter::gpu::{
+    DeviceRead, Discovery, GpuBackend, GpuConfig, GpuFault, GpuInfo, GpuMemory, GpuMeter, Vendor,
+};
 use carbonmeter::meter::{Meter, MeterConfig, Snapshot};
-use carbonmeter::sensors::nvml::GpuConfig;
 use carbonmeter::sensors::{Method, TrackingMode};
 use carbonmeter::tracker::{Identity, Tracker};
 
@@ -116,7 +117,7 @@ fn no_device_means_no_gpu_and_no_warning() {
     assert_eq!(meter.description().gpu_method, Method::None);
     let start = meter.read();
     let interval = meter.read().since(&start);
-    assert_eq!(interval.gpu.method(), GpuMethod::None);
+    assert_eq!(interval.gpu.method(), Method::None);
     assert_eq!(interval.gpu.count(), 0);
     assert_eq!(interval.gpu.breakdown_json(1.0), "[]");
     assert!(meter.gpu_poll_interval_s().is_infinite());
@@ -158,7 +159,7 @@ fn counter_path_is_exact_to_the_millijoule() {
     assert_eq!(mj(c.since(&b).energy.gpu_j), 222_224);
     assert_eq!(mj(c.since(&a).energy.gpu_j), 345_680);
     let interval = c.since(&a);
-    assert_eq!(interval.gpu.method(), GpuMethod::Counter);
+    assert_eq!(interval.gpu.method(), Method::GpuCounter);
     assert_eq!(interval.gpu.count(), 1);
     assert_eq!(interval.gpu.model(), "1 x NVIDIA A100-SXM4-40GB");
     assert!((interval.gpu.utilization_percent - 40.0).abs() < 1e-9);
@@ -293,7 +294,7 @@ fn polled_path_integrates_a_ramp_within_the_trapezoid_error() {
         "polled ramp: {measured_j:.4} J vs {exact_j:.4} J exact ({:+.4} %)",
         100.0 * (measured_j - exact_j) / exact_j
     );
-    assert_eq!(last.since(&first).gpu.method(), GpuMethod::Polled);
+    assert_eq!(last.since(&first).gpu.method(), Method::GpuPolled);
 }
 
 #[test]
@@ -309,9 +310,9 @@ fn mixed_counter_and_polled_devices() {
     fake.set(&(devices(2) + "energy 0 61000\npower 0 300000\nenergy_error 1 3\npower 1 200000\n"));
     let end = meter.read();
     let interval = end.since(&start);
-    assert_eq!(interval.gpu.method(), GpuMethod::Mixed);
-    assert_eq!(interval.gpu.devices[0].method, GpuMethod::Counter);
-    assert_eq!(interval.gpu.devices[1].method, GpuMethod::Polled);
+    assert_eq!(interval.gpu.method(), Method::Mixed);
+    assert_eq!(interval.gpu.devices[0].method, Method::GpuCounter);
+    assert_eq!(interval.gpu.devices[1].method, Method::GpuPolled);
     assert_eq!(mj(interval.gpu.devices[0].energy_j), 60_000);
     let expected_j = 200.0 * (end.gpu.t_s - start.gpu.t_s);
     assert!((interval.gpu.devices[1].energy_j - expected_j).abs() < 1e-6 * expected_j);
@@ -444,8 +445,8 @@ fn a_device_without_energy_or_power_is_listed_but_not_measured() {
     let start = meter.read();
     let interval = meter.read().since(&start);
     assert_eq!(interval.gpu.count(), 1);
-    assert_eq!(interval.gpu.devices[1].method, GpuMethod::None);
-    assert_eq!(interval.gpu.method(), GpuMethod::Counter);
+    assert_eq!(interval.gpu.devices[1].method, Method::None);
+    assert_eq!(interval.gpu.method(), Method::GpuCounter);
     assert!(meter.take_warnings().is_empty());
 }
 
@@ -488,11 +489,11 @@ fn a_gpu_lost_mid_run_keeps_its_energy_and_warns_once() {
     let interval = end.since(&start);
     assert_eq!(mj(interval.gpu.devices[0].energy_j), 6000);
     assert_eq!(mj(interval.gpu.devices[1].energy_j), 2000);
-    assert_eq!(interval.gpu.devices[1].method, GpuMethod::Counter);
+    assert_eq!(interval.gpu.devices[1].method, Method::GpuCounter);
     // A window wholly after the loss does not count the lost GPU.
     let after = end.since(&lost);
     assert_eq!(after.gpu.count(), 1);
-    assert_eq!(after.gpu.devices[1].method, GpuMethod::None);
+    assert_eq!(after.gpu.devices[1].method, Method::None);
 }
 
 #[test]
@@ -523,10 +524,10 @@ fn a_counter_that_fails_hands_over_to_polled_power() {
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("polling its power"), "{warnings:?}");
     let interval = end.since(&start);
-    assert_eq!(interval.gpu.devices[0].method, GpuMethod::Mixed);
+    assert_eq!(interval.gpu.devices[0].method, Method::Mixed);
     let polled_j = 100.0 * (end.gpu.t_s - before.gpu.t_s);
     assert!((interval.gpu.devices[0].energy_j - (3.0 + polled_j)).abs() < 1e-6);
-    assert_eq!(end.since(&before).gpu.method(), GpuMethod::Mixed);
+    assert_eq!(end.since(&before).gpu.method(), Method::Mixed);
 }
 
 #[test]
@@ -548,7 +549,7 @@ fn process_mode_counts_only_gpus_running_this_process_tree() {
     let interval = meter.read().since(&start);
     assert_eq!(interval.gpu.count(), 2);
     assert_eq!(mj(interval.energy.gpu_j), 40);
-    assert_eq!(interval.gpu.devices[1].method, GpuMethod::None);
+    assert_eq!(interval.gpu.devices[1].method, Method::None);
 }
 
 #[test]
@@ -697,4 +698,118 @@ fn settings_reach_the_gpu_sensor() {
     .gpu;
     assert!((default.poll_interval_s - 0.1).abs() < 1e-12);
     assert_eq!(default.nvml_library, None);
+}
+
+/// A backend's discovery as a closure, so one test can run NVML on several stand-ins.
+type DiscoverFn<'a> = &'a dyn Fn(&GpuConfig, &[GpuInfo], &mut Vec<String>) -> Discovery;
+
+fn nvml_backend(fake: &FakeNvml) -> Box<dyn GpuBackend> {
+    let mut warnings = Vec::new();
+    match carbonmeter::gpu::nvml::discover(&fake.gpu_config(), &[], &mut warnings) {
+        Discovery::Found(backend) => {
+            assert!(warnings.is_empty(), "{warnings:?}");
+            backend
+        }
+        Discovery::Absent(line) => panic!("no GPU: {line}"),
+    }
+}
+
+#[test]
+fn the_nvml_read_is_typed_per_device() {
+    let steady = "energy 0 7000\npower 0 212500\nutil 0 35 5\nmemory 0 1000 8000\npower 1 90000\n";
+    let fake = FakeNvml::new(&(devices(2) + steady + "energy_error 1 3\n"));
+    let mut backend = nvml_backend(&fake);
+    let found: Vec<_> = backend
+        .devices()
+        .iter()
+        .map(|d| (d.info.vendor, d.has_energy_counter, d.has_power))
+        .collect();
+    assert_eq!(
+        found,
+        [(Vendor::Nvidia, true, true), (Vendor::Nvidia, false, true)]
+    );
+    let reads = backend.read();
+    assert_eq!(
+        reads[0],
+        DeviceRead {
+            energy_mj: Some(Ok(7000)),
+            power_w: Some(Ok(212.5)),
+            utilization: Some(0.35),
+            memory: Some(GpuMemory {
+                used_bytes: 1000,
+                total_bytes: 8000,
+            }),
+        }
+    );
+    // No counter at discovery: none read; no memory reported: none.
+    assert_eq!(reads[1].energy_mj, None);
+    assert_eq!(reads[1].memory, None);
+    assert_eq!(reads[1].power_w, Some(Ok(90.0)));
+
+    fake.set(&(devices(2) + steady + "power_error 0 3\nlost 1\n"));
+    let reads = backend.read();
+    assert_eq!(reads[0].power_w, Some(Err(GpuFault::NotSupported)));
+    assert_eq!(reads[0].energy_mj, Some(Ok(7000)));
+    let lost = GpuFault::Lost { library: "NVML" };
+    assert_eq!(reads[1].power_w, Some(Err(lost.clone())));
+    assert_eq!(
+        lost.to_string(),
+        "the GPU fell off the bus (NVML: GPU is lost)"
+    );
+    assert_eq!(reads[1].utilization, None);
+    // A quantity that failed once keeps failing, even when the device answers again.
+    fake.set(&(devices(2) + steady));
+    let reads = backend.read();
+    assert_eq!(reads[0].power_w, Some(Err(GpuFault::NotSupported)));
+    assert_eq!(reads[1].power_w, Some(Err(GpuFault::NotSupported)));
+    assert_eq!(reads[0].energy_mj, Some(Ok(7000)));
+}
+
+#[test]
+fn backends_mix_and_a_device_two_backends_see_counts_once() {
+    let first = FakeNvml::new(&(devices(2) + "energy 0 1000\nenergy 1 2000\n"));
+    let other_uuid = "GPU-ffffffff-0000-1111-2222-333344445555";
+    let second_control = |energy_mj: u64| {
+        format!("count 1\nname 0 NVIDIA T4\nuuid 0 {other_uuid}\nenergy 0 {energy_mj}\n")
+    };
+    let second = FakeNvml::new(&second_control(500));
+    let on = |fake: &FakeNvml| {
+        let library = fake.library.clone();
+        move |config: &GpuConfig, claimed: &[GpuInfo], warnings: &mut Vec<String>| {
+            let config = GpuConfig {
+                nvml_library: Some(library.clone()),
+                ..config.clone()
+            };
+            carbonmeter::gpu::nvml::discover(&config, claimed, warnings)
+        }
+    };
+    let (on_first, on_second, first_again) = (on(&first), on(&second), on(&first));
+    let backends: [DiscoverFn<'_>; 3] = [&on_first, &on_second, &first_again];
+    let mut warnings = Vec::new();
+    let mut gpus = GpuMeter::discover_with(
+        &backends,
+        &GpuConfig::default(),
+        TrackingMode::Machine,
+        &mut warnings,
+    );
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let names: Vec<_> = gpus.devices().iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "NVIDIA A100-SXM4-40GB",
+            "NVIDIA A100-SXM4-40GB",
+            "NVIDIA T4"
+        ]
+    );
+    assert_eq!(gpus.method(), Method::GpuCounter);
+    let start = gpus.read(0.0, 0, &mut |line| panic!("{line}"));
+    first.set(&(devices(2) + "energy 0 4000\nenergy 1 2500\n"));
+    second.set(&second_control(1700));
+    let end = gpus.read(1.0, 1_000_000, &mut |line| panic!("{line}"));
+    let interval = end.since(&start);
+    let per_device: Vec<u64> = interval.devices.iter().map(|d| mj(d.energy_j)).collect();
+    assert_eq!(per_device, [3000, 500, 1200]);
+    assert_eq!(mj(end.energy_j() - start.energy_j()), 4700);
+    assert_eq!(interval.model(), "2 x NVIDIA A100-SXM4-40GB, 1 x NVIDIA T4");
 }

@@ -317,6 +317,50 @@ def test_estimate_finds_cpus_through_the_core_lookup() -> None:
     assert data["energy_kwh"] == pytest.approx(0.3)
 
 
+@pytest.mark.parametrize(
+    ("pasted", "model", "tdp_w"),
+    [
+        ("NVIDIA A100-SXM4-80GB", "A100 SXM4 80 GB", 400),
+        ("NVIDIA H100 80GB HBM3", "H100 SXM", 700),
+        ("Tesla V100-SXM2-16GB", "Tesla V100-SXM2-16GB", 250),
+        ("A100 40GB", "A100 PCIe 40/80GB", 250),
+    ],
+)
+def test_estimate_reads_nvidia_smi_names_and_short_forms(
+    pasted: str, model: str, tdp_w: float
+) -> None:
+    result = carbonmeter("estimate", "--hardware", pasted, "--hours", "1", "--country", "FRA")
+    assert result.returncode == 0, result.stderr
+    # The chosen entry is printed, with its TDP and where that comes from.
+    assert f"1 x {model} (gpu, {tdp_w} W)" in result.stdout, result.stdout
+    assert "TDP source: " in result.stdout and "data/gpu_tdp.csv" in result.stdout
+
+
+def test_estimate_a100_80gb_is_a_gpu_never_the_intel_cpu() -> None:
+    # Intel's "A100" CPU (3 W) is in the CPU table; "A100 80GB" is the A100 GPU whose name is
+    # closest (the PCIe entry also names a 40 GB card), and the chosen entry is printed.
+    result = carbonmeter("estimate", "--hardware", "A100 80GB", "--hours", "1", "--country", "FRA")
+    assert result.returncode == 0, result.stderr
+    assert "1 x A100 SXM4 80 GB (gpu, 400 W)" in result.stdout, result.stdout
+    assert "3 W" not in result.stdout
+    # A bare model number names no variant: refused, with both A100s offered.
+    result = carbonmeter("estimate", "--hardware", "A100", "--hours", "1", "--country", "FRA")
+    assert_one_line_error(
+        result, "A100", "ambiguous", '"A100 PCIe 40/80GB" (250 W)', '"A100 SXM4 80 GB" (400 W)'
+    )
+    assert "3 W" not in result.stderr
+
+
+def test_estimate_list_shows_the_names() -> None:
+    result = carbonmeter("estimate", "--list")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "T4  (gpu, 70 W, 16 GB, 2023)" in lines
+    assert any(line.startswith("A100 SXM4 80 GB  (gpu, 400 W") for line in lines)
+    assert "H100 80GB HBM3  (nvidia-smi's name for H100 SXM)" in lines
+    assert "CPU models (data/cpu_tdp.csv)" in lines[-1]
+
+
 @pytest.mark.parametrize("fmt", ["text", "markdown", "latex"])
 def test_estimate_formats(fmt: str) -> None:
     result = carbonmeter(

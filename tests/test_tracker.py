@@ -302,6 +302,19 @@ def test_unreadable_rapl_falls_back_to_the_load_model_with_a_fix_it_warning(
 # --- Rows: columns, units, one per flush/stop -------------------------------------------------
 
 
+def test_every_column_is_a_getter_and_typed_in_the_stub() -> None:
+    # The row struct drives the header and the getters; the stub is hand-written, so it is
+    # checked here against the same list (stubtest checks the getters' existence both ways).
+    stub = (Path(carbonmeter.__file__).parent / "_core.pyi").read_text(encoding="utf-8")
+    body = stub.split("class EmissionsData:", 1)[1].split("\nclass ", 1)[0]
+    typed = re.findall(r"@property\n    def (\w+)\(self\)", body)
+    properties = [name for name in typed if name != "values"]
+    assert sorted(properties) == sorted(CSV_COLUMNS)
+    assert len(properties) == len(set(properties))
+    missing = [column for column in CSV_COLUMNS if not hasattr(carbonmeter.EmissionsData, column)]
+    assert not missing
+
+
 def test_csv_header_extends_codecarbons_in_order(server: FakePowercap, tmp_path: Path) -> None:
     with CODECARBON_CSV.open(encoding="utf-8", newline="") as file:
         codecarbon_header = next(csv.reader(file))

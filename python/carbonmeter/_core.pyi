@@ -1,12 +1,16 @@
 """Type stubs of the Rust extension `carbonmeter._core` (hand-written; checked by stubtest)."""
 
+from collections.abc import Sequence
+from os import PathLike
 from types import TracebackType
 from typing import Any, Final, final
 
 from typing_extensions import Self, disjoint_base
 
 __all__ = [
+    "CPU_TDP_MODEL_COUNT",
     "CSV_COLUMNS",
+    "GPU_TDP_ALIASES",
     "SETTINGS",
     "TABLES",
     "UNSERVED_SETTINGS",
@@ -14,20 +18,72 @@ __all__ = [
     "EmissionsData",
     "EmissionsTracker",
     "EpochWindow",
+    "HardwareTdp",
     "Intensity",
     "InvalidValueError",
+    "Setting",
     "TrackerStateError",
     "__version__",
+    "estimate_co2",
+    "gpu_tdp_table",
     "lookup_cpu_tdp",
+    "lookup_hardware",
     "lookup_intensity",
 ]
 
 __version__: Final[str]
-SETTINGS: Final[list[str]]
+SETTINGS: Final[tuple[Setting, ...]]
+"""Every setting `EmissionsTracker` accepts (served ones, then CodeCarbon's unserved ones)."""
 UNSERVED_SETTINGS: Final[list[str]]
 CSV_COLUMNS: Final[list[str]]
 TABLES: Final[dict[str, str]]
 """Embedded CSV text of the reporting tables: gpu_tdp.csv, cpu_tdp.csv, equivalents.csv."""
+GPU_TDP_ALIASES: Final[list[tuple[str, str]]]
+"""Names nvidia-smi prints that the GPU table spells otherwise: (name, table model)."""
+CPU_TDP_MODEL_COUNT: Final[int]
+"""How many CPU models data/cpu_tdp.csv holds."""
+
+@final
+class Setting:
+    """One row of the core's settings table (`carbonmeter/src/config/schema.rs`).
+
+    Example:
+        >>> from carbonmeter._core import SETTINGS
+        >>> pue = next(s for s in SETTINGS if s.name == "pue")
+        >>> pue.kind, pue.default, pue.minimum, pue.minimum_inclusive
+        ('float', 1.0, 1.0, True)
+    """
+
+    @property
+    def name(self) -> str:
+        """The keyword argument (`CARBONMETER_<NAME>` in the environment)."""
+    @property
+    def kind(self) -> str:
+        """`str`, `path`, `secret`, `float`, `int`, `bool`, `choice`, `list`, `object` or `any`."""
+    @property
+    def default(self) -> str | float | bool | None:
+        """The value used when no layer sets it, or None."""
+    @property
+    def doc(self) -> str:
+        """One line of documentation."""
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The allowed values of a `choice`, empty otherwise."""
+    @property
+    def minimum(self) -> float | None:
+        """The lower bound of a number, or None."""
+    @property
+    def minimum_inclusive(self) -> bool:
+        """Whether `minimum` itself is allowed."""
+    @property
+    def maximum(self) -> float | None:
+        """The (inclusive) upper bound of a number, or None."""
+    @property
+    def alias_of(self) -> str | None:
+        """The setting this one is another name for, or None."""
+    @property
+    def served(self) -> bool:
+        """False for a CodeCarbon option accepted with a warning and otherwise ignored."""
 
 class CarbonmeterError(Exception):
     """Base class of every exception carbonmeter raises."""
@@ -172,6 +228,9 @@ class EmissionsData:
         """CodeCarbon's name for `as_dict()`."""
     def as_dict(self) -> dict[str, Any]:
         """The row as a dict, keys in CSV column order."""
+    def power_w_since(self, earlier: EmissionsData | None = None) -> tuple[float, float, float]:
+        """Mean (CPU, GPU, RAM) power in W since `earlier`, a flush of the same run (its start
+        when None), PUE included as in the rows."""
 
 @disjoint_base
 class EmissionsTracker:
@@ -189,7 +248,60 @@ class EmissionsTracker:
         'FRA'
     """
 
-    def __new__(cls, **kwargs: Any) -> Self: ...
+    def __new__(
+        cls,
+        *,
+        project_name: str | None = ...,
+        experiment_id: str | None = ...,
+        experiment_name: str | None = ...,
+        measure_power_secs: float | None = ...,
+        output_dir: str | PathLike[str] | None = ...,
+        output_file: str | None = ...,
+        save_to_file: bool | None = ...,
+        log_level: str | int | None = ...,
+        tracking_mode: str | None = ...,
+        gpu_ids: Sequence[int | str] | None = ...,
+        country_iso_code: str | None = ...,
+        country_2letter_iso_code: str | None = ...,
+        region: str | None = ...,
+        cloud_provider: str | None = ...,
+        cloud_region: str | None = ...,
+        pue: float | None = ...,
+        wue: float | None = ...,
+        on_csv_write: str | None = ...,
+        force_cpu_power: float | None = ...,
+        force_ram_power: float | None = ...,
+        force_carbon_intensity_g_co2e_kwh: float | None = ...,
+        force_mode_cpu_load: bool | None = ...,
+        rapl_include_dram: bool | None = ...,
+        rapl_prefer_psys: bool | None = ...,
+        allow_multiple_runs: bool | None = ...,
+        default_cpu_power: float | None = ...,
+        powercap_root: str | PathLike[str] | None = ...,
+        rank: int | None = ...,
+        sync: str | None = ...,
+        electricitymaps_api_token: str | None = ...,
+        co2_signal_api_token: str | None = ...,
+        electricitymaps_base_url: str | None = ...,
+        electricitymaps_zone: str | None = ...,
+        nvml_library: str | PathLike[str] | None = ...,
+        gpu_poll_secs: float | None = ...,
+        loggers: Sequence[Any] | None = ...,
+        api_call_interval: Any = ...,
+        api_endpoint: Any = ...,
+        api_key: Any = ...,
+        output_methods: Any = ...,
+        save_to_api: Any = ...,
+        save_to_logger: Any = ...,
+        logging_logger: Any = ...,
+        save_to_prometheus: Any = ...,
+        save_to_logfire: Any = ...,
+        prometheus_url: Any = ...,
+        output_handlers: Any = ...,
+        emissions_endpoint: Any = ...,
+        logger_preamble: Any = ...,
+        metadata: Any = ...,
+    ) -> Self: ...
     def start(self) -> None:
         """Starts measuring; a second call on a running tracker only warns."""
     def stop(self) -> float | None:
@@ -322,3 +434,47 @@ def lookup_cpu_tdp(cpu_model: str) -> tuple[str, float] | None:
         >>> lookup_cpu_tdp("Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz")
         ('Intel Xeon Gold 6248', 150.0)
     """
+
+@final
+class HardwareTdp:
+    """One device's TDP with where it comes from."""
+
+    @property
+    def model(self) -> str:
+        """The table's name for the model."""
+    @property
+    def kind(self) -> str:
+        """`cpu`, `gpu` or `tpu`."""
+    @property
+    def tdp_w(self) -> float:
+        """Thermal design power of one device (one package for CPUs), W."""
+    @property
+    def memory_gb(self) -> float | None: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def year(self) -> int: ...
+    @property
+    def table(self) -> str:
+        """`gpu_tdp.csv` or `cpu_tdp.csv`."""
+
+def lookup_hardware(name: str) -> HardwareTdp:
+    """The device `name` means: the GPU table, then the CPU table by brand string.
+
+    Reads nvidia-smi's names and short forms; raises `InvalidValueError` naming the value and
+    the nearest entries on a miss or an ambiguous name.
+
+    Example:
+        >>> from carbonmeter._core import lookup_hardware
+        >>> lookup_hardware("NVIDIA A100-SXM4-80GB").tdp_w
+        400.0
+    """
+
+def gpu_tdp_table() -> list[HardwareTdp]:
+    """Every entry of the GPU table (data/gpu_tdp.csv), in order."""
+
+def estimate_co2(
+    tdp_w: float, count: int, hours: float, pue: float, g_per_kwh: float
+) -> tuple[float, float]:
+    """`(energy_kwh, co2_kg)` of `count` devices of `tdp_w` W for `hours` at `pue` on a grid of
+    `g_per_kwh`: the ML CO2 Impact calculator's formula, as `carbonmeter estimate` uses it."""

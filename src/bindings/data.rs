@@ -56,6 +56,15 @@ macro_rules! emissions_data_methods {
                 Ok(dict)
             }
 
+            /// Mean `(cpu_w, gpu_w, ram_w)` since `earlier`, a flush of the same run (its
+            /// start when `None`).
+            #[pyo3(signature = (earlier=None))]
+            fn power_w_since(&self, earlier: Option<&Self>) -> (f64, f64, f64) {
+                let power =
+                    crate::output::build::power_between(earlier.map(|e| &e.row), &self.row);
+                (power.cpu_w, power.gpu_w, power.ram_w)
+            }
+
             /// CodeCarbon's name for [`as_dict`].
             #[getter]
             fn values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -78,60 +87,5 @@ macro_rules! emissions_data_methods {
     };
 }
 
-emissions_data_methods!(
-    timestamp,
-    project_name,
-    run_id,
-    experiment_id,
-    duration,
-    emissions,
-    emissions_rate,
-    cpu_power,
-    gpu_power,
-    ram_power,
-    cpu_energy,
-    gpu_energy,
-    ram_energy,
-    energy_consumed,
-    water_consumed,
-    country_name,
-    country_iso_code,
-    region,
-    cloud_provider,
-    cloud_region,
-    os,
-    python_version,
-    codecarbon_version,
-    cpu_count,
-    cpu_model,
-    gpu_count,
-    gpu_model,
-    longitude,
-    latitude,
-    ram_total_size,
-    tracking_mode,
-    cpu_utilization_percent,
-    gpu_utilization_percent,
-    ram_utilization_percent,
-    ram_used_gb,
-    on_cloud,
-    pue,
-    wue,
-    carbonmeter_version,
-    cpu_method,
-    ram_method,
-    gpu_method,
-    rapl_zones,
-    psys_energy,
-    intensity_g_per_kwh,
-    intensity_source,
-    intensity_year,
-    intensity_method,
-    window,
-    epoch,
-    phase,
-    rank,
-    intensity_zone,
-    location_source,
-    gpu_devices,
-);
+// One getter per column of the row struct, in its order.
+crate::output::row::for_each_row_field!(emissions_data_methods);

@@ -1,9 +1,90 @@
-//! `lookup_cpu_tdp` and the embedded reporting tables, for the command line.
+//! The hardware TDP lookup and the embedded reporting tables, for the command line.
 
 use pyo3::prelude::*;
+
+use crate::hardware::Device;
+
+/// One device's TDP with where it comes from.
+#[pyclass(frozen, name = "HardwareTdp", module = "carbonmeter")]
+pub struct PyHardwareTdp {
+    device: Device,
+}
+
+#[pymethods]
+impl PyHardwareTdp {
+    #[getter]
+    fn model(&self) -> &str {
+        &self.device.model
+    }
+
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.device.kind.as_str()
+    }
+
+    #[getter]
+    fn tdp_w(&self) -> f64 {
+        self.device.tdp_w
+    }
+
+    #[getter]
+    fn memory_gb(&self) -> Option<f64> {
+        self.device.memory_gb
+    }
+
+    #[getter]
+    fn source(&self) -> &str {
+        &self.device.source
+    }
+
+    #[getter]
+    fn year(&self) -> u16 {
+        self.device.year
+    }
+
+    #[getter]
+    fn table(&self) -> &'static str {
+        self.device.table
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "HardwareTdp(model={:?}, kind={:?}, tdp_w={}, table={:?})",
+            self.device.model,
+            self.device.kind.as_str(),
+            self.device.tdp_w,
+            self.device.table
+        )
+    }
+}
+
+/// The device `name` means (GPU table, then CPU table); `InvalidValueError` on a miss.
+#[pyfunction]
+pub fn lookup_hardware(name: &str) -> PyResult<PyHardwareTdp> {
+    Ok(PyHardwareTdp {
+        device: crate::hardware::lookup(name)?,
+    })
+}
+
+/// Every entry of the GPU table, in order.
+#[pyfunction]
+pub fn gpu_tdp_table() -> Vec<PyHardwareTdp> {
+    crate::hardware::gpu_devices()
+        .into_iter()
+        .map(|device| PyHardwareTdp { device })
+        .collect()
+}
 
 /// The TDP of a CPU model as the load model finds it: `(table name, W per package)`, or `None`.
 #[pyfunction]
 pub fn lookup_cpu_tdp(cpu_model: &str) -> Option<(String, f64)> {
-    crate::sensors::cpu_load::lookup_cpu_tdp(cpu_model).map(|found| (found.model, found.tdp_w))
+    crate::hardware::lookup_cpu(cpu_model).map(|found| (found.model, found.tdp_w))
+}
+
+/// `carbonmeter estimate`'s figures: `(energy_kwh, co2_kg)` of `count` devices of `tdp_w` for
+/// `hours` at `pue` on a grid of `g_per_kwh`.
+#[pyfunction]
+pub fn estimate_co2(tdp_w: f64, count: u32, hours: f64, pue: f64, g_per_kwh: f64) -> (f64, f64) {
+    let found = crate::carbon::estimate(tdp_w, count, hours, pue, g_per_kwh);
+    (found.energy_kwh, found.co2_kg)
 }

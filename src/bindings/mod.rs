@@ -5,6 +5,7 @@ pub(crate) mod errors;
 mod hardware;
 mod intensity;
 mod loggers;
+mod settings;
 mod tracker;
 
 use std::sync::OnceLock;
@@ -33,16 +34,15 @@ pub(crate) fn connect_logging(py: Python<'_>) -> PyResult<()> {
 
 pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", crate::tracker::VERSION)?;
+    module.add("SETTINGS", settings::settings(module.py())?)?;
     module.add(
-        "SETTINGS",
-        crate::config::SERVED
+        "UNSERVED_SETTINGS",
+        crate::config::SETTINGS
             .iter()
-            .chain(crate::config::UNSERVED.iter())
-            .chain(&["loggers"])
-            .copied()
+            .filter(|setting| !setting.served)
+            .map(|setting| setting.name)
             .collect::<Vec<_>>(),
     )?;
-    module.add("UNSERVED_SETTINGS", crate::config::UNSERVED.to_vec())?;
     module.add("CSV_COLUMNS", crate::output::row::columns())?;
     module.add(
         "TABLES",
@@ -54,9 +54,16 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(module)?;
     module.add_class::<tracker::PyEmissionsTracker>()?;
     module.add_class::<data::PyEmissionsData>()?;
+    module.add_class::<settings::PySetting>()?;
     module.add_class::<tracker::PyEpochWindow>()?;
     module.add_class::<intensity::PyIntensity>()?;
     module.add_function(wrap_pyfunction!(intensity::lookup_intensity, module)?)?;
     module.add_function(wrap_pyfunction!(hardware::lookup_cpu_tdp, module)?)?;
+    module.add_class::<hardware::PyHardwareTdp>()?;
+    module.add_function(wrap_pyfunction!(hardware::lookup_hardware, module)?)?;
+    module.add_function(wrap_pyfunction!(hardware::gpu_tdp_table, module)?)?;
+    module.add_function(wrap_pyfunction!(hardware::estimate_co2, module)?)?;
+    module.add("GPU_TDP_ALIASES", crate::hardware::gpu_aliases())?;
+    module.add("CPU_TDP_MODEL_COUNT", crate::hardware::cpu_model_count())?;
     Ok(())
 }

@@ -9,7 +9,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use super::data::PyEmissionsData;
 use super::loggers::Loggers;
-use crate::config::{Config, Environment, RawValue, SERVED, SyncMode};
+use crate::config::{Config, Environment, RawValue, SyncMode, schema};
 use crate::error::Error;
 use crate::tracker::{Identity, Tracker, TrackerState, WindowLabels};
 
@@ -54,7 +54,7 @@ fn to_raw(key: &str, value: &Bound<'_, PyAny>) -> PyResult<Option<RawValue>> {
     {
         return Ok(Some(RawValue::Str(path.str()?.to_str()?.to_owned())));
     }
-    if SERVED.contains(&key) {
+    if schema::setting(key).is_some_and(|setting| setting.served) {
         return Err(Error::invalid(
             key,
             value.repr()?.to_str()?,
@@ -266,7 +266,7 @@ impl PyEmissionsTracker {
     /// Resolved `cloud_provider`.
     #[getter]
     fn cloud_provider(&self) -> Option<String> {
-        self.inner.config().cloud_provider.clone()
+        self.inner.config().intensity.cloud_provider.clone()
     }
 
     /// The CSV file rows go to, or `None` with `save_to_file=False`.
@@ -274,7 +274,8 @@ impl PyEmissionsTracker {
     fn output_path(&self) -> Option<String> {
         self.inner
             .config()
-            .output_path
+            .output
+            .path
             .as_ref()
             .map(|path| path.display().to_string())
     }

@@ -147,7 +147,12 @@ pub fn split(start: &Snapshot, end: &Snapshot, marks: &[Snapshot], clock: &Clock
 pub fn emissions_kg(parts: &[HourPart], pue: f64, mut g_per_kwh: impl FnMut(i64) -> f64) -> f64 {
     parts
         .iter()
-        .map(|part| part.energy_j / 3.6e6 * pue * g_per_kwh(part.hour) / 1000.0)
+        .map(|part| {
+            crate::carbon::co2_kg(
+                crate::carbon::kwh_at_pue(part.energy_j, pue),
+                g_per_kwh(part.hour),
+            )
+        })
         .sum()
 }
 

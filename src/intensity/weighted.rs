@@ -91,7 +91,10 @@ impl HourlyRun {
                 .unwrap_or(table.g_per_kwh)
         };
         let emissions = emissions_kg(&parts, pue, figure);
-        let kwh: f64 = parts.iter().map(|p| p.energy_j / 3.6e6 * pue).sum();
+        let kwh: f64 = parts
+            .iter()
+            .map(|p| crate::carbon::kwh_at_pue(p.energy_j, pue))
+            .sum();
         let live_count = results.iter().filter(|r| r.is_ok()).count();
         let figures: Vec<f64> = hours.iter().map(|&h| figure(h)).collect();
         let g_per_kwh = if figures
@@ -112,7 +115,7 @@ impl HourlyRun {
                 "hour {} (unix {}): {:e} kWh x {} g/kWh ({}); ",
                 part.hour,
                 part.hour as f64 * clock.hour_s,
-                part.energy_j / 3.6e6 * pue,
+                crate::carbon::kwh_at_pue(part.energy_j, pue),
                 figure(part.hour),
                 if result.is_ok() { "live" } else { "table" }
             );

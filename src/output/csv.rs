@@ -30,21 +30,6 @@ pub enum WriteMode {
     Update,
 }
 
-impl WriteMode {
-    /// Parses CodeCarbon's `on_csv_write` values.
-    pub fn parse(value: &str) -> Result<Self> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "append" => Ok(Self::Append),
-            "update" => Ok(Self::Update),
-            _ => Err(Error::invalid(
-                "on_csv_write",
-                format!("{value:?}"),
-                "expected \"append\" or \"update\"",
-            )),
-        }
-    }
-}
-
 // Trackers in one process serialise here before taking the file lock: `flock` excludes other
 // processes, and this keeps two threads of one process from contending through the kernel.
 static FILE_LOCK: Mutex<()> = Mutex::new(());
@@ -605,11 +590,5 @@ mod tests {
         let err = CsvSink::new(dir.path().join("no/such/emissions.csv"), WriteMode::Append)
             .expect_err("missing");
         assert!(err.to_string().contains("output_dir"), "{err}");
-    }
-
-    #[test]
-    fn parse_rejects_unknown_mode() {
-        let err = WriteMode::parse("overwrite").expect_err("bad");
-        assert!(err.to_string().contains("on_csv_write=\"overwrite\""));
     }
 }

@@ -45,146 +45,152 @@ pub const CODECARBON_COLUMNS: [&str; 38] = [
     "wue",
 ];
 
-/// One measured window. Units as CodeCarbon: seconds, kg CO2eq, kWh, W, litres, GB.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
-pub struct EmissionsRow {
+/// The version of carbonmeter written in every row.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Declares the row struct, its column list and `for_each_row_field!` from one list of fields,
+/// so a column is one field here: the CSV header, `EmissionsData`'s getters and its `as_dict`
+/// all follow. The `$d` argument is a literal `$`, which a macro-made macro needs for its own
+/// metavariables.
+macro_rules! emissions_row {
+    (($d:tt) $( $(#[doc = $doc:literal])* $field:ident : $ty:ty, )*) => {
+        /// One measured window. Units as CodeCarbon: seconds, kg CO2eq, kWh, W, litres, GB.
+        #[derive(Debug, Clone, PartialEq, Serialize, Default)]
+        pub struct EmissionsRow {
+            $( $(#[doc = $doc])* pub $field: $ty, )*
+        }
+
+        /// Every column of the CSV, in order: the struct's fields.
+        pub const COLUMNS: &[&str] = &[$(stringify!($field)),*];
+
+        /// Calls `$callback!(field, field, ...)` with every column's field name, in order.
+        macro_rules! for_each_row_field {
+            ($d callback:ident) => {
+                $d callback!($($field),*);
+            };
+        }
+        pub(crate) use for_each_row_field;
+    };
+}
+
+emissions_row! {($)
     /// Local time the row was made, `YYYY-MM-DDTHH:MM:SS`.
-    pub timestamp: String,
+    timestamp: String,
     /// `project_name` setting.
-    pub project_name: String,
+    project_name: String,
     /// UUID of the run (one per `start()`).
-    pub run_id: String,
+    run_id: String,
     /// `experiment_id` setting.
-    pub experiment_id: String,
+    experiment_id: String,
     /// Seconds measured.
-    pub duration: f64,
+    duration: f64,
     /// kg CO2eq.
-    pub emissions: f64,
+    emissions: f64,
     /// kg CO2eq per second.
-    pub emissions_rate: f64,
+    emissions_rate: f64,
     /// Mean CPU power over the window, W (PUE included).
-    pub cpu_power: f64,
+    cpu_power: f64,
     /// Mean GPU power, W.
-    pub gpu_power: f64,
+    gpu_power: f64,
     /// Mean RAM power, W.
-    pub ram_power: f64,
+    ram_power: f64,
     /// CPU energy, kWh.
-    pub cpu_energy: f64,
+    cpu_energy: f64,
     /// GPU energy, kWh.
-    pub gpu_energy: f64,
+    gpu_energy: f64,
     /// RAM energy, kWh.
-    pub ram_energy: f64,
+    ram_energy: f64,
     /// CPU + GPU + RAM, kWh.
-    pub energy_consumed: f64,
+    energy_consumed: f64,
     /// Litres of water: energy × WUE.
-    pub water_consumed: f64,
+    water_consumed: f64,
     /// Country of the grid, when known.
-    pub country_name: Option<String>,
+    country_name: Option<String>,
     /// ISO 3166-1 alpha-3 of the grid, when known.
-    pub country_iso_code: Option<String>,
+    country_iso_code: Option<String>,
     /// Region setting.
-    pub region: Option<String>,
+    region: Option<String>,
     /// Cloud provider setting.
-    pub cloud_provider: Option<String>,
+    cloud_provider: Option<String>,
     /// Cloud region setting.
-    pub cloud_region: Option<String>,
+    cloud_region: Option<String>,
     /// `platform.platform()`.
-    pub os: String,
+    os: String,
     /// `platform.python_version()`.
-    pub python_version: String,
+    python_version: String,
     /// Left empty: this row was not written by CodeCarbon (see `carbonmeter_version`).
-    pub codecarbon_version: String,
+    codecarbon_version: String,
     /// Logical CPUs.
-    pub cpu_count: u32,
+    cpu_count: u32,
     /// CPU brand string.
-    pub cpu_model: String,
+    cpu_model: String,
     /// GPUs measured.
-    pub gpu_count: u32,
+    gpu_count: u32,
     /// GPU names.
-    pub gpu_model: String,
+    gpu_model: String,
     /// Not located: empty.
-    pub longitude: Option<f64>,
+    longitude: Option<f64>,
     /// Not located: empty.
-    pub latitude: Option<f64>,
+    latitude: Option<f64>,
     /// GB installed.
-    pub ram_total_size: f64,
+    ram_total_size: f64,
     /// `machine` or `process`.
-    pub tracking_mode: String,
+    tracking_mode: String,
     /// Mean CPU utilisation of the tracked processes, percent.
-    pub cpu_utilization_percent: f64,
+    cpu_utilization_percent: f64,
     /// Mean GPU utilisation, percent.
-    pub gpu_utilization_percent: f64,
+    gpu_utilization_percent: f64,
     /// Mean RAM in use, percent of installed.
-    pub ram_utilization_percent: f64,
+    ram_utilization_percent: f64,
     /// Mean RAM in use, GB.
-    pub ram_used_gb: f64,
+    ram_used_gb: f64,
     /// `Y` or `N`.
-    pub on_cloud: String,
+    on_cloud: String,
     /// Power usage effectiveness applied.
-    pub pue: f64,
+    pue: f64,
     /// Water usage effectiveness applied, L/kWh.
-    pub wue: f64,
+    wue: f64,
     /// Version of carbonmeter that wrote the row.
-    pub carbonmeter_version: String,
+    carbonmeter_version: String,
     /// `rapl`, `load_tdp`, `constant` or `none`.
-    pub cpu_method: String,
+    cpu_method: String,
     /// `rapl`, `model`, `constant` or `none`.
-    pub ram_method: String,
+    ram_method: String,
     /// `counter`, `polled`, `mixed` or `none` (see the README).
-    pub gpu_method: String,
+    gpu_method: String,
     /// RAPL zones read, `+`-joined (`package-0+dram-0`).
-    pub rapl_zones: String,
+    rapl_zones: String,
     /// RAPL `psys` energy, kWh: the whole platform, overlapping CPU and RAM, never added in.
-    pub psys_energy: f64,
+    psys_energy: f64,
     /// g CO2eq per kWh used.
-    pub intensity_g_per_kwh: f64,
+    intensity_g_per_kwh: f64,
     /// Where that figure comes from.
-    pub intensity_source: String,
+    intensity_source: String,
     /// Year that figure is for.
-    pub intensity_year: Option<u16>,
+    intensity_year: Option<u16>,
     /// `table`, `forced` or `live_hourly` (Electricity Maps, energy-weighted hour by hour).
-    pub intensity_method: String,
+    intensity_method: String,
     /// Name of the window this row measures; empty for a run row (from `start()`).
-    pub window: Option<String>,
+    window: Option<String>,
     /// Epoch number, for epoch windows.
-    pub epoch: Option<u32>,
+    epoch: Option<u32>,
     /// `train`, `validation`, ... for epoch windows of frameworks that tell them apart.
-    pub phase: Option<String>,
+    phase: Option<String>,
     /// Distributed rank of the process that wrote the row, when known.
-    pub rank: Option<u32>,
+    rank: Option<u32>,
     /// Grid zone of that figure: `FRA`, `US-CA`, `gcp:europe-west1`, `World`, or the
     /// Electricity Maps zone (`FR`) for live figures.
-    pub intensity_zone: String,
+    intensity_zone: String,
     /// How the location was chosen: `cloud`, `region`, `country`, `timezone:<IANA zone>` or
     /// `none` (world average).
-    pub location_source: String,
+    location_source: String,
     /// Per GPU, a JSON list of {index, uuid, name, energy_kwh, method}.
-    pub gpu_devices: String,
+    gpu_devices: String,
 }
 
 /// The header line of our CSV, column names in order.
 pub fn columns() -> Vec<&'static str> {
-    let mut columns = CODECARBON_COLUMNS.to_vec();
-    columns.extend([
-        "carbonmeter_version",
-        "cpu_method",
-        "ram_method",
-        "gpu_method",
-        "rapl_zones",
-        "psys_energy",
-        "intensity_g_per_kwh",
-        "intensity_source",
-        "intensity_year",
-        "intensity_method",
-        "window",
-        "epoch",
-        "phase",
-        "rank",
-        "intensity_zone",
-        "location_source",
-        "gpu_devices",
-    ]);
-    columns
+    COLUMNS.to_vec()
 }
 
 #[cfg(test)]

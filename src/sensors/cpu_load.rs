@@ -1,10 +1,7 @@
 //! CPU power as utilisation times TDP, for machines without readable RAPL counters.
 
-use std::sync::OnceLock;
-
 use super::{Channel, ChannelKind, Component, HostSample, Method, Reading, Sensor};
 use crate::integrator::PowerKind;
-use crate::tables::CPU_TDP_CSV;
 
 /// TDP assumed per package when the CPU model is not in the table: CodeCarbon's default, a
 /// mid-range server part. Override it with `default_cpu_power`.
@@ -19,74 +16,12 @@ pub struct TdpMatch {
     pub tdp_w: f64,
 }
 
-struct TdpEntry {
-    model: String,
-    tokens: Vec<String>,
-    tdp_w: f64,
-}
-
-fn tdp_table() -> &'static [TdpEntry] {
-    static TABLE: OnceLock<Vec<TdpEntry>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut reader = csv::Reader::from_reader(CPU_TDP_CSV.as_bytes());
-        reader
-            .records()
-            .filter_map(Result::ok)
-            .filter_map(|record| {
-                let model = record.get(0)?.trim().to_owned();
-                let tdp_w = record.get(1)?.trim().parse().ok()?;
-                Some(TdpEntry {
-                    tokens: model_tokens(&model),
-                    model,
-                    tdp_w,
-                })
-            })
-            .collect()
-    })
-}
-
-/// Lower-case words of a CPU name, without trademarks, clock speed and filler words, so the
-/// kernel's "Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz" and the table's "Xeon Gold 6248" meet.
-fn model_tokens(name: &str) -> Vec<String> {
-    let name = name.split('@').next().unwrap_or(name);
-    let cleaned = name
-        .replace("(R)", " ")
-        .replace("(r)", " ")
-        .replace("(TM)", " ")
-        .replace("(tm)", " ")
-        .replace(['®', '™', ','], " ");
-    cleaned
-        .split_whitespace()
-        .map(str::to_ascii_lowercase)
-        .filter(|word| {
-            !matches!(
-                word.as_str(),
-                "cpu" | "processor" | "with" | "intel" | "amd"
-            ) && !word.ends_with("-core")
-                && !word.ends_with("ghz")
-        })
-        .collect()
-}
-
-/// The TDP of `cpu_model`: the table entry whose words all appear in the name, the most
-/// specific (longest) first. Entries must share a word with a digit (the model number), so a
-/// family name alone never matches.
+/// The TDP of `cpu_model` by [`crate::hardware::lookup_cpu`]'s rule.
 pub fn lookup_cpu_tdp(cpu_model: &str) -> Option<TdpMatch> {
-    let words = model_tokens(cpu_model);
-    tdp_table()
-        .iter()
-        .filter(|entry| {
-            entry
-                .tokens
-                .iter()
-                .any(|token| token.chars().any(|c| c.is_ascii_digit()))
-                && entry.tokens.iter().all(|token| words.contains(token))
-        })
-        .max_by_key(|entry| entry.tokens.iter().map(String::len).sum::<usize>())
-        .map(|entry| TdpMatch {
-            model: entry.model.clone(),
-            tdp_w: entry.tdp_w,
-        })
+    crate::hardware::lookup_cpu(cpu_model).map(|device| TdpMatch {
+        model: device.model,
+        tdp_w: device.tdp_w,
+    })
 }
 
 /// Power = share of the CPUs in use × TDP of all packages.

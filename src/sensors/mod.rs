@@ -3,17 +3,18 @@
 //! A sensor reports, per channel, either a monotonic energy counter or a power figure; the meter
 //! turns both into cumulative energy with the integrator. Every hardware root (powercap folder,
 //! procfs through sysinfo) is a constructor argument so tests run the real code on fake trees.
+//! GPUs are not sensors of this kind: `crate::gpu` reads them per device, and uses [`Method`].
 
 pub mod constant;
 pub mod cpu_load;
 pub mod host;
-pub mod nvml;
 pub mod ram;
 pub mod rapl;
 
 use std::fmt;
 
 use crate::integrator::PowerKind;
+pub use crate::integrator::Reading;
 pub use host::{HostSample, TrackingMode};
 
 /// The part of the machine a channel's energy is attributed to.
@@ -42,9 +43,9 @@ pub enum Method {
     Constant,
     /// Counted in the CPU figure (RAPL `psys` preferred: it covers the whole platform).
     InCpu,
-    /// NVML energy counters (GPUs).
+    /// A GPU's energy counter (NVML's, any vendor's), as deltas.
     GpuCounter,
-    /// NVML power, polled and integrated (GPUs).
+    /// A GPU's power, polled and integrated by the trapezoid.
     GpuPolled,
     /// Different methods on different devices, or one after the other.
     Mixed,
@@ -65,6 +66,21 @@ impl Method {
             Self::GpuPolled => "polled",
             Self::Mixed => "mixed",
             Self::None => "none",
+        }
+    }
+}
+
+impl Method {
+    /// The method of a window measured by `self` at its start and `other` at its end, or of two
+    /// devices measured side by side: the one method when they agree, `mixed` when not; `none`
+    /// yields to the other.
+    #[must_use]
+    pub fn join(self, other: Self) -> Self {
+        match (self, other) {
+            (a, Self::None) => a,
+            (Self::None, b) => b,
+            (a, b) if a == b => a,
+            _ => Self::Mixed,
         }
     }
 }
@@ -101,15 +117,6 @@ pub struct Channel {
     pub method: Method,
     /// Counter or power.
     pub kind: ChannelKind,
-}
-
-/// One reading of one channel.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Reading {
-    /// A counter value in µJ.
-    EnergyUj(u64),
-    /// A power in W.
-    PowerW(f64),
 }
 
 /// A source of readings.

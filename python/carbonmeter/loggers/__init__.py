@@ -21,8 +21,6 @@ from carbonmeter._epochs import epoch_metrics
 
 logger = logging.getLogger(__name__)
 
-J_PER_KWH = 3.6e6
-
 
 class EmissionsLogger(ABC):
     """Base of the loggers: sends epoch metrics and a run summary to one experiment tracker.
@@ -115,9 +113,7 @@ class LoggerSet:
         phase = data.phase or "train"
         prefix = "" if phase == "train" else f"{phase}_"
         metrics = epoch_metrics(data, prefix)
-        metrics[f"{prefix}power_w"] = (
-            data.energy_consumed * J_PER_KWH / data.duration if data.duration > 0 else 0.0
-        )
+        metrics[f"{prefix}power_w"] = data.cpu_power + data.gpu_power + data.ram_power
         if phase == "train":
             self.co2_kg_total += data.emissions
             metrics["co2_kg_total"] = self.co2_kg_total

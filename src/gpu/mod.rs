@@ -1,5 +1,9 @@
-//! GPU energy per device: which NVML reading counts, the cross-check, utilisation, and what a
-//! window's row says about GPUs.
+//! GPU energy per device, for every vendor: which reading counts, the cross-check,
+//! utilisation, and what a window's row says about GPUs.
+//!
+//! Backends ([`nvml`] today) find devices and read them ([`GpuBackend`], one typed
+//! [`DeviceRead`] per device); [`select`] chooses devices; this file only accounts, and never
+//! asks which vendor a reading came from.
 //!
 //! Per device, the energy counter counts when the device has one (exact to the mJ over any
 //! window); otherwise the polled power, integrated by the trapezoid. When a device has both, the
@@ -8,15 +12,72 @@
 //! [`CROSS_CHECK_FLOOR_W`] over a stretch of at least [`CROSS_CHECK_WINDOW_S`]. A counter that
 //! fails mid-run hands over to the polled power; a device that fails entirely keeps its energy
 //! so far.
+//!
+//! Adding a vendor (`amdsmi.rs` through a dlopen'd `libamd_smi.so`, `hwmon.rs` for Intel xe,
+//! amdgpu or ina3221 under `/sys/class/hwmon`): write a `discover` of type [`Discover`] that
+//! loads the library (its path a [`GpuConfig`] field, the seam for a stand-in `.so` or a fake
+//! sysfs tree), selects devices with [`select::select`] (its own visible-devices variable as a
+//! [`select::Visible`]), leaves out the devices in `claimed` (same `uuid`: amdgpu is seen by
+//! both amd-smi and hwmon), and returns a [`GpuBackend`] whose `read` gives one [`DeviceRead`]
+//! per device with its faults as [`GpuFault`]s; then add it to [`BACKENDS`]. Nothing here
+//! changes: every device is accounted the same way whoever read it.
+
+mod device;
+pub mod nvml;
+pub mod select;
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::integrator::{CounterAccumulator, PowerAccumulator, PowerSample};
-use crate::sensors::TrackingMode;
-use crate::sensors::host::HostSample;
-use crate::sensors::nvml::{GpuConfig, GpuInfo, NvmlDiscovery, NvmlSensor};
-use crate::sensors::{ChannelKind, Method, Reading, Sensor};
+pub use device::{
+    DeviceRead, Discovery, GpuBackend, GpuDevice, GpuFault, GpuInfo, GpuMemory, Vendor,
+};
+
+use crate::integrator::{EnergyTrack, PowerKind, Reading, TrackFault};
+use crate::sensors::{Method, TrackingMode};
+
+/// Seconds between power polls unless `gpu_poll_secs` says otherwise: NVML refreshes power
+/// every 20 to 100 ms, so reading more often sees the same value again.
+pub const DEFAULT_GPU_POLL_S: f64 = 0.1;
+
+/// Highest power one GPU could draw, in W: bounds a plausible counter step, so a counter that
+/// goes backwards (driver reload) counts as a reset, never as a wrap.
+pub const ASSUMED_GPU_PEAK_W: u64 = 5_000;
+
+/// How to find and choose GPUs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpuConfig {
+    /// The NVML library to load; `None` is the system's [`nvml::DEFAULT_NVML_LIBRARY`].
+    pub nvml_library: Option<PathBuf>,
+    /// `gpu_ids`: NVML indexes or UUIDs. Wins over `CUDA_VISIBLE_DEVICES`.
+    pub gpu_ids: Option<Vec<String>>,
+    /// `CUDA_VISIBLE_DEVICES` as the process sees it (`Some("")` means no GPU).
+    pub cuda_visible_devices: Option<String>,
+    /// Seconds between power polls.
+    pub poll_interval_s: f64,
+    /// Shortest stretch, in seconds, over which counter and polled energy are compared.
+    pub cross_check_window_s: f64,
+}
+
+impl Default for GpuConfig {
+    fn default() -> Self {
+        Self {
+            nvml_library: None,
+            gpu_ids: None,
+            cuda_visible_devices: None,
+            poll_interval_s: DEFAULT_GPU_POLL_S,
+            cross_check_window_s: CROSS_CHECK_WINDOW_S,
+        }
+    }
+}
+
+/// A backend's discovery: the settings, the devices earlier backends already measure (so a
+/// device two interfaces can see is counted once), and where selection warnings go.
+pub type Discover = fn(&GpuConfig, &[GpuInfo], &mut Vec<String>) -> Discovery;
+
+/// Every backend, tried in this order; a device found by one is left out by the later ones.
+pub const BACKENDS: &[Discover] = &[nvml::discover];
 
 /// Shortest stretch, in seconds, over which counter and polled energy are compared.
 pub const CROSS_CHECK_WINDOW_S: f64 = 10.0;
@@ -33,51 +94,6 @@ pub const CROSS_CHECK_FLOOR_W: f64 = 5.0;
 /// In process mode, how often a GPU not yet running this process tree is checked, in seconds.
 const PROCESS_CHECK_S: f64 = 1.0;
 
-/// How a device's energy was measured over a window, as written in the CSV.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GpuMethod {
-    /// Energy counter deltas.
-    Counter,
-    /// Polled power, trapezoid.
-    Polled,
-    /// Part of the window each way (a counter that failed and handed over to polling).
-    Mixed,
-    /// Not measured.
-    None,
-}
-
-impl GpuMethod {
-    /// The name written in the CSV and the breakdown.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Counter => "counter",
-            Self::Polled => "polled",
-            Self::Mixed => "mixed",
-            Self::None => "none",
-        }
-    }
-
-    /// The method of a window that starts measured by `self` and ends measured by `other`.
-    fn join(self, other: Self) -> Self {
-        match (self, other) {
-            (a, Self::None) => a,
-            (Self::None, b) => b,
-            (a, b) if a == b => a,
-            _ => Self::Mixed,
-        }
-    }
-
-    /// The `Method` of the meter description.
-    pub fn as_method(self) -> Method {
-        match self {
-            Self::Counter => Method::GpuCounter,
-            Self::Polled => Method::GpuPolled,
-            Self::Mixed => Method::Mixed,
-            Self::None => Method::None,
-        }
-    }
-}
-
 /// Cumulative totals of one device at one instant.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GpuDeviceTotals {
@@ -88,9 +104,9 @@ pub struct GpuDeviceTotals {
     /// Time covered by utilisation readings, s.
     pub utilization_s: f64,
     /// How the device is measured at this instant (`None` before it counts or after it failed).
-    pub method: GpuMethod,
+    pub method: Method,
     /// The last method it was measured by, for a window in which it both started and failed.
-    pub last_method: GpuMethod,
+    pub last_method: Method,
 }
 
 /// Cumulative GPU totals at one instant.
@@ -119,7 +135,7 @@ impl GpuTotals {
         for ((info, end), begin) in self.info.iter().zip(&self.devices).zip(&start.devices) {
             let energy_j = (end.energy_j - begin.energy_j).max(0.0);
             let mut method = begin.method.join(end.method);
-            if method == GpuMethod::None && energy_j > 0.0 {
+            if method == Method::None && energy_j > 0.0 {
                 // Started counting and failed within the window.
                 method = end.last_method;
             }
@@ -150,7 +166,7 @@ pub struct GpuDeviceInterval {
     /// Energy, J.
     pub energy_j: f64,
     /// How it was measured.
-    pub method: GpuMethod,
+    pub method: Method,
 }
 
 /// GPUs over a window.
@@ -164,7 +180,7 @@ pub struct GpuInterval {
 
 impl GpuInterval {
     fn measured(&self) -> impl Iterator<Item = &GpuDeviceInterval> {
-        self.devices.iter().filter(|d| d.method != GpuMethod::None)
+        self.devices.iter().filter(|d| d.method != Method::None)
     }
 
     /// Devices measured in the window (CodeCarbon's `gpu_count`).
@@ -190,11 +206,10 @@ impl GpuInterval {
 
     /// The window's `gpu_method`: that of every measured device when they agree, `mixed` when
     /// they do not, `none` when no device was measured.
-    pub fn method(&self) -> GpuMethod {
+    pub fn method(&self) -> Method {
         self.measured()
             .map(|d| d.method)
-            .reduce(|a, b| if a == b { a } else { GpuMethod::Mixed })
-            .unwrap_or(GpuMethod::None)
+            .fold(Method::None, Method::join)
     }
 
     /// The `gpu_devices` column: a JSON list of {index, uuid, name, energy_kwh, method}, energy
@@ -208,7 +223,7 @@ impl GpuInterval {
                     "index": d.info.index,
                     "uuid": d.info.uuid,
                     "name": d.info.name,
-                    "energy_kwh": d.energy_j / 3.6e6 * pue,
+                    "energy_kwh": crate::carbon::kwh_at_pue(d.energy_j, pue),
                     "method": d.method.as_str(),
                 })
             })
@@ -224,8 +239,8 @@ struct Stretch {
 }
 
 struct DeviceAccount {
-    counter: Option<(CounterAccumulator, bool)>,
-    power: Option<(PowerAccumulator, bool)>,
+    counter: Option<EnergyTrack>,
+    power: Option<EnergyTrack>,
     /// Polled energy total when the counter failed: polled energy after it counts.
     handover_j: Option<f64>,
     busy_s: f64,
@@ -234,26 +249,44 @@ struct DeviceAccount {
     attached: bool,
     stretch: Option<Stretch>,
     disagreement_warned: bool,
-    last_method: GpuMethod,
+    last_method: Method,
 }
 
 impl DeviceAccount {
+    fn new(device: &GpuDevice, attached: bool) -> Self {
+        Self {
+            // mJ since the driver loaded in a u64: it never wraps.
+            counter: device
+                .has_energy_counter
+                .then(|| EnergyTrack::counter(u64::MAX, Some(ASSUMED_GPU_PEAK_W * 1_000_000))),
+            power: device
+                .has_power
+                .then(|| EnergyTrack::power(PowerKind::Instantaneous)),
+            handover_j: None,
+            busy_s: 0.0,
+            utilization_s: 0.0,
+            last_utilization_t_s: None,
+            attached,
+            stretch: None,
+            disagreement_warned: false,
+            last_method: Method::None,
+        }
+    }
+
     fn counter_j(&self) -> f64 {
-        self.counter
-            .as_ref()
-            .map_or(0.0, |(c, _)| c.energy_uj() as f64 / 1e6)
+        self.counter.as_ref().map_or(0.0, EnergyTrack::energy_j)
     }
 
     fn polled_j(&self) -> f64 {
-        self.power.as_ref().map_or(0.0, |(p, _)| p.energy_j())
+        self.power.as_ref().map_or(0.0, EnergyTrack::energy_j)
     }
 
     fn counter_alive(&self) -> bool {
-        self.counter.as_ref().is_some_and(|(_, alive)| *alive)
+        self.counter.as_ref().is_some_and(EnergyTrack::is_alive)
     }
 
     fn power_alive(&self) -> bool {
-        self.power.as_ref().is_some_and(|(_, alive)| *alive)
+        self.power.as_ref().is_some_and(EnergyTrack::is_alive)
     }
 
     fn energy_j(&self) -> f64 {
@@ -266,104 +299,169 @@ impl DeviceAccount {
         }
     }
 
-    fn method(&self) -> GpuMethod {
+    fn method(&self) -> Method {
         if !self.attached {
-            GpuMethod::None
+            Method::None
         } else if self.counter_alive() {
-            GpuMethod::Counter
+            Method::GpuCounter
         } else if self.power_alive() && (self.counter.is_none() || self.handover_j.is_some()) {
-            GpuMethod::Polled
+            Method::GpuPolled
         } else {
-            GpuMethod::None
+            Method::None
+        }
+    }
+
+    /// The method the device is measured by from discovery on, before any read.
+    fn discovered_method(&self) -> Method {
+        if self.counter.is_some() {
+            Method::GpuCounter
+        } else if self.power.is_some() {
+            Method::GpuPolled
+        } else {
+            Method::None
+        }
+    }
+
+    /// Accounts one read taken at `t_s` / `t_us`; `warn` gets each fault and disagreement.
+    fn apply(
+        &mut self,
+        info: &GpuInfo,
+        read: DeviceRead,
+        (t_s, t_us): (f64, u64),
+        cross_check_window_s: f64,
+        warn: &mut dyn FnMut(String),
+    ) {
+        let polled_before_j = self.polled_j();
+        let label = format!("GPU {} ({})", info.index, info.name);
+        let counter_failure = feed(
+            self.counter.as_mut(),
+            read.energy_mj
+                .map(|r| r.map(|energy_mj| Reading::EnergyUj(energy_mj.saturating_mul(1000)))),
+            (t_s, t_us),
+        )
+        .map(|fault| format!("{label}: energy counter: {fault}"));
+        let power_failure = feed(
+            self.power.as_mut(),
+            read.power_w.map(|r| r.map(Reading::PowerW)),
+            (t_s, t_us),
+        )
+        .map(|fault| format!("{label}: power: {fault}"));
+        // One warning per fault: a lost GPU fails both readings at once.
+        let counts_power = self.counter.is_none() || self.handover_j.is_some();
+        let without = "its energy up to now is kept, the rest of the run goes without it";
+        match (counter_failure, power_failure) {
+            (Some(message), None) if self.power_alive() => warn(format!(
+                "{message}; its energy up to now is kept, the rest is measured by polling \
+                 its power"
+            )),
+            (Some(message), _) => warn(format!("{message}; {without}")),
+            (None, Some(message)) if counts_power => warn(format!("{message}; {without}")),
+            (None, Some(message)) => {
+                warn(format!("{message}; its energy counter still measures it"));
+            }
+            (None, None) => {}
+        }
+        if self.counter.is_some()
+            && !self.counter_alive()
+            && self.handover_j.is_none()
+            && self.power_alive()
+        {
+            // Polled energy since the counter's last good reading counts from now on.
+            self.handover_j = Some(polled_before_j);
+        }
+        let method = self.method();
+        if method != Method::None {
+            self.last_method = method;
+        }
+        if let Some(fraction) = read.utilization {
+            // NVML's utilisation is the share of its last sample period (1/6 s to 1 s)
+            // with a kernel running: held over the interval it ends, like CPU load.
+            if let Some(last_t_s) = self.last_utilization_t_s {
+                let dt_s = (t_s - last_t_s).max(0.0);
+                self.utilization_s += dt_s;
+                self.busy_s += fraction * dt_s;
+            }
+            self.last_utilization_t_s = Some(t_s);
+        } else {
+            // A gap in the readings counts neither as busy nor as covered.
+            self.last_utilization_t_s = None;
+        }
+        if let Some(line) = cross_check(self, info, t_s, cross_check_window_s) {
+            warn(line);
         }
     }
 }
 
+/// Feeds one reading to a quantity's track; returns the fault that ended it.
+fn feed(
+    track: Option<&mut EnergyTrack>,
+    reading: Option<Result<Reading, GpuFault>>,
+    (t_s, t_us): (f64, u64),
+) -> Option<String> {
+    match track?.feed(t_s, t_us, reading?)? {
+        TrackFault::Source(fault) => Some(fault.to_string()),
+        TrackFault::WrongKind => Some("reading of the wrong kind".to_owned()),
+    }
+}
+
+/// One backend and the accounts of its devices, in its read order.
+struct BackendAccounts {
+    backend: Box<dyn GpuBackend>,
+    accounts: Vec<DeviceAccount>,
+}
+
 /// The GPUs of one meter and their running totals.
 pub struct GpuMeter {
-    sensor: Option<NvmlSensor>,
+    backends: Vec<BackendAccounts>,
+    /// Every backend's devices, in backend order, then each backend's read order.
     info: Arc<[GpuInfo]>,
-    accounts: Vec<DeviceAccount>,
     poll_interval_s: f64,
     cross_check_window_s: f64,
     process_mode: bool,
     last_process_check_s: Option<f64>,
-    method: GpuMethod,
+    method: Method,
 }
 
 impl GpuMeter {
-    /// Loads NVML and selects devices for `config`; never fails: no GPU is a meter with no
-    /// devices (one debug line says why).
+    /// Runs every backend's discovery for `config`; never fails: no GPU is a meter with no
+    /// devices (one debug line per backend says why).
     pub fn discover(config: &GpuConfig, mode: TrackingMode, warnings: &mut Vec<String>) -> Self {
-        let sensor = match NvmlSensor::discover(config, warnings) {
-            NvmlDiscovery::Found(sensor) => Some(sensor),
-            NvmlDiscovery::Absent(line) => {
-                log::debug!("{line}");
-                None
-            }
-        };
-        let info: Arc<[GpuInfo]> = sensor
-            .as_ref()
-            .map_or_else(Vec::new, NvmlSensor::devices)
-            .into();
-        let capabilities = sensor
-            .as_ref()
-            .map_or_else(Vec::new, NvmlSensor::capabilities);
+        Self::discover_with(BACKENDS, config, mode, warnings)
+    }
+
+    /// [`GpuMeter::discover`] with these backends, in this order (tests mix real backends on
+    /// several stand-in libraries this way).
+    pub fn discover_with<F: Fn(&GpuConfig, &[GpuInfo], &mut Vec<String>) -> Discovery>(
+        backends: &[F],
+        config: &GpuConfig,
+        mode: TrackingMode,
+        warnings: &mut Vec<String>,
+    ) -> Self {
         let process_mode = mode == TrackingMode::Process;
-        // The sensor's channels, in order: per device its counter, then its power, if any.
-        let mut channels = sensor
-            .as_ref()
-            .map_or_else(Vec::new, Sensor::channels)
-            .into_iter();
-        let accounts: Vec<DeviceAccount> = capabilities
-            .iter()
-            .map(|&(has_counter, has_power)| {
-                let counter = has_counter.then(|| channels.next()).flatten();
-                let power = has_power.then(|| channels.next()).flatten();
-                DeviceAccount {
-                    counter: counter.and_then(|channel| match channel.kind {
-                        ChannelKind::Counter {
-                            max_energy_range_uj,
-                            max_power_uw,
-                        } => Some((
-                            CounterAccumulator::new(max_energy_range_uj, max_power_uw),
-                            true,
-                        )),
-                        ChannelKind::Power(_) => None,
-                    }),
-                    power: power.and_then(|channel| match channel.kind {
-                        ChannelKind::Power(kind) => Some((PowerAccumulator::new(kind), true)),
-                        ChannelKind::Counter { .. } => None,
-                    }),
-                    handover_j: None,
-                    busy_s: 0.0,
-                    utilization_s: 0.0,
-                    last_utilization_t_s: None,
-                    attached: !process_mode,
-                    stretch: None,
-                    disagreement_warned: false,
-                    last_method: GpuMethod::None,
+        let mut info: Vec<GpuInfo> = Vec::new();
+        let mut found = Vec::new();
+        for discover in backends {
+            match discover(config, &info, warnings) {
+                Discovery::Found(backend) => {
+                    let accounts = backend
+                        .devices()
+                        .iter()
+                        .map(|device| DeviceAccount::new(device, !process_mode))
+                        .collect();
+                    info.extend(backend.devices().iter().map(|d| d.info.clone()));
+                    found.push(BackendAccounts { backend, accounts });
                 }
-            })
-            .collect();
-        let method = accounts
+                Discovery::Absent(line) => log::debug!("{line}"),
+            }
+        }
+        let method = found
             .iter()
-            .map(|a| {
-                if a.counter.is_some() {
-                    GpuMethod::Counter
-                } else if a.power.is_some() {
-                    GpuMethod::Polled
-                } else {
-                    GpuMethod::None
-                }
-            })
-            .filter(|m| *m != GpuMethod::None)
-            .reduce(|a, b| if a == b { a } else { GpuMethod::Mixed })
-            .unwrap_or(GpuMethod::None);
+            .flat_map(|b| &b.accounts)
+            .map(DeviceAccount::discovered_method)
+            .fold(Method::None, Method::join);
         Self {
-            sensor,
-            info,
-            accounts,
+            backends: found,
+            info: info.into(),
             poll_interval_s: config.poll_interval_s,
             cross_check_window_s: config.cross_check_window_s,
             process_mode,
@@ -373,7 +471,7 @@ impl GpuMeter {
     }
 
     /// The method over all devices, as discovered.
-    pub fn method(&self) -> GpuMethod {
+    pub fn method(&self) -> Method {
         self.method
     }
 
@@ -382,10 +480,14 @@ impl GpuMeter {
         &self.info
     }
 
+    fn accounts(&self) -> impl Iterator<Item = &DeviceAccount> {
+        self.backends.iter().flat_map(|b| &b.accounts)
+    }
+
     /// Longest time between reads that keeps polled power accurate, in seconds: the poll
     /// interval when any device's power is read, else infinite.
     pub fn poll_interval_s(&self) -> f64 {
-        if self.accounts.iter().any(DeviceAccount::power_alive) {
+        if self.accounts().any(DeviceAccount::power_alive) {
             self.poll_interval_s
         } else {
             f64::INFINITY
@@ -395,84 +497,26 @@ impl GpuMeter {
     /// Reads every device at `t_s` / `t_us` (the meter's clock) and returns the totals;
     /// `warn` gets each fault and disagreement (the meter says each once).
     pub fn read(&mut self, t_s: f64, t_us: u64, warn: &mut dyn FnMut(String)) -> GpuTotals {
-        let Some(sensor) = self.sensor.as_mut() else {
+        if self.backends.is_empty() {
             return GpuTotals::default();
-        };
-        if self.process_mode && self.accounts.iter().any(|a| !a.attached) {
-            attach_process_devices(
-                sensor,
-                &mut self.accounts,
-                &mut self.last_process_check_s,
-                t_s,
-            );
         }
-        let readings = sensor.read(&HostSample::default());
-        let utilization = sensor.utilization();
-        let mut readings = readings.into_iter();
-        for (position, account) in self.accounts.iter_mut().enumerate() {
-            let counter = account.counter.as_ref().and_then(|_| readings.next());
-            let power = account.power.as_ref().and_then(|_| readings.next());
-            if !account.attached {
-                continue;
-            }
-            let polled_before_j = account.polled_j();
-            let counter_failure = apply_counter(&mut account.counter, counter, t_us);
-            let power_failure = apply_power(&mut account.power, power, t_s);
-            // One warning per fault: a lost GPU fails both readings at once.
-            let counts_power = account.counter.is_none() || account.handover_j.is_some();
-            let without = "its energy up to now is kept, the rest of the run goes without it";
-            match (counter_failure, power_failure) {
-                (Some(message), None) if account.power_alive() => warn(format!(
-                    "{message}; its energy up to now is kept, the rest is measured by polling \
-                     its power"
-                )),
-                (Some(message), _) => warn(format!("{message}; {without}")),
-                (None, Some(message)) if counts_power => warn(format!("{message}; {without}")),
-                (None, Some(message)) => {
-                    warn(format!("{message}; its energy counter still measures it"));
+        if self.process_mode && self.accounts().any(|a| !a.attached) {
+            self.attach_process_devices(t_s);
+        }
+        let mut infos = self.info.iter();
+        for BackendAccounts { backend, accounts } in &mut self.backends {
+            let reads = backend.read();
+            for ((account, read), info) in accounts.iter_mut().zip(reads).zip(&mut infos) {
+                if account.attached {
+                    account.apply(info, read, (t_s, t_us), self.cross_check_window_s, warn);
                 }
-                (None, None) => {}
-            }
-            if account.counter.is_some()
-                && !account.counter_alive()
-                && account.handover_j.is_none()
-                && account.power_alive()
-            {
-                // Polled energy since the counter's last good reading counts from now on.
-                account.handover_j = Some(polled_before_j);
-            }
-            let method = account.method();
-            if method != GpuMethod::None {
-                account.last_method = method;
-            }
-            if let Some(Some(fraction)) = utilization.get(position) {
-                // NVML's utilisation is the share of its last sample period (1/6 s to 1 s)
-                // with a kernel running: held over the interval it ends, like CPU load.
-                if let Some(last_t_s) = account.last_utilization_t_s {
-                    let dt_s = (t_s - last_t_s).max(0.0);
-                    account.utilization_s += dt_s;
-                    account.busy_s += fraction * dt_s;
-                }
-                account.last_utilization_t_s = Some(t_s);
-            } else {
-                // A gap in the readings counts neither as busy nor as covered.
-                account.last_utilization_t_s = None;
-            }
-            if let Some(line) = cross_check(
-                account,
-                &self.info[position],
-                t_s,
-                self.cross_check_window_s,
-            ) {
-                warn(line);
             }
         }
         GpuTotals {
             t_s,
             info: Arc::clone(&self.info),
             devices: self
-                .accounts
-                .iter()
+                .accounts()
                 .map(|a| GpuDeviceTotals {
                     energy_j: a.energy_j(),
                     busy_s: a.busy_s,
@@ -483,82 +527,26 @@ impl GpuMeter {
                 .collect(),
         }
     }
-}
 
-/// Feeds a counter reading to a live counter; returns the failure message when it failed.
-fn apply_counter(
-    counter: &mut Option<(CounterAccumulator, bool)>,
-    reading: Option<Result<Reading, String>>,
-    t_us: u64,
-) -> Option<String> {
-    let (Some((accumulator, alive)), Some(reading)) = (counter, reading) else {
-        return None;
-    };
-    if !*alive {
-        return None;
-    }
-    match reading {
-        Ok(Reading::EnergyUj(energy_uj)) => {
-            accumulator.add(t_us, energy_uj);
-            None
+    /// In process mode, marks the devices that now run one of this process tree's PIDs;
+    /// checked at most every [`PROCESS_CHECK_S`]. A device stays counted once it ran the tree.
+    fn attach_process_devices(&mut self, t_s: f64) {
+        if self
+            .last_process_check_s
+            .is_some_and(|last| t_s - last < PROCESS_CHECK_S)
+        {
+            return;
         }
-        Ok(Reading::PowerW(_)) => {
-            *alive = false;
-            Some("GPU energy counter gave a power reading".to_owned())
-        }
-        Err(message) => {
-            *alive = false;
-            Some(message)
-        }
-    }
-}
-
-/// Feeds a power reading to a live power accumulator; returns the failure message when it failed.
-fn apply_power(
-    power: &mut Option<(PowerAccumulator, bool)>,
-    reading: Option<Result<Reading, String>>,
-    t_s: f64,
-) -> Option<String> {
-    let (Some((accumulator, alive)), Some(reading)) = (power, reading) else {
-        return None;
-    };
-    if !*alive {
-        return None;
-    }
-    match reading {
-        Ok(Reading::PowerW(power_w)) => {
-            accumulator.add(PowerSample { t_s, power_w });
-            None
-        }
-        Ok(Reading::EnergyUj(_)) => {
-            *alive = false;
-            Some("GPU power gave an energy reading".to_owned())
-        }
-        Err(message) => {
-            *alive = false;
-            Some(message)
-        }
-    }
-}
-
-/// In process mode, marks the devices that now run one of this process tree's PIDs; checked at
-/// most every [`PROCESS_CHECK_S`]. A device stays counted once it ran the tree.
-fn attach_process_devices(
-    sensor: &NvmlSensor,
-    accounts: &mut [DeviceAccount],
-    last_check_s: &mut Option<f64>,
-    t_s: f64,
-) {
-    if last_check_s.is_some_and(|last| t_s - last < PROCESS_CHECK_S) {
-        return;
-    }
-    *last_check_s = Some(t_s);
-    let pids: HashSet<u32> = crate::sensors::host::process_tree_pids()
-        .into_iter()
-        .collect();
-    for (position, account) in accounts.iter_mut().enumerate() {
-        if !account.attached && sensor.runs_any(position, &pids) {
-            account.attached = true;
+        self.last_process_check_s = Some(t_s);
+        let pids: HashSet<u32> = crate::sensors::host::process_tree_pids()
+            .into_iter()
+            .collect();
+        for BackendAccounts { backend, accounts } in &mut self.backends {
+            for (position, account) in accounts.iter_mut().enumerate() {
+                if !account.attached && backend.runs_any(position, &pids) {
+                    account.attached = true;
+                }
+            }
         }
     }
 }
@@ -622,17 +610,17 @@ fn cross_check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::integrator::PowerKind;
 
     fn info(index: u32, name: &str) -> GpuInfo {
         GpuInfo {
+            vendor: Vendor::Nvidia,
             index,
             uuid: format!("GPU-{index}"),
             name: name.to_owned(),
         }
     }
 
-    fn device(index: u32, name: &str, energy_j: f64, method: GpuMethod) -> GpuDeviceInterval {
+    fn device(index: u32, name: &str, energy_j: f64, method: Method) -> GpuDeviceInterval {
         GpuDeviceInterval {
             info: info(index, name),
             energy_j,
@@ -642,29 +630,29 @@ mod tests {
 
     #[test]
     fn window_method_names_the_methods_used() {
-        assert_eq!(GpuMethod::Counter.join(GpuMethod::None), GpuMethod::Counter);
-        assert_eq!(GpuMethod::Counter.join(GpuMethod::Polled), GpuMethod::Mixed);
-        assert_eq!(GpuMethod::None.join(GpuMethod::Polled), GpuMethod::Polled);
+        assert_eq!(Method::GpuCounter.join(Method::None), Method::GpuCounter);
+        assert_eq!(Method::GpuCounter.join(Method::GpuPolled), Method::Mixed);
+        assert_eq!(Method::None.join(Method::GpuPolled), Method::GpuPolled);
         let interval = GpuInterval {
             devices: vec![
-                device(0, "A100", 1.0, GpuMethod::Counter),
-                device(1, "A100", 1.0, GpuMethod::Polled),
-                device(2, "T4", 0.0, GpuMethod::None),
+                device(0, "A100", 1.0, Method::GpuCounter),
+                device(1, "A100", 1.0, Method::GpuPolled),
+                device(2, "T4", 0.0, Method::None),
             ],
             utilization_percent: 0.0,
         };
-        assert_eq!(interval.method(), GpuMethod::Mixed);
+        assert_eq!(interval.method(), Method::Mixed);
         assert_eq!(interval.count(), 2);
         assert_eq!(interval.model(), "2 x A100");
-        assert_eq!(GpuInterval::default().method(), GpuMethod::None);
+        assert_eq!(GpuInterval::default().method(), Method::None);
     }
 
     /// A counter-and-power device whose counter says `counter_w` and power `polled_w`, both
     /// steady, compared over `seconds`; returns the warning, if any.
     fn compare(counter_w: f64, polled_w: f64, seconds: f64) -> Option<String> {
         let mut account = DeviceAccount {
-            counter: Some((CounterAccumulator::new(u64::MAX, None), true)),
-            power: Some((PowerAccumulator::new(PowerKind::Instantaneous), true)),
+            counter: Some(EnergyTrack::counter(u64::MAX, None)),
+            power: Some(EnergyTrack::power(PowerKind::Instantaneous)),
             handover_j: None,
             busy_s: 0.0,
             utilization_s: 0.0,
@@ -672,18 +660,23 @@ mod tests {
             attached: true,
             stretch: None,
             disagreement_warned: false,
-            last_method: GpuMethod::None,
+            last_method: Method::None,
         };
         let gpu = info(0, "A100");
         let feed = |account: &mut DeviceAccount, t_s: f64| {
-            if let Some((counter, _)) = &mut account.counter {
-                counter.add((t_s * 1e6) as u64, (counter_w * t_s * 1e6) as u64);
+            let t_us = (t_s * 1e6) as u64;
+            if let Some(counter) = &mut account.counter {
+                let energy_uj = (counter_w * t_s * 1e6) as u64;
+                assert_eq!(
+                    counter.feed::<()>(t_s, t_us, Ok(Reading::EnergyUj(energy_uj))),
+                    None
+                );
             }
-            if let Some((power, _)) = &mut account.power {
-                power.add(PowerSample {
-                    t_s,
-                    power_w: polled_w,
-                });
+            if let Some(power) = &mut account.power {
+                assert_eq!(
+                    power.feed::<()>(t_s, t_us, Ok(Reading::PowerW(polled_w))),
+                    None
+                );
             }
             cross_check(account, &gpu, t_s, CROSS_CHECK_WINDOW_S)
         };
@@ -711,7 +704,7 @@ mod tests {
     #[test]
     fn breakdown_is_json_with_pue_applied() {
         let interval = GpuInterval {
-            devices: vec![device(3, "H100", 3.6e6, GpuMethod::Counter)],
+            devices: vec![device(3, "H100", 3.6e6, Method::GpuCounter)],
             utilization_percent: 0.0,
         };
         let parsed: serde_json::Value =

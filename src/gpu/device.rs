@@ -1,0 +1,121 @@
+//! What every GPU backend gives the accounting: the devices it found, what each can report, and
+//! one typed read per device. Nothing here knows a vendor library.
+
+use std::collections::HashSet;
+use std::fmt;
+
+/// Who made a device, and so which backend reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Vendor {
+    /// NVIDIA, through NVML.
+    Nvidia,
+    /// AMD (amd-smi, or amdgpu's hwmon).
+    Amd,
+    /// Intel (xe / i915 hwmon).
+    Intel,
+}
+
+impl Vendor {
+    /// The lowercase name (`nvidia`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Nvidia => "nvidia",
+            Self::Amd => "amd",
+            Self::Intel => "intel",
+        }
+    }
+}
+
+impl fmt::Display for Vendor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Static facts of one measured device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuInfo {
+    /// Who made it.
+    pub vendor: Vendor,
+    /// The vendor library's index (NVML's for NVIDIA): unique within one vendor only.
+    pub index: u32,
+    /// The vendor's stable id (`GPU-...` for NVIDIA): what tells two backends' devices apart.
+    pub uuid: String,
+    /// Product name.
+    pub name: String,
+}
+
+/// Why one quantity of one device could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GpuFault {
+    /// The device stopped answering (fell off the bus, reset, driver gone).
+    #[error("the GPU fell off the bus ({library}: GPU is lost)")]
+    Lost {
+        /// The library that said so (`NVML`).
+        library: &'static str,
+    },
+    /// The device does not report this quantity.
+    #[error("not supported by this device")]
+    NotSupported,
+    /// Any other failure, in the library's words.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// One device a backend found, and what it reported at discovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuDevice {
+    /// Which device.
+    pub info: GpuInfo,
+    /// It has a monotonic energy counter.
+    pub has_energy_counter: bool,
+    /// It reports its power.
+    pub has_power: bool,
+}
+
+/// Memory of a device at one read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GpuMemory {
+    /// In use, bytes.
+    pub used_bytes: u64,
+    /// Installed, bytes.
+    pub total_bytes: u64,
+}
+
+/// One read of one device. A quantity the device did not report at discovery is `None`; one
+/// that failed once keeps answering with a fault, so the accounting sees every failure.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DeviceRead {
+    /// Energy counter, mJ since the driver loaded (never wraps).
+    pub energy_mj: Option<Result<u64, GpuFault>>,
+    /// Power, W.
+    pub power_w: Option<Result<f64, GpuFault>>,
+    /// Share (0 to 1) of the last sample period with a kernel running, where reported.
+    pub utilization: Option<f64>,
+    /// Memory in use, where reported.
+    pub memory: Option<GpuMemory>,
+}
+
+/// One vendor's devices: found by the backend's `discover`, then read as a group.
+///
+/// Reads run on the sampler thread (10 Hz while power is polled), so they must be bounded and
+/// never block on anything but the device.
+pub trait GpuBackend: Send {
+    /// The selected devices, in the order [`GpuBackend::read`] returns them.
+    fn devices(&self) -> &[GpuDevice];
+
+    /// Reads every device once, power first (the reading whose timing matters).
+    fn read(&mut self) -> Vec<DeviceRead>;
+
+    /// Whether any of `pids` holds a context on device `position`, for process mode; a backend
+    /// that cannot tell answers `false`, so its devices are not counted in that mode.
+    fn runs_any(&self, position: usize, pids: &HashSet<u32>) -> bool;
+}
+
+/// What one backend's discovery found.
+pub enum Discovery {
+    /// No usable library or driver, or no device selected: one line says why.
+    Absent(String),
+    /// At least one selected device.
+    Found(Box<dyn GpuBackend>),
+}

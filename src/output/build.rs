@@ -1,0 +1,419 @@
+//! The row builder: an [`EmissionsRow`] from a plain [`RowContext`], no clock, lock or sensor of
+//! its own, so every column can be checked on a hand-made interval.
+
+use crate::carbon;
+use crate::intensity::Intensity;
+use crate::intensity::weighted::Weighted;
+use crate::meter::{Interval, MeterDescription};
+use crate::output::EmissionsRow;
+use crate::output::row::VERSION;
+
+/// Facts about the interpreter that only the caller knows.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Identity {
+    /// `platform.platform()`.
+    pub os: String,
+    /// `platform.python_version()`.
+    pub python_version: String,
+}
+
+/// What a window's row says about it besides its name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WindowLabels {
+    /// Epoch number, for epoch windows.
+    pub epoch: Option<u32>,
+    /// `train`, `validation`, ... where the framework tells them apart.
+    pub phase: Option<String>,
+}
+
+/// The settings a row repeats, copied from the validated configuration once per tracker.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RowSettings {
+    /// `project_name` setting.
+    pub project_name: String,
+    /// `experiment_id` setting.
+    pub experiment_id: String,
+    /// `machine` or `process`.
+    pub tracking_mode: String,
+    /// Power usage effectiveness applied to every energy.
+    pub pue: f64,
+    /// Water usage effectiveness, L/kWh.
+    pub wue: f64,
+    /// Distributed rank, when known.
+    pub rank: Option<u32>,
+}
+
+/// Everything one row is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct RowContext<'a> {
+    /// Local time of the row, `YYYY-MM-DDTHH:MM:SS`.
+    pub timestamp: &'a str,
+    /// UUID of the run.
+    pub run_id: &'a str,
+    /// The interpreter's facts.
+    pub identity: &'a Identity,
+    /// The settings a row repeats.
+    pub settings: &'a RowSettings,
+    /// The grid intensity of the tracker (the table's or a forced figure).
+    pub intensity: &'a Intensity,
+    /// How the location was chosen.
+    pub location_source: &'a str,
+    /// The sensors in use.
+    pub description: &'a MeterDescription,
+    /// What was measured.
+    pub interval: &'a Interval,
+    /// The window's name and labels; `None` for a run row.
+    pub window: Option<(&'a str, &'a WindowLabels)>,
+    /// Hour-by-hour live figures, when on: they replace the emissions and the intensity.
+    pub hourly: Option<&'a Weighted>,
+}
+
+/// The row of `context`.
+pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
+    let RowContext {
+        settings,
+        intensity,
+        description,
+        interval,
+        ..
+    } = *context;
+    let pue = settings.pue;
+    let energy = interval.energy;
+    let duration_s = interval.duration_s;
+    let kwh = |energy_j: f64| carbon::kwh_at_pue(energy_j, pue);
+    let mean_w = |energy_j: f64| carbon::mean_power_w(energy_j, duration_s, pue);
+    let energy_consumed = kwh(energy.cpu_j) + kwh(energy.ram_j) + kwh(energy.gpu_j);
+    let mut row = EmissionsRow {
+        timestamp: context.timestamp.to_owned(),
+        project_name: settings.project_name.clone(),
+        run_id: context.run_id.to_owned(),
+        experiment_id: settings.experiment_id.clone(),
+        duration: duration_s,
+        emissions: 0.0,
+        emissions_rate: 0.0,
+        cpu_power: mean_w(energy.cpu_j),
+        gpu_power: mean_w(energy.gpu_j),
+        ram_power: mean_w(energy.ram_j),
+        cpu_energy: kwh(energy.cpu_j),
+        gpu_energy: kwh(energy.gpu_j),
+        ram_energy: kwh(energy.ram_j),
+        energy_consumed,
+        water_consumed: energy_consumed * settings.wue,
+        country_name: intensity.country_name.clone(),
+        country_iso_code: intensity.country_iso_code.clone(),
+        region: intensity.region.clone(),
+        cloud_provider: intensity.cloud_provider.clone(),
+        cloud_region: intensity.cloud_region.clone(),
+        os: context.identity.os.clone(),
+        python_version: context.identity.python_version.clone(),
+        codecarbon_version: String::new(),
+        cpu_count: u32::try_from(description.host.cpu_count).unwrap_or(u32::MAX),
+        cpu_model: description.host.cpu_model.clone(),
+        gpu_count: interval.gpu.count(),
+        gpu_model: interval.gpu.model(),
+        longitude: None,
+        latitude: None,
+        ram_total_size: description.host.ram_total_bytes as f64 / 1e9,
+        tracking_mode: settings.tracking_mode.clone(),
+        cpu_utilization_percent: interval.cpu_utilization_percent,
+        gpu_utilization_percent: interval.gpu.utilization_percent,
+        ram_utilization_percent: interval.ram_utilization_percent,
+        ram_used_gb: interval.ram_used_gb,
+        on_cloud: if intensity.cloud_provider.is_some() {
+            "Y"
+        } else {
+            "N"
+        }
+        .to_owned(),
+        pue,
+        wue: settings.wue,
+        carbonmeter_version: VERSION.to_owned(),
+        cpu_method: description.cpu_method.as_str().to_owned(),
+        ram_method: description.ram_method.as_str().to_owned(),
+        gpu_method: interval.gpu.method().as_str().to_owned(),
+        rapl_zones: description.rapl_zones.clone(),
+        psys_energy: kwh(energy.psys_j),
+        intensity_g_per_kwh: intensity.g_per_kwh,
+        intensity_source: intensity.source.clone(),
+        intensity_year: intensity.year,
+        intensity_method: intensity.method.as_str().to_owned(),
+        window: context.window.map(|(name, _)| name.to_owned()),
+        epoch: context.window.and_then(|(_, labels)| labels.epoch),
+        phase: context.window.and_then(|(_, labels)| labels.phase.clone()),
+        rank: settings.rank,
+        intensity_zone: intensity.zone.clone(),
+        location_source: context.location_source.to_owned(),
+        gpu_devices: interval.gpu.breakdown_json(pue),
+    };
+    row.emissions = carbon::co2_kg(energy_consumed, intensity.g_per_kwh);
+    if let Some(weighted) = context.hourly {
+        row.emissions = weighted.emissions_kg;
+        row.intensity_g_per_kwh = weighted.g_per_kwh;
+        row.intensity_source.clone_from(&weighted.source);
+        row.intensity_year = weighted.year;
+        weighted
+            .method
+            .as_str()
+            .clone_into(&mut row.intensity_method);
+        row.intensity_zone.clone_from(&weighted.zone);
+    }
+    row.emissions_rate = carbon::rate_per_s(row.emissions, duration_s);
+    row
+}
+
+/// Mean CPU, GPU and RAM power between two rows of one run, W, PUE included as in the rows.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ComponentPower {
+    /// CPU, W.
+    pub cpu_w: f64,
+    /// GPU, W.
+    pub gpu_w: f64,
+    /// RAM, W.
+    pub ram_w: f64,
+}
+
+/// The power from `earlier` (the run's start when `None`) to `later`, two cumulative rows of one
+/// run (`flush()` rows): what `carbonmeter monitor` shows for each interval.
+pub fn power_between(earlier: Option<&EmissionsRow>, later: &EmissionsRow) -> ComponentPower {
+    let start = earlier.cloned().unwrap_or_default();
+    // A floor rather than a zero: two flushes within one clock tick still give a finite figure.
+    let span_s = (later.duration - start.duration).max(1e-9);
+    let power_w = |before: f64, after: f64| carbon::power_w_of_kwh(after - before, span_s);
+    ComponentPower {
+        cpu_w: power_w(start.cpu_energy, later.cpu_energy),
+        gpu_w: power_w(start.gpu_energy, later.gpu_energy),
+        ram_w: power_w(start.ram_energy, later.ram_energy),
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    reason = "the values compared are exact: copied, or products of small binary-exact figures"
+)]
+mod tests {
+    use super::*;
+    use crate::gpu::GpuInterval;
+    use crate::intensity::{Basis, IntensityMethod};
+    use crate::meter::ComponentEnergy;
+    use crate::sensors::Method;
+    use crate::sensors::host::HostInfo;
+
+    fn intensity() -> Intensity {
+        Intensity {
+            g_per_kwh: 50.0,
+            source: "a table".to_owned(),
+            year: Some(2024),
+            zone: "FRA".to_owned(),
+            method: IntensityMethod::Table,
+            basis: Basis::Country,
+            country_name: Some("France".to_owned()),
+            country_iso_code: Some("FRA".to_owned()),
+            region: None,
+            cloud_provider: None,
+            cloud_region: None,
+        }
+    }
+
+    fn description() -> MeterDescription {
+        MeterDescription {
+            cpu_method: Method::Rapl,
+            ram_method: Method::Model,
+            gpu_method: Method::None,
+            rapl_zones: "package-0".to_owned(),
+            host: HostInfo {
+                cpu_model: "Xeon".to_owned(),
+                cpu_count: 8,
+                socket_count: 1,
+                ram_total_bytes: 16_000_000_000,
+            },
+        }
+    }
+
+    fn settings() -> RowSettings {
+        RowSettings {
+            project_name: "bert".to_owned(),
+            experiment_id: "exp".to_owned(),
+            tracking_mode: "machine".to_owned(),
+            pue: 1.5,
+            wue: 2.0,
+            rank: Some(3),
+        }
+    }
+
+    /// 100 s at 40 W CPU, 10 W RAM, 0 W GPU, 30 W psys.
+    fn interval() -> Interval {
+        Interval {
+            duration_s: 100.0,
+            energy: ComponentEnergy {
+                cpu_j: 4000.0,
+                ram_j: 1000.0,
+                gpu_j: 0.0,
+                psys_j: 3000.0,
+            },
+            cpu_utilization_percent: 25.0,
+            ram_used_gb: 4.0,
+            ram_utilization_percent: 25.0,
+            gpu: GpuInterval::default(),
+        }
+    }
+
+    fn row_of(
+        interval: &Interval,
+        window: Option<(&str, &WindowLabels)>,
+        hourly: Option<&Weighted>,
+    ) -> EmissionsRow {
+        build_row(&RowContext {
+            timestamp: "2026-01-02T03:04:05",
+            run_id: "run-1",
+            identity: &Identity {
+                os: "Linux".to_owned(),
+                python_version: "3.12.1".to_owned(),
+            },
+            settings: &settings(),
+            intensity: &intensity(),
+            location_source: "country",
+            description: &description(),
+            interval,
+            window,
+            hourly,
+        })
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 * b.abs().max(1e-300)
+    }
+
+    #[test]
+    fn energies_powers_and_emissions_follow_from_the_interval() {
+        let row = row_of(&interval(), None, None);
+        // 4000 J x PUE 1.5 = 6000 J = 1/600 kWh; 1000 J x 1.5 = 1/2400 kWh.
+        assert!(close(row.cpu_energy, 6000.0 / 3.6e6), "{}", row.cpu_energy);
+        assert!(close(row.ram_energy, 1500.0 / 3.6e6), "{}", row.ram_energy);
+        assert_eq!(row.gpu_energy, 0.0);
+        assert!(close(row.energy_consumed, 7500.0 / 3.6e6));
+        assert!(close(row.psys_energy, 4500.0 / 3.6e6));
+        assert_eq!(
+            (row.cpu_power, row.ram_power, row.gpu_power),
+            (60.0, 15.0, 0.0)
+        );
+        assert!(close(row.emissions, 7500.0 / 3.6e6 * 50.0 / 1000.0));
+        assert!(close(row.emissions_rate, row.emissions / 100.0));
+        assert!(close(row.water_consumed, row.energy_consumed * 2.0));
+        assert_eq!(row.duration, 100.0);
+    }
+
+    #[test]
+    fn identity_settings_and_provenance_are_copied() {
+        let row = row_of(&interval(), None, None);
+        assert_eq!(row.timestamp, "2026-01-02T03:04:05");
+        assert_eq!(
+            (row.run_id.as_str(), row.project_name.as_str()),
+            ("run-1", "bert")
+        );
+        assert_eq!(
+            (row.os.as_str(), row.python_version.as_str()),
+            ("Linux", "3.12.1")
+        );
+        assert_eq!((row.cpu_count, row.cpu_model.as_str()), (8, "Xeon"));
+        assert_eq!(row.ram_total_size, 16.0);
+        assert_eq!((row.pue, row.wue, row.rank), (1.5, 2.0, Some(3)));
+        assert_eq!(
+            (row.cpu_method.as_str(), row.ram_method.as_str()),
+            ("rapl", "model")
+        );
+        assert_eq!(row.gpu_method, "none");
+        assert_eq!((row.gpu_count, row.gpu_devices.as_str()), (0, "[]"));
+        assert_eq!(row.intensity_g_per_kwh, 50.0);
+        assert_eq!(row.intensity_year, Some(2024));
+        assert_eq!(row.intensity_method, "table");
+        assert_eq!(
+            (row.intensity_zone.as_str(), row.location_source.as_str()),
+            ("FRA", "country")
+        );
+        assert_eq!(row.country_iso_code.as_deref(), Some("FRA"));
+        assert_eq!(row.on_cloud, "N");
+        assert_eq!(row.codecarbon_version, "");
+        assert_eq!(row.carbonmeter_version, VERSION);
+        assert_eq!(
+            (row.window.as_deref(), row.epoch, row.phase.as_deref()),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn window_rows_carry_their_labels() {
+        let labels = WindowLabels {
+            epoch: Some(2),
+            phase: Some("validation".to_owned()),
+        };
+        let row = row_of(&interval(), Some(("validation-epoch-2", &labels)), None);
+        assert_eq!(row.window.as_deref(), Some("validation-epoch-2"));
+        assert_eq!(
+            (row.epoch, row.phase.as_deref()),
+            (Some(2), Some("validation"))
+        );
+    }
+
+    #[test]
+    fn an_empty_interval_has_zero_rates_not_nan() {
+        let empty = Interval {
+            duration_s: 0.0,
+            ..interval()
+        };
+        let row = row_of(&empty, None, None);
+        assert_eq!(
+            (row.cpu_power, row.ram_power, row.emissions_rate),
+            (0.0, 0.0, 0.0)
+        );
+        assert!(row.emissions > 0.0);
+    }
+
+    #[test]
+    fn power_between_two_flushes_is_their_energy_over_their_time() {
+        let first = row_of(&interval(), None, None);
+        let longer = Interval {
+            duration_s: 300.0,
+            energy: ComponentEnergy {
+                cpu_j: 4000.0 + 200.0 * 10.0,
+                ram_j: 1000.0 + 200.0 * 5.0,
+                gpu_j: 200.0 * 100.0,
+                psys_j: 0.0,
+            },
+            ..interval()
+        };
+        let second = row_of(&longer, None, None);
+        let power = power_between(Some(&first), &second);
+        // 10, 5 and 100 W over the last 200 s, times PUE 1.5.
+        assert!(close(power.cpu_w, 15.0), "{power:?}");
+        assert!(close(power.ram_w, 7.5), "{power:?}");
+        assert!(close(power.gpu_w, 150.0), "{power:?}");
+        let since_start = power_between(None, &first);
+        assert!(close(since_start.cpu_w, first.cpu_power), "{since_start:?}");
+    }
+
+    #[test]
+    fn hourly_figures_replace_the_tables() {
+        let weighted = Weighted {
+            emissions_kg: 0.5,
+            g_per_kwh: 120.0,
+            source: "Electricity Maps".to_owned(),
+            year: Some(2026),
+            method: IntensityMethod::LiveHourly,
+            zone: "FR".to_owned(),
+            warning: None,
+            detail: String::new(),
+        };
+        let row = row_of(&interval(), None, Some(&weighted));
+        assert_eq!((row.emissions, row.emissions_rate), (0.5, 0.005));
+        assert_eq!(row.intensity_g_per_kwh, 120.0);
+        assert_eq!(row.intensity_source, "Electricity Maps");
+        assert_eq!(
+            (row.intensity_year, row.intensity_zone.as_str()),
+            (Some(2026), "FR")
+        );
+        assert_eq!(row.intensity_method, "live_hourly");
+        // The energies are the meter's, whatever the grid.
+        assert!(close(row.energy_consumed, 7500.0 / 3.6e6));
+    }
+}
