@@ -363,3 +363,33 @@ fn a_zone_failing_read_after_read_falls_back_to_load_tdp_and_says_mixed() {
         "{warnings:?}"
     );
 }
+
+#[test]
+fn a_fifo_or_an_endless_counter_is_refused_without_blocking() {
+    let (tree, mut meter) = one_package_meter();
+    let counter = tree.path().join("intel-rapl:0/energy_uj");
+    let start = meter.read();
+    fs::remove_file(&counter).expect("remove");
+    let c_path = std::ffi::CString::new(counter.to_str().expect("utf-8")).expect("path");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0);
+    let began = std::time::Instant::now();
+    meter.read();
+    fs::remove_file(&counter).expect("remove");
+    fs::write(&counter, "1".repeat(1 << 20)).expect("endless");
+    meter.read();
+    assert!(began.elapsed() < Duration::from_secs(1));
+    fs::remove_file(&counter).expect("remove");
+    tree.set("intel-rapl:0", 1_002_000_000);
+    let interval = meter.read().since(&start);
+    assert_eq!(uj(interval.energy.cpu_j), 2_000_000);
+    let warnings = meter.take_warnings();
+    assert!(
+        warnings.iter().any(|w| w.contains("not a regular file")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("more than 64 bytes")),
+        "{warnings:?}"
+    );
+}

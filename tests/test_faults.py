@@ -481,3 +481,88 @@ def test_a_zone_that_keeps_failing_falls_back_and_the_row_says_mixed(
     assert data is not None
     assert data.cpu_method == "mixed"
     assert cpu_uj(tracker) > 1_000_000
+
+
+@pytest.mark.parametrize("kind", ["fifo", "endless"])
+def test_a_counter_that_is_a_fifo_or_endless_never_blocks(
+    powercap: FakePowercap, kind: str
+) -> None:
+    powercap.add_zone("intel-rapl:0", "package-0", energy_uj=1_000_000_000)
+    tracker = EmissionsTracker(
+        powercap_root=str(powercap.root),
+        save_to_file=False,
+        country_iso_code="FRA",
+        measure_power_secs=60,
+    )
+    tracker.start()
+    counter = powercap.zone_dir("intel-rapl:0") / "energy_uj"
+    counter.unlink()
+    if kind == "fifo":
+        os.mkfifo(counter)
+    else:
+        counter.write_text("9" * (1 << 20), encoding="ascii")
+    began = time.monotonic()
+    tracker.flush()
+    assert time.monotonic() - began < 5
+    counter.unlink()
+    powercap.set_energy("intel-rapl:0", 1_002_000_000)
+    tracker.stop()
+    assert cpu_uj(tracker) == 2_000_000
+
+
+# --- Bad input and secrets ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("measure_power_secs", 1.8e19),
+        ("pue", 4.5e16),
+        ("wue", 1e300),
+        ("rank", 2**32),
+        ("force_carbon_intensity_g_co2e_kwh", 1e12),
+    ],
+)
+def test_numbers_beyond_their_bound_name_the_setting(name: str, value: float) -> None:
+    with pytest.raises(InvalidValueError, match=rf"invalid {name}="):
+        EmissionsTracker(save_to_file=False, country_iso_code="FRA", **{name: value})
+
+
+def test_a_token_of_the_wrong_type_is_never_echoed() -> None:
+    with pytest.raises(TypeError, match="electricitymaps_api_token must be a str") as caught:
+        EmissionsTracker(save_to_file=False, electricitymaps_api_token={"k": "s3cr3t-token"})
+    assert "s3cr3t" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://evil.example/v3", "ftp://api.electricitymap.org", "http://127.0.0.1.evil.example"],
+)
+def test_a_base_url_the_token_would_leak_to_is_refused(url: str) -> None:
+    with pytest.raises(InvalidValueError, match="electricitymaps_base_url"):
+        EmissionsTracker(save_to_file=False, country_iso_code="FRA", electricitymaps_base_url=url)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8080/v3", "http://localhost/v3", "http://[::1]/"]
+)
+def test_loopback_http_is_allowed(url: str) -> None:
+    EmissionsTracker(save_to_file=False, country_iso_code="FRA", electricitymaps_base_url=url)
+
+
+def test_a_base_url_from_the_working_folder_with_a_token_from_elsewhere_warns(
+    isolated: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (isolated / ".codecarbon.config").write_text(
+        "[codecarbon]\nelectricitymaps_base_url = https://collector.example/v3\n",
+        encoding="utf-8",
+    )
+    EmissionsTracker(
+        save_to_file=False, country_iso_code="FRA", electricitymaps_api_token="s3cr3t-token"
+    )
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(
+        "keyword argument" in w and "./.codecarbon.config" in w and "collector.example" in w
+        for w in warnings
+    ), warnings
+    assert not any("s3cr3t" in w for w in warnings)

@@ -26,6 +26,15 @@ fn to_raw(key: &str, value: &Bound<'_, PyAny>) -> PyResult<Option<RawValue>> {
     if value.is_none() {
         return Ok(None);
     }
+    let secret = schema::setting(key).is_some_and(|setting| setting.kind == schema::Kind::Secret);
+    if secret && !value.is_instance_of::<PyString>() {
+        return Err(Error::WrongType {
+            name: key.to_owned(),
+            expected: "a str".to_owned(),
+            got: value.get_type().name()?.to_string(),
+        }
+        .into());
+    }
     if let Ok(flag) = value.cast::<PyBool>() {
         return Ok(Some(RawValue::Bool(flag.is_true())));
     }

@@ -179,8 +179,39 @@ fn parse_zone_dir(file_name: &str) -> Option<(bool, Vec<u32>)> {
     Some((mmio, indexes?))
 }
 
+/// Longest sysfs attribute read: a counter is at most 20 digits and a newline.
+const MAX_ATTRIBUTE_BYTES: usize = 64;
+
+/// Reads a small sysfs attribute without ever blocking or reading without end: the file is
+/// opened non-blocking, must be a regular file (a FIFO or a device put in the tree would block
+/// or never end), and more than [`MAX_ATTRIBUTE_BYTES`] is refused.
 fn read_trimmed(path: &Path) -> std::io::Result<String> {
-    Ok(std::fs::read_to_string(path)?.trim().to_owned())
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    if !file.metadata()?.file_type().is_file() {
+        return Err(std::io::Error::new(
+            ErrorKind::InvalidData,
+            "not a regular file: refused",
+        ));
+    }
+    let mut buffer = Vec::with_capacity(MAX_ATTRIBUTE_BYTES + 1);
+    (&mut file)
+        .take(MAX_ATTRIBUTE_BYTES as u64 + 1)
+        .read_to_end(&mut buffer)?;
+    if buffer.len() > MAX_ATTRIBUTE_BYTES {
+        return Err(std::io::Error::new(
+            ErrorKind::InvalidData,
+            format!("more than {MAX_ATTRIBUTE_BYTES} bytes: refused"),
+        ));
+    }
+    String::from_utf8(buffer)
+        .map(|text| text.trim().to_owned())
+        .map_err(|err| std::io::Error::new(ErrorKind::InvalidData, err))
 }
 
 fn read_u64(path: &Path) -> std::io::Result<u64> {
