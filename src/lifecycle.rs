@@ -21,13 +21,22 @@ use std::sync::{Arc, Once, Weak};
 
 use parking_lot::Mutex;
 
-use crate::tracker::{Tracker, TrackerState};
+use crate::locks::force_release;
+
+/// What a signal or a fork does to a tracker; implemented by the tracker, so this module
+/// depends on nothing that depends on it.
+pub(crate) trait Managed: Send + Sync {
+    /// Writes the rows of a running run and ends it; nothing when idle.
+    fn stop_for_signal(&self);
+    /// In a forked child: drops a copied run without joining or writing it.
+    fn forget_after_fork(&self);
+}
 
 /// The signals whose default action ends the process and that schedulers send before a kill.
 const SIGNALS: [c_int; 2] = [libc::SIGTERM, libc::SIGHUP];
 
 /// Trackers that can be stopped on a signal and must be cleared in a forked child.
-static TRACKERS: Mutex<Vec<Weak<Tracker>>> = Mutex::new(Vec::new());
+static TRACKERS: Mutex<Vec<Weak<dyn Managed>>> = Mutex::new(Vec::new());
 
 /// Write end of the pipe from the signal handler to the watcher; -1 before the first run.
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
@@ -49,7 +58,7 @@ static ARMED: Mutex<Armed> = Mutex::new(Armed {
 static AT_FORK: Once = Once::new();
 
 /// Keeps `tracker` where a signal or a fork can find it.
-pub fn register(tracker: &Arc<Tracker>) {
+pub(crate) fn register(tracker: &Arc<dyn Managed>) {
     AT_FORK.call_once(|| {
         // SAFETY: the handlers are plain functions that live as long as the process.
         let status = unsafe { libc::pthread_atfork(None, None, Some(in_forked_child)) };
@@ -182,11 +191,10 @@ fn watch(read_fd: c_int) {
 
 /// Writes every running tracker's rows, then ends the process as `signal` would have.
 fn end_process(signal: c_int) {
-    let trackers: Vec<Arc<Tracker>> = TRACKERS.lock().iter().filter_map(Weak::upgrade).collect();
+    let trackers: Vec<Arc<dyn Managed>> =
+        TRACKERS.lock().iter().filter_map(Weak::upgrade).collect();
     for tracker in trackers {
-        if tracker.state() == TrackerState::Running {
-            tracker.stop_run();
-        }
+        tracker.stop_for_signal();
     }
     // SAFETY: restores the default action and raises the signal on this thread, which does
     // not block it: the process ends with the signal's status.
@@ -206,7 +214,7 @@ extern "C" fn in_forked_child() {
     crate::output::csv::release_after_fork();
     crate::once::release_after_fork();
     for tracker in TRACKERS.lock().iter().filter_map(Weak::upgrade) {
-        tracker.forget_run_after_fork();
+        tracker.forget_after_fork();
     }
     let mut armed = ARMED.lock();
     armed.running = 0;
@@ -224,13 +232,4 @@ extern "C" fn in_forked_child() {
     }
     armed.read_fd = -1;
     armed.watcher = false;
-}
-
-/// Releases `mutex` if a thread that did not survive the fork held it.
-pub(crate) fn force_release<T>(mutex: &Mutex<T>) {
-    if mutex.is_locked() {
-        // SAFETY: called only in a forked child's at-fork handler, where the one thread
-        // running is this one, which holds none of our locks: the holder is gone.
-        unsafe { mutex.force_unlock(parking_lot::lock_api::GuardNoSend::new()) };
-    }
 }

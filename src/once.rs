@@ -16,7 +16,7 @@ pub fn warn_once(message: &str) {
 
 /// In a forked child: releases the lock a logging thread of the parent held.
 pub(crate) fn release_after_fork() {
-    crate::lifecycle::force_release(&SAID);
+    crate::locks::force_release(&SAID);
 }
 
 /// Logs `message` at info level unless this process already logged it.

@@ -137,7 +137,8 @@ impl Tracker {
     /// the Python class holds.
     pub fn shared(config: Config, identity: Identity) -> Result<Arc<Self>> {
         let tracker = Arc::new(Self::new(config, identity)?);
-        crate::lifecycle::register(&tracker);
+        let managed: Arc<dyn crate::lifecycle::Managed> = tracker.clone();
+        crate::lifecycle::register(&managed);
         Ok(tracker)
     }
 
@@ -145,9 +146,9 @@ impl Tracker {
     /// copied) or writing its rows (the parent writes them), and releases locks a vanished
     /// thread held.
     pub(crate) fn forget_run_after_fork(&self) {
-        crate::lifecycle::force_release(&self.run);
-        crate::lifecycle::force_release(&self.last_row);
-        crate::lifecycle::force_release(&self.description);
+        crate::locks::force_release(&self.run);
+        crate::locks::force_release(&self.last_row);
+        crate::locks::force_release(&self.description);
         if let Some(run) = self.run.lock().take() {
             std::mem::forget(run);
         }
@@ -456,6 +457,18 @@ impl Tracker {
         }
         log::debug!("hourly intensity: {}", weighted.detail);
         weighted
+    }
+}
+
+impl crate::lifecycle::Managed for Tracker {
+    fn stop_for_signal(&self) {
+        if self.state() == TrackerState::Running {
+            self.stop_run();
+        }
+    }
+
+    fn forget_after_fork(&self) {
+        self.forget_run_after_fork();
     }
 }
 

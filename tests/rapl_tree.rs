@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use carbonmeter::config::{Config, Environment, RawValue};
-use carbonmeter::meter::{Meter, MeterConfig};
-use carbonmeter::sensors::rapl::{RaplDiscovery, RaplSensor};
-use carbonmeter::tracker::{Identity, Tracker};
+use carbonmeter::testing::config::{Config, Environment, RawValue};
+use carbonmeter::testing::meter::{Meter, MeterConfig};
+use carbonmeter::testing::sensors::rapl::{RaplDiscovery, RaplSensor};
+use carbonmeter::testing::tracker::{Identity, Tracker};
 
 const RANGE_UJ: u64 = 262_143_328_850;
 
@@ -350,7 +350,7 @@ fn a_zone_failing_read_after_read_falls_back_to_load_tdp_and_says_mixed() {
     tree.advance("intel-rapl:0", 1_000_000);
     meter.read();
     fs::write(tree.path().join("intel-rapl:0/energy_uj"), "garbage\n").expect("garbage");
-    for _ in 0..carbonmeter::sensors::rapl::GIVE_UP_AFTER_FAILURES {
+    for _ in 0..carbonmeter::testing::sensors::rapl::GIVE_UP_AFTER_FAILURES {
         meter.read();
     }
     assert_eq!(meter.description().cpu_method.as_str(), "mixed");

@@ -12,7 +12,7 @@ pub mod sources;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-pub use schema::{DEFAULT_EXPERIMENT_ID, SETTINGS, Setting};
+pub use schema::SETTINGS;
 use sources::Layers;
 pub use sources::{Environment, RawValue};
 
@@ -398,7 +398,7 @@ mod tests {
         .expect("config");
         assert_eq!(config.measure_power_secs, 15.0);
         assert_eq!(config.project_name, "codecarbon");
-        assert_eq!(config.experiment_id, DEFAULT_EXPERIMENT_ID);
+        assert_eq!(config.experiment_id, schema::DEFAULT_EXPERIMENT_ID);
         assert_eq!(config.pue, 1.0);
         assert_eq!(config.output.path, Some(dir.path().join("emissions.csv")));
         assert!(config.meter.rapl_include_dram);

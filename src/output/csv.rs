@@ -36,7 +36,7 @@ static FILE_LOCK: Mutex<()> = Mutex::new(());
 
 /// In a forked child: releases the lock a writing thread of the parent held.
 pub(crate) fn release_after_fork() {
-    crate::lifecycle::force_release(&FILE_LOCK);
+    crate::locks::force_release(&FILE_LOCK);
 }
 
 /// How many times a write reopens the file when another process renamed it between our open
@@ -227,6 +227,7 @@ impl CsvSink {
     }
 
     /// The file written.
+    #[cfg(test)]
     pub fn path(&self) -> &Path {
         &self.path
     }

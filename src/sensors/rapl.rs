@@ -19,9 +19,6 @@ pub const ASSUMED_ZONE_PEAK_W: f64 = 1000.0;
 /// One bad read (a busy firmware interface, a torn sysfs read) is retried on the next ticks.
 pub const GIVE_UP_AFTER_FAILURES: u32 = 5;
 
-/// Environment variable that moves the powercap root, for containers and tests.
-pub const POWERCAP_ROOT_ENV: &str = "CARBONMETER_POWERCAP_ROOT";
-
 /// The kernel's powercap folder.
 pub const DEFAULT_POWERCAP_ROOT: &str = "/sys/class/powercap";
 
