@@ -23,6 +23,16 @@ pub enum Error {
         /// The names that are accepted, comma-separated.
         known: String,
     },
+    /// An argument of a type it cannot have; its value is not shown (it may be a secret).
+    #[error("{name} must be {expected}, got a value of type {got} (not shown)")]
+    WrongType {
+        /// The argument's name.
+        name: String,
+        /// The type accepted.
+        expected: String,
+        /// The type given.
+        got: String,
+    },
     /// The tracker was used out of order (for example a window closed that was never opened).
     #[error("{0}")]
     State(String),

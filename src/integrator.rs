@@ -179,12 +179,12 @@ impl CounterAccumulator {
                 let limit = 2 * u128::from(power_uw) * u128::from(elapsed_us) / 1_000_000;
                 u64::try_from(limit).unwrap_or(u64::MAX)
             });
-            self.energy_uj += counter_delta_uj(
+            self.energy_uj = self.energy_uj.saturating_add(counter_delta_uj(
                 last_uj,
                 counter_uj,
                 self.max_energy_range_uj,
                 max_plausible_uj,
-            );
+            ));
         }
         self.last = Some((t_us, counter_uj));
         self.energy_uj
@@ -288,6 +288,11 @@ impl EnergyTrack {
             Accumulator::Counter(counter) => counter.energy_uj() as f64 / 1e6,
             Accumulator::Power(power) => power.energy_j(),
         }
+    }
+
+    /// Stops counting, the energy so far kept: another source takes over the quantity.
+    pub fn retire(&mut self) {
+        self.alive = false;
     }
 
     /// Whether it still counts.

@@ -13,6 +13,8 @@ pub(crate) mod gpu;
 pub(crate) mod hardware;
 pub(crate) mod integrator;
 pub(crate) mod intensity;
+pub(crate) mod lifecycle;
+pub(crate) mod locks;
 pub(crate) mod meter;
 pub(crate) mod once;
 pub(crate) mod output;
@@ -72,7 +74,7 @@ pub mod testing {
         pub use crate::sensors::{HostSample, Method, Sensor, TrackingMode};
         /// See `crate::sensors::rapl`.
         pub mod rapl {
-            pub use crate::sensors::rapl::{RaplDiscovery, RaplSensor};
+            pub use crate::sensors::rapl::{GIVE_UP_AFTER_FAILURES, RaplDiscovery, RaplSensor};
         }
     }
     /// See `crate::tracker`.

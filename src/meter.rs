@@ -189,6 +189,7 @@ pub struct Meter {
     max_read_interval_s: f64,
     warned: HashSet<String>,
     pending_warnings: Vec<String>,
+    default_cpu_power_w: Option<f64>,
 }
 
 impl Meter {
@@ -277,7 +278,7 @@ impl Meter {
             sensors.push(Box::new(ConstantSensor::new(Component::Cpu, power_w)));
             cpu_method = Method::Constant;
         } else if cpu_method == Method::None {
-            let total_tdp_w = cpu_tdp_w(config, &host, &mut warnings);
+            let total_tdp_w = cpu_tdp_w(config.default_cpu_power_w, &host, &mut warnings);
             sensors.push(Box::new(LoadTdpSensor::new(total_tdp_w)));
             cpu_method = Method::LoadTdp;
         }
@@ -330,6 +331,7 @@ impl Meter {
             max_read_interval_s,
             warned: HashSet::new(),
             pending_warnings: Vec::new(),
+            default_cpu_power_w: config.default_cpu_power_w,
         };
         meter.read();
         (meter, warnings)
@@ -376,21 +378,33 @@ impl Meter {
         self.last_full_read_s = t_s;
         let t_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let host = self.probe.sample();
+        let mut given_up = Vec::new();
         for (sensor, states) in self.sensors.iter_mut().zip(self.channels.iter_mut()) {
             let readings = sensor.read(&host);
+            for warning in sensor.take_warnings() {
+                Self::warn_once(&mut self.warned, &mut self.pending_warnings, warning);
+            }
             for (state, reading) in states.iter_mut().zip(readings) {
                 let message = match state.track.feed(t_s, t_us, reading) {
                     None => continue,
                     Some(TrackFault::WrongKind) => {
                         format!("{}: reading of the wrong kind, dropped", state.channel.name)
                     }
-                    Some(TrackFault::Source(message)) => format!(
-                        "{message}; its energy up to now is kept, the rest of the run goes \
+                    Some(TrackFault::Source(message)) => {
+                        if state.channel.method == Method::Rapl {
+                            given_up.push(state.channel.component);
+                        }
+                        format!(
+                            "{message}; its energy up to now is kept, the rest of the run goes \
                          without it"
-                    ),
+                        )
+                    }
                 };
                 Self::warn_once(&mut self.warned, &mut self.pending_warnings, message);
             }
+        }
+        for component in given_up {
+            self.fall_back(component, t_s, &host);
         }
         let ram_used_gb = host.ram_used_bytes as f64 / 1e9;
         let ram_fraction = if host.ram_total_bytes > 0 {
@@ -435,6 +449,70 @@ impl Meter {
         }
     }
 
+    /// A RAPL zone of `component` was given up: the component's other zones go too (one
+    /// package measured and one modelled would count the modelled machine's share twice) and
+    /// the model takes over from now, the counted energy kept. The method reads `mixed`.
+    fn fall_back(&mut self, component: Component, t_s: f64, host: &crate::sensors::HostSample) {
+        let (method, sensor): (&mut Method, Box<dyn Sensor>) = match component {
+            Component::Cpu => {
+                let mut warnings = Vec::new();
+                let tdp_w = cpu_tdp_w(
+                    self.default_cpu_power_w,
+                    &self.description.host,
+                    &mut warnings,
+                );
+                for warning in warnings {
+                    Self::warn_once(&mut self.warned, &mut self.pending_warnings, warning);
+                }
+                (
+                    &mut self.description.cpu_method,
+                    Box::new(LoadTdpSensor::new(tdp_w)),
+                )
+            }
+            Component::Ram => (&mut self.description.ram_method, Box::new(RamModelSensor)),
+            Component::Gpu | Component::Psys => return,
+        };
+        if *method != Method::Rapl {
+            return;
+        }
+        *method = Method::Mixed;
+        let fallback_name = match component {
+            Component::Cpu => "CPU load x TDP",
+            _ => "the RAM model",
+        };
+        for state in self.channels.iter_mut().flatten() {
+            if state.channel.method == Method::Rapl && state.channel.component == component {
+                state.track.retire();
+            }
+        }
+        Self::warn_once(
+            &mut self.warned,
+            &mut self.pending_warnings,
+            format!(
+                "RAPL gave up for {component:?}: {fallback_name} from now on (method \"mixed\")"
+            ),
+        );
+        let mut sensor = sensor;
+        let mut states: Vec<ChannelState> = sensor
+            .channels()
+            .into_iter()
+            .filter_map(|channel| match channel.kind {
+                ChannelKind::Power(kind) => Some(ChannelState {
+                    track: EnergyTrack::power(kind),
+                    channel,
+                }),
+                ChannelKind::Counter { .. } => None,
+            })
+            .collect();
+        // The first reading only sets the model's starting point: it counts from now.
+        let t_us = (t_s * 1e6) as u64;
+        for (state, reading) in states.iter_mut().zip(sensor.read(host)) {
+            state.track.feed(t_s, t_us, reading);
+        }
+        self.sensors.push(sensor);
+        self.channels.push(states);
+    }
+
     /// Warnings raised by reads since the last call, each cause once per meter.
     pub fn take_warnings(&mut self) -> Vec<String> {
         std::mem::take(&mut self.pending_warnings)
@@ -448,8 +526,8 @@ impl Meter {
 }
 
 /// TDP of all CPU packages, in W: the user's figure, else the table's, else per thread.
-fn cpu_tdp_w(config: &MeterConfig, host: &HostInfo, warnings: &mut Vec<String>) -> f64 {
-    if let Some(power_w) = config.default_cpu_power_w {
+fn cpu_tdp_w(default_cpu_power_w: Option<f64>, host: &HostInfo, warnings: &mut Vec<String>) -> f64 {
+    if let Some(power_w) = default_cpu_power_w {
         return power_w;
     }
     if let Some(found) = lookup_cpu_tdp(&host.cpu_model) {

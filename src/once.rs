@@ -14,6 +14,11 @@ pub fn warn_once(message: &str) {
     }
 }
 
+/// In a forked child: releases the lock a logging thread of the parent held.
+pub(crate) fn release_after_fork() {
+    crate::locks::force_release(&SAID);
+}
+
 /// Logs `message` at info level unless this process already logged it.
 pub fn info_once(message: &str) {
     if SAID.lock().insert(message.to_owned()) {

@@ -129,7 +129,8 @@ impl Tracker {
             .output
             .path
             .clone()
-            .map(|path| CsvSink::new(path, config.output.on_csv_write));
+            .map(|path| CsvSink::new(path, config.output.on_csv_write))
+            .transpose()?;
         let exporter = Exporter::spawn(&config.export)?;
         let row_settings = RowSettings {
             project_name: config.project_name.clone(),
@@ -152,6 +153,27 @@ impl Tracker {
             description: Mutex::new(None),
             exporter,
         })
+    }
+
+    /// A tracker for `config` that a SIGTERM or a fork can find (see [`crate::lifecycle`]): what
+    /// the Python class holds.
+    pub fn shared(config: Config, identity: Identity) -> Result<Arc<Self>> {
+        let tracker = Arc::new(Self::new(config, identity)?);
+        let managed: Arc<dyn crate::lifecycle::Managed> = tracker.clone();
+        crate::lifecycle::register(&managed);
+        Ok(tracker)
+    }
+
+    /// In a forked child: drops the copied run without joining its sampler (the thread was not
+    /// copied) or writing its rows (the parent writes them), and releases locks a vanished
+    /// thread held.
+    pub(crate) fn forget_run_after_fork(&self) {
+        crate::locks::force_release(&self.run);
+        crate::locks::force_release(&self.last_row);
+        crate::locks::force_release(&self.description);
+        if let Some(run) = self.run.lock().take() {
+            std::mem::forget(run);
+        }
     }
 
     /// The validated settings.
@@ -257,6 +279,7 @@ impl Tracker {
             next_epoch: BTreeMap::new(),
             export,
         });
+        crate::lifecycle::run_started();
         Ok(())
     }
 
@@ -278,7 +301,7 @@ impl Tracker {
                 run.window_names()
             )));
         }
-        let start = read_and_report(&run.meter, run.hourly.as_deref());
+        let start = read_and_report(&run.meter, run.hourly.as_deref(), &self.description);
         run.windows.push(OpenWindow {
             name: name.to_owned(),
             labels,
@@ -336,7 +359,7 @@ impl Tracker {
                     ))
                 })?;
             let window = run.windows.remove(index);
-            let end = read_and_report(&run.meter, run.hourly.as_deref());
+            let end = read_and_report(&run.meter, run.hourly.as_deref(), &self.description);
             run.export_edge(&end, false);
             Closed {
                 run_id: run.id.clone(),
@@ -366,7 +389,7 @@ impl Tracker {
                 log::error!("You first need to start the tracker.");
                 return None;
             };
-            let end = read_and_report(&run.meter, run.hourly.as_deref());
+            let end = read_and_report(&run.meter, run.hourly.as_deref(), &self.description);
             run.export_edge(&end, false);
             Closed {
                 run_id: run.id.clone(),
@@ -395,8 +418,9 @@ impl Tracker {
             log::warn!("Tracker already stopped or never started.");
             return None;
         };
+        crate::lifecycle::run_stopped();
         run.sampler.stop();
-        let end = read_and_report(&run.meter, run.hourly.as_deref());
+        let end = read_and_report(&run.meter, run.hourly.as_deref(), &self.description);
         // Queued before the rows are written, so the last push overlaps the CSV write.
         let last_push = run.export_edge(&end, true);
         // Windows still open (an epoch cut short by an exception) get their partial row first.
@@ -467,10 +491,7 @@ impl Tracker {
             hourly: weighted.as_ref(),
         });
         if let Some(sink) = &self.sink {
-            // Losing the file must not lose the user's training: the row is still returned.
-            if let Err(err) = sink.write(&row) {
-                log::error!("could not write the emissions row: {err}");
-            }
+            sink.write_or_report(&row);
         }
         row
     }
@@ -503,6 +524,18 @@ impl Tracker {
     }
 }
 
+impl crate::lifecycle::Managed for Tracker {
+    fn stop_for_signal(&self) {
+        if self.state() == TrackerState::Running {
+            self.stop_run();
+        }
+    }
+
+    fn forget_after_fork(&self) {
+        self.forget_run_after_fork();
+    }
+}
+
 impl Drop for Tracker {
     fn drop(&mut self) {
         // A tracker dropped while running (an abandoned run, interpreter exit) writes its row
@@ -515,13 +548,22 @@ impl Drop for Tracker {
 
 /// Reads every sensor now and logs what the sampler found wrong since the last edge: the
 /// sampler thread itself never logs, so it never waits on the logging machinery.
-fn read_and_report(meter: &Mutex<Meter>, hourly: Option<&HourlyRun>) -> Snapshot {
+/// A sensor given up mid-run changes the methods, so the rows from then on say so.
+fn read_and_report(
+    meter: &Mutex<Meter>,
+    hourly: Option<&HourlyRun>,
+    description: &Mutex<Option<MeterDescription>>,
+) -> Snapshot {
     let (snapshot, warnings) = {
         let mut meter = meter.lock();
         let snapshot = meter.read();
         // Under the meter's lock, so the ledger sees reads in order.
         if let Some(hourly) = hourly {
             hourly.observe(&snapshot);
+        }
+        let mut shown = description.lock();
+        if shown.as_ref() != Some(meter.description()) {
+            *shown = Some(meter.description().clone());
         }
         (snapshot, meter.take_warnings())
     };

@@ -235,16 +235,17 @@ fn tracker_row_carries_rapl_energy_in_kwh() {
     let config = Config::resolve(kwargs, Environment::default()).expect("config");
     let tracker = Tracker::new(config, Identity::default()).expect("tracker");
     tracker.start().expect("start");
-    tree.advance("intel-rapl:0", 7_200_000_000); // 2 Wh
-    tree.advance("intel-rapl:0:1", 3_600_000_000); // 1 Wh
+    // Within what a zone could draw in the time: more is refused as implausible.
+    tree.advance("intel-rapl:0", 720_000_000); // 0.2 Wh
+    tree.advance("intel-rapl:0:1", 360_000_000); // 0.1 Wh
     let row = tracker.stop().expect("row");
     assert!(
-        (row.cpu_energy - 0.002 * 1.5).abs() < 1e-15,
+        (row.cpu_energy - 0.0002 * 1.5).abs() < 1e-15,
         "{}",
         row.cpu_energy
     );
     assert!(
-        (row.ram_energy - 0.001 * 1.5).abs() < 1e-15,
+        (row.ram_energy - 0.0001 * 1.5).abs() < 1e-15,
         "{}",
         row.ram_energy
     );
@@ -260,4 +261,135 @@ fn tracker_row_carries_rapl_energy_in_kwh() {
 fn tracker_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Tracker>();
+}
+
+fn one_package_meter() -> (FakeTree, Meter) {
+    let tree = FakeTree::new();
+    tree.zone("intel-rapl:0", "package-0", 1_000_000_000);
+    let (meter, _) = Meter::discover(&MeterConfig::powercap_only(tree.path()));
+    (tree, meter)
+}
+
+#[test]
+fn readings_above_the_range_add_nothing_and_warn_once() {
+    let (tree, mut meter) = one_package_meter();
+    let start = meter.read();
+    for bogus in [RANGE_UJ + 1_000_000_000_000, u64::MAX, RANGE_UJ + 1] {
+        fs::write(
+            tree.path().join("intel-rapl:0/energy_uj"),
+            format!("{bogus}\n"),
+        )
+        .expect("w");
+        meter.read();
+        tree.set("intel-rapl:0", 1_000_000_000);
+        meter.read();
+    }
+    tree.advance("intel-rapl:0", 5_000_000);
+    let interval = meter.read().since(&start);
+    assert_eq!(uj(interval.energy.cpu_j), 5_000_000);
+    let warnings = meter.take_warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("max_energy_range_uj"), "{warnings:?}");
+    assert_eq!(meter.description().cpu_method.as_str(), "rapl");
+}
+
+#[test]
+fn a_counter_one_joule_back_adds_no_wrap() {
+    let (tree, mut meter) = one_package_meter();
+    let start = meter.read();
+    tree.set("intel-rapl:0", 1_000_000_000 - 1_000_000);
+    meter.read();
+    tree.advance("intel-rapl:0", 2_000_000);
+    let interval = meter.read().since(&start);
+    // Not RANGE_UJ - 1 J (262 kJ): the step back counts nothing, the rest counts.
+    assert_eq!(uj(interval.energy.cpu_j), 2_000_000);
+    assert_eq!(meter.take_warnings().len(), 1);
+}
+
+#[test]
+fn a_forward_jump_beyond_peak_power_is_not_energy() {
+    let (tree, mut meter) = one_package_meter();
+    let start = meter.read();
+    // 200 kJ within a millisecond: more than any package draws.
+    tree.set("intel-rapl:0", 201_000_000_000);
+    meter.read();
+    tree.set("intel-rapl:0", 1_003_000_000);
+    let interval = meter.read().since(&start);
+    assert_eq!(uj(interval.energy.cpu_j), 3_000_000);
+    // A counter that really went on from the jump is counted from its new value.
+    tree.set("intel-rapl:0", 201_000_000_000);
+    meter.read();
+    tree.set("intel-rapl:0", 201_004_000_000);
+    meter.read();
+    tree.advance("intel-rapl:0", 1_000_000);
+    let interval = meter.read().since(&start);
+    assert_eq!(uj(interval.energy.cpu_j), 3_000_000 + 1_000_000);
+}
+
+#[test]
+fn transient_garbage_is_retried_and_the_zone_kept() {
+    let (tree, mut meter) = one_package_meter();
+    let start = meter.read();
+    tree.advance("intel-rapl:0", 1_000_000);
+    for _ in 0..3 {
+        fs::write(tree.path().join("intel-rapl:0/energy_uj"), "garbage\n").expect("garbage");
+        meter.read();
+    }
+    tree.set("intel-rapl:0", 1_003_000_000);
+    let interval = meter.read().since(&start);
+    // The energy used while the reads failed is counted by the next good read.
+    assert_eq!(uj(interval.energy.cpu_j), 3_000_000);
+    assert_eq!(meter.description().cpu_method.as_str(), "rapl");
+    assert_eq!(meter.take_warnings().len(), 1);
+}
+
+#[test]
+fn a_zone_failing_read_after_read_falls_back_to_load_tdp_and_says_mixed() {
+    let (tree, mut meter) = one_package_meter();
+    let start = meter.read();
+    tree.advance("intel-rapl:0", 1_000_000);
+    meter.read();
+    fs::write(tree.path().join("intel-rapl:0/energy_uj"), "garbage\n").expect("garbage");
+    for _ in 0..carbonmeter::testing::sensors::rapl::GIVE_UP_AFTER_FAILURES {
+        meter.read();
+    }
+    assert_eq!(meter.description().cpu_method.as_str(), "mixed");
+    std::thread::sleep(Duration::from_millis(20));
+    let interval = meter.read().since(&start);
+    assert!(interval.energy.cpu_j >= 1.0, "{}", interval.energy.cpu_j);
+    let warnings = meter.take_warnings();
+    assert!(
+        warnings.iter().any(|w| w.contains("load x TDP")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn a_fifo_or_an_endless_counter_is_refused_without_blocking() {
+    let (tree, mut meter) = one_package_meter();
+    let counter = tree.path().join("intel-rapl:0/energy_uj");
+    let start = meter.read();
+    fs::remove_file(&counter).expect("remove");
+    let c_path = std::ffi::CString::new(counter.to_str().expect("utf-8")).expect("path");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0);
+    let began = std::time::Instant::now();
+    meter.read();
+    fs::remove_file(&counter).expect("remove");
+    fs::write(&counter, "1".repeat(1 << 20)).expect("endless");
+    meter.read();
+    assert!(began.elapsed() < Duration::from_secs(1));
+    fs::remove_file(&counter).expect("remove");
+    tree.set("intel-rapl:0", 1_002_000_000);
+    let interval = meter.read().since(&start);
+    assert_eq!(uj(interval.energy.cpu_j), 2_000_000);
+    let warnings = meter.take_warnings();
+    assert!(
+        warnings.iter().any(|w| w.contains("not a regular file")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("more than 64 bytes")),
+        "{warnings:?}"
+    );
 }

@@ -903,7 +903,10 @@ def test_reported_energy_is_the_sum_written(
         tree = FakePowercap(Path(folder))
         names = {"intel-rapl:0": "package-0", "intel-rapl:1": "package-1"}
         for (zone, limit), start in zip(RANGES.items(), starts, strict=True):
-            tree.add_zone(zone, names.get(zone, "dram"), start, max_energy_range_uj=limit)
+            # A zone that could draw its whole range in a second: any one step is plausible.
+            tree.add_zone(
+                zone, names.get(zone, "dram"), start, max_energy_range_uj=limit, max_power_uw=limit
+            )
         tracker = make_tracker(tree)
         tracker.start()
         unread = dict.fromkeys(RANGES, 0)

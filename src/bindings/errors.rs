@@ -67,7 +67,7 @@ impl From<Error> for PyErr {
                 Ok(class) => PyErr::from_type(class.clone(), message),
                 Err(creation_failed) => creation_failed,
             }),
-            Error::UnknownSetting { .. } => PyTypeError::new_err(message),
+            Error::UnknownSetting { .. } | Error::WrongType { .. } => PyTypeError::new_err(message),
             Error::State(_) => TrackerStateError::new_err(message),
             Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 PyFileNotFoundError::new_err(message)

@@ -18,6 +18,15 @@ fn to_raw(key: &str, value: &Bound<'_, PyAny>) -> PyResult<Option<RawValue>> {
     if value.is_none() {
         return Ok(None);
     }
+    let secret = schema::setting(key).is_some_and(|setting| setting.kind == schema::Kind::Secret);
+    if secret && !value.is_instance_of::<PyString>() {
+        return Err(Error::WrongType {
+            name: key.to_owned(),
+            expected: "a str".to_owned(),
+            got: value.get_type().name()?.to_string(),
+        }
+        .into());
+    }
     if let Ok(flag) = value.cast::<PyBool>() {
         return Ok(Some(RawValue::Bool(flag.is_true())));
     }
@@ -126,11 +135,8 @@ impl PyEmissionsTracker {
             super::connect_logging(py)?;
         }
         let loggers = Listener::new(loggers)?;
-        let tracker = detach(py, || Tracker::new(config, identity))?;
-        Ok(Self {
-            inner: Arc::new(tracker),
-            loggers,
-        })
+        let inner = detach(py, || Tracker::shared(config, identity))?;
+        Ok(Self { inner, loggers })
     }
 
     /// Starts measuring. A second `start()` on a running tracker only warns.

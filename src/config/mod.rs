@@ -162,6 +162,61 @@ fn env_seconds(layers: &Layers, var: &str) -> Result<Option<f64>> {
     }
 }
 
+/// Where a setting's value came from: a keyword argument, a variable or a file, else the
+/// default.
+fn origin(layers: &Layers, key: &str) -> String {
+    if layers.kwargs.contains_key(key) {
+        return "keyword argument".to_owned();
+    }
+    layers
+        .origins
+        .iter()
+        .rev()
+        .find(|(name, _)| name == key)
+        .map_or_else(|| "default".to_owned(), |(_, origin)| origin.clone())
+}
+
+fn secret_origin(layers: &Layers) -> String {
+    ["electricitymaps_api_token", "co2_signal_api_token"]
+        .iter()
+        .map(|key| origin(layers, key))
+        .find(|origin| origin != "default")
+        .unwrap_or_else(|| live::TOKEN_ENV.to_owned())
+}
+
+/// The token goes to this URL: only over TLS, except to this machine (a local proxy, tests).
+fn check_base_url(url: &str) -> Result<()> {
+    let lower = url.trim().to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return Ok(());
+    }
+    if let Some(rest) = lower.strip_prefix("http://") {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host);
+        let host = if host.starts_with('[') {
+            host.split_once(']')
+                .map_or(host, |(inside, _)| inside.trim_start_matches('['))
+        } else {
+            host.split(':').next().unwrap_or(host)
+        };
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|address| address.is_loopback());
+        if loopback {
+            return Ok(());
+        }
+    }
+    Err(Error::invalid(
+        "electricitymaps_base_url",
+        format!("{url:?}"),
+        "expected an https:// URL (http:// only to localhost, 127.0.0.0/8 or [::1]): the API \
+         token is sent there",
+    ))
+}
+
 fn live_settings(layers: &mut Layers) -> Result<LiveSettings> {
     // Keyword arguments first (either name), then each name through the other layers, then
     // Electricity Maps' own variable.
@@ -179,13 +234,27 @@ fn live_settings(layers: &mut Layers) -> Result<LiveSettings> {
         },
     }
     .or_else(|| layers.env.vars.get(live::TOKEN_ENV).cloned());
+    let token_origin = secret_origin(layers);
+    let base_url = required(
+        "electricitymaps_base_url",
+        layers.text("electricitymaps_base_url")?,
+    )?;
+    check_base_url(&base_url)?;
+    if token.is_some() && base_url.trim_end_matches('/') != live::DEFAULT_BASE_URL {
+        let url_origin = origin(layers, "electricitymaps_base_url");
+        if url_origin != token_origin {
+            // A config file in the working folder could send a token given elsewhere to a
+            // host of its choosing: say where each came from.
+            crate::once::warn_once(&format!(
+                "the Electricity Maps token ({token_origin}) is sent to {base_url}, a base URL set \
+                 elsewhere ({url_origin})"
+            ));
+        }
+    }
     let defaults = LiveSettings::default();
     Ok(LiveSettings {
         token: token.as_deref().and_then(Secret::new),
-        base_url: required(
-            "electricitymaps_base_url",
-            layers.text("electricitymaps_base_url")?,
-        )?,
+        base_url,
         zone: layers
             .text("electricitymaps_zone")?
             .map(|zone| zone.trim().to_owned())

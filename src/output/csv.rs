@@ -3,9 +3,16 @@
 //! Each row is encoded in memory and handed to the OS in one `write` on a file opened for
 //! append before the call returns: a killed process leaves every row it reported, whole. The
 //! fsync that also survives power loss runs on a short-lived thread, off the caller's path.
+//!
+//! Every write holds an exclusive `flock` on the file, so processes sharing it write one header
+//! and whole rows: a fragment a dead writer left at the end is cut before the next row, and a
+//! write that fails part-way is cut back.
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
@@ -23,15 +30,26 @@ pub enum WriteMode {
     Update,
 }
 
-// Trackers in one process may share a file: creating it, checking its header and rewriting it
-// are serialised so two trackers never both write a header or interleave a rewrite.
+// Trackers in one process serialise here before taking the file lock: `flock` excludes other
+// processes, and this keeps two threads of one process from contending through the kernel.
 static FILE_LOCK: Mutex<()> = Mutex::new(());
 
+/// In a forked child: releases the lock a writing thread of the parent held.
+pub(crate) fn release_after_fork() {
+    crate::locks::force_release(&FILE_LOCK);
+}
+
+/// How many times a write reopens the file when another process renamed it between our open
+/// and our lock (update mode, a foreign file set aside) before giving up on this row.
+const REOPEN_ATTEMPTS: u32 = 16;
+
 /// Writes [`EmissionsRow`]s to one CSV file.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct CsvSink {
     path: PathBuf,
     mode: WriteMode,
+    // Causes of failed writes already reported: a full disk says so once, not once per row.
+    reported: Mutex<HashSet<String>>,
 }
 
 fn header_line() -> String {
@@ -54,10 +72,158 @@ fn encode(path: &Path, row: &EmissionsRow) -> Result<Vec<u8>> {
         .map_err(|err| Error::io(path, err.into_error()))
 }
 
+/// `path` exists and is not a regular file (a FIFO would block the write, a device or a folder
+/// would take rows it cannot keep).
+fn not_regular(path: &Path, file_type: std::fs::FileType) -> Error {
+    let kind = if file_type.is_dir() {
+        "a folder"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_char_device() || file_type.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    };
+    Error::invalid(
+        "output_file",
+        format!("{:?} ({kind})", path.display().to_string()),
+        "expected a regular file or a name not yet taken",
+    )
+}
+
+/// The file at `path`, opened for appending and locked against every other writer, in this
+/// process and others. The lock is on the inode: one renamed away while we waited is reopened.
+struct Locked {
+    file: File,
+    len: u64,
+    _guard: parking_lot::MutexGuard<'static, ()>,
+}
+
+impl Locked {
+    fn open(path: &Path) -> Result<Self> {
+        let guard = FILE_LOCK.lock();
+        for _ in 0..REOPEN_ATTEMPTS {
+            if let Ok(metadata) = std::fs::metadata(path)
+                && !metadata.file_type().is_file()
+            {
+                return Err(not_regular(path, metadata.file_type()));
+            }
+            // Non-blocking, so a FIFO put there after the check above cannot stall the open.
+            let file = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(path)
+                .map_err(|err| Error::io(path, err))?;
+            let opened = file.metadata().map_err(|err| Error::io(path, err))?;
+            if !opened.file_type().is_file() {
+                return Err(not_regular(path, opened.file_type()));
+            }
+            file.lock().map_err(|err| Error::io(path, err))?;
+            let still_there = std::fs::metadata(path)
+                .is_ok_and(|now| now.ino() == opened.ino() && now.dev() == opened.dev());
+            if still_there {
+                let len = file.metadata().map_err(|err| Error::io(path, err))?.len();
+                return Ok(Self {
+                    file,
+                    len,
+                    _guard: guard,
+                });
+            }
+        }
+        Err(Error::io(
+            path,
+            std::io::Error::other("replaced by other processes faster than it could be locked"),
+        ))
+    }
+
+    fn read_at(&self, offset: u64, length: usize) -> std::io::Result<Vec<u8>> {
+        let mut buffer = vec![0; length];
+        let mut filled = 0;
+        while filled < length {
+            let read = self
+                .file
+                .read_at(&mut buffer[filled..], offset + filled as u64)?;
+            if read == 0 {
+                break;
+            }
+            filled += read;
+        }
+        buffer.truncate(filled);
+        Ok(buffer)
+    }
+
+    /// Offset just past the last newline, 0 when there is none.
+    fn end_of_last_line(&self) -> std::io::Result<u64> {
+        const CHUNK: u64 = 8192;
+        let mut end = self.len;
+        while end > 0 {
+            let start = end.saturating_sub(CHUNK);
+            let chunk = self.read_at(start, (end - start) as usize)?;
+            if let Some(position) = chunk.iter().rposition(|byte| *byte == b'\n') {
+                return Ok(start + position as u64 + 1);
+            }
+            end = start;
+        }
+        Ok(0)
+    }
+}
+
+/// What the file at the path holds, as far as appending to it goes.
+enum Contents {
+    /// Nothing, or only a torn header of ours: write the header first.
+    Empty,
+    /// Our header: append.
+    Ours,
+    /// Another header: set aside.
+    Foreign,
+}
+
+fn contents(locked: &Locked) -> std::io::Result<Contents> {
+    if locked.len == 0 {
+        return Ok(Contents::Empty);
+    }
+    let header = header_line();
+    let start = locked.read_at(0, header.len())?;
+    if start == header.as_bytes() {
+        return Ok(Contents::Ours);
+    }
+    // A writer killed inside the header (or a disk full there) leaves a prefix of it alone.
+    let torn_header = !start.contains(&b'\n')
+        && locked.len == start.len() as u64
+        && header.as_bytes().starts_with(&start);
+    Ok(if torn_header {
+        Contents::Empty
+    } else {
+        Contents::Foreign
+    })
+}
+
 impl CsvSink {
-    /// A sink for `path` (the folder must exist).
-    pub fn new(path: PathBuf, mode: WriteMode) -> Self {
-        Self { path, mode }
+    /// A sink for `path`. Refuses now what would fail every write: a folder that does not
+    /// exist or cannot be written, and a path that is not a regular file (a FIFO, a folder).
+    pub fn new(path: PathBuf, mode: WriteMode) -> Result<Self> {
+        match std::fs::metadata(&path) {
+            Ok(metadata) if !metadata.file_type().is_file() => {
+                return Err(not_regular(&path, metadata.file_type()));
+            }
+            Ok(_) => check_writable(&path, "output_file")?,
+            Err(_) => {
+                let folder = match path.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => parent,
+                    _ => Path::new("."),
+                };
+                check_writable(folder, "output_dir")?;
+            }
+        }
+        Ok(Self {
+            path,
+            mode,
+            reported: Mutex::new(HashSet::new()),
+        })
     }
 
     /// The file written.
@@ -69,101 +235,191 @@ impl CsvSink {
     /// Writes `row`; returns once the OS has it.
     pub fn write(&self, row: &EmissionsRow) -> Result<()> {
         let encoded = encode(&self.path, row)?;
-        let _guard = FILE_LOCK.lock();
-        self.set_aside_foreign_file()?;
         match self.mode {
             WriteMode::Append => self.append(&encoded),
             WriteMode::Update => self.replace_run(&row.run_id, &encoded),
         }
     }
 
+    /// Writes `row` and logs a failure as an error once per cause: losing the file must not
+    /// lose the user's training, nor flood their log with one line per row.
+    pub fn write_or_report(&self, row: &EmissionsRow) {
+        if let Err(err) = self.write(row) {
+            let cause = match &err {
+                Error::Io { source, .. } => format!("{:?}", source.kind()),
+                other => other.to_string(),
+            };
+            if self.reported.lock().insert(cause) {
+                log::error!(
+                    "could not write the emissions row: {err} (said once per cause; rows are \
+                     still returned)"
+                );
+            }
+        }
+    }
+
     fn append(&self, encoded: &[u8]) -> Result<()> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(|err| Error::io(&self.path, err))?;
-        let is_new = file
-            .metadata()
-            .map_err(|err| Error::io(&self.path, err))?
-            .len()
-            == 0;
+        let io_error = |err| Error::io(&self.path, err);
+        let mut locked = Locked::open(&self.path)?;
+        match contents(&locked).map_err(io_error)? {
+            Contents::Foreign => {
+                self.set_aside("has another header (not written by this carbonmeter version)")?;
+                drop(locked);
+                locked = Locked::open(&self.path)?;
+            }
+            Contents::Empty if locked.len > 0 => {
+                locked.file.set_len(0).map_err(io_error)?;
+                locked.len = 0;
+            }
+            Contents::Empty | Contents::Ours => {}
+        }
+        // Writes happen under the lock and one row is one write, so bytes after the last
+        // newline are a row torn by a writer that died or ran out of disk: nobody was handed
+        // it, and appending after it would merge the next row into it.
+        let whole_len = locked.end_of_last_line().map_err(io_error)?;
+        if whole_len < locked.len {
+            log::warn!(
+                "{}: cut {} bytes of a row torn by an earlier writer",
+                self.path.display(),
+                locked.len - whole_len
+            );
+            locked.file.set_len(whole_len).map_err(io_error)?;
+            locked.len = whole_len;
+        }
         let mut buffer = Vec::with_capacity(encoded.len() + 1024);
-        if is_new {
+        if locked.len == 0 {
             buffer.extend_from_slice(header_line().as_bytes());
         }
         buffer.extend_from_slice(encoded);
-        file.write_all(&buffer)
-            .map_err(|err| Error::io(&self.path, err))?;
+        if let Err(err) = (&locked.file).write_all(&buffer) {
+            // A full disk leaves part of the row: cut it, so the file ends on a whole row.
+            let _ = locked.file.set_len(locked.len);
+            return Err(io_error(err));
+        }
+        let Locked { file, .. } = locked;
+        let _ = file.unlock();
         sync_in_background(file);
         Ok(())
     }
 
     /// Rewrites the file with this run's rows replaced by `encoded` (or it appended), through a
-    /// temporary file renamed over the old one, so a crash leaves either file whole.
+    /// temporary file of this process renamed over the old one while the old one is locked, so
+    /// a crash leaves either file whole and no process's rewrite undoes another's.
     fn replace_run(&self, run_id: &str, encoded: &[u8]) -> Result<()> {
-        let mut output = header_line().into_bytes();
-        let mut replaced = false;
-        if let Ok(file) = File::open(&self.path) {
-            let run_id_column = columns().iter().position(|c| *c == "run_id").unwrap_or(2);
-            let mut reader = ::csv::Reader::from_reader(file);
-            for record in reader.records() {
-                let record = record.map_err(|source| Error::Csv {
-                    path: self.path.clone(),
-                    source,
-                })?;
-                if record.get(run_id_column) != Some(run_id) {
-                    let mut writer = ::csv::WriterBuilder::new()
-                        .has_headers(false)
-                        .from_writer(Vec::new());
-                    writer.write_record(&record).map_err(|source| Error::Csv {
-                        path: self.path.clone(),
-                        source,
-                    })?;
-                    let line = writer
-                        .into_inner()
-                        .map_err(|err| Error::io(&self.path, err.into_error()))?;
-                    output.extend_from_slice(&line);
-                } else if !replaced {
-                    output.extend_from_slice(encoded);
-                    replaced = true;
+        let mut locked = Locked::open(&self.path)?;
+        let existing = loop {
+            let set_aside = match contents(&locked).map_err(|err| Error::io(&self.path, err))? {
+                Contents::Ours => match self.other_runs(&locked.file, run_id, encoded) {
+                    Ok(rows) => break Some(rows),
+                    // One bad line would otherwise fail every later write of every run.
+                    Err(err) => format!("cannot be read back ({err})"),
+                },
+                Contents::Foreign => {
+                    "has another header (not written by this carbonmeter version)".to_owned()
                 }
+                Contents::Empty => break None,
+            };
+            self.set_aside(&set_aside)?;
+            // The lock went with the old file: lock whatever is at the path now.
+            drop(locked);
+            locked = Locked::open(&self.path)?;
+        };
+        let mut output = header_line().into_bytes();
+        output.extend_from_slice(&existing.unwrap_or_else(|| encoded.to_vec()));
+        let temporary = temporary_path(&self.path);
+        let written = File::create(&temporary).and_then(|mut file| {
+            file.write_all(&output)?;
+            file.sync_data()
+        });
+        if let Err(err) = written {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(Error::io(&temporary, err));
+        }
+        // Renamed while the old file is still locked: a process waiting on it finds the
+        // path changed when it gets the lock, and reads the new file instead.
+        let renamed = std::fs::rename(&temporary, &self.path);
+        drop(locked);
+        renamed.map_err(|err| {
+            let _ = std::fs::remove_file(&temporary);
+            Error::io(&self.path, err)
+        })
+    }
+
+    /// The rows of the file with this run's replaced by `encoded` (appended if it had none).
+    fn other_runs(&self, file: &File, run_id: &str, encoded: &[u8]) -> Result<Vec<u8>> {
+        let csv_error = |source| Error::Csv {
+            path: self.path.clone(),
+            source,
+        };
+        let run_id_column = columns().iter().position(|c| *c == "run_id").unwrap_or(2);
+        let mut output = Vec::new();
+        let mut replaced = false;
+        let mut reader = ::csv::Reader::from_reader(file);
+        for record in reader.records() {
+            let record = record.map_err(csv_error)?;
+            if record.get(run_id_column) != Some(run_id) {
+                let mut writer = ::csv::WriterBuilder::new()
+                    .has_headers(false)
+                    .from_writer(Vec::new());
+                writer.write_record(&record).map_err(csv_error)?;
+                let line = writer
+                    .into_inner()
+                    .map_err(|err| Error::io(&self.path, err.into_error()))?;
+                output.extend_from_slice(&line);
+            } else if !replaced {
+                output.extend_from_slice(encoded);
+                replaced = true;
             }
         }
         if !replaced {
             output.extend_from_slice(encoded);
         }
-        let temporary = self.path.with_extension("csv.tmp");
-        let mut file = File::create(&temporary).map_err(|err| Error::io(&temporary, err))?;
-        file.write_all(&output)
-            .and_then(|()| file.sync_data())
-            .map_err(|err| Error::io(&temporary, err))?;
-        std::fs::rename(&temporary, &self.path).map_err(|err| Error::io(&self.path, err))
+        Ok(output)
     }
 
-    /// An existing file with another header is renamed aside as CodeCarbon does
-    /// (`emissions.csv.bak`, then `emissions.csv_0.bak`, ...): nothing is overwritten.
-    fn set_aside_foreign_file(&self) -> Result<()> {
-        let Ok(file) = File::open(&self.path) else {
-            return Ok(());
-        };
-        let mut first_line = String::new();
-        BufReader::new(file)
-            .read_line(&mut first_line)
-            .map_err(|err| Error::io(&self.path, err))?;
-        if first_line.is_empty() || first_line.trim_end_matches(['\r', '\n']) == columns().join(",")
-        {
-            return Ok(());
-        }
+    /// Renames the file aside as CodeCarbon does (`emissions.csv.bak`, then
+    /// `emissions.csv_0.bak`, ...): nothing is overwritten. Called with the file locked.
+    fn set_aside(&self, why: &str) -> Result<()> {
         let backup = backup_path(&self.path);
         log::warn!(
-            "{} has another header (not written by this carbonmeter version): renamed to {}, \
-             starting a new file",
+            "{} {why}: renamed to {}, starting a new file",
             self.path.display(),
             backup.display()
         );
         std::fs::rename(&self.path, &backup).map_err(|err| Error::io(&self.path, err))
     }
+}
+
+/// Refuses a folder or file this process cannot write (a read-only mount, no permission).
+fn check_writable(path: &Path, setting: &str) -> Result<()> {
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return Err(Error::invalid(
+            setting,
+            format!("{:?}", path.display().to_string()),
+            "expected a path without NUL bytes",
+        ));
+    };
+    // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call.
+    if unsafe { libc::access(c_path.as_ptr(), libc::W_OK) } == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    Err(Error::invalid(
+        setting,
+        format!("{:?}", path.display().to_string()),
+        format!("expected a location this process can write ({err})"),
+    ))
+}
+
+/// A name of this write's own beside `path`: processes rewriting one file never share one.
+fn temporary_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(
+        ".{}.{}.tmp",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ));
+    PathBuf::from(name)
 }
 
 fn backup_path(path: &Path) -> PathBuf {
@@ -220,7 +476,7 @@ mod tests {
     #[test]
     fn appends_one_row_per_write_under_one_header() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let sink = CsvSink::new(dir.path().join("emissions.csv"), WriteMode::Append);
+        let sink = CsvSink::new(dir.path().join("emissions.csv"), WriteMode::Append).expect("sink");
         sink.write(&row("a", 1.0)).expect("write");
         sink.write(&row("a", 2.0)).expect("write");
         let rows = read_rows(sink.path());
@@ -232,7 +488,7 @@ mod tests {
     #[test]
     fn update_keeps_one_row_per_run() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let sink = CsvSink::new(dir.path().join("emissions.csv"), WriteMode::Update);
+        let sink = CsvSink::new(dir.path().join("emissions.csv"), WriteMode::Update).expect("sink");
         sink.write(&row("a", 1.0)).expect("write");
         sink.write(&row("b", 1.0)).expect("write");
         sink.write(&row("a", 5.0)).expect("write");
@@ -249,6 +505,7 @@ mod tests {
         std::fs::write(&path, "timestamp,emissions\nx,1\n").expect("seed");
         std::fs::write(dir.path().join("emissions.csv.bak"), "older").expect("seed");
         CsvSink::new(path.clone(), WriteMode::Append)
+            .expect("sink")
             .write(&row("a", 1.0))
             .expect("write");
         assert_eq!(
@@ -260,5 +517,79 @@ mod tests {
             "older"
         );
         assert_eq!(read_rows(&path).len(), 1);
+    }
+
+    #[test]
+    fn a_torn_row_is_cut_before_the_next_row() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sink = CsvSink::new(dir.path().join("emissions.csv"), WriteMode::Append).expect("sink");
+        sink.write(&row("a", 1.0)).expect("write");
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(sink.path())
+            .expect("open");
+        file.write_all(b"2026-01-01T00:00:00,torn row with no end")
+            .expect("tear");
+        sink.write(&row("b", 2.0)).expect("write");
+        let rows = read_rows(sink.path());
+        assert_eq!(rows.len(), 2);
+        assert_eq!((&rows[0][2], &rows[1][2]), ("a", "b"));
+    }
+
+    #[test]
+    fn a_torn_header_is_written_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("emissions.csv");
+        std::fs::write(&path, &header_line()[..20]).expect("seed");
+        let sink = CsvSink::new(path.clone(), WriteMode::Append).expect("sink");
+        sink.write(&row("a", 1.0)).expect("write");
+        assert_eq!(read_rows(&path).len(), 1);
+        assert!(!dir.path().join("emissions.csv.bak").exists());
+    }
+
+    #[test]
+    fn a_fifo_is_refused_at_construction_and_at_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("emissions.csv");
+        let mkfifo = |path: &Path| {
+            let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("path");
+            // SAFETY: a valid NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        };
+        mkfifo(&path);
+        let err = CsvSink::new(path.clone(), WriteMode::Append).expect_err("fifo");
+        assert!(err.to_string().contains("a FIFO"), "{err}");
+        std::fs::remove_file(&path).expect("remove");
+        let sink = CsvSink::new(path.clone(), WriteMode::Append).expect("sink");
+        mkfifo(&path);
+        let err = sink.write(&row("a", 1.0)).expect_err("fifo");
+        assert!(err.to_string().contains("a FIFO"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_file_in_update_mode_is_set_aside() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("emissions.csv");
+        let mut seeded = header_line();
+        seeded.push_str("only,three,fields\n");
+        std::fs::write(&path, &seeded).expect("seed");
+        let sink = CsvSink::new(path.clone(), WriteMode::Update).expect("sink");
+        sink.write(&row("a", 1.0)).expect("write");
+        sink.write(&row("a", 2.0)).expect("write");
+        let rows = read_rows(&path);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(&rows[0][4], "2.0");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("emissions.csv.bak")).expect("backup"),
+            seeded
+        );
+    }
+
+    #[test]
+    fn a_missing_folder_is_refused_at_construction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = CsvSink::new(dir.path().join("no/such/emissions.csv"), WriteMode::Append)
+            .expect_err("missing");
+        assert!(err.to_string().contains("output_dir"), "{err}");
     }
 }

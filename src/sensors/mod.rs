@@ -129,4 +129,10 @@ pub trait Sensor: Send {
 
     /// Reads every channel; a failed channel gives its error as text and is not read again.
     fn read(&mut self, host: &HostSample) -> Vec<Result<Reading, String>>;
+
+    /// Problems the sensor worked around since the last call (the sampler never logs: the
+    /// meter hands these to the next window edge, each once).
+    fn take_warnings(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
