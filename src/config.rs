@@ -78,6 +78,10 @@ pub const SERVED: &[&str] = &[
     "electricitymaps_zone",
     "nvml_library",
     "gpu_poll_secs",
+    // Issue 15: wall energy and the carbon budget.
+    "psu_efficiency",
+    "co2_budget_kg",
+    "stop_over_budget",
 ];
 
 /// CodeCarbon arguments for services carbonmeter does not offer: accepted with one warning, so
@@ -170,6 +174,12 @@ pub struct Config {
     pub live: LiveSettings,
     /// The `TZ` environment variable, for locating a run that names no location.
     pub tz: Option<String>,
+    /// Share of the plug's energy the PSU delivers (0 to 1], for the `wall_energy` column.
+    pub psu_efficiency: Option<f64>,
+    /// The run's carbon budget, kg CO2eq: a warning once the projection's low end exceeds it.
+    pub co2_budget_kg: Option<f64>,
+    /// Ask the framework to stop after the epoch whose projection crossed `co2_budget_kg`.
+    pub stop_over_budget: bool,
     /// Unserved CodeCarbon settings that were given (each warned about once).
     pub unserved: Vec<String>,
     /// Where each setting not from a keyword argument came from, for a debug line.
@@ -519,6 +529,21 @@ impl Config {
         // Validated for CodeCarbon parity; every carbonmeter tracker may run beside others.
         layers.boolean("allow_multiple_runs")?;
         let live = resolve_live(&mut layers)?;
+        let psu_efficiency = layers.float(
+            "psu_efficiency",
+            "expected a share > 0.0 and <= 1.0 (0.92 for an 80 PLUS Platinum PSU at half load)",
+            |e| e > 0.0 && e <= 1.0,
+        )?;
+        let co2_budget_kg =
+            layers.float("co2_budget_kg", "expected kg CO2eq > 0.0", |kg| kg > 0.0)?;
+        let stop_over_budget = layers.boolean("stop_over_budget")?.unwrap_or(false);
+        if stop_over_budget && co2_budget_kg.is_none() {
+            return Err(Error::invalid(
+                "stop_over_budget",
+                "True".to_owned(),
+                "expected co2_budget_kg=<kg> beside it: there is no budget to stop at",
+            ));
+        }
         Ok(Self {
             project_name: layers
                 .string("project_name")
@@ -546,6 +571,9 @@ impl Config {
             sync,
             live,
             tz: layers.env.vars.get("TZ").cloned(),
+            psu_efficiency,
+            co2_budget_kg,
+            stop_over_budget,
             unserved,
             origins: std::mem::take(&mut layers.origins),
         })

@@ -6,6 +6,7 @@
 
 pub mod carbon;
 pub mod config;
+pub mod cost;
 pub mod error;
 pub mod gpu;
 pub mod hardware;
@@ -14,11 +15,13 @@ pub mod intensity;
 pub mod meter;
 pub mod once;
 pub mod output;
+pub mod projection;
 pub mod sampler;
 pub mod sensors;
 pub mod suggest;
 pub mod tables;
 pub mod tracker;
+pub mod uncertainty;
 
 mod bindings;
 
