@@ -14,4 +14,5 @@ pub const TABLES: &[(&str, &str)] = &[
     ("gpu_tdp.csv", GPU_TDP_CSV),
     ("cpu_tdp.csv", CPU_TDP_CSV),
     ("equivalents.csv", EQUIVALENTS_CSV),
+    ("uncertainty.csv", crate::uncertainty::UNCERTAINTY_CSV),
 ];

@@ -6,10 +6,10 @@ Example:
     >>> callback = EmissionsCallback(country_iso_code="FRA")  # doctest: +SKIP
     >>> model.fit(x, y, epochs=3, callbacks=[callback])  # doctest: +SKIP
 
-Each epoch's figures are put into the epoch's `logs` (`co2_kg`, `energy_kwh`, `cpu_energy_kwh`,
-`gpu_energy_kwh`, `ram_energy_kwh`), so `History`, `CSVLogger`, progress bars and logger
-callbacks see them. Keras hands one `logs` dict to the callbacks in list order: put this callback
-before the loggers that should receive its values.
+Each epoch's figures are put into the epoch's `logs` (`co2_kg`, `co2_kg_low`, `co2_kg_high`,
+`co2_kg_projected`, `energy_kwh`, `cpu_energy_kwh`, `gpu_energy_kwh`, `ram_energy_kwh`), so
+`History`, `CSVLogger`, progress bars and logger callbacks see them. Keras hands one `logs` dict to
+the callbacks in list order: put this callback before the loggers that should receive its values.
 """
 
 from __future__ import annotations
@@ -39,12 +39,16 @@ class EmissionsCallback(MeasuredCallback, keras.callbacks.Callback):
         self._epochs.begin_run()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._epochs.begin_epoch(epoch)
+        total = self.params.get("epochs") if self.params else None
+        self._epochs.begin_epoch(epoch, total=total if isinstance(total, int) else None)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         metrics = self._epochs.end_epoch()
         if metrics is not None and logs is not None:
             logs.update(metrics)
+        if self._epochs.stop_reason is not None and self.model is not None:
+            # co2_budget_kg crossed with stop_over_budget=True: Keras's own way to stop.
+            self.model.stop_training = True
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self._epochs.end_run()
