@@ -273,3 +273,21 @@ def test_a_hand_loop_is_projected_and_stopped_by_its_budget(
     assert len(budget_lines) == 1
     final = tracker.final_emissions_data
     assert final is not None and final.stop_reason == "co2_budget"
+
+
+def test_the_report_and_latex_state_the_bands(isolated: Path, tmp_path: Path) -> None:
+    import re
+
+    from carbonmeter import report
+
+    with EmissionsTracker(country_iso_code="FRA", output_dir=str(tmp_path), force_cpu_power=50):
+        time.sleep(0.05)
+    loaded = report.load([tmp_path / "emissions.csv"])
+    (run,) = loaded.runs
+    assert run.energy_low_kwh is not None and run.energy_high_kwh is not None
+    band = re.compile(r"[\d.]+ (mWh|Wh|kWh) \([\d.e-]+-[\d.e-]+\)")
+    latex = report.text.latex(loaded)
+    assert band.search(latex), latex
+    assert "error bands" in latex and "CPU-seconds" in latex
+    assert band.search(report.text.markdown(loaded))
+    assert band.search(report.html.render(loaded))

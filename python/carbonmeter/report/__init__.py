@@ -77,6 +77,12 @@ class Run:
     writer: str
     file: str
     epochs: list[Epoch] = field(default_factory=list)
+    # The error band (None for CodeCarbon rows; a None high is unbounded) and our own cost.
+    energy_low_kwh: float | None = None
+    energy_high_kwh: float | None = None
+    co2_low_kg: float | None = None
+    co2_high_kg: float | None = None
+    tracker_cpu_s: float | None = None
 
 
 @dataclass
@@ -153,6 +159,11 @@ def _csv_files(paths: list[Path]) -> list[Path]:
     return files
 
 
+def _optional(row: dict[str, str], key: str) -> float | None:
+    text = (row.get(key) or "").strip()
+    return float(text) if text else None
+
+
 def _run(row: dict[str, str], ours: bool, file: str) -> Run:
     energy = _float(row, "energy_consumed")
     co2_kg = _float(row, "emissions")
@@ -196,6 +207,11 @@ def _run(row: dict[str, str], ours: bool, file: str) -> Run:
         if ours
         else f"CodeCarbon {row.get('codecarbon_version', '')}".strip(),
         file=file,
+        energy_low_kwh=_optional(row, "energy_consumed_low"),
+        energy_high_kwh=_optional(row, "energy_consumed_high"),
+        co2_low_kg=_optional(row, "emissions_low"),
+        co2_high_kg=_optional(row, "emissions_high"),
+        tracker_cpu_s=_optional(row, "tracker_cpu_seconds"),
     )
 
 
@@ -240,6 +256,23 @@ def load(paths: list[Path]) -> Report:
         run.epochs = sorted(epochs.get(key, {}).values(), key=lambda e: (e.phase, e.epoch))
     ordered = sorted(runs.values(), key=lambda r: (r.timestamp, r.run_id, r.rank))
     return Report(ordered, [str(f) for f in files])
+
+
+def band_totals(runs: list[Run]) -> dict[str, float | None]:
+    """Sums of the runs' bands: None when a run has no band (low) or an unbounded one (high)."""
+
+    def total(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return sum(known) if values and len(known) == len(values) else None
+
+    lows_known = all(r.energy_low_kwh is not None for r in runs)
+    return {
+        "energy_low_kwh": total([r.energy_low_kwh for r in runs]),
+        "energy_high_kwh": total([r.energy_high_kwh for r in runs]) if lows_known else None,
+        "co2_low_kg": total([r.co2_low_kg for r in runs]),
+        "co2_high_kg": total([r.co2_high_kg for r in runs]) if lows_known else None,
+        "tracker_cpu_s": total([r.tracker_cpu_s for r in runs]),
+    }
 
 
 def totals(runs: list[Run]) -> dict[str, float]:
@@ -298,4 +331,15 @@ def _run_json(run: Run) -> dict[str, Any]:
 
 from carbonmeter.report import html, text  # noqa: E402  (submodules use the names above)
 
-__all__ = ["Epoch", "Equivalent", "Report", "Run", "equivalents", "html", "load", "text", "to_json"]
+__all__ = [
+    "Epoch",
+    "Equivalent",
+    "Report",
+    "Run",
+    "band_totals",
+    "equivalents",
+    "html",
+    "load",
+    "text",
+    "to_json",
+]

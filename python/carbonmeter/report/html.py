@@ -12,7 +12,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from carbonmeter._core import __version__
-from carbonmeter._format import co2, count, energy, seconds
+from carbonmeter._format import co2, co2_band, count, energy, energy_band, seconds
 from carbonmeter.report.text import latex_escape, paragraph
 
 if TYPE_CHECKING:
@@ -204,8 +204,9 @@ def _runs_table(runs: list[Run]) -> str:
             f"<td><code>{escape(r.run_id[:8])}</code>"
             + (f" rank {escape(r.rank)}" if r.rank else "")
             + "</td>"
-            f'<td class="n">{seconds(r.duration_s)}</td><td class="n">{energy(r.energy_kwh)}</td>'
-            f'<td class="n">{co2(r.co2_kg)}</td>'
+            f'<td class="n">{seconds(r.duration_s)}</td>'
+            f'<td class="n">{energy_band(r.energy_kwh, r.energy_low_kwh, r.energy_high_kwh)}</td>'
+            f'<td class="n">{co2_band(r.co2_kg, r.co2_low_kg, r.co2_high_kg)}</td>'
             f'<td class="n">{r.intensity_g_per_kwh:.0f}</td><td>{escape(r.location)}</td>'
             f"<td>{hw}</td></tr>"
         )
@@ -253,10 +254,11 @@ def _epochs(run: Run) -> str:
 
 def render(report: Report) -> str:
     """The whole page."""
-    from carbonmeter.report import equivalents, totals
+    from carbonmeter.report import band_totals, equivalents, totals
 
     links: list[str] = []
     grand = totals(report.runs)
+    band = band_totals(report.runs)
     factors = equivalents()
     projects = report.projects()
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -266,8 +268,15 @@ def render(report: Report) -> str:
         f", from {_plural(len(report.files), 'file')}; written {now} by "
         f"carbonmeter {escape(__version__)}</p></header>",
         '<section class="cards">',
-        _card(f"{co2(grand['co2_kg'])}", "CO2eq emitted", " main"),
-        _card(energy(grand["energy_kwh"]), "electricity used (PUE included)"),
+        _card(
+            co2_band(grand["co2_kg"], band["co2_low_kg"], band["co2_high_kg"]),
+            "CO2eq emitted (error band)" if band["co2_low_kg"] is not None else "CO2eq emitted",
+            " main",
+        ),
+        _card(
+            energy_band(grand["energy_kwh"], band["energy_low_kwh"], band["energy_high_kwh"]),
+            "electricity used (PUE included)",
+        ),
         _card(seconds(grand["duration_s"]), "measured"),
         _card(str(grand["runs"]), "runs"),
         "</section>",
