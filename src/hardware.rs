@@ -271,6 +271,34 @@ fn gpu_candidates(query: &[String]) -> Vec<&'static GpuEntry> {
         .unwrap_or_default()
 }
 
+/// Among several entries that all hold a qualified name's words (`A100 80GB`: a model and a
+/// qualifier), the one with fewest words beyond them (`A100 SXM4 80 GB`, not `A100 PCIe 40/80GB`,
+/// which also names a 40 GB card), when exactly one is closest. A bare model (`A100`) stays
+/// ambiguous: nothing in it tells the variants apart.
+fn most_specific(query: &[String], candidates: &[&'static GpuEntry]) -> Option<&'static GpuEntry> {
+    if query.len() < 2 || candidates.len() < 2 {
+        return None;
+    }
+    let extra_words = |entry: &GpuEntry| {
+        entry
+            .names
+            .iter()
+            .filter(|(_, tokens)| subset(query, tokens))
+            .map(|(_, tokens)| tokens.len() - query.len())
+            .min()
+    };
+    let mut ranked: Vec<(usize, &'static GpuEntry)> = candidates
+        .iter()
+        .filter_map(|entry| extra_words(entry).map(|extra| (extra, *entry)))
+        .collect();
+    ranked.sort_by_key(|(extra, _)| *extra);
+    match ranked.as_slice() {
+        [(best, entry), (next, _), ..] if best < next => Some(entry),
+        [(_, entry)] if candidates.len() == 1 => Some(entry),
+        _ => None,
+    }
+}
+
 /// Whether `query` names a GPU or TPU model number (`a100`, `h100`, `4090`): such a name is
 /// never taken for a CPU that happens to share it (Intel's 3 W `A100`).
 fn names_an_accelerator(query: &[String]) -> bool {
@@ -295,6 +323,9 @@ pub fn lookup(name: &str) -> Result<Device> {
         ));
     }
     let candidates = gpu_candidates(&query);
+    if let Some(best) = most_specific(&query, &candidates) {
+        return Ok(best.device.clone());
+    }
     match candidates.as_slice() {
         [one] => return Ok(one.device.clone()),
         [] => {}
@@ -394,7 +425,15 @@ mod tests {
     fn a100_80gb_is_never_the_intel_a100_cpu() {
         // The CPU table has Intel's 3 W "A100"; before, "A100 80GB" matched it.
         assert!(lookup_cpu("A100 80GB").is_some_and(|cpu| cpu.tdp_w < 10.0));
-        for name in ["A100 80GB", "A100", "A100 SXM4 40GB"] {
+        // A qualified name picks the closest entry; the printed entry says which.
+        let chosen = lookup("A100 80GB").expect("A100 80GB is a GPU");
+        assert_eq!(chosen.model, "A100 SXM4 80 GB");
+        assert!(chosen.tdp_w > 300.0, "{chosen:?}");
+        assert_eq!(
+            lookup("A100 40GB").map(|d| d.model).ok().as_deref(),
+            Some("A100 PCIe 40/80GB")
+        );
+        for name in ["A100", "A100 SXM4 40GB"] {
             match lookup(name) {
                 Ok(device) => panic!("{name} found {device:?}"),
                 Err(err) => {
@@ -405,7 +444,7 @@ mod tests {
                 }
             }
         }
-        let message = refused("A100 80GB");
+        let message = refused("A100");
         assert!(message.contains("ambiguous"), "{message}");
         assert!(
             message.contains("\"A100 PCIe 40/80GB\" (250 W)"),

@@ -19,6 +19,15 @@
 //!   spent (the rest costs at least nothing) to twice the first epoch per remaining epoch (an
 //!   assumption, said so in the README).
 
+/// The `co2_budget_kg` and `stop_over_budget` settings.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Budget {
+    /// The run's carbon budget, kg CO2eq: a warning once the projection's low end exceeds it.
+    pub co2_budget_kg: Option<f64>,
+    /// Ask the framework to stop after the epoch whose projection crossed the budget.
+    pub stop_over_budget: bool,
+}
+
 /// One finished epoch's figures.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct EpochCost {

@@ -124,12 +124,13 @@ impl Tracker {
         for (key, origin) in &config.origins {
             log::debug!("setting {key} from {origin}");
         }
-        let located = intensity::resolve::resolve(&config, std::path::Path::new("/"))?;
+        let located = intensity::resolve::resolve(&config.intensity, std::path::Path::new("/"))?;
         let intensity = located.intensity.clone();
         let sink = config
-            .output_path
+            .output
+            .path
             .clone()
-            .map(|path| CsvSink::new(path, config.on_csv_write));
+            .map(|path| CsvSink::new(path, config.output.on_csv_write));
         let row_settings = RowSettings {
             project_name: config.project_name.clone(),
             experiment_id: config.experiment_id.clone(),
@@ -403,7 +404,7 @@ impl Tracker {
             row.projected_emissions_high = high;
             row.projected_duration = Some(projected.duration_s.total);
         }
-        let Some(budget_kg) = self.config.co2_budget_kg else {
+        let Some(budget_kg) = self.config.budget.co2_budget_kg else {
             return;
         };
         // Without a projection, what the epochs surely spent already is the floor.
@@ -418,7 +419,7 @@ impl Tracker {
             } else {
                 "the epochs so far emitted at least"
             };
-            let action = if self.config.stop_over_budget {
+            let action = if self.config.budget.stop_over_budget {
                 "training is asked to stop after this epoch (stop_over_budget=True)"
             } else {
                 "pass stop_over_budget=True to stop training there"
@@ -430,7 +431,7 @@ impl Tracker {
                 row.epoch.unwrap_or_default()
             );
         }
-        if self.config.stop_over_budget {
+        if self.config.budget.stop_over_budget {
             run.over_budget = true;
             row.stop_reason = Some(STOP_CO2_BUDGET.to_owned());
         }
@@ -579,7 +580,7 @@ impl Tracker {
         let wall_s = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |since| since.as_secs_f64());
-        match HourlyRun::start(&self.config.live, token, &zone, start, wall_s) {
+        match HourlyRun::start(&self.config.intensity.live, token, &zone, start, wall_s) {
             Ok(hourly) => Some(Arc::new(hourly)),
             Err(err) => {
                 crate::once::warn_once(&format!(

@@ -337,10 +337,16 @@ def test_estimate_reads_nvidia_smi_names_and_short_forms(
 
 
 def test_estimate_a100_80gb_is_a_gpu_never_the_intel_cpu() -> None:
-    # Intel's "A100" CPU (3 W) is in the CPU table; "A100 80GB" is one of two A100 GPUs.
+    # Intel's "A100" CPU (3 W) is in the CPU table; "A100 80GB" is the A100 GPU whose name is
+    # closest (the PCIe entry also names a 40 GB card), and the chosen entry is printed.
     result = carbonmeter("estimate", "--hardware", "A100 80GB", "--hours", "1", "--country", "FRA")
+    assert result.returncode == 0, result.stderr
+    assert "1 x A100 SXM4 80 GB (gpu, 400 W)" in result.stdout, result.stdout
+    assert "3 W" not in result.stdout
+    # A bare model number names no variant: refused, with both A100s offered.
+    result = carbonmeter("estimate", "--hardware", "A100", "--hours", "1", "--country", "FRA")
     assert_one_line_error(
-        result, "A100 80GB", "ambiguous", '"A100 PCIe 40/80GB" (250 W)', '"A100 SXM4 80 GB" (400 W)'
+        result, "A100", "ambiguous", '"A100 PCIe 40/80GB" (250 W)', '"A100 SXM4 80 GB" (400 W)'
     )
     assert "3 W" not in result.stderr
 

@@ -113,7 +113,7 @@ def test_nvml_counter_band_holds_the_counted_energy(fake_nvml: FakeNvml) -> None
     fake_nvml.set(devices(1, e="energy 0 1000", p="power 0 1"))
     tracker = EmissionsTracker(nvml_library=str(fake_nvml.library), **no_cpu_no_ram())
     tracker.start()
-    time.sleep(0.2)
+    time.sleep(1.0)
     fake_nvml.set(devices(1, e="energy 0 61000", p="power 0 1"))  # 60 J
     tracker.stop()
     data = tracker.final_emissions_data
@@ -123,7 +123,8 @@ def test_nvml_counter_band_holds_the_counted_energy(fake_nvml: FakeNvml) -> None
     edges_j = 2 * counter["edge_s"] * 60 / data.duration
     low_j, high_j = band_j(data)
     assert low_j <= 60.0 <= high_j
-    assert low_j == pytest.approx(counter["low"] * 60 - edges_j, rel=1e-9)
+    # The counter may lag its updates at each edge: 2 x edge_s at the window's mean power.
+    assert low_j == pytest.approx(max(0.0, counter["low"] * 60 - edges_j), rel=1e-9)
     assert high_j == pytest.approx(counter["high"] * 60 + edges_j, rel=1e-9)
 
 

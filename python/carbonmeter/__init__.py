@@ -8,6 +8,10 @@ Example:
     True
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from carbonmeter._core import (
     CSV_COLUMNS,
     CarbonmeterError,
@@ -16,9 +20,27 @@ from carbonmeter._core import (
     InvalidValueError,
     TrackerStateError,
     __version__,
+    register_row_listener,
 )
 from carbonmeter.decorators import track_emissions
 from carbonmeter.trackers import OfflineEmissionsTracker
+
+if TYPE_CHECKING:
+    from carbonmeter.loggers import LoggerSet
+
+
+def _logger_set(loggers: Any) -> LoggerSet:
+    """The row listener of a tracker given `loggers=`: a `carbonmeter.loggers.LoggerSet`.
+
+    Imported on first use, so `import carbonmeter` does not pay for `logging`.
+    """
+    from carbonmeter.loggers import LoggerSet
+
+    return LoggerSet(loggers)
+
+
+# The core calls back into this package only through what it registers here.
+register_row_listener(_logger_set)
 
 __all__ = [
     "CSV_COLUMNS",

@@ -1,7 +1,9 @@
 """Type stubs of the Rust extension `carbonmeter._core` (hand-written; checked by stubtest)."""
 
+from collections.abc import Callable, Sequence
+from os import PathLike
 from types import TracebackType
-from typing import Any, Final, final
+from typing import Any, Final, Protocol, final
 
 from typing_extensions import Self, disjoint_base
 
@@ -19,6 +21,8 @@ __all__ = [
     "HardwareTdp",
     "Intensity",
     "InvalidValueError",
+    "OfflineEmissionsTracker",
+    "Setting",
     "TrackerStateError",
     "__version__",
     "estimate_co2",
@@ -26,10 +30,12 @@ __all__ = [
     "lookup_cpu_tdp",
     "lookup_hardware",
     "lookup_intensity",
+    "register_row_listener",
 ]
 
 __version__: Final[str]
-SETTINGS: Final[list[str]]
+SETTINGS: Final[tuple[Setting, ...]]
+"""Every setting `EmissionsTracker` accepts (served ones, then CodeCarbon's unserved ones)."""
 UNSERVED_SETTINGS: Final[list[str]]
 CSV_COLUMNS: Final[list[str]]
 TABLES: Final[dict[str, str]]
@@ -38,6 +44,48 @@ GPU_TDP_ALIASES: Final[list[tuple[str, str]]]
 """Names nvidia-smi prints that the GPU table spells otherwise: (name, table model)."""
 CPU_TDP_MODEL_COUNT: Final[int]
 """How many CPU models data/cpu_tdp.csv holds."""
+
+@final
+class Setting:
+    """One row of the core's settings table (`carbonmeter/src/config/schema.rs`).
+
+    Example:
+        >>> from carbonmeter._core import SETTINGS
+        >>> pue = next(s for s in SETTINGS if s.name == "pue")
+        >>> pue.kind, pue.default, pue.minimum, pue.minimum_inclusive
+        ('float', 1.0, 1.0, True)
+    """
+
+    @property
+    def name(self) -> str:
+        """The keyword argument (`CARBONMETER_<NAME>` in the environment)."""
+    @property
+    def kind(self) -> str:
+        """`str`, `path`, `secret`, `float`, `int`, `bool`, `choice`, `list`, `object` or `any`."""
+    @property
+    def default(self) -> str | float | bool | None:
+        """The value used when no layer sets it, or None."""
+    @property
+    def doc(self) -> str:
+        """One line of documentation."""
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The allowed values of a `choice`, empty otherwise."""
+    @property
+    def minimum(self) -> float | None:
+        """The lower bound of a number, or None."""
+    @property
+    def minimum_inclusive(self) -> bool:
+        """Whether `minimum` itself is allowed."""
+    @property
+    def maximum(self) -> float | None:
+        """The (inclusive) upper bound of a number, or None."""
+    @property
+    def alias_of(self) -> str | None:
+        """The setting this one is another name for, or None."""
+    @property
+    def served(self) -> bool:
+        """False for a CodeCarbon option accepted with a warning and otherwise ignored."""
 
 class CarbonmeterError(Exception):
     """Base class of every exception carbonmeter raises."""
@@ -236,7 +284,63 @@ class EmissionsTracker:
         'FRA'
     """
 
-    def __new__(cls, **kwargs: Any) -> Self: ...
+    def __new__(
+        cls,
+        *,
+        project_name: str | None = ...,
+        experiment_id: str | None = ...,
+        experiment_name: str | None = ...,
+        measure_power_secs: float | None = ...,
+        output_dir: str | PathLike[str] | None = ...,
+        output_file: str | None = ...,
+        save_to_file: bool | None = ...,
+        log_level: str | int | None = ...,
+        tracking_mode: str | None = ...,
+        gpu_ids: Sequence[int | str] | None = ...,
+        country_iso_code: str | None = ...,
+        country_2letter_iso_code: str | None = ...,
+        region: str | None = ...,
+        cloud_provider: str | None = ...,
+        cloud_region: str | None = ...,
+        pue: float | None = ...,
+        wue: float | None = ...,
+        on_csv_write: str | None = ...,
+        force_cpu_power: float | None = ...,
+        force_ram_power: float | None = ...,
+        force_carbon_intensity_g_co2e_kwh: float | None = ...,
+        force_mode_cpu_load: bool | None = ...,
+        rapl_include_dram: bool | None = ...,
+        rapl_prefer_psys: bool | None = ...,
+        allow_multiple_runs: bool | None = ...,
+        default_cpu_power: float | None = ...,
+        powercap_root: str | PathLike[str] | None = ...,
+        rank: int | None = ...,
+        sync: str | None = ...,
+        electricitymaps_api_token: str | None = ...,
+        co2_signal_api_token: str | None = ...,
+        electricitymaps_base_url: str | None = ...,
+        electricitymaps_zone: str | None = ...,
+        nvml_library: str | PathLike[str] | None = ...,
+        gpu_poll_secs: float | None = ...,
+        psu_efficiency: float | None = ...,
+        co2_budget_kg: float | None = ...,
+        stop_over_budget: bool | None = ...,
+        loggers: Sequence[Any] | None = ...,
+        api_call_interval: Any = ...,
+        api_endpoint: Any = ...,
+        api_key: Any = ...,
+        output_methods: Any = ...,
+        save_to_api: Any = ...,
+        save_to_logger: Any = ...,
+        logging_logger: Any = ...,
+        save_to_prometheus: Any = ...,
+        save_to_logfire: Any = ...,
+        prometheus_url: Any = ...,
+        output_handlers: Any = ...,
+        emissions_endpoint: Any = ...,
+        logger_preamble: Any = ...,
+        metadata: Any = ...,
+    ) -> Self: ...
     def start(self) -> None:
         """Starts measuring; a second call on a running tracker only warns."""
     def stop(self) -> float | None:
@@ -285,6 +389,21 @@ class EmissionsTracker:
         _exc_value: BaseException | None = None,
         _traceback: TracebackType | None = None,
     ) -> bool: ...
+
+class OfflineEmissionsTracker(EmissionsTracker):
+    """An `EmissionsTracker` that must be told where it runs, as CodeCarbon's.
+
+    carbonmeter never goes online to locate a run, so this class only adds a check: a location
+    (`country_iso_code`, `region` or `cloud_provider`/`cloud_region`, from a keyword argument,
+    the environment or `.codecarbon.config`) must be set, so the emissions use that grid and not
+    the world average nor a guess from the time zone; otherwise `InvalidValueError`.
+
+    Example:
+        >>> from carbonmeter import OfflineEmissionsTracker
+        >>> tracker = OfflineEmissionsTracker(country_iso_code="SWE", save_to_file=False)
+        >>> tracker.country_iso_code
+        'SWE'
+    """
 
 @final
 class EpochWindow:
@@ -416,3 +535,17 @@ def estimate_co2(
 ) -> tuple[float, float]:
     """`(energy_kwh, co2_kg)` of `count` devices of `tdp_w` W for `hours` at `pue` on a grid of
     `g_per_kwh`: the ML CO2 Impact calculator's formula, as `carbonmeter estimate` uses it."""
+
+class _RowListener(Protocol):
+    """What the registered factory returns for a tracker's `loggers=` argument."""
+
+    def window_closed(self, data: EmissionsData, /) -> None: ...
+    def run_stopped(self, data: EmissionsData, /) -> None: ...
+
+def register_row_listener(factory: Callable[[Any], _RowListener], /) -> None:
+    """Registers what the core calls with a tracker's `loggers=` argument at construction.
+
+    The object it returns gets `window_closed(data)` when a window closes and
+    `run_stopped(data)` when the run stops. `import carbonmeter` registers
+    `carbonmeter.loggers.LoggerSet`; a later call replaces it for trackers made afterwards.
+    """

@@ -37,11 +37,12 @@ def track_emissions(
         >>> train()
         'done'
     """
-    unknown = sorted(set(tracker_kwargs) - set(SETTINGS))
+    names = [setting.name for setting in SETTINGS]
+    unknown = sorted(set(tracker_kwargs) - set(names))
     if unknown:
         raise TypeError(
             f"track_emissions() got unexpected keyword argument(s) {', '.join(unknown)}; "
-            f"known: offline, {', '.join(SETTINGS)}"
+            f"known: offline, {', '.join(names)}"
         )
     tracker_class = OfflineEmissionsTracker if offline else EmissionsTracker
 

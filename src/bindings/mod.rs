@@ -1,10 +1,12 @@
 //! Python bindings: conversion and error mapping only, no arithmetic and no file I/O.
 
 mod data;
+mod detach;
 pub(crate) mod errors;
 mod hardware;
 mod intensity;
-mod loggers;
+mod listener;
+mod settings;
 mod tracker;
 
 use std::sync::OnceLock;
@@ -33,16 +35,15 @@ pub(crate) fn connect_logging(py: Python<'_>) -> PyResult<()> {
 
 pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", crate::tracker::VERSION)?;
+    module.add("SETTINGS", settings::settings(module.py())?)?;
     module.add(
-        "SETTINGS",
-        crate::config::SERVED
+        "UNSERVED_SETTINGS",
+        crate::config::SETTINGS
             .iter()
-            .chain(crate::config::UNSERVED.iter())
-            .chain(&["loggers"])
-            .copied()
+            .filter(|setting| !setting.served)
+            .map(|setting| setting.name)
             .collect::<Vec<_>>(),
     )?;
-    module.add("UNSERVED_SETTINGS", crate::config::UNSERVED.to_vec())?;
     module.add("CSV_COLUMNS", crate::output::row::columns())?;
     module.add(
         "TABLES",
@@ -53,7 +54,9 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     errors::register(module)?;
     module.add_class::<tracker::PyEmissionsTracker>()?;
+    module.add_class::<tracker::PyOfflineEmissionsTracker>()?;
     module.add_class::<data::PyEmissionsData>()?;
+    module.add_class::<settings::PySetting>()?;
     module.add_class::<tracker::PyEpochWindow>()?;
     module.add_class::<intensity::PyIntensity>()?;
     module.add_function(wrap_pyfunction!(intensity::lookup_intensity, module)?)?;
@@ -64,5 +67,6 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(hardware::estimate_co2, module)?)?;
     module.add("GPU_TDP_ALIASES", crate::hardware::gpu_aliases())?;
     module.add("CPU_TDP_MODEL_COUNT", crate::hardware::cpu_model_count())?;
+    module.add_function(wrap_pyfunction!(listener::register_row_listener, module)?)?;
     Ok(())
 }

@@ -3,13 +3,31 @@
 
 use std::path::Path;
 
-use super::live::Secret;
+use super::live::{LiveSettings, Secret};
 use super::{
     Basis, Intensity, IntensityMethod, LocationQuery, electricitymaps_zone, from_country, locate,
     timezone, world_intensity,
 };
-use crate::config::Config;
 use crate::error::Result;
+
+/// The settings the grid depends on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntensityConfig {
+    /// Country setting as given (resolved by the lookup), with the setting's name.
+    pub country: Option<(&'static str, String)>,
+    /// Region setting.
+    pub region: Option<String>,
+    /// Cloud provider setting.
+    pub cloud_provider: Option<String>,
+    /// Cloud region setting.
+    pub cloud_region: Option<String>,
+    /// A fixed grid intensity, g CO2eq/kWh.
+    pub force_carbon_intensity_g_per_kwh: Option<f64>,
+    /// Electricity Maps token, URL and zone; hour length (shortened only by tests).
+    pub live: LiveSettings,
+    /// The `TZ` environment variable, for locating a run that names no location.
+    pub tz: Option<String>,
+}
 
 /// The intensity a tracker starts from, and how its location was chosen.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,7 +41,7 @@ pub struct Resolved {
 }
 
 /// Resolves `config`'s location; `root` is `/` outside tests (for `/etc/localtime`).
-pub fn resolve(config: &Config, root: &Path) -> Result<Resolved> {
+pub fn resolve(config: &IntensityConfig, root: &Path) -> Result<Resolved> {
     let query = LocationQuery {
         country: config.country.as_ref().map(|(_, country)| country.as_str()),
         region: config.region.as_deref(),
@@ -110,7 +128,7 @@ fn from_time_zone(tz: Option<&str>, root: &Path) -> (Intensity, String) {
     (world, "none".to_owned())
 }
 
-fn live_zone(config: &Config, intensity: &Intensity) -> Option<(String, Secret)> {
+fn live_zone(config: &IntensityConfig, intensity: &Intensity) -> Option<(String, Secret)> {
     let token = config.live.token.clone()?;
     let zone = config
         .live
@@ -131,26 +149,35 @@ fn live_zone(config: &Config, intensity: &Intensity) -> Option<(String, Secret)>
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::config::{Environment, RawValue};
 
-    fn config(pairs: &[(&str, &str)], vars: &[(&str, &str)]) -> Config {
-        let mut kwargs: BTreeMap<String, RawValue> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), RawValue::Str((*v).to_owned())))
-            .collect();
-        kwargs.insert("save_to_file".into(), RawValue::Bool(false));
-        let env = Environment {
-            vars: vars
+    // The settings as the config layer hands them over, from keyword arguments given as text.
+    fn config(pairs: &[(&str, &str)], vars: &[(&str, &str)]) -> IntensityConfig {
+        let get = |key: &str| {
+            pairs
                 .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            cwd: None,
-            home: None,
+                .find(|(name, _)| *name == key)
+                .map(|(_, value)| (*value).to_owned())
         };
-        Config::resolve(kwargs, env).expect("config")
+        IntensityConfig {
+            country: get("country_iso_code").map(|country| ("country_iso_code", country)),
+            region: get("region"),
+            cloud_provider: get("cloud_provider"),
+            cloud_region: get("cloud_region"),
+            force_carbon_intensity_g_per_kwh: get("force_carbon_intensity_g_co2e_kwh")
+                .map(|g| g.parse().expect("a number")),
+            live: LiveSettings {
+                token: get("electricitymaps_api_token")
+                    .as_deref()
+                    .and_then(Secret::new),
+                zone: get("electricitymaps_zone"),
+                ..LiveSettings::default()
+            },
+            tz: vars
+                .iter()
+                .find(|(name, _)| *name == "TZ")
+                .map(|(_, zone)| (*zone).to_owned()),
+        }
     }
 
     fn empty_root() -> tempfile::TempDir {

@@ -5,3 +5,13 @@ pub mod csv;
 pub mod row;
 
 pub use row::EmissionsRow;
+
+/// Where a tracker's rows go: the `save_to_file`, `output_dir`, `output_file` and
+/// `on_csv_write` settings, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputConfig {
+    /// The CSV file, when rows are saved.
+    pub path: Option<std::path::PathBuf>,
+    /// Append or update.
+    pub on_csv_write: csv::WriteMode,
+}

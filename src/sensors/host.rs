@@ -9,8 +9,6 @@ use sysinfo::{
     CpuRefreshKind, MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System,
 };
 
-use crate::error::{Error, Result};
-
 /// What is measured: the whole machine, or this process and its descendants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TrackingMode {
@@ -22,19 +20,6 @@ pub enum TrackingMode {
 }
 
 impl TrackingMode {
-    /// Parses CodeCarbon's spelling.
-    pub fn parse(value: &str) -> Result<Self> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "machine" => Ok(Self::Machine),
-            "process" => Ok(Self::Process),
-            _ => Err(Error::invalid(
-                "tracking_mode",
-                format!("{value:?}"),
-                "expected \"machine\" or \"process\"",
-            )),
-        }
-    }
-
     /// The name written in the CSV.
     pub fn as_str(self) -> &'static str {
         match self {

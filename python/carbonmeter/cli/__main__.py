@@ -1,0 +1,7 @@
+"""`python -m carbonmeter.cli`, the same as the `carbonmeter` command."""
+
+import sys
+
+from carbonmeter.cli import main
+
+sys.exit(main())

@@ -1,0 +1,473 @@
+//! Settings resolved as CodeCarbon resolves them: keyword argument, then environment
+//! (`CARBONMETER_<KEY>`, then `CODECARBON_<KEY>`), then `.codecarbon.config` in the working
+//! directory, then in the home directory, then the default of [`schema::SETTINGS`].
+//!
+//! [`Config`] is assembled from one small piece per layer that consumes settings; each piece's
+//! type lives with its consumer (`meter::MeterConfig`, `intensity::IntensityConfig`,
+//! `output::OutputConfig`), so those modules never import this one.
+
+pub mod schema;
+pub mod sources;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use schema::SETTINGS;
+use sources::Layers;
+pub use sources::{Environment, RawValue};
+
+use crate::error::{Error, Result};
+use crate::gpu::GpuConfig;
+use crate::intensity::IntensityConfig;
+use crate::intensity::live::{self, LiveSettings, Secret};
+use crate::meter::MeterConfig;
+use crate::output::OutputConfig;
+use crate::output::csv::WriteMode;
+use crate::projection::Budget;
+use crate::sensors::TrackingMode;
+
+/// What to wait for at window edges so a window counts only the work dispatched inside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// Nothing: edges are read when the Python call happens.
+    #[default]
+    None,
+    /// `torch.cuda.synchronize()` when CUDA is in use.
+    Torch,
+}
+
+/// Everything a tracker needs, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Groups runs in reports.
+    pub project_name: String,
+    /// Groups runs of one experiment.
+    pub experiment_id: String,
+    /// A name for the experiment.
+    pub experiment_name: String,
+    /// Seconds between sensor reads.
+    pub measure_power_secs: f64,
+    /// Where rows go.
+    pub output: OutputConfig,
+    /// Python logging level name, when one was set.
+    pub log_level: Option<String>,
+    /// Location, forced intensity and live source.
+    pub intensity: IntensityConfig,
+    /// Power usage effectiveness, >= 1.
+    pub pue: f64,
+    /// Water usage effectiveness, L/kWh, >= 0.
+    pub wue: f64,
+    /// Sensor choice.
+    pub meter: MeterConfig,
+    /// Distributed rank written in every row, when set.
+    pub rank: Option<u32>,
+    /// Wait for queued GPU work at window edges.
+    pub sync: SyncMode,
+    /// Share of the plug's energy the PSU delivers, for the `wall_energy` column.
+    pub psu_efficiency: Option<f64>,
+    /// The carbon budget and what to do past it.
+    pub budget: Budget,
+    /// Unserved CodeCarbon settings that were given (each warned about once).
+    pub unserved: Vec<String>,
+    /// Where each setting not from a keyword argument came from, for a debug line.
+    pub origins: Vec<(String, String)>,
+}
+
+/// Hidden test settings (environment only): the length of an "hour" for hourly intensity, and
+/// the live request timeout, both in seconds.
+pub const HOUR_S_ENV: &str = "CARBONMETER_HOUR_S";
+/// See [`HOUR_S_ENV`].
+pub const LIVE_TIMEOUT_S_ENV: &str = "CARBONMETER_LIVE_TIMEOUT_S";
+
+// A row with a default always yields a value; this only turns a table without one into an
+// error instead of a panic.
+fn required<T>(key: &str, value: Option<T>) -> Result<T> {
+    value.ok_or_else(|| Error::invalid(key, "unset", "a default in config::schema::SETTINGS"))
+}
+
+fn output(layers: &mut Layers) -> Result<OutputConfig> {
+    let save_to_file = required("save_to_file", layers.flag("save_to_file")?)?;
+    let output_dir = PathBuf::from(required("output_dir", layers.text("output_dir")?)?);
+    let output_file = required("output_file", layers.text("output_file")?)?;
+    if save_to_file && !output_dir.is_dir() {
+        return Err(Error::invalid(
+            "output_dir",
+            format!("{:?}", output_dir.display().to_string()),
+            "expected an existing folder",
+        ));
+    }
+    let on_csv_write = match layers.choice("on_csv_write")? {
+        Some("update") => WriteMode::Update,
+        _ => WriteMode::Append,
+    };
+    Ok(OutputConfig {
+        path: save_to_file.then(|| output_dir.join(output_file)),
+        on_csv_write,
+    })
+}
+
+fn gpu_ids(layers: &mut Layers) -> Option<Vec<String>> {
+    layers.get("gpu_ids").map(|raw| match raw {
+        RawValue::List(items) => items,
+        RawValue::Str(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        other => vec![other.render()],
+    })
+}
+
+fn meter(layers: &mut Layers) -> Result<MeterConfig> {
+    let tracking_mode = match layers.choice("tracking_mode")? {
+        Some("process") => TrackingMode::Process,
+        _ => TrackingMode::Machine,
+    };
+    // `CARBONMETER_POWERCAP_ROOT`, the test suites' seam, is this setting's environment layer.
+    let powercap_root = required("powercap_root", layers.text("powercap_root")?)?;
+    let gpu = GpuConfig {
+        nvml_library: layers.text("nvml_library")?.map(PathBuf::from),
+        gpu_ids: gpu_ids(layers),
+        cuda_visible_devices: layers.env.vars.get("CUDA_VISIBLE_DEVICES").cloned(),
+        poll_interval_s: required("gpu_poll_secs", layers.number("gpu_poll_secs")?)?,
+        ..GpuConfig::default()
+    };
+    Ok(MeterConfig {
+        powercap_root: PathBuf::from(powercap_root),
+        tracking_mode,
+        rapl_include_dram: required("rapl_include_dram", layers.flag("rapl_include_dram")?)?,
+        rapl_prefer_psys: required("rapl_prefer_psys", layers.flag("rapl_prefer_psys")?)?,
+        force_mode_cpu_load: required("force_mode_cpu_load", layers.flag("force_mode_cpu_load")?)?,
+        force_cpu_power_w: layers.number("force_cpu_power")?,
+        force_ram_power_w: layers.number("force_ram_power")?,
+        default_cpu_power_w: layers.number("default_cpu_power")?,
+        gpu,
+    })
+}
+
+fn env_seconds(layers: &Layers, var: &str) -> Result<Option<f64>> {
+    let Some(text) = layers.env.vars.get(var) else {
+        return Ok(None);
+    };
+    match text.trim().parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds > 0.0 => Ok(Some(seconds)),
+        _ => Err(Error::invalid(
+            var,
+            format!("{text:?}"),
+            "expected seconds > 0",
+        )),
+    }
+}
+
+fn live_settings(layers: &mut Layers) -> Result<LiveSettings> {
+    // Keyword arguments first (either name), then each name through the other layers, then
+    // Electricity Maps' own variable.
+    let token = ["electricitymaps_api_token", "co2_signal_api_token"]
+        .iter()
+        .find_map(|key| match layers.kwargs.get(*key) {
+            Some(RawValue::Str(text)) => Some(text.clone()),
+            _ => None,
+        });
+    let token = match token {
+        Some(token) => Some(token),
+        None => match layers.text("electricitymaps_api_token")? {
+            Some(token) => Some(token),
+            None => layers.text("co2_signal_api_token")?,
+        },
+    }
+    .or_else(|| layers.env.vars.get(live::TOKEN_ENV).cloned());
+    let defaults = LiveSettings::default();
+    Ok(LiveSettings {
+        token: token.as_deref().and_then(Secret::new),
+        base_url: required(
+            "electricitymaps_base_url",
+            layers.text("electricitymaps_base_url")?,
+        )?,
+        zone: layers
+            .text("electricitymaps_zone")?
+            .map(|zone| zone.trim().to_owned())
+            .filter(|zone| !zone.is_empty()),
+        timeout_s: env_seconds(layers, LIVE_TIMEOUT_S_ENV)?.unwrap_or(defaults.timeout_s),
+        hour_s: env_seconds(layers, HOUR_S_ENV)?.unwrap_or(defaults.hour_s),
+    })
+}
+
+fn intensity(layers: &mut Layers) -> Result<IntensityConfig> {
+    let country = match layers.text("country_iso_code")? {
+        Some(country) => Some(("country_iso_code", country)),
+        None => layers
+            .text("country_2letter_iso_code")?
+            .map(|country| ("country_2letter_iso_code", country)),
+    };
+    Ok(IntensityConfig {
+        country,
+        region: layers.text("region")?,
+        cloud_provider: layers.text("cloud_provider")?,
+        cloud_region: layers.text("cloud_region")?,
+        force_carbon_intensity_g_per_kwh: layers.number("force_carbon_intensity_g_co2e_kwh")?,
+        live: live_settings(layers)?,
+        tz: layers.env.vars.get("TZ").cloned(),
+    })
+}
+
+fn budget(layers: &mut Layers) -> Result<Budget> {
+    let co2_budget_kg = layers.number("co2_budget_kg")?;
+    let stop_over_budget = required("stop_over_budget", layers.flag("stop_over_budget")?)?;
+    if stop_over_budget && co2_budget_kg.is_none() {
+        return Err(Error::invalid(
+            "stop_over_budget",
+            "True",
+            "expected co2_budget_kg=<kg> beside it: there is no budget to stop at",
+        ));
+    }
+    Ok(Budget {
+        co2_budget_kg,
+        stop_over_budget,
+    })
+}
+
+fn log_level(layers: &mut Layers) -> Result<Option<String>> {
+    let Some(raw) = layers.get("log_level") else {
+        return Ok(None);
+    };
+    let setting = schema::setting("log_level").ok_or_else(|| Error::UnknownSetting {
+        name: "log_level".to_owned(),
+        known: schema::served_names(),
+    })?;
+    // Python's numeric levels and its aliases, spelled as the table's choices.
+    let spelled = match &raw {
+        RawValue::Int(level) => match level {
+            0 => "notset",
+            10 => "debug",
+            20 => "info",
+            30 => "warning",
+            40 => "error",
+            50 => "critical",
+            _ => "",
+        }
+        .to_owned(),
+        RawValue::Str(text) => match text.trim().to_lowercase().as_str() {
+            "warn" => "warning".to_owned(),
+            "fatal" => "critical".to_owned(),
+            other => other.to_owned(),
+        },
+        _ => String::new(),
+    };
+    let refused = || {
+        Error::invalid(
+            "log_level",
+            raw.render(),
+            format!(
+                "expected one of {} (or 0 to 50 in steps of 10)",
+                setting.choices.join(", ")
+            ),
+        )
+    };
+    if spelled.is_empty() {
+        return Err(refused());
+    }
+    sources::parse_choice(setting, &RawValue::Str(spelled))
+        .map(|name| Some(name.to_uppercase()))
+        .map_err(|_| refused())
+}
+
+impl Config {
+    /// Validates `kwargs` layered over `env`. Unknown keyword arguments are an error; unserved
+    /// CodeCarbon ones are listed in [`Config::unserved`].
+    pub fn resolve(kwargs: BTreeMap<String, RawValue>, env: Environment) -> Result<Self> {
+        let unserved = sources::unserved_kwargs(&kwargs)?;
+        let mut layers = Layers::new(kwargs, env);
+        let measure_power_secs =
+            required("measure_power_secs", layers.number("measure_power_secs")?)?;
+        let pue = required("pue", layers.number("pue")?)?;
+        let wue = required("wue", layers.number("wue")?)?;
+        let output = output(&mut layers)?;
+        let log_level = log_level(&mut layers)?;
+        let meter = meter(&mut layers)?;
+        let rank = layers.number("rank")?.map(|r| r as u32);
+        let sync = match layers.choice("sync")? {
+            Some("torch") => SyncMode::Torch,
+            _ => SyncMode::None,
+        };
+        // Validated for CodeCarbon parity; every carbonmeter tracker may run beside others.
+        layers.flag("allow_multiple_runs")?;
+        let intensity = intensity(&mut layers)?;
+        let psu_efficiency = layers.number("psu_efficiency")?;
+        let budget = budget(&mut layers)?;
+        Ok(Self {
+            project_name: required("project_name", layers.text("project_name")?)?,
+            experiment_id: required("experiment_id", layers.text("experiment_id")?)?,
+            experiment_name: required("experiment_name", layers.text("experiment_name")?)?,
+            measure_power_secs,
+            output,
+            log_level,
+            intensity,
+            pue,
+            wue,
+            meter,
+            rank,
+            sync,
+            psu_efficiency,
+            budget,
+            unserved,
+            origins: std::mem::take(&mut layers.origins),
+        })
+    }
+}
+#[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    reason = "the values compared are exact: parsed or zero"
+)]
+mod tests {
+    use super::*;
+
+    fn kwargs(pairs: &[(&str, RawValue)]) -> BTreeMap<String, RawValue> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
+    }
+
+    fn env_with(vars: &[(&str, &str)], cwd: Option<PathBuf>) -> Environment {
+        Environment {
+            vars: vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            cwd,
+            home: None,
+        }
+    }
+
+    #[test]
+    fn defaults_match_codecarbon() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config::resolve(
+            kwargs(&[(
+                "output_dir",
+                RawValue::Str(dir.path().display().to_string()),
+            )]),
+            env_with(&[], None),
+        )
+        .expect("config");
+        assert_eq!(config.measure_power_secs, 15.0);
+        assert_eq!(config.project_name, "codecarbon");
+        assert_eq!(config.experiment_id, schema::DEFAULT_EXPERIMENT_ID);
+        assert_eq!(config.pue, 1.0);
+        assert_eq!(config.output.path, Some(dir.path().join("emissions.csv")));
+        assert!(config.meter.rapl_include_dram);
+    }
+
+    #[test]
+    fn kwarg_beats_env_beats_cwd_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join(".codecarbon.config"),
+            "[codecarbon]\nproject_name = from-file\npue = 1.3\nmeasure_power_secs=2\n",
+        )
+        .expect("config file");
+        let env = env_with(
+            &[
+                ("CODECARBON_PUE", "1.2"),
+                ("CARBONMETER_PROJECT_NAME", "from-env"),
+            ],
+            Some(dir.path().to_owned()),
+        );
+        let config = Config::resolve(
+            kwargs(&[
+                ("project_name", RawValue::Str("from-kwarg".into())),
+                ("save_to_file", RawValue::Bool(false)),
+            ]),
+            env,
+        )
+        .expect("config");
+        assert_eq!(config.project_name, "from-kwarg");
+        assert_eq!(config.pue, 1.2);
+        assert_eq!(config.measure_power_secs, 2.0);
+        assert_eq!(config.output.path, None);
+    }
+
+    #[test]
+    fn bad_values_name_the_value_and_what_is_allowed() {
+        let cases = [
+            ("pue", RawValue::Float(0.5), "pue=0.5"),
+            (
+                "measure_power_secs",
+                RawValue::Int(-1),
+                "measure_power_secs=-1",
+            ),
+            (
+                "tracking_mode",
+                RawValue::Str("gpu".into()),
+                "tracking_mode=\"gpu\"",
+            ),
+            (
+                "save_to_file",
+                RawValue::Str("maybe".into()),
+                "save_to_file=\"maybe\"",
+            ),
+            (
+                "on_csv_write",
+                RawValue::Str("overwrite".into()),
+                "on_csv_write=\"overwrite\"",
+            ),
+        ];
+        for (key, value, expected) in cases {
+            let err = Config::resolve(kwargs(&[(key, value)]), env_with(&[], None)).expect_err(key);
+            let message = err.to_string();
+            assert!(message.contains(expected), "{message}");
+            assert!(message.contains("expected"), "{message}");
+        }
+    }
+
+    #[test]
+    fn token_from_kwarg_alias_or_env_and_never_in_debug() {
+        let resolve = |pairs: &[(&str, RawValue)], vars: &[(&str, &str)]| {
+            let mut all = pairs.to_vec();
+            all.push(("save_to_file", RawValue::Bool(false)));
+            Config::resolve(kwargs(&all), env_with(vars, None)).expect("config")
+        };
+        let secret = |token: &str| Secret::new(token);
+        let config = resolve(
+            &[("co2_signal_api_token", RawValue::Str("alias-tok".into()))],
+            &[("ELECTRICITYMAPS_API_TOKEN", "env-tok")],
+        );
+        assert_eq!(config.intensity.live.token, secret("alias-tok"));
+        assert!(config.unserved.is_empty());
+        assert!(!format!("{config:?}").contains("alias-tok"));
+        let config = resolve(&[], &[("ELECTRICITYMAPS_API_TOKEN", "env-tok")]);
+        assert_eq!(config.intensity.live.token, secret("env-tok"));
+        let config = resolve(
+            &[("electricitymaps_api_token", RawValue::Str("kw".into()))],
+            &[("CARBONMETER_HOUR_S", "2"), ("TZ", "Europe/Paris")],
+        );
+        assert_eq!(config.intensity.live.token, secret("kw"));
+        assert_eq!(config.intensity.live.hour_s, 2.0);
+        assert_eq!(config.intensity.tz.as_deref(), Some("Europe/Paris"));
+        assert_eq!(resolve(&[], &[]).intensity.live.token, None);
+        let err = Config::resolve(
+            kwargs(&[("save_to_file", RawValue::Bool(false))]),
+            env_with(&[("CARBONMETER_HOUR_S", "-1")], None),
+        )
+        .expect_err("bad hour");
+        assert!(err.to_string().contains("CARBONMETER_HOUR_S"));
+    }
+
+    #[test]
+    fn unknown_kwarg_is_refused_and_unserved_is_listed() {
+        let err = Config::resolve(kwargs(&[("colour", RawValue::Int(1))]), env_with(&[], None))
+            .expect_err("unknown");
+        assert!(matches!(err, Error::UnknownSetting { .. }));
+        let config = Config::resolve(
+            kwargs(&[
+                ("save_to_api", RawValue::Bool(true)),
+                ("save_to_file", RawValue::Bool(false)),
+            ]),
+            env_with(&[], None),
+        )
+        .expect("config");
+        assert_eq!(config.unserved, vec!["save_to_api".to_owned()]);
+    }
+}
