@@ -606,6 +606,18 @@ UNCERTAINTY = [
     ],
     [
         "gpu",
+        "mixed",
+        "any",
+        "0.95",
+        "1.05",
+        "0.1",
+        "assumed",
+        "2025",
+        "a device whose counter failed within the window and was polled after it: the counter's "
+        "edge and the polled rows' range, assumed as for either",
+    ],
+    [
+        "gpu",
         "unmeasured",
         "any",
         "1",

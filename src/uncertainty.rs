@@ -233,6 +233,7 @@ mod tests {
             ("ram", "model"),
             ("gpu", "counter"),
             ("gpu", "polled"),
+            ("gpu", "mixed"),
             ("intensity", "table"),
             ("intensity", "live_hourly"),
         ] {

@@ -141,6 +141,7 @@ def test_uncertainty_rows_bracket_the_figure_and_say_their_basis() -> None:
         ("ram", "in_cpu"),
         ("gpu", "counter"),
         ("gpu", "polled"),
+        ("gpu", "mixed"),
         ("gpu", "unmeasured"),
         ("intensity", "table"),
         ("intensity", "forced"),

@@ -92,7 +92,9 @@ class EpochMeter:
         tracker = self._tracker if self._tracker is not None else self.begin_run()
         if phase in self._windows:
             self.end_epoch(phase)
-        window = tracker.epoch(epoch, phase, total=total if total and total > 0 else None)
+        # HF says sys.maxsize epochs when only max_steps bounds an unsized dataset: unknown.
+        known = total is not None and 0 < total < 2**32
+        window = tracker.epoch(epoch, phase, total=total if known else None)
         window.__enter__()
         self._windows[phase] = window
 
