@@ -32,16 +32,34 @@ pub fn thread_cpu_ns() -> Option<u64> {
     }
 }
 
-/// The running CPU-time totals of one tracker.
+/// Stores the calling thread's CPU clock in `clock`, for a [`CostMeter`] that watches it.
+pub fn publish_thread_clock(clock: &AtomicU64) {
+    if let Some(ns) = thread_cpu_ns() {
+        clock.fetch_max(ns, Ordering::Relaxed);
+    }
+}
+
+/// The running CPU-time totals of one run.
 #[derive(Debug, Default)]
 pub struct CostMeter {
     /// Sampler thread's CPU clock at its last tick, ns (a thread's clock is cumulative).
     sampler_ns: AtomicU64,
     /// Sum of the finished parts of calls on the user's thread, ns.
     calls_ns: AtomicU64,
+    /// A longer-lived thread of ours (the exporter) and its clock when the run began, ns.
+    shared_thread: Option<(Arc<AtomicU64>, u64)>,
 }
 
 impl CostMeter {
+    /// A meter that also counts what the thread publishing `clock` spends from now on.
+    pub fn with_thread(clock: Arc<AtomicU64>) -> Self {
+        let baseline_ns = clock.load(Ordering::Relaxed);
+        Self {
+            shared_thread: Some((clock, baseline_ns)),
+            ..Self::default()
+        }
+    }
+
     /// Called on the sampler thread after each tick: publishes the thread's own CPU time.
     pub fn publish_sampler(&self) {
         if let Some(ns) = thread_cpu_ns() {
@@ -51,10 +69,17 @@ impl CostMeter {
 
     /// All CPU time charged so far, s.
     pub fn total_s(&self) -> f64 {
+        let shared_ns = self
+            .shared_thread
+            .as_ref()
+            .map_or(0, |(clock, baseline_ns)| {
+                clock.load(Ordering::Relaxed).saturating_sub(*baseline_ns)
+            });
         let ns = self
             .sampler_ns
             .load(Ordering::Relaxed)
-            .saturating_add(self.calls_ns.load(Ordering::Relaxed));
+            .saturating_add(self.calls_ns.load(Ordering::Relaxed))
+            .saturating_add(shared_ns);
         ns as f64 / 1e9
     }
 
@@ -141,5 +166,29 @@ mod tests {
         .join()
         .expect("thread");
         assert!(other > 0.005, "{other}");
+    }
+
+    #[test]
+    fn a_shared_thread_counts_from_the_run_on() {
+        let clock = Arc::new(AtomicU64::new(0));
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let (published, first) = std::sync::mpsc::channel::<()>();
+        let thread_clock = Arc::clone(&clock);
+        // One long-lived thread, as the exporter: 10 ms before the run, 30 ms during it.
+        let worker = std::thread::spawn(move || {
+            std::hint::black_box(spin(10));
+            publish_thread_clock(&thread_clock);
+            published.send(()).expect("send");
+            wait.recv().expect("recv");
+            std::hint::black_box(spin(30));
+            publish_thread_clock(&thread_clock);
+        });
+        first.recv().expect("recv");
+        let meter = CostMeter::with_thread(Arc::clone(&clock));
+        assert!(meter.total_s() < 1e-9, "{}", meter.total_s());
+        go.send(()).expect("send");
+        worker.join().expect("join");
+        let counted = meter.total_s();
+        assert!((0.025..0.035).contains(&counted), "{counted}");
     }
 }

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use crate::config::Config;
 use crate::cost::{CallCost, CostMeter};
 use crate::error::{Error, Result};
+use crate::export::{Exporter, RunExport, RunLabels};
 use crate::intensity::resolve::Resolved;
 use crate::intensity::weighted::{HourlyRun, Weighted};
 use crate::intensity::{self, Intensity};
@@ -53,9 +54,26 @@ struct Run {
     epochs: BTreeMap<String, Vec<EpochFigures>>,
     budget_warned: bool,
     over_budget: bool,
+    export: Option<Arc<RunExport>>,
 }
 
 impl Run {
+    /// Hands an edge's totals to the exporter (phase: the innermost open epoch's) and logs what
+    /// the exporter found wrong since the last edge. Returns the push's sequence number.
+    fn export_edge(&self, snapshot: &Snapshot, last: bool) -> Option<u64> {
+        let export = self.export.as_ref()?;
+        let phase = self
+            .windows
+            .iter()
+            .rev()
+            .find_map(|window| window.labels.phase.as_deref());
+        let seq = export.edge(snapshot, phase, last);
+        for warning in export.exporter().take_warnings() {
+            crate::once::warn_once(&warning);
+        }
+        Some(seq)
+    }
+
     fn window_names(&self) -> String {
         let names: Vec<String> = self
             .windows
@@ -111,6 +129,7 @@ pub struct Tracker {
     last_row: Mutex<Option<EmissionsRow>>,
     description: Mutex<Option<MeterDescription>>,
     epoch_totals: Mutex<BTreeMap<String, u32>>,
+    exporter: Option<Arc<Exporter>>,
 }
 
 impl Tracker {
@@ -131,6 +150,7 @@ impl Tracker {
             .path
             .clone()
             .map(|path| CsvSink::new(path, config.output.on_csv_write));
+        let exporter = Exporter::spawn(&config.export)?;
         let row_settings = RowSettings {
             project_name: config.project_name.clone(),
             experiment_id: config.experiment_id.clone(),
@@ -151,6 +171,7 @@ impl Tracker {
             last_row: Mutex::new(None),
             description: Mutex::new(None),
             epoch_totals: Mutex::new(BTreeMap::new()),
+            exporter,
         })
     }
 
@@ -211,7 +232,10 @@ impl Tracker {
             log::warn!("Already started tracking");
             return Ok(());
         }
-        let cost = Arc::new(CostMeter::default());
+        let cost = Arc::new(match &self.exporter {
+            Some(exporter) => CostMeter::with_thread(exporter.cpu_clock()),
+            None => CostMeter::default(),
+        });
         let mut call = CostMeter::call(&cost);
         let (mut meter, warnings) = Meter::discover(&self.config.meter);
         for warning in warnings {
@@ -230,16 +254,38 @@ impl Tracker {
         let sampled = Arc::clone(&meter);
         let sampled_hourly = hourly.clone();
         let sampled_cost = Arc::clone(&cost);
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let export = self.exporter.as_ref().map(|exporter| {
+            let labels = RunLabels {
+                project: self.config.project_name.clone(),
+                experiment: self.config.experiment_id.clone(),
+                run_id: run_id.clone(),
+                rank: self.config.rank,
+                ..RunLabels::default()
+            };
+            let g_per_kwh = self.intensity.g_per_kwh;
+            Arc::new(RunExport::new(
+                Arc::clone(exporter),
+                labels,
+                &start,
+                self.config.pue,
+                g_per_kwh,
+            ))
+        });
+        let sampled_export = export.clone();
         let sampler = Sampler::spawn(
             "carbonmeter-sampler",
             Duration::from_secs_f64(period_s),
             move || {
                 let mut meter = sampled.lock();
                 // GPU-only ticks change no hour's ledger: it reads the next full snapshot.
-                if let Some(snapshot) = meter.tick(full_period_s)
-                    && let Some(hourly) = &sampled_hourly
-                {
-                    hourly.observe(&snapshot);
+                if let Some(snapshot) = meter.tick(full_period_s) {
+                    if let Some(hourly) = &sampled_hourly {
+                        hourly.observe(&snapshot);
+                    }
+                    if let Some(export) = &sampled_export {
+                        export.tick(&snapshot);
+                    }
                 }
                 drop(meter);
                 sampled_cost.publish_sampler();
@@ -247,7 +293,7 @@ impl Tracker {
         )
         .map_err(|err| crate::error::Error::io("carbonmeter-sampler thread", err))?;
         *run = Some(Run {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: run_id,
             meter,
             sampler,
             start,
@@ -258,6 +304,7 @@ impl Tracker {
             epochs: BTreeMap::new(),
             budget_warned: false,
             over_budget: false,
+            export,
         });
         call.charge();
         Ok(())
@@ -289,9 +336,11 @@ impl Tracker {
         run.windows.push(OpenWindow {
             name: name.to_owned(),
             labels,
-            start,
+            start: start.clone(),
             cost_s: run.cost.total_s(),
         });
+        // After the push: from this edge on, energy counts toward the new window's phase.
+        run.export_edge(&start, false);
         Ok(())
     }
 
@@ -347,6 +396,7 @@ impl Tracker {
             if let Some(call) = &mut call {
                 call.charge();
             }
+            run.export_edge(&end, false);
             Closed {
                 run_id: run.id.clone(),
                 start: window.start,
@@ -459,6 +509,7 @@ impl Tracker {
             if let Some(call) = &mut call {
                 call.charge();
             }
+            run.export_edge(&end, false);
             Closed {
                 run_id: run.id.clone(),
                 start: run.start.clone(),
@@ -494,6 +545,8 @@ impl Tracker {
             call.charge();
         }
         let end_cost_s = run.cost.total_s();
+        // Queued before the rows are written, so the last push overlaps the CSV write.
+        let last_push = run.export_edge(&end, true);
         // Windows still open (an epoch cut short by an exception) get their partial row first.
         let windows = run
             .windows
@@ -523,6 +576,17 @@ impl Tracker {
         self.emit(&row);
         if let Some(hourly) = &run.hourly {
             hourly.stop();
+        }
+        if let (Some(seq), Some(exporter)) = (last_push, &self.exporter) {
+            // Bounded: a slow or hung endpoint delays stop() by one request timeout at most.
+            if !exporter.wait(seq) {
+                crate::once::warn_once(
+                    "the last export push did not finish in time; the CSV has the run's totals",
+                );
+            }
+            for warning in exporter.take_warnings() {
+                crate::once::warn_once(&warning);
+            }
         }
         *self.last_row.lock() = Some(row.clone());
         Some(Stopped { windows, run: row })

@@ -17,6 +17,7 @@
 //!
 //! The CLI flag (`--psu-efficiency`) with its help text appears by itself.
 
+use crate::export::DEFAULT_PROMETHEUS_URL;
 use crate::gpu::DEFAULT_GPU_POLL_S;
 use crate::intensity::live::DEFAULT_BASE_URL;
 use crate::sensors::rapl::DEFAULT_POWERCAP_ROOT;
@@ -261,6 +262,11 @@ pub const SETTINGS: &[Setting] = &[
     Setting { range: Some(Range { max: Some(1.0), ..Range::above(0.0, "a share") }), ..row("psu_efficiency", Kind::Float, Unset, "share of the plug's energy the PSU delivers (0.92): adds wall_energy to each row") },
     number("co2_budget_kg", Unset, Range::above(0.0, "kg CO2eq"), "carbon budget of the run: warns once when the projection's low end exceeds it"),
     row("stop_over_budget", Kind::Bool, Bool(false), "with co2_budget_kg, the callbacks stop training after the epoch that crossed it"),
+    // Fleet export (src/export/).
+    row("save_to_prometheus", Kind::Bool, Bool(false), "push counters to a Prometheus Pushgateway at prometheus_url"),
+    row("prometheus_url", Kind::Str, Str(DEFAULT_PROMETHEUS_URL), "Pushgateway address (host:port or URL), with save_to_prometheus"),
+    row("prometheus_textfile_dir", Kind::Path, Unset, "write counters for node_exporter's textfile collector into this folder"),
+    row("otlp_endpoint", Kind::Str, Unset, "OTLP/HTTP endpoint for metrics (or OTEL_EXPORTER_OTLP_ENDPOINT)"),
     row("loggers", Kind::Object, Unset, "loggers to send each row to: \"wandb\", \"comet\" or logger objects"),
     unserved("api_call_interval"),
     unserved("api_endpoint"),
@@ -269,9 +275,7 @@ pub const SETTINGS: &[Setting] = &[
     unserved("save_to_api"),
     unserved("save_to_logger"),
     unserved("logging_logger"),
-    unserved("save_to_prometheus"),
     unserved("save_to_logfire"),
-    unserved("prometheus_url"),
     unserved("output_handlers"),
     unserved("emissions_endpoint"),
     unserved("logger_preamble"),
