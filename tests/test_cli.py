@@ -589,7 +589,11 @@ class _RecordingProxy:
             with conn:
                 conn.settimeout(2)
                 try:
-                    self.requests.append(conn.recv(4096).decode("latin-1").split("\r\n")[0])
+                    request_line = conn.recv(4096).decode("latin-1").split("\r\n")[0]
+                    # A connection opened ahead and closed unused (Chromium preconnects under
+                    # load) asked for nothing: only a request line is a fetch.
+                    if request_line:
+                        self.requests.append(request_line)
                     conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
                 except OSError:
                     pass
