@@ -568,6 +568,255 @@ def build_equivalents(report: Report) -> str:
     return to_csv(["key", "basis", "per_unit", "label", "year", "source"], EQUIVALENTS)
 
 
+# uncertainty.csv is not built from the references: each bound is cited here with its basis
+# (`stated` by the vendor, `measured` by a study, or `assumed`, with the reason in the source).
+# low/high: the true energy lies between figure x low and figure x high (systematic, added across
+# components); high empty: unbounded. edge_s: how often the counter updates, so each edge of a
+# window may miss up to edge_s of energy (random, in quadrature). See data/README.md.
+NVML_POWER_DOC = (
+    "NVIDIA NVML API reference, nvmlDeviceGetPowerUsage: 'On Fermi and Kepler GPUs the reading "
+    "is accurate to within +/- 5% of current power draw'; on Ampere (except GA100) and newer, "
+    "power averaged over 1 s"
+)
+ASSUMED_AS_NVML = (
+    "assumed: no accuracy is stated for it in the vendor documentation we read; the +/-5 % NVIDIA "
+    "states for its power readings is taken for it too"
+)
+UNCERTAINTY = [
+    [
+        "cpu",
+        "rapl",
+        "any",
+        "0.95",
+        "1.05",
+        "0.001",
+        "assumed",
+        "2015",
+        "assumed +/-5 %: RAPL energy has been measured on the die, not modelled, since Haswell "
+        "(Hackenberg et al., An Energy Efficiency Feature Survey of the Intel Haswell Processor, "
+        "IPDPSW 2015), but we cite no study giving a bound for it; the counter updates about "
+        "every 1 ms (Intel SDM vol. 3B, MSR_PKG_ENERGY_STATUS). It covers the package only, not "
+        "the PSU or board (see psu_efficiency)",
+    ],
+    [
+        "ram",
+        "rapl",
+        "any",
+        "0.95",
+        "1.05",
+        "0.001",
+        "assumed",
+        "2015",
+        "assumed as for the RAPL package zone (same counter, same update period); no study bound "
+        "is cited for the dram zone",
+    ],
+    [
+        "ram",
+        "in_cpu",
+        "any",
+        "1",
+        "1",
+        "0",
+        "assumed",
+        "2025",
+        "no energy of its own: memory is inside the RAPL psys figure counted as CPU, whose bound "
+        "covers it",
+    ],
+    [
+        "cpu",
+        "load_tdp",
+        "any",
+        "0.7299",
+        "11.11",
+        "0",
+        "measured",
+        "2025",
+        "Fischer 2025 (arXiv 2509.22092): on the 318 runs published with it, static TDP "
+        "estimates err from -91 % to +37 % against the wall meter (computed from their data in "
+        "carbonmeter issue 15); the truth is the figure / (1 + error): x 1/1.37 to x 1/0.09",
+    ],
+    [
+        "cpu",
+        "constant",
+        "any",
+        "0.5",
+        "2",
+        "0",
+        "assumed",
+        "2025",
+        "assumed: a power fixed by the user (force_cpu_power) cannot follow the load; a factor "
+        "of 2 either way is our assumption, no study bounds a user's figure",
+    ],
+    [
+        "ram",
+        "constant",
+        "any",
+        "0.5",
+        "2",
+        "0",
+        "assumed",
+        "2025",
+        "assumed: a power fixed by the user (force_ram_power); a factor of 2 either way, as for "
+        "the CPU",
+    ],
+    [
+        "ram",
+        "model",
+        "any",
+        "0.5",
+        "2",
+        "0",
+        "assumed",
+        "2025",
+        "assumed: 3 W per 8 GB in use (CodeCarbon 2.x, after Crucial's 'How much power does "
+        "memory use?'); DRAM power per GB differs across generations and with activity, and no "
+        "study validating the model is cited, so a factor of 2 either way",
+    ],
+    [
+        "gpu",
+        "counter",
+        "nvml",
+        "0.95",
+        "1.05",
+        "0.1",
+        "assumed",
+        "2024",
+        f"{NVML_POWER_DOC}; nvmlDeviceGetTotalEnergyConsumption states no accuracy: the power "
+        "figure's +/-5 % assumed for the counter, updated with the power (20 to 100 ms, assumed "
+        "0.1 s at each edge)",
+    ],
+    [
+        "gpu",
+        "polled",
+        "nvml",
+        "0.95",
+        "1.05",
+        "0",
+        "stated",
+        "2024",
+        f"{NVML_POWER_DOC} (stated for Fermi and Kepler, assumed for newer boards); plus the "
+        "sampling bound of the trapezoid, computed per row: sum of |change of power| x poll "
+        "interval / 2",
+    ],
+    ["gpu", "counter", "amdsmi", "0.95", "1.05", "0.1", "assumed", "2025", ASSUMED_AS_NVML],
+    [
+        "gpu",
+        "polled",
+        "amdsmi",
+        "0.95",
+        "1.05",
+        "0",
+        "assumed",
+        "2025",
+        f"{ASSUMED_AS_NVML}; plus the sampling bound of the trapezoid, computed per row",
+    ],
+    ["gpu", "counter", "hwmon", "0.95", "1.05", "0.1", "assumed", "2025", ASSUMED_AS_NVML],
+    [
+        "gpu",
+        "polled",
+        "hwmon",
+        "0.95",
+        "1.05",
+        "0",
+        "assumed",
+        "2025",
+        f"{ASSUMED_AS_NVML}; plus the sampling bound of the trapezoid, computed per row",
+    ],
+    ["gpu", "counter", "any", "0.95", "1.05", "0.1", "assumed", "2025", ASSUMED_AS_NVML],
+    [
+        "gpu",
+        "polled",
+        "any",
+        "0.95",
+        "1.05",
+        "0",
+        "assumed",
+        "2025",
+        f"{ASSUMED_AS_NVML}; plus the sampling bound of the trapezoid, computed per row",
+    ],
+    [
+        "gpu",
+        "mixed",
+        "any",
+        "0.95",
+        "1.05",
+        "0.1",
+        "assumed",
+        "2025",
+        "a device whose counter failed within the window and was polled after it: the counter's "
+        "edge and the polled rows' range, assumed as for either",
+    ],
+    [
+        "gpu",
+        "unmeasured",
+        "any",
+        "1",
+        "",
+        "0",
+        "assumed",
+        "2025",
+        "a device seen but not measured: its energy is unknown, so the band has no upper bound",
+    ],
+    [
+        "intensity",
+        "table",
+        "any",
+        "0.7",
+        "1.3",
+        "0",
+        "assumed",
+        "2025",
+        "assumed +/-30 %: a yearly average applied to the hours actually run, while a grid's "
+        "hourly intensity moves around its yearly mean with demand and weather; no study bound "
+        "is cited. Live hourly figures (intensity_method live_hourly) are narrower",
+    ],
+    [
+        "intensity",
+        "forced",
+        "any",
+        "0.7",
+        "1.3",
+        "0",
+        "assumed",
+        "2025",
+        "assumed as for a table figure: a fixed intensity given by the user is most often a yearly "
+        "figure",
+    ],
+    [
+        "intensity",
+        "live_hourly",
+        "any",
+        "0.9",
+        "1.1",
+        "0",
+        "assumed",
+        "2025",
+        "assumed +/-10 %: Electricity Maps' hourly figures are estimates (flows between zones, "
+        "lifecycle factors) published without an error bound",
+    ],
+]
+UNCERTAINTY_HEADER = [
+    "quantity",
+    "method",
+    "backend",
+    "low",
+    "high",
+    "edge_s",
+    "basis",
+    "year",
+    "source",
+]
+
+
+def build_uncertainty(report: Report) -> str:
+    for row in UNCERTAINTY:
+        low, high = float(row[3]), float(row[4]) if row[4] else math.inf
+        if not (0 < low <= 1 <= high) or row[6] not in {"stated", "measured", "assumed"}:
+            raise ValueError(f"uncertainty.csv: bad row {row[:7]}")
+    report(f"uncertainty.csv: {len(UNCERTAINTY)} rows (cited in build.py)")
+    return to_csv(UNCERTAINTY_HEADER, UNCERTAINTY)
+
+
 def tz_version(zoneinfo: Path) -> str | None:
     """The tz database release of a zoneinfo directory ("2025b"), from tzdata.zi or +VERSION."""
     zi = zoneinfo / "tzdata.zi"
@@ -650,6 +899,7 @@ def build_all(ref: Path, report: Report) -> dict[str, str]:
         "cpu_tdp.csv": build_cpu_tdp(ref, report),
         "gpu_tdp.csv": build_gpu_tdp(ref, report),
         "equivalents.csv": build_equivalents(report),
+        "uncertainty.csv": build_uncertainty(report),
     }
 
 

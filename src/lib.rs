@@ -7,6 +7,7 @@
 pub(crate) mod carbon;
 pub(crate) mod compat;
 pub(crate) mod config;
+pub(crate) mod cost;
 pub(crate) mod error;
 pub(crate) mod export;
 pub(crate) mod gpu;
@@ -18,11 +19,13 @@ pub(crate) mod locks;
 pub(crate) mod meter;
 pub(crate) mod once;
 pub(crate) mod output;
+pub(crate) mod projection;
 pub(crate) mod sampler;
 pub(crate) mod sensors;
 pub(crate) mod suggest;
 pub(crate) mod tables;
 pub(crate) mod tracker;
+pub(crate) mod uncertainty;
 
 mod bindings;
 

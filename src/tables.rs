@@ -18,4 +18,5 @@ pub const TABLES: &[(&str, &str)] = &[
     ("cpu_tdp.csv", CPU_TDP_CSV),
     ("equivalents.csv", EQUIVALENTS_CSV),
     ("country_intensity.csv", COUNTRY_CSV),
+    ("uncertainty.csv", crate::uncertainty::UNCERTAINTY_CSV),
 ];

@@ -8,6 +8,7 @@ use chrono::Local;
 use parking_lot::Mutex;
 
 use crate::config::Config;
+use crate::cost::{CallCost, CostMeter};
 use crate::error::{Error, Result};
 use crate::export::{Exporter, RunExport, RunLabels};
 use crate::intensity::resolve::Resolved;
@@ -17,6 +18,7 @@ use crate::meter::{Meter, MeterDescription, Snapshot};
 use crate::output::EmissionsRow;
 use crate::output::build::{RowContext, RowSettings, build_row};
 use crate::output::csv::CsvSink;
+use crate::projection::{self, EpochCost};
 use crate::sampler::Sampler;
 
 pub use crate::output::build::{Identity, WindowLabels};
@@ -27,7 +29,18 @@ struct OpenWindow {
     name: String,
     labels: WindowLabels,
     start: Snapshot,
+    cost_s: f64,
 }
+
+/// A finished epoch, for the projection and the budget.
+struct EpochFigures {
+    cost: EpochCost,
+    emissions_low_kg: f64,
+    emissions_high_kg: Option<f64>,
+}
+
+/// What `stop_reason` says when the projection crossed `co2_budget_kg`.
+pub const STOP_CO2_BUDGET: &str = "co2_budget";
 
 struct Run {
     id: String,
@@ -37,6 +50,10 @@ struct Run {
     hourly: Option<Arc<HourlyRun>>,
     windows: Vec<OpenWindow>,
     next_epoch: BTreeMap<String, u32>,
+    cost: Arc<CostMeter>,
+    epochs: BTreeMap<String, Vec<EpochFigures>>,
+    budget_warned: bool,
+    over_budget: bool,
     export: Option<Arc<RunExport>>,
 }
 
@@ -78,6 +95,8 @@ struct Closed {
     end: Snapshot,
     window: Option<(String, WindowLabels)>,
     hourly: Option<Arc<HourlyRun>>,
+    /// Tracker CPU seconds at the start and end.
+    cost_s: (f64, f64),
 }
 
 /// What `stop_run` wrote.
@@ -109,6 +128,7 @@ pub struct Tracker {
     run: Mutex<Option<Run>>,
     last_row: Mutex<Option<EmissionsRow>>,
     description: Mutex<Option<MeterDescription>>,
+    epoch_totals: Mutex<BTreeMap<String, u32>>,
     exporter: Option<Arc<Exporter>>,
 }
 
@@ -140,6 +160,7 @@ impl Tracker {
             pue: config.pue,
             wue: config.wue,
             rank: config.rank,
+            psu_efficiency: config.psu_efficiency,
         };
         Ok(Self {
             config,
@@ -151,6 +172,7 @@ impl Tracker {
             run: Mutex::new(None),
             last_row: Mutex::new(None),
             description: Mutex::new(None),
+            epoch_totals: Mutex::new(BTreeMap::new()),
             exporter,
         })
     }
@@ -174,6 +196,22 @@ impl Tracker {
         if let Some(run) = self.run.lock().take() {
             std::mem::forget(run);
         }
+    }
+
+    /// Says how many epochs of `phase` the run will have, so its epoch rows carry the run's
+    /// projection (`projected_*`) and the budget can be checked against it.
+    pub fn set_epoch_total(&self, phase: &str, total_epochs: u32) {
+        self.epoch_totals
+            .lock()
+            .insert(phase.to_owned(), total_epochs);
+    }
+
+    /// The running run's cost meter and a charge on it for the current call.
+    fn charge_call(&self) -> Option<CallCost> {
+        self.run
+            .lock()
+            .as_ref()
+            .map(|run| CostMeter::call(&run.cost))
     }
 
     /// The validated settings.
@@ -217,6 +255,11 @@ impl Tracker {
             log::warn!("Already started tracking");
             return Ok(());
         }
+        let cost = Arc::new(match &self.exporter {
+            Some(exporter) => CostMeter::with_thread(exporter.cpu_clock()),
+            None => CostMeter::default(),
+        });
+        let mut call = CostMeter::call(&cost);
         let (mut meter, warnings) = Meter::discover(&self.config.meter);
         for warning in warnings {
             crate::once::warn_once(&warning);
@@ -233,6 +276,7 @@ impl Tracker {
         let meter = Arc::new(Mutex::new(meter));
         let sampled = Arc::clone(&meter);
         let sampled_hourly = hourly.clone();
+        let sampled_cost = Arc::clone(&cost);
         let run_id = uuid::Uuid::new_v4().to_string();
         let export = self.exporter.as_ref().map(|exporter| {
             let labels = RunLabels {
@@ -266,6 +310,8 @@ impl Tracker {
                         export.tick(&snapshot);
                     }
                 }
+                drop(meter);
+                sampled_cost.publish_sampler();
             },
         )
         .map_err(|err| crate::error::Error::io("carbonmeter-sampler thread", err))?;
@@ -277,9 +323,14 @@ impl Tracker {
             hourly,
             windows: Vec::new(),
             next_epoch: BTreeMap::new(),
+            cost,
+            epochs: BTreeMap::new(),
+            budget_warned: false,
+            over_budget: false,
             export,
         });
         crate::lifecycle::run_started();
+        call.charge();
         Ok(())
     }
 
@@ -289,6 +340,7 @@ impl Tracker {
         if self.state() == TrackerState::Idle {
             self.start()?;
         }
+        let mut call = self.charge_call();
         let mut guard = self.run.lock();
         let run = guard.as_mut().ok_or_else(|| {
             Error::State(format!(
@@ -302,10 +354,14 @@ impl Tracker {
             )));
         }
         let start = read_and_report(&run.meter, run.hourly.as_deref(), &self.description);
+        if let Some(call) = &mut call {
+            call.charge();
+        }
         run.windows.push(OpenWindow {
             name: name.to_owned(),
             labels,
             start: start.clone(),
+            cost_s: run.cost.total_s(),
         });
         // After the push: from this edge on, energy counts toward the new window's phase.
         run.export_edge(&start, false);
@@ -341,6 +397,7 @@ impl Tracker {
 
     /// Closes a window: reads the sensors now, writes the window's row and returns it.
     pub fn end_window(&self, name: &str) -> Result<EmissionsRow> {
+        let mut call = self.charge_call();
         let closed = {
             let mut guard = self.run.lock();
             let run = guard.as_mut().ok_or_else(|| {
@@ -360,6 +417,9 @@ impl Tracker {
                 })?;
             let window = run.windows.remove(index);
             let end = read_and_report(&run.meter, run.hourly.as_deref(), &self.description);
+            if let Some(call) = &mut call {
+                call.charge();
+            }
             run.export_edge(&end, false);
             Closed {
                 run_id: run.id.clone(),
@@ -367,9 +427,88 @@ impl Tracker {
                 end,
                 window: Some((window.name, window.labels)),
                 hourly: run.hourly.clone(),
+                cost_s: (window.cost_s, run.cost.total_s()),
             }
         };
-        Ok(self.write_closed(&closed))
+        let mut row = self.make_row(&closed);
+        if let Some((_, labels)) = &closed.window
+            && labels.epoch.is_some()
+            && let Some(phase) = &labels.phase
+        {
+            self.finish_epoch(&mut row, phase);
+        }
+        self.emit(&row);
+        Ok(row)
+    }
+
+    /// Adds a finished epoch of `phase` to the run's history; fills in the projection when the
+    /// number of epochs is known, and checks the budget.
+    fn finish_epoch(&self, row: &mut EmissionsRow, phase: &str) {
+        let total_epochs = self.epoch_totals.lock().get(phase).copied();
+        let mut guard = self.run.lock();
+        let Some(run) = guard.as_mut() else {
+            return;
+        };
+        let history = run.epochs.entry(phase.to_owned()).or_default();
+        history.push(EpochFigures {
+            cost: EpochCost {
+                energy_kwh: row.energy_consumed,
+                emissions_kg: row.emissions,
+                duration_s: row.duration,
+            },
+            emissions_low_kg: row.emissions_low,
+            emissions_high_kg: row.emissions_high,
+        });
+        let spent_kg: f64 = history.iter().map(|e| e.cost.emissions_kg).sum();
+        let spent_low_kg: f64 = history.iter().map(|e| e.emissions_low_kg).sum();
+        let spent_high_kg: Option<f64> = history.iter().map(|e| e.emissions_high_kg).sum();
+        let costs: Vec<EpochCost> = history.iter().map(|e| e.cost).collect();
+        if let Some(projected) =
+            total_epochs.and_then(|total| projection::project_run(&costs, total))
+        {
+            let (low, high) = projection::with_measurement_band(
+                projected.emissions_kg,
+                spent_kg,
+                spent_low_kg,
+                spent_high_kg,
+            );
+            row.projected_energy_consumed = Some(projected.energy_kwh.total);
+            row.projected_emissions = Some(projected.emissions_kg.total);
+            row.projected_emissions_low = Some(low);
+            row.projected_emissions_high = high;
+            row.projected_duration = Some(projected.duration_s.total);
+        }
+        let Some(budget_kg) = self.config.budget.co2_budget_kg else {
+            return;
+        };
+        // Without a projection, what the epochs surely spent already is the floor.
+        let floor_kg = row.projected_emissions_low.unwrap_or(spent_low_kg);
+        if floor_kg <= budget_kg {
+            return;
+        }
+        if !run.budget_warned {
+            run.budget_warned = true;
+            let what = if row.projected_emissions_low.is_some() {
+                "the run's projected emissions are at least"
+            } else {
+                "the epochs so far emitted at least"
+            };
+            let action = if self.config.budget.stop_over_budget {
+                "training is asked to stop after this epoch (stop_over_budget=True)"
+            } else {
+                "pass stop_over_budget=True to stop training there"
+            };
+            log::warn!(
+                target: "carbonmeter",
+                "carbon budget exceeded after {phase} epoch {}: {what} {floor_kg:.6} kg CO2eq, \
+                 over co2_budget_kg={budget_kg}; {action}",
+                row.epoch.unwrap_or_default()
+            );
+        }
+        if self.config.budget.stop_over_budget {
+            run.over_budget = true;
+            row.stop_reason = Some(STOP_CO2_BUDGET.to_owned());
+        }
     }
 
     /// Names of the open windows, oldest first.
@@ -383,6 +522,7 @@ impl Tracker {
 
     /// Writes a row with the totals so far and keeps running. `None` when not running.
     pub fn flush(&self) -> Option<EmissionsRow> {
+        let mut call = self.charge_call();
         let closed = {
             let run = self.run.lock();
             let Some(run) = run.as_ref() else {
@@ -390,6 +530,9 @@ impl Tracker {
                 return None;
             };
             let end = read_and_report(&run.meter, run.hourly.as_deref(), &self.description);
+            if let Some(call) = &mut call {
+                call.charge();
+            }
             run.export_edge(&end, false);
             Closed {
                 run_id: run.id.clone(),
@@ -397,6 +540,7 @@ impl Tracker {
                 end,
                 window: None,
                 hourly: run.hourly.clone(),
+                cost_s: (0.0, run.cost.total_s()),
             }
         };
         Some(self.write_closed(&closed))
@@ -414,6 +558,7 @@ impl Tracker {
     /// Ends the run like [`Tracker::stop`], and also returns the rows of the windows it had to
     /// close. `None` (with a warning) when no run was in progress.
     pub fn stop_run(&self) -> Option<Stopped> {
+        let mut call = self.charge_call();
         let Some(mut run) = self.run.lock().take() else {
             log::warn!("Tracker already stopped or never started.");
             return None;
@@ -421,6 +566,10 @@ impl Tracker {
         crate::lifecycle::run_stopped();
         run.sampler.stop();
         let end = read_and_report(&run.meter, run.hourly.as_deref(), &self.description);
+        if let Some(call) = &mut call {
+            call.charge();
+        }
+        let end_cost_s = run.cost.total_s();
         // Queued before the rows are written, so the last push overlaps the CSV write.
         let last_push = run.export_edge(&end, true);
         // Windows still open (an epoch cut short by an exception) get their partial row first.
@@ -434,16 +583,22 @@ impl Tracker {
                     end: end.clone(),
                     window: Some((window.name, window.labels)),
                     hourly: run.hourly.clone(),
+                    cost_s: (window.cost_s, end_cost_s),
                 })
             })
             .collect();
-        let row = self.write_closed(&Closed {
+        let mut row = self.make_row(&Closed {
             run_id: run.id.clone(),
             start: run.start.clone(),
             end,
             window: None,
             hourly: run.hourly.clone(),
+            cost_s: (0.0, end_cost_s),
         });
+        if run.over_budget {
+            row.stop_reason = Some(STOP_CO2_BUDGET.to_owned());
+        }
+        self.emit(&row);
         if let Some(hourly) = &run.hourly {
             hourly.stop();
         }
@@ -463,6 +618,12 @@ impl Tracker {
     }
 
     fn write_closed(&self, closed: &Closed) -> EmissionsRow {
+        let row = self.make_row(closed);
+        self.emit(&row);
+        row
+    }
+
+    fn make_row(&self, closed: &Closed) -> EmissionsRow {
         let description = self.description().unwrap_or_else(|| MeterDescription {
             cpu_method: crate::sensors::Method::None,
             ram_method: crate::sensors::Method::None,
@@ -475,7 +636,7 @@ impl Tracker {
             .as_deref()
             .map(|hourly| self.weigh_hourly(hourly, &closed.start, &closed.end));
         let timestamp = Local::now().format("%Y-%m-%dT%H:%M:%S").to_string();
-        let row = build_row(&RowContext {
+        build_row(&RowContext {
             timestamp: &timestamp,
             run_id: &closed.run_id,
             identity: &self.identity,
@@ -489,11 +650,18 @@ impl Tracker {
                 .as_ref()
                 .map(|(name, labels)| (name.as_str(), labels)),
             hourly: weighted.as_ref(),
-        });
+            tracker_cpu_s: (closed.cost_s.1 - closed.cost_s.0).max(0.0),
+        })
+    }
+
+    fn emit(&self, row: &EmissionsRow) {
         if let Some(sink) = &self.sink {
             sink.write_or_report(&row);
+            // Losing the file must not lose the user's training: the row is still returned.
+            if let Err(err) = sink.write(row) {
+                log::error!("could not write the emissions row: {err}");
+            }
         }
-        row
     }
 
     /// Starts the live source for a run, when a token and a zone are set.

@@ -26,6 +26,7 @@ EXPECTED = {
     "cpu_tdp.csv",
     "gpu_tdp.csv",
     "equivalents.csv",
+    "uncertainty.csv",
 }
 
 
@@ -112,6 +113,42 @@ def test_cpu_tdp() -> None:
     for row in rows:
         tdp = float(row["tdp_w"])
         assert 0 < tdp <= 1000, row
+
+
+def test_uncertainty_rows_bracket_the_figure_and_say_their_basis() -> None:
+    rows = read("uncertainty.csv")
+    keys = [(r["quantity"], r["method"], r["backend"]) for r in rows]
+    assert len(keys) == len(set(keys))
+    for row in rows:
+        low = float(row["low"])
+        high = float(row["high"]) if row["high"] else math.inf
+        assert 0 < low <= 1 <= high, row
+        assert float(row["edge_s"]) >= 0, row
+        assert row["basis"] in {"stated", "measured", "assumed"}, row
+        if row["basis"] == "assumed":
+            assert (
+                "assumed" in row["source"]
+                or "no energy" in row["source"]
+                or ("not measured" in row["source"])
+            ), row
+    # Every method the row columns can name has a bound.
+    for quantity, method in [
+        ("cpu", "rapl"),
+        ("cpu", "load_tdp"),
+        ("cpu", "constant"),
+        ("ram", "rapl"),
+        ("ram", "model"),
+        ("ram", "constant"),
+        ("ram", "in_cpu"),
+        ("gpu", "counter"),
+        ("gpu", "polled"),
+        ("gpu", "mixed"),
+        ("gpu", "unmeasured"),
+        ("intensity", "table"),
+        ("intensity", "forced"),
+        ("intensity", "live_hourly"),
+    ]:
+        assert (quantity, method, "any") in keys or (quantity, method, "nvml") in keys
 
 
 def test_readme_mentions_every_table() -> None:

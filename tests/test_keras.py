@@ -6,9 +6,11 @@ import csv
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from fixtures import budget
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras", reason="Keras tests need the [keras] extra")
@@ -109,6 +111,32 @@ def test_an_exception_mid_epoch_leaves_the_partial_epoch_and_the_run(tmp_path: P
     assert "RuntimeError: boom in epoch 1" in result.stderr
     rows = rows_of(tmp_path / "emissions.csv")
     assert [row["window"] for row in rows] == ["train-epoch-0", "train-epoch-1", ""]
+
+
+class EpochFloor(keras.callbacks.Callback):
+    """Holds each epoch open a little, so its cost does not depend on the machine's speed."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        time.sleep(budget.EPOCH_FLOOR_S)
+
+
+def test_the_budget_stops_fit_after_the_crossing_epoch(tmp_path: Path) -> None:
+    x = np.ones((64, 8), dtype="float32")
+    callback = EmissionsCallback(output_dir=str(tmp_path), **budget.SETTINGS)
+    recorder = LogsRecorder()
+    history = tiny_model().fit(
+        x,
+        x[:, :1],
+        epochs=budget.MAX_EPOCHS,
+        verbose=0,
+        callbacks=[callback, EpochFloor(), recorder],
+    )
+    ran = budget.check_stopped_after_the_crossing_epoch(rows_of(tmp_path / "emissions.csv"))
+    assert len(history.history["loss"]) == ran
+    # Every epoch's logs carry the band and the run's projection.
+    assert all(
+        {"co2_kg_low", "co2_kg_high", "co2_kg_projected"} <= set(logs) for logs in recorder.seen
+    )
 
 
 # Keras 3.15's torch predict hands numpy arrays to torch's tree_map (not ours).

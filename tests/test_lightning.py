@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import logging
+import time
 from pathlib import Path
 
 import pytest
+from fixtures import budget
 
 pl = pytest.importorskip("lightning.pytorch", reason="Lightning tests need the [lightning] extra")
 torch = pytest.importorskip("torch")
@@ -102,3 +104,28 @@ def test_an_exception_mid_epoch_leaves_the_partial_epoch_and_the_run(tmp_path: P
     windows = ["validation-epoch-0", "train-epoch-0", "train-epoch-1", ""]
     assert [row["window"] for row in rows] == windows
     assert not callback.tracker.running
+
+
+class EpochFloor(pl.Callback):
+    """Holds each train epoch open a little, so its cost does not depend on the machine."""
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        time.sleep(budget.EPOCH_FLOOR_S)
+
+
+def test_the_budget_stops_fit_after_the_crossing_epoch(tmp_path: Path) -> None:
+    callback = EmissionsCallback(output_dir=str(tmp_path), **budget.SETTINGS)
+    fit = pl.Trainer(
+        max_epochs=budget.MAX_EPOCHS,
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+        logger=CSVLogger(tmp_path, name="logs"),
+        callbacks=[callback, EpochFloor()],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+    )
+    fit.fit(TinyRegressor(), loader(), loader())
+    ran = budget.check_stopped_after_the_crossing_epoch(rows_of(tmp_path / "emissions.csv"))
+    assert fit.current_epoch == ran

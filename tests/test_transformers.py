@@ -6,10 +6,12 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures import budget
 
 transformers = pytest.importorskip(
     "transformers", reason="Transformers tests need the [transformers] extra"
@@ -169,3 +171,25 @@ def test_an_exception_mid_epoch_leaves_the_partial_epoch_and_the_run(tmp_path: P
     assert "RuntimeError: boom in epoch 1" in result.stderr
     rows = rows_of(tmp_path / "emissions.csv")
     assert [row["window"] for row in rows] == ["train-epoch-0", "train-epoch-1", ""]
+
+
+class EpochFloor(TrainerCallback):
+    """Holds each epoch open a little, so its cost does not depend on the machine's speed."""
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        time.sleep(budget.EPOCH_FLOOR_S)
+
+
+def test_the_budget_stops_training_after_the_crossing_epoch(tmp_path: Path) -> None:
+    callback = EmissionsCallback(output_dir=str(tmp_path), **budget.SETTINGS)
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=training_args(
+            tmp_path, num_train_epochs=budget.MAX_EPOCHS, eval_strategy="no", logging_strategy="no"
+        ),
+        train_dataset=SyntheticTokens(16),
+        callbacks=[callback, EpochFloor()],
+    )
+    trainer.train()
+    ran = budget.check_stopped_after_the_crossing_epoch(rows_of(tmp_path / "emissions.csv"))
+    assert round(trainer.state.epoch or 0) == ran

@@ -229,6 +229,40 @@ class EmissionsData:
     def gpu_devices(self) -> str:
         """JSON list, one object per GPU: index, uuid, name, energy_kwh, method."""
     @property
+    def energy_consumed_low(self) -> float:
+        """Lowest plausible energy_consumed, kWh (README: Sensors and accuracy)."""
+    @property
+    def energy_consumed_high(self) -> float | None:
+        """Highest plausible energy_consumed, kWh; None when a component is unbounded."""
+    @property
+    def emissions_low(self) -> float:
+        """Lowest plausible emissions, kg CO2eq."""
+    @property
+    def emissions_high(self) -> float | None:
+        """Highest plausible emissions, kg CO2eq; None when unbounded."""
+    @property
+    def wall_energy(self) -> float | None:
+        """Energy at the plug, kWh (psu_efficiency applied, PUE not); None without the setting."""
+    @property
+    def tracker_cpu_seconds(self) -> float:
+        """CPU seconds carbonmeter itself spent over the row's span (per-thread CPU clocks)."""
+    @property
+    def projected_energy_consumed(self) -> float | None:
+        """Epoch rows with a known epoch count: the whole run's projected energy, kWh."""
+    @property
+    def projected_emissions(self) -> float | None:
+        """The whole run's projected emissions, kg CO2eq."""
+    @property
+    def projected_emissions_low(self) -> float | None: ...
+    @property
+    def projected_emissions_high(self) -> float | None: ...
+    @property
+    def projected_duration(self) -> float | None:
+        """The whole run's projected duration, s."""
+    @property
+    def stop_reason(self) -> str | None:
+        """co2_budget when training was asked to stop after this row (stop_over_budget)."""
+    @property
     def values(self) -> dict[str, Any]:
         """CodeCarbon's name for `as_dict()`."""
     def as_dict(self) -> dict[str, Any]:
@@ -291,6 +325,9 @@ class EmissionsTracker:
         electricitymaps_zone: str | None = ...,
         nvml_library: str | PathLike[str] | None = ...,
         gpu_poll_secs: float | None = ...,
+        psu_efficiency: float | None = ...,
+        co2_budget_kg: float | None = ...,
+        stop_over_budget: bool | None = ...,
         save_to_prometheus: bool | None = ...,
         prometheus_url: str | None = ...,
         prometheus_textfile_dir: str | PathLike[str] | None = ...,
@@ -327,8 +364,11 @@ class EmissionsTracker:
         """CodeCarbon's name for `start_window`."""
     def stop_task(self, task_name: str | None = None) -> EmissionsData | None:
         """CodeCarbon's name for `end_window`; without a name, the last task opened."""
-    def epoch(self, epoch: int | None = None, phase: str = "train") -> EpochWindow:
-        """A context manager measuring one epoch; epochs are numbered from 0 per phase."""
+    def epoch(
+        self, epoch: int | None = None, phase: str = "train", total: int | None = None
+    ) -> EpochWindow:
+        """A context manager measuring one epoch; epochs are numbered from 0 per phase. With
+        `total` (the run's number of epochs), epoch rows carry the run's projection."""
     @property
     def open_windows(self) -> list[str]: ...
     @property

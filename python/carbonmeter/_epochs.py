@@ -14,14 +14,25 @@ from carbonmeter._core import EmissionsData, EmissionsTracker, EpochWindow
 
 
 def epoch_metrics(data: EmissionsData, prefix: str = "") -> dict[str, float]:
-    """The figures a callback publishes for one window, under stable names."""
-    return {
+    """The figures a callback publishes for one window, under stable names: `co2_kg` with its
+    band (`co2_kg_low`, `co2_kg_high` when bounded) and, when the epoch count is known, the
+    run's projection (`co2_kg_projected`)."""
+    metrics = {
         f"{prefix}co2_kg": data.emissions,
+        f"{prefix}co2_kg_low": data.emissions_low,
         f"{prefix}energy_kwh": data.energy_consumed,
         f"{prefix}cpu_energy_kwh": data.cpu_energy,
         f"{prefix}gpu_energy_kwh": data.gpu_energy,
         f"{prefix}ram_energy_kwh": data.ram_energy,
     }
+    optional = {
+        f"{prefix}co2_kg_high": data.emissions_high,
+        f"{prefix}co2_kg_projected": data.projected_emissions,
+        f"{prefix}co2_kg_projected_low": data.projected_emissions_low,
+        f"{prefix}co2_kg_projected_high": data.projected_emissions_high,
+    }
+    metrics.update({key: value for key, value in optional.items() if value is not None})
+    return metrics
 
 
 def _end_run_at_exit(reference: weakref.ref[EpochMeter]) -> None:
@@ -52,6 +63,9 @@ class EpochMeter:
         self._windows: dict[str, EpochWindow] = {}
         self.last_epoch: dict[str, dict[str, float]] = {}
         self.co2_kg_total = 0.0
+        # Set by the core on the epoch row that crossed co2_budget_kg (stop_over_budget=True):
+        # the framework callback then stops training its own way.
+        self.stop_reason: str | None = None
 
     @property
     def tracker(self) -> EmissionsTracker | None:
@@ -70,8 +84,11 @@ class EpochMeter:
                 atexit.register(_end_run_at_exit, weakref.ref(self))
         return self._tracker
 
-    def begin_epoch(self, epoch: int | None, phase: str = "train") -> None:
-        """Opens the epoch window of `phase`, closing one left open by a skipped hook."""
+    def begin_epoch(
+        self, epoch: int | None, phase: str = "train", total: int | None = None
+    ) -> None:
+        """Opens the epoch window of `phase`, closing one left open by a skipped hook; `total`,
+        the run's number of epochs when the framework knows it, adds the projection."""
         # A window after the run stopped (an evaluation after training) starts it again, owned
         # as at begin_run, so it is stopped at end_run or at exit, not left sampling.
         tracker = self._tracker
@@ -79,7 +96,9 @@ class EpochMeter:
             tracker = self.begin_run()
         if phase in self._windows:
             self.end_epoch(phase)
-        window = tracker.epoch(epoch, phase)
+        # HF says sys.maxsize epochs when only max_steps bounds an unsized dataset: unknown.
+        known = total is not None and 0 < total < 2**32
+        window = tracker.epoch(epoch, phase, total=total if known else None)
         window.__enter__()
         self._windows[phase] = window
 
@@ -94,6 +113,8 @@ class EpochMeter:
             return None
         if phase == "train":
             self.co2_kg_total += data.emissions
+        if data.stop_reason is not None:
+            self.stop_reason = data.stop_reason
         metrics = epoch_metrics(data, prefix)
         self.last_epoch[phase] = metrics
         return metrics

@@ -26,6 +26,30 @@ def co2(kg: float) -> str:
     return _scaled(kg, [(1e3, "t"), (1.0, "kg"), (1e-3, "g"), (1e-6, "mg")])
 
 
+def _band(value: float, low: float, high: float | None, units: list[tuple[float, str]]) -> str:
+    """The figure in its unit, then its band in the same unit: `12.3 kWh (9.8-14.1)`."""
+    text = _scaled(value, units)
+    unit = text.rsplit(" ", 1)[1]
+    factor = next(f for f, u in units if u == unit)
+    if high is None:
+        return f"{text} (at least {low / factor:.3g})"
+    return f"{text} ({low / factor:.3g}-{high / factor:.3g})"
+
+
+def energy_band(kwh: float, low: float | None, high: float | None) -> str:
+    """`12.3 kWh (9.8-14.1)`; the plain figure when there is no band (a CodeCarbon row)."""
+    if low is None:
+        return energy(kwh)
+    return _band(kwh, low, high, [(1e3, "MWh"), (1.0, "kWh"), (1e-3, "Wh"), (1e-6, "mWh")])
+
+
+def co2_band(kg: float, low: float | None, high: float | None) -> str:
+    """`1.23 g (0.98-1.41)`; the plain figure when there is no band."""
+    if low is None:
+        return co2(kg)
+    return _band(kg, low, high, [(1e3, "t"), (1.0, "kg"), (1e-3, "g"), (1e-6, "mg")])
+
+
 def seconds(value: float) -> str:
     """`42.1` -> `42.1 s`; `5400` -> `1 h 30 min`."""
     if value < 60:

@@ -8,10 +8,11 @@ Example:
     >>> model.fit(x, y, epochs=3, validation_split=0.2, callbacks=[callback])  # doctest: +SKIP
     >>> model.evaluate(x, y, callbacks=[callback])  # doctest: +SKIP
 
-Each epoch's figures are put into the epoch's `logs` (`co2_kg`, `energy_kwh`, `cpu_energy_kwh`,
-`gpu_energy_kwh`, `ram_energy_kwh`; `val_co2_kg`, ... for its validation), so `History`,
-`CSVLogger`, progress bars and logger callbacks see them. Keras hands one `logs` dict to the
-callbacks in list order: put this callback before the loggers that should receive its values.
+Each epoch's figures are put into the epoch's `logs` (`co2_kg`, `co2_kg_low`, `co2_kg_high`,
+`co2_kg_projected`, `energy_kwh`, `cpu_energy_kwh`, `gpu_energy_kwh`, `ram_energy_kwh`;
+`val_co2_kg`, ... for its validation), so `History`, `CSVLogger`, progress bars and logger callbacks
+see them. Keras hands one `logs` dict to the callbacks in list order: put this callback before the
+loggers that should receive its values.
 
 Validation inside `fit` is the phase `validation`, numbered by its epoch and nested in that
 epoch's window (as in Lightning); a standalone `evaluate` or `predict` is the phase `evaluate` or
@@ -48,7 +49,8 @@ class EmissionsCallback(MeasuredCallback, keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
-        self._epochs.begin_epoch(epoch)
+        total = self.params.get("epochs") if self.params else None
+        self._epochs.begin_epoch(epoch, total=total if isinstance(total, int) else None)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = None
@@ -58,6 +60,9 @@ class EmissionsCallback(MeasuredCallback, keras.callbacks.Callback):
             # Keras copies the logs it hands to on_test_end, so validation's figures are added
             # here, under the val_ prefix fit gives the validation metrics.
             logs.update(self._epochs.last_epoch.pop("validation", {}))
+        if self._epochs.stop_reason is not None and self.model is not None:
+            # co2_budget_kg crossed with stop_over_budget=True: Keras's own way to stop.
+            self.model.stop_training = True
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self._epochs.end_run()

@@ -53,10 +53,13 @@ class EmissionsCallback(MeasuredCallback, pl.Callback):
         self._epochs.begin_run(**owned_defaults)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._epochs.begin_epoch(trainer.current_epoch, "train")
+        self._epochs.begin_epoch(trainer.current_epoch, "train", total=trainer.max_epochs)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._log(pl_module, self._epochs.end_epoch("train"))
+        if self._epochs.stop_reason is not None:
+            # co2_budget_kg crossed with stop_over_budget=True: Lightning's own way to stop.
+            trainer.should_stop = True
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:

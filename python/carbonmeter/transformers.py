@@ -60,12 +60,16 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         self._train_epoch = round(state.epoch or 0)
-        self._epochs.begin_epoch(self._train_epoch, "train")
+        total = state.num_train_epochs or args.num_train_epochs
+        self._epochs.begin_epoch(self._train_epoch, "train", total=int(total) or None)
 
     def on_epoch_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         self._publish(state, self._epochs.end_epoch("train"))
+        if self._epochs.stop_reason is not None:
+            # co2_budget_kg crossed with stop_over_budget=True: the Trainer's own way to stop.
+            control.should_training_stop = True
 
     def on_prediction_step(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any

@@ -209,8 +209,18 @@ impl PyEmissionsTracker {
     }
 
     /// A context manager measuring one epoch: a row per epoch, numbered from 0 per `phase`.
-    #[pyo3(signature = (epoch=None, phase="train"))]
-    fn epoch(&self, py: Python<'_>, epoch: Option<u32>, phase: &str) -> PyEpochWindow {
+    /// `total`, the number of epochs of the run, adds the run's projection to each epoch row.
+    #[pyo3(signature = (epoch=None, phase="train", total=None))]
+    fn epoch(
+        &self,
+        py: Python<'_>,
+        epoch: Option<u32>,
+        phase: &str,
+        total: Option<u32>,
+    ) -> PyEpochWindow {
+        if let Some(total) = total {
+            self.inner.set_epoch_total(phase, total);
+        }
         PyEpochWindow {
             tracker: Arc::clone(&self.inner),
             loggers: self.loggers.clone_ref(py),

@@ -24,6 +24,7 @@ use crate::intensity::live::{self, LiveSettings, Secret};
 use crate::meter::MeterConfig;
 use crate::output::OutputConfig;
 use crate::output::csv::WriteMode;
+use crate::projection::Budget;
 use crate::sensors::TrackingMode;
 
 /// What to wait for at window edges so a window counts only the work dispatched inside it.
@@ -63,6 +64,10 @@ pub struct Config {
     pub rank: Option<u32>,
     /// Wait for queued GPU work at window edges.
     pub sync: SyncMode,
+    /// Share of the plug's energy the PSU delivers, for the `wall_energy` column.
+    pub psu_efficiency: Option<f64>,
+    /// The carbon budget and what to do past it.
+    pub budget: Budget,
     /// Pushgateway, textfile folder and OTLP endpoint to export to.
     pub export: ExportSettings,
     /// Unserved CodeCarbon settings that were given (each warned about once).
@@ -282,6 +287,22 @@ fn intensity(layers: &mut Layers) -> Result<IntensityConfig> {
     })
 }
 
+fn budget(layers: &mut Layers) -> Result<Budget> {
+    let co2_budget_kg = layers.number("co2_budget_kg")?;
+    let stop_over_budget = required("stop_over_budget", layers.flag("stop_over_budget")?)?;
+    if stop_over_budget && co2_budget_kg.is_none() {
+        return Err(Error::invalid(
+            "stop_over_budget",
+            "True",
+            "expected co2_budget_kg=<kg> beside it: there is no budget to stop at",
+        ));
+    }
+    Ok(Budget {
+        co2_budget_kg,
+        stop_over_budget,
+    })
+}
+
 // ---- Fleet export (src/export/) -------------------------------------------------------------
 
 /// OpenTelemetry's standard variables, read as the OpenTelemetry SDKs read them.
@@ -419,6 +440,8 @@ impl Config {
         // Validated for CodeCarbon parity; every carbonmeter tracker may run beside others.
         layers.flag("allow_multiple_runs")?;
         let intensity = intensity(&mut layers)?;
+        let psu_efficiency = layers.number("psu_efficiency")?;
+        let budget = budget(&mut layers)?;
         let export = export(&mut layers)?;
         Ok(Self {
             project_name: required("project_name", layers.text("project_name")?)?,
@@ -433,6 +456,8 @@ impl Config {
             meter,
             rank,
             sync,
+            psu_efficiency,
+            budget,
             export,
             unserved,
             origins: std::mem::take(&mut layers.origins),

@@ -260,6 +260,9 @@ pub const SETTINGS: &[Setting] = &[
     row("electricitymaps_zone", Kind::Str, Unset, "Electricity Maps zone, when the location does not name one"),
     row("nvml_library", Kind::Path, Unset, "the NVML library to load (libnvidia-ml.so.1 by default)"),
     number("gpu_poll_secs", Float(DEFAULT_GPU_POLL_S), Range { max: Some(10.0), ..Range::above(0.0, "seconds") }, "seconds between GPU power polls"),
+    Setting { range: Some(Range { max: Some(1.0), ..Range::above(0.0, "a share") }), ..row("psu_efficiency", Kind::Float, Unset, "share of the plug's energy the PSU delivers (0.92): adds wall_energy to each row") },
+    number("co2_budget_kg", Unset, Range::above(0.0, "kg CO2eq"), "carbon budget of the run: warns once when the projection's low end exceeds it"),
+    row("stop_over_budget", Kind::Bool, Bool(false), "with co2_budget_kg, the callbacks stop training after the epoch that crossed it"),
     // Fleet export (src/export/).
     row("save_to_prometheus", Kind::Bool, Bool(false), "push counters to a Prometheus Pushgateway at prometheus_url"),
     row("prometheus_url", Kind::Str, Str(DEFAULT_PROMETHEUS_URL), "Pushgateway address (host:port or URL), with save_to_prometheus"),

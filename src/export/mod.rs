@@ -17,6 +17,7 @@ pub mod prometheus;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex};
@@ -445,6 +446,8 @@ struct Queue {
 struct Shared {
     queue: Mutex<Queue>,
     changed: Condvar,
+    /// The thread's own CPU clock after its last batch, ns, for `tracker_cpu_seconds`.
+    cpu_ns: Arc<AtomicU64>,
 }
 
 /// The exporter thread of one tracker and its queue.
@@ -485,6 +488,7 @@ impl Exporter {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             changed: Condvar::new(),
+            cpu_ns: Arc::default(),
         });
         let thread_shared = Arc::clone(&shared);
         let targets = targets
@@ -533,6 +537,11 @@ impl Exporter {
             }
         }
         true
+    }
+
+    /// The exporter thread's CPU clock, ns, as of its last batch (see `crate::cost`).
+    pub fn cpu_clock(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.shared.cpu_ns)
     }
 
     /// Warnings since the last call, each cause once per exporter.
@@ -612,6 +621,8 @@ fn run(shared: &Shared, mut targets: Vec<TargetState>) {
                 }
             }
         }
+        // Before `done`: a stop waiting for its last push then reads the push's cost too.
+        crate::cost::publish_thread_clock(&shared.cpu_ns);
         let mut queue = shared.queue.lock();
         for warning in outcomes.into_iter().flatten() {
             if queue.warned.insert(warning.clone()) {
@@ -654,6 +665,7 @@ mod tests {
             utilization_s: 0.0,
             method: Method::GpuCounter,
             last_method: Method::GpuCounter,
+            sampling_bound_j: 0.0,
         };
         Snapshot {
             t_s,

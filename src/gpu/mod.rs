@@ -126,6 +126,9 @@ pub struct GpuDeviceTotals {
     pub method: Method,
     /// The last method it was measured by, for a window in which it both started and failed.
     pub last_method: Method,
+    /// Worst-case error of the polled energy so far, J: per poll interval, |change of power| x
+    /// interval / 2, the most a trapezoid can miss when the power steps once between two polls.
+    pub sampling_bound_j: f64,
 }
 
 /// Cumulative GPU totals at one instant.
@@ -164,6 +167,7 @@ impl GpuTotals {
                 info: info.clone(),
                 energy_j,
                 method,
+                sampling_bound_j: (end.sampling_bound_j - begin.sampling_bound_j).max(0.0),
             });
         }
         GpuInterval {
@@ -186,6 +190,8 @@ pub struct GpuDeviceInterval {
     pub energy_j: f64,
     /// How it was measured.
     pub method: Method,
+    /// Worst-case error of its polled energy over the window, J (see [`GpuDeviceTotals`]).
+    pub sampling_bound_j: f64,
 }
 
 /// GPUs over a window.
@@ -288,6 +294,8 @@ struct DeviceAccount {
     measurable: bool,
     /// A later backend measures the same device: this account is left out.
     superseded: bool,
+    last_power: Option<(f64, f64)>,
+    sampling_bound_j: f64,
 }
 
 impl DeviceAccount {
@@ -312,6 +320,8 @@ impl DeviceAccount {
             last_method: Method::None,
             measurable: device.has_energy_counter || device.has_power,
             superseded: false,
+            last_power: None,
+            sampling_bound_j: 0.0,
         }
     }
 
@@ -379,6 +389,10 @@ impl DeviceAccount {
             .energy_mj
             .as_ref()
             .and_then(|r| r.as_ref().ok().copied());
+        let polled_power_w = match &read.power_w {
+            Some(Ok(power_w)) if power_w.is_finite() => Some(*power_w),
+            _ => None,
+        };
         let label = format!("GPU {} ({})", info.index, info.name);
         let counter_failure = feed(
             self.counter.as_mut(),
@@ -424,6 +438,12 @@ impl DeviceAccount {
         if method != Method::None {
             self.last_method = method;
         }
+        if method == Method::GpuPolled
+            && let (Some((last_t_s, last_w)), Some(power_w)) = (self.last_power, polled_power_w)
+        {
+            self.sampling_bound_j += (power_w - last_w).abs() * (t_s - last_t_s).max(0.0) / 2.0;
+        }
+        self.last_power = polled_power_w.map(|power_w| (t_s, power_w));
         if let Some(fraction) = read.utilization {
             // NVML's utilisation is the share of its last sample period (1/6 s to 1 s)
             // with a kernel running: held over the interval it ends, like CPU load.
@@ -613,6 +633,7 @@ impl GpuMeter {
                     utilization_s: a.utilization_s,
                     method: a.method(),
                     last_method: a.last_method,
+                    sampling_bound_j: a.sampling_bound_j,
                 })
                 .collect(),
         }
@@ -716,6 +737,7 @@ mod tests {
             info: info(index, name),
             energy_j,
             method,
+            sampling_bound_j: 0.0,
         }
     }
 
@@ -756,6 +778,8 @@ mod tests {
             last_method: Method::None,
             measurable: true,
             superseded: false,
+            last_power: None,
+            sampling_bound_j: 0.0,
         };
         let gpu = info(0, "A100");
         let feed = |account: &mut DeviceAccount, t_s: f64| {

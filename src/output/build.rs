@@ -2,11 +2,13 @@
 //! its own, so every column can be checked on a hand-made interval.
 
 use crate::carbon;
+use crate::gpu::Vendor;
 use crate::intensity::Intensity;
 use crate::intensity::weighted::Weighted;
 use crate::meter::{Interval, MeterDescription};
 use crate::output::EmissionsRow;
 use crate::output::row::VERSION;
+use crate::uncertainty::{self, Part};
 
 /// Facts about the interpreter that only the caller knows.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -43,6 +45,8 @@ pub struct RowSettings {
     pub wue: f64,
     /// Distributed rank, when known.
     pub rank: Option<u32>,
+    /// Share of the plug's energy the PSU delivers to the components, when set.
+    pub psu_efficiency: Option<f64>,
 }
 
 /// Everything one row is made of.
@@ -68,6 +72,58 @@ pub struct RowContext<'a> {
     pub window: Option<(&'a str, &'a WindowLabels)>,
     /// Hour-by-hour live figures, when on: they replace the emissions and the intensity.
     pub hourly: Option<&'a Weighted>,
+    /// CPU seconds carbonmeter spent over the interval.
+    pub tracker_cpu_s: f64,
+}
+
+/// The backend name a GPU's `data/uncertainty.csv` row is looked up by.
+fn gpu_backend(vendor: Vendor) -> &'static str {
+    match vendor {
+        Vendor::Nvidia => "nvml",
+        // Intel cards are read only through the kernel's hwmon; AMD boards through amd-smi or
+        // amdgpu's hwmon, whose assumed bounds are the same, so "any" states them.
+        Vendor::Intel => "hwmon",
+        Vendor::Amd => "any",
+    }
+}
+
+/// The band of `row`, from the methods and figures of `interval`.
+fn set_band(row: &mut EmissionsRow, description: &MeterDescription, interval: &Interval) {
+    let energy = &interval.energy;
+    let mut parts = vec![
+        Part {
+            quantity: "cpu",
+            method: description.cpu_method.as_str(),
+            backend: "any",
+            energy_j: energy.cpu_j,
+            sampling_bound_j: 0.0,
+        },
+        Part {
+            quantity: "ram",
+            method: description.ram_method.as_str(),
+            backend: "any",
+            energy_j: energy.ram_j,
+            sampling_bound_j: 0.0,
+        },
+    ];
+    parts.extend(interval.gpu.devices.iter().map(|device| Part {
+        quantity: "gpu",
+        method: device.method.as_str(),
+        backend: gpu_backend(device.info.vendor),
+        energy_j: device.energy_j,
+        sampling_bound_j: device.sampling_bound_j,
+    }));
+    let band = uncertainty::row_band(
+        uncertainty::energy_band(&parts, interval.duration_s),
+        row.pue,
+        row.energy_consumed,
+        row.emissions,
+        &row.intensity_method,
+    );
+    row.energy_consumed_low = band.energy_low_kwh;
+    row.energy_consumed_high = band.energy_high_kwh;
+    row.emissions_low = band.emissions_low_kg;
+    row.emissions_high = band.emissions_high_kg;
 }
 
 /// The row of `context`.
@@ -147,6 +203,11 @@ pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
         location_source: context.location_source.to_owned(),
         experiment_name: settings.experiment_name.clone(),
         gpu_devices: interval.gpu.breakdown_json(pue),
+        wall_energy: settings
+            .psu_efficiency
+            .map(|efficiency| carbon::kwh(energy.cpu_j + energy.ram_j + energy.gpu_j) / efficiency),
+        tracker_cpu_seconds: context.tracker_cpu_s,
+        ..EmissionsRow::default()
     };
     if interval.gpu.method() == crate::sensors::Method::Unmeasured {
         // Every GPU found reports neither energy nor power: their energy is unknown, so the
@@ -167,6 +228,7 @@ pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
         row.intensity_zone.clone_from(&weighted.zone);
     }
     row.emissions_rate = carbon::rate_per_s(row.emissions, duration_s);
+    set_band(&mut row, description, interval);
     row
 }
 
@@ -248,6 +310,7 @@ mod tests {
             pue: 1.5,
             wue: 2.0,
             rank: Some(3),
+            psu_efficiency: Some(0.8),
         }
     }
 
@@ -287,6 +350,7 @@ mod tests {
             interval,
             window,
             hourly,
+            tracker_cpu_s: 0.25,
         })
     }
 
@@ -311,6 +375,40 @@ mod tests {
         assert!(close(row.emissions_rate, row.emissions / 100.0));
         assert!(close(row.water_consumed, row.energy_consumed * 2.0));
         assert_eq!(row.duration, 100.0);
+    }
+
+    #[test]
+    fn the_band_is_the_error_models_and_wall_energy_divides_by_the_psu() {
+        let row = row_of(&interval(), None, None);
+        let rapl = uncertainty::lookup("cpu", "rapl", "any").expect("row");
+        let model = uncertainty::lookup("ram", "model", "any").expect("row");
+        let table = uncertainty::lookup("intensity", "table", "any").expect("row");
+        // RAPL at 40 W over 100 s: edges 2 x edge_s x 40 W; the RAM model has no random part.
+        let edges_j = 2.0 * rapl.edge_s * 40.0;
+        let low_j = rapl.low * 4000.0 + model.low * 1000.0 - edges_j;
+        let high_j = rapl.high * 4000.0 + model.high * 1000.0 + edges_j;
+        assert!(
+            close(row.energy_consumed_low, low_j * 1.5 / 3.6e6),
+            "{row:?}"
+        );
+        let high_kwh = row.energy_consumed_high.expect("bounded");
+        assert!(close(high_kwh, high_j * 1.5 / 3.6e6), "{row:?}");
+        assert!(row.energy_consumed_low < row.energy_consumed && row.energy_consumed < high_kwh);
+        assert!(close(
+            row.emissions_low,
+            low_j * 1.5 / 3.6e6 * 0.05 * table.low
+        ));
+        let high_kg = row.emissions_high.expect("bounded");
+        assert!(close(high_kg, high_j * 1.5 / 3.6e6 * 0.05 * table.high));
+        assert!(close(
+            row.wall_energy.expect("psu set"),
+            5000.0 / 3.6e6 / 0.8
+        ));
+        assert_eq!(row.tracker_cpu_seconds, 0.25);
+        assert_eq!(
+            (row.projected_emissions, row.stop_reason.as_deref()),
+            (None, None)
+        );
     }
 
     #[test]

@@ -190,6 +190,33 @@ emissions_row! {($)
     experiment_name: String,
     /// Per GPU, a JSON list of {index, uuid, name, energy_kwh, method}.
     gpu_devices: String,
+    /// Lowest plausible `energy_consumed`, kWh, from the error model of each method
+    /// (`data/uncertainty.csv`; the README's "Sensors and accuracy").
+    energy_consumed_low: f64,
+    /// Highest plausible `energy_consumed`, kWh; empty when a component is unbounded.
+    energy_consumed_high: Option<f64>,
+    /// Lowest plausible `emissions`, kg CO2eq: the energy band times the grid intensity's range.
+    emissions_low: f64,
+    /// Highest plausible `emissions`, kg CO2eq; empty when unbounded.
+    emissions_high: Option<f64>,
+    /// CPU + GPU + RAM energy at the plug, kWh: divided by `psu_efficiency`, PUE not applied;
+    /// empty without that setting.
+    wall_energy: Option<f64>,
+    /// CPU seconds carbonmeter spent in the row's span: its sampler thread and its calls on the
+    /// user's thread, from per-thread CPU clocks.
+    tracker_cpu_seconds: f64,
+    /// Epoch rows, when the number of epochs is known: the whole run's energy, kWh.
+    projected_energy_consumed: Option<f64>,
+    /// ... the whole run's emissions, kg CO2eq.
+    projected_emissions: Option<f64>,
+    /// ... its lowest plausible emissions (epochs' spread and measurement band), kg CO2eq.
+    projected_emissions_low: Option<f64>,
+    /// ... its highest plausible emissions, kg CO2eq.
+    projected_emissions_high: Option<f64>,
+    /// ... its duration, s.
+    projected_duration: Option<f64>,
+    /// Why training was asked to stop after this row (`co2_budget`), if it was.
+    stop_reason: Option<String>,
 }
 
 /// The header line of our CSV, column names in order.

@@ -3,7 +3,9 @@
 Attach them with `EmissionsTracker(loggers=["wandb", "comet"])` (or logger objects such as
 `WandbLogger(run)` and `CometLogger(experiment)`, both importable from here), or the same
 `loggers=` argument of any framework callback. Each epoch window's figures join the user's own
-step, with the epoch beside them: `co2_kg` (that epoch), `co2_kg_total` (cumulative),
+step, with the epoch beside them: `co2_kg` (that epoch) with its band `co2_kg_low` /
+`co2_kg_high`, `co2_kg_projected` (the whole run, when the epoch count is known), `co2_kg_total`
+(cumulative),
 `energy_kwh`, `cpu_energy_kwh`, `gpu_energy_kwh`, `ram_energy_kwh` and `power_w`; validation and
 evaluation epochs get their phase as prefix (`validation_co2_kg`). When the run stops, its totals
 (`run_co2_kg`, `run_energy_kwh`, ...), the grid intensity with its source, the location and the
@@ -79,6 +81,9 @@ def run_summary(data: EmissionsData) -> dict[str, Any]:
     """What a finished run reports to an experiment tracker's summary."""
     return {
         "run_co2_kg": data.emissions,
+        "run_co2_kg_low": data.emissions_low,
+        "run_co2_kg_high": data.emissions_high,
+        "run_tracker_cpu_seconds": data.tracker_cpu_seconds,
         "run_energy_kwh": data.energy_consumed,
         "run_cpu_energy_kwh": data.cpu_energy,
         "run_gpu_energy_kwh": data.gpu_energy,

@@ -12,12 +12,13 @@ from html import escape
 from typing import Any
 
 from carbonmeter._core import __version__
-from carbonmeter._format import co2, energy, seconds
+from carbonmeter._format import co2, co2_band, energy, energy_band, seconds
 from carbonmeter.report.model import (
     OVERVIEW_COLUMNS,
     Experiment,
     Report,
     Run,
+    band_totals,
     equivalents,
     figure,
     overview,
@@ -275,8 +276,9 @@ def _runs_table(experiments: list[Experiment]) -> str:
                 + (f" rank {escape(r.rank)}" if r.rank else "")
                 + "</td>"
                 f'<td class="n">{seconds(r.duration_s)}</td>'
-                f'<td class="n">{energy(r.energy_kwh)}</td>'
-                f'<td class="n">{co2(r.co2_kg)}</td>'
+                f'<td class="n">{energy_band(r.energy_kwh, r.energy_low_kwh, r.energy_high_kwh)}'
+                "</td>"
+                f'<td class="n">{co2_band(r.co2_kg, r.co2_low_kg, r.co2_high_kg)}</td>'
                 f'<td class="n">{r.intensity_g_per_kwh:.0f}</td>'
                 f"<td>{escape(r.location or 'unspecified: world average')}</td>"
                 f"<td>{hw}</td></tr>"
@@ -407,6 +409,7 @@ def render(report: Report, zones: list[str] | None = None) -> str:
     """The whole page: the overview table first, then totals, what if and each project."""
     links: list[str] = []
     grand = totals(report.runs)
+    band = band_totals(report.runs)
     factors = equivalents()
     projects = report.projects()
     project_runs = report.project_runs()
@@ -418,8 +421,15 @@ def render(report: Report, zones: list[str] | None = None) -> str:
         f"carbonmeter {escape(__version__)}</p></header>",
         _overview_table(report),
         '<section class="cards">',
-        _card(f"{co2(grand['co2_kg'])}", "CO2eq emitted", " main"),
-        _card(energy(grand["energy_kwh"]), "electricity used (PUE included)"),
+        _card(
+            co2_band(grand["co2_kg"], band["co2_low_kg"], band["co2_high_kg"]),
+            "CO2eq emitted (error band)" if band["co2_low_kg"] is not None else "CO2eq emitted",
+            " main",
+        ),
+        _card(
+            energy_band(grand["energy_kwh"], band["energy_low_kwh"], band["energy_high_kwh"]),
+            "electricity used (PUE included)",
+        ),
         _card(seconds(grand["duration_s"]), "measured"),
         _card(str(int(grand["runs"])), "run" if grand["runs"] == 1 else "runs"),
         "</section>",

@@ -84,6 +84,12 @@ class Run:
     writer: str
     file: str
     epochs: list[Epoch] = field(default_factory=list)
+    # The error band (None for CodeCarbon rows; a None high is unbounded) and our own cost.
+    energy_low_kwh: float | None = None
+    energy_high_kwh: float | None = None
+    co2_low_kg: float | None = None
+    co2_high_kg: float | None = None
+    tracker_cpu_s: float | None = None
 
     @property
     def label(self) -> str:
@@ -256,6 +262,11 @@ def _csv_files(paths: list[Path]) -> list[Path]:
     return files
 
 
+def _optional(row: dict[str, str], key: str) -> float | None:
+    text = (row.get(key) or "").strip()
+    return float(text) if text else None
+
+
 def _run(row: dict[str, str], ours: bool, file: str) -> Run:
     energy = _float(row, "energy_consumed")
     co2_kg = _float(row, "emissions")
@@ -302,6 +313,11 @@ def _run(row: dict[str, str], ours: bool, file: str) -> Run:
         if ours
         else f"CodeCarbon {row.get('codecarbon_version', '')}".strip(),
         file=file,
+        energy_low_kwh=_optional(row, "energy_consumed_low"),
+        energy_high_kwh=_optional(row, "energy_consumed_high"),
+        co2_low_kg=_optional(row, "emissions_low"),
+        co2_high_kg=_optional(row, "emissions_high"),
+        tracker_cpu_s=_optional(row, "tracker_cpu_seconds"),
     )
 
 
@@ -362,6 +378,32 @@ def totals(runs: list[Run]) -> dict[str, float]:
     }
 
 
+def band_totals(runs: list[Run]) -> dict[str, float | None]:
+    """Sums of the runs' bands: None when a run has no band (low) or an unbounded one (high)."""
+
+    def total(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return sum(known) if values and len(known) == len(values) else None
+
+    lows_known = all(r.energy_low_kwh is not None for r in runs)
+    return {
+        "energy_low_kwh": total([r.energy_low_kwh for r in runs]),
+        "energy_high_kwh": total([r.energy_high_kwh for r in runs]) if lows_known else None,
+        "co2_low_kg": total([r.co2_low_kg for r in runs]),
+        "co2_high_kg": total([r.co2_high_kg for r in runs]) if lows_known else None,
+        "tracker_cpu_s": total([r.tracker_cpu_s for r in runs]),
+    }
+
+
+def _g_with_band(line: dict[str, Any]) -> str:
+    """`2.29 (1.60-3.01)`: the figure and its error band, as the paper's table cell."""
+    low, high = line["co2_low_g"], line["co2_high_g"]
+    if low is None:
+        return figure(line["co2_g"])
+    upper = figure(high) if high is not None else "unbounded"
+    return f"{figure(line['co2_g'])} ({figure(low)}-{upper})"
+
+
 def plural(n: int, word: str) -> str:
     """`1 run`, `2 runs`."""
     return f"{n} {word}{'' if n == 1 else 's'}"
@@ -380,15 +422,16 @@ class Column:
     numeric: bool = True
 
 
-# Every format writes these columns in this order. The uncertainty band goes in as one more
-# Column once the rows carry it: renderers iterate this tuple and need no change.
+# Every format writes these columns in this order: renderers iterate this tuple.
 OVERVIEW_COLUMNS = (
     Column("project", "Project", str, numeric=False),
     Column("experiment", "Experiment", str, numeric=False),
     Column("runs", "Runs", str),
     Column("duration_min", "Duration (min)", figure),
     Column("energy_kwh", "Energy (kWh)", figure),
-    Column("co2_g", "CO2eq (g)", figure),
+    # The figure with its error band when the rows carry one; the JSON line keeps `co2_g`,
+    # `co2_low_g` and `co2_high_g` as numbers.
+    Column("co2_g_text", "CO2eq (g)", str),
 )
 
 
@@ -398,18 +441,21 @@ def overview(report: Report) -> list[dict[str, Any]]:
     for experiments in report.projects().values():
         for experiment in experiments:
             sums = totals(experiment.runs)
-            lines.append(
-                {
-                    "project": experiment.project,
-                    "experiment": experiment.label,
-                    "experiment_id": experiment.experiment_id,
-                    "experiment_name": experiment.name,
-                    "runs": int(sums["runs"]),
-                    "duration_min": sums["duration_s"] / 60.0,
-                    "energy_kwh": sums["energy_kwh"],
-                    "co2_g": sums["co2_kg"] * 1000.0,
-                }
-            )
+            band = band_totals(experiment.runs)
+            line: dict[str, Any] = {
+                "project": experiment.project,
+                "experiment": experiment.label,
+                "experiment_id": experiment.experiment_id,
+                "experiment_name": experiment.name,
+                "runs": int(sums["runs"]),
+                "duration_min": sums["duration_s"] / 60.0,
+                "energy_kwh": sums["energy_kwh"],
+                "co2_g": sums["co2_kg"] * 1000.0,
+                "co2_low_g": None if band["co2_low_kg"] is None else band["co2_low_kg"] * 1e3,
+                "co2_high_g": None if band["co2_high_kg"] is None else band["co2_high_kg"] * 1e3,
+            }
+            line["co2_g_text"] = _g_with_band(line)
+            lines.append(line)
     return lines
 
 

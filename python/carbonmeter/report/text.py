@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from carbonmeter._format import co2, energy, seconds
+from carbonmeter._format import co2, co2_band, energy, energy_band, seconds
 from carbonmeter.report.model import (
     OVERVIEW_COLUMNS,
     Report,
     Run,
+    band_totals,
     equivalents,
     figure,
     overview,
@@ -113,10 +114,24 @@ def _intensities(runs: list[Run]) -> str:
     return _join(seen)
 
 
+def _bands_note(band: dict[str, float | None]) -> str:
+    if band["energy_low_kwh"] is None:
+        return ""
+    note = (
+        " Ranges in brackets are carbonmeter's error bands: each measurement method's stated, "
+        "measured or assumed accuracy (its data/uncertainty.csv), combined with the grid "
+        "intensity's."
+    )
+    if band["tracker_cpu_s"] is not None:
+        note += f" carbonmeter itself used {band['tracker_cpu_s']:.3g} CPU-seconds."
+    return note
+
+
 def paragraph(runs: list[Run], project: str) -> str:
     """A plain-text paragraph for a paper; `latex()` escapes it."""
     energy_kwh = sum(r.energy_kwh for r in runs)
     co2_kg = sum(r.co2_kg for r in runs)
+    band = band_totals(runs)
     duration_s = sum(r.duration_s for r in runs)
     pues = _join([f"{r.pue:g}" for r in runs])
     writers = _join([r.writer for r in runs])
@@ -124,9 +139,11 @@ def paragraph(runs: list[Run], project: str) -> str:
     return (
         f"The {plural(n, 'run')} of {project} reported here took "
         f"{seconds(duration_s)} on {hardware(runs)} {_join([r.where for r in runs])}. "
-        f"They used {energy(energy_kwh)} of electricity, including a power usage effectiveness "
-        f"(PUE) of {pues}, and emitted {co2(co2_kg)} CO2eq, at a grid carbon intensity of "
-        f"{_intensities(runs)}. {_methods(runs)} Measured with {writers}."
+        f"They used {energy_band(energy_kwh, band['energy_low_kwh'], band['energy_high_kwh'])}"
+        f" of electricity, including a power usage effectiveness (PUE) of {pues}, and emitted "
+        f"{co2_band(co2_kg, band['co2_low_kg'], band['co2_high_kg'])} CO2eq, at a grid carbon "
+        f"intensity of {_intensities(runs)}. {_methods(runs)} Measured with {writers}."
+        f"{_bands_note(band)}"
     )
 
 
@@ -218,7 +235,9 @@ def markdown(report: Report, zones: list[str] | None = None) -> str:
             where = r.location or "unspecified (world average)"
             lines.append(
                 f"| {r.timestamp} | {r.run_id[:8]} | {esc(experiment)} | "
-                f"{seconds(r.duration_s)} | {energy(r.energy_kwh)} | {co2(r.co2_kg)} | "
+                f"{seconds(r.duration_s)} | "
+                f"{energy_band(r.energy_kwh, r.energy_low_kwh, r.energy_high_kwh)} | "
+                f"{co2_band(r.co2_kg, r.co2_low_kg, r.co2_high_kg)} | "
                 f"{r.intensity_g_per_kwh:.0f} | {esc(where)} |"
             )
         for r in runs:

@@ -1,0 +1,194 @@
+//! What carbonmeter itself costs: CPU time of its own threads and of its calls on the user's
+//! thread, read from per-thread CPU clocks (`CLOCK_THREAD_CPUTIME_ID`), never estimated.
+//!
+//! The sampler thread publishes its own clock after each tick; a call on the user's thread
+//! charges the CPU time it spent, up to the moment a row reads the total and again when it
+//! returns. A row's `tracker_cpu_seconds` is the total at its end minus the total at its start.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// CPU time the calling thread has used, ns; `None` where the clock cannot be read.
+pub fn thread_cpu_ns() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid, writable timespec for the duration of the call, and
+        // CLOCK_THREAD_CPUTIME_ID is a clock every POSIX thread has.
+        let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut now) };
+        if status != 0 {
+            return None;
+        }
+        let secs = u64::try_from(now.tv_sec).ok()?;
+        let nanos = u64::try_from(now.tv_nsec).ok()?;
+        Some(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// Stores the calling thread's CPU clock in `clock`, for a [`CostMeter`] that watches it.
+pub fn publish_thread_clock(clock: &AtomicU64) {
+    if let Some(ns) = thread_cpu_ns() {
+        clock.fetch_max(ns, Ordering::Relaxed);
+    }
+}
+
+/// The running CPU-time totals of one run.
+#[derive(Debug, Default)]
+pub struct CostMeter {
+    /// Sampler thread's CPU clock at its last tick, ns (a thread's clock is cumulative).
+    sampler_ns: AtomicU64,
+    /// Sum of the finished parts of calls on the user's thread, ns.
+    calls_ns: AtomicU64,
+    /// A longer-lived thread of ours (the exporter) and its clock when the run began, ns.
+    shared_thread: Option<(Arc<AtomicU64>, u64)>,
+}
+
+impl CostMeter {
+    /// A meter that also counts what the thread publishing `clock` spends from now on.
+    pub fn with_thread(clock: Arc<AtomicU64>) -> Self {
+        let baseline_ns = clock.load(Ordering::Relaxed);
+        Self {
+            shared_thread: Some((clock, baseline_ns)),
+            ..Self::default()
+        }
+    }
+
+    /// Called on the sampler thread after each tick: publishes the thread's own CPU time.
+    pub fn publish_sampler(&self) {
+        if let Some(ns) = thread_cpu_ns() {
+            self.sampler_ns.fetch_max(ns, Ordering::Relaxed);
+        }
+    }
+
+    /// All CPU time charged so far, s.
+    pub fn total_s(&self) -> f64 {
+        let shared_ns = self
+            .shared_thread
+            .as_ref()
+            .map_or(0, |(clock, baseline_ns)| {
+                clock.load(Ordering::Relaxed).saturating_sub(*baseline_ns)
+            });
+        let ns = self
+            .sampler_ns
+            .load(Ordering::Relaxed)
+            .saturating_add(self.calls_ns.load(Ordering::Relaxed))
+            .saturating_add(shared_ns);
+        ns as f64 / 1e9
+    }
+
+    /// Starts charging the current thread's CPU time to `meter` until the guard drops.
+    pub fn call(meter: &Arc<Self>) -> CallCost {
+        CallCost {
+            meter: Arc::clone(meter),
+            since_ns: thread_cpu_ns(),
+        }
+    }
+}
+
+/// A call on the user's thread, charged to its [`CostMeter`] by [`CallCost::charge`] and on drop.
+#[derive(Debug)]
+pub struct CallCost {
+    meter: Arc<CostMeter>,
+    since_ns: Option<u64>,
+}
+
+impl CallCost {
+    /// Charges the CPU time spent since the last charge, so a total read now includes it.
+    pub fn charge(&mut self) {
+        let (Some(since), Some(now)) = (self.since_ns, thread_cpu_ns()) else {
+            return;
+        };
+        self.meter
+            .calls_ns
+            .fetch_add(now.saturating_sub(since), Ordering::Relaxed);
+        self.since_ns = Some(now);
+    }
+}
+
+impl Drop for CallCost {
+    fn drop(&mut self) {
+        self.charge();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Busy work until this thread has used `ms` of CPU (wall time varies on a loaded machine).
+    fn spin(ms: u64) -> u64 {
+        let start = thread_cpu_ns().expect("clock");
+        let mut x: u64 = 1;
+        while thread_cpu_ns().expect("clock") - start < ms * 1_000_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        }
+        x
+    }
+
+    #[test]
+    fn the_thread_clock_counts_work_and_not_sleep() {
+        let before = thread_cpu_ns().expect("clock");
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let slept = thread_cpu_ns().expect("clock") - before;
+        std::hint::black_box(spin(30));
+        let worked = thread_cpu_ns().expect("clock") - before - slept;
+        assert!(slept < 10_000_000, "{slept} ns while asleep");
+        assert!(worked > 10_000_000, "{worked} ns while spinning 30 ms");
+    }
+
+    #[test]
+    fn calls_are_charged_when_asked_and_on_drop() {
+        let meter = Arc::new(CostMeter::default());
+        {
+            let mut call = CostMeter::call(&meter);
+            std::hint::black_box(spin(20));
+            call.charge();
+            let charged = meter.total_s();
+            assert!(charged > 0.005, "{charged}");
+            std::hint::black_box(spin(20));
+        }
+        assert!(meter.total_s() > 0.02, "{}", meter.total_s());
+        let other = std::thread::spawn({
+            let meter = Arc::new(CostMeter::default());
+            move || {
+                std::hint::black_box(spin(20));
+                meter.publish_sampler();
+                meter.total_s()
+            }
+        })
+        .join()
+        .expect("thread");
+        assert!(other > 0.005, "{other}");
+    }
+
+    #[test]
+    fn a_shared_thread_counts_from_the_run_on() {
+        let clock = Arc::new(AtomicU64::new(0));
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let (published, first) = std::sync::mpsc::channel::<()>();
+        let thread_clock = Arc::clone(&clock);
+        // One long-lived thread, as the exporter: 10 ms before the run, 30 ms during it.
+        let worker = std::thread::spawn(move || {
+            std::hint::black_box(spin(10));
+            publish_thread_clock(&thread_clock);
+            published.send(()).expect("send");
+            wait.recv().expect("recv");
+            std::hint::black_box(spin(30));
+            publish_thread_clock(&thread_clock);
+        });
+        first.recv().expect("recv");
+        let meter = CostMeter::with_thread(Arc::clone(&clock));
+        assert!(meter.total_s() < 1e-9, "{}", meter.total_s());
+        go.send(()).expect("send");
+        worker.join().expect("join");
+        let counted = meter.total_s();
+        assert!((0.025..0.035).contains(&counted), "{counted}");
+    }
+}
