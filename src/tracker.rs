@@ -656,11 +656,8 @@ impl Tracker {
 
     fn emit(&self, row: &EmissionsRow) {
         if let Some(sink) = &self.sink {
-            sink.write_or_report(&row);
             // Losing the file must not lose the user's training: the row is still returned.
-            if let Err(err) = sink.write(row) {
-                log::error!("could not write the emissions row: {err}");
-            }
+            sink.write_or_report(row);
         }
     }
 

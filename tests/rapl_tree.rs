@@ -254,7 +254,7 @@ fn tracker_row_carries_rapl_energy_in_kwh() {
     let expected_kg = row.energy_consumed * row.intensity_g_per_kwh / 1000.0;
     assert!((row.emissions - expected_kg).abs() < 1e-18);
     let csv = fs::read_to_string(output.path().join("emissions.csv")).expect("csv");
-    assert_eq!(csv.lines().count(), 2);
+    assert_eq!(csv.lines().count(), 2, "{csv}");
 }
 
 #[test]
