@@ -123,11 +123,20 @@ def test_overview_comes_first_in_every_format(three_experiments: Path) -> None:
 
     md = carbonmeter("report", str(three_experiments), "--format", "markdown").stdout
     table = md.split("\n\n")[1].splitlines()
-    assert table[0] == "| Project | Experiment | Runs | Duration (min) | Energy (kWh) | CO2eq (g) |"
-    assert table[1] == "|---|---|---:|---:|---:|---:|"
+    assert table[0] == (
+        "| Project | Experiment | Runs | Duration (min) | Energy (kWh) | CO2eq (g) "
+        "| CO2eq band (g) |"
+    )
+    assert table[1] == "|---|---|---:|---:|---:|---:|---:|"
     cells = [c.strip() for c in table[2].strip("|").split("|")]
     assert cells[:3] == ["tiny-models", "text-classification", "2"]
     assert float(cells[5]) == pytest.approx(data["overview"][0]["co2_g"], rel=5e-3)
+    # The error band beside it, holding the figure.
+    low, high = (float(x) for x in cells[6].split("-"))
+    first = data["overview"][0]
+    assert first["co2_low_g"] <= first["co2_g"] <= first["co2_high_g"]
+    assert low == pytest.approx(first["co2_low_g"], rel=5e-3)
+    assert high == pytest.approx(first["co2_high_g"], rel=5e-3)
     assert "e-" not in table[2]  # positional figures, as in a paper
 
     latex = carbonmeter("report", str(three_experiments), "--format", "latex").stdout
@@ -287,7 +296,7 @@ def test_markdown_escapes_project_and_experiment_names(tmp_path: Path) -> None:
     md = report.text.markdown(report.load([tmp_path]))
     row = md.splitlines()[4]
     cells = re.split(r"(?<!\\)\|", row.strip().strip("|"))
-    assert len(cells) == 6, row  # no cell split by a | in a name
+    assert len(cells) == 7, row  # no cell split by a | in a name
     assert markdown_escape(hostile) in row
     assert not re.search(r"(?<!\\)<img", md) and "\\<img" in md
     assert "\\*bold\\*" in md and "exp\\|one" in md
@@ -471,7 +480,10 @@ def test_hf_tasks_example_prints_the_papers_table(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     table = result.stdout[result.stdout.index("| Project |") :].strip().splitlines()
-    assert table[0] == "| Project | Experiment | Runs | Duration (min) | Energy (kWh) | CO2eq (g) |"
+    assert table[0] == (
+        "| Project | Experiment | Runs | Duration (min) | Energy (kWh) | CO2eq (g) "
+        "| CO2eq band (g) |"
+    )
     lines = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:]]
     assert [line[1] for line in lines] == [
         "text classification",

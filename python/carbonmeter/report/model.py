@@ -395,13 +395,12 @@ def band_totals(runs: list[Run]) -> dict[str, float | None]:
     }
 
 
-def _g_with_band(line: dict[str, Any]) -> str:
-    """`2.29 (1.60-3.01)`: the figure and its error band, as the paper's table cell."""
+def _g_band(line: dict[str, Any]) -> str:
+    """`1.60-3.01`: the CO2eq error band in g; empty for rows without one (CodeCarbon's)."""
     low, high = line["co2_low_g"], line["co2_high_g"]
     if low is None:
-        return figure(line["co2_g"])
-    upper = figure(high) if high is not None else "unbounded"
-    return f"{figure(line['co2_g'])} ({figure(low)}-{upper})"
+        return ""
+    return f"{figure(low)}-{figure(high) if high is not None else 'unbounded'}"
 
 
 def plural(n: int, word: str) -> str:
@@ -429,9 +428,10 @@ OVERVIEW_COLUMNS = (
     Column("runs", "Runs", str),
     Column("duration_min", "Duration (min)", figure),
     Column("energy_kwh", "Energy (kWh)", figure),
-    # The figure with its error band when the rows carry one; the JSON line keeps `co2_g`,
+    Column("co2_g", "CO2eq (g)", figure),
+    # Beside the figure, so the paper's columns stay plain numbers; the JSON line also keeps
     # `co2_low_g` and `co2_high_g` as numbers.
-    Column("co2_g_text", "CO2eq (g)", str),
+    Column("co2_band_g", "CO2eq band (g)", str),
 )
 
 
@@ -454,7 +454,7 @@ def overview(report: Report) -> list[dict[str, Any]]:
                 "co2_low_g": None if band["co2_low_kg"] is None else band["co2_low_kg"] * 1e3,
                 "co2_high_g": None if band["co2_high_kg"] is None else band["co2_high_kg"] * 1e3,
             }
-            line["co2_g_text"] = _g_with_band(line)
+            line["co2_band_g"] = _g_band(line)
             lines.append(line)
     return lines
 
