@@ -10,8 +10,6 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from carbonmeter._core import (
     CSV_COLUMNS,
     CarbonmeterError,
@@ -23,11 +21,26 @@ from carbonmeter._core import (
     register_row_listener,
 )
 from carbonmeter._dropin import use_as_codecarbon
-from carbonmeter.decorators import track_emissions
 from carbonmeter.trackers import OfflineEmissionsTracker
 
+# Not `typing.TYPE_CHECKING`: importing `typing` (with `re`, `functools`, `collections`) was
+# most of `import carbonmeter`; type checkers read this name the same way.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
+    from carbonmeter.decorators import track_emissions
     from carbonmeter.loggers import LoggerSet
+
+
+def __getattr__(name: str) -> Any:
+    """`track_emissions` on first use: its module needs `typing` and `functools` (PEP 562)."""
+    if name == "track_emissions":
+        from carbonmeter.decorators import track_emissions
+
+        globals()[name] = track_emissions
+        return track_emissions
+    raise AttributeError(f"module 'carbonmeter' has no attribute {name!r}")
 
 
 def _logger_set(loggers: Any) -> LoggerSet:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+
+# Not `typing.TYPE_CHECKING`: `import carbonmeter` imports this module and not `typing`.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
