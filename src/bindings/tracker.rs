@@ -12,6 +12,7 @@ use super::detach::detach;
 use super::listener::Listener;
 use crate::config::{Config, Environment, RawValue, SyncMode, schema};
 use crate::error::Error;
+use crate::output::build::python_version;
 use crate::tracker::{Identity, Tracker, TrackerState, WindowLabels};
 
 fn to_raw(key: &str, value: &Bound<'_, PyAny>) -> PyResult<Option<RawValue>> {
@@ -76,15 +77,21 @@ fn sync_device(py: Python<'_>, mode: SyncMode) -> PyResult<()> {
     Ok(())
 }
 
-/// `platform.platform()` runs `uname` and imports `subprocess`: once per process is enough.
+/// The row's `os` and `python_version`, once per process: from `uname(2)` in the core and
+/// `sys.version_info`, since `platform.platform()` imports `subprocess` and runs `uname -p`.
 fn identity(py: Python<'_>) -> PyResult<Identity> {
     static IDENTITY: PyOnceLock<Identity> = PyOnceLock::new();
     IDENTITY
         .get_or_try_init(py, || {
-            let platform = py.import("platform")?;
+            let os = match crate::sensors::host::platform_name() {
+                Some(os) => os,
+                None => py.import("platform")?.call_method0("platform")?.extract()?,
+            };
+            let (major, minor, micro, level, serial): (u32, u32, u32, String, u32) =
+                py.import("sys")?.getattr("version_info")?.extract()?;
             Ok::<_, PyErr>(Identity {
-                os: platform.call_method0("platform")?.extract()?,
-                python_version: platform.call_method0("python_version")?.extract()?,
+                os,
+                python_version: python_version(major, minor, micro, &level, serial),
             })
         })
         .cloned()
