@@ -124,13 +124,10 @@ impl PyEmissionsTracker {
             }
         }
         let identity = identity(py)?;
-        super::connect_logging(py)?;
+        super::connect_logging(py, None)?;
         let config = detach(py, || Config::resolve(raw, Environment::current()))?;
-        if let Some(level) = &config.log_level {
-            py.import("logging")?
-                .call_method1("getLogger", ("carbonmeter",))?
-                .call_method1("setLevel", (level.as_str(),))?;
-            super::connect_logging(py)?;
+        if config.log_level.is_some() {
+            super::connect_logging(py, config.log_level.as_deref())?;
         }
         let loggers = Listener::new(loggers)?;
         let tracker = detach(py, || Tracker::new(config, identity))?;
