@@ -9,7 +9,7 @@ import sys
 import pytest
 
 # Modules `import carbonmeter` once loaded that it has no need of at import.
-HEAVY = ("typing", "functools", "re", "logging", "platform", "subprocess", "inspect")
+HEAVY = ("typing", "functools", "re", "logging", "platform", "subprocess", "inspect", "__future__")
 
 
 def loaded_after(code: str) -> set[str]:
