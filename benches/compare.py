@@ -8,9 +8,13 @@ same workload, so both see the same machine and the same noise:
   then, once per process), and start()+stop() again in a warm process; with no file, and with a
   file in a temporary folder;
 - the epoch boundary: `with tracker.epoch(): pass` against CodeCarbon's start_task()+stop_task();
-- sampler CPU seconds per wall second while the main thread sleeps (fresh processes);
+- sampler CPU seconds per wall second while the main thread sleeps (fresh processes), beside a
+  bare Python thread waking at 10 Hz: the floor under any sampler at that rate;
 - RSS added by the import and by a started tracker (fresh processes, VmRSS);
-- slowdown of a fixed numpy matmul loop with each tracker sampling at 1 Hz, against no tracker.
+- slowdown of a fixed numpy matmul loop with each tracker sampling at 1 Hz, against no tracker,
+  in paired rounds, and the CPU each tracker spent over the loop's CPU time.
+
+The last column is issue 21's target for the figure, and whether this run met it.
 
 Both trackers run offline with country_iso_code="FRA" and log level "error": CodeCarbon as its
 OfflineEmissionsTracker with save_to_api=False. Every process that runs a tracker refuses internet
@@ -142,7 +146,9 @@ tracker.stop()
 print("RESULT", cpu_s / wall_s, len(_attempts))
 """
 
-# Rounds of the same matmul loop with no tracker and with each, in turns; prints the ratios.
+# Paired rounds of the same matmul loop with no tracker and with each, in rotating order; prints
+# the ratios and, per run, the CPU the tracker spent (its threads during the loop, plus start()
+# and stop() on the main thread) over the loop's own CPU time, in %.
 MATMUL_PROBE = """
 import sys
 import time
@@ -155,38 +161,68 @@ a, b = rng.random((256, 256)), rng.random((256, 256))
 
 
 def loop(count):
-    started = time.perf_counter()
+    started, cpu_s, main_s = time.perf_counter(), time.process_time(), time.thread_time()
     for _ in range(count):
         np.matmul(a, b)
-    return time.perf_counter() - started
+    main_s = time.thread_time() - main_s
+    others_s = time.process_time() - cpu_s - main_s
+    return time.perf_counter() - started, main_s, others_s
 
 
 loop(20)
-count = max(10, round(target_s * 50 / loop(50)))
+count = max(10, round(target_s * 50 / loop(50)[0]))
 names = ["none", *makers]
 ratios = {name: [] for name in makers}
-# carbonmeter's own account of its cost (tracker_cpu_seconds), as a share of the loop's time.
-own_shares = []
+shares = {name: [] for name in names}
 for index in range(rounds):
     seconds = {}
     for name in names[index % len(names) :] + names[: index % len(names)]:
+        edges_s = time.thread_time()
         tracker = None if name == "none" else makers[name](save_to_file=False, measure_power_secs=1)
         if tracker is not None:
             tracker.start()
-        seconds[name] = loop(count)
+        edges_s = time.thread_time() - edges_s
+        seconds[name], main_s, others_s = loop(count)
+        stop_s = time.thread_time()
         if tracker is not None:
             tracker.stop()
-        if name == "carbonmeter":
-            own_shares.append(tracker.final_emissions_data.tracker_cpu_seconds / seconds[name])
+        edges_s += time.thread_time() - stop_s
+        shares[name].append(100 * (others_s + edges_s) / main_s)
     for name in makers:
         ratios[name].append(seconds[name] / seconds["none"])
 print(
     "RESULT",
     count,
     *(ratio for name in makers for ratio in ratios[name]),
-    *own_shares,
+    *(share for name in names for share in shares[name]),
     len(_attempts),
 )
+"""
+
+# A thread that does nothing but wake every period: the floor under any sampler at that rate
+# on this machine (the wake-up itself, the scheduler and the futex), in the same units.
+FLOOR_PROBE = """
+import sys
+import threading
+import time
+
+period_s, wall_s = float(sys.argv[1]), float(sys.argv[2])
+stop = threading.Event()
+
+
+def wake():
+    while not stop.wait(period_s):
+        pass
+
+
+thread = threading.Thread(target=wake)
+thread.start()
+cpu_s, started_s = time.process_time(), time.perf_counter()
+time.sleep(wall_s)
+cpu_s, wall_s = time.process_time() - cpu_s, time.perf_counter() - started_s
+stop.set()
+thread.join()
+print("RESULT", cpu_s / wall_s, 0)
 """
 
 RSS_BEFORE = """
@@ -245,8 +281,8 @@ FULL = Plan(
     sampler_default_wall_s=45.0,
     rss_runs=5,
     rss_running_s=2.5,
-    matmul_rounds=15,
-    matmul_target_s=1.0,
+    matmul_rounds=41,
+    matmul_target_s=0.3,
 )
 QUICK = Plan(
     import_runs=3,
@@ -259,7 +295,7 @@ QUICK = Plan(
     sampler_default_wall_s=2.0,
     rss_runs=2,
     rss_running_s=1.5,
-    matmul_rounds=2,
+    matmul_rounds=3,
     matmul_target_s=0.2,
 )
 
@@ -395,7 +431,14 @@ def measure_samplers(session: Session, plan: Plan) -> None:
         ),
     ]
     figures = {key: session.figure(key, label, "CPU ms/s") for key, label, _, _ in settings}
+    floor = session.figure(
+        "thread_floor_10hz",
+        "bare Python thread waking at 10 Hz (the floor; no tracker)",
+        "CPU ms/s",
+    )
     for index in range(plan.sampler_runs):
+        (cpu_per_wall,) = session.child(FLOOR_PROBE, "0.1", str(plan.sampler_wall_s))
+        floor.samples[OURS].append(1e3 * cpu_per_wall)
         for key, _, periods, wall_s in settings:
             for tracker in rotated(list(periods), index):
                 source = tracker_source(tracker, SAMPLER_PROBE)
@@ -403,6 +446,7 @@ def measure_samplers(session: Session, plan: Plan) -> None:
                 figures[key].samples[tracker].append(1e3 * cpu_per_wall)
     for key, _, _, wall_s in settings:
         figures[key].note = f"{wall_s:g} s of sleep per sample"
+    floor.note = "threading.Event().wait(0.1) in a loop, shown in carbonmeter's column"
 
 
 def measure_rss(session: Session, plan: Plan) -> None:
@@ -461,21 +505,28 @@ def boundary(tracker: str, instance: Any) -> None:
 
 
 def measure_epochs(session: Session, plan: Plan, makers: dict[str, Callable]) -> None:
-    figure = session.figure(
-        "epoch_boundary_us", "epoch boundary (epoch() / start_task()+stop_task())", "µs"
+    no_file = session.figure(
+        "epoch_boundary_us", "epoch boundary (epoch() / start_task()+stop_task()), no file", "µs"
     )
-    for index in range(plan.epoch_rounds):
-        for tracker in rotated(TRACKERS, index):
-            instance = makers[tracker](save_to_file=False)
-            instance.start()
-            for _ in range(3):
-                boundary(tracker, instance)
-            for _ in range(plan.epochs_per_round):
-                started = time.perf_counter()
-                boundary(tracker, instance)
-                figure.samples[tracker].append(1e6 * (time.perf_counter() - started))
-            instance.stop()
-    figure.note = "tracker running, no file; each boundary timed alone"
+    with_file = session.figure(
+        "epoch_boundary_file_us", "epoch boundary, with the row written", "µs"
+    )
+    with tempfile.TemporaryDirectory() as output_root:
+        variants = [(no_file, {"save_to_file": False}), (with_file, {"output_dir": output_root})]
+        for index in range(plan.epoch_rounds):
+            for tracker in rotated(TRACKERS, index):
+                for figure, kwargs in variants:
+                    instance = makers[tracker](**kwargs)
+                    instance.start()
+                    for _ in range(3):
+                        boundary(tracker, instance)
+                    for _ in range(plan.epochs_per_round):
+                        started = time.perf_counter()
+                        boundary(tracker, instance)
+                        figure.samples[tracker].append(1e6 * (time.perf_counter() - started))
+                    instance.stop()
+    no_file.note = "tracker running, no file; each boundary timed alone"
+    with_file.note = "tracker running, rows to a file in a temporary folder"
 
 
 def measure_matmul(session: Session, plan: Plan) -> None:
@@ -485,27 +536,88 @@ def measure_matmul(session: Session, plan: Plan) -> None:
     single_blas = {
         name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
     }
-    count, *ratios = session.child(
+    share = session.figure(
+        "tracker_cpu_share", "tracker CPU / loop CPU, tracker at 1 Hz (none: noise floor)", "%"
+    )
+    count, *values = session.child(
         GUARD + LOAD_MAKERS + MATMUL_PROBE,
         str(plan.matmul_rounds),
         str(plan.matmul_target_s),
         env={**os.environ, **single_blas},
     )
     rounds = plan.matmul_rounds
-    figure.samples[OURS] = ratios[:rounds]
-    figure.samples[THEIRS] = ratios[rounds : 2 * rounds]
+    figure.samples[OURS] = values[:rounds]
+    figure.samples[THEIRS] = values[rounds : 2 * rounds]
+    share.samples[OURS] = values[3 * rounds : 4 * rounds]
+    share.samples[THEIRS] = values[4 * rounds : 5 * rounds]
+    noise = values[2 * rounds : 3 * rounds]
+    # The paired design's resolution: the 95 % half-width of the mean per-round ratio.
+    half_widths = {
+        tracker: 1.96
+        * statistics.stdev(figure.samples[tracker])
+        / len(figure.samples[tracker]) ** 0.5
+        for tracker in TRACKERS
+        if len(figure.samples[tracker]) > 1
+    }
     figure.note = (
         f"{count:.0f} matmuls of 256x256 float64 per run (~{plan.matmul_target_s:g} s, one BLAS "
-        "thread), each divided by the no-tracker run of the same round"
+        f"thread), {rounds} paired rounds in rotating order, each divided by the no-tracker run "
+        "of the same round; 95 % half-width of the mean ratio: "
+        + ", ".join(f"{tracker} ±{100 * width:.2f} %" for tracker, width in half_widths.items())
     )
-    # Beside the slowdown: what carbonmeter says it cost (tracker_cpu_seconds) over the loop time.
-    own = session.figure(
-        "matmul_own_cpu_share",
-        "tracker_cpu_seconds / matmul loop time",
-        "x",
-        "carbonmeter's own per-thread CPU clocks over the same runs; compare with slowdown - 1",
+    share.note = (
+        "CPU of the process's other threads during the loop plus start() and stop() on the "
+        "main thread, over the loop's main-thread CPU; with no tracker the same sum is "
+        f"{statistics.median(noise):.3g} % (median)"
     )
-    own.samples[OURS] = ratios[2 * rounds :]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Issue 21's budget for a figure: carbonmeter's median at most `most`, and CodeCarbon's
+    median over it at least `ratio` where one is set; or at most `of_floor` times the median of
+    the figure `floor`."""
+
+    text: str
+    most: float | None = None
+    ratio: float | None = None
+    floor: str | None = None
+    of_floor: float | None = None
+
+
+TARGETS = {
+    "import_ms": Target("≤ 5 ms (≥ 15x)", most=5.0, ratio=15.0),
+    "fresh_start_stop_no_file_ms": Target("≤ 5 ms (≥ 250x)", most=5.0, ratio=250.0),
+    "fresh_start_stop_file_ms": Target("≤ 5 ms (≥ 250x)", most=5.0, ratio=250.0),
+    "warm_start_stop_file_ms": Target("≤ 0.1 ms (≥ 40x)", most=0.1, ratio=40.0),
+    "epoch_boundary_file_us": Target("≤ 10 µs", most=10.0),
+    "sampler_default": Target("≤ 0.005 CPU ms/s", most=0.005),
+    "sampler_10hz": Target("≤ 1.2x the bare thread", floor="thread_floor_10hz", of_floor=1.2),
+    "rss_tracker_mib": Target("≤ 4 MiB", most=4.0),
+    "tracker_cpu_share": Target("≤ 0.05 %", most=0.05),
+}
+
+
+def verdict(figure: Figure, figures: list[Figure]) -> str:
+    """The target of `figure` and whether this run met it."""
+    target = TARGETS.get(figure.key)
+    ours = figure.summary(OURS)
+    if target is None:
+        return ""
+    if ours is None:
+        return f"{target.text}: not measured"
+    met = target.most is None or ours["median"] <= target.most
+    ratio = figure.ratio()
+    if target.ratio is not None:
+        met = met and ratio is not None and ratio >= target.ratio
+    if target.floor is not None and target.of_floor is not None:
+        floor = next((f.summary(OURS) for f in figures if f.key == target.floor), None)
+        if floor is None:
+            return f"{target.text}: floor not measured"
+        times = ours["median"] / floor["median"] if floor["median"] > 0 else float("inf")
+        met = times <= target.of_floor
+        return f"{target.text}: {number(times)}x, {'met' if met else 'missed'}"
+    return f"{target.text}: {'met' if met else 'missed'}"
 
 
 def read_first(path: str, prefix: str) -> str:
@@ -555,14 +667,15 @@ def cell(summary: dict[str, Any] | None) -> str:
 def table(figures: list[Figure]) -> str:
     rows = [
         "| figure | unit | carbonmeter median [min-max] | CodeCarbon median [min-max] "
-        "| CodeCarbon / carbonmeter |",
-        "|---|---|---|---|---|",
+        "| CodeCarbon / carbonmeter | target (issue 21) |",
+        "|---|---|---|---|---|---|",
     ]
     for figure in figures:
         ratio = figure.ratio()
         rows.append(
             f"| {figure.label} | {figure.unit} | {cell(figure.summary(OURS))} "
-            f"| {cell(figure.summary(THEIRS))} | {'n/a' if ratio is None else number(ratio)} |"
+            f"| {cell(figure.summary(THEIRS))} | {'n/a' if ratio is None else number(ratio)} "
+            f"| {verdict(figure, figures)} |"
         )
     return "\n".join(rows)
 
@@ -634,6 +747,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 OURS: figure.summary(OURS),
                 THEIRS: figure.summary(THEIRS),
                 "ratio": figure.ratio(),
+                "target": verdict(figure, figures),
             }
             for figure in figures
         ],

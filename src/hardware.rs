@@ -178,6 +178,24 @@ fn gpu_table() -> &'static [GpuEntry] {
     })
 }
 
+/// One row of the CPU table, or `None` for a row that does not parse.
+fn cpu_entry(record: &csv::StringRecord) -> Option<CpuEntry> {
+    let model = record.get(0)?.trim().to_owned();
+    Some(CpuEntry {
+        tokens: cpu_tokens(&model),
+        device: Device {
+            kind: DeviceKind::Cpu,
+            tdp_w: record.get(1)?.trim().parse().ok()?,
+            memory_gb: None,
+            source: record.get(2)?.trim().to_owned(),
+            year: record.get(3)?.trim().parse().ok()?,
+            table: "cpu_tdp.csv",
+            model,
+        },
+    })
+}
+
+/// The whole CPU table, for `lookup`'s suggestions; the tracker's own lookup never parses it.
 fn cpu_table() -> &'static [CpuEntry] {
     static TABLE: OnceLock<Vec<CpuEntry>> = OnceLock::new();
     TABLE.get_or_init(|| {
@@ -185,23 +203,34 @@ fn cpu_table() -> &'static [CpuEntry] {
         reader
             .records()
             .filter_map(Result::ok)
-            .filter_map(|record| {
-                let model = record.get(0)?.trim().to_owned();
-                Some(CpuEntry {
-                    tokens: cpu_tokens(&model),
-                    device: Device {
-                        kind: DeviceKind::Cpu,
-                        tdp_w: record.get(1)?.trim().parse().ok()?,
-                        memory_gb: None,
-                        source: record.get(2)?.trim().to_owned(),
-                        year: record.get(3)?.trim().parse().ok()?,
-                        table: "cpu_tdp.csv",
-                        model,
-                    },
-                })
-            })
+            .filter_map(|record| cpu_entry(&record))
             .collect()
     })
+}
+
+/// The data lines of the CPU table, unparsed: one row each (no field holds a line break).
+fn cpu_lines() -> impl Iterator<Item = &'static str> {
+    CPU_TDP_CSV
+        .lines()
+        .skip(1)
+        .filter(|line| !line.trim().is_empty())
+}
+
+/// The model field of a CPU table line, quotes and all: the rest never matches a query.
+fn model_field(line: &str) -> &str {
+    let end = match line.strip_prefix('"') {
+        Some(quoted) => quoted.find('"').map_or(line.len(), |end| end + 2),
+        None => line.find(',').unwrap_or(line.len()),
+    };
+    &line[..end]
+}
+
+/// Whether `haystack` holds `needle` (ASCII lower case), ignoring ASCII case.
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// Every entry of the GPU table, in its order, for `carbonmeter estimate --list`.
@@ -214,9 +243,9 @@ pub fn gpu_aliases() -> Vec<(&'static str, &'static str)> {
     NVIDIA_SMI_NAMES.to_vec()
 }
 
-/// How many CPU models the CPU table holds.
+/// How many CPU models the CPU table holds, counted without parsing it (read at import).
 pub fn cpu_model_count() -> usize {
-    cpu_table().len()
+    cpu_lines().count()
 }
 
 /// The TDP of `cpu_model` as the CPU load model finds it: the CPU table entry whose words all
@@ -224,8 +253,28 @@ pub fn cpu_model_count() -> usize {
 /// (the model number), so a family name alone never matches.
 pub fn lookup_cpu(cpu_model: &str) -> Option<Device> {
     let words = cpu_tokens(cpu_model);
-    cpu_table()
+    let model_numbers: Vec<&String> = words
         .iter()
+        .filter(|word| word.chars().any(|c| c.is_ascii_digit()))
+        .collect();
+    // An entry matches only through a model number of the query, so only the rows whose text
+    // holds one are parsed (3 ms for the whole table at a tracker's first start, before).
+    if model_numbers.is_empty() {
+        return None;
+    }
+    cpu_lines()
+        .filter(|line| {
+            model_numbers
+                .iter()
+                .any(|number| contains_ignore_case(model_field(line), number))
+        })
+        .filter_map(|line| {
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(line.as_bytes());
+            let record = reader.records().next()?.ok()?;
+            cpu_entry(&record)
+        })
         .filter(|entry| {
             entry
                 .tokens
@@ -234,7 +283,7 @@ pub fn lookup_cpu(cpu_model: &str) -> Option<Device> {
                 && entry.tokens.iter().all(|token| words.contains(token))
         })
         .max_by_key(|entry| entry.tokens.iter().map(String::len).sum::<usize>())
-        .map(|entry| entry.device.clone())
+        .map(|entry| entry.device)
 }
 
 fn subset(small: &[String], large: &[String]) -> bool {
@@ -509,5 +558,49 @@ mod tests {
         }
         assert_eq!(models.len(), 56);
         assert!(cpu_model_count() > 4000);
+        assert_eq!(cpu_model_count(), cpu_table().len());
+    }
+
+    #[test]
+    fn the_lazy_cpu_lookup_agrees_with_the_parsed_table() {
+        // The rule over the whole parsed table, as lookup_cpu applied it before it read lazily.
+        let eager = |name: &str| {
+            let words = cpu_tokens(name);
+            cpu_table()
+                .iter()
+                .filter(|entry| {
+                    entry
+                        .tokens
+                        .iter()
+                        .any(|token| token.chars().any(|c| c.is_ascii_digit()))
+                        && entry.tokens.iter().all(|token| words.contains(token))
+                })
+                .max_by_key(|entry| entry.tokens.iter().map(String::len).sum::<usize>())
+                .map(|entry| entry.device.clone())
+        };
+        let mut names: Vec<String> = cpu_table()
+            .iter()
+            .step_by(211)
+            .map(|entry| format!("{} CPU @ 2.50GHz", entry.device.model.to_uppercase()))
+            .collect();
+        names.extend(
+            [
+                "Intel(R) Xeon(R) Processor",
+                "Intel(R) Core(TM) i7-8700K CPU @ 3.70GHz",
+                "AMD EPYC 7763 64-Core Processor",
+                "A100 80GB",
+            ]
+            .map(str::to_owned),
+        );
+        for name in &names {
+            assert_eq!(lookup_cpu(name), eager(name), "{name}");
+        }
+        assert!(
+            names
+                .iter()
+                .filter(|name| lookup_cpu(name).is_some())
+                .count()
+                > 20
+        );
     }
 }

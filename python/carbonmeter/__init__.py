@@ -8,10 +8,6 @@ Example:
     True
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
 from carbonmeter._core import (
     CSV_COLUMNS,
     CarbonmeterError,
@@ -23,14 +19,31 @@ from carbonmeter._core import (
     register_row_listener,
 )
 from carbonmeter._dropin import use_as_codecarbon
-from carbonmeter.decorators import track_emissions
 from carbonmeter.trackers import OfflineEmissionsTracker
 
+# Not `typing.TYPE_CHECKING`: importing `typing` (with `re`, `functools`, `collections`) was
+# most of `import carbonmeter`; type checkers read this name the same way. Annotations naming
+# what only type checkers import are quoted, without `from __future__ import annotations`,
+# which imports the `__future__` module at run time.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
+    from carbonmeter.decorators import track_emissions
     from carbonmeter.loggers import LoggerSet
 
 
-def _logger_set(loggers: Any) -> LoggerSet:
+def __getattr__(name: str) -> "Any":
+    """`track_emissions` on first use: its module needs `typing` and `functools` (PEP 562)."""
+    if name == "track_emissions":
+        from carbonmeter.decorators import track_emissions
+
+        globals()[name] = track_emissions
+        return track_emissions
+    raise AttributeError(f"module 'carbonmeter' has no attribute {name!r}")
+
+
+def _logger_set(loggers: "Any") -> "LoggerSet":
     """The row listener of a tracker given `loggers=`: a `carbonmeter.loggers.LoggerSet`.
 
     Imported on first use, so `import carbonmeter` does not pay for `logging`.
@@ -57,7 +70,7 @@ __all__ = [
 ]
 
 
-def load_ipython_extension(ipython: Any) -> None:
+def load_ipython_extension(ipython: "Any") -> None:
     """`%load_ext carbonmeter`: the `%%carbonmeter` and `%carbonmeter` magics (see
     `carbonmeter.notebook`)."""
     from carbonmeter.notebook import load_ipython_extension as load
@@ -65,7 +78,7 @@ def load_ipython_extension(ipython: Any) -> None:
     load(ipython)
 
 
-def unload_ipython_extension(ipython: Any) -> None:
+def unload_ipython_extension(ipython: "Any") -> None:
     """`%unload_ext carbonmeter`: stops a session measurement left running."""
     from carbonmeter.notebook import unload_ipython_extension as unload
 

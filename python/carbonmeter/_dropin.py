@@ -7,11 +7,11 @@ The finder goes last on `sys.meta_path`, so it only answers when no real CodeCar
 it never shadows one, and `use_as_codecarbon()` says so once when one is installed.
 """
 
-from __future__ import annotations
-
 import os
 import sys
-from typing import TYPE_CHECKING
+
+# Not `typing.TYPE_CHECKING`: `import carbonmeter` imports this module and not `typing`.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
@@ -29,8 +29,8 @@ class _Finder:
     `import carbonmeter`)."""
 
     def find_spec(
-        self, fullname: str, path: object = None, target: ModuleType | None = None
-    ) -> ModuleSpec | None:
+        self, fullname: str, path: object = None, target: "ModuleType | None" = None
+    ) -> "ModuleSpec | None":
         if fullname not in NAMES:
             return None
         import importlib.util

@@ -11,27 +11,126 @@ mod tracker;
 
 use std::sync::OnceLock;
 
+use parking_lot::Mutex;
 use pyo3::prelude::*;
 
-static LOG_RESET: OnceLock<pyo3_log::ResetHandle> = OnceLock::new();
+/// The one `log` logger of the process: Python's `logging` behind pyo3-log, connected on the
+/// first record that passes the level filter, or at once where `logging` is already loaded.
+/// Importing `logging` (it brings `re`, `traceback` and `string`) cost more than everything
+/// else in a first tracker of a process, and most runs never log.
+static BRIDGE: Bridge = Bridge {
+    speaker: OnceLock::new(),
+    reset: OnceLock::new(),
+    pending_level: Mutex::new(None),
+};
 
-/// Makes `log` records reach the Python logger `carbonmeter` (and its children). Called by
-/// every entry point that can log, not at import: pyo3-log imports Python's `logging`, which is
-/// most of what `import carbonmeter` would otherwise cost. Later calls pick up level changes,
-/// which pyo3-log caches for speed.
-pub(crate) fn connect_logging(py: Python<'_>) -> PyResult<()> {
-    if let Some(handle) = LOG_RESET.get() {
-        handle.reset();
+struct Bridge {
+    speaker: OnceLock<Speaker>,
+    reset: OnceLock<pyo3_log::ResetHandle>,
+    /// `log_level=` of the latest tracker, for the `carbonmeter` logger once `logging` loads.
+    pending_level: Mutex<Option<String>>,
+}
+
+impl Bridge {
+    /// Imports `logging`, applies the pending level and connects pyo3-log.
+    fn connect(&self, py: Python<'_>) -> PyResult<&Speaker> {
+        if let Some(speaker) = self.speaker.get() {
+            return Ok(speaker);
+        }
+        let level = self.pending_level.lock().take();
+        if let Some(level) = level {
+            set_python_level(py, &level)?;
+        }
+        let logger = pyo3_log::Logger::new(py, pyo3_log::Caching::LoggersAndLevels)?
+            .filter(log::LevelFilter::Trace);
+        let _ = self.reset.set(logger.reset_handle());
+        let speaker = self.speaker.get_or_init(|| Speaker(logger));
+        log::set_max_level(log::LevelFilter::Trace);
+        Ok(speaker)
+    }
+}
+
+impl log::Log for Bridge {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        match self.speaker.get() {
+            Some(speaker) => speaker.enabled(metadata),
+            None => metadata.level() <= log::max_level(),
+        }
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if let Some(speaker) = self.speaker.get() {
+            speaker.log(record);
+            return;
+        }
+        if record.level() > log::max_level() {
+            return;
+        }
+        // pyo3-log attaches on every record too; the sampler thread never logs.
+        Python::attach(|py| match self.connect(py) {
+            Ok(speaker) => speaker.log(record),
+            Err(err) => err.print(py),
+        });
+    }
+
+    fn flush(&self) {
+        if let Some(speaker) = self.speaker.get() {
+            speaker.flush();
+        }
+    }
+}
+
+fn set_python_level(py: Python<'_>, level: &str) -> PyResult<()> {
+    py.import("logging")?
+        .call_method1("getLogger", ("carbonmeter",))?
+        .call_method1("setLevel", (level,))?;
+    Ok(())
+}
+
+/// The records a Python logger at `level` (as `log_level=` spells it) lets through; with no
+/// level, Python's default (`WARNING`, the root logger's).
+fn level_filter(level: Option<&str>) -> log::LevelFilter {
+    match level.map(str::to_ascii_lowercase).as_deref() {
+        Some("debug") => log::LevelFilter::Trace,
+        Some("info") => log::LevelFilter::Info,
+        Some("error") => log::LevelFilter::Error,
+        // pyo3-log sends `log`'s errors as ERROR, below CRITICAL.
+        Some("critical") => log::LevelFilter::Off,
+        _ => log::LevelFilter::Warn,
+    }
+}
+
+/// Makes `log` records reach the Python logger `carbonmeter` (and its children), and sets that
+/// logger to `level` (`log_level=`) where given. Called by every tracker's construction: with
+/// `logging` loaded (a training script has it: torch, numpy and every framework import it)
+/// this connects at once and picks up level changes, which pyo3-log caches for speed; without
+/// it, `logging` is imported by the first record that passes `level`, if any.
+pub(crate) fn connect_logging(py: Python<'_>, level: Option<&str>) -> PyResult<()> {
+    static OURS: OnceLock<bool> = OnceLock::new();
+    if !*OURS.get_or_init(|| log::set_logger(&BRIDGE).is_ok()) {
+        // Another copy of the module in this process installed the logger: it forwards.
+        if let Some(level) = level {
+            set_python_level(py, level)?;
+        }
         return Ok(());
     }
-    let logger = pyo3_log::Logger::new(py, pyo3_log::Caching::LoggersAndLevels)?
-        .filter(log::LevelFilter::Trace);
-    let handle = logger.reset_handle();
-    // Another copy of the module in this process may have installed a logger already.
-    if log::set_boxed_logger(Box::new(Speaker(logger))).is_ok() {
-        log::set_max_level(log::LevelFilter::Trace);
-        let _ = LOG_RESET.set(handle);
+    let logging_loaded = py.import("sys")?.getattr("modules")?.contains("logging")?;
+    if BRIDGE.speaker.get().is_some() || logging_loaded {
+        // Connecting applies an earlier tracker's pending level: this one's goes after it.
+        BRIDGE.connect(py)?;
+        if let Some(level) = level {
+            set_python_level(py, level)?;
+        }
+        if let Some(reset) = BRIDGE.reset.get() {
+            reset.reset();
+        }
+        return Ok(());
     }
+    let mut pending = BRIDGE.pending_level.lock();
+    if let Some(level) = level {
+        *pending = Some(level.to_owned());
+    }
+    log::set_max_level(level_filter(pending.as_deref()));
     Ok(())
 }
 

@@ -12,6 +12,7 @@ use super::detach::detach;
 use super::listener::Listener;
 use crate::config::{Config, Environment, RawValue, SyncMode, schema};
 use crate::error::Error;
+use crate::output::build::python_version;
 use crate::tracker::{Identity, Tracker, TrackerState, WindowLabels};
 
 fn to_raw(key: &str, value: &Bound<'_, PyAny>) -> PyResult<Option<RawValue>> {
@@ -85,15 +86,21 @@ fn sync_device(py: Python<'_>, mode: SyncMode) -> PyResult<()> {
     Ok(())
 }
 
-/// `platform.platform()` runs `uname` and imports `subprocess`: once per process is enough.
+/// The row's `os` and `python_version`, once per process: from `uname(2)` in the core and
+/// `sys.version_info`, since `platform.platform()` imports `subprocess` and runs `uname -p`.
 fn identity(py: Python<'_>) -> PyResult<Identity> {
     static IDENTITY: PyOnceLock<Identity> = PyOnceLock::new();
     IDENTITY
         .get_or_try_init(py, || {
-            let platform = py.import("platform")?;
+            let os = match crate::sensors::host::platform_name() {
+                Some(os) => os,
+                None => py.import("platform")?.call_method0("platform")?.extract()?,
+            };
+            let (major, minor, micro, level, serial): (u32, u32, u32, String, u32) =
+                py.import("sys")?.getattr("version_info")?.extract()?;
             Ok::<_, PyErr>(Identity {
-                os: platform.call_method0("platform")?.extract()?,
-                python_version: platform.call_method0("python_version")?.extract()?,
+                os,
+                python_version: python_version(major, minor, micro, &level, serial),
             })
         })
         .cloned()
@@ -126,13 +133,10 @@ impl PyEmissionsTracker {
             }
         }
         let identity = identity(py)?;
-        super::connect_logging(py)?;
+        super::connect_logging(py, None)?;
         let config = detach(py, || Config::resolve(raw, Environment::current()))?;
-        if let Some(level) = &config.log_level {
-            py.import("logging")?
-                .call_method1("getLogger", ("carbonmeter",))?
-                .call_method1("setLevel", (level.as_str(),))?;
-            super::connect_logging(py)?;
+        if config.log_level.is_some() {
+            super::connect_logging(py, config.log_level.as_deref())?;
         }
         let loggers = Listener::new(loggers)?;
         let inner = detach(py, || Tracker::shared(config, identity))?;

@@ -19,6 +19,18 @@ pub struct Identity {
     pub python_version: String,
 }
 
+/// `platform.python_version()` from `sys.version_info`'s fields (`3.13.0rc1`), without
+/// importing `platform`.
+pub fn python_version(major: u32, minor: u32, micro: u32, level: &str, serial: u32) -> String {
+    let suffix = match level {
+        "alpha" => format!("a{serial}"),
+        "beta" => format!("b{serial}"),
+        "candidate" => format!("rc{serial}"),
+        _ => String::new(),
+    };
+    format!("{major}.{minor}.{micro}{suffix}")
+}
+
 /// What a window's row says about it besides its name.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WindowLabels {
