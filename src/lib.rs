@@ -11,6 +11,7 @@ pub mod gpu;
 pub mod hardware;
 pub mod integrator;
 pub mod intensity;
+pub mod job;
 pub mod meter;
 pub mod once;
 pub mod output;

@@ -11,8 +11,10 @@ Train epochs are logged as `co2_kg`, `energy_kwh`, `cpu_energy_kwh`, `gpu_energy
 it) as `val_co2_kg`, ... The callback subclasses `lightning.pytorch.Callback` (the `lightning`
 package), or `pytorch_lightning.Callback` when only `pytorch_lightning` is installed.
 
-In a multi-process run every rank measures its own process tree (`tracking_mode="process"`, so a
-shared machine is not counted once per rank) and writes its rows with its `rank`.
+In a DDP run each rank measures only its share (its host's CPU and RAM on the lowest local rank,
+each GPU on one rank) and writes its rows with `scope=rank`; global rank 0 gathers them into the
+job's rows (`scope=job`) and logs the job's figures, so Lightning's loggers receive each epoch's
+figure for the whole job once.
 """
 
 from __future__ import annotations
@@ -42,16 +44,13 @@ class EmissionsCallback(MeasuredCallback, pl.Callback):
         self._epochs = EpochMeter(tracker, tracker_kwargs)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        owned_defaults: dict[str, Any] = {"rank": trainer.global_rank}
-        if trainer.world_size > 1:
-            owned_defaults["tracking_mode"] = "process"
-        self._epochs.begin_run(**owned_defaults)
+        self._epochs.begin_run(rank=trainer.global_rank)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._epochs.begin_epoch(trainer.current_epoch, "train")
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._log(pl_module, self._epochs.end_epoch("train"))
+        self._log(trainer, pl_module, self._epochs.end_epoch("train"))
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
@@ -59,7 +58,7 @@ class EmissionsCallback(MeasuredCallback, pl.Callback):
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
-            self._log(pl_module, self._epochs.end_epoch("validation", prefix="val_"))
+            self._log(trainer, pl_module, self._epochs.end_epoch("validation", prefix="val_"))
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._epochs.end_run()
@@ -70,6 +69,13 @@ class EmissionsCallback(MeasuredCallback, pl.Callback):
         self._epochs.end_run()
 
     @staticmethod
-    def _log(pl_module: pl.LightningModule, metrics: dict[str, float] | None) -> None:
+    def _log(
+        trainer: pl.Trainer, pl_module: pl.LightningModule, metrics: dict[str, float] | None
+    ) -> None:
+        # Rank 0 holds the job's figures; the other ranks' shares are in their rows only.
+        if trainer.world_size > 1 and trainer.global_rank != 0:
+            return
         for name, value in (metrics or {}).items():
-            pl_module.log(name, value, on_step=False, on_epoch=True, sync_dist=False)
+            pl_module.log(
+                name, value, on_step=False, on_epoch=True, sync_dist=False, rank_zero_only=True
+            )

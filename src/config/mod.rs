@@ -62,6 +62,12 @@ pub struct Config {
     pub rank: Option<u32>,
     /// Wait for queued GPU work at window edges.
     pub sync: SyncMode,
+    /// The `host` setting, else the hostname.
+    pub host: String,
+    /// The distributed job the launcher's environment describes, if any.
+    pub job: Option<crate::job::JobEnv>,
+    /// Longest wait of global rank 0 for the other ranks' figures at an edge, seconds.
+    pub job_wait_s: f64,
     /// Unserved CodeCarbon settings that were given (each warned about once).
     pub unserved: Vec<String>,
     /// Where each setting not from a keyword argument came from, for a debug line.
@@ -251,6 +257,15 @@ fn log_level(layers: &mut Layers) -> Result<Option<String>> {
         .map_err(|_| refused())
 }
 
+/// The machine's name: the kernel's, else `$HOSTNAME`, else `localhost`.
+fn hostname(env: &Environment) -> String {
+    sysinfo::System::host_name()
+        .ok()
+        .or_else(|| env.vars.get("HOSTNAME").cloned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
 impl Config {
     /// Validates `kwargs` layered over `env`. Unknown keyword arguments are an error; unserved
     /// CodeCarbon ones are listed in [`Config::unserved`].
@@ -272,7 +287,16 @@ impl Config {
         // Validated for CodeCarbon parity; every carbonmeter tracker may run beside others.
         layers.flag("allow_multiple_runs")?;
         let intensity = intensity(&mut layers)?;
+        let host = match layers.text("host")? {
+            Some(host) if !host.trim().is_empty() => host.trim().to_owned(),
+            _ => hostname(&layers.env),
+        };
+        let job = crate::job::detect(&layers.env.vars);
+        let job_wait_s = required("job_wait_secs", layers.number("job_wait_secs")?)?;
         Ok(Self {
+            host,
+            job,
+            job_wait_s,
             project_name: required("project_name", layers.text("project_name")?)?,
             experiment_id: required("experiment_id", layers.text("experiment_id")?)?,
             experiment_name: required("experiment_name", layers.text("experiment_name")?)?,

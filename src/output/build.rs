@@ -144,6 +144,13 @@ pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
         intensity_zone: intensity.zone.clone(),
         location_source: context.location_source.to_owned(),
         gpu_devices: interval.gpu.breakdown_json(pue),
+        // A distributed job's columns: set by the tracker of a rank (`job::JobLabels`).
+        scope: None,
+        job_id: None,
+        host: None,
+        local_rank: None,
+        world_size: None,
+        missing_ranks: None,
     };
     row.emissions = carbon::co2_kg(energy_consumed, intensity.g_per_kwh);
     if let Some(weighted) = context.hourly {

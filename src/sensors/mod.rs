@@ -49,6 +49,8 @@ pub enum Method {
     GpuPolled,
     /// Different methods on different devices, or one after the other.
     Mixed,
+    /// Measured by another rank of the distributed job (in its row and the job's).
+    OtherRank,
     /// Not measured.
     None,
 }
@@ -62,6 +64,7 @@ impl Method {
             Self::Model => "model",
             Self::Constant => "constant",
             Self::InCpu => "in_cpu",
+            Self::OtherRank => "other_rank",
             Self::GpuCounter => "counter",
             Self::GpuPolled => "polled",
             Self::Mixed => "mixed",
