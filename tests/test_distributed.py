@@ -198,6 +198,13 @@ def test_two_ranks_on_one_host_with_two_gpus_count_the_host_once(
     assert (rank_run["0"]["cpu_method"], rank_run["1"]["cpu_method"]) == ("rapl", "other_rank")
     assert rank_run["0"]["gpu_count"] == rank_run["1"]["gpu_count"] == "1"
     assert {r["host"] for r in rows if r["scope"] == "rank"} == {socket.gethostname()}
+    # The report counts the job once: its job run row, not also its ranks'.
+    from carbonmeter import report
+
+    (job_run,) = [r for r in rows if r["scope"] == "job" and r["window"] == ""]
+    totals = report.to_json(report.load([tmp_path / "emissions.csv"]))["totals"]
+    assert totals["energy_kwh"] == pytest.approx(float(job_run["energy_consumed"]), rel=1e-9)
+    assert totals["runs"] == 1
 
 
 def test_four_ranks_on_two_hosts_count_each_host_and_gpu_once(

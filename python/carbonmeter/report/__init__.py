@@ -5,6 +5,10 @@ total). Run rows have an empty `window`; CodeCarbon CSVs have no `window` column
 is a run row there. Epoch rows are rows with `window` and `epoch` set. Nothing is measured here:
 figures are the CSV's own, only summed across runs.
 
+A distributed job counts once: where its rank 0 wrote `scope=job` rows, those are the job's run
+and its ranks' `scope=rank` rows are left out; a job without them (no process group to gather
+through) is its ranks' rows, whose parts were each measured by one rank of each host.
+
 Example:
     >>> from carbonmeter import report
     >>> data = report.load(["emissions.csv"])  # doctest: +SKIP
@@ -77,6 +81,8 @@ class Run:
     writer: str
     file: str
     epochs: list[Epoch] = field(default_factory=list)
+    scope: str = ""
+    job_id: str = ""
 
 
 @dataclass
@@ -196,6 +202,8 @@ def _run(row: dict[str, str], ours: bool, file: str) -> Run:
         if ours
         else f"CodeCarbon {row.get('codecarbon_version', '')}".strip(),
         file=file,
+        scope=row.get("scope") or "",
+        job_id=row.get("job_id") or "",
     )
 
 
@@ -238,7 +246,9 @@ def load(paths: list[Path]) -> Report:
                     )
     for key, run in runs.items():
         run.epochs = sorted(epochs.get(key, {}).values(), key=lambda e: (e.phase, e.epoch))
-    ordered = sorted(runs.values(), key=lambda r: (r.timestamp, r.run_id, r.rank))
+    gathered = {run.job_id for run in runs.values() if run.scope == "job"}
+    counted = [r for r in runs.values() if not (r.scope == "rank" and r.job_id in gathered)]
+    ordered = sorted(counted, key=lambda r: (r.timestamp, r.run_id, r.rank))
     return Report(ordered, [str(f) for f in files])
 
 
