@@ -61,6 +61,7 @@ class JobLink:
         self._wait_s = tracker._job_wait_secs
         # Ranks that missed a wait: reported missing from then on, never waited for again.
         self._gone: set[int] = set()
+        self._read: list[str] = []
         self._warned = False
 
     @classmethod
@@ -100,7 +101,10 @@ class JobLink:
         rows, missing = self._collect(name)
         if missing:
             self._warn(missing, "the run's end" if run else f"window {data.window!r}")
-        return self._tracker._job_row(rows, missing, run)
+        job = self._tracker._job_row(rows, missing, run)
+        if run:
+            self._forget()
+        return job
 
     def _put(self, name: str, value: str) -> None:
         self._store.set(f"{self._prefix}/{name}/{self.rank}", value)
@@ -115,18 +119,25 @@ class JobLink:
         }
         try:
             self._store.wait(list(keys.values()), timedelta(seconds=self._wait_s))
+            present = list(keys)
         except Exception:  # the store's timeout error type differs between torch versions
-            pass
-        present = [rank for rank, key in keys.items() if self._check(key)]
+            present = [rank for rank, key in keys.items() if self._check(key)]
         self._gone.update(set(keys) - set(present))
-        values = []
-        for rank in present:
-            key = keys[rank]
-            values.append(self._store.get(key).decode())
-            if self.rank == 0 and name != "member":
-                # Read once, by rank 0 only: keeps a long run's store small.
-                self._delete(key)
-        return values, sorted(self._gone)
+        wanted = [keys[rank] for rank in present]
+        # One round trip for all of them where the store can (TCPStore, torch >= 2.4).
+        values = self._store.multi_get(wanted) if hasattr(self._store, "multi_get") else None
+        if values is None:
+            values = [self._store.get(key) for key in wanted]
+        if name != "member":
+            self._read.extend(wanted)
+        return [value.decode() for value in values], sorted(self._gone)
+
+    def _forget(self) -> None:
+        """Deletes the rows rank 0 has read, at the run's end: the edges pay no round trip
+        for it, and the store holds one run's rows at most."""
+        for key in self._read:
+            self._delete(key)
+        self._read.clear()
 
     def _check(self, key: str) -> bool:
         try:
