@@ -21,6 +21,7 @@ lint:
 	$(PYTHON) -m ruff check python tests examples benches data
 	$(PYTHON) -m ruff format --check python tests examples benches data
 	$(PYTHON) -m mypy.stubtest carbonmeter._core
+	$(PYTHON) -m mypy --strict python/carbonmeter
 
 # Every test: the Rust unit and integration tests, then pytest on the installed package.
 test: install

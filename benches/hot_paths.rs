@@ -11,12 +11,12 @@ use std::fs;
 use std::hint::black_box;
 use std::path::Path;
 
-use carbonmeter::config::{Config, Environment, RawValue};
-use carbonmeter::meter::{Meter, MeterConfig};
-use carbonmeter::output::EmissionsRow;
-use carbonmeter::sensors::rapl::{RaplDiscovery, RaplSensor};
-use carbonmeter::sensors::{HostSample, Sensor};
-use carbonmeter::tracker::{Identity, Tracker, WindowLabels};
+use carbonmeter::testing::config::{Config, Environment, RawValue};
+use carbonmeter::testing::meter::{Meter, MeterConfig};
+use carbonmeter::testing::output::EmissionsRow;
+use carbonmeter::testing::sensors::rapl::{RaplDiscovery, RaplSensor};
+use carbonmeter::testing::sensors::{HostSample, Sensor};
+use carbonmeter::testing::tracker::{Identity, Tracker, WindowLabels};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const RANGE_UJ: u64 = 262_143_328_850;

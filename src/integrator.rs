@@ -30,6 +30,8 @@ pub fn counter_delta_uj(
 }
 
 /// Total energy in µJ over a series of counter readings, wraps and resets handled per step.
+/// The reference the tests check window additivity of counters on.
+#[cfg(test)]
 pub fn counter_energy_uj(readings_uj: &[u64], max_energy_range_uj: u64) -> u64 {
     readings_uj
         .windows(2)
@@ -61,7 +63,9 @@ pub enum PowerKind {
 ///
 /// `samples` must be sorted by time. Between samples power is linear; before the first and after
 /// the last it is held constant, so a window that starts before the first sample still counts.
-/// Windows that share an edge add up exactly: `E[a, c] = E[a, b] + E[b, c]`.
+/// Windows that share an edge add up exactly: `E[a, c] = E[a, b] + E[b, c]`. The reference
+/// the tests check the streaming `PowerAccumulator` against.
+#[cfg(test)]
 pub fn trapezoid_energy_j(samples: &[PowerSample], t0_s: f64, t1_s: f64) -> f64 {
     if samples.is_empty() || t1_s <= t0_s {
         return 0.0;
@@ -83,6 +87,7 @@ pub fn trapezoid_energy_j(samples: &[PowerSample], t0_s: f64, t1_s: f64) -> f64 
 }
 
 /// Power at `t_s`, interpolated between the samples around it.
+#[cfg(test)]
 pub fn power_at(samples: &[PowerSample], t_s: f64) -> f64 {
     let after = samples.partition_point(|s| s.t_s <= t_s);
     match (after.checked_sub(1).map(|i| samples[i]), samples.get(after)) {

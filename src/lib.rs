@@ -4,24 +4,79 @@
 //! only declares the modules and the extension module `carbonmeter._core`.
 #![deny(missing_docs)]
 
-pub mod carbon;
-pub mod config;
-pub mod error;
-pub mod gpu;
-pub mod hardware;
-pub mod integrator;
-pub mod intensity;
-pub mod job;
-pub mod meter;
-pub mod once;
-pub mod output;
-pub mod sampler;
-pub mod sensors;
-pub mod suggest;
-pub mod tables;
-pub mod tracker;
+pub(crate) mod carbon;
+pub(crate) mod compat;
+pub(crate) mod config;
+pub(crate) mod error;
+pub(crate) mod export;
+pub(crate) mod gpu;
+pub(crate) mod hardware;
+pub(crate) mod integrator;
+pub(crate) mod intensity;
+pub(crate) mod job;
+pub(crate) mod meter;
+pub(crate) mod once;
+pub(crate) mod output;
+pub(crate) mod sampler;
+pub(crate) mod sensors;
+pub(crate) mod suggest;
+pub(crate) mod tables;
+pub(crate) mod tracker;
 
 mod bindings;
+
+/// What `tests/*.rs` and `benches/` build on, and nothing else: the modules stay crate-private
+/// so rustc reports what no one uses. Not an API; paths mirror the modules'.
+#[doc(hidden)]
+pub mod testing {
+    /// See `crate::config`.
+    pub mod config {
+        pub use crate::config::{Config, Environment, RawValue};
+    }
+    /// See `crate::export`.
+    pub mod export {
+        pub use crate::export::{OtlpSettings, RunLabels, Sample, SeriesKey, Target};
+        /// See `crate::export::otlp`.
+        pub mod otlp {
+            pub use crate::export::otlp::{OtlpHttp, encode};
+        }
+        /// See `crate::export::prometheus`.
+        pub mod prometheus {
+            pub use crate::export::prometheus::{GROUPING_LABELS, Pushgateway, encode};
+        }
+    }
+    /// See `crate::gpu`.
+    pub mod gpu {
+        pub use crate::gpu::{
+            DeviceRead, Discovery, GpuBackend, GpuConfig, GpuFault, GpuInfo, GpuMemory, GpuMeter,
+            Vendor,
+        };
+        /// See `crate::gpu::nvml`.
+        pub mod nvml {
+            pub use crate::gpu::nvml::discover;
+        }
+    }
+    /// See `crate::meter`.
+    pub mod meter {
+        pub use crate::meter::{Meter, MeterConfig, Snapshot};
+    }
+    /// See `crate::output`.
+    pub mod output {
+        pub use crate::output::EmissionsRow;
+    }
+    /// See `crate::sensors`.
+    pub mod sensors {
+        pub use crate::sensors::{HostSample, Method, Sensor, TrackingMode};
+        /// See `crate::sensors::rapl`.
+        pub mod rapl {
+            pub use crate::sensors::rapl::{RaplDiscovery, RaplSensor};
+        }
+    }
+    /// See `crate::tracker`.
+    pub mod tracker {
+        pub use crate::tracker::{Identity, Tracker, WindowLabels};
+    }
+}
 
 use pyo3::prelude::*;
 

@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::export::{Exporter, RunExport, RunLabels};
 use crate::intensity::resolve::Resolved;
 use crate::intensity::weighted::{HourlyRun, Weighted};
 use crate::intensity::{self, Intensity};
@@ -37,9 +38,26 @@ struct Run {
     hourly: Option<Arc<HourlyRun>>,
     windows: Vec<OpenWindow>,
     next_epoch: BTreeMap<String, u32>,
+    export: Option<Arc<RunExport>>,
 }
 
 impl Run {
+    /// Hands an edge's totals to the exporter (phase: the innermost open epoch's) and logs what
+    /// the exporter found wrong since the last edge. Returns the push's sequence number.
+    fn export_edge(&self, snapshot: &Snapshot, last: bool) -> Option<u64> {
+        let export = self.export.as_ref()?;
+        let phase = self
+            .windows
+            .iter()
+            .rev()
+            .find_map(|window| window.labels.phase.as_deref());
+        let seq = export.edge(snapshot, phase, last);
+        for warning in export.exporter().take_warnings() {
+            crate::once::warn_once(&warning);
+        }
+        Some(seq)
+    }
+
     fn window_names(&self) -> String {
         let names: Vec<String> = self
             .windows
@@ -102,6 +120,7 @@ pub struct Tracker {
     last_row: Mutex<Option<EmissionsRow>>,
     description: Mutex<Option<MeterDescription>>,
     job: Mutex<Option<JobShare>>,
+    exporter: Option<Arc<Exporter>>,
 }
 
 impl Tracker {
@@ -122,6 +141,7 @@ impl Tracker {
             .path
             .clone()
             .map(|path| CsvSink::new(path, config.output.on_csv_write));
+        let exporter = Exporter::spawn(&config.export)?;
         let row_settings = RowSettings {
             project_name: config.project_name.clone(),
             experiment_id: config.experiment_id.clone(),
@@ -141,6 +161,7 @@ impl Tracker {
             last_row: Mutex::new(None),
             description: Mutex::new(None),
             job: Mutex::new(None),
+            exporter,
         })
     }
 
@@ -207,28 +228,59 @@ impl Tracker {
         let meter = Arc::new(Mutex::new(meter));
         let sampled = Arc::clone(&meter);
         let sampled_hourly = hourly.clone();
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let export = self.exporter.as_ref().map(|exporter| {
+            let labels = RunLabels {
+                project: self.config.project_name.clone(),
+                experiment: self.config.experiment_id.clone(),
+                run_id: run_id.clone(),
+                // A rank of a job: its labels, so a dashboard can group by job and host.
+                job_id: share
+                    .as_ref()
+                    .map(|share| share.labels.job_id.clone())
+                    .filter(|id| !id.is_empty()),
+                host: share.as_ref().map(|share| share.labels.host.clone()),
+                rank: share
+                    .as_ref()
+                    .map(|share| share.labels.rank)
+                    .or(self.config.rank),
+            };
+            let g_per_kwh = self.intensity.g_per_kwh;
+            Arc::new(RunExport::new(
+                Arc::clone(exporter),
+                labels,
+                &start,
+                self.config.pue,
+                g_per_kwh,
+            ))
+        });
+        let sampled_export = export.clone();
         let sampler = Sampler::spawn(
             "carbonmeter-sampler",
             Duration::from_secs_f64(period_s),
             move || {
                 let mut meter = sampled.lock();
                 // GPU-only ticks change no hour's ledger: it reads the next full snapshot.
-                if let Some(snapshot) = meter.tick(full_period_s)
-                    && let Some(hourly) = &sampled_hourly
-                {
-                    hourly.observe(&snapshot);
+                if let Some(snapshot) = meter.tick(full_period_s) {
+                    if let Some(hourly) = &sampled_hourly {
+                        hourly.observe(&snapshot);
+                    }
+                    if let Some(export) = &sampled_export {
+                        export.tick(&snapshot);
+                    }
                 }
             },
         )
         .map_err(|err| crate::error::Error::io("carbonmeter-sampler thread", err))?;
         *run = Some(Run {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: run_id,
             meter,
             sampler,
             start,
             hourly,
             windows: Vec::new(),
             next_epoch: BTreeMap::new(),
+            export,
         });
         Ok(())
     }
@@ -255,8 +307,10 @@ impl Tracker {
         run.windows.push(OpenWindow {
             name: name.to_owned(),
             labels,
-            start,
+            start: start.clone(),
         });
+        // After the push: from this edge on, energy counts toward the new window's phase.
+        run.export_edge(&start, false);
         Ok(())
     }
 
@@ -307,10 +361,12 @@ impl Tracker {
                     ))
                 })?;
             let window = run.windows.remove(index);
+            let end = read_and_report(&run.meter, run.hourly.as_deref());
+            run.export_edge(&end, false);
             Closed {
                 run_id: run.id.clone(),
                 start: window.start,
-                end: read_and_report(&run.meter, run.hourly.as_deref()),
+                end,
                 window: Some((window.name, window.labels)),
                 hourly: run.hourly.clone(),
             }
@@ -335,10 +391,12 @@ impl Tracker {
                 log::error!("You first need to start the tracker.");
                 return None;
             };
+            let end = read_and_report(&run.meter, run.hourly.as_deref());
+            run.export_edge(&end, false);
             Closed {
                 run_id: run.id.clone(),
                 start: run.start.clone(),
-                end: read_and_report(&run.meter, run.hourly.as_deref()),
+                end,
                 window: None,
                 hourly: run.hourly.clone(),
             }
@@ -364,6 +422,8 @@ impl Tracker {
         };
         run.sampler.stop();
         let end = read_and_report(&run.meter, run.hourly.as_deref());
+        // Queued before the rows are written, so the last push overlaps the CSV write.
+        let last_push = run.export_edge(&end, true);
         // Windows still open (an epoch cut short by an exception) get their partial row first.
         let windows = run
             .windows
@@ -387,6 +447,17 @@ impl Tracker {
         });
         if let Some(hourly) = &run.hourly {
             hourly.stop();
+        }
+        if let (Some(seq), Some(exporter)) = (last_push, &self.exporter) {
+            // Bounded: a slow or hung endpoint delays stop() by one request timeout at most.
+            if !exporter.wait(seq) {
+                crate::once::warn_once(
+                    "the last export push did not finish in time; the CSV has the run's totals",
+                );
+            }
+            for warning in exporter.take_warnings() {
+                crate::once::warn_once(&warning);
+            }
         }
         *self.last_row.lock() = Some(row.clone());
         Some(Stopped { windows, run: row })

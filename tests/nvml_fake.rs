@@ -8,13 +8,13 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use carbonmeter::config::{Config, Environment, RawValue};
-use carbonmeter::gpu::{
+use carbonmeter::testing::config::{Config, Environment, RawValue};
+use carbonmeter::testing::gpu::{
     DeviceRead, Discovery, GpuBackend, GpuConfig, GpuFault, GpuInfo, GpuMemory, GpuMeter, Vendor,
 };
-use carbonmeter::meter::{Meter, MeterConfig, Snapshot};
-use carbonmeter::sensors::{Method, TrackingMode};
-use carbonmeter::tracker::{Identity, Tracker};
+use carbonmeter::testing::meter::{Meter, MeterConfig, Snapshot};
+use carbonmeter::testing::sensors::{Method, TrackingMode};
+use carbonmeter::testing::tracker::{Identity, Tracker};
 
 /// The fake compiled once per test binary; each test loads its own copy of it.
 fn compiled_fake() -> &'static Path {
@@ -616,7 +616,8 @@ fn tracker_row_fills_codecarbon_gpu_columns_and_ours() {
         csv.lines()
             .next()
             .expect("header")
-            .ends_with(",gpu_devices")
+            .split(',')
+            .any(|column| column == "gpu_devices")
     );
 }
 
@@ -723,7 +724,7 @@ type DiscoverFn<'a> = &'a dyn Fn(&GpuConfig, &[GpuInfo], &mut Vec<String>) -> Di
 
 fn nvml_backend(fake: &FakeNvml) -> Box<dyn GpuBackend> {
     let mut warnings = Vec::new();
-    match carbonmeter::gpu::nvml::discover(&fake.gpu_config(), &[], &mut warnings) {
+    match carbonmeter::testing::gpu::nvml::discover(&fake.gpu_config(), &[], &mut warnings) {
         Discovery::Found(backend) => {
             assert!(warnings.is_empty(), "{warnings:?}");
             backend
@@ -798,7 +799,7 @@ fn backends_mix_and_a_device_two_backends_see_counts_once() {
                 nvml_library: Some(library.clone()),
                 ..config.clone()
             };
-            carbonmeter::gpu::nvml::discover(&config, claimed, warnings)
+            carbonmeter::testing::gpu::nvml::discover(&config, claimed, warnings)
         }
     };
     let (on_first, on_second, first_again) = (on(&first), on(&second), on(&first));

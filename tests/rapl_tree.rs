@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use carbonmeter::config::{Config, Environment, RawValue};
-use carbonmeter::meter::{Meter, MeterConfig};
-use carbonmeter::sensors::rapl::{RaplDiscovery, RaplSensor};
-use carbonmeter::tracker::{Identity, Tracker};
+use carbonmeter::testing::config::{Config, Environment, RawValue};
+use carbonmeter::testing::meter::{Meter, MeterConfig};
+use carbonmeter::testing::sensors::rapl::{RaplDiscovery, RaplSensor};
+use carbonmeter::testing::tracker::{Identity, Tracker};
 
 const RANGE_UJ: u64 = 262_143_328_850;
 

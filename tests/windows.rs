@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use carbonmeter::config::{Config, Environment, RawValue};
-use carbonmeter::tracker::{Identity, Tracker, WindowLabels};
+use carbonmeter::testing::config::{Config, Environment, RawValue};
+use carbonmeter::testing::tracker::{Identity, Tracker, WindowLabels};
 use proptest::prelude::*;
 
 const RANGE_UJ: u64 = 262_143_328_850;

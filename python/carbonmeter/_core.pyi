@@ -1,9 +1,9 @@
 """Type stubs of the Rust extension `carbonmeter._core` (hand-written; checked by stubtest)."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from os import PathLike
 from types import TracebackType
-from typing import Any, Final, final
+from typing import Any, Final, Protocol, final
 
 from typing_extensions import Self, disjoint_base
 
@@ -21,6 +21,7 @@ __all__ = [
     "HardwareTdp",
     "Intensity",
     "InvalidValueError",
+    "OfflineEmissionsTracker",
     "Setting",
     "TrackerStateError",
     "__version__",
@@ -29,6 +30,7 @@ __all__ = [
     "lookup_cpu_tdp",
     "lookup_hardware",
     "lookup_intensity",
+    "register_row_listener",
 ]
 
 __version__: Final[str]
@@ -303,6 +305,10 @@ class EmissionsTracker:
         electricitymaps_zone: str | None = ...,
         nvml_library: str | PathLike[str] | None = ...,
         gpu_poll_secs: float | None = ...,
+        save_to_prometheus: bool | None = ...,
+        prometheus_url: str | None = ...,
+        prometheus_textfile_dir: str | PathLike[str] | None = ...,
+        otlp_endpoint: str | None = ...,
         loggers: Sequence[Any] | None = ...,
         api_call_interval: Any = ...,
         api_endpoint: Any = ...,
@@ -311,9 +317,7 @@ class EmissionsTracker:
         save_to_api: Any = ...,
         save_to_logger: Any = ...,
         logging_logger: Any = ...,
-        save_to_prometheus: Any = ...,
         save_to_logfire: Any = ...,
-        prometheus_url: Any = ...,
         output_handlers: Any = ...,
         emissions_endpoint: Any = ...,
         logger_preamble: Any = ...,
@@ -373,6 +377,21 @@ class EmissionsTracker:
         _exc_value: BaseException | None = None,
         _traceback: TracebackType | None = None,
     ) -> bool: ...
+
+class OfflineEmissionsTracker(EmissionsTracker):
+    """An `EmissionsTracker` that must be told where it runs, as CodeCarbon's.
+
+    carbonmeter never goes online to locate a run, so this class only adds a check: a location
+    (`country_iso_code`, `region` or `cloud_provider`/`cloud_region`, from a keyword argument,
+    the environment or `.codecarbon.config`) must be set, so the emissions use that grid and not
+    the world average nor a guess from the time zone; otherwise `InvalidValueError`.
+
+    Example:
+        >>> from carbonmeter import OfflineEmissionsTracker
+        >>> tracker = OfflineEmissionsTracker(country_iso_code="SWE", save_to_file=False)
+        >>> tracker.country_iso_code
+        'SWE'
+    """
 
 @final
 class EpochWindow:
@@ -504,3 +523,17 @@ def estimate_co2(
 ) -> tuple[float, float]:
     """`(energy_kwh, co2_kg)` of `count` devices of `tdp_w` W for `hours` at `pue` on a grid of
     `g_per_kwh`: the ML CO2 Impact calculator's formula, as `carbonmeter estimate` uses it."""
+
+class _RowListener(Protocol):
+    """What the registered factory returns for a tracker's `loggers=` argument."""
+
+    def window_closed(self, data: EmissionsData, /) -> None: ...
+    def run_stopped(self, data: EmissionsData, /) -> None: ...
+
+def register_row_listener(factory: Callable[[Any], _RowListener], /) -> None:
+    """Registers what the core calls with a tracker's `loggers=` argument at construction.
+
+    The object it returns gets `window_closed(data)` when a window closes and
+    `run_stopped(data)` when the run stops. `import carbonmeter` registers
+    `carbonmeter.loggers.LoggerSet`; a later call replaces it for trackers made afterwards.
+    """

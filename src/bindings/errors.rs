@@ -1,6 +1,8 @@
 //! The one place where core errors become Python exceptions.
 
-use pyo3::exceptions::{PyException, PyFileNotFoundError, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyException, PyFileNotFoundError, PyPermissionError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
@@ -70,7 +72,58 @@ impl From<Error> for PyErr {
             Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 PyFileNotFoundError::new_err(message)
             }
+            Error::Io { ref source, .. }
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                PyPermissionError::new_err(message)
+            }
             Error::Io { .. } | Error::Csv { .. } => CarbonmeterError::new_err(message),
         }
+    }
+}
+
+/// What a caught panic said, for the message of the `CarbonmeterError` it becomes.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
+}
+
+/// A panic caught at the seam: a bug of carbonmeter, raised as `CarbonmeterError` so that
+/// `except Exception` catches it (PyO3's `PanicException` is a `BaseException`).
+pub(crate) fn from_panic(payload: &(dyn std::any::Any + Send)) -> PyErr {
+    CarbonmeterError::new_err(format!(
+        "internal error in carbonmeter (please report it): {}",
+        panic_message(payload)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_message_is_read_from_either_payload() {
+        let text: Box<dyn std::any::Any + Send> = Box::new("plain");
+        assert_eq!(panic_message(text.as_ref()), "plain");
+        let formatted: Box<dyn std::any::Any + Send> = Box::new(format!("value {}", 3));
+        assert_eq!(panic_message(formatted.as_ref()), "value 3");
+        let other: Box<dyn std::any::Any + Send> = Box::new(3_u8);
+        assert_eq!(panic_message(other.as_ref()), "no message");
+    }
+
+    #[test]
+    fn permission_denied_is_a_permission_error() {
+        Python::initialize();
+        Python::attach(|py| {
+            let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+            let err = PyErr::from(Error::io("/root/emissions.csv", denied));
+            assert!(err.is_instance_of::<PyPermissionError>(py));
+            let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+            let err = PyErr::from(Error::io("/nowhere/emissions.csv", missing));
+            assert!(err.is_instance_of::<PyFileNotFoundError>(py));
+        });
     }
 }

@@ -1,10 +1,11 @@
 //! Python bindings: conversion and error mapping only, no arithmetic and no file I/O.
 
 mod data;
+mod detach;
 pub(crate) mod errors;
 mod hardware;
 mod intensity;
-mod loggers;
+mod listener;
 mod settings;
 mod tracker;
 
@@ -25,11 +26,39 @@ pub(crate) fn connect_logging(py: Python<'_>) -> PyResult<()> {
     }
     let logger = pyo3_log::Logger::new(py, pyo3_log::Caching::LoggersAndLevels)?
         .filter(log::LevelFilter::Trace);
-    // Another copy of the module in this process may have installed it already.
-    if let Ok(handle) = logger.install() {
+    let handle = logger.reset_handle();
+    // Another copy of the module in this process may have installed a logger already.
+    if log::set_boxed_logger(Box::new(Speaker(logger))).is_ok() {
+        log::set_max_level(log::LevelFilter::Trace);
         let _ = LOG_RESET.set(handle);
     }
     Ok(())
+}
+
+/// Starts every line with `carbonmeter: `, as the CLI's do: without a handler of the user's,
+/// Python's last-resort handler prints the bare message beside Lightning's and W&B's lines.
+struct Speaker(pyo3_log::Logger);
+
+impl log::Log for Speaker {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        self.0.log(
+            &log::Record::builder()
+                .args(format_args!("carbonmeter: {}", record.args()))
+                .metadata(record.metadata().clone())
+                .module_path(record.module_path())
+                .file(record.file())
+                .line(record.line())
+                .build(),
+        );
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
 }
 
 pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -53,6 +82,7 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     errors::register(module)?;
     module.add_class::<tracker::PyEmissionsTracker>()?;
+    module.add_class::<tracker::PyOfflineEmissionsTracker>()?;
     module.add_class::<data::PyEmissionsData>()?;
     module.add_class::<settings::PySetting>()?;
     module.add_class::<tracker::PyEpochWindow>()?;
@@ -65,5 +95,6 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(hardware::estimate_co2, module)?)?;
     module.add("GPU_TDP_ALIASES", crate::hardware::gpu_aliases())?;
     module.add("CPU_TDP_MODEL_COUNT", crate::hardware::cpu_model_count())?;
+    module.add_function(wrap_pyfunction!(listener::register_row_listener, module)?)?;
     Ok(())
 }

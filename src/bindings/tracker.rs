@@ -8,19 +8,11 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use super::data::PyEmissionsData;
-use super::loggers::Loggers;
+use super::detach::detach;
+use super::listener::Listener;
 use crate::config::{Config, Environment, RawValue, SyncMode, schema};
 use crate::error::Error;
 use crate::tracker::{Identity, Tracker, TrackerState, WindowLabels};
-
-/// Runs `work` with the Python thread state released and maps its error, so no blocking call
-/// site forgets to detach (the sampler is joined and files are written in there).
-fn detached<T: Send>(
-    py: Python<'_>,
-    work: impl FnOnce() -> Result<T, Error> + Send,
-) -> PyResult<T> {
-    py.detach(work).map_err(PyErr::from)
-}
 
 fn to_raw(key: &str, value: &Bound<'_, PyAny>) -> PyResult<Option<RawValue>> {
     if value.is_none() {
@@ -102,7 +94,7 @@ fn identity(py: Python<'_>) -> PyResult<Identity> {
 #[pyclass(frozen, subclass, name = "EmissionsTracker", module = "carbonmeter")]
 pub struct PyEmissionsTracker {
     inner: Arc<Tracker>,
-    loggers: Loggers,
+    loggers: Listener,
 }
 
 #[pymethods]
@@ -126,15 +118,15 @@ impl PyEmissionsTracker {
         }
         let identity = identity(py)?;
         super::connect_logging(py)?;
-        let config = detached(py, || Config::resolve(raw, Environment::current()))?;
+        let config = detach(py, || Config::resolve(raw, Environment::current()))?;
         if let Some(level) = &config.log_level {
             py.import("logging")?
                 .call_method1("getLogger", ("carbonmeter",))?
                 .call_method1("setLevel", (level.as_str(),))?;
             super::connect_logging(py)?;
         }
-        let loggers = Loggers::new(loggers)?;
-        let tracker = detached(py, || Tracker::new(config, identity))?;
+        let loggers = Listener::new(loggers)?;
+        let tracker = detach(py, || Tracker::new(config, identity))?;
         Ok(Self {
             inner: Arc::new(tracker),
             loggers,
@@ -144,15 +136,15 @@ impl PyEmissionsTracker {
     /// Starts measuring. A second `start()` on a running tracker only warns.
     fn start(&self, py: Python<'_>) -> PyResult<()> {
         let tracker = Arc::clone(&self.inner);
-        detached(py, move || tracker.start())
+        detach(py, move || tracker.start())
     }
 
     /// Stops, writes the run's row and returns its emissions in kg CO2eq (`None` if the tracker
     /// never ran).
-    fn stop(&self, py: Python<'_>) -> Option<f64> {
+    fn stop(&self, py: Python<'_>) -> PyResult<Option<f64>> {
         let tracker = Arc::clone(&self.inner);
-        let Some(stopped) = py.detach(move || tracker.stop_run()) else {
-            return self.inner.last_row().map(|row| row.emissions);
+        let Some(stopped) = detach(py, move || Ok(tracker.stop_run()))? else {
+            return Ok(self.inner.last_row().map(|row| row.emissions));
         };
         if self.inner.logs_own_rows() {
             for window in &stopped.windows {
@@ -160,26 +152,26 @@ impl PyEmissionsTracker {
             }
             self.loggers.run_stopped(py, &stopped.run);
         }
-        Some(stopped.run.emissions)
+        Ok(Some(stopped.run.emissions))
     }
 
     /// Writes a row with the totals so far and returns the emissions so far in kg CO2eq.
-    fn flush(&self, py: Python<'_>) -> Option<f64> {
+    fn flush(&self, py: Python<'_>) -> PyResult<Option<f64>> {
         let tracker = Arc::clone(&self.inner);
-        py.detach(move || tracker.flush()).map(|row| row.emissions)
+        Ok(detach(py, move || Ok(tracker.flush()))?.map(|row| row.emissions))
     }
 
     /// Like `flush()`, but returns the row written (`None` when not running).
-    fn flush_data(&self, py: Python<'_>) -> Option<PyEmissionsData> {
+    fn flush_data(&self, py: Python<'_>) -> PyResult<Option<PyEmissionsData>> {
         let tracker = Arc::clone(&self.inner);
-        py.detach(move || tracker.flush()).map(PyEmissionsData::new)
+        Ok(detach(py, move || Ok(tracker.flush()))?.map(PyEmissionsData::new))
     }
 
     /// Opens a named window now (starting the tracker if needed); windows may nest and overlap.
     fn start_window(&self, py: Python<'_>, name: &str) -> PyResult<()> {
         sync_device(py, self.inner.config().sync)?;
         let tracker = Arc::clone(&self.inner);
-        detached(py, move || {
+        detach(py, move || {
             tracker.start_window(name, WindowLabels::default())
         })
     }
@@ -188,7 +180,7 @@ impl PyEmissionsTracker {
     fn end_window(&self, py: Python<'_>, name: &str) -> PyResult<PyEmissionsData> {
         sync_device(py, self.inner.config().sync)?;
         let tracker = Arc::clone(&self.inner);
-        let row = detached(py, move || tracker.end_window(name))?;
+        let row = detach(py, move || tracker.end_window(name))?;
         if self.inner.logs_own_rows() {
             self.loggers.window_closed(py, &row);
         }
@@ -198,8 +190,7 @@ impl PyEmissionsTracker {
     /// CodeCarbon's name for `start_window`; a task without a name gets a unique one.
     #[pyo3(signature = (task_name=None))]
     fn start_task(&self, py: Python<'_>, task_name: Option<String>) -> PyResult<()> {
-        let name = task_name.unwrap_or_else(|| format!("task-{}", uuid::Uuid::new_v4()));
-        self.start_window(py, &name)
+        self.start_window(py, &Tracker::task_name(task_name))
     }
 
     /// CodeCarbon's name for `end_window`; without a name, closes the last task opened.
@@ -209,8 +200,7 @@ impl PyEmissionsTracker {
         py: Python<'_>,
         task_name: Option<String>,
     ) -> PyResult<Option<PyEmissionsData>> {
-        let Some(name) = task_name.or_else(|| self.inner.open_windows().pop()) else {
-            log::warn!("stop_task : No active task to stop.");
+        let Some(name) = self.inner.task_to_stop(task_name) else {
             return Ok(None);
         };
         self.end_window(py, &name).map(Some)
@@ -237,7 +227,7 @@ impl PyEmissionsTracker {
         current_gpu: Option<String>,
     ) -> PyResult<String> {
         let tracker = Arc::clone(&self.inner);
-        let member = py.detach(move || tracker.job_member(rank, current_gpu));
+        let member = detach(py, move || Ok(tracker.job_member(rank, current_gpu)))?;
         serde_json::to_string(&member)
             .map_err(|err| Error::invalid("member", err.to_string(), "JSON").into())
     }
@@ -283,7 +273,7 @@ impl PyEmissionsTracker {
                 Error::invalid("rows", err.to_string(), "JSON from EmissionsData._json")
             })?;
         let tracker = Arc::clone(&self.inner);
-        let Some(row) = py.detach(move || tracker.write_job_row(&rows, &missing)) else {
+        let Some(row) = detach(py, move || Ok(tracker.write_job_row(&rows, &missing)))? else {
             return Ok(None);
         };
         if run {
@@ -366,9 +356,9 @@ impl PyEmissionsTracker {
         _exc_type: Option<&Bound<'_, PyAny>>,
         _exc_value: Option<&Bound<'_, PyAny>>,
         _traceback: Option<&Bound<'_, PyAny>>,
-    ) -> bool {
-        self.stop(py);
-        false
+    ) -> PyResult<bool> {
+        self.stop(py)?;
+        Ok(false)
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
@@ -395,6 +385,36 @@ impl PyEmissionsTracker {
     }
 }
 
+/// CodeCarbon's `OfflineEmissionsTracker`: an `EmissionsTracker` that must be told where it
+/// runs.
+///
+/// carbonmeter never goes online to locate a run, so this class only adds a check: a location
+/// (`country_iso_code`, `region` or `cloud_provider`/`cloud_region`, from a keyword argument,
+/// the environment or `.codecarbon.config`) must be set, so the emissions use that grid and not
+/// the world average nor a guess from the time zone.
+#[pyclass(
+    frozen,
+    subclass,
+    extends = PyEmissionsTracker,
+    name = "OfflineEmissionsTracker",
+    module = "carbonmeter"
+)]
+pub struct PyOfflineEmissionsTracker;
+
+#[pymethods]
+impl PyOfflineEmissionsTracker {
+    #[new]
+    #[pyo3(signature = (**kwargs))]
+    fn new(
+        py: Python<'_>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let base = PyEmissionsTracker::new(py, kwargs)?;
+        base.inner.require_set_location()?;
+        Ok(PyClassInitializer::from(base).add_subclass(Self))
+    }
+}
+
 #[derive(Default)]
 struct EpochState {
     name: Option<String>,
@@ -405,7 +425,7 @@ struct EpochState {
 #[pyclass(frozen, name = "EpochWindow", module = "carbonmeter")]
 pub struct PyEpochWindow {
     tracker: Arc<Tracker>,
-    loggers: Loggers,
+    loggers: Listener,
     epoch: Option<u32>,
     phase: String,
     state: parking_lot::Mutex<EpochState>,
@@ -419,7 +439,7 @@ impl PyEpochWindow {
         sync_device(py, this.tracker.config().sync)?;
         let tracker = Arc::clone(&this.tracker);
         let (epoch, phase) = (this.epoch, this.phase.clone());
-        let name = detached(py, move || tracker.start_epoch(epoch, &phase))?;
+        let name = detach(py, move || tracker.start_epoch(epoch, &phase))?;
         this.state.lock().name = Some(name);
         Ok(slf)
     }
@@ -438,7 +458,7 @@ impl PyEpochWindow {
         };
         sync_device(py, self.tracker.config().sync)?;
         let tracker = Arc::clone(&self.tracker);
-        let row = detached(py, move || tracker.end_window(&name))?;
+        let row = detach(py, move || tracker.end_window(&name))?;
         if self.tracker.logs_own_rows() {
             self.loggers.window_closed(py, &row);
         }

@@ -12,11 +12,12 @@ pub mod sources;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-pub use schema::{DEFAULT_EXPERIMENT_ID, SETTINGS, Setting};
+pub use schema::SETTINGS;
 use sources::Layers;
 pub use sources::{Environment, RawValue};
 
 use crate::error::{Error, Result};
+use crate::export::{self, ExportSettings, OtlpSettings};
 use crate::gpu::GpuConfig;
 use crate::intensity::IntensityConfig;
 use crate::intensity::live::{self, LiveSettings, Secret};
@@ -68,6 +69,8 @@ pub struct Config {
     pub job: Option<crate::job::JobEnv>,
     /// Longest wait of global rank 0 for the other ranks' figures at an edge, seconds.
     pub job_wait_s: f64,
+    /// Pushgateway, textfile folder and OTLP endpoint to export to.
+    pub export: ExportSettings,
     /// Unserved CodeCarbon settings that were given (each warned about once).
     pub unserved: Vec<String>,
     /// Where each setting not from a keyword argument came from, for a debug line.
@@ -212,6 +215,77 @@ fn intensity(layers: &mut Layers) -> Result<IntensityConfig> {
     })
 }
 
+// ---- Fleet export (src/export/) -------------------------------------------------------------
+
+/// OpenTelemetry's standard variables, read as the OpenTelemetry SDKs read them.
+pub const OTEL_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// See [`OTEL_ENDPOINT_ENV`].
+pub const OTEL_METRICS_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
+/// See [`OTEL_ENDPOINT_ENV`].
+pub const OTEL_HEADERS_ENV: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+/// See [`OTEL_ENDPOINT_ENV`].
+pub const OTEL_METRICS_HEADERS_ENV: &str = "OTEL_EXPORTER_OTLP_METRICS_HEADERS";
+
+fn export(layers: &mut Layers) -> Result<ExportSettings> {
+    let pushgateway_url = if required("save_to_prometheus", layers.flag("save_to_prometheus")?)? {
+        Some(required("prometheus_url", layers.text("prometheus_url")?)?)
+    } else {
+        None
+    };
+    let textfile_dir = layers.text("prometheus_textfile_dir")?.map(PathBuf::from);
+    if let Some(dir) = &textfile_dir
+        && !dir.is_dir()
+    {
+        return Err(Error::invalid(
+            "prometheus_textfile_dir",
+            format!("{:?}", dir.display().to_string()),
+            "expected an existing folder (node_exporter's --collector.textfile.directory)",
+        ));
+    }
+    let setting = layers.text("otlp_endpoint")?;
+    let vars = &layers.env.vars;
+    let url = export::otlp_metrics_url(
+        setting.as_deref(),
+        vars.get(OTEL_METRICS_ENDPOINT_ENV).map(String::as_str),
+        vars.get(OTEL_ENDPOINT_ENV).map(String::as_str),
+    );
+    let otlp = match url {
+        Some(url) => {
+            // Signal-specific headers win over the general ones, key by key.
+            let mut headers = Vec::new();
+            for var in [OTEL_HEADERS_ENV, OTEL_METRICS_HEADERS_ENV] {
+                if let Some(text) = vars.get(var) {
+                    for (key, value) in export::parse_headers(var, text)? {
+                        headers.retain(|(known, _)| *known != key);
+                        headers.push((key, value));
+                    }
+                }
+            }
+            Some(OtlpSettings { url, headers })
+        }
+        None => None,
+    };
+    let timeout_s = match env_seconds(layers, export::EXPORT_TIMEOUT_S_ENV)? {
+        Some(seconds) if seconds > 60.0 => {
+            return Err(Error::invalid(
+                export::EXPORT_TIMEOUT_S_ENV,
+                seconds,
+                "expected seconds > 0 and <= 60",
+            ));
+        }
+        Some(seconds) => seconds,
+        None => export::DEFAULT_EXPORT_TIMEOUT_S,
+    };
+    Ok(ExportSettings {
+        pushgateway_url,
+        textfile_dir,
+        otlp,
+        timeout_s,
+    })
+}
+
+// ---- end of fleet export ---------------------------------------------------------------------
+
 fn log_level(layers: &mut Layers) -> Result<Option<String>> {
     let Some(raw) = layers.get("log_level") else {
         return Ok(None);
@@ -293,6 +367,7 @@ impl Config {
         };
         let job = crate::job::detect(&layers.env.vars);
         let job_wait_s = required("job_wait_secs", layers.number("job_wait_secs")?)?;
+        let export = export(&mut layers)?;
         Ok(Self {
             host,
             job,
@@ -309,6 +384,7 @@ impl Config {
             meter,
             rank,
             sync,
+            export,
             unserved,
             origins: std::mem::take(&mut layers.origins),
         })
@@ -353,7 +429,7 @@ mod tests {
         .expect("config");
         assert_eq!(config.measure_power_secs, 15.0);
         assert_eq!(config.project_name, "codecarbon");
-        assert_eq!(config.experiment_id, DEFAULT_EXPERIMENT_ID);
+        assert_eq!(config.experiment_id, schema::DEFAULT_EXPERIMENT_ID);
         assert_eq!(config.pue, 1.0);
         assert_eq!(config.output.path, Some(dir.path().join("emissions.csv")));
         assert!(config.meter.rapl_include_dram);

@@ -32,7 +32,7 @@ impl Secret {
         (!token.is_empty()).then(|| Self(token.to_owned()))
     }
 
-    fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 
@@ -89,6 +89,73 @@ pub struct LivePoint {
     pub g_per_kwh: f64,
 }
 
+/// Why an hour has no live figure. The text is what the fallback warning and the row's
+/// `intensity_source` say.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FetchFault {
+    /// The request took longer than the timeout.
+    #[error("timed out")]
+    TimedOut,
+    /// 401 or 403: the token is refused, and will be for every later hour.
+    #[error("HTTP {status}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// Any other unsuccessful HTTP status.
+    #[error("HTTP {status}")]
+    Status {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The connection failed (what the HTTP client said, token redacted).
+    #[error("{0}")]
+    Transport(String),
+    /// The answer is not the JSON expected.
+    #[error("unreadable answer: {0}")]
+    Unreadable(String),
+    /// The answer has an entry without a usable figure or time.
+    #[error("{0}")]
+    BadEntry(String),
+    /// Neither the latest figure nor the last day's history covers the hour.
+    #[error("no figure for the hour starting at unix {unix_s}")]
+    NoFigure {
+        /// Unix time the hour starts at, s.
+        unix_s: f64,
+    },
+    /// The worker had not answered when the caller stopped waiting.
+    #[error("no answer in time")]
+    NoAnswer,
+}
+
+impl FetchFault {
+    /// The fault of an unsuccessful HTTP status.
+    pub fn from_status(status: u16) -> Self {
+        if matches!(status, 401 | 403) {
+            Self::Refused { status }
+        } else {
+            Self::Status { status }
+        }
+    }
+
+    fn from_client(err: ureq::Error) -> Self {
+        match err {
+            ureq::Error::Timeout(_) => Self::TimedOut,
+            other => Self::Transport(other.to_string()),
+        }
+    }
+
+    /// The fault with `secret` removed from any text it carries from elsewhere.
+    fn redacted(self, secret: &Secret) -> Self {
+        match self {
+            Self::Transport(text) => Self::Transport(secret.redact(&text)),
+            Self::Unreadable(text) => Self::Unreadable(secret.redact(&text)),
+            Self::BadEntry(text) => Self::BadEntry(secret.redact(&text)),
+            other => other,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PointJson {
@@ -101,13 +168,13 @@ struct HistoryJson {
     history: Vec<PointJson>,
 }
 
-fn point(json: &PointJson, hour_s: f64) -> Result<LivePoint, String> {
+fn point(json: &PointJson, hour_s: f64) -> Result<LivePoint, FetchFault> {
     let g_per_kwh = json
         .carbon_intensity
         .filter(|g| g.is_finite() && *g >= 0.0)
-        .ok_or_else(|| format!("no carbonIntensity for {}", json.datetime))?;
+        .ok_or_else(|| FetchFault::BadEntry(format!("no carbonIntensity for {}", json.datetime)))?;
     let at = chrono::DateTime::parse_from_rfc3339(&json.datetime)
-        .map_err(|err| format!("bad datetime {:?}: {err}", json.datetime))?;
+        .map_err(|err| FetchFault::BadEntry(format!("bad datetime {:?}: {err}", json.datetime)))?;
     let unix_s = at.timestamp() as f64 + f64::from(at.timestamp_subsec_millis()) / 1000.0;
     Ok(LivePoint {
         hour: (unix_s / hour_s).floor() as i64,
@@ -116,16 +183,16 @@ fn point(json: &PointJson, hour_s: f64) -> Result<LivePoint, String> {
 }
 
 /// Reads a `carbon-intensity/latest` answer.
-pub fn parse_latest(body: &str, hour_s: f64) -> Result<LivePoint, String> {
+pub fn parse_latest(body: &str, hour_s: f64) -> Result<LivePoint, FetchFault> {
     let json: PointJson =
-        serde_json::from_str(body).map_err(|err| format!("unreadable answer: {err}"))?;
+        serde_json::from_str(body).map_err(|err| FetchFault::Unreadable(err.to_string()))?;
     point(&json, hour_s)
 }
 
 /// Reads a `carbon-intensity/history` answer; entries without a figure are skipped.
-pub fn parse_history(body: &str, hour_s: f64) -> Result<Vec<LivePoint>, String> {
+pub fn parse_history(body: &str, hour_s: f64) -> Result<Vec<LivePoint>, FetchFault> {
     let json: HistoryJson =
-        serde_json::from_str(body).map_err(|err| format!("unreadable answer: {err}"))?;
+        serde_json::from_str(body).map_err(|err| FetchFault::Unreadable(err.to_string()))?;
     Ok(json
         .history
         .iter()
@@ -146,9 +213,9 @@ static CACHE: LazyLock<Mutex<HashMap<CacheKey, f64>>> =
 struct State {
     queue: VecDeque<i64>,
     pending: HashSet<i64>,
-    failures: HashMap<i64, String>,
+    failures: HashMap<i64, FetchFault>,
     /// Set after a 401/403: the token will not work for later hours either.
-    refused: Option<String>,
+    refused: Option<FetchFault>,
     stopping: bool,
 }
 
@@ -158,7 +225,7 @@ struct Shared {
 }
 
 /// The figure for an hour, or why there is none.
-pub type HourResult = Result<f64, String>;
+pub type HourResult = Result<f64, FetchFault>;
 
 /// A worker thread fetching one zone's hours.
 pub struct LiveFetcher {
@@ -265,7 +332,7 @@ impl LiveFetcher {
                     .failures
                     .get(&hour)
                     .cloned()
-                    .unwrap_or_else(|| "no answer in time".to_owned())),
+                    .unwrap_or(FetchFault::NoAnswer)),
             })
             .collect()
     }
@@ -314,12 +381,12 @@ impl Worker {
             };
             let mut state = self.shared.state.lock();
             state.pending.remove(&hour);
-            if let Err(reason) = outcome {
-                let reason = self.token.redact(&reason);
-                if reason.contains("HTTP 401") || reason.contains("HTTP 403") {
-                    state.refused = Some(reason.clone());
+            if let Err(fault) = outcome {
+                let fault = fault.redacted(&self.token);
+                if matches!(fault, FetchFault::Refused { .. }) {
+                    state.refused = Some(fault.clone());
                 }
-                state.failures.insert(hour, reason);
+                state.failures.insert(hour, fault);
             }
             drop(state);
             self.shared.changed.notify_all();
@@ -341,7 +408,7 @@ impl Worker {
         }
     }
 
-    fn fetch(&self, hour: i64) -> Result<(), String> {
+    fn fetch(&self, hour: i64) -> Result<(), FetchFault> {
         let latest = parse_latest(&self.get("latest")?, self.hour_s)?;
         self.store(&[latest]);
         if latest.hour == hour {
@@ -359,14 +426,13 @@ impl Worker {
             }]);
             Ok(())
         } else {
-            Err(format!(
-                "no figure for the hour starting at unix {}",
-                hour as f64 * self.hour_s
-            ))
+            Err(FetchFault::NoFigure {
+                unix_s: hour as f64 * self.hour_s,
+            })
         }
     }
 
-    fn get(&self, endpoint: &str) -> Result<String, String> {
+    fn get(&self, endpoint: &str) -> Result<String, FetchFault> {
         let url = format!("{}/carbon-intensity/{endpoint}", self.base_url);
         let response = self
             .agent
@@ -374,23 +440,17 @@ impl Worker {
             .query("zone", &self.zone)
             .header("auth-token", self.token.expose())
             .call()
-            .map_err(|err| match err {
-                ureq::Error::Timeout(_) => "timed out".to_owned(),
-                other => other.to_string(),
-            })?;
+            .map_err(FetchFault::from_client)?;
         let status = response.status();
         if !status.is_success() {
-            return Err(format!("HTTP {}", status.as_u16()));
+            return Err(FetchFault::from_status(status.as_u16()));
         }
         response
             .into_body()
             .with_config()
             .limit(4 * 1024 * 1024)
             .read_to_string()
-            .map_err(|err| match err {
-                ureq::Error::Timeout(_) => "timed out".to_owned(),
-                other => other.to_string(),
-            })
+            .map_err(FetchFault::from_client)
     }
 }
 
@@ -429,7 +489,10 @@ mod tests {
         ] {
             assert!(parse_latest(body, 3600.0).is_err(), "{body}");
         }
-        assert!(parse_history("[]", 3600.0).is_err());
+        assert!(matches!(
+            parse_history("[]", 3600.0),
+            Err(FetchFault::Unreadable(_))
+        ));
     }
 
     #[test]
@@ -459,7 +522,27 @@ mod tests {
         let fetcher = LiveFetcher::spawn(&settings, token, "FR").expect("spawn");
         let results = fetcher.results(&[42]);
         fetcher.stop();
-        let reason = results[0].clone().expect_err("no server");
-        assert!(!reason.contains("t0ken"), "{reason}");
+        let fault = results[0].clone().expect_err("no server");
+        assert!(matches!(fault, FetchFault::Transport(_)), "{fault:?}");
+        assert!(!fault.to_string().contains("t0ken"), "{fault}");
+    }
+
+    #[test]
+    fn only_401_and_403_refuse_the_token_and_each_reads_as_its_status() {
+        for status in [401, 403] {
+            let fault = FetchFault::from_status(status);
+            assert_eq!(fault, FetchFault::Refused { status });
+            assert_eq!(fault.to_string(), format!("HTTP {status}"));
+        }
+        assert_eq!(
+            FetchFault::from_status(500),
+            FetchFault::Status { status: 500 }
+        );
+        assert_eq!(FetchFault::from_status(500).to_string(), "HTTP 500");
+        let secret = Secret::new("s3cr3t-token").expect("token");
+        let redacted = FetchFault::Transport("auth s3cr3t-token refused".to_owned())
+            .redacted(&secret)
+            .to_string();
+        assert_eq!(redacted, "auth *** refused");
     }
 }

@@ -89,16 +89,6 @@ pub struct LocationQuery<'a> {
     pub country_setting: &'a str,
 }
 
-impl LocationQuery<'_> {
-    /// True when no location was given at all.
-    pub fn is_empty(&self) -> bool {
-        self.country.is_none()
-            && self.region.is_none()
-            && self.cloud_provider.is_none()
-            && self.cloud_region.is_none()
-    }
-}
-
 const COUNTRY_SETTING: &str = "country_iso_code";
 
 /// The country whose alpha-3, alpha-2 or English name is `query` (case-insensitive).
@@ -133,7 +123,9 @@ fn resolve_country(setting: &str, query: &str) -> Result<&'static tables::Countr
     })
 }
 
-/// Intensity for a country given by the setting `setting` (for the error message).
+/// Intensity for a country given by the setting `setting` (for the error message). Only the
+/// tests call it alone; trackers and lookups go through `locate`.
+#[cfg(test)]
 pub fn country_intensity(setting: &str, query: &str) -> Result<Intensity> {
     Ok(from_country(resolve_country(setting, query)?))
 }

@@ -8,6 +8,9 @@ const COUNTRY_CSV: &str = include_str!("../../data/country_intensity.csv");
 const WORLD_CSV: &str = include_str!("../../data/world_intensity.csv");
 const REGION_CSV: &str = include_str!("../../data/region_intensity.csv");
 const CLOUD_CSV: &str = include_str!("../../data/cloud_regions.csv");
+// No core path uses lifecycle factors; the table is embedded for its tests only, which keep
+// data/source_factors.csv parseable and sourced.
+#[cfg(test)]
 const SOURCE_FACTOR_CSV: &str = include_str!("../../data/source_factors.csv");
 const TIMEZONE_CSV: &str = include_str!("../../data/timezone_countries.csv");
 
@@ -78,6 +81,7 @@ pub struct CloudRow {
 }
 
 /// Lifecycle emission factor of one kind of generation.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct SourceFactorRow {
     /// `coal`, `nuclear`, `world_average`, ...
@@ -130,6 +134,7 @@ pub fn cloud_regions() -> &'static [CloudRow] {
 }
 
 /// Lifecycle factors per generation source.
+#[cfg(test)]
 pub fn source_factors() -> &'static [SourceFactorRow] {
     static TABLE: OnceLock<Vec<SourceFactorRow>> = OnceLock::new();
     TABLE.get_or_init(|| parse(SOURCE_FACTOR_CSV))

@@ -138,7 +138,7 @@ impl HourlyRun {
                 format!(
                     "{} (Electricity Maps unavailable for zone {zone}: {}; table used)",
                     table.source,
-                    reason.unwrap_or_default()
+                    reason.map(|fault| fault.to_string()).unwrap_or_default()
                 ),
                 table.year,
                 IntensityMethod::Table,

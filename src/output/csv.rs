@@ -61,6 +61,7 @@ impl CsvSink {
     }
 
     /// The file written.
+    #[cfg(test)]
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -3,10 +3,6 @@
 use super::{Channel, ChannelKind, Component, HostSample, Method, Reading, Sensor};
 use crate::integrator::PowerKind;
 
-/// TDP assumed per package when the CPU model is not in the table: CodeCarbon's default, a
-/// mid-range server part. Override it with `default_cpu_power`.
-pub const DEFAULT_CPU_TDP_W: f64 = 85.0;
-
 /// A TDP found for a CPU model name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TdpMatch {
@@ -34,11 +30,6 @@ impl LoadTdpSensor {
     /// A model for a machine whose packages together have `total_tdp_w`.
     pub fn new(total_tdp_w: f64) -> Self {
         Self { total_tdp_w }
-    }
-
-    /// TDP of all packages together, in W.
-    pub fn total_tdp_w(&self) -> f64 {
-        self.total_tdp_w
     }
 }
 

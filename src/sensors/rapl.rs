@@ -14,9 +14,6 @@ use super::{Channel, ChannelKind, Component, HostSample, Method, Reading, Sensor
 /// than any single package or DIMM set draws today.
 pub const ASSUMED_ZONE_PEAK_W: f64 = 1000.0;
 
-/// Environment variable that moves the powercap root, for containers and tests.
-pub const POWERCAP_ROOT_ENV: &str = "CARBONMETER_POWERCAP_ROOT";
-
 /// The kernel's powercap folder.
 pub const DEFAULT_POWERCAP_ROOT: &str = "/sys/class/powercap";
 

@@ -69,7 +69,7 @@ def _nice_step(top: float) -> float:
     if top <= 0:
         return 1.0
     raw = top / 4
-    power = 10 ** math.floor(math.log10(raw))
+    power = 10.0 ** math.floor(math.log10(raw))
     for step in (1, 2, 2.5, 5, 10):
         if raw <= step * power:
             return step * power

@@ -1,0 +1,132 @@
+"""The core's layering, read from its source: no pyo3 outside the bindings, no import circle.
+
+A core module names another through `use crate::...` (or `super::` from a top-level file) and
+through inline paths such as `crate::once::warn_once`; each top-level module of `src/` (a file
+or a folder) is a node. Test modules (`#[cfg(test)] mod tests`) are left out: a test may reach
+across layers to build its inputs.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+# The only files that may speak Python: the extension module and the bindings layer.
+PYTHON_LAYER = ("lib", "bindings")
+
+_TESTS = re.compile(r"^#\[cfg\(test\)\]\s*\n\s*mod tests\b", re.MULTILINE)
+_GROUP = re.compile(r"\bcrate::\{([^}]*)\}")
+_PATH = re.compile(r"\bcrate::([a-z_][a-z0-9_]*)")
+_SUPER = re.compile(r"\bsuper::([a-z_][a-z0-9_]*)")
+_PYO3 = re.compile(r"\bpyo3\b")
+
+
+def _code(path: Path) -> str:
+    """The file without its test module and comments (a doc line may name any path)."""
+    text = path.read_text(encoding="utf-8")
+    tests = _TESTS.search(text)
+    if tests:
+        text = text[: tests.start()]
+    return "\n".join(line.split("//")[0] for line in text.splitlines())
+
+
+def _module(src: Path, path: Path) -> tuple[str, ...]:
+    parts = path.relative_to(src).with_suffix("").parts
+    return parts[:-1] if parts[-1] == "mod" else parts
+
+
+def core_files(src: Path) -> dict[tuple[str, ...], str]:
+    """Module path -> code, for every core file (not lib.rs, not bindings/)."""
+    files = {}
+    for path in sorted(src.rglob("*.rs")):
+        module = _module(src, path)
+        if module and module[0] not in PYTHON_LAYER:
+            files[module] = _code(path)
+    return files
+
+
+def module_graph(src: Path) -> dict[str, set[str]]:
+    """Top-level core module -> the other top-level modules its code names."""
+    graph: dict[str, set[str]] = {}
+    for module, code in core_files(src).items():
+        named = set(_PATH.findall(code))
+        for group in _GROUP.findall(code):
+            named.update(re.findall(r"(?:^|,)\s*([a-z_][a-z0-9_]*)", group))
+        if len(module) == 1:
+            # `super::` in a top-level file is the crate root.
+            named.update(_SUPER.findall(code))
+        graph.setdefault(module[0], set()).update(named - {module[0]})
+    return graph
+
+
+def find_circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle (`a -> b -> a`), or None when the graph is acyclic."""
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        if node in path:
+            return [*path[path.index(node) :], node]
+        if node in done:
+            return None
+        path.append(node)
+        for target in sorted(graph.get(node, ())):
+            circle = visit(target)
+            if circle:
+                return circle
+        path.pop()
+        done.add(node)
+        return None
+
+    for node in sorted(graph):
+        circle = visit(node)
+        if circle:
+            return circle
+    return None
+
+
+def python_users(src: Path) -> list[str]:
+    """Core files whose code names pyo3."""
+    return ["::".join(module) for module, code in core_files(src).items() if _PYO3.search(code)]
+
+
+def test_no_core_module_uses_pyo3() -> None:
+    assert python_users(SRC) == []
+
+
+def test_the_core_never_imports_its_own_package() -> None:
+    # Python registers what the core calls back (`_core.register_row_listener`).
+    importers = [
+        str(path.relative_to(SRC))
+        for path in sorted(SRC.rglob("*.rs"))
+        if re.search(r"""import\(\s*"carbonmeter""", _code(path))
+    ]
+    assert importers == []
+
+
+def test_core_modules_import_in_one_direction() -> None:
+    graph = module_graph(SRC)
+    assert {"tracker", "meter", "intensity", "error"} <= set(graph), sorted(graph)
+    assert "error" in graph["tracker"]
+    assert find_circle(graph) is None, " -> ".join(find_circle(graph) or [])
+
+
+def test_the_checks_see_a_circle_and_a_pyo3_use(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "mod.rs").write_text("pub mod inner;\nuse crate::{b::Thing, error};\n")
+    (tmp_path / "a" / "inner.rs").write_text("use super::Other;\n")
+    (tmp_path / "b.rs").write_text(
+        "// crate::c is only named in a comment\nfn f() { crate::a::inner::g() }\n"
+        "#[cfg(test)]\nmod tests {\n    use crate::c::Fixture;\n}\n"
+    )
+    (tmp_path / "c.rs").write_text("use super::error::Error;\nuse pyo3::prelude::*;\n")
+    (tmp_path / "error.rs").write_text("")
+    (tmp_path / "lib.rs").write_text("use pyo3::prelude::*;\n")
+    (tmp_path / "bindings").mkdir()
+    (tmp_path / "bindings" / "mod.rs").write_text("use crate::a;\nuse pyo3::prelude::*;\n")
+    graph = module_graph(tmp_path)
+    assert graph == {"a": {"b", "error"}, "b": {"a"}, "c": {"error"}, "error": set()}
+    assert find_circle(graph) == ["a", "b", "a"]
+    assert find_circle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert python_users(tmp_path) == ["c"]
