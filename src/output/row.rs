@@ -187,6 +187,8 @@ emissions_row! {($)
     /// How the location was chosen: `cloud`, `region`, `country`, `timezone:<IANA zone>` or
     /// `none` (world average).
     location_source: String,
+    /// `experiment_name` setting: a readable label for the experiment (empty when unset).
+    experiment_name: String,
     /// Per GPU, a JSON list of {index, uuid, name, energy_kwh, method}.
     gpu_devices: String,
     /// `rank` (one rank's share of a distributed job) or `job` (the whole job, written by

@@ -51,6 +51,8 @@ pub enum Method {
     Mixed,
     /// Measured by another rank of the distributed job (in its row and the job's).
     OtherRank,
+    /// Found, but reports neither energy nor power: its energy is unknown, never a measured 0.
+    Unmeasured,
     /// Not measured.
     None,
 }
@@ -68,6 +70,7 @@ impl Method {
             Self::GpuCounter => "counter",
             Self::GpuPolled => "polled",
             Self::Mixed => "mixed",
+            Self::Unmeasured => "unmeasured",
             Self::None => "none",
         }
     }
