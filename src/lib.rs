@@ -16,6 +16,7 @@ pub(crate) mod integrator;
 pub(crate) mod intensity;
 pub(crate) mod lifecycle;
 pub(crate) mod locks;
+pub(crate) mod job;
 pub(crate) mod meter;
 pub(crate) mod once;
 pub(crate) mod output;

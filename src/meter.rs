@@ -196,6 +196,13 @@ impl Meter {
     /// Chooses sensors for `config`, reads them once, and returns the meter with any warnings
     /// about the choice (each to be logged once by the caller).
     pub fn discover(config: &MeterConfig) -> (Self, Vec<String>) {
+        Self::discover_share(config, true)
+    }
+
+    /// [`Meter::discover`] for one rank of a distributed job: without `measures_host`, in
+    /// machine mode, another rank measures this host's CPU and RAM and this meter reads neither
+    /// (`other_rank`). Which GPUs it reads is `config.gpu`'s selection.
+    pub fn discover_share(config: &MeterConfig, measures_host: bool) -> (Self, Vec<String>) {
         let mut warnings = Vec::new();
         let probe = HostProbe::new(config.tracking_mode);
         if !probe.is_available() {
@@ -208,10 +215,13 @@ impl Meter {
         let host = probe.info().clone();
         let mut sensors: Vec<Box<dyn Sensor>> = Vec::new();
 
-        let wants_rapl_cpu = config.force_cpu_power_w.is_none()
+        let elsewhere = !measures_host && config.tracking_mode == TrackingMode::Machine;
+        let wants_rapl_cpu = !elsewhere
+            && config.force_cpu_power_w.is_none()
             && !config.force_mode_cpu_load
             && config.tracking_mode == TrackingMode::Machine;
-        let wants_rapl_ram = config.force_ram_power_w.is_none()
+        let wants_rapl_ram = !elsewhere
+            && config.force_ram_power_w.is_none()
             && config.rapl_include_dram
             && config.tracking_mode == TrackingMode::Machine;
         let mut rapl = None;
@@ -274,7 +284,10 @@ impl Meter {
             }
         }
 
-        if let Some(power_w) = config.force_cpu_power_w {
+        if elsewhere {
+            cpu_method = Method::OtherRank;
+            ram_method = Method::OtherRank;
+        } else if let Some(power_w) = config.force_cpu_power_w {
             sensors.push(Box::new(ConstantSensor::new(Component::Cpu, power_w)));
             cpu_method = Method::Constant;
         } else if cpu_method == Method::None {
@@ -282,7 +295,7 @@ impl Meter {
             sensors.push(Box::new(LoadTdpSensor::new(total_tdp_w)));
             cpu_method = Method::LoadTdp;
         }
-        if let Some(power_w) = config.force_ram_power_w {
+        if let Some(power_w) = config.force_ram_power_w.filter(|_| !elsewhere) {
             sensors.push(Box::new(ConstantSensor::new(Component::Ram, power_w)));
             ram_method = Method::Constant;
         } else if ram_method == Method::None {

@@ -14,6 +14,7 @@ use crate::export::{Exporter, RunExport, RunLabels};
 use crate::intensity::resolve::Resolved;
 use crate::intensity::weighted::{HourlyRun, Weighted};
 use crate::intensity::{self, Intensity};
+use crate::job::{JobLabels, Member, Ownership};
 use crate::meter::{Meter, MeterDescription, Snapshot};
 use crate::output::EmissionsRow;
 use crate::output::build::{RowContext, RowSettings, build_row};
@@ -117,6 +118,15 @@ pub enum TrackerState {
     Running,
 }
 
+/// This tracker's part in a distributed job.
+#[derive(Debug, Clone)]
+struct JobShare {
+    labels: JobLabels,
+    ownership: Ownership,
+    /// Whether the host has GPUs this rank leaves to others (its `gpu_method` is `other_rank`).
+    gpus_elsewhere: bool,
+}
+
 /// Measures energy between `start()` and `stop()` and writes one row per `flush()`/`stop()`.
 pub struct Tracker {
     config: Config,
@@ -129,6 +139,7 @@ pub struct Tracker {
     last_row: Mutex<Option<EmissionsRow>>,
     description: Mutex<Option<MeterDescription>>,
     epoch_totals: Mutex<BTreeMap<String, u32>>,
+    job: Mutex<Option<JobShare>>,
     exporter: Option<Arc<Exporter>>,
 }
 
@@ -173,6 +184,7 @@ impl Tracker {
             last_row: Mutex::new(None),
             description: Mutex::new(None),
             epoch_totals: Mutex::new(BTreeMap::new()),
+            job: Mutex::new(None),
             exporter,
         })
     }
@@ -260,7 +272,13 @@ impl Tracker {
             None => CostMeter::default(),
         });
         let mut call = CostMeter::call(&cost);
-        let (mut meter, warnings) = Meter::discover(&self.config.meter);
+        let share = self.job_share();
+        let mut meter_config = self.config.meter.clone();
+        if let Some(share) = &share {
+            meter_config.gpu.gpu_ids = Some(share.ownership.gpus.clone());
+        }
+        let measures_host = share.as_ref().is_none_or(|share| share.ownership.host);
+        let (mut meter, warnings) = Meter::discover_share(&meter_config, measures_host);
         for warning in warnings {
             crate::once::warn_once(&warning);
         }
@@ -283,8 +301,16 @@ impl Tracker {
                 project: self.config.project_name.clone(),
                 experiment: self.config.experiment_id.clone(),
                 run_id: run_id.clone(),
-                rank: self.config.rank,
-                ..RunLabels::default()
+                // A rank of a job: its labels, so a dashboard can group by job and host.
+                job_id: share
+                    .as_ref()
+                    .map(|share| share.labels.job_id.clone())
+                    .filter(|id| !id.is_empty()),
+                host: share.as_ref().map(|share| share.labels.host.clone()),
+                rank: share
+                    .as_ref()
+                    .map(|share| share.labels.rank)
+                    .or(self.config.rank),
             };
             let g_per_kwh = self.intensity.g_per_kwh;
             Arc::new(RunExport::new(
@@ -636,7 +662,7 @@ impl Tracker {
             .as_deref()
             .map(|hourly| self.weigh_hourly(hourly, &closed.start, &closed.end));
         let timestamp = Local::now().format("%Y-%m-%dT%H:%M:%S").to_string();
-        build_row(&RowContext {
+        let mut row = build_row(&RowContext {
             timestamp: &timestamp,
             run_id: &closed.run_id,
             identity: &self.identity,
@@ -651,7 +677,16 @@ impl Tracker {
                 .map(|(name, labels)| (name.as_str(), labels)),
             hourly: weighted.as_ref(),
             tracker_cpu_s: (closed.cost_s.1 - closed.cost_s.0).max(0.0),
-        })
+        });
+        if let Some(share) = self.job.lock().as_ref() {
+            share.labels.label(&mut row);
+            if share.gpus_elsewhere && row.gpu_count == 0 {
+                crate::sensors::Method::OtherRank
+                    .as_str()
+                    .clone_into(&mut row.gpu_method);
+            }
+        }
+        row
     }
 
     fn emit(&self, row: &EmissionsRow) {
@@ -659,6 +694,132 @@ impl Tracker {
             // Losing the file must not lose the user's training: the row is still returned.
             sink.write_or_report(row);
         }
+    }
+
+    /// UUIDs of the GPUs this tracker's settings select on this host, found now.
+    fn selected_gpus(&self) -> Vec<String> {
+        let mut ignored = Vec::new();
+        crate::gpu::GpuMeter::discover(
+            &self.config.meter.gpu,
+            crate::sensors::TrackingMode::Machine,
+            &mut ignored,
+        )
+        .devices()
+        .iter()
+        .map(|info| info.uuid.clone())
+        .collect()
+    }
+
+    /// The job share set by [`Tracker::join_job`], else the one the launcher's environment
+    /// implies (no process group to tell the ranks' hosts apart: local rank 0 measures the host).
+    fn job_share(&self) -> Option<JobShare> {
+        if let Some(share) = self.job.lock().clone() {
+            return Some(share);
+        }
+        let env = self.config.job.as_ref()?;
+        let gpus = self.selected_gpus();
+        let ownership = crate::job::plan_from_env(env, &gpus);
+        let share = JobShare {
+            labels: JobLabels {
+                job_id: env.job_id.clone().unwrap_or_default(),
+                job_run_id: String::new(),
+                host: self.config.host.clone(),
+                local_rank: ownership.local_rank,
+                world_size: env.world_size,
+                rank: env.rank,
+            },
+            gpus_elsewhere: ownership.gpus.len() < gpus.len(),
+            ownership,
+        };
+        *self.job.lock() = Some(share.clone());
+        Some(share)
+    }
+
+    /// This process's facts as rank `rank` of a job, for the other ranks: its host, its
+    /// launcher's local rank, the GPUs it selects, the one it computes on, and the ids it
+    /// proposes (rank 0's are used).
+    pub fn job_member(&self, rank: u32, current_gpu: Option<String>) -> Member {
+        let env = self.config.job.as_ref();
+        Member {
+            rank,
+            host: self.config.host.clone(),
+            local_rank: env.and_then(|env| env.local_rank),
+            gpus: self.selected_gpus(),
+            current_gpu,
+            job_id: env
+                .and_then(|env| env.job_id.clone())
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            job_run_id: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+
+    /// Takes rank `rank`'s share of the job whose ranks are `members` (the next `start()`
+    /// measures only what it owns, and rows carry the job's columns). `members` lacking `rank`
+    /// is an error: the caller exchanged the wrong facts.
+    pub fn join_job(&self, members: &[Member], rank: u32, world_size: u32) -> Result<()> {
+        let plans = crate::job::plan(members);
+        let me = members.iter().find(|m| m.rank == rank);
+        let (Some(ownership), Some(me)) = (plans.get(&rank), me) else {
+            return Err(Error::invalid(
+                "rank",
+                rank.to_string(),
+                format!("one of the members' ranks ({} given)", members.len()),
+            ));
+        };
+        let leader = members.iter().min_by_key(|m| m.rank).unwrap_or(me);
+        let host_gpus = members
+            .iter()
+            .filter(|m| m.host == me.host)
+            .flat_map(|m| &m.gpus)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        *self.job.lock() = Some(JobShare {
+            labels: JobLabels {
+                job_id: leader.job_id.clone(),
+                job_run_id: leader.job_run_id.clone(),
+                host: me.host.clone(),
+                local_rank: ownership.local_rank,
+                world_size,
+                rank,
+            },
+            gpus_elsewhere: ownership.gpus.len() < host_gpus,
+            ownership: ownership.clone(),
+        });
+        Ok(())
+    }
+
+    /// Whether experiment loggers get this tracker's own rows: yes for a single process; in a
+    /// job that gathers a job row, they get that row instead; in a job that cannot (no process
+    /// group), global rank 0's rows only, as DDP logging goes.
+    pub fn logs_own_rows(&self) -> bool {
+        match self.job.lock().as_ref() {
+            Some(share) if !share.labels.job_run_id.is_empty() => false,
+            Some(share) => share.labels.rank == 0,
+            None => self.config.job.as_ref().is_none_or(|env| env.rank == 0),
+        }
+    }
+
+    /// What this rank measures, once it has joined a job or started as one.
+    pub fn ownership(&self) -> Option<(bool, Vec<String>)> {
+        self.job
+            .lock()
+            .as_ref()
+            .map(|share| (share.ownership.host, share.ownership.gpus.clone()))
+    }
+
+    /// Writes the job's row made of its ranks' rows of one window (or of the run) and returns
+    /// it; `missing` are the ranks whose rows never came. `None` when `ranks` is empty.
+    pub fn write_job_row(&self, ranks: &[EmissionsRow], missing: &[u32]) -> Option<EmissionsRow> {
+        let job_run_id = self
+            .job
+            .lock()
+            .as_ref()
+            .map(|share| share.labels.job_run_id.clone())
+            .unwrap_or_default();
+        let mut row = crate::job::job_row(ranks, missing, &job_run_id)?;
+        row.timestamp = Local::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+        self.emit(&row);
+        Some(row)
     }
 
     /// Starts the live source for a run, when a token and a zone are set.

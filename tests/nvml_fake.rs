@@ -34,6 +34,24 @@ fn compiled_fake() -> &'static Path {
     })
 }
 
+/// The fake of a driver older than R510, without the v3 process queries.
+fn compiled_fake_without_v3() -> &'static Path {
+    static LIBRARY: OnceLock<PathBuf> = OnceLock::new();
+    LIBRARY.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        let library = dir.join("libfake_nvml_old.so");
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake_nvml.c");
+        let status = Command::new("cc")
+            .args(["-shared", "-fPIC", "-O1", "-DFAKE_NVML_NO_V3", "-o"])
+            .arg(&library)
+            .arg(&source)
+            .status()
+            .expect("run cc");
+        assert!(status.success(), "cc failed on {}", source.display());
+        library
+    })
+}
+
 /// One test's copy of the fake, with its control file beside it (`<library>.ctl`). A copy,
 /// not a link: the loader keeps one instance per file, and tests run in parallel.
 struct FakeNvml {
@@ -835,4 +853,30 @@ fn backends_mix_and_a_device_two_backends_see_counts_once() {
     assert_eq!(per_device, [3000, 500, 1200]);
     assert_eq!(mj(end.energy_j() - start.energy_j()), 4700);
     assert_eq!(interval.model(), "2 x NVIDIA A100-SXM4-40GB, 1 x NVIDIA T4");
+}
+
+#[test]
+fn process_mode_without_v3_queries_says_so_once_and_counts_the_gpus_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let library = dir.path().join("libnvidia-ml.so.1");
+    fs::copy(compiled_fake_without_v3(), &library).expect("copy fake");
+    let control = devices(2) + "energy 0 0\nenergy 1 0\n";
+    fs::write(format!("{}.ctl", library.display()), &control).expect("control");
+    let mut config = meter_config(GpuConfig {
+        nvml_library: Some(library.clone()),
+        cuda_visible_devices: None,
+        ..GpuConfig::default()
+    });
+    config.tracking_mode = TrackingMode::Process;
+    let (mut meter, warnings) = Meter::discover(&config);
+    let about_v3: Vec<&String> = warnings.iter().filter(|w| w.contains("v3")).collect();
+    assert_eq!(about_v3.len(), 1, "{warnings:?}");
+    let start = meter.read();
+    fs::write(
+        format!("{}.ctl", library.display()),
+        control.replace("energy 0 0\nenergy 1 0", "energy 0 10\nenergy 1 20"),
+    )
+    .expect("control");
+    let interval = meter.read().since(&start);
+    assert_eq!((interval.gpu.count(), mj(interval.energy.gpu_j)), (2, 30));
 }

@@ -152,6 +152,60 @@ def test_run_process_mode_measures_the_child(isolated: Path) -> None:
     assert float(row["cpu_energy"]) > 0
 
 
+# Two workers that burn 1.5 s of CPU each and exit (reaped by the child, which is reaped by
+# carbonmeter): no sample needs to see them alive. The child reports the CPU time it and its
+# workers used.
+CHILD_WITH_WORKERS = """
+import os, resource, sys, time
+def burn(seconds):
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+pids = []
+for _ in range(2):
+    pid = os.fork()
+    if pid == 0:
+        burn(1.5)
+        os._exit(0)
+    pids.append(pid)
+for pid in pids:
+    os.waitpid(pid, 0)
+used = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+print(sum(u.ru_utime + u.ru_stime for u in used), file=open(sys.argv[1], "w"))
+"""
+
+
+@pytest.mark.slow
+def test_run_process_mode_counts_all_cpu_time_of_short_lived_children(isolated: Path) -> None:
+    report = isolated / "child_cpu_s.txt"
+    result = carbonmeter(
+        "run",
+        "--tracking-mode",
+        "process",
+        "--country-iso-code",
+        "SWE",
+        "--measure-power-secs",
+        "5",
+        "--output-dir",
+        str(isolated),
+        "--",
+        sys.executable,
+        "-c",
+        CHILD_WITH_WORKERS,
+        str(report),
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    (row,) = rows(isolated / "emissions.csv")
+    measured_cpu_s = (
+        float(row["cpu_utilization_percent"]) / 100 * float(row["duration"]) * int(row["cpu_count"])
+    )
+    child_cpu_s = float(report.read_text())
+    assert child_cpu_s >= 3.0
+    # The tree also holds carbonmeter's own process, which mostly waits.
+    assert measured_cpu_s == pytest.approx(child_cpu_s, rel=0.05)
+
+
 @pytest.mark.slow
 def test_run_sigterm_is_passed_to_the_child_and_the_row_written(isolated: Path) -> None:
     child = "import time\nprint('ready', flush=True)\ntime.sleep(60)"

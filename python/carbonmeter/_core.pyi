@@ -262,6 +262,20 @@ class EmissionsData:
     @property
     def stop_reason(self) -> str | None:
         """co2_budget when training was asked to stop after this row (stop_over_budget)."""
+    def scope(self) -> str | None:
+        """`rank` or `job` in a distributed job; None for a single process."""
+    @property
+    def job_id(self) -> str | None: ...
+    @property
+    def host(self) -> str | None: ...
+    @property
+    def local_rank(self) -> int | None: ...
+    @property
+    def world_size(self) -> int | None: ...
+    @property
+    def missing_ranks(self) -> str | None:
+        """Ranks whose figures never reached rank 0, comma-separated (job rows)."""
+    def _json(self) -> str: ...
     @property
     def values(self) -> dict[str, Any]:
         """CodeCarbon's name for `as_dict()`."""
@@ -318,6 +332,8 @@ class EmissionsTracker:
         default_cpu_power: float | None = ...,
         powercap_root: str | PathLike[str] | None = ...,
         rank: int | None = ...,
+        host: str | None = ...,
+        job_wait_secs: float | None = ...,
         sync: str | None = ...,
         electricitymaps_api_token: str | None = ...,
         co2_signal_api_token: str | None = ...,
@@ -389,6 +405,15 @@ class EmissionsTracker:
     def cloud_provider(self) -> str | None: ...
     @property
     def output_path(self) -> str | None: ...
+    def _job_member(self, rank: int, current_gpu: str | None = None) -> str: ...
+    def _join_job(self, members: list[str], rank: int, world_size: int) -> None: ...
+    @property
+    def _ownership(self) -> tuple[bool, list[str]] | None: ...
+    @property
+    def _job_wait_secs(self) -> float: ...
+    def _job_row(
+        self, rows: list[str], missing: list[int], run: bool = False
+    ) -> EmissionsData | None: ...
     def __enter__(self) -> Self: ...
     def __exit__(
         self,

@@ -11,6 +11,7 @@ import weakref
 from typing import Any
 
 from carbonmeter._core import EmissionsData, EmissionsTracker, EpochWindow
+from carbonmeter._distributed import JobLink
 
 
 def epoch_metrics(data: EmissionsData, prefix: str = "") -> dict[str, float]:
@@ -60,6 +61,7 @@ class EpochMeter:
         self._tracker_kwargs = tracker_kwargs
         self._owned = tracker is None
         self._stop_at_end = False
+        self._job: JobLink | None = None
         self._windows: dict[str, EpochWindow] = {}
         self.last_epoch: dict[str, dict[str, float]] = {}
         self.co2_kg_total = 0.0
@@ -78,6 +80,8 @@ class EpochMeter:
         if self._tracker is None:
             self._tracker = EmissionsTracker(**{**owned_defaults, **self._tracker_kwargs})
         if not self._tracker.running:
+            # Before start: the tracker then measures only this rank's share of the job.
+            self._job = JobLink.join(self._tracker)
             self._tracker.start()
             if self._owned:
                 self._stop_at_end = True
@@ -111,6 +115,9 @@ class EpochMeter:
         data = window.data
         if data is None:
             return None
+        if self._job is not None:
+            # Rank 0 publishes the job's figures, the other ranks their own.
+            data = self._job.edge(data) or data
         if phase == "train":
             self.co2_kg_total += data.emissions
         if data.stop_reason is not None:
@@ -130,7 +137,11 @@ class EpochMeter:
             return None
         self._stop_at_end = False
         self._tracker.stop()
-        return self._tracker.final_emissions_data
+        data = self._tracker.final_emissions_data
+        if self._job is not None and data is not None:
+            job, self._job = self._job, None
+            return job.edge(data, run=True) or data
+        return data
 
 
 class MeasuredCallback:

@@ -15,8 +15,10 @@ When training ends, the run's totals (`run_co2_kg`, `run_energy_kwh`, the intens
 source, the methods) go to the summary of each Lightning `WandbLogger` (`run.summary`) and
 `CometLogger` (`log_others`) of the trainer, under the names `carbonmeter.loggers` uses.
 
-In a multi-process run every rank measures its own process tree (`tracking_mode="process"`, so a
-shared machine is not counted once per rank) and writes its rows with its `rank`.
+In a DDP run each rank measures only its share (its host's CPU and RAM on the lowest local rank,
+each GPU on one rank) and writes its rows with `scope=rank`; global rank 0 gathers them into the
+job's rows (`scope=job`) and logs the job's figures, so Lightning's loggers receive each epoch's
+figure for the whole job once.
 """
 
 from __future__ import annotations
@@ -47,16 +49,13 @@ class EmissionsCallback(MeasuredCallback, pl.Callback):
         self._epochs = EpochMeter(tracker, tracker_kwargs)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        owned_defaults: dict[str, Any] = {"rank": trainer.global_rank}
-        if trainer.world_size > 1:
-            owned_defaults["tracking_mode"] = "process"
-        self._epochs.begin_run(**owned_defaults)
+        self._epochs.begin_run(rank=trainer.global_rank)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._epochs.begin_epoch(trainer.current_epoch, "train", total=trainer.max_epochs)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._log(pl_module, self._epochs.end_epoch("train"))
+        self._log(trainer, pl_module, self._epochs.end_epoch("train"))
         if self._epochs.stop_reason is not None:
             # co2_budget_kg crossed with stop_over_budget=True: Lightning's own way to stop.
             trainer.should_stop = True
@@ -67,7 +66,7 @@ class EmissionsCallback(MeasuredCallback, pl.Callback):
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
-            self._log(pl_module, self._epochs.end_epoch("validation", prefix="val_"))
+            self._log(trainer, pl_module, self._epochs.end_epoch("validation", prefix="val_"))
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._end_run(trainer)
@@ -97,6 +96,13 @@ class EmissionsCallback(MeasuredCallback, pl.Callback):
             LoggerSet(summary_loggers).run_stopped(data)
 
     @staticmethod
-    def _log(pl_module: pl.LightningModule, metrics: dict[str, float] | None) -> None:
+    def _log(
+        trainer: pl.Trainer, pl_module: pl.LightningModule, metrics: dict[str, float] | None
+    ) -> None:
+        # Rank 0 holds the job's figures; the other ranks' shares are in their rows only.
+        if trainer.world_size > 1 and trainer.global_rank != 0:
+            return
         for name, value in (metrics or {}).items():
-            pl_module.log(name, value, on_step=False, on_epoch=True, sync_dist=False)
+            pl_module.log(
+                name, value, on_step=False, on_epoch=True, sync_dist=False, rank_zero_only=True
+            )

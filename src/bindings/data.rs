@@ -56,6 +56,12 @@ macro_rules! emissions_data_methods {
                 Ok(dict)
             }
 
+            /// The row as JSON, for another rank of the job.
+            fn _json(&self) -> PyResult<String> {
+                serde_json::to_string(&self.row)
+                    .map_err(|err| pyo3::exceptions::PyValueError::new_err(err.to_string()))
+            }
+
             /// Mean `(cpu_w, gpu_w, ram_w)` since `earlier`, a flush of the same run (its
             /// start when `None`).
             #[pyo3(signature = (earlier=None))]

@@ -156,10 +156,12 @@ impl PyEmissionsTracker {
         let Some(stopped) = detach(py, move || Ok(tracker.stop_run()))? else {
             return Ok(self.inner.last_row().map(|row| row.emissions));
         };
-        for window in &stopped.windows {
-            self.loggers.window_closed(py, window);
+        if self.inner.logs_own_rows() {
+            for window in &stopped.windows {
+                self.loggers.window_closed(py, window);
+            }
+            self.loggers.run_stopped(py, &stopped.run);
         }
-        self.loggers.run_stopped(py, &stopped.run);
         Ok(Some(stopped.run.emissions))
     }
 
@@ -189,7 +191,9 @@ impl PyEmissionsTracker {
         sync_device(py, self.inner.config().sync)?;
         let tracker = Arc::clone(&self.inner);
         let row = detach(py, move || tracker.end_window(name))?;
-        self.loggers.window_closed(py, &row);
+        if self.inner.logs_own_rows() {
+            self.loggers.window_closed(py, &row);
+        }
         Ok(PyEmissionsData::new(row))
     }
 
@@ -232,6 +236,72 @@ impl PyEmissionsTracker {
             phase: phase.to_owned(),
             state: parking_lot::Mutex::new(EpochState::default()),
         }
+    }
+
+    /// This process's facts as rank `rank` of a distributed job, as JSON for the other ranks.
+    #[pyo3(signature = (rank, current_gpu=None))]
+    fn _job_member(
+        &self,
+        py: Python<'_>,
+        rank: u32,
+        current_gpu: Option<String>,
+    ) -> PyResult<String> {
+        let tracker = Arc::clone(&self.inner);
+        let member = detach(py, move || Ok(tracker.job_member(rank, current_gpu)))?;
+        serde_json::to_string(&member)
+            .map_err(|err| Error::invalid("member", err.to_string(), "JSON").into())
+    }
+
+    /// Takes rank `rank`'s share of the job whose ranks published `members` (JSON, from
+    /// `_job_member`); the next `start()` measures only what this rank owns.
+    fn _join_job(&self, members: Vec<String>, rank: u32, world_size: u32) -> PyResult<()> {
+        let members = members
+            .into_iter()
+            .map(|text| serde_json::from_str(&text))
+            .collect::<Result<Vec<crate::job::Member>, _>>()
+            .map_err(|err| Error::invalid("members", err.to_string(), "JSON from _job_member"))?;
+        Ok(self.inner.join_job(&members, rank, world_size)?)
+    }
+
+    /// What this rank measures: (host CPU and RAM, GPU UUIDs), once it has a job share.
+    #[getter]
+    fn _ownership(&self) -> Option<(bool, Vec<String>)> {
+        self.inner.ownership()
+    }
+
+    /// The `job_wait_secs` setting.
+    #[getter]
+    fn _job_wait_secs(&self) -> f64 {
+        self.inner.config().job_wait_s
+    }
+
+    /// Writes the job's row of one window (`run=False`) or of the run from its ranks' rows (JSON
+    /// from `EmissionsData._json`), hands it to the loggers and returns it.
+    #[pyo3(signature = (rows, missing, run=false))]
+    fn _job_row(
+        &self,
+        py: Python<'_>,
+        rows: Vec<String>,
+        missing: Vec<u32>,
+        run: bool,
+    ) -> PyResult<Option<PyEmissionsData>> {
+        let rows = rows
+            .into_iter()
+            .map(|text| serde_json::from_str(&text))
+            .collect::<Result<Vec<crate::output::EmissionsRow>, _>>()
+            .map_err(|err| {
+                Error::invalid("rows", err.to_string(), "JSON from EmissionsData._json")
+            })?;
+        let tracker = Arc::clone(&self.inner);
+        let Some(row) = detach(py, move || Ok(tracker.write_job_row(&rows, &missing)))? else {
+            return Ok(None);
+        };
+        if run {
+            self.loggers.run_stopped(py, &row);
+        } else {
+            self.loggers.window_closed(py, &row);
+        }
+        Ok(Some(PyEmissionsData::new(row)))
     }
 
     /// Whether a run is in progress (between `start()` and `stop()`).
@@ -409,7 +479,9 @@ impl PyEpochWindow {
         sync_device(py, self.tracker.config().sync)?;
         let tracker = Arc::clone(&self.tracker);
         let row = detach(py, move || tracker.end_window(&name))?;
-        self.loggers.window_closed(py, &row);
+        if self.tracker.logs_own_rows() {
+            self.loggers.window_closed(py, &row);
+        }
         self.state.lock().data = Some(row);
         Ok(false)
     }

@@ -68,6 +68,12 @@ pub struct Config {
     pub psu_efficiency: Option<f64>,
     /// The carbon budget and what to do past it.
     pub budget: Budget,
+    /// The `host` setting, else the hostname.
+    pub host: String,
+    /// The distributed job the launcher's environment describes, if any.
+    pub job: Option<crate::job::JobEnv>,
+    /// Longest wait of global rank 0 for the other ranks' figures at an edge, seconds.
+    pub job_wait_s: f64,
     /// Pushgateway, textfile folder and OTLP endpoint to export to.
     pub export: ExportSettings,
     /// Unserved CodeCarbon settings that were given (each warned about once).
@@ -419,6 +425,15 @@ fn log_level(layers: &mut Layers) -> Result<Option<String>> {
         .map_err(|_| refused())
 }
 
+/// The machine's name: the kernel's, else `$HOSTNAME`, else `localhost`.
+fn hostname(env: &Environment) -> String {
+    sysinfo::System::host_name()
+        .ok()
+        .or_else(|| env.vars.get("HOSTNAME").cloned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
 impl Config {
     /// Validates `kwargs` layered over `env`. Unknown keyword arguments are an error; unserved
     /// CodeCarbon ones are listed in [`Config::unserved`].
@@ -442,8 +457,17 @@ impl Config {
         let intensity = intensity(&mut layers)?;
         let psu_efficiency = layers.number("psu_efficiency")?;
         let budget = budget(&mut layers)?;
+        let host = match layers.text("host")? {
+            Some(host) if !host.trim().is_empty() => host.trim().to_owned(),
+            _ => hostname(&layers.env),
+        };
+        let job = crate::job::detect(&layers.env.vars);
+        let job_wait_s = required("job_wait_secs", layers.number("job_wait_secs")?)?;
         let export = export(&mut layers)?;
         Ok(Self {
+            host,
+            job,
+            job_wait_s,
             project_name: required("project_name", layers.text("project_name")?)?,
             experiment_id: required("experiment_id", layers.text("experiment_id")?)?,
             experiment_name: required("experiment_name", layers.text("experiment_name")?)?,

@@ -253,6 +253,8 @@ pub const SETTINGS: &[Setting] = &[
     number("default_cpu_power", Unset, Range { max: Some(1e6), ..Range::above(0.0, "watts") }, "TDP of the whole CPU in W when its model is not in the table"),
     row("powercap_root", Kind::Path, Str(DEFAULT_POWERCAP_ROOT), "root of the powercap (RAPL) tree"),
     Setting { kind: Kind::Int, ..number("rank", Unset, Range { whole: true, max: Some(4_294_967_295.0), ..Range::at_least(0.0, "a whole number") }, "distributed rank written in every row") },
+    row("host", Kind::Str, Unset, "the machine this process runs on (default: the hostname); ranks naming one host share its CPU, RAM and GPUs"),
+    number("job_wait_secs", Float(30.0), Range { max: Some(3600.0), ..Range::above(0.0, "seconds") }, "seconds global rank 0 waits at an epoch edge for the other ranks' figures"),
     choice("sync", &["none", "torch"], Str("none"), "wait for queued GPU work at window edges (torch.cuda.synchronize)"),
     row("electricitymaps_api_token", Kind::Secret, Unset, "Electricity Maps token: hourly live intensity (or ELECTRICITYMAPS_API_TOKEN)"),
     Setting { alias_of: Some("electricitymaps_api_token"), ..row("co2_signal_api_token", Kind::Secret, Unset, "CodeCarbon's name for electricitymaps_api_token") },

@@ -139,6 +139,12 @@ pub trait GpuBackend: Send {
     /// Whether any of `pids` holds a context on device `position`, for process mode; a backend
     /// that cannot tell answers `false`, so its devices are not counted in that mode.
     fn runs_any(&self, position: usize, pids: &HashSet<u32>) -> bool;
+
+    /// Why this backend cannot tell which processes use its devices at all (a driver without
+    /// the queries), if so: process mode then counts its devices whole and says so once.
+    fn process_queries_missing(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What one backend's discovery found.

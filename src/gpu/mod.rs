@@ -528,10 +528,19 @@ impl GpuMeter {
                             }
                         }
                     }
+                    let blind = process_mode
+                        && backend.process_queries_missing().is_some_and(|reason| {
+                            warnings.push(format!(
+                                "{reason}: process mode cannot tell which GPUs this process \
+                                 tree uses, so the selected GPUs are counted whole (in a \
+                                 distributed job, each by one rank)"
+                            ));
+                            true
+                        });
                     let accounts = backend
                         .devices()
                         .iter()
-                        .map(|device| DeviceAccount::new(device, !process_mode))
+                        .map(|device| DeviceAccount::new(device, !process_mode || blind))
                         .collect();
                     claimed.extend(backend.devices().iter().cloned());
                     found.push(BackendAccounts { backend, accounts });

@@ -211,6 +211,21 @@ impl GpuBackend for NvmlBackend {
         reads
     }
 
+    fn process_queries_missing(&self) -> Option<String> {
+        let handle = self
+            .nvml
+            .device_by_index(self.devices.first()?.info.index)
+            .ok()?;
+        match handle.running_compute_processes() {
+            Err(NvmlError::FailedToLoadSymbol(_)) => Some(
+                "this NVIDIA driver has no v3 process queries \
+                 (nvmlDeviceGetComputeRunningProcesses_v3, R510 and newer)"
+                    .to_owned(),
+            ),
+            _ => None,
+        }
+    }
+
     fn runs_any(&self, position: usize, pids: &HashSet<u32>) -> bool {
         let Some(device) = self.devices.get(position) else {
             return false;

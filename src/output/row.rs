@@ -1,6 +1,6 @@
 //! One line of `emissions.csv`: CodeCarbon 3.3.2's columns in its order and units, then ours.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// CodeCarbon 3.3.2's `emissions.csv` columns, in order. Ours follow them, so readers written
 /// for CodeCarbon find every column they know where they expect it. The row struct is the
@@ -57,7 +57,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 macro_rules! emissions_row {
     (($d:tt) $( $(#[doc = $doc:literal])* $field:ident : $ty:ty, )*) => {
         /// One measured window. Units as CodeCarbon: seconds, kg CO2eq, kWh, W, litres, GB.
-        #[derive(Debug, Clone, PartialEq, Serialize, Default)]
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+        #[serde(default)]
         pub struct EmissionsRow {
             $( $(#[doc = $doc])* pub $field: $ty, )*
         }
@@ -217,6 +218,19 @@ emissions_row! {($)
     projected_duration: Option<f64>,
     /// Why training was asked to stop after this row (`co2_budget`), if it was.
     stop_reason: Option<String>,
+    /// `rank` (one rank's share of a distributed job) or `job` (the whole job, written by
+    /// rank 0); empty for a single process.
+    scope: Option<String>,
+    /// The distributed job: SLURM's job id, else an id shared by its ranks.
+    job_id: Option<String>,
+    /// The `host` setting of the rank (`+`-joined hosts in a job row).
+    host: Option<String>,
+    /// Rank on its host.
+    local_rank: Option<u32>,
+    /// Ranks in the job.
+    world_size: Option<u32>,
+    /// Ranks whose figures never reached rank 0, comma-separated (job rows only).
+    missing_ranks: Option<String>,
 }
 
 /// The header line of our CSV, column names in order.

@@ -59,6 +59,8 @@ pub struct HostProbe {
     mode: TrackingMode,
     pid: Pid,
     info: HostInfo,
+    /// In process mode, the tree's CPU seconds and when they were read.
+    last_tree_cpu: Option<(f64, std::time::Instant)>,
 }
 
 impl HostProbe {
@@ -85,6 +87,7 @@ impl HostProbe {
             mode,
             pid: Pid::from_u32(std::process::id()),
             info,
+            last_tree_cpu: None,
         };
         probe.sample();
         probe
@@ -123,19 +126,42 @@ impl HostProbe {
                     ProcessRefreshKind::nothing().with_cpu().with_memory(),
                 );
                 let tree = process_tree(system, self.pid);
-                let core_percent: f32 = tree
-                    .iter()
-                    .filter_map(|pid| system.process(*pid))
-                    .map(sysinfo::Process::cpu_usage)
-                    .sum();
                 let ram_used_bytes = tree
                     .iter()
                     .filter_map(|pid| system.process(*pid))
                     .map(sysinfo::Process::memory)
                     .sum();
                 let cpus = self.info.cpu_count.max(1) as f64;
+                let cpu_fraction = tree_cpu_s(&tree).map_or_else(
+                    || {
+                        let core_percent: f32 = tree
+                            .iter()
+                            .filter_map(|pid| system.process(*pid))
+                            .map(sysinfo::Process::cpu_usage)
+                            .sum();
+                        f64::from(core_percent) / 100.0 / cpus
+                    },
+                    |cpu_s| {
+                        let now = std::time::Instant::now();
+                        let fraction = self.last_tree_cpu.map_or(0.0, |(last_s, at)| {
+                            let wall_s = now.duration_since(at).as_secs_f64();
+                            if wall_s > 0.0 {
+                                (cpu_s - last_s).max(0.0) / wall_s / cpus
+                            } else {
+                                0.0
+                            }
+                        });
+                        // Never backwards: a child caught between its exit and its reaping
+                        // is counted once, when its time reaches its parent's `cutime`.
+                        let kept_s = self
+                            .last_tree_cpu
+                            .map_or(cpu_s, |(last_s, _)| last_s.max(cpu_s));
+                        self.last_tree_cpu = Some((kept_s, now));
+                        fraction
+                    },
+                );
                 HostSample {
-                    cpu_fraction: (f64::from(core_percent) / 100.0 / cpus).clamp(0.0, 1.0),
+                    cpu_fraction: cpu_fraction.clamp(0.0, 1.0),
                     ram_used_bytes,
                     ram_total_bytes,
                 }
@@ -154,6 +180,45 @@ pub fn process_tree_pids() -> Vec<u32> {
         .into_iter()
         .map(Pid::as_u32)
         .collect()
+}
+
+/// CPU seconds the processes `tree` have used so far, from `/proc/<pid>/stat`: each one's user
+/// and system time plus that of its children it has reaped (`cutime`, `cstime`: what
+/// `RUSAGE_CHILDREN` reports), so a short-lived child counts all of its time even if no sample
+/// saw it alive. `None` where `/proc` cannot be read for the root (not Linux).
+fn tree_cpu_s(tree: &[Pid]) -> Option<f64> {
+    // SAFETY: sysconf only reads a constant of the C library.
+    let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks_per_s <= 0 {
+        return None;
+    }
+    let mut ticks: u64 = 0;
+    for (position, pid) in tree.iter().enumerate() {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.as_u32()));
+        match (stat, position) {
+            (Ok(stat), _) => ticks += stat_cpu_ticks(&stat).unwrap_or(0),
+            // The root is this process: /proc is not there.
+            (Err(_), 0) => return None,
+            // A descendant gone since the tree was listed: its time is in its parent's now.
+            (Err(_), _) => {}
+        }
+    }
+    Some(ticks as f64 / ticks_per_s as f64)
+}
+
+/// utime + stime + cutime + cstime, in clock ticks, of one `/proc/<pid>/stat` line.
+fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    // The command name (field 2) may hold spaces and parentheses: count from the last `)`.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    // Fields 14 to 17 of proc(5), numbered after the name from field 3.
+    fields
+        .get(11..15)?
+        .iter()
+        .map(|field| field.parse::<i64>().ok().map(|t| t.max(0).unsigned_abs()))
+        .sum()
 }
 
 /// `root` and every process descended from it.
@@ -293,5 +358,25 @@ mod tests {
             name.starts_with(&format!("Linux-{}-", release.trim())),
             "{name}"
         );
+    }
+
+    #[test]
+    fn a_stat_line_gives_its_own_and_its_reaped_childrens_ticks() {
+        let stat = "4242 (a (weird) name) S 1 2 3 4 5 6 7 8 9 10 100 20 300 40 20 0 1 0";
+        assert_eq!(stat_cpu_ticks(stat), Some(100 + 20 + 300 + 40));
+        assert_eq!(stat_cpu_ticks("4242 (short) S 1 2"), None);
+    }
+
+    #[test]
+    fn this_process_tree_reads_its_cpu_time() {
+        let tree = vec![Pid::from_u32(std::process::id())];
+        let before = tree_cpu_s(&tree).expect("Linux /proc");
+        let mut x = 0u64;
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(200);
+        while std::time::Instant::now() < until {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        assert!(x != 1);
+        assert!(tree_cpu_s(&tree).expect("Linux /proc") > before);
     }
 }

@@ -49,6 +49,8 @@ pub enum Method {
     GpuPolled,
     /// Different methods on different devices, or one after the other.
     Mixed,
+    /// Measured by another rank of the distributed job (in its row and the job's).
+    OtherRank,
     /// Found, but reports neither energy nor power: its energy is unknown, never a measured 0.
     Unmeasured,
     /// Not measured.
@@ -64,6 +66,7 @@ impl Method {
             Self::Model => "model",
             Self::Constant => "constant",
             Self::InCpu => "in_cpu",
+            Self::OtherRank => "other_rank",
             Self::GpuCounter => "counter",
             Self::GpuPolled => "polled",
             Self::Mixed => "mixed",

@@ -90,6 +90,8 @@ class Run:
     co2_low_kg: float | None = None
     co2_high_kg: float | None = None
     tracker_cpu_s: float | None = None
+    scope: str = ""
+    job_id: str = ""
 
     @property
     def label(self) -> str:
@@ -318,6 +320,8 @@ def _run(row: dict[str, str], ours: bool, file: str) -> Run:
         co2_low_kg=_optional(row, "emissions_low"),
         co2_high_kg=_optional(row, "emissions_high"),
         tracker_cpu_s=_optional(row, "tracker_cpu_seconds"),
+        scope=row.get("scope") or "",
+        job_id=row.get("job_id") or "",
     )
 
 
@@ -360,8 +364,12 @@ def load(paths: list[Path]) -> Report:
                     )
     for key, run in runs.items():
         run.epochs = sorted(epochs.get(key, {}).values(), key=lambda e: (e.phase, e.epoch))
+    # A distributed job counts once: by its rank 0's scope=job rows where it wrote them (the
+    # ranks' own rows then stay out); without them, by its ranks' rows, each part measured once.
+    gathered = {run.job_id for run in runs.values() if run.scope == "job"}
+    counted = [r for r in runs.values() if not (r.scope == "rank" and r.job_id in gathered)]
     # Stable: runs of one second keep the order their files wrote them in.
-    ordered = sorted(runs.values(), key=lambda r: r.timestamp)
+    ordered = sorted(counted, key=lambda r: r.timestamp)
     return Report(ordered, [str(f) for f in files])
 
 

@@ -1,0 +1,165 @@
+"""A distributed job seen through `torch.distributed`: only the torch calls live here.
+
+Who measures what and how the job's row is made of its ranks' rows is decided in the core
+(`src/job.rs`); this module only moves the ranks' facts and rows through the job's own
+rendezvous key-value store (the process group's `TCPStore`, `FileStore`, ...). Rank 0 waits for
+them with a bounded `store.wait`, never a collective that user code might not reach, so a rank
+that died only costs one bounded wait and is then reported in the job row's `missing_ranks`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import timedelta
+from typing import Any
+
+from carbonmeter._core import EmissionsData, EmissionsTracker
+
+logger = logging.getLogger("carbonmeter")
+
+#: Prefix of every key carbonmeter puts in the job's store.
+PREFIX = "carbonmeter"
+
+
+def _torch_distributed() -> Any | None:
+    """`torch.distributed` when the user's code has imported torch and initialised a process
+    group; torch is never imported here for a job that does not use it."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    dist = getattr(torch, "distributed", None)
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return None
+    return dist
+
+
+def _current_gpu_uuid() -> str | None:
+    """NVML's UUID (`GPU-...`) of torch's current CUDA device, when CUDA is in use."""
+    torch = sys.modules.get("torch")
+    try:
+        if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+            return None
+        uuid = str(torch.cuda.get_device_properties(torch.cuda.current_device()).uuid)
+    except (RuntimeError, AttributeError, AssertionError):
+        return None
+    return uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}"
+
+
+class JobLink:
+    """One run of a tracker as a rank of a job: its facts published, its rows sent to rank 0,
+    and on rank 0 the job's rows written."""
+
+    def __init__(
+        self, tracker: EmissionsTracker, store: Any, rank: int, world_size: int, generation: int
+    ) -> None:
+        self._tracker = tracker
+        self._store = store
+        self.rank = rank
+        self.world_size = world_size
+        self._prefix = f"{PREFIX}/{generation}"
+        self._wait_s = tracker._job_wait_secs
+        # Ranks that missed a wait: reported missing from then on, never waited for again.
+        self._gone: set[int] = set()
+        self._read: list[str] = []
+        self._warned = False
+
+    @classmethod
+    def join(cls, tracker: EmissionsTracker) -> JobLink | None:
+        """Joins the job of the initialised process group before `tracker` starts (so it
+        measures only its share); `None` without a process group of two or more ranks."""
+        dist = _torch_distributed()
+        if dist is None or dist.get_world_size() < 2:
+            return None
+        try:
+            store = dist.distributed_c10d._get_default_store()
+        except (RuntimeError, ValueError, AttributeError) as err:
+            logger.warning(
+                "cannot reach the process group's key-value store (%s): each rank writes its "
+                "own rows, with no job row",
+                err,
+            )
+            return None
+        rank, world_size = dist.get_rank(), dist.get_world_size()
+        # Each rank adds 1 once per run: runs of one process group get their own keys.
+        generation = (store.add(f"{PREFIX}/runs", 1) - 1) // world_size
+        link = cls(tracker, store, rank, world_size, generation)
+        link._put("member", tracker._job_member(rank, _current_gpu_uuid()))
+        members, missing = link._collect("member")
+        tracker._join_job(members, rank, world_size)
+        if missing:
+            link._warn(missing, "the start")
+        return link
+
+    def edge(self, data: EmissionsData, run: bool = False) -> EmissionsData | None:
+        """Sends this rank's row of a window (or of the run) to rank 0; on rank 0, waits for
+        the others' and returns the job's row (written), else `None`."""
+        name = "run" if run else f"window/{data.window}"
+        self._put(name, data._json())
+        if self.rank != 0:
+            return None
+        rows, missing = self._collect(name)
+        if missing:
+            self._warn(missing, "the run's end" if run else f"window {data.window!r}")
+        job = self._tracker._job_row(rows, missing, run)
+        if run:
+            self._forget()
+        return job
+
+    def _put(self, name: str, value: str) -> None:
+        self._store.set(f"{self._prefix}/{name}/{self.rank}", value)
+
+    def _collect(self, name: str) -> tuple[list[str], list[int]]:
+        """Every rank's value of `name`, waiting at most `job_wait_secs` for those not yet
+        there; returns them in rank order and the ranks that never sent theirs."""
+        keys = {
+            rank: f"{self._prefix}/{name}/{rank}"
+            for rank in range(self.world_size)
+            if rank not in self._gone
+        }
+        try:
+            self._store.wait(list(keys.values()), timedelta(seconds=self._wait_s))
+            present = list(keys)
+        except Exception:  # the store's timeout error type differs between torch versions
+            present = [rank for rank, key in keys.items() if self._check(key)]
+        self._gone.update(set(keys) - set(present))
+        wanted = [keys[rank] for rank in present]
+        # One round trip for all of them where the store can (TCPStore, torch >= 2.4).
+        values = self._store.multi_get(wanted) if hasattr(self._store, "multi_get") else None
+        if values is None:
+            values = [self._store.get(key) for key in wanted]
+        if name != "member":
+            self._read.extend(wanted)
+        return [value.decode() for value in values], sorted(self._gone)
+
+    def _forget(self) -> None:
+        """Deletes the rows rank 0 has read, at the run's end: the edges pay no round trip
+        for it, and the store holds one run's rows at most."""
+        for key in self._read:
+            self._delete(key)
+        self._read.clear()
+
+    def _check(self, key: str) -> bool:
+        try:
+            return bool(self._store.check([key]))
+        except RuntimeError:
+            return False
+
+    def _delete(self, key: str) -> None:
+        try:
+            self._store.delete_key(key)
+        except (RuntimeError, NotImplementedError):
+            pass
+
+    def _warn(self, missing: list[int], where: str) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        ranks = ", ".join(str(rank) for rank in missing)
+        logger.warning(
+            "rank(s) %s sent no figures within %g s at %s (dead or stalled): the job's rows "
+            "leave them out and name them in missing_ranks, and they are not waited for again",
+            ranks,
+            self._wait_s,
+            where,
+        )

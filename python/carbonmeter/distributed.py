@@ -1,0 +1,60 @@
+"""Per-epoch measurement of a hand-written distributed training loop, counted once per job.
+
+Example:
+    >>> from carbonmeter.distributed import JobTracker  # doctest: +SKIP
+    >>> job = JobTracker(country_iso_code="FRA")  # after torch.distributed.init_process_group
+    >>> job.start()  # doctest: +SKIP
+    >>> for epoch in range(3):  # doctest: +SKIP
+    ...     with job.epoch() as figures:
+    ...         train_one_epoch()
+    ...     print(figures["co2_kg"])  # the job's on rank 0, this rank's elsewhere
+    >>> job.stop()  # doctest: +SKIP
+
+What the Lightning and Hugging Face callbacks do, for a loop of your own: each rank measures its
+share of the job and writes `scope=rank` rows; global rank 0 gathers them at every epoch edge
+and at `stop()` through the process group's key-value store and writes the `scope=job` rows.
+Without an initialised process group it is a plain per-epoch tracker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from carbonmeter._core import EmissionsData, EmissionsTracker
+from carbonmeter._distributed import _torch_distributed
+from carbonmeter._epochs import EpochMeter, MeasuredCallback
+
+
+class JobTracker(MeasuredCallback):
+    """Epoch windows of a tracker that is one rank of a job.
+
+    Args:
+        tracker: an `EmissionsTracker` to share (joined to the job only if still idle).
+        **tracker_kwargs: `EmissionsTracker` keyword arguments for the owned tracker.
+    """
+
+    def __init__(self, tracker: EmissionsTracker | None = None, **tracker_kwargs: Any) -> None:
+        self._epochs = EpochMeter(tracker, tracker_kwargs)
+
+    def start(self) -> EmissionsTracker:
+        """Joins the job (when a process group is initialised) and starts measuring."""
+        dist = _torch_distributed()
+        rank = dist.get_rank() if dist is not None else int(os.environ.get("RANK", "0"))
+        return self._epochs.begin_run(rank=rank)
+
+    @contextmanager
+    def epoch(self, epoch: int | None = None, phase: str = "train") -> Iterator[dict[str, float]]:
+        """Measures one epoch; the dict yielded is filled with its figures when it ends."""
+        figures: dict[str, float] = {}
+        self._epochs.begin_epoch(epoch, phase)
+        try:
+            yield figures
+        finally:
+            figures.update(self._epochs.end_epoch(phase) or {})
+
+    def stop(self) -> EmissionsData | None:
+        """Ends the run: the job's run row on rank 0, this rank's elsewhere."""
+        return self._epochs.end_run()

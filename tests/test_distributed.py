@@ -1,0 +1,350 @@
+"""Distributed jobs measured once: real torchrun / gloo process groups on fake powercap trees and
+the stand-in NVML library (tests/fixtures/fake_nvml.c), each advanced at a known power."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fixtures.powercap import FakePowercap
+
+pytestmark = pytest.mark.slow
+
+HERE = Path(__file__).resolve().parent
+RANK_SCRIPT = HERE / "scripts" / "ddp_job.py"
+FAKE_NVML = HERE / "fixtures" / "fake_nvml.c"
+CPU_W, RAM_W, GPU_W = 30.0, 6.0, 50.0
+J_PER_KWH = 3.6e6
+
+
+@pytest.fixture(scope="module")
+def fake_nvml_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    compiler = shutil.which("cc")
+    if compiler is None:
+        pytest.fail("the distributed tests need a C compiler (cc) for the stand-in NVML")
+    library = tmp_path_factory.mktemp("nvml") / "libfake_nvml.so"
+    subprocess.run([compiler, "-shared", "-fPIC", "-O1", "-o", str(library), str(FAKE_NVML)])
+    return library
+
+
+@dataclass
+class Host:
+    """One machine of a test job: a powercap tree (a package and its DRAM) and `gpus` GPUs."""
+
+    name: str
+    powercap: FakePowercap
+    nvml: Path
+    gpus: int
+
+    def settings(self) -> dict[str, str]:
+        return {"name": self.name, "powercap": str(self.powercap.root), "nvml": str(self.nvml)}
+
+    def power_w(self) -> float:
+        return CPU_W + RAM_W + GPU_W * self.gpus
+
+
+def make_host(root: Path, name: str, gpus: int, library: Path) -> Host:
+    folder = root / name
+    folder.mkdir()
+    powercap = FakePowercap(folder / "powercap")
+    powercap.add_zone("intel-rapl:0", "package-0")
+    powercap.add_zone("intel-rapl:0:0", "dram")
+    nvml = folder / "libnvidia-ml.so.1"
+    shutil.copy(library, nvml)
+    # The library reads `<its path>.ctl`: a constant power from now on, its energy exact.
+    now = time.time()
+    control = f"count {gpus}\n" + "".join(
+        f"name {i} NVIDIA H100 80GB HBM3\nuuid {i} GPU-{name}{i}0000000-0000-0000-0000-0000000{i}\n"
+        f"ramp {i} {now:.6f} {GPU_W * 1000:.0f} 0\n"
+        for i in range(gpus)
+    )
+    Path(f"{nvml}.ctl").write_text(control, encoding="utf-8")
+    return Host(name, powercap, nvml, gpus)
+
+
+@contextmanager
+def advancing(hosts: list[Host]) -> Iterator[None]:
+    """Advances every host's counters at CPU_W and RAM_W, from now until the block ends."""
+    stop = threading.Event()
+    start = time.monotonic()
+
+    def run() -> None:
+        while not stop.is_set():
+            elapsed_s = time.monotonic() - start
+            for host in {id(h.powercap): h for h in hosts}.values():
+                host.powercap.set_energy("intel-rapl:0", int(CPU_W * elapsed_s * 1e6))
+                host.powercap.set_energy("intel-rapl:0:0", int(RAM_W * elapsed_s * 1e6))
+            stop.wait(0.002)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def child_env(tmp_path: Path) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("CARBONMETER_", "CODECARBON_", "FAKE_NVML", "CUDA_VISIBLE"))
+    }
+    env.update(
+        HOME=str(tmp_path),
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=str(HERE),
+        WANDB_MODE="offline",
+        WANDB_SILENT="true",
+        WANDB_CONFIG_DIR=str(tmp_path / "wandb-config"),
+        WANDB_CACHE_DIR=str(tmp_path / "wandb-cache"),
+        WANDB_DATA_DIR=str(tmp_path / "wandb-data"),
+    )
+    return env
+
+
+def rows_of(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as file:
+        return list(csv.DictReader(file))
+
+
+def energy_j(row: dict[str, str]) -> float:
+    return float(row["energy_consumed"]) * J_PER_KWH
+
+
+def torchrun(tmp_path: Path, processes: int, config: dict[str, object]) -> list[dict[str, str]]:
+    config = {"output_dir": str(tmp_path), **config}
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "torch.distributed.run", "--standalone"),
+            *(f"--nproc-per-node={processes}", str(RANK_SCRIPT), json.dumps(config)),
+        ],
+        cwd=tmp_path,
+        env=child_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return rows_of(tmp_path / "emissions.csv")
+
+
+def check_job(
+    rows: list[dict[str, str]], hosts: list[Host], epochs: int, world: int, aligned: bool = True
+) -> list[float]:
+    """The job's rows are the truth within 3 %, its ranks' rows add up to them, and there is one
+    job row per epoch and one for the run; returns the job/truth ratios.
+
+    The truth is each part's known power over the window of the rank that measured it; with
+    `aligned` edges (the ranks' windows open and close together) it is also every host's power
+    over the job row's span.
+    """
+    job = [row for row in rows if row["scope"] == "job"]
+    ranks = [row for row in rows if row["scope"] == "rank"]
+    assert sorted(row["window"] for row in job) == sorted(
+        [f"train-epoch-{e}" for e in range(epochs)] + [""]
+    )
+    assert {row["job_id"] for row in rows} == {job[0]["job_id"]} and job[0]["job_id"]
+    assert {row["world_size"] for row in rows} == {str(world)}
+    assert {row["missing_ranks"] for row in job} == {""}
+    truth_w = sum(host.power_w() for host in hosts)
+    ratios = []
+    for row in job:
+        of_window = [r for r in ranks if r["window"] == row["window"]]
+        assert sorted(int(r["rank"]) for r in of_window) == list(range(world))
+        assert sum(energy_j(r) for r in of_window) == pytest.approx(energy_j(row), rel=1e-9)
+        truth_j = sum(
+            (CPU_W + RAM_W if r["cpu_method"] == "rapl" else 0.0) * float(r["duration"])
+            + GPU_W * int(r["gpu_count"]) * float(r["duration"])
+            for r in of_window
+        )
+        ratio = energy_j(row) / truth_j
+        assert ratio == pytest.approx(1.0, abs=0.03), (row["window"], ratio)
+        if aligned:
+            ratio = energy_j(row) / (truth_w * float(row["duration"]))
+            assert ratio == pytest.approx(1.0, abs=0.03), (row["window"], ratio)
+        ratios.append(round(ratio, 4))
+        assert int(row["gpu_count"]) == sum(host.gpus for host in hosts)
+    # Each host's CPU and RAM by one rank, each GPU by one rank.
+    run_rows = [r for r in ranks if r["window"] == ""]
+    assert sum(r["cpu_method"] == "rapl" for r in run_rows) == len(hosts)
+    assert sum(int(r["gpu_count"]) for r in run_rows) == sum(host.gpus for host in hosts)
+    return ratios
+
+
+def test_two_ranks_on_one_host_with_two_gpus_count_the_host_once(
+    tmp_path: Path, fake_nvml_library: Path
+) -> None:
+    host = make_host(tmp_path, "node", 2, fake_nvml_library)
+    with advancing([host]):
+        rows = torchrun(tmp_path, 2, {"hosts": [host.settings()] * 2, "epochs": 2, "epoch_s": 1.0})
+    ratios = check_job(rows, [host], epochs=2, world=2)
+    print(f"job/truth, 2 ranks, 1 host: {ratios}")
+    rank_run = {r["rank"]: r for r in rows if r["scope"] == "rank" and r["window"] == ""}
+    assert (rank_run["0"]["cpu_method"], rank_run["1"]["cpu_method"]) == ("rapl", "other_rank")
+    assert rank_run["0"]["gpu_count"] == rank_run["1"]["gpu_count"] == "1"
+    assert {r["host"] for r in rows if r["scope"] == "rank"} == {socket.gethostname()}
+    # The report counts the job once: its job run row, not also its ranks'.
+    from carbonmeter import report
+
+    (job_run,) = [r for r in rows if r["scope"] == "job" and r["window"] == ""]
+    totals = report.to_json(report.load([tmp_path / "emissions.csv"]))["totals"]
+    assert totals["energy_kwh"] == pytest.approx(float(job_run["energy_consumed"]), rel=1e-9)
+    assert totals["runs"] == 1
+
+
+def test_four_ranks_on_two_hosts_count_each_host_and_gpu_once(
+    tmp_path: Path, fake_nvml_library: Path
+) -> None:
+    hosts = [make_host(tmp_path, name, 1, fake_nvml_library) for name in ("a", "b")]
+    with advancing(hosts):
+        rows = torchrun(
+            tmp_path,
+            4,
+            {
+                "hosts": [hosts[0].settings()] * 2 + [hosts[1].settings()] * 2,
+                "set_host": True,
+                "epochs": 2,
+                "epoch_s": 1.0,
+            },
+        )
+    ratios = check_job(rows, hosts, epochs=2, world=4)
+    print(f"job/truth, 4 ranks, 2 hosts: {ratios}")
+    measuring = {
+        r["rank"]: (r["host"], r["cpu_method"], r["gpu_count"])
+        for r in rows
+        if r["scope"] == "rank" and r["window"] == ""
+    }
+    assert measuring == {
+        "0": ("a", "rapl", "1"),
+        "1": ("a", "other_rank", "0"),
+        "2": ("b", "rapl", "1"),
+        "3": ("b", "other_rank", "0"),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_rank_killed_mid_epoch_is_reported_missing_and_nothing_hangs(
+    tmp_path: Path, fake_nvml_library: Path
+) -> None:
+    # By hand, not torchrun: its agent would stop the other ranks when one dies.
+    host = make_host(tmp_path, "node", 0, fake_nvml_library)
+    config = {
+        "output_dir": str(tmp_path),
+        "hosts": [host.settings()] * 2,
+        "epochs": 3,
+        "epoch_s": 0.6,
+        "kill": 1,
+        "wait_s": 2,
+    }
+    port = str(free_port())
+    ranks = []
+    for rank in range(2):
+        env = child_env(tmp_path)
+        env.update(
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=port,
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE="2",
+            LOCAL_WORLD_SIZE="2",
+        )
+        ranks.append(
+            subprocess.Popen(
+                [sys.executable, str(RANK_SCRIPT), json.dumps(config)],
+                cwd=tmp_path,
+                env=env,
+                stderr=subprocess.PIPE if rank == 0 else subprocess.DEVNULL,
+                text=True,
+            )
+        )
+    with advancing([host]):
+        started = time.monotonic()
+        _, stderr = ranks[0].communicate(timeout=120)
+        finished_s = time.monotonic() - started
+        ranks[1].wait(timeout=60)
+    assert ranks[0].returncode == 0, stderr[-4000:]
+    assert ranks[1].returncode == -9
+    job = {r["window"]: r for r in rows_of(tmp_path / "emissions.csv") if r["scope"] == "job"}
+    assert job["train-epoch-0"]["missing_ranks"] == ""
+    assert job["train-epoch-1"]["missing_ranks"] == "1"
+    assert job["train-epoch-2"]["missing_ranks"] == job[""]["missing_ranks"] == "1"
+    # One bounded wait (2 s) for the dead rank, not one per edge.
+    assert stderr.count("sent no figures") == 1, stderr[-4000:]
+    print(f"rank 0 of a job missing rank 1 finished in {finished_s:.1f} s")
+
+
+def wandb_co2_kg(root: Path) -> list[float]:
+    """Every `co2_kg` value the offline W&B run received (`train/co2_kg` from the HF Trainer),
+    in order."""
+    from fixtures.offline_runs import wandb_history
+
+    (path,) = root.glob("**/offline-run-*/run-*.wandb")
+    return [
+        value
+        for record in wandb_history(path)
+        for key, value in record.items()
+        if key.split("/")[-1] == "co2_kg"
+    ]
+
+
+@pytest.mark.parametrize("framework", ["lightning", "transformers"])
+def test_framework_ddp_writes_one_job_row_per_epoch_and_wandb_gets_the_jobs_figure(
+    tmp_path: Path, fake_nvml_library: Path, framework: str
+) -> None:
+    host = make_host(tmp_path, "node", 2, fake_nvml_library)
+    config = {
+        "output_dir": str(tmp_path),
+        "hosts": [host.settings()],
+        "epochs": 2,
+        "step_s": 0.25,
+    }
+    script = str(HERE / "scripts" / "ddp_frameworks.py")
+    launch = (
+        [sys.executable, script]
+        if framework == "lightning"
+        else [
+            *(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"),
+            script,
+        ]
+    )
+    with advancing([host]):
+        result = subprocess.run(
+            [*launch, framework, json.dumps(config)],
+            cwd=tmp_path,
+            env=child_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr[-4000:]
+    rows = rows_of(tmp_path / "emissions.csv")
+    # A framework's epoch edges reach its ranks apart (rank 0 also starts W&B and logs), so
+    # each part is compared over the window of the rank that measured it.
+    ratios = check_job(rows, [host], epochs=2, world=2, aligned=False)
+    print(f"job/truth, {framework} DDP, 2 ranks: {ratios}")
+    job = sorted(
+        (int(r["epoch"]), float(r["emissions"])) for r in rows if r["scope"] == "job" and r["epoch"]
+    )
+    # One value per epoch, the job's, from rank 0 only.
+    assert wandb_co2_kg(tmp_path) == pytest.approx([emissions for _, emissions in job], rel=1e-9)
