@@ -20,6 +20,7 @@ pub(crate) mod sensors;
 pub(crate) mod suggest;
 pub(crate) mod tables;
 pub(crate) mod tracker;
+pub(crate) mod work;
 
 mod bindings;
 

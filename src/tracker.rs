@@ -12,11 +12,12 @@ use crate::error::{Error, Result};
 use crate::intensity::resolve::Resolved;
 use crate::intensity::weighted::{HourlyRun, Weighted};
 use crate::intensity::{self, Intensity};
-use crate::meter::{Meter, MeterDescription, Snapshot};
+use crate::meter::{ComponentEnergy, Meter, MeterDescription, Snapshot};
 use crate::output::EmissionsRow;
 use crate::output::build::{RowContext, RowSettings, build_row};
 use crate::output::csv::CsvSink;
 use crate::sampler::Sampler;
+use crate::work::{Counts, Sharing, shared_interval};
 
 pub use crate::output::build::{Identity, WindowLabels};
 /// The version written in every row.
@@ -26,6 +27,19 @@ struct OpenWindow {
     name: String,
     labels: WindowLabels,
     start: Snapshot,
+    counts: Counts,
+    /// The energy split to this window so far, for a shared window.
+    share: Option<ComponentEnergy>,
+}
+
+/// How a window is opened besides its name and labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WindowOptions {
+    /// The window's own work, counted in it and in the run at its opening.
+    pub counts: Counts,
+    /// A shared window (a request): numbered `<name>-<n>` in the run, and charged only its share
+    /// of the energy while it overlaps other shared windows (see `crate::work`).
+    pub shared: bool,
 }
 
 struct Run {
@@ -36,6 +50,9 @@ struct Run {
     hourly: Option<Arc<HourlyRun>>,
     windows: Vec<OpenWindow>,
     next_epoch: BTreeMap<String, u32>,
+    next_shared: BTreeMap<String, u32>,
+    counts: Counts,
+    sharing: Sharing,
 }
 
 impl Run {
@@ -51,6 +68,31 @@ impl Run {
             names.join(", ")
         }
     }
+
+    /// Splits the energy up to `now` among the shared windows open until now.
+    fn settle(&mut self, now: &Snapshot) {
+        let open = self
+            .windows
+            .iter_mut()
+            .filter_map(|window| window.share.as_mut());
+        self.sharing.settle(now.energy, open);
+    }
+
+    /// Adds `counts` to the run and to the open windows: all of them, or with `only`, that
+    /// window and the open windows that are not shared (an enclosing batch or epoch), so one
+    /// request's tokens are never counted in another request.
+    fn add_counts(&mut self, counts: Counts, only: Option<&str>) {
+        self.counts.add(counts);
+        for window in &mut self.windows {
+            let chosen = match only {
+                None => true,
+                Some(name) => window.name == name || window.share.is_none(),
+            };
+            if chosen {
+                window.counts.add(counts);
+            }
+        }
+    }
 }
 
 /// A row to write once the run lock is released.
@@ -60,6 +102,9 @@ struct Closed {
     end: Snapshot,
     window: Option<(String, WindowLabels)>,
     hourly: Option<Arc<HourlyRun>>,
+    counts: Counts,
+    share: Option<ComponentEnergy>,
+    unattributed: Option<ComponentEnergy>,
 }
 
 /// What `stop_run` wrote.
@@ -207,10 +252,13 @@ impl Tracker {
             id: uuid::Uuid::new_v4().to_string(),
             meter,
             sampler,
+            sharing: Sharing::new(start.energy),
             start,
             hourly,
             windows: Vec::new(),
             next_epoch: BTreeMap::new(),
+            next_shared: BTreeMap::new(),
+            counts: Counts::default(),
         });
         Ok(())
     }
@@ -218,6 +266,18 @@ impl Tracker {
     /// Opens a named window at this instant (starting the run if needed). Windows may nest and
     /// overlap; each is measured from its own edges, read from the sensors at once.
     pub fn start_window(&self, name: &str, labels: WindowLabels) -> Result<()> {
+        self.open_window(name, labels, WindowOptions::default())
+            .map(drop)
+    }
+
+    /// Opens a window like [`Tracker::start_window`], with its counts and sharing. Returns the
+    /// window's name: `name` itself, or `<name>-<n>` for a shared window.
+    pub fn open_window(
+        &self,
+        name: &str,
+        labels: WindowLabels,
+        options: WindowOptions,
+    ) -> Result<String> {
         if self.state() == TrackerState::Idle {
             self.start()?;
         }
@@ -227,6 +287,14 @@ impl Tracker {
                 "window {name:?} not opened: the tracker was stopped"
             ))
         })?;
+        let name = if options.shared {
+            let next = run.next_shared.entry(name.to_owned()).or_insert(0);
+            let numbered = format!("{name}-{next}");
+            *next = next.saturating_add(1);
+            numbered
+        } else {
+            name.to_owned()
+        };
         if run.windows.iter().any(|window| window.name == name) {
             return Err(Error::State(format!(
                 "window {name:?} is already open; open windows: {}",
@@ -234,12 +302,55 @@ impl Tracker {
             )));
         }
         let start = read_and_report(&run.meter, run.hourly.as_deref());
+        if options.shared {
+            run.settle(&start);
+            run.sharing.start_using();
+        }
         run.windows.push(OpenWindow {
-            name: name.to_owned(),
+            name: name.clone(),
             labels,
             start,
+            counts: Counts::default(),
+            share: options.shared.then(ComponentEnergy::default),
         });
+        if !options.counts.is_empty() {
+            run.add_counts(options.counts, Some(&name));
+        }
+        Ok(name)
+    }
+
+    /// Adds `counts` to the run and every open window. Cheap (one lock, a few additions): it is
+    /// meant to be called once per batch. On an idle tracker it only warns, once.
+    pub fn count(&self, counts: Counts) {
+        self.count_in(counts, None);
+    }
+
+    /// Adds `counts` to window `name`, the run and the open windows that are not shared.
+    pub fn count_window(&self, name: &str, counts: Counts) -> Result<()> {
+        let mut guard = self.run.lock();
+        let run = guard.as_mut().ok_or_else(|| {
+            Error::State(format!(
+                "window {name:?} is not open: the tracker is not running"
+            ))
+        })?;
+        if !run.windows.iter().any(|window| window.name == name) {
+            return Err(Error::State(format!(
+                "window {name:?} is not open; open windows: {}",
+                run.window_names()
+            )));
+        }
+        run.add_counts(counts, Some(name));
         Ok(())
+    }
+
+    fn count_in(&self, counts: Counts, only: Option<&str>) {
+        match self.run.lock().as_mut() {
+            Some(run) => run.add_counts(counts, only),
+            // Counting is bookkeeping beside the user's loop: a warning, never an exception.
+            None => crate::once::warn_once(
+                "count() on a tracker that is not running: not counted (start it first)",
+            ),
+        }
     }
 
     /// Opens the window of an epoch of `phase`, numbered `epoch` or one more than the last
@@ -288,13 +399,20 @@ impl Tracker {
                         run.window_names()
                     ))
                 })?;
+            let end = read_and_report(&run.meter, run.hourly.as_deref());
+            if run.windows[index].share.is_some() {
+                run.settle(&end);
+            }
             let window = run.windows.remove(index);
             Closed {
                 run_id: run.id.clone(),
                 start: window.start,
-                end: read_and_report(&run.meter, run.hourly.as_deref()),
+                end,
                 window: Some((window.name, window.labels)),
                 hourly: run.hourly.clone(),
+                counts: window.counts,
+                share: window.share,
+                unattributed: None,
             }
         };
         Ok(self.write_closed(&closed))
@@ -312,17 +430,22 @@ impl Tracker {
     /// Writes a row with the totals so far and keeps running. `None` when not running.
     pub fn flush(&self) -> Option<EmissionsRow> {
         let closed = {
-            let run = self.run.lock();
-            let Some(run) = run.as_ref() else {
+            let mut run = self.run.lock();
+            let Some(run) = run.as_mut() else {
                 log::error!("You first need to start the tracker.");
                 return None;
             };
+            let end = read_and_report(&run.meter, run.hourly.as_deref());
+            run.settle(&end);
             Closed {
                 run_id: run.id.clone(),
                 start: run.start.clone(),
-                end: read_and_report(&run.meter, run.hourly.as_deref()),
+                end,
                 window: None,
                 hourly: run.hourly.clone(),
+                counts: run.counts,
+                share: None,
+                unattributed: run.sharing.unattributed(),
             }
         };
         Some(self.write_closed(&closed))
@@ -346,6 +469,7 @@ impl Tracker {
         };
         run.sampler.stop();
         let end = read_and_report(&run.meter, run.hourly.as_deref());
+        run.settle(&end);
         // Windows still open (an epoch cut short by an exception) get their partial row first.
         let windows = run
             .windows
@@ -357,6 +481,9 @@ impl Tracker {
                     end: end.clone(),
                     window: Some((window.name, window.labels)),
                     hourly: run.hourly.clone(),
+                    counts: window.counts,
+                    share: window.share,
+                    unattributed: None,
                 })
             })
             .collect();
@@ -366,6 +493,9 @@ impl Tracker {
             end,
             window: None,
             hourly: run.hourly.clone(),
+            counts: run.counts,
+            share: None,
+            unattributed: run.sharing.unattributed(),
         });
         if let Some(hourly) = &run.hourly {
             hourly.stop();
@@ -386,6 +516,24 @@ impl Tracker {
             .hourly
             .as_deref()
             .map(|hourly| self.weigh_hourly(hourly, &closed.start, &closed.end));
+        let mut weighted = weighted;
+        let measured = closed.end.since(&closed.start);
+        let interval = match closed.share {
+            Some(share) => {
+                // Hour-by-hour emissions follow the window's edges: charge the same share.
+                let whole_j = measured.energy.cpu_j + measured.energy.ram_j + measured.energy.gpu_j;
+                let share_j = share.cpu_j + share.ram_j + share.gpu_j;
+                if let Some(weighted) = weighted.as_mut() {
+                    weighted.emissions_kg *= if whole_j > 0.0 {
+                        share_j / whole_j
+                    } else {
+                        0.0
+                    };
+                }
+                shared_interval(measured, share)
+            }
+            None => measured,
+        };
         let timestamp = Local::now().format("%Y-%m-%dT%H:%M:%S").to_string();
         let row = build_row(&RowContext {
             timestamp: &timestamp,
@@ -395,12 +543,15 @@ impl Tracker {
             intensity: &self.intensity,
             location_source: &self.located.location_source,
             description: &description,
-            interval: &closed.end.since(&closed.start),
+            interval: &interval,
             window: closed
                 .window
                 .as_ref()
                 .map(|(name, labels)| (name.as_str(), labels)),
             hourly: weighted.as_ref(),
+            counts: closed.counts,
+            shared: closed.share.is_some(),
+            unattributed: closed.unattributed,
         });
         if let Some(sink) = &self.sink {
             // Losing the file must not lose the user's training: the row is still returned.

@@ -4,9 +4,10 @@
 use crate::carbon;
 use crate::intensity::Intensity;
 use crate::intensity::weighted::Weighted;
-use crate::meter::{Interval, MeterDescription};
+use crate::meter::{ComponentEnergy, Interval, MeterDescription};
 use crate::output::EmissionsRow;
 use crate::output::row::VERSION;
+use crate::work::Counts;
 
 /// Facts about the interpreter that only the caller knows.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -66,6 +67,53 @@ pub struct RowContext<'a> {
     pub window: Option<(&'a str, &'a WindowLabels)>,
     /// Hour-by-hour live figures, when on: they replace the emissions and the intensity.
     pub hourly: Option<&'a Weighted>,
+    /// The samples, tokens and requests counted in the interval.
+    pub counts: Counts,
+    /// Whether `interval` holds a shared window's share of the energy.
+    pub shared: bool,
+    /// The energy no shared window was charged, for a run row of a run that had some.
+    pub unattributed: Option<ComponentEnergy>,
+}
+
+/// Energy per unit of work, from a row's energy, emissions and counts; `None` where the unit
+/// was not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PerUnit {
+    /// J per sample.
+    pub joules_per_sample: Option<f64>,
+    /// J per token.
+    pub joules_per_token: Option<f64>,
+    /// J per request.
+    pub joules_per_request: Option<f64>,
+    /// g CO2eq per 1000 tokens.
+    pub co2_g_per_1k_tokens: Option<f64>,
+}
+
+/// The per-unit figures of `energy_kwh` and `co2_kg` spent on `counts`: what `EmissionsData`
+/// shows for one row and the report for a sum of rows.
+pub fn per_unit(energy_kwh: f64, co2_kg: f64, counts: Counts) -> PerUnit {
+    PerUnit {
+        joules_per_sample: carbon::joules_per_unit(energy_kwh, counts.samples),
+        joules_per_token: carbon::joules_per_unit(energy_kwh, counts.tokens),
+        joules_per_request: carbon::joules_per_unit(energy_kwh, counts.requests),
+        co2_g_per_1k_tokens: carbon::co2_g_per_1k_units(co2_kg, counts.tokens),
+    }
+}
+
+impl EmissionsRow {
+    /// The samples, tokens and requests of this row.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            samples: self.samples,
+            tokens: self.tokens,
+            requests: self.requests,
+        }
+    }
+
+    /// This row's energy and emissions per unit of work.
+    pub fn per_unit(&self) -> PerUnit {
+        per_unit(self.energy_consumed, self.emissions, self.counts())
+    }
 }
 
 /// The row of `context`.
@@ -144,6 +192,13 @@ pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
         intensity_zone: intensity.zone.clone(),
         location_source: context.location_source.to_owned(),
         gpu_devices: interval.gpu.breakdown_json(pue),
+        samples: context.counts.samples,
+        tokens: context.counts.tokens,
+        requests: context.counts.requests,
+        attribution: context.shared.then(|| "time_share".to_owned()),
+        unattributed_energy: context
+            .unattributed
+            .map(|idle| kwh(idle.cpu_j) + kwh(idle.ram_j) + kwh(idle.gpu_j)),
     };
     row.emissions = carbon::co2_kg(energy_consumed, intensity.g_per_kwh);
     if let Some(weighted) = context.hourly {
@@ -277,6 +332,9 @@ mod tests {
             interval,
             window,
             hourly,
+            counts: Counts::default(),
+            shared: false,
+            unattributed: None,
         })
     }
 
@@ -390,6 +448,48 @@ mod tests {
         assert!(close(power.gpu_w, 150.0), "{power:?}");
         let since_start = power_between(None, &first);
         assert!(close(since_start.cpu_w, first.cpu_power), "{since_start:?}");
+    }
+
+    #[test]
+    fn counts_give_per_unit_figures_and_uncounted_units_stay_empty() {
+        let mut row = row_of(&interval(), None, None);
+        assert_eq!((row.samples, row.tokens, row.requests), (None, None, None));
+        assert_eq!(row.per_unit(), PerUnit::default());
+        let counts = Counts {
+            samples: Some(100),
+            tokens: Some(0),
+            requests: None,
+        };
+        let (identity, settings, intensity) = (Identity::default(), settings(), intensity());
+        let (description, interval) = (description(), interval());
+        row = build_row(&RowContext {
+            timestamp: "2026-01-02T03:04:05",
+            run_id: "run-1",
+            identity: &identity,
+            settings: &settings,
+            intensity: &intensity,
+            location_source: "country",
+            description: &description,
+            interval: &interval,
+            window: None,
+            hourly: None,
+            counts,
+            shared: false,
+            unattributed: Some(ComponentEnergy {
+                cpu_j: 400.0,
+                ..ComponentEnergy::default()
+            }),
+        });
+        assert_eq!((row.samples, row.tokens), (Some(100), Some(0)));
+        // 7500 J at the plug over 100 samples; zero tokens give no figure, not a division by 0.
+        let per_unit = row.per_unit();
+        assert!(close(per_unit.joules_per_sample.expect("counted"), 75.0));
+        assert_eq!(
+            (per_unit.joules_per_token, per_unit.joules_per_request),
+            (None, None)
+        );
+        assert!(close(row.unattributed_energy.expect("set"), 600.0 / 3.6e6));
+        assert_eq!(row.attribution, None);
     }
 
     #[test]
