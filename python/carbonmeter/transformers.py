@@ -5,10 +5,11 @@ Example:
     >>> from carbonmeter.transformers import EmissionsCallback  # doctest: +SKIP
     >>> trainer = Trainer(model, args, callbacks=[EmissionsCallback()])  # doctest: +SKIP
 
-Each epoch's figures (`co2_kg`, `energy_kwh`, `cpu_energy_kwh`, `gpu_energy_kwh`,
-`ram_energy_kwh`; `eval_...` for evaluations) are appended to `state.log_history` and added to
-the `logs` of the next `on_log`. Importing this module also registers the name `"carbonmeter"`
-for `TrainingArguments(report_to=[...])`: listed before `"wandb"`, `"comet_ml"`, `"mlflow"` or
+Each epoch's figures (`co2_kg`, `energy_kwh`, `cpu_energy_kwh`, `gpu_energy_kwh`, `ram_energy_kwh`,
+`j_per_sample`, and `j_per_token` with `co2_g_per_1k_tokens` when `include_num_input_tokens_seen`
+is on; `eval_...` for evaluations) are appended to `state.log_history` and added to the `logs` of
+the next `on_log`. Importing this module also registers the name `"carbonmeter"` for
+`TrainingArguments(report_to=[...])`: listed before `"wandb"`, `"comet_ml"`, `"mlflow"` or
 `"tensorboard"`, it runs first and those integrations receive `co2_kg` with the loss (a callback
 passed in `callbacks=` runs after the integrations, so they would not see it). Use one way or the
 other, not both.
@@ -41,16 +42,39 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
     def __init__(self, tracker: EmissionsTracker | None = None, **tracker_kwargs: Any) -> None:
         self._epochs = EpochMeter(tracker, tracker_kwargs)
         self._pending_logs: dict[str, float] = {}
+        self._tokens_seen = 0
+        self._epoch_samples = 0
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         self._epochs.begin_run(rank=args.process_index)
+        self._tokens_seen = state.num_input_tokens_seen or 0
 
     def on_epoch_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         self._epochs.begin_epoch(round(state.epoch or 0), "train")
+        self._epoch_samples = 0
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        # The Trainer hands callbacks no batch: an optimizer step is `gradient_accumulation_steps`
+        # batches of `train_batch_size` (this process's), and an epoch's last batch is cut to
+        # what the dataset has left.
+        samples = args.train_batch_size * args.gradient_accumulation_steps
+        dataset = getattr(kwargs.get("train_dataloader"), "dataset", None)
+        if dataset is not None and hasattr(dataset, "__len__"):
+            per_process = -(-len(dataset) // max(args.world_size, 1))
+            samples = max(min(samples, per_process - self._epoch_samples), 0)
+        self._epoch_samples += samples
+        tokens = None
+        # Counted by the Trainer itself (summed over processes) when this option is on.
+        if args.include_num_input_tokens_seen not in (False, "no", None):
+            seen = state.num_input_tokens_seen or 0
+            tokens, self._tokens_seen = seen - self._tokens_seen, seen
+        self._epochs.count(samples=samples, tokens=tokens)
 
     def on_epoch_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any

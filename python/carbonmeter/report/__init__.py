@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from carbonmeter._core import TABLES
+from carbonmeter._core import TABLES, per_unit
 
 # The columns every CodeCarbon 2.x/3.x emissions.csv has (and ours, a superset).
 REQUIRED = (
@@ -76,6 +76,9 @@ class Run:
     rank: str
     writer: str
     file: str
+    samples: int | None = None
+    tokens: int | None = None
+    requests: int | None = None
     epochs: list[Epoch] = field(default_factory=list)
 
 
@@ -129,6 +132,15 @@ def _float(row: dict[str, str], key: str) -> float:
 
 def _int(row: dict[str, str], key: str) -> int:
     return int(_float(row, key))
+
+
+def _count(row: dict[str, str], key: str) -> int | None:
+    """A count column: None when empty or absent (not counted), never 0 for that."""
+    text = (row.get(key) or "").strip()
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
 
 
 def _location(row: dict[str, str]) -> str:
@@ -196,6 +208,9 @@ def _run(row: dict[str, str], ours: bool, file: str) -> Run:
         if ours
         else f"CodeCarbon {row.get('codecarbon_version', '')}".strip(),
         file=file,
+        samples=_count(row, "samples"),
+        tokens=_count(row, "tokens"),
+        requests=_count(row, "requests"),
     )
 
 
@@ -255,13 +270,50 @@ def totals(runs: list[Run]) -> dict[str, float]:
     }
 
 
+# Each unit of work, and the report keys of its figures in `per_unit`'s result.
+PER_UNIT_KEYS = {
+    "samples": ("j_per_sample",),
+    "tokens": ("j_per_token", "co2_g_per_1k_tokens"),
+    "requests": ("j_per_request",),
+}
+
+
+def per_unit_totals(runs: list[Run]) -> dict[str, float | None]:
+    """J per sample, per token and per request, and g CO2eq per 1k tokens, of `runs`: the
+    energy and emissions of the runs that counted a unit over their counts (the core's formula);
+    None for a unit no run counted."""
+    out: dict[str, float | None] = {}
+    for unit, keys in PER_UNIT_KEYS.items():
+        counted = [(r, getattr(r, unit)) for r in runs if getattr(r, unit) is not None]
+        figures = per_unit(
+            sum(r.energy_kwh for r, _ in counted),
+            sum(r.co2_kg for r, _ in counted),
+            **({unit: sum(n for _, n in counted)} if counted else {}),
+        )
+        for key in keys:
+            out[key] = figures[key]
+    return out
+
+
+def per_unit_rows(report: Report) -> list[tuple[str, str, dict[str, float | None]]]:
+    """(project, experiment, figures) for every experiment that counted any unit of work."""
+    rows = []
+    for project, experiments in report.projects().items():
+        for experiment, runs in experiments.items():
+            figures = per_unit_totals(runs)
+            if any(value is not None for value in figures.values()):
+                rows.append((project, experiment, figures))
+    return rows
+
+
 def to_json(report: Report) -> dict[str, Any]:
     """The report as plain data: totals, then projects -> experiments -> runs (with epochs)."""
     factors = equivalents()
 
-    def with_equivalents(sums: dict[str, float]) -> dict[str, Any]:
+    def with_equivalents(sums: dict[str, float], runs: list[Run]) -> dict[str, Any]:
         return {
             **sums,
+            **per_unit_totals(runs),
             "equivalents": {e.key: e.of(sums["co2_kg"], sums["energy_kwh"]) for e in factors},
         }
 
@@ -271,11 +323,11 @@ def to_json(report: Report) -> dict[str, Any]:
         projects.append(
             {
                 "project_name": project,
-                "totals": with_equivalents(totals(project_runs)),
+                "totals": with_equivalents(totals(project_runs), project_runs),
                 "experiments": [
                     {
                         "experiment_id": experiment,
-                        "totals": totals(runs),
+                        "totals": _with_per_unit(runs),
                         "runs": [_run_json(r) for r in runs],
                     }
                     for experiment, runs in experiments.items()
@@ -284,10 +336,16 @@ def to_json(report: Report) -> dict[str, Any]:
         )
     return {
         "files": report.files,
-        "totals": with_equivalents(totals(report.runs)),
+        "totals": with_equivalents(totals(report.runs), report.runs),
         "projects": projects,
         "equivalent_factors": [e.__dict__ for e in factors],
     }
+
+
+def _with_per_unit(runs: list[Run]) -> dict[str, Any]:
+    sums: dict[str, Any] = dict(totals(runs))
+    sums.update(per_unit_totals(runs))
+    return sums
 
 
 def _run_json(run: Run) -> dict[str, Any]:
@@ -298,4 +356,16 @@ def _run_json(run: Run) -> dict[str, Any]:
 
 from carbonmeter.report import html, text  # noqa: E402  (submodules use the names above)
 
-__all__ = ["Epoch", "Equivalent", "Report", "Run", "equivalents", "html", "load", "text", "to_json"]
+__all__ = [
+    "Epoch",
+    "Equivalent",
+    "Report",
+    "Run",
+    "equivalents",
+    "html",
+    "load",
+    "per_unit_rows",
+    "per_unit_totals",
+    "text",
+    "to_json",
+]

@@ -251,6 +251,34 @@ def _epochs(run: Run) -> str:
     )
 
 
+def _per_unit_table(report: Report) -> str:
+    """J/sample, J/token and g CO2eq per 1k tokens per project and experiment; empty when
+    nothing was counted."""
+    from carbonmeter.report import per_unit_rows
+
+    rows = per_unit_rows(report)
+    if not rows:
+        return ""
+
+    def cell(value: float | None) -> str:
+        return "<td>-</td>" if value is None else f'<td class="num">{value:.4g}</td>'
+
+    head = (
+        "<h3>Energy per unit of work</h3><table><tr><th>project</th><th>experiment</th>"
+        "<th>J/sample</th><th>J/token</th><th>g CO2eq/1k tokens</th><th>J/request</th></tr>"
+    )
+    lines = [
+        f"<tr><td>{escape(project)}</td><td>{escape(experiment[:8])}</td>"
+        + "".join(
+            cell(f[k])
+            for k in ("j_per_sample", "j_per_token", "co2_g_per_1k_tokens", "j_per_request")
+        )
+        + "</tr>"
+        for project, experiment, f in rows
+    ]
+    return head + "".join(lines) + "</table>"
+
+
 def render(report: Report) -> str:
     """The whole page."""
     from carbonmeter.report import equivalents, totals
@@ -277,6 +305,7 @@ def render(report: Report) -> str:
         amount = _amount(e.of(grand["co2_kg"], grand["energy_kwh"]))
         body.append(_card(f'{amount}<sup><a href="#src-{i}">[{i}]</a></sup>', escape(e.label)))
     body.append("</section>")
+    body.append(_per_unit_table(report))
     if len(report.runs) > 1:
         body.append("<h3>All runs over time (CO2eq per run, oldest first)</h3>")
         colour = {p: PROJECT_COLORS[i % len(PROJECT_COLORS)] for i, p in enumerate(projects)}

@@ -129,6 +129,7 @@ def markdown(report: Report) -> str:
     for e in factors:
         amount = count(e.of(grand["co2_kg"], grand["energy_kwh"]))
         lines.append(f"| {e.label} | {amount} | {e.source} ({e.year}) |")
+    lines.extend(per_unit_table(report))
     for project, experiments in report.projects().items():
         runs = [r for rs in experiments.values() for r in rs]
         t = totals(runs)
@@ -159,3 +160,29 @@ def markdown(report: Report) -> str:
                     )
         lines.append(f"\n> {paragraph(runs, project)}")
     return "\n".join(lines)
+
+
+def _figure(value: float | None, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}g}"
+
+
+def per_unit_table(report: Report) -> list[str]:
+    """J/sample, J/token and g CO2eq per 1k tokens per project and experiment, as Markdown
+    lines; none when nothing was counted."""
+    from carbonmeter.report import per_unit_rows
+
+    rows = per_unit_rows(report)
+    if not rows:
+        return []
+    lines = [
+        "\n## Energy per unit of work\n\n"
+        "| project | experiment | J/sample | J/token | g CO2eq/1k tokens | J/request |\n"
+        "|---|---|---|---|---|---|"
+    ]
+    for project, experiment, f in rows:
+        lines.append(
+            f"| {project} | {experiment[:8]} | {_figure(f['j_per_sample'])} | "
+            f"{_figure(f['j_per_token'])} | {_figure(f['co2_g_per_1k_tokens'])} | "
+            f"{_figure(f['j_per_request'])} |"
+        )
+    return lines
