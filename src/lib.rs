@@ -63,6 +63,10 @@ pub mod testing {
     pub mod tracker {
         pub use crate::tracker::{Identity, Tracker, WindowLabels};
     }
+    /// See `crate::work`.
+    pub mod work {
+        pub use crate::work::Counts;
+    }
 }
 
 use pyo3::prelude::*;
