@@ -8,6 +8,7 @@ pub(crate) mod carbon;
 pub(crate) mod compat;
 pub(crate) mod config;
 pub(crate) mod error;
+pub(crate) mod export;
 pub(crate) mod gpu;
 pub(crate) mod hardware;
 pub(crate) mod integrator;
@@ -31,6 +32,18 @@ pub mod testing {
     /// See `crate::config`.
     pub mod config {
         pub use crate::config::{Config, Environment, RawValue};
+    }
+    /// See `crate::export`.
+    pub mod export {
+        pub use crate::export::{OtlpSettings, RunLabels, Sample, SeriesKey, Target};
+        /// See `crate::export::otlp`.
+        pub mod otlp {
+            pub use crate::export::otlp::{OtlpHttp, encode};
+        }
+        /// See `crate::export::prometheus`.
+        pub mod prometheus {
+            pub use crate::export::prometheus::{GROUPING_LABELS, Pushgateway, encode};
+        }
     }
     /// See `crate::gpu`.
     pub mod gpu {

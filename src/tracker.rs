@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::export::{Exporter, RunExport, RunLabels};
 use crate::intensity::resolve::Resolved;
 use crate::intensity::weighted::{HourlyRun, Weighted};
 use crate::intensity::{self, Intensity};
@@ -53,9 +54,26 @@ struct Run {
     next_shared: BTreeMap<String, u32>,
     counts: Counts,
     sharing: Sharing,
+    export: Option<Arc<RunExport>>,
 }
 
 impl Run {
+    /// Hands an edge's totals to the exporter (phase: the innermost open epoch's) and logs what
+    /// the exporter found wrong since the last edge. Returns the push's sequence number.
+    fn export_edge(&self, snapshot: &Snapshot, last: bool) -> Option<u64> {
+        let export = self.export.as_ref()?;
+        let phase = self
+            .windows
+            .iter()
+            .rev()
+            .find_map(|window| window.labels.phase.as_deref());
+        let seq = export.edge(snapshot, phase, last);
+        for warning in export.exporter().take_warnings() {
+            crate::once::warn_once(&warning);
+        }
+        Some(seq)
+    }
+
     fn window_names(&self) -> String {
         let names: Vec<String> = self
             .windows
@@ -136,6 +154,7 @@ pub struct Tracker {
     run: Mutex<Option<Run>>,
     last_row: Mutex<Option<EmissionsRow>>,
     description: Mutex<Option<MeterDescription>>,
+    exporter: Option<Arc<Exporter>>,
 }
 
 impl Tracker {
@@ -156,6 +175,7 @@ impl Tracker {
             .path
             .clone()
             .map(|path| CsvSink::new(path, config.output.on_csv_write));
+        let exporter = Exporter::spawn(&config.export)?;
         let row_settings = RowSettings {
             project_name: config.project_name.clone(),
             experiment_id: config.experiment_id.clone(),
@@ -174,6 +194,7 @@ impl Tracker {
             run: Mutex::new(None),
             last_row: Mutex::new(None),
             description: Mutex::new(None),
+            exporter,
         })
     }
 
@@ -234,22 +255,44 @@ impl Tracker {
         let meter = Arc::new(Mutex::new(meter));
         let sampled = Arc::clone(&meter);
         let sampled_hourly = hourly.clone();
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let export = self.exporter.as_ref().map(|exporter| {
+            let labels = RunLabels {
+                project: self.config.project_name.clone(),
+                experiment: self.config.experiment_id.clone(),
+                run_id: run_id.clone(),
+                rank: self.config.rank,
+                ..RunLabels::default()
+            };
+            let g_per_kwh = self.intensity.g_per_kwh;
+            Arc::new(RunExport::new(
+                Arc::clone(exporter),
+                labels,
+                &start,
+                self.config.pue,
+                g_per_kwh,
+            ))
+        });
+        let sampled_export = export.clone();
         let sampler = Sampler::spawn(
             "carbonmeter-sampler",
             Duration::from_secs_f64(period_s),
             move || {
                 let mut meter = sampled.lock();
                 // GPU-only ticks change no hour's ledger: it reads the next full snapshot.
-                if let Some(snapshot) = meter.tick(full_period_s)
-                    && let Some(hourly) = &sampled_hourly
-                {
-                    hourly.observe(&snapshot);
+                if let Some(snapshot) = meter.tick(full_period_s) {
+                    if let Some(hourly) = &sampled_hourly {
+                        hourly.observe(&snapshot);
+                    }
+                    if let Some(export) = &sampled_export {
+                        export.tick(&snapshot);
+                    }
                 }
             },
         )
         .map_err(|err| crate::error::Error::io("carbonmeter-sampler thread", err))?;
         *run = Some(Run {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: run_id,
             meter,
             sampler,
             sharing: Sharing::new(start.energy),
@@ -259,6 +302,7 @@ impl Tracker {
             next_epoch: BTreeMap::new(),
             next_shared: BTreeMap::new(),
             counts: Counts::default(),
+            export,
         });
         Ok(())
     }
@@ -309,10 +353,12 @@ impl Tracker {
         run.windows.push(OpenWindow {
             name: name.clone(),
             labels,
-            start,
+            start: start.clone(),
             counts: Counts::default(),
             share: options.shared.then(ComponentEnergy::default),
         });
+        // After the push: from this edge on, energy counts toward the new window's phase.
+        run.export_edge(&start, false);
         if !options.counts.is_empty() {
             run.add_counts(options.counts, Some(&name));
         }
@@ -404,6 +450,7 @@ impl Tracker {
                 run.settle(&end);
             }
             let window = run.windows.remove(index);
+            run.export_edge(&end, false);
             Closed {
                 run_id: run.id.clone(),
                 start: window.start,
@@ -437,6 +484,7 @@ impl Tracker {
             };
             let end = read_and_report(&run.meter, run.hourly.as_deref());
             run.settle(&end);
+            run.export_edge(&end, false);
             Closed {
                 run_id: run.id.clone(),
                 start: run.start.clone(),
@@ -470,6 +518,8 @@ impl Tracker {
         run.sampler.stop();
         let end = read_and_report(&run.meter, run.hourly.as_deref());
         run.settle(&end);
+        // Queued before the rows are written, so the last push overlaps the CSV write.
+        let last_push = run.export_edge(&end, true);
         // Windows still open (an epoch cut short by an exception) get their partial row first.
         let windows = run
             .windows
@@ -499,6 +549,17 @@ impl Tracker {
         });
         if let Some(hourly) = &run.hourly {
             hourly.stop();
+        }
+        if let (Some(seq), Some(exporter)) = (last_push, &self.exporter) {
+            // Bounded: a slow or hung endpoint delays stop() by one request timeout at most.
+            if !exporter.wait(seq) {
+                crate::once::warn_once(
+                    "the last export push did not finish in time; the CSV has the run's totals",
+                );
+            }
+            for warning in exporter.take_warnings() {
+                crate::once::warn_once(&warning);
+            }
         }
         *self.last_row.lock() = Some(row.clone());
         Some(Stopped { windows, run: row })

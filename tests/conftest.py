@@ -24,14 +24,14 @@ os.environ.setdefault("WANDB_DISABLE_GIT", "true")
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """No setting reaches a tracker except its keyword arguments; returns the working folder.
 
-    Clears `CARBONMETER_*` / `CODECARBON_*`, points `HOME` and the working folder at empty
-    folders (no `.codecarbon.config`), points the powercap root at an empty folder (so a test
-    machine's real RAPL counters never leak in) and restores the `carbonmeter` logger's level,
-    which `log_level=` changes process-wide.
+    Clears `CARBONMETER_*`, `CODECARBON_*` and `OTEL_EXPORTER_OTLP_*`, points `HOME` and the
+    working folder at empty folders (no `.codecarbon.config`), points the powercap root at an
+    empty folder (so a test machine's real RAPL counters never leak in) and restores the
+    `carbonmeter` logger's level, which `log_level=` changes process-wide.
     """
 
     for name in list(os.environ):
-        if name.startswith(("CARBONMETER_", "CODECARBON_")):
+        if name.startswith(("CARBONMETER_", "CODECARBON_", "OTEL_EXPORTER_OTLP_")):
             monkeypatch.delenv(name)
     home = tmp_path / "home"
     cwd = tmp_path / "cwd"

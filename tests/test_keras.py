@@ -111,6 +111,56 @@ def test_an_exception_mid_epoch_leaves_the_partial_epoch_and_the_run(tmp_path: P
     assert [row["window"] for row in rows] == ["train-epoch-0", "train-epoch-1", ""]
 
 
+# Keras 3.15's torch predict hands numpy arrays to torch's tree_map (not ours).
+@pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+def test_validation_nests_in_its_epoch_and_evaluate_and_predict_are_phases(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(128, 8)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    callback = EmissionsCallback(output_dir=str(tmp_path), country_iso_code="FRA")
+    recorder = LogsRecorder()
+    model = tiny_model()
+    history = model.fit(
+        x,
+        y,
+        epochs=2,
+        batch_size=32,
+        validation_data=(x[:32], y[:32]),
+        verbose=0,
+        callbacks=[callback, recorder],
+    )
+    after_fit = callback.final_emissions
+    model.evaluate(x, y, batch_size=32, verbose=0, callbacks=[callback])
+    model.predict(x, batch_size=32, verbose=0, callbacks=[callback])
+
+    rows = rows_of(tmp_path / "emissions.csv")
+    assert [(row["phase"], row["epoch"]) for row in rows] == [
+        ("validation", "0"),
+        ("train", "0"),
+        ("validation", "1"),
+        ("train", "1"),
+        ("", ""),
+        ("evaluate", "0"),
+        ("", ""),
+        ("predict", "0"),
+        ("", ""),
+    ]
+    validation = [row for row in rows if row["phase"] == "validation"]
+    train = [row for row in rows if row["phase"] == "train"]
+    assert history.history["val_co2_kg"] == pytest.approx(
+        [float(row["emissions"]) for row in validation]
+    )
+    assert all("val_loss" in logs and "val_energy_kwh" in logs for logs in recorder.seen)
+    for inner, outer in zip(validation, train, strict=True):
+        assert float(inner["duration"]) <= float(outer["duration"])
+    assert after_fit == pytest.approx(float(rows[4]["emissions"]))
+    assert callback.last_evaluation is not None
+    assert callback.last_evaluation["co2_kg"] == pytest.approx(float(rows[5]["emissions"]))
+    assert callback.final_emissions == pytest.approx(float(rows[8]["emissions"]))
+
+
 def test_the_samples_of_every_batch_are_counted_per_epoch_and_run(tmp_path: Path) -> None:
     # 250 samples in batches of 32: seven full batches and one of 26, every epoch.
     rng = np.random.default_rng(1)

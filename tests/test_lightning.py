@@ -91,6 +91,7 @@ def test_train_epochs_and_validation_passes_are_measured_and_logged(tmp_path: Pa
     logged_co2 = [float(row["co2_kg"]) for row in logged if row.get("co2_kg")]
     assert logged_co2 == pytest.approx([float(r["emissions"]) for r in train_rows])
     assert callback.final_emissions_data is not None
+    assert callback.final_emissions == pytest.approx(float(rows[-1]["emissions"]))
 
 
 def test_an_exception_mid_epoch_leaves_the_partial_epoch_and_the_run(tmp_path: Path) -> None:

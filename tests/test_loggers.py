@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +94,10 @@ def test_wandb_gets_each_epoch_and_the_run_summary(offline_clients: Path) -> Non
     assert totals[2] == pytest.approx(sum(expected.values()))
     assert set(per_epoch(history, "power_w")) == {0, 1, 2}
     assert [row["loss"] for row in history if "loss" in row][:3] == pytest.approx([1, 0.5, 1 / 3])
+    # Our values join the user's steps (commit=False) instead of adding steps of their own.
+    steps = [row for row in history if "loss" in row or "co2_kg" in row]
+    assert len(steps) == 3
+    assert all("loss" in row and "co2_kg" in row for row in steps)
     summary = wandb_summary(path)
     run_data = run_row(offline_clients / "emissions.csv")
     assert summary["run_co2_kg"] == pytest.approx(float(run_data["emissions"]))
@@ -225,16 +231,26 @@ def test_lightning_wandb_logger_receives_co2_once_per_epoch(offline_clients: Pat
     wandb.finish()
     wandb.teardown()
 
-    history = wandb_history(wandb_file(offline_clients))
+    path = wandb_file(offline_clients)
+    history = wandb_history(path)
     co2_values = [row["co2_kg"] for row in history if "co2_kg" in row]
     expected = [float(row["emissions"]) for row in epoch_rows(offline_clients / "emissions.csv")]
     assert sorted(set(co2_values)) == pytest.approx(sorted(expected))
     assert len(set(co2_values)) == 3
+    # The run's totals reach the summary too, beside the last epoch's co2_kg.
+    summary = wandb_summary(path)
+    run_data = run_row(offline_clients / "emissions.csv")
+    assert summary["run_co2_kg"] == pytest.approx(float(run_data["emissions"]))
+    assert summary["run_energy_kwh"] == pytest.approx(float(run_data["energy_consumed"]))
+    assert summary["intensity_source"] == run_data["intensity_source"]
+    assert summary["cpu_method"] == run_data["cpu_method"]
 
 
 def test_hf_report_to_carbonmeter_then_wandb_logs_co2_once_per_epoch(
     offline_clients: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Also: evaluations land in the step of their eval/loss, a standalone evaluate() reaches
+    W&B, train and eval rows of an epoch share its number, the summary holds the run totals."""
     transformers = pytest.importorskip("transformers")
     torch = pytest.importorskip("torch")
     import carbonmeter.transformers  # noqa: F401  (registers report_to="carbonmeter")
@@ -255,21 +271,111 @@ def test_hf_report_to_carbonmeter_then_wandb_logs_co2_once_per_epoch(
         output_dir=str(offline_clients / "hf"),
         num_train_epochs=3,
         per_device_train_batch_size=8,
+        per_device_eval_batch_size=8,
         logging_strategy="epoch",
+        eval_strategy="epoch",
         save_strategy="no",
         report_to=["carbonmeter", "wandb"],
+        run_name="bert-tiny",
+        disable_tqdm=True,
+        use_cpu=True,
+    )
+    model = transformers.BertForSequenceClassification(config)
+    trainer = transformers.Trainer(
+        model=model, args=args, train_dataset=data, eval_dataset=data[:16]
+    )
+    trainer.train()
+    final = trainer.evaluate()
+    run.finish()
+    wandb.teardown()
+
+    path = wandb_file(offline_clients)
+    history = wandb_history(path)
+    rows = epoch_rows(offline_clients / "emissions.csv")
+    train_rows = [row for row in rows if row["phase"] == "train"]
+    eval_rows = [row for row in rows if row["phase"] == "eval"]
+    logged = [row["train/co2_kg"] for row in history if "train/co2_kg" in row]
+    assert logged == pytest.approx([float(row["emissions"]) for row in train_rows])
+    eval_steps = [row for row in history if "eval/loss" in row]
+    assert len(eval_steps) == 4  # three in training, one standalone
+    assert [row["eval/co2_kg"] for row in eval_steps] == pytest.approx(
+        [float(row["emissions"]) for row in eval_rows]
+    )
+    assert final["eval_co2_kg"] == pytest.approx(float(eval_rows[-1]["emissions"]))
+    assert [row["epoch"] for row in train_rows] == ["0", "1", "2"]
+    assert [row["epoch"] for row in eval_rows] == ["0", "1", "2", "2"]
+    summary = wandb_summary(path)
+    run_data = run_row(offline_clients / "emissions.csv")
+    assert summary["run_co2_kg"] == pytest.approx(float(run_data["emissions"]))
+    assert summary["intensity_method"] == run_data["intensity_method"]
+    assert summary["gpu_method"] == run_data["gpu_method"]
+
+
+def test_hf_report_to_comet_gets_the_run_totals(
+    offline_clients: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    import carbonmeter.transformers  # noqa: F401  (registers report_to="carbonmeter")
+
+    monkeypatch.setenv("CARBONMETER_COUNTRY_ISO_CODE", "FRA")
+    experiment = comet_ml.OfflineExperiment(
+        offline_directory=str(offline_clients / "comet"),
+        project_name="carbonmeter-test",
+        log_env_host=False,
+    )
+    config = transformers.BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+    )
+    ids = torch.randint(0, 50, (16, 8), generator=torch.Generator().manual_seed(0))
+    data = [{"input_ids": row, "labels": torch.tensor(0)} for row in ids]
+    args = transformers.TrainingArguments(
+        output_dir=str(offline_clients / "hf"),
+        num_train_epochs=2,
+        per_device_train_batch_size=8,
+        logging_strategy="epoch",
+        save_strategy="no",
+        report_to=["carbonmeter", "comet_ml"],
         disable_tqdm=True,
         use_cpu=True,
     )
     model = transformers.BertForSequenceClassification(config)
     transformers.Trainer(model=model, args=args, train_dataset=data).train()
-    run.finish()
-    wandb.teardown()
+    experiment.end()
 
-    history = wandb_history(wandb_file(offline_clients))
-    logged = [row["train/co2_kg"] for row in history if "train/co2_kg" in row]
-    expected = [float(row["emissions"]) for row in epoch_rows(offline_clients / "emissions.csv")]
-    assert logged == pytest.approx(expected)
+    (archive,) = (offline_clients / "comet").glob("*.zip")
+    others = comet_others(archive)
+    run_data = run_row(offline_clients / "emissions.csv")
+    assert float(others["run_co2_kg"]) == pytest.approx(float(run_data["emissions"]))
+    assert others["intensity_source"] == run_data["intensity_source"]
+
+
+def test_the_loggers_import_from_the_package_and_lazily() -> None:
+    code = """
+import sys
+import carbonmeter.loggers
+before = sorted({"wandb", "comet_ml"} & set(sys.modules))
+from carbonmeter.loggers import WandbLogger
+after_wandb = sorted({"wandb", "comet_ml"} & set(sys.modules))
+from carbonmeter.loggers import CometLogger
+from carbonmeter.loggers.comet import CometLogger as Comet
+from carbonmeter.loggers.wandb import WandbLogger as Wandb
+print(before, after_wandb, WandbLogger is Wandb and CometLogger is Comet)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[]", "['wandb']", "True"]
+    import carbonmeter.loggers
+
+    with pytest.raises(AttributeError, match="TensorboardLogger"):
+        _ = carbonmeter.loggers.TensorboardLogger
 
 
 def test_wandb_gets_the_per_unit_figures_beside_co2(offline_clients: Path) -> None:

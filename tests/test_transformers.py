@@ -112,7 +112,23 @@ def test_epochs_and_evaluations_land_in_the_csv_and_the_log_history(tmp_path: Pa
     logged = [entry["co2_kg"] for entry in history if "co2_kg" in entry]
     assert logged == pytest.approx([float(row["emissions"]) for row in train_rows])
     assert sum("eval_co2_kg" in entry for entry in history) == 3
-    assert callback.final_emissions_data is not None
+    # An evaluation's figures sit in the log entry of its metrics, numbered by its epoch.
+    evaluations = [entry for entry in history if "eval_loss" in entry]
+    assert [entry["eval_co2_kg"] for entry in evaluations] == pytest.approx(
+        [float(row["emissions"]) for row in eval_rows]
+    )
+    assert [row["epoch"] for row in eval_rows] == ["0", "1", "2"]
+    assert callback.final_emissions == pytest.approx(float(rows[-1]["emissions"]))
+
+    # predict() logs nothing: its window closes at on_predict, into the metrics it returns.
+    predicted = trainer.predict(SyntheticTokens(16)).metrics
+    rows = rows_of(tmp_path / "emissions.csv")
+    assert predicted["test_co2_kg"] == pytest.approx(float(rows[-1]["emissions"]))
+    assert rows[-1]["phase"] == "eval"
+    assert callback.tracker is not None and callback.tracker.running
+    callback.on_train_end(trainer.args, trainer.state, trainer.control)
+    assert not callback.tracker.running
+    assert rows_of(tmp_path / "emissions.csv")[-1]["window"] == ""
 
 
 def test_report_to_carbonmeter_runs_before_later_callbacks(

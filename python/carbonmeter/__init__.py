@@ -22,6 +22,7 @@ from carbonmeter._core import (
     __version__,
     register_row_listener,
 )
+from carbonmeter._dropin import use_as_codecarbon
 from carbonmeter.decorators import track_emissions
 from carbonmeter.trackers import OfflineEmissionsTracker
 
@@ -52,4 +53,20 @@ __all__ = [
     "TrackerStateError",
     "__version__",
     "track_emissions",
+    "use_as_codecarbon",
 ]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext carbonmeter`: the `%%carbonmeter` and `%carbonmeter` magics (see
+    `carbonmeter.notebook`)."""
+    from carbonmeter.notebook import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """`%unload_ext carbonmeter`: stops a session measurement left running."""
+    from carbonmeter.notebook import unload_ipython_extension as unload
+
+    unload(ipython)

@@ -101,7 +101,11 @@ class EpochMeter:
 
     def begin_epoch(self, epoch: int | None, phase: str = "train") -> None:
         """Opens the epoch window of `phase`, closing one left open by a skipped hook."""
-        tracker = self._tracker if self._tracker is not None else self.begin_run()
+        # A window after the run stopped (an evaluation after training) starts it again, owned
+        # as at begin_run, so it is stopped at end_run or at exit, not left sampling.
+        tracker = self._tracker
+        if tracker is None or not tracker.running:
+            tracker = self.begin_run()
         if phase in self._windows:
             self.end_epoch(phase)
         window = tracker.epoch(epoch, phase)
@@ -152,6 +156,12 @@ class MeasuredCallback:
     def tracker(self) -> EmissionsTracker | None:
         """The tracker measured with (None before training begins, for an owned one)."""
         return self._epochs.tracker
+
+    @property
+    def final_emissions(self) -> float | None:
+        """The run's kg CO2eq once training has ended, as `EmissionsTracker.final_emissions`."""
+        tracker = self._epochs.tracker
+        return tracker.final_emissions if tracker is not None else None
 
     @property
     def final_emissions_data(self) -> EmissionsData | None:

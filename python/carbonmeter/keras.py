@@ -1,16 +1,22 @@
-"""`EmissionsCallback` for Keras 3 `model.fit`: energy and kg CO2eq of every epoch.
+"""`EmissionsCallback` for Keras 3: energy and kg CO2eq of every epoch of `fit`, of its
+validation, and of each `evaluate` and `predict`.
 
 Example:
     >>> import keras  # doctest: +SKIP
     >>> from carbonmeter.keras import EmissionsCallback  # doctest: +SKIP
     >>> callback = EmissionsCallback(country_iso_code="FRA")  # doctest: +SKIP
-    >>> model.fit(x, y, epochs=3, callbacks=[callback])  # doctest: +SKIP
+    >>> model.fit(x, y, epochs=3, validation_split=0.2, callbacks=[callback])  # doctest: +SKIP
+    >>> model.evaluate(x, y, callbacks=[callback])  # doctest: +SKIP
 
 Each epoch's figures are put into the epoch's `logs` (`co2_kg`, `energy_kwh`, `cpu_energy_kwh`,
-`gpu_energy_kwh`, `ram_energy_kwh`, and `j_per_sample` from the samples of the batches seen,
-counted on the torch backend), so `History`, `CSVLogger`, progress bars and logger
-callbacks see them. Keras hands one `logs` dict to the callbacks in list order: put this callback
-before the loggers that should receive its values.
+`gpu_energy_kwh`, `ram_energy_kwh`; `val_co2_kg`, ... for its validation, and `j_per_sample`
+from the samples of the training batches seen, counted on the torch backend), so `History`,
+`CSVLogger`, progress bars and logger callbacks see them. Keras hands one `logs` dict to the
+callbacks in list order: put this callback before the loggers that should receive its values.
+
+Validation inside `fit` is the phase `validation`, numbered by its epoch and nested in that
+epoch's window (as in Lightning); a standalone `evaluate` or `predict` is the phase `evaluate` or
+`predict`, numbered from 0 per phase, with its own row.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 
 class EmissionsCallback(MeasuredCallback, keras.callbacks.Callback):
-    """Measures each epoch of `fit` in a window of a tracker it owns or shares.
+    """Measures each epoch of `fit`, its validation, and each `evaluate` / `predict` in windows
+    of a tracker it owns or shares.
 
     Args:
         tracker: an `EmissionsTracker` to share (started if idle, never stopped here); by
@@ -38,6 +45,8 @@ class EmissionsCallback(MeasuredCallback, keras.callbacks.Callback):
     def __init__(self, tracker: EmissionsTracker | None = None, **tracker_kwargs: Any) -> None:
         super().__init__()
         self._epochs = EpochMeter(tracker, tracker_kwargs)
+        self._epoch: int | None = None  # the fit epoch in progress; None outside fit
+        self._counting: tuple[Any, Any] | None = None  # (our wrapper, the model's step)
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._epochs.begin_run()
@@ -66,14 +75,64 @@ class EmissionsCallback(MeasuredCallback, keras.callbacks.Callback):
 
         counted._carbonmeter_counted = True  # type: ignore[attr-defined]
         self.model.train_function = counted
+        self._counting = (counted, step)
+
+    def _stop_counting(self) -> None:
+        """Puts the model's own step function back, so a later `fit` counts for its own
+        callbacks only."""
+        if self._counting is None:
+            return
+        counted, step = self._counting
+        self._counting = None
+        if getattr(self.model, "train_function", None) is counted:
+            self.model.train_function = step
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch = epoch
         self._epochs.begin_epoch(epoch)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch = None
         metrics = self._epochs.end_epoch()
         if metrics is not None and logs is not None:
             logs.update(metrics)
+            # Keras copies the logs it hands to on_test_end, so validation's figures are added
+            # here, under the val_ prefix fit gives the validation metrics.
+            logs.update(self._epochs.last_epoch.pop("validation", {}))
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self._stop_counting()
         self._epochs.end_run()
+
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if self._epoch is not None:
+            self._epochs.begin_epoch(self._epoch, "validation")
+        else:
+            self._begin_standalone("evaluate")
+
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self._epochs.is_open("validation"):
+            self._epochs.end_epoch("validation", prefix="val_")
+        else:
+            self._end_standalone("evaluate")
+
+    def on_predict_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._begin_standalone("predict")
+
+    def on_predict_end(self, logs: dict[str, Any] | None = None) -> None:
+        self._end_standalone("predict")
+
+    def _begin_standalone(self, phase: str) -> None:
+        # Outside fit, an owned tracker measures the call as a run of its own (its run row and
+        # summaries written at the end); a shared one only gets the window.
+        self._epochs.begin_run()
+        self._epochs.begin_epoch(None, phase)
+
+    def _end_standalone(self, phase: str) -> None:
+        self._epochs.end_epoch(phase)
+        self._epochs.end_run()
+
+    @property
+    def last_evaluation(self) -> dict[str, float] | None:
+        """The figures of the last standalone `evaluate` (`co2_kg`, `energy_kwh`, ...)."""
+        return self._epochs.last_epoch.get("evaluate")

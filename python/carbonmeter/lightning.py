@@ -12,6 +12,10 @@ validation passes (which run inside the train epoch, so their window nests in
 it) as `val_co2_kg`, ... The callback subclasses `lightning.pytorch.Callback` (the `lightning`
 package), or `pytorch_lightning.Callback` when only `pytorch_lightning` is installed.
 
+When training ends, the run's totals (`run_co2_kg`, `run_energy_kwh`, the intensity with its
+source, the methods) go to the summary of each Lightning `WandbLogger` (`run.summary`) and
+`CometLogger` (`log_others`) of the trainer, under the names `carbonmeter.loggers` uses.
+
 In a multi-process run every rank measures its own process tree (`tracking_mode="process"`, so a
 shared machine is not counted once per rank) and writes its rows with its `rank`.
 """
@@ -27,6 +31,7 @@ except ImportError:  # only the older stand-alone package is installed
 
 from carbonmeter._core import EmissionsTracker
 from carbonmeter._epochs import EpochMeter, MeasuredCallback, batch_samples
+from carbonmeter.loggers import EmissionsLogger, LoggerSet
 
 
 class EmissionsCallback(MeasuredCallback, pl.Callback):
@@ -73,12 +78,31 @@ class EmissionsCallback(MeasuredCallback, pl.Callback):
             self._log(pl_module, self._epochs.end_epoch("validation", prefix="val_"))
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._epochs.end_run()
+        self._end_run(trainer)
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
-        self._epochs.end_run()
+        self._end_run(trainer)
+
+    def _end_run(self, trainer: pl.Trainer) -> None:
+        data = self._epochs.end_run()
+        if data is None:
+            return
+        # Lightning loggers take only numbers per step; the run's totals and their provenance
+        # go to the clients' own summaries, through the loggers carbonmeter.loggers has.
+        summary_loggers: list[EmissionsLogger] = []
+        for each in trainer.loggers:
+            if isinstance(each, pl.loggers.WandbLogger):
+                from carbonmeter.loggers.wandb import WandbLogger
+
+                summary_loggers.append(WandbLogger(each.experiment))
+            elif isinstance(each, pl.loggers.CometLogger):
+                from carbonmeter.loggers.comet import CometLogger
+
+                summary_loggers.append(CometLogger(each.experiment))
+        if summary_loggers:
+            LoggerSet(summary_loggers).run_stopped(data)
 
     @staticmethod
     def _log(pl_module: pl.LightningModule, metrics: dict[str, float] | None) -> None:

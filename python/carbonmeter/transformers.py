@@ -5,14 +5,20 @@ Example:
     >>> from carbonmeter.transformers import EmissionsCallback  # doctest: +SKIP
     >>> trainer = Trainer(model, args, callbacks=[EmissionsCallback()])  # doctest: +SKIP
 
-Each epoch's figures (`co2_kg`, `energy_kwh`, `cpu_energy_kwh`, `gpu_energy_kwh`, `ram_energy_kwh`,
-`j_per_sample`, and `j_per_token` with `co2_g_per_1k_tokens` when `include_num_input_tokens_seen`
-is on; `eval_...` for evaluations) are appended to `state.log_history` and added to the `logs` of
-the next `on_log`. Importing this module also registers the name `"carbonmeter"` for
-`TrainingArguments(report_to=[...])`: listed before `"wandb"`, `"comet_ml"`, `"mlflow"` or
-`"tensorboard"`, it runs first and those integrations receive `co2_kg` with the loss (a callback
-passed in `callbacks=` runs after the integrations, so they would not see it). Use one way or the
-other, not both.
+Each epoch's figures (`co2_kg`, `energy_kwh`, `cpu_energy_kwh`, `gpu_energy_kwh`,
+`ram_energy_kwh`, `j_per_sample`, and `j_per_token` with `co2_g_per_1k_tokens` when
+`include_num_input_tokens_seen` is on) are appended to `state.log_history` and added to the `logs`
+of the next `on_log`. An evaluation's window closes in the `on_log` that carries its metrics (the
+Trainer logs them before `on_evaluate`), so `eval_co2_kg`, ... land in that same `logs` dict, its
+`log_history` entry and the metrics `evaluate()` returns; it is numbered by the train epoch it
+follows, so train and eval rows of one epoch share its number. Importing this module also
+registers the name `"carbonmeter"` for `TrainingArguments(report_to=[...])`: listed before
+`"wandb"`, `"comet_ml"`, `"mlflow"` or `"tensorboard"`, it runs first and those integrations
+receive `co2_kg` with the loss (a callback passed in `callbacks=` runs after the integrations, so
+they would not see it). Use one way or the other, not both. Built from that name, the callback
+takes its settings from `CARBONMETER_*` variables and `.codecarbon.config`, and
+`TrainingArguments.run_name` as its `experiment_name`. When training ends, the run's totals go
+to the summary of the W&B run and Comet experiment of `report_to`.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from carbonmeter._core import EmissionsTracker
 from carbonmeter._epochs import EpochMeter, MeasuredCallback
+from carbonmeter.loggers import EmissionsLogger, LoggerSet
 
 logger = logging.getLogger(__name__)
 
@@ -42,19 +49,22 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
     def __init__(self, tracker: EmissionsTracker | None = None, **tracker_kwargs: Any) -> None:
         self._epochs = EpochMeter(tracker, tracker_kwargs)
         self._pending_logs: dict[str, float] = {}
+        self._train_epoch: int | None = None  # the last train epoch begun
+        self._last_eval: dict[str, float] = {}
         self._tokens_seen = 0
         self._epoch_samples = 0
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        self._epochs.begin_run(rank=args.process_index)
+        self._epochs.begin_run(**_owned_defaults(args))
         self._tokens_seen = state.num_input_tokens_seen or 0
 
     def on_epoch_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        self._epochs.begin_epoch(round(state.epoch or 0), "train")
+        self._train_epoch = round(state.epoch or 0)
+        self._epochs.begin_epoch(self._train_epoch, "train")
         self._epoch_samples = 0
 
     def on_step_end(
@@ -86,16 +96,35 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
     ) -> None:
         # The Trainer has no evaluation-begin hook: the first prediction step opens the window.
         if not self._epochs.is_open("eval"):
-            self._epochs.begin_epoch(round(state.epoch or 0), "eval")
+            tracker = self._epochs.tracker
+            if tracker is None or not tracker.running:
+                self._epochs.begin_run(**_owned_defaults(args))
+            self._epochs.begin_epoch(self._train_epoch, "eval")
 
     def on_evaluate(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        metrics = self._epochs.end_epoch("eval", prefix="eval_")
+        # Normally closed by the on_log of the evaluation's metrics; this is for a Trainer
+        # subclass whose evaluate() logs nothing.
+        metrics = self._end_eval({})
         evaluation = kwargs.get("metrics")
-        if metrics is not None and isinstance(evaluation, dict):
-            evaluation.update(metrics)
-        self._publish(state, metrics)
+        if isinstance(evaluation, dict):
+            evaluation.update(metrics or self._last_eval)
+        self._last_eval = {}
+
+    def on_predict(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # predict() logs nothing, so without this its window would stay open until the next
+        # on_log and be closed with a training log's figures.
+        measured = self._end_eval(metrics or {})
+        if measured and isinstance(metrics, dict):
+            metrics.update(measured)
 
     def on_log(
         self,
@@ -105,20 +134,60 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
         logs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if logs is not None and self._pending_logs:
+        if logs is None:
+            return
+        if self._pending_logs:
             logs.update(self._pending_logs)
             self._pending_logs.clear()
+        if self._epochs.is_open("eval"):
+            # Only an evaluation logs while its window is open: these are its metrics, handed
+            # to the integrations after this callback (W&B's eval/loss step).
+            metrics = self._end_eval(logs)
+            if metrics:
+                logs.update(metrics)
+                if state.log_history and state.log_history[-1].get("step") == state.global_step:
+                    state.log_history[-1].update(metrics)
+                self._last_eval = metrics
 
     def on_train_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        self._epochs.end_run()
+        data = self._epochs.end_run()
+        if data is None:
+            return
+        # The integrations log per step: the run's totals go to their summaries here.
+        summary_loggers: list[EmissionsLogger] = []
+        # A list once TrainingArguments has expanded "all" and split a single name.
+        report_to = args.report_to if isinstance(args.report_to, list) else [args.report_to]
+        if "wandb" in report_to:
+            from carbonmeter.loggers.wandb import WandbLogger
+
+            summary_loggers.append(WandbLogger())
+        if "comet_ml" in report_to:
+            from carbonmeter.loggers.comet import CometLogger
+
+            summary_loggers.append(CometLogger())
+        if summary_loggers:
+            LoggerSet(summary_loggers).run_stopped(data)
+
+    def _end_eval(self, logs: dict[str, Any]) -> dict[str, float] | None:
+        """Closes the evaluation window; its figures take the prefix of the metrics logged
+        (`eval_` unless `evaluate(metric_key_prefix=...)` says otherwise)."""
+        runtime = next((key for key in logs if key.endswith("_runtime")), "eval_runtime")
+        return self._epochs.end_epoch("eval", prefix=runtime.removesuffix("runtime"))
 
     def _publish(self, state: TrainerState, metrics: dict[str, float] | None) -> None:
         if metrics is None:
             return
         state.log_history.append({**metrics, "epoch": state.epoch, "step": state.global_step})
         self._pending_logs.update(metrics)
+
+
+def _owned_defaults(args: TrainingArguments) -> dict[str, Any]:
+    defaults: dict[str, Any] = {"rank": args.process_index}
+    if args.run_name:
+        defaults["experiment_name"] = args.run_name
+    return defaults
 
 
 def register_report_to() -> bool:
@@ -131,7 +200,7 @@ def register_report_to() -> bool:
     table = getattr(integration_utils, "INTEGRATION_TO_CALLBACK", None)
     if not isinstance(table, dict):
         logger.warning(
-            "this transformers version has no INTEGRATION_TO_CALLBACK table: "
+            "carbonmeter: this transformers version has no INTEGRATION_TO_CALLBACK table: "
             "report_to=['carbonmeter'] is unavailable, pass callbacks=[EmissionsCallback()]"
         )
         return False

@@ -26,11 +26,39 @@ pub(crate) fn connect_logging(py: Python<'_>) -> PyResult<()> {
     }
     let logger = pyo3_log::Logger::new(py, pyo3_log::Caching::LoggersAndLevels)?
         .filter(log::LevelFilter::Trace);
-    // Another copy of the module in this process may have installed it already.
-    if let Ok(handle) = logger.install() {
+    let handle = logger.reset_handle();
+    // Another copy of the module in this process may have installed a logger already.
+    if log::set_boxed_logger(Box::new(Speaker(logger))).is_ok() {
+        log::set_max_level(log::LevelFilter::Trace);
         let _ = LOG_RESET.set(handle);
     }
     Ok(())
+}
+
+/// Starts every line with `carbonmeter: `, as the CLI's do: without a handler of the user's,
+/// Python's last-resort handler prints the bare message beside Lightning's and W&B's lines.
+struct Speaker(pyo3_log::Logger);
+
+impl log::Log for Speaker {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        self.0.log(
+            &log::Record::builder()
+                .args(format_args!("carbonmeter: {}", record.args()))
+                .metadata(record.metadata().clone())
+                .module_path(record.module_path())
+                .file(record.file())
+                .line(record.line())
+                .build(),
+        );
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
 }
 
 pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -17,6 +17,7 @@ use sources::Layers;
 pub use sources::{Environment, RawValue};
 
 use crate::error::{Error, Result};
+use crate::export::{self, ExportSettings, OtlpSettings};
 use crate::gpu::GpuConfig;
 use crate::intensity::IntensityConfig;
 use crate::intensity::live::{self, LiveSettings, Secret};
@@ -62,6 +63,8 @@ pub struct Config {
     pub rank: Option<u32>,
     /// Wait for queued GPU work at window edges.
     pub sync: SyncMode,
+    /// Pushgateway, textfile folder and OTLP endpoint to export to.
+    pub export: ExportSettings,
     /// Unserved CodeCarbon settings that were given (each warned about once).
     pub unserved: Vec<String>,
     /// Where each setting not from a keyword argument came from, for a debug line.
@@ -206,6 +209,77 @@ fn intensity(layers: &mut Layers) -> Result<IntensityConfig> {
     })
 }
 
+// ---- Fleet export (src/export/) -------------------------------------------------------------
+
+/// OpenTelemetry's standard variables, read as the OpenTelemetry SDKs read them.
+pub const OTEL_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// See [`OTEL_ENDPOINT_ENV`].
+pub const OTEL_METRICS_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
+/// See [`OTEL_ENDPOINT_ENV`].
+pub const OTEL_HEADERS_ENV: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+/// See [`OTEL_ENDPOINT_ENV`].
+pub const OTEL_METRICS_HEADERS_ENV: &str = "OTEL_EXPORTER_OTLP_METRICS_HEADERS";
+
+fn export(layers: &mut Layers) -> Result<ExportSettings> {
+    let pushgateway_url = if required("save_to_prometheus", layers.flag("save_to_prometheus")?)? {
+        Some(required("prometheus_url", layers.text("prometheus_url")?)?)
+    } else {
+        None
+    };
+    let textfile_dir = layers.text("prometheus_textfile_dir")?.map(PathBuf::from);
+    if let Some(dir) = &textfile_dir
+        && !dir.is_dir()
+    {
+        return Err(Error::invalid(
+            "prometheus_textfile_dir",
+            format!("{:?}", dir.display().to_string()),
+            "expected an existing folder (node_exporter's --collector.textfile.directory)",
+        ));
+    }
+    let setting = layers.text("otlp_endpoint")?;
+    let vars = &layers.env.vars;
+    let url = export::otlp_metrics_url(
+        setting.as_deref(),
+        vars.get(OTEL_METRICS_ENDPOINT_ENV).map(String::as_str),
+        vars.get(OTEL_ENDPOINT_ENV).map(String::as_str),
+    );
+    let otlp = match url {
+        Some(url) => {
+            // Signal-specific headers win over the general ones, key by key.
+            let mut headers = Vec::new();
+            for var in [OTEL_HEADERS_ENV, OTEL_METRICS_HEADERS_ENV] {
+                if let Some(text) = vars.get(var) {
+                    for (key, value) in export::parse_headers(var, text)? {
+                        headers.retain(|(known, _)| *known != key);
+                        headers.push((key, value));
+                    }
+                }
+            }
+            Some(OtlpSettings { url, headers })
+        }
+        None => None,
+    };
+    let timeout_s = match env_seconds(layers, export::EXPORT_TIMEOUT_S_ENV)? {
+        Some(seconds) if seconds > 60.0 => {
+            return Err(Error::invalid(
+                export::EXPORT_TIMEOUT_S_ENV,
+                seconds,
+                "expected seconds > 0 and <= 60",
+            ));
+        }
+        Some(seconds) => seconds,
+        None => export::DEFAULT_EXPORT_TIMEOUT_S,
+    };
+    Ok(ExportSettings {
+        pushgateway_url,
+        textfile_dir,
+        otlp,
+        timeout_s,
+    })
+}
+
+// ---- end of fleet export ---------------------------------------------------------------------
+
 fn log_level(layers: &mut Layers) -> Result<Option<String>> {
     let Some(raw) = layers.get("log_level") else {
         return Ok(None);
@@ -272,6 +346,7 @@ impl Config {
         // Validated for CodeCarbon parity; every carbonmeter tracker may run beside others.
         layers.flag("allow_multiple_runs")?;
         let intensity = intensity(&mut layers)?;
+        let export = export(&mut layers)?;
         Ok(Self {
             project_name: required("project_name", layers.text("project_name")?)?,
             experiment_id: required("experiment_id", layers.text("experiment_id")?)?,
@@ -285,6 +360,7 @@ impl Config {
             meter,
             rank,
             sync,
+            export,
             unserved,
             origins: std::mem::take(&mut layers.origins),
         })

@@ -17,6 +17,7 @@
 //!
 //! The CLI flag (`--psu-efficiency`) with its help text appears by itself.
 
+use crate::export::DEFAULT_PROMETHEUS_URL;
 use crate::gpu::DEFAULT_GPU_POLL_S;
 use crate::intensity::live::DEFAULT_BASE_URL;
 use crate::sensors::rapl::DEFAULT_POWERCAP_ROOT;
@@ -258,6 +259,11 @@ pub const SETTINGS: &[Setting] = &[
     row("electricitymaps_zone", Kind::Str, Unset, "Electricity Maps zone, when the location does not name one"),
     row("nvml_library", Kind::Path, Unset, "the NVML library to load (libnvidia-ml.so.1 by default)"),
     number("gpu_poll_secs", Float(DEFAULT_GPU_POLL_S), Range { max: Some(10.0), ..Range::above(0.0, "seconds") }, "seconds between GPU power polls"),
+    // Fleet export (src/export/).
+    row("save_to_prometheus", Kind::Bool, Bool(false), "push counters to a Prometheus Pushgateway at prometheus_url"),
+    row("prometheus_url", Kind::Str, Str(DEFAULT_PROMETHEUS_URL), "Pushgateway address (host:port or URL), with save_to_prometheus"),
+    row("prometheus_textfile_dir", Kind::Path, Unset, "write counters for node_exporter's textfile collector into this folder"),
+    row("otlp_endpoint", Kind::Str, Unset, "OTLP/HTTP endpoint for metrics (or OTEL_EXPORTER_OTLP_ENDPOINT)"),
     row("loggers", Kind::Object, Unset, "loggers to send each row to: \"wandb\", \"comet\" or logger objects"),
     unserved("api_call_interval"),
     unserved("api_endpoint"),
@@ -266,9 +272,7 @@ pub const SETTINGS: &[Setting] = &[
     unserved("save_to_api"),
     unserved("save_to_logger"),
     unserved("logging_logger"),
-    unserved("save_to_prometheus"),
     unserved("save_to_logfire"),
-    unserved("prometheus_url"),
     unserved("output_handlers"),
     unserved("emissions_endpoint"),
     unserved("logger_preamble"),

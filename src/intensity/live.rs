@@ -32,7 +32,7 @@ impl Secret {
         (!token.is_empty()).then(|| Self(token.to_owned()))
     }
 
-    fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 

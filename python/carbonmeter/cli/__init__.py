@@ -148,7 +148,9 @@ def _location(settings: dict[str, Any], required: bool) -> dict[str, str]:
 
 class _OneLine(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return f"carbonmeter: {record.levelname.lower()}: {record.getMessage()}"
+        # The core's lines already start with `carbonmeter: ` (for Python's last-resort handler).
+        message = record.getMessage().removeprefix("carbonmeter: ")
+        return f"carbonmeter: {record.levelname.lower()}: {message}"
 
 
 class _Parser(argparse.ArgumentParser):

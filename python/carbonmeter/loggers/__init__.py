@@ -1,13 +1,16 @@
 """Experiment-tracker loggers: `co2_kg` per epoch in W&B and Comet, next to the loss.
 
 Attach them with `EmissionsTracker(loggers=["wandb", "comet"])` (or logger objects such as
-`WandbLogger(run)`), or the same `loggers=` argument of any framework callback. Each epoch window's
-figures are logged with the epoch as step: `co2_kg` (that epoch), `co2_kg_total` (cumulative),
-`energy_kwh`, `cpu_energy_kwh`, `gpu_energy_kwh`, `ram_energy_kwh`, `power_w` and, where samples or
-tokens were counted, `j_per_sample`, `j_per_token` and `co2_g_per_1k_tokens`; validation and
-evaluation epochs get their phase as prefix (`validation_co2_kg`). When the run stops, its totals,
-the grid intensity with its source, the location and the methods go to the run's summary. A logger
-that fails warns once per cause and never stops training.
+`WandbLogger(run)` and `CometLogger(experiment)`, both importable from here), or the same
+`loggers=` argument of any framework callback. Each epoch window's figures join the user's own
+step, with the epoch beside them: `co2_kg` (that epoch), `co2_kg_total` (cumulative),
+`energy_kwh`, `cpu_energy_kwh`, `gpu_energy_kwh`, `ram_energy_kwh`, `power_w` and, where samples
+or tokens were counted, `j_per_sample`, `j_per_token` and `co2_g_per_1k_tokens`; validation and
+evaluation epochs get their phase as prefix (`validation_co2_kg`). When the run stops, its totals
+(`run_co2_kg`, `run_energy_kwh`, ..., `run_j_per_token` where counted), the grid intensity with
+its source, the location and the methods go to the run's summary. A logger that fails warns once
+per cause and never stops training. Importing this package imports no client: `WandbLogger`
+imports `wandb` when first named.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ class EmissionsLogger(ABC):
     def warn_once(self, cause: str, message: str) -> None:
         if cause not in self._warned:
             self._warned.add(cause)
-            logger.warning("%s logger: %s", self.name, message)
+            logger.warning("carbonmeter: %s logger: %s", self.name, message)
 
     def safely(self, method: str, *args: Any) -> None:
         try:
@@ -133,4 +136,21 @@ class LoggerSet:
             each.safely("log_summary", summary)
 
 
-__all__ = ["EmissionsLogger", "LoggerSet", "run_summary"]
+# Each client is imported only when its logger is first named (PEP 562).
+_LAZY = {"WandbLogger": "carbonmeter.loggers.wandb", "CometLogger": "carbonmeter.loggers.comet"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = ["CometLogger", "EmissionsLogger", "LoggerSet", "WandbLogger", "run_summary"]

@@ -16,8 +16,9 @@ from carbonmeter.loggers import EmissionsLogger
 
 
 class CometLogger(EmissionsLogger):
-    """Logs each epoch as metrics of `experiment` (default: Comet's running experiment), with
-    the epoch as step and epoch, and the run's totals as `log_others`.
+    """Logs each epoch as metrics of `experiment` (default: Comet's running experiment) at the
+    user's current step with the epoch as epoch, and the run's totals as `log_others`. Without a
+    step of the user's, the epoch is the step.
 
     With no experiment it warns once and logs nothing; it never creates one itself.
     """
@@ -27,6 +28,7 @@ class CometLogger(EmissionsLogger):
     def __init__(self, experiment: Any = None) -> None:
         super().__init__()
         self._experiment = experiment
+        self._epoch_step: int | None = None
 
     def _target(self) -> Any:
         experiment = self._experiment
@@ -42,7 +44,13 @@ class CometLogger(EmissionsLogger):
     def log_epoch(self, metrics: dict[str, float], epoch: int) -> None:
         experiment = self._target()
         if experiment is not None:
-            experiment.log_metrics(metrics, step=epoch, epoch=epoch)
+            # Comet keeps the last step logged as its current one, ours included: a step we set
+            # from the epoch is not the user's.
+            current = getattr(experiment, "curr_step", None)
+            joined = current is not None and current != self._epoch_step
+            step = current if joined else epoch
+            experiment.log_metrics(metrics, step=step, epoch=epoch)
+            self._epoch_step = None if joined else epoch
 
     def log_summary(self, summary: dict[str, Any]) -> None:
         experiment = self._target()

@@ -1,0 +1,118 @@
+"""The IPython extension on IPython's real `InteractiveShell` (no Jupyter): `%load_ext
+carbonmeter`, the `%%carbonmeter` cell magic and `%carbonmeter start` / `stop`."""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("IPython", reason="notebook tests need the [notebook] extra")
+
+from IPython.core.interactiveshell import InteractiveShell
+
+
+def rows_of(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def os_threads() -> int:
+    """Threads of this process as the OS counts them (the sampler is a Rust thread, which
+    `threading` does not list)."""
+    return len(os.listdir("/proc/self/task"))
+
+
+def threads_settle_at(count: int) -> bool:
+    """Whether the thread count comes back to `count`: the CSV sink's fsync thread of the last
+    row may still be finishing; a sampler left running never would."""
+    deadline = time.monotonic() + 5
+    while os_threads() > count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return os_threads() == count
+
+
+@pytest.fixture
+def shell(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("CARBONMETER_COUNTRY_ISO_CODE", "FRA")
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "carbonmeter")
+    try:
+        yield ip
+    finally:
+        ip.run_line_magic("unload_ext", "carbonmeter")
+        InteractiveShell.clear_instance()
+
+
+def test_the_cell_magic_measures_each_run_and_prints_one_line(
+    shell: Any, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    threads = os_threads()
+    for _ in range(2):
+        result = shell.run_cell("%%carbonmeter\ntotal = sum(i * i for i in range(200_000))\ntotal")
+        assert result.success
+        assert result.result == sum(i * i for i in range(200_000))
+    lines = [line for line in capsys.readouterr().out.splitlines() if "carbonmeter:" in line]
+    rows = rows_of(isolated / "emissions.csv")
+    assert len(lines) == 2 and len(rows) == 2
+    for line, row in zip(lines, rows, strict=True):
+        assert line.startswith("carbonmeter: cell ")
+        assert "Wh" in line and "CO2eq at 56 g/kWh (FRA" in line
+        assert float(row["emissions"]) > 0
+    assert shell.user_ns["total"] == sum(i * i for i in range(200_000))
+    assert threads_settle_at(threads)
+
+
+def test_an_interrupted_cell_writes_its_row_and_the_interrupt_is_reported(
+    shell: Any, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    threads = os_threads()
+    result = shell.run_cell("%%carbonmeter\nx = 1\nraise KeyboardInterrupt")
+    assert not result.success
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    out = capsys.readouterr().out
+    assert "carbonmeter: cell (interrupted) " in out
+    assert len(rows_of(isolated / "emissions.csv")) == 1
+    # The shell goes on: the next measured cell runs as usual.
+    assert shell.run_cell("%%carbonmeter\ny = x + 1").success
+    assert shell.user_ns["y"] == 2
+    assert len(rows_of(isolated / "emissions.csv")) == 2
+    assert threads_settle_at(threads)
+
+
+def test_a_session_starts_and_stops_twice(
+    shell: Any, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    threads = os_threads()
+    for _ in range(2):
+        shell.run_cell("%carbonmeter start")
+        shell.run_cell("%carbonmeter start")
+        shell.run_cell("z = sum(range(100_000))")
+        shell.run_cell("%carbonmeter stop")
+        shell.run_cell("%carbonmeter stop")
+    out = capsys.readouterr().out
+    assert out.count("carbonmeter: measuring this session") == 2
+    assert out.count("already measuring") == 2
+    assert out.count("carbonmeter: session ") == 2
+    assert out.count("not measuring") == 2
+    assert len(rows_of(isolated / "emissions.csv")) == 2
+    assert threads_settle_at(threads)
+
+
+def test_unloading_stops_a_running_session_and_bad_commands_say_what_is_allowed(
+    shell: Any, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell.run_cell("%carbonmeter start")
+    shell.run_line_magic("unload_ext", "carbonmeter")
+    assert "carbonmeter: session " in capsys.readouterr().out
+    assert len(rows_of(isolated / "emissions.csv")) == 1
+    shell.run_line_magic("load_ext", "carbonmeter")
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match=r"'pause'.*start.*stop"):
+        shell.run_line_magic("carbonmeter", "pause")
