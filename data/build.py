@@ -260,6 +260,46 @@ def build_regions(ref: Path, report: Report) -> str:
     return to_csv(["country_iso3", "region", "name", "g_per_kwh", "year", "source"], rows)
 
 
+# eGRID subregion acronyms: four capitals (SPNO, CAMX, NYCW). Never an ISO 3166-2 code, so they
+# share the region lookup with the states without ambiguity.
+EGRID_CODE = re.compile(r"[A-Z]{4}")
+
+
+def build_egrid(ref: Path, report: Report) -> str:
+    """US EPA eGRID subregions: the CO2e output rate (g/kWh), its edition and data year."""
+    out: dict[str, list[str]] = {}
+    for i, row in enumerate(read_reference(ref, "egrid_subregions.csv"), start=2):
+        where = f"egrid_subregions.csv:{i}"
+        code = clean(row["subregion"])
+        if not EGRID_CODE.fullmatch(code):
+            raise ValueError(f"{where}: subregion {code!r} is not a four-letter eGRID acronym")
+        if clean(row["gas"]) != "co2e":
+            raise ValueError(f"{where}: gas {row['gas']!r}, expected co2e")
+        if code in out:
+            report(f"egrid_subregions: duplicate {code} dropped (first kept)")
+            continue
+        g_per_kwh = parse_g_per_kwh(row["gco2e_per_kwh"], where)
+        lb_per_mwh = float(row["co2e_lb_per_mwh"])
+        # The reference converts with 1 lb = 453.59237 g, rounded to 3 decimals: hold it to that.
+        if abs(lb_per_mwh * 0.45359237 - g_per_kwh) > 5e-4:
+            raise ValueError(f"{where}: {g_per_kwh} g/kWh is not {lb_per_mwh} lb/MWh")
+        edition = clean(row["edition"])
+        source = clean(row["source"]).removesuffix("; see README").strip()
+        out[code] = [
+            code,
+            clean(row["name"]),
+            fmt_number(g_per_kwh),
+            fmt_number(lb_per_mwh),
+            str(check_year(int(row["data_year"]), where)),
+            f"{source}, {edition}" if edition not in source else source,
+        ]
+    report(f"egrid_subregions.csv: {len(out)} rows")
+    return to_csv(
+        ["subregion", "name", "g_per_kwh", "co2e_lb_per_mwh", "year", "source"],
+        (out[k] for k in sorted(out)),
+    )
+
+
 def cloud_year(provider: str, source: str) -> int:
     """Year the figure is for: named in the source text, else the provider dataset's year."""
     if provider == "gcp":
@@ -365,6 +405,74 @@ GPU_TDP_YEAR = 2023
 GPU_TDP_KINDS = {"gpu", "tpu", "cpu"}
 
 
+# Accelerators the reference list lacks, from their makers' spec pages: (model, tdp_w,
+# memory_gb, year the part was launched, source). Board power (TBP/TDP) as each page states it;
+# the MI250X figure is the air-cooled TBP (560 W peak is the liquid-cooled limit).
+GPU_TDP_ADDED = [
+    (
+        "AMD Instinct MI250X",
+        500,
+        128,
+        2021,
+        "https://www.amd.com/en/products/accelerators/instinct/mi200/mi250x.html (AMD spec page)",
+    ),
+    (
+        "AMD Instinct MI300X",
+        750,
+        192,
+        2023,
+        "https://www.amd.com/en/products/accelerators/instinct/mi300/mi300x.html (AMD spec page)",
+    ),
+    (
+        "AMD Instinct MI325X",
+        1000,
+        256,
+        2024,
+        "https://www.amd.com/en/products/accelerators/instinct/mi300/mi325x.html (AMD spec page)",
+    ),
+    (
+        "AMD Radeon PRO W7900",
+        295,
+        48,
+        2023,
+        "https://www.amd.com/en/products/graphics/workstations/radeon-pro/w7900.html "
+        "(AMD spec page)",
+    ),
+    (
+        "Intel Data Center GPU Max 1550",
+        600,
+        128,
+        2023,
+        "https://www.intel.com/content/www/us/en/products/details/discrete-gpus/data-center-gpu/"
+        "max-series.html (Intel spec page)",
+    ),
+    (
+        "Intel Arc B580",
+        190,
+        12,
+        2024,
+        "https://www.intel.com/content/www/us/en/products/details/discrete-gpus/arc/"
+        "arc-b-series.html (Intel spec page)",
+    ),
+    (
+        "Intel Gaudi2",
+        600,
+        96,
+        2022,
+        "https://www.intel.com/content/www/us/en/products/details/processors/ai-accelerators/"
+        "gaudi2.html (Intel spec page, HL-225H mezzanine card)",
+    ),
+    (
+        "Intel Gaudi3",
+        900,
+        128,
+        2024,
+        "https://www.intel.com/content/www/us/en/products/details/processors/ai-accelerators/"
+        "gaudi3.html (Intel spec page, HL-325L OAM, air-cooled)",
+    ),
+]
+
+
 def build_gpu_tdp(ref: Path, report: Report) -> str:
     out: dict[str, list[str]] = {}
     for i, row in enumerate(read_reference(ref, "gpu_tdp.csv"), start=2):
@@ -393,19 +501,31 @@ def build_gpu_tdp(ref: Path, report: Report) -> str:
             str(GPU_TDP_YEAR),
             f"{source} (via ML CO2 Impact calculator data)",
         ]
+    for model, tdp, memory_gb, year, source in GPU_TDP_ADDED:
+        if model.casefold() in out:
+            raise ValueError(f"gpu_tdp: added {model!r} is already in the reference list")
+        out[model.casefold()] = [
+            model,
+            "gpu",
+            fmt_number(float(tdp)),
+            fmt_number(float(memory_gb)),
+            str(year),
+            source,
+        ]
     rows = sorted(out.values(), key=lambda r: (r[1], r[0].casefold()))
-    report(f"gpu_tdp.csv: {len(rows)} rows")
+    report(f"gpu_tdp.csv: {len(rows)} rows ({len(GPU_TDP_ADDED)} added from spec pages)")
     return to_csv(["model", "kind", "tdp_w", "memory_gb", "year", "source"], rows)
 
 
 # equivalents.csv is not built from the references: these few factors are cited here, each with
 # its source and year (see data/README.md). basis: what the factor divides, kg CO2eq or kWh.
+# The label follows the amount and its unit, which the report picks to fit ("16 cm driven by").
 EQUIVALENTS = [
     [
         "car_km",
         "co2_kg",
         "0.24855",
-        "km driven by a typical US passenger car",
+        "driven by a typical US passenger car",
         "2023",
         "US EPA, Greenhouse Gas Emissions from a Typical Passenger Vehicle (EPA-420-F-23-014, "
         "June 2023): about 400 g CO2 per mile, / 1.609344 km per mile; "
@@ -415,7 +535,7 @@ EQUIVALENTS = [
         "household_days",
         "energy_kwh",
         "29.276",
-        "days of an average US household's electricity",
+        "of an average US household's electricity",
         "2020",
         "US EIA, How much electricity does an American home use? (FAQ): 10,715 kWh per "
         "residential customer in 2020, / 366 days; https://www.eia.gov/tools/faqs/faq.php?id=97&t=3",
@@ -424,11 +544,21 @@ EQUIVALENTS = [
         "smartphone_charges",
         "energy_kwh",
         "0.019",
-        "full smartphone charges",
+        "of a smartphone battery",
         "2024",
         "US EPA, Greenhouse Gas Equivalencies Calculator: Calculations and References (2024 "
         "revision): 0.019 kWh per smartphone charge; "
         "https://www.epa.gov/energy/greenhouse-gas-equivalencies-calculator-calculations-and-references",
+    ],
+    [
+        "tv_hours",
+        "co2_kg",
+        "0.097",
+        "of a 32-inch LCD TV switched on",
+        "2020",
+        "CodeCarbon carbonboard (codecarbon/viz/data.py, get_tv_time, 2020): 0.097 kg CO2 per "
+        "hour of a 32-inch LCD flat-screen TV, as carbonboard shows it (it names no source); "
+        "https://github.com/mlco2/codecarbon/blob/master/codecarbon/viz/data.py",
     ],
 ]
 
@@ -514,6 +644,7 @@ def build_all(ref: Path, report: Report) -> dict[str, str]:
         "country_intensity.csv": country,
         "world_intensity.csv": world,
         "region_intensity.csv": build_regions(ref, report),
+        "egrid_subregions.csv": build_egrid(ref, report),
         "cloud_regions.csv": build_cloud(ref, report),
         "source_factors.csv": build_source_factors(ref, report),
         "cpu_tdp.csv": build_cpu_tdp(ref, report),

@@ -406,6 +406,28 @@ mod tests {
     }
 
     #[test]
+    fn the_names_amd_smi_and_hwmon_give_find_their_entry() {
+        let cases = [
+            ("AMD Instinct MI250X", 500.0, 2021),
+            ("AMD Instinct MI300X", 750.0, 2023),
+            ("AMD Instinct MI325X", 1000.0, 2024),
+            ("AMD Radeon PRO W7900", 295.0, 2023),
+            ("Intel Data Center GPU Max 1550", 600.0, 2023),
+            ("Intel Arc B580", 190.0, 2024),
+            ("Intel Gaudi2", 600.0, 2022),
+            ("Intel Gaudi3", 900.0, 2024),
+        ];
+        for (name, tdp_w, year) in cases {
+            let device = found(name);
+            assert_eq!((device.model.as_str(), device.tdp_w), (name, tdp_w));
+            assert_eq!(device.year, year, "{name}");
+            assert!(device.source.contains("spec page"), "{name}");
+        }
+        assert_eq!(found("MI300X").model, "AMD Instinct MI300X");
+        assert_eq!(found("Gaudi 3").model, "Intel Gaudi3");
+    }
+
+    #[test]
     fn short_forms_find_their_entry() {
         for (name, model) in [
             ("t4", "T4"),
@@ -485,7 +507,7 @@ mod tests {
         for (alias, model) in gpu_aliases() {
             assert!(models.iter().any(|m| m == model), "{alias} -> {model}");
         }
-        assert_eq!(models.len(), 48);
+        assert_eq!(models.len(), 56);
         assert!(cpu_model_count() > 4000);
     }
 }

@@ -48,9 +48,13 @@ pub mod testing {
     /// See `crate::gpu`.
     pub mod gpu {
         pub use crate::gpu::{
-            DeviceRead, Discovery, GpuBackend, GpuConfig, GpuFault, GpuInfo, GpuMemory, GpuMeter,
-            Vendor,
+            DeviceRead, Discovery, GpuBackend, GpuConfig, GpuDevice, GpuFault, GpuInfo, GpuMemory,
+            GpuMeter, Vendor,
         };
+        /// See `crate::gpu::amdsmi`.
+        pub mod amdsmi {
+            pub use crate::gpu::amdsmi::FROZEN_AFTER_S;
+        }
         /// See `crate::gpu::nvml`.
         pub mod nvml {
             pub use crate::gpu::nvml::discover;

@@ -8,10 +8,14 @@ pub const GPU_TDP_CSV: &str = include_str!("../data/gpu_tdp.csv");
 pub const CPU_TDP_CSV: &str = include_str!("../data/cpu_tdp.csv");
 /// `data/equivalents.csv`: factors turning kWh and kg CO2eq into everyday quantities.
 pub const EQUIVALENTS_CSV: &str = include_str!("../data/equivalents.csv");
+/// `data/country_intensity.csv`: read by `intensity`, and by the report for its cleanest and
+/// dirtiest grids.
+pub const COUNTRY_CSV: &str = include_str!("../data/country_intensity.csv");
 
 /// Every table above, by file name.
 pub const TABLES: &[(&str, &str)] = &[
     ("gpu_tdp.csv", GPU_TDP_CSV),
     ("cpu_tdp.csv", CPU_TDP_CSV),
     ("equivalents.csv", EQUIVALENTS_CSV),
+    ("country_intensity.csv", COUNTRY_CSV),
 ];

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use carbonmeter::testing::config::{Config, Environment, RawValue};
 use carbonmeter::testing::gpu::{
-    DeviceRead, Discovery, GpuBackend, GpuConfig, GpuFault, GpuInfo, GpuMemory, GpuMeter, Vendor,
+    DeviceRead, Discovery, GpuBackend, GpuConfig, GpuDevice, GpuFault, GpuMemory, GpuMeter, Vendor,
 };
 use carbonmeter::testing::meter::{Meter, MeterConfig, Snapshot};
 use carbonmeter::testing::sensors::{Method, TrackingMode};
@@ -430,7 +430,7 @@ fn gpu_ids_win_over_cuda_visible_devices() {
 }
 
 #[test]
-fn a_device_without_energy_or_power_is_listed_but_not_measured() {
+fn a_device_without_energy_or_power_is_listed_unmeasured_never_as_zero() {
     let fake = FakeNvml::new(
         &(devices(2)
             + "energy 0 5\npower 0 1000\nenergy_error 1 3\npower_error 1 3\nutil_error 1 3\n"),
@@ -445,8 +445,30 @@ fn a_device_without_energy_or_power_is_listed_but_not_measured() {
     let start = meter.read();
     let interval = meter.read().since(&start);
     assert_eq!(interval.gpu.count(), 1);
-    assert_eq!(interval.gpu.devices[1].method, Method::None);
-    assert_eq!(interval.gpu.method(), Method::GpuCounter);
+    assert_eq!(interval.gpu.devices[1].method, Method::Unmeasured);
+    // One counted, one unmeasured: `mixed`, and gpu_devices says which is which.
+    assert_eq!(interval.gpu.method(), Method::Mixed);
+    let devices: serde_json::Value =
+        serde_json::from_str(&interval.gpu.breakdown_json(1.0)).expect("json");
+    assert_eq!(devices[1]["method"], "unmeasured");
+    assert_eq!(devices[1]["vendor"], "nvidia");
+    assert!(devices[1]["energy_kwh"].is_null(), "{devices}");
+    assert!(devices[0]["energy_kwh"].is_number(), "{devices}");
+    assert!(meter.take_warnings().is_empty());
+}
+
+#[test]
+fn a_board_whose_nvml_answers_not_supported_is_unmeasured_with_one_warning() {
+    // Jetson Orin / GB10 without rails: NVML initialises, power and energy say NotSupported.
+    let fake = FakeNvml::new(&(devices(1) + "energy_error 0 3\npower_error 0 3\n"));
+    let (mut meter, warnings) = Meter::discover(&meter_config(fake.gpu_config()));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("nvidia GPU 0"), "{warnings:?}");
+    assert_eq!(meter.description().gpu_method, Method::Unmeasured);
+    let start = meter.read();
+    let interval = meter.read().since(&start);
+    assert_eq!(interval.gpu.method(), Method::Unmeasured);
+    assert_eq!(interval.gpu.count(), 0);
     assert!(meter.take_warnings().is_empty());
 }
 
@@ -702,7 +724,7 @@ fn settings_reach_the_gpu_sensor() {
 }
 
 /// A backend's discovery as a closure, so one test can run NVML on several stand-ins.
-type DiscoverFn<'a> = &'a dyn Fn(&GpuConfig, &[GpuInfo], &mut Vec<String>) -> Discovery;
+type DiscoverFn<'a> = &'a dyn Fn(&GpuConfig, &[GpuDevice], &mut Vec<String>) -> Discovery;
 
 fn nvml_backend(fake: &FakeNvml) -> Box<dyn GpuBackend> {
     let mut warnings = Vec::new();
@@ -776,7 +798,7 @@ fn backends_mix_and_a_device_two_backends_see_counts_once() {
     let second = FakeNvml::new(&second_control(500));
     let on = |fake: &FakeNvml| {
         let library = fake.library.clone();
-        move |config: &GpuConfig, claimed: &[GpuInfo], warnings: &mut Vec<String>| {
+        move |config: &GpuConfig, claimed: &[GpuDevice], warnings: &mut Vec<String>| {
             let config = GpuConfig {
                 nvml_library: Some(library.clone()),
                 ..config.clone()

@@ -501,6 +501,7 @@ def test_report_html_is_self_contained_with_totals(isolated: Path) -> None:
         assert co2(project["totals"]["co2_kg"]) in page
     assert page.count("<svg") >= 4  # runs over time, components, per-epoch charts
     citations = {e["source"] for e in data["equivalent_factors"]}
+    citations |= {w["source"] for w in data["what_if"]}
     for target in map(html.unescape, HREF.findall(page)):
         if target.startswith("#"):
             continue
@@ -589,7 +590,11 @@ class _RecordingProxy:
             with conn:
                 conn.settimeout(2)
                 try:
-                    self.requests.append(conn.recv(4096).decode("latin-1").split("\r\n")[0])
+                    request_line = conn.recv(4096).decode("latin-1").split("\r\n")[0]
+                    # A connection opened ahead and closed unused (Chromium preconnects under
+                    # load) asked for nothing: only a request line is a fetch.
+                    if request_line:
+                        self.requests.append(request_line)
                     conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
                 except OSError:
                     pass

@@ -20,6 +20,7 @@ EXPECTED = {
     "country_intensity.csv",
     "world_intensity.csv",
     "region_intensity.csv",
+    "egrid_subregions.csv",
     "cloud_regions.csv",
     "source_factors.csv",
     "cpu_tdp.csv",

@@ -6,6 +6,7 @@ import csv
 import ctypes.util
 import json
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -99,6 +100,7 @@ def test_gpu_ids_just_work(fake_nvml: FakeNvml) -> None:
     assert data.gpu_power == pytest.approx(3600.0 / data.duration, rel=1e-9)
     assert json.loads(data.gpu_devices) == [
         {
+            "vendor": "nvidia",
             "index": 0,
             "uuid": uuid(0),
             "name": NAME,
@@ -241,3 +243,34 @@ def test_csv_has_the_gpu_breakdown(fake_nvml: FakeNvml, tmp_path: Path) -> None:
 def test_bad_gpu_poll_secs_is_refused(seconds: object) -> None:
     with pytest.raises(carbonmeter.InvalidValueError, match="gpu_poll_secs"):
         EmissionsTracker(gpu_poll_secs=seconds, save_to_file=False)
+
+
+def test_a_board_answering_not_supported_is_unmeasured_with_one_warning(
+    fake_nvml: FakeNvml, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Jetson Orin, DGX Spark / GB10: NVML initialises, power and energy answer NotSupported.
+    fake_nvml.set(devices(1, e="energy_error 0 3", p="power_error 0 3"))
+    caplog.set_level(logging.WARNING, logger="carbonmeter")
+    with EmissionsTracker(
+        nvml_library=str(fake_nvml.library),
+        hwmon_root=str(tmp_path / "no-hwmon"),
+        country_iso_code="FRA",
+        save_to_file=False,
+    ) as tracker:
+        pass
+    data = tracker.final_emissions_data
+    assert data is not None
+    assert data.gpu_method == "unmeasured"
+    assert math.isnan(data.gpu_energy) and math.isnan(data.gpu_power)
+    (device,) = json.loads(data.gpu_devices)
+    assert (device["vendor"], device["method"], device["energy_kwh"]) == (
+        "nvidia",
+        "unmeasured",
+        None,
+    )
+    unmeasured = [w for w in warnings_of(caplog) if "reports neither energy nor power" in w]
+    assert len(unmeasured) == 1, unmeasured
+    assert unmeasured[0].endswith(
+        f"nvidia GPU 0 ({NAME}) reports neither energy nor power: not measured; its rows say "
+        "gpu_method=unmeasured and its energy is left out, not counted as 0"
+    )

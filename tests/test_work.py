@@ -225,11 +225,28 @@ def test_the_json_report_gives_per_unit_figures_per_project_and_experiment(
     counted_j = (runs["a"]["energy_kwh"] + runs["b"]["energy_kwh"]) * 3.6e6
     assert project["totals"]["j_per_sample"] == pytest.approx(counted_j / 150)
     assert data["totals"]["j_per_token"] == pytest.approx(b["j_per_token"])
-    text = report.text.markdown(report.load([tmp_path / "emissions.csv"]))
-    assert "## Energy per unit of work" in text
-    assert f"{b['j_per_token']:.4g}" in text
-    page = report.html.render(report.load([tmp_path / "emissions.csv"]))
-    assert "Energy per unit of work" in page
+    # The overview gains the per-unit columns because something was counted, empty where not.
+    lines = {line["experiment_id"]: line for line in data["overview"]}
+    assert lines["b"]["j_per_token"] == pytest.approx(b["j_per_token"])
+    assert (lines["c"]["j_per_sample"], lines["c"]["j_per_token"]) == (None, None)
+    loaded = report.load([tmp_path / "emissions.csv"])
+    table = report.text.overview_markdown(loaded)
+    assert "| J/sample | J/token | g CO2eq/1k tokens |" in table.splitlines()[0] + "|"
+    assert report.model.figure(b["j_per_token"]) in table
+    assert "J/token" in report.html.render(loaded)
+    assert "J/token" in report.text.latex(loaded)
+
+
+def test_the_overview_has_no_per_unit_columns_when_nothing_was_counted(
+    package: FakePowercap, tmp_path: Path
+) -> None:
+    tracker = tracker_on(package, tmp_path)
+    tracker.start()
+    package.advance(ZONE, 1_000_000)
+    tracker.stop()
+    loaded = report.load([tmp_path / "emissions.csv"])
+    assert "J/sample" not in report.text.overview_markdown(loaded)
+    assert report.to_json(loaded)["totals"]["j_per_sample"] is None
 
 
 @pytest.mark.slow

@@ -216,6 +216,9 @@ class EmissionsData:
     def location_source(self) -> str:
         """cloud, region, country, timezone:<IANA zone> or none (world average)."""
     @property
+    def experiment_name(self) -> str:
+        """The experiment_name setting, a readable label for the experiment ("" when unset)."""
+    @property
     def window(self) -> str | None:
         """Name of the window measured; None for a run row."""
     @property
@@ -321,6 +324,8 @@ class EmissionsTracker:
         prometheus_url: str | None = ...,
         prometheus_textfile_dir: str | PathLike[str] | None = ...,
         otlp_endpoint: str | None = ...,
+        amdsmi_library: str | PathLike[str] | None = ...,
+        hwmon_root: str | PathLike[str] | None = ...,
         loggers: Sequence[Any] | None = ...,
         api_call_interval: Any = ...,
         api_endpoint: Any = ...,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 
 def _scaled(value: float, units: list[tuple[float, str]]) -> str:
+    if value != value:
+        # NaN: a GPU found that reports neither energy nor power, never a measured 0.
+        return "unmeasured"
     for factor, unit in units:
         if abs(value) >= factor:
             return f"{value / factor:.3g} {unit}"

@@ -129,6 +129,10 @@ fn meter(layers: &mut Layers) -> Result<MeterConfig> {
         gpu_ids: gpu_ids(layers),
         cuda_visible_devices: layers.env.vars.get("CUDA_VISIBLE_DEVICES").cloned(),
         poll_interval_s: required("gpu_poll_secs", layers.number("gpu_poll_secs")?)?,
+        amdsmi_library: layers.text("amdsmi_library")?.map(PathBuf::from),
+        rocr_visible_devices: layers.env.vars.get("ROCR_VISIBLE_DEVICES").cloned(),
+        hip_visible_devices: layers.env.vars.get("HIP_VISIBLE_DEVICES").cloned(),
+        hwmon_root: PathBuf::from(required("hwmon_root", layers.text("hwmon_root")?)?),
         ..GpuConfig::default()
     };
     Ok(MeterConfig {

@@ -19,6 +19,7 @@
 
 use crate::export::DEFAULT_PROMETHEUS_URL;
 use crate::gpu::DEFAULT_GPU_POLL_S;
+use crate::gpu::hwmon::DEFAULT_HWMON_ROOT;
 use crate::intensity::live::DEFAULT_BASE_URL;
 use crate::sensors::rapl::DEFAULT_POWERCAP_ROOT;
 
@@ -264,6 +265,8 @@ pub const SETTINGS: &[Setting] = &[
     row("prometheus_url", Kind::Str, Str(DEFAULT_PROMETHEUS_URL), "Pushgateway address (host:port or URL), with save_to_prometheus"),
     row("prometheus_textfile_dir", Kind::Path, Unset, "write counters for node_exporter's textfile collector into this folder"),
     row("otlp_endpoint", Kind::Str, Unset, "OTLP/HTTP endpoint for metrics (or OTEL_EXPORTER_OTLP_ENDPOINT)"),
+    row("amdsmi_library", Kind::Path, Unset, "the amd-smi library to load (libamd_smi.so, then /opt/rocm/lib/libamd_smi.so, by default)"),
+    row("hwmon_root", Kind::Path, Str(DEFAULT_HWMON_ROOT), "root of the hwmon tree: Intel xe/i915 and amdgpu cards, Jetson ina3221 rails"),
     row("loggers", Kind::Object, Unset, "loggers to send each row to: \"wandb\", \"comet\" or logger objects"),
     unserved("api_call_interval"),
     unserved("api_endpoint"),

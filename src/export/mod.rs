@@ -673,6 +673,7 @@ mod tests {
                     index: 0,
                     uuid: "GPU-abc".to_owned(),
                     name: "H100".to_owned(),
+                    pci_bus_id: None,
                 }]),
                 devices: vec![device],
             },

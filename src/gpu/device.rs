@@ -43,6 +43,35 @@ pub struct GpuInfo {
     pub uuid: String,
     /// Product name.
     pub name: String,
+    /// PCI address as `dddd:bb:dd.f` (lowercase, four-digit domain), where the backend knows
+    /// it: how two backends' views of one card are told to be the same device.
+    pub pci_bus_id: Option<String>,
+}
+
+impl GpuInfo {
+    /// Whether `other` is this device seen through another backend: same UUID, or same PCI
+    /// address.
+    pub fn same_device(&self, other: &Self) -> bool {
+        self.uuid == other.uuid
+            || self
+                .pci_bus_id
+                .as_ref()
+                .is_some_and(|id| other.pci_bus_id.as_ref() == Some(id))
+    }
+}
+
+/// `domain:bus:device.function` in one spelling (`0000:03:00.0`), whichever way a library
+/// writes it: NVML pads the domain to eight digits and uses capitals, sysfs uses four.
+pub fn normalize_pci_bus_id(text: &str) -> Option<String> {
+    let text = text.trim().trim_end_matches('\0');
+    let (domain, rest) = text.split_once(':')?;
+    let (bus, rest) = rest.split_once(':')?;
+    let (device, function) = rest.split_once('.')?;
+    let domain = u32::from_str_radix(domain, 16).ok()?;
+    let bus = u8::from_str_radix(bus, 16).ok()?;
+    let device = u8::from_str_radix(device, 16).ok()?;
+    let function = u8::from_str_radix(function, 16).ok()?;
+    Some(format!("{domain:04x}:{bus:02x}:{device:02x}.{function:x}"))
 }
 
 /// Why one quantity of one device could not be read.

@@ -22,7 +22,9 @@
 //! per device with its faults as [`GpuFault`]s; then add it to [`BACKENDS`]. Nothing here
 //! changes: every device is accounted the same way whoever read it.
 
+pub mod amdsmi;
 mod device;
+pub mod hwmon;
 pub mod nvml;
 pub mod select;
 
@@ -32,6 +34,7 @@ use std::sync::Arc;
 
 pub use device::{
     DeviceRead, Discovery, GpuBackend, GpuDevice, GpuFault, GpuInfo, GpuMemory, Vendor,
+    normalize_pci_bus_id,
 };
 
 use crate::integrator::{EnergyTrack, PowerKind, Reading, TrackFault};
@@ -56,6 +59,15 @@ pub struct GpuConfig {
     pub cuda_visible_devices: Option<String>,
     /// Seconds between power polls.
     pub poll_interval_s: f64,
+    /// The amd-smi library to load; `None` is the system's [`amdsmi::DEFAULT_AMDSMI_LIBRARY`].
+    pub amdsmi_library: Option<PathBuf>,
+    /// `ROCR_VISIBLE_DEVICES` as the process sees it: applied first, as ROCm does.
+    pub rocr_visible_devices: Option<String>,
+    /// `HIP_VISIBLE_DEVICES`: positions among the devices `ROCR_VISIBLE_DEVICES` left.
+    pub hip_visible_devices: Option<String>,
+    /// Where the kernel's hwmon devices are (`/sys/class/hwmon`): Intel xe / i915 cards, amdgpu
+    /// without amd-smi, Jetson ina3221 rails.
+    pub hwmon_root: PathBuf,
     /// Shortest stretch, in seconds, over which counter and polled energy are compared.
     pub cross_check_window_s: f64,
 }
@@ -67,17 +79,24 @@ impl Default for GpuConfig {
             gpu_ids: None,
             cuda_visible_devices: None,
             poll_interval_s: DEFAULT_GPU_POLL_S,
+            amdsmi_library: None,
+            rocr_visible_devices: None,
+            hip_visible_devices: None,
+            hwmon_root: PathBuf::from(hwmon::DEFAULT_HWMON_ROOT),
             cross_check_window_s: CROSS_CHECK_WINDOW_S,
         }
     }
 }
 
-/// A backend's discovery: the settings, the devices earlier backends already measure (so a
-/// device two interfaces can see is counted once), and where selection warnings go.
-pub type Discover = fn(&GpuConfig, &[GpuInfo], &mut Vec<String>) -> Discovery;
+/// A backend's discovery: the settings, the devices earlier backends found (so a device two
+/// interfaces can see is counted once: leave out those with a counter or a power, and measure
+/// an unmeasured one if you can), and where selection warnings go.
+pub type Discover = fn(&GpuConfig, &[GpuDevice], &mut Vec<String>) -> Discovery;
 
-/// Every backend, tried in this order; a device found by one is left out by the later ones.
-pub const BACKENDS: &[Discover] = &[nvml::discover];
+/// Every backend, tried in this order; a device found by one is left out by the later ones,
+/// unless it was found unmeasured and a later one measures it (a Jetson's GPU: NVML finds it,
+/// its ina3221 rail measures it).
+pub const BACKENDS: &[Discover] = &[nvml::discover, amdsmi::discover, hwmon::discover];
 
 /// Shortest stretch, in seconds, over which counter and polled energy are compared.
 pub const CROSS_CHECK_WINDOW_S: f64 = 10.0;
@@ -180,7 +199,9 @@ pub struct GpuInterval {
 
 impl GpuInterval {
     fn measured(&self) -> impl Iterator<Item = &GpuDeviceInterval> {
-        self.devices.iter().filter(|d| d.method != Method::None)
+        self.devices
+            .iter()
+            .filter(|d| !matches!(d.method, Method::None | Method::Unmeasured))
     }
 
     /// Devices measured in the window (CodeCarbon's `gpu_count`).
@@ -204,26 +225,31 @@ impl GpuInterval {
             .join(", ")
     }
 
-    /// The window's `gpu_method`: that of every measured device when they agree, `mixed` when
-    /// they do not, `none` when no device was measured.
+    /// The window's `gpu_method`: that of every device when they agree, `mixed` when they do
+    /// not (one measured and one `unmeasured` is `mixed`: `gpu_devices` says which), `none` when
+    /// no device was found.
     pub fn method(&self) -> Method {
-        self.measured()
+        self.devices
+            .iter()
             .map(|d| d.method)
             .fold(Method::None, Method::join)
     }
 
-    /// The `gpu_devices` column: a JSON list of {index, uuid, name, energy_kwh, method}, energy
-    /// times `pue` as in `gpu_energy`.
+    /// The `gpu_devices` column: a JSON list of {vendor, index, uuid, name, energy_kwh,
+    /// method}, energy times `pue` as in `gpu_energy`, `null` for an `unmeasured` device.
     pub fn breakdown_json(&self, pue: f64) -> String {
         let list: Vec<serde_json::Value> = self
             .devices
             .iter()
             .map(|d| {
+                let energy_kwh = (d.method != Method::Unmeasured)
+                    .then(|| crate::carbon::kwh_at_pue(d.energy_j, pue));
                 serde_json::json!({
+                    "vendor": d.info.vendor.as_str(),
                     "index": d.info.index,
                     "uuid": d.info.uuid,
                     "name": d.info.name,
-                    "energy_kwh": crate::carbon::kwh_at_pue(d.energy_j, pue),
+                    "energy_kwh": energy_kwh,
                     "method": d.method.as_str(),
                 })
             })
@@ -238,11 +264,19 @@ struct Stretch {
     polled_j: f64,
 }
 
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "independent facts of one device, each read in one place"
+)]
 struct DeviceAccount {
     counter: Option<EnergyTrack>,
     power: Option<EnergyTrack>,
-    /// Polled energy total when the counter failed: polled energy after it counts.
+    /// Polled energy total when the counter last moved: once the counter fails, polled energy
+    /// after that counts (a counter found frozen stood still for a while before it failed).
     handover_j: Option<f64>,
+    /// The counter's last value, and the polled energy total when it last changed.
+    last_counter_mj: Option<u64>,
+    polled_at_counter_move_j: f64,
     busy_s: f64,
     utilization_s: f64,
     last_utilization_t_s: Option<f64>,
@@ -250,6 +284,10 @@ struct DeviceAccount {
     stretch: Option<Stretch>,
     disagreement_warned: bool,
     last_method: Method,
+    /// It reports a counter or a power: a device that reports neither is `unmeasured`.
+    measurable: bool,
+    /// A later backend measures the same device: this account is left out.
+    superseded: bool,
 }
 
 impl DeviceAccount {
@@ -263,6 +301,8 @@ impl DeviceAccount {
                 .has_power
                 .then(|| EnergyTrack::power(PowerKind::Instantaneous)),
             handover_j: None,
+            last_counter_mj: None,
+            polled_at_counter_move_j: 0.0,
             busy_s: 0.0,
             utilization_s: 0.0,
             last_utilization_t_s: None,
@@ -270,6 +310,8 @@ impl DeviceAccount {
             stretch: None,
             disagreement_warned: false,
             last_method: Method::None,
+            measurable: device.has_energy_counter || device.has_power,
+            superseded: false,
         }
     }
 
@@ -302,6 +344,8 @@ impl DeviceAccount {
     fn method(&self) -> Method {
         if !self.attached {
             Method::None
+        } else if !self.measurable {
+            Method::Unmeasured
         } else if self.counter_alive() {
             Method::GpuCounter
         } else if self.power_alive() && (self.counter.is_none() || self.handover_j.is_some()) {
@@ -318,7 +362,7 @@ impl DeviceAccount {
         } else if self.power.is_some() {
             Method::GpuPolled
         } else {
-            Method::None
+            Method::Unmeasured
         }
     }
 
@@ -331,7 +375,10 @@ impl DeviceAccount {
         cross_check_window_s: f64,
         warn: &mut dyn FnMut(String),
     ) {
-        let polled_before_j = self.polled_j();
+        let counter_mj = read
+            .energy_mj
+            .as_ref()
+            .and_then(|r| r.as_ref().ok().copied());
         let label = format!("GPU {} ({})", info.index, info.name);
         let counter_failure = feed(
             self.counter.as_mut(),
@@ -347,6 +394,10 @@ impl DeviceAccount {
         )
         .map(|fault| format!("{label}: power: {fault}"));
         // One warning per fault: a lost GPU fails both readings at once.
+        if counter_mj.is_some() && counter_mj != self.last_counter_mj {
+            self.last_counter_mj = counter_mj;
+            self.polled_at_counter_move_j = self.polled_j();
+        }
         let counts_power = self.counter.is_none() || self.handover_j.is_some();
         let without = "its energy up to now is kept, the rest of the run goes without it";
         match (counter_failure, power_failure) {
@@ -366,8 +417,8 @@ impl DeviceAccount {
             && self.handover_j.is_none()
             && self.power_alive()
         {
-            // Polled energy since the counter's last good reading counts from now on.
-            self.handover_j = Some(polled_before_j);
+            // Polled energy since the counter last moved counts from now on.
+            self.handover_j = Some(self.polled_at_counter_move_j);
         }
         let method = self.method();
         if method != Method::None {
@@ -431,32 +482,64 @@ impl GpuMeter {
 
     /// [`GpuMeter::discover`] with these backends, in this order (tests mix real backends on
     /// several stand-in libraries this way).
-    pub fn discover_with<F: Fn(&GpuConfig, &[GpuInfo], &mut Vec<String>) -> Discovery>(
+    pub fn discover_with<F: Fn(&GpuConfig, &[GpuDevice], &mut Vec<String>) -> Discovery>(
         backends: &[F],
         config: &GpuConfig,
         mode: TrackingMode,
         warnings: &mut Vec<String>,
     ) -> Self {
         let process_mode = mode == TrackingMode::Process;
-        let mut info: Vec<GpuInfo> = Vec::new();
-        let mut found = Vec::new();
+        let mut claimed: Vec<GpuDevice> = Vec::new();
+        let mut found: Vec<BackendAccounts> = Vec::new();
         for discover in backends {
-            match discover(config, &info, warnings) {
+            match discover(config, &claimed, warnings) {
                 Discovery::Found(backend) => {
+                    for device in backend.devices() {
+                        if device.has_energy_counter || device.has_power {
+                            // An earlier backend's unmeasured view of this device gives way.
+                            for earlier in found
+                                .iter_mut()
+                                .flat_map(|b| b.backend.devices().iter().zip(b.accounts.iter_mut()))
+                            {
+                                if !earlier.1.measurable && earlier.0.info.same_device(&device.info)
+                                {
+                                    earlier.1.superseded = true;
+                                }
+                            }
+                        }
+                    }
                     let accounts = backend
                         .devices()
                         .iter()
                         .map(|device| DeviceAccount::new(device, !process_mode))
                         .collect();
-                    info.extend(backend.devices().iter().map(|d| d.info.clone()));
+                    claimed.extend(backend.devices().iter().cloned());
                     found.push(BackendAccounts { backend, accounts });
                 }
                 Discovery::Absent(line) => log::debug!("{line}"),
             }
         }
+        let mut info: Vec<GpuInfo> = Vec::new();
+        for b in &found {
+            for (device, account) in b.backend.devices().iter().zip(&b.accounts) {
+                if account.superseded {
+                    continue;
+                }
+                if !account.measurable {
+                    // The one warning of a device that would otherwise read 0.
+                    warnings.push(format!(
+                        "{} GPU {} ({}) reports neither energy nor power: not measured; its rows \
+                         say gpu_method=unmeasured and its energy is left out, not counted as 0",
+                        device.info.vendor, device.info.index, device.info.name
+                    ));
+                }
+                info.push(device.info.clone());
+            }
+        }
         let method = found
             .iter()
             .flat_map(|b| &b.accounts)
+            .filter(|a| !a.superseded)
             .map(DeviceAccount::discovered_method)
             .fold(Method::None, Method::join);
         Self {
@@ -481,7 +564,10 @@ impl GpuMeter {
     }
 
     fn accounts(&self) -> impl Iterator<Item = &DeviceAccount> {
-        self.backends.iter().flat_map(|b| &b.accounts)
+        self.backends
+            .iter()
+            .flat_map(|b| &b.accounts)
+            .filter(|a| !a.superseded)
     }
 
     /// Longest time between reads that keeps polled power accurate, in seconds: the poll
@@ -506,7 +592,11 @@ impl GpuMeter {
         let mut infos = self.info.iter();
         for BackendAccounts { backend, accounts } in &mut self.backends {
             let reads = backend.read();
-            for ((account, read), info) in accounts.iter_mut().zip(reads).zip(&mut infos) {
+            for (account, read) in accounts.iter_mut().zip(reads) {
+                if account.superseded {
+                    continue;
+                }
+                let Some(info) = infos.next() else { break };
                 if account.attached {
                     account.apply(info, read, (t_s, t_us), self.cross_check_window_s, warn);
                 }
@@ -617,6 +707,7 @@ mod tests {
             index,
             uuid: format!("GPU-{index}"),
             name: name.to_owned(),
+            pci_bus_id: None,
         }
     }
 
@@ -654,6 +745,8 @@ mod tests {
             counter: Some(EnergyTrack::counter(u64::MAX, None)),
             power: Some(EnergyTrack::power(PowerKind::Instantaneous)),
             handover_j: None,
+            last_counter_mj: None,
+            polled_at_counter_move_j: 0.0,
             busy_s: 0.0,
             utilization_s: 0.0,
             last_utilization_t_s: None,
@@ -661,6 +754,8 @@ mod tests {
             stretch: None,
             disagreement_warned: false,
             last_method: Method::None,
+            measurable: true,
+            superseded: false,
         };
         let gpu = info(0, "A100");
         let feed = |account: &mut DeviceAccount, t_s: f64| {

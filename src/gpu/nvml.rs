@@ -56,9 +56,13 @@ fn fault(err: &NvmlError) -> GpuFault {
 
 /// Loads NVML from `config.nvml_library` (or the system's) and selects devices, leaving out
 /// those in `claimed` (found by a backend before this one). `warnings` gets one line per
-/// selection problem (an id that names no device, a MIG instance measured through its parent,
-/// a device that reports neither energy nor power).
-pub fn discover(config: &GpuConfig, claimed: &[GpuInfo], warnings: &mut Vec<String>) -> Discovery {
+/// selection problem (an id that names no device, a MIG instance measured through its parent);
+/// a device that reports neither energy nor power is kept, for the accounting to name it.
+pub fn discover(
+    config: &GpuConfig,
+    claimed: &[GpuDevice],
+    warnings: &mut Vec<String>,
+) -> Discovery {
     let visible = config.cuda_visible_devices.as_deref().map(|value| Visible {
         variable: "CUDA_VISIBLE_DEVICES",
         runtime: "CUDA",
@@ -94,15 +98,20 @@ pub fn discover(config: &GpuConfig, claimed: &[GpuInfo], warnings: &mut Vec<Stri
     let mut all = Vec::new();
     let mut broken = Vec::new();
     for index in 0..count {
-        let described = nvml
-            .device_by_index(index)
-            .and_then(|device| Ok((device.uuid()?, device.name()?)));
+        let described = nvml.device_by_index(index).and_then(|device| {
+            let pci_bus_id = device
+                .pci_info()
+                .ok()
+                .and_then(|pci| super::normalize_pci_bus_id(&pci.bus_id));
+            Ok((device.uuid()?, device.name()?, pci_bus_id))
+        });
         match described {
-            Ok((uuid, name)) => all.push(GpuInfo {
+            Ok((uuid, name, pci_bus_id)) => all.push(GpuInfo {
                 vendor: Vendor::Nvidia,
                 index,
                 uuid,
                 name,
+                pci_bus_id,
             }),
             Err(err) => broken.push((index, fault(&err))),
         }
@@ -121,17 +130,11 @@ pub fn discover(config: &GpuConfig, claimed: &[GpuInfo], warnings: &mut Vec<Stri
     );
     let devices: Vec<GpuDevice> = chosen
         .into_iter()
-        .filter(|info| !claimed.iter().any(|other| other.uuid == info.uuid))
+        .filter(|info| !claimed.iter().any(|other| other.info.same_device(info)))
         .filter_map(|info| {
             let device = nvml.device_by_index(info.index).ok()?;
             let has_energy_counter = device.total_energy_consumption().is_ok();
             let has_power = device.power_usage().is_ok();
-            if !has_energy_counter && !has_power {
-                warnings.push(format!(
-                    "GPU {} ({}) reports neither energy nor power through NVML: not measured",
-                    info.index, info.name
-                ));
-            }
             Some(GpuDevice {
                 info,
                 has_energy_counter,

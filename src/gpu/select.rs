@@ -140,6 +140,51 @@ pub fn select(
     chosen
 }
 
+/// ROCm's selection: `gpu_ids` when set; else `ROCR_VISIBLE_DEVICES` among every device, then
+/// `HIP_VISIBLE_DEVICES` as positions among the devices it left, as the HIP runtime reads them.
+pub fn select_rocm(
+    all: &[GpuInfo],
+    broken: &[(u32, GpuFault)],
+    gpu_ids: Option<&[String]>,
+    rocr_visible_devices: Option<&str>,
+    hip_visible_devices: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> Vec<GpuInfo> {
+    let no_mig = |_: &str| None;
+    let rocr = rocr_visible_devices.map(|value| Visible {
+        variable: "ROCR_VISIBLE_DEVICES",
+        runtime: "ROCm",
+        value,
+    });
+    let hip = hip_visible_devices.map(|value| Visible {
+        variable: "HIP_VISIBLE_DEVICES",
+        runtime: "HIP",
+        value,
+    });
+    if gpu_ids.is_some() {
+        return select(all, broken, gpu_ids, None, &no_mig, warnings);
+    }
+    if hides_every_device(None, rocr) || hides_every_device(None, hip) {
+        return Vec::new();
+    }
+    let first = select(all, broken, None, rocr, &no_mig, warnings);
+    if hip.is_none() {
+        return first;
+    }
+    let renumbered: Vec<GpuInfo> = first
+        .iter()
+        .zip(0..)
+        .map(|(info, position)| GpuInfo {
+            index: position,
+            ..info.clone()
+        })
+        .collect();
+    select(&renumbered, &[], None, hip, &no_mig, warnings)
+        .iter()
+        .filter_map(|chosen| first.get(chosen.index as usize).cloned())
+        .collect()
+}
+
 /// The physical GPU an id names, and the MIG instance's id when it names one.
 fn resolve(
     all: &[GpuInfo],
@@ -188,6 +233,7 @@ mod tests {
                 index,
                 uuid: format!("GPU-{index}{index}aa-0000"),
                 name: "NVIDIA A100-SXM4-40GB".to_owned(),
+                pci_bus_id: None,
             })
             .collect()
     }
@@ -299,6 +345,22 @@ mod tests {
         );
         // An instance the library does not know names no GPU.
         assert_eq!(visible("MIG-bbbb").0, Vec::<u32>::new());
+    }
+
+    #[test]
+    fn hip_visible_devices_index_the_devices_rocr_left() {
+        let mut warnings = Vec::new();
+        let indexes = |chosen: Vec<GpuInfo>| chosen.iter().map(|i| i.index).collect::<Vec<_>>();
+        let all = gpus(4);
+        let chosen = select_rocm(&all, &[], None, Some("2,3"), Some("1"), &mut warnings);
+        assert_eq!(indexes(chosen), [3]);
+        let chosen = select_rocm(&all, &[], None, None, Some("0,2"), &mut warnings);
+        assert_eq!(indexes(chosen), [0, 2]);
+        let ids = ["1".to_owned()];
+        let chosen = select_rocm(&all, &[], Some(&ids), Some(""), None, &mut warnings);
+        assert_eq!(indexes(chosen), [1]);
+        assert!(select_rocm(&all, &[], None, Some("0"), Some(""), &mut warnings).is_empty());
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 
     #[test]

@@ -184,7 +184,8 @@ fn resolve_region(
             format!("{query:?}"),
             format!(
                 "expected an ISO 3166-2 code such as \"US-CA\" or \"CA-QC\", a region name such \
-                 as \"california\", or a Nordic bidding zone such as \"SE3\"; did you mean {}?",
+                 as \"california\", a Nordic bidding zone such as \"SE3\" or a US eGRID \
+                 subregion such as \"SPNO\"; did you mean {}?",
                 closest(query, names, 3).join(", ")
             ),
         )
@@ -475,6 +476,28 @@ mod tests {
             zone_of(&query(Some("CAN"), Some("QC"), None, None)),
             "CA-QC"
         );
+    }
+
+    #[test]
+    fn egrid_subregions_by_acronym_or_name_and_states_keep_their_figure() {
+        let spno = lookup(&query(None, Some("SPNO"), None, None)).expect("found");
+        assert_eq!(spno.zone, "SPNO");
+        assert_eq!(spno.basis, Basis::Region);
+        assert_eq!(spno.country_iso_code.as_deref(), Some("USA"));
+        assert_eq!(spno.year, Some(2023));
+        assert!(spno.source.contains("eGRID2023rev2"), "{}", spno.source);
+        assert!((spno.g_per_kwh - 393.6).abs() < 1e-9);
+        assert_eq!(zone_of(&query(None, Some("spp north"), None, None)), "SPNO");
+        assert_eq!(
+            zone_of(&query(Some("USA"), Some("camx"), None, None)),
+            "CAMX"
+        );
+        // A state is the state's own eGRID figure, not a subregion's.
+        assert_eq!(
+            zone_of(&query(None, Some("california"), None, None)),
+            "US-CA"
+        );
+        assert!(locate(&query(Some("FRA"), Some("SPNO"), None, None)).is_err());
     }
 
     #[test]

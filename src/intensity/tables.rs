@@ -4,9 +4,11 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-const COUNTRY_CSV: &str = include_str!("../../data/country_intensity.csv");
+use crate::tables::COUNTRY_CSV;
+
 const WORLD_CSV: &str = include_str!("../../data/world_intensity.csv");
 const REGION_CSV: &str = include_str!("../../data/region_intensity.csv");
+const EGRID_CSV: &str = include_str!("../../data/egrid_subregions.csv");
 const CLOUD_CSV: &str = include_str!("../../data/cloud_regions.csv");
 // No core path uses lifecycle factors; the table is embedded for its tests only, which keep
 // data/source_factors.csv parseable and sourced.
@@ -44,12 +46,13 @@ pub struct WorldRow {
     pub source: String,
 }
 
-/// One sub-national grid: a US state, Canadian province, Chinese province or Nordic bidding zone.
+/// One sub-national grid: a US state, Canadian province, Chinese province, Nordic bidding zone
+/// or US EPA eGRID subregion.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct RegionRow {
     /// ISO 3166-1 alpha-3 of the country the region is in.
     pub country_iso3: String,
-    /// ISO 3166-2 code (`US-CA`) or bidding zone (`SE3`).
+    /// ISO 3166-2 code (`US-CA`), bidding zone (`SE3`) or eGRID subregion (`SPNO`).
     pub region: String,
     /// English name.
     pub name: String,
@@ -59,6 +62,16 @@ pub struct RegionRow {
     pub year: u16,
     /// Where the figure comes from.
     pub source: String,
+}
+
+/// One US EPA eGRID subregion (`data/egrid_subregions.csv`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+struct EgridRow {
+    subregion: String,
+    name: String,
+    g_per_kwh: f64,
+    year: u16,
+    source: String,
 }
 
 /// One cloud provider region.
@@ -121,10 +134,27 @@ pub fn countries() -> &'static [CountryRow] {
     TABLE.get_or_init(|| parse(COUNTRY_CSV))
 }
 
-/// All sub-national regions.
+/// All sub-national regions: the states, provinces and bidding zones, then the eGRID subregions
+/// (a grid of their own that crosses state lines, so they sit beside the states, never in place
+/// of them).
 pub fn regions() -> &'static [RegionRow] {
     static TABLE: OnceLock<Vec<RegionRow>> = OnceLock::new();
-    TABLE.get_or_init(|| parse(REGION_CSV))
+    TABLE.get_or_init(|| {
+        let mut rows: Vec<RegionRow> = parse(REGION_CSV);
+        rows.extend(
+            parse::<EgridRow>(EGRID_CSV)
+                .into_iter()
+                .map(|row| RegionRow {
+                    country_iso3: "USA".to_owned(),
+                    region: row.subregion,
+                    name: row.name,
+                    g_per_kwh: row.g_per_kwh,
+                    year: row.year,
+                    source: row.source,
+                }),
+        );
+        rows
+    })
 }
 
 /// All cloud regions.
@@ -175,7 +205,11 @@ mod tests {
         assert_eq!(countries().len(), data_lines(COUNTRY_CSV));
         assert!(countries().len() > 150);
         assert_eq!(parse::<WorldRow>(WORLD_CSV).len(), 1);
-        assert_eq!(regions().len(), data_lines(REGION_CSV));
+        assert_eq!(
+            regions().len(),
+            data_lines(REGION_CSV) + data_lines(EGRID_CSV)
+        );
+        assert_eq!(data_lines(EGRID_CSV), 27);
         assert!(regions().len() > 100);
         assert_eq!(cloud_regions().len(), data_lines(CLOUD_CSV));
         assert!(cloud_regions().len() > 100);

@@ -34,6 +34,8 @@ pub struct RowSettings {
     pub project_name: String,
     /// `experiment_id` setting.
     pub experiment_id: String,
+    /// `experiment_name` setting.
+    pub experiment_name: String,
     /// `machine` or `process`.
     pub tracking_mode: String,
     /// Power usage effectiveness applied to every energy.
@@ -191,6 +193,7 @@ pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
         rank: settings.rank,
         intensity_zone: intensity.zone.clone(),
         location_source: context.location_source.to_owned(),
+        experiment_name: settings.experiment_name.clone(),
         gpu_devices: interval.gpu.breakdown_json(pue),
         samples: context.counts.samples,
         tokens: context.counts.tokens,
@@ -200,6 +203,12 @@ pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
             .unattributed
             .map(|idle| kwh(idle.cpu_j) + kwh(idle.ram_j) + kwh(idle.gpu_j)),
     };
+    if interval.gpu.method() == crate::sensors::Method::Unmeasured {
+        // Every GPU found reports neither energy nor power: their energy is unknown, so the
+        // GPU columns say NaN (the CSV's `NaN`), never a measured 0; the totals are CPU + RAM.
+        row.gpu_energy = f64::NAN;
+        row.gpu_power = f64::NAN;
+    }
     row.emissions = carbon::co2_kg(energy_consumed, intensity.g_per_kwh);
     if let Some(weighted) = context.hourly {
         row.emissions = weighted.emissions_kg;
@@ -289,6 +298,7 @@ mod tests {
         RowSettings {
             project_name: "bert".to_owned(),
             experiment_id: "exp".to_owned(),
+            experiment_name: "sst2".to_owned(),
             tracking_mode: "machine".to_owned(),
             pue: 1.5,
             wue: 2.0,

@@ -186,6 +186,8 @@ emissions_row! {($)
     /// How the location was chosen: `cloud`, `region`, `country`, `timezone:<IANA zone>` or
     /// `none` (world average).
     location_source: String,
+    /// `experiment_name` setting: a readable label for the experiment (empty when unset).
+    experiment_name: String,
     /// Per GPU, a JSON list of {index, uuid, name, energy_kwh, method}.
     gpu_devices: String,
     /// Samples counted (`tracker.count(samples=...)`, the callbacks); empty when none were.

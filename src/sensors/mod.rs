@@ -49,6 +49,8 @@ pub enum Method {
     GpuPolled,
     /// Different methods on different devices, or one after the other.
     Mixed,
+    /// Found, but reports neither energy nor power: its energy is unknown, never a measured 0.
+    Unmeasured,
     /// Not measured.
     None,
 }
@@ -65,6 +67,7 @@ impl Method {
             Self::GpuCounter => "counter",
             Self::GpuPolled => "polled",
             Self::Mixed => "mixed",
+            Self::Unmeasured => "unmeasured",
             Self::None => "none",
         }
     }

@@ -18,6 +18,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="*", metavar="CSV_OR_FOLDER")
     parser.add_argument("-o", "--output", default="report.html", help="HTML file (report.html)")
     parser.add_argument("--format", choices=("html", "json", "markdown", "latex"), default="html")
+    parser.add_argument(
+        "--compare",
+        metavar="ZONES",
+        help="restate the total at these grids, comma-separated (FRA,USA,SPNO,gcp:europe-west1); "
+        "by default the grids used, the cleanest and dirtiest countries, a few others and World",
+    )
+    parser.add_argument(
+        "--diff",
+        nargs=2,
+        metavar=("RUN_A", "RUN_B"),
+        help="compare two runs (run ids, 8+ characters of one, or experiment names)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -25,14 +37,28 @@ def main(args: argparse.Namespace) -> int:
 
     paths = args.paths or ["emissions.csv"]
     data = report.load([Path(p) for p in paths])
+    zones = args.compare.split(",") if args.compare is not None else None
+    if zones is not None:
+        report.what_if(data, zones)  # a bad zone fails here, before anything is written
+    if args.diff:
+        result = report.diff(data, *args.diff)
+        if args.format == "json":
+            print(json.dumps(result, indent=2))
+        elif args.format == "html":
+            Path(args.output).write_text(report.html.render_diff(result, data), encoding="utf-8")
+            print(f"carbonmeter: comparison written to {args.output}", file=sys.stderr)
+        else:
+            print(report.text.diff_markdown(result))
+        return 0
     if args.format == "json":
-        print(json.dumps(report.to_json(data), indent=2))
+        print(json.dumps(report.to_json(data, zones), indent=2))
     elif args.format == "markdown":
-        print(report.text.markdown(data))
+        print(report.text.markdown(data, zones))
     elif args.format == "latex":
         print(report.text.latex(data))
     else:
         out = Path(args.output)
-        out.write_text(report.html.render(data), encoding="utf-8")
-        print(f"carbonmeter: report of {len(data.runs)} runs written to {out}", file=sys.stderr)
+        out.write_text(report.html.render(data, zones), encoding="utf-8")
+        runs = report.model.plural(len(data.runs), "run")
+        print(f"carbonmeter: report of {runs} written to {out}", file=sys.stderr)
     return 0

@@ -9,14 +9,23 @@ import datetime
 import math
 import re
 from html import escape
-from typing import TYPE_CHECKING
+from typing import Any
 
 from carbonmeter._core import __version__
-from carbonmeter._format import co2, count, energy, seconds
+from carbonmeter._format import co2, energy, seconds
+from carbonmeter.report.model import (
+    Experiment,
+    Report,
+    Run,
+    equivalents,
+    figure,
+    overview,
+    overview_columns,
+    plural,
+    totals,
+    what_if,
+)
 from carbonmeter.report.text import latex_escape, paragraph
-
-if TYPE_CHECKING:
-    from carbonmeter.report import Report, Run
 
 COMPONENTS = (
     ("CPU", "cpu_kwh", "#2563eb"),
@@ -62,6 +71,12 @@ textarea { width: 100%; min-height: 110px; font: 12px/1.45 ui-monospace, monospa
 ol.sources { font-size: 12px; color: var(--muted); padding-left: 20px; }
 ol.sources a { color: var(--muted); word-break: break-all; }
 footer { margin-top: 40px; }
+details.fold { margin: 6px 0; border: 1px solid var(--line); border-radius: 8px;
+               padding: 4px 10px; }
+details.fold > summary { cursor: pointer; font-size: 13px; color: var(--muted); }
+table.overview td, table.overview th { font-size: 14px; }
+.used { font-weight: 650; }
+tr.group td { background: var(--card); font-size: 13px; }
 """
 
 
@@ -90,33 +105,48 @@ def _unit(values: list[float], kind: str) -> tuple[float, str]:
     return 1e-6, "mWh"
 
 
+# Width of one character of the 11 px chart font, generous, so thinned labels never touch.
+CHAR_W = 6.6
+
+
+def _text_w(text: str) -> float:
+    return len(text) * CHAR_W
+
+
 def bar_chart(
     bars: list[tuple[str, float, str, str]], kind: str, title: str, height: int = 220
 ) -> str:
-    """Vertical bars: (label, value, colour, tooltip) each; y axis in a readable unit."""
-    width, left, bottom, top_pad = 960, 64, 42, 14
+    """Vertical bars: (label, value, colour, tooltip) each; y axis in a readable unit. The left
+    margin fits the widest tick label, and x labels are thinned to every k-th so none collide."""
+    width, bottom, top_pad, right = 960, 42, 14, 16
     factor, unit = _unit([b[1] for b in bars], kind)
     values = [b[1] / factor for b in bars]
     step = _nice_step(max(values, default=0.0))
     top = step * max(1, math.ceil(max(values, default=0.0) / step - 1e-9))
+    ticks = []
+    tick = 0.0
+    while tick <= top + 1e-9:
+        ticks.append((tick, f"{tick:g} {unit}"))
+        tick += step
+    left = 14 + max(_text_w(t) for _, t in ticks)
     plot_h = height - bottom - top_pad
-    plot_w = width - left - 10
+    plot_w = width - left - right
     parts = [
         f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
     ]
-    tick = 0.0
-    while tick <= top + 1e-9:
+    for tick, text in ticks:
         y = top_pad + plot_h - plot_h * tick / top
         parts.append(
-            f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>'
-            f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{tick:g} {unit}</text>'
+            f'<line x1="{left:.1f}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" '
+            f'stroke="#e5e7eb"/><text x="{left - 8:.1f}" y="{y + 4:.1f}" '
+            f'text-anchor="end">{escape(text)}</text>'
         )
-        tick += step
     n = max(len(bars), 1)
     slot = plot_w / n
     bar_w = max(min(slot * 0.7, 60), 1.5)
-    every = max(1, math.ceil(n / 16))
+    label_w = max((_text_w(b[0]) for b in bars), default=0.0) + 10
+    every = max(1, math.ceil(label_w / slot))
     for i, ((label, _, colour, tip), value) in enumerate(zip(bars, values, strict=True)):
         h = plot_h * value / top if top else 0
         x = left + slot * i + (slot - bar_w) / 2
@@ -125,15 +155,50 @@ def bar_chart(
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{max(h, 0.5):.1f}" '
             f'rx="2" fill="{colour}"><title>{escape(tip)}</title></rect>'
         )
+        centre = x + bar_w / 2
+        # Keep the first and last labels inside the chart: anchor them at their edge.
+        half = _text_w(label) / 2
+        anchor, at = "middle", centre
+        if centre - half < 2:
+            anchor, at = "start", max(centre - 4, 2)
+        elif centre + half > width - 2:
+            anchor, at = "end", min(centre + 4, width - 2)
         if i % every == 0:
             parts.append(
-                f'<text x="{x + bar_w / 2:.1f}" y="{height - bottom + 16}" '
-                f'text-anchor="middle">{escape(label)}</text>'
+                f'<text x="{at:.1f}" y="{height - bottom + 20}" '
+                f'text-anchor="{anchor}">{escape(label)}</text>'
             )
     parts.append(
-        f'<line x1="{left}" x2="{width - 10}" y1="{top_pad + plot_h}" y2="{top_pad + plot_h}" '
-        'stroke="#9ca3af"/></svg>'
+        f'<line x1="{left:.1f}" x2="{width - right}" y1="{top_pad + plot_h}" '
+        f'y2="{top_pad + plot_h}" stroke="#9ca3af"/></svg>'
     )
+    return "".join(parts)
+
+
+def hbar_chart(bars: list[tuple[str, float, str, str, str]], title: str) -> str:
+    """Horizontal bars, one line each: (label, kg CO2eq, colour, value text, tooltip)."""
+    width, row_h, pad = 960, 26, 6
+    left = 16 + max((_text_w(b[0]) for b in bars), default=40.0)
+    value_w = 8 + max((_text_w(b[3]) for b in bars), default=40.0)
+    plot_w = width - left - value_w
+    height = pad * 2 + row_h * len(bars)
+    top = max((b[1] for b in bars), default=0.0)
+    parts = [
+        f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+        f"<title>{escape(title)}</title>",
+    ]
+    for i, (label, value, colour, text, tip) in enumerate(bars):
+        y = pad + row_h * i
+        w = plot_w * value / top if top > 0 else 0
+        parts.append(
+            f'<text x="{left - 8:.1f}" y="{y + row_h / 2 + 4:.1f}" text-anchor="end">'
+            f"{escape(label)}</text>"
+            f'<rect x="{left:.1f}" y="{y + 4:.1f}" width="{max(w, 0.5):.1f}" '
+            f'height="{row_h - 8}" rx="2" fill="{colour}"><title>{escape(tip)}</title></rect>'
+            f'<text x="{left + max(w, 0.5) + 6:.1f}" y="{y + row_h / 2 + 4:.1f}">'
+            f"{escape(text)}</text>"
+        )
+    parts.append("</svg>")
     return "".join(parts)
 
 
@@ -177,38 +242,45 @@ def _linked(text: str, links: list[str]) -> str:
 PROJECT_COLORS = ("#0f766e", "#2563eb", "#d97706", "#7c3aed", "#db2777", "#65a30d", "#0891b2")
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def _amount(value: float) -> str:
-    """An everyday quantity; a tiny one as 2.6 x 10^-5 rather than 2.63e-05."""
-    if value == 0 or value >= 0.01:
-        return escape(count(value))
-    exponent = math.floor(math.log10(value))
-    return f"{value / 10**exponent:.2g} &times; 10<sup>{exponent}</sup>"
+def project_colour(i: int) -> str:
+    """The i-th project's colour: seven hand-picked, then hues a golden angle apart (so no two
+    of any number of projects share a colour), alternating in lightness."""
+    if i < len(PROJECT_COLORS):
+        return PROJECT_COLORS[i]
+    hue = (i * 137.508) % 360
+    return f"hsl({hue:.0f}, 65%, {38 if i % 2 else 50}%)"
 
 
 def _card(value: str, key: str, extra: str = "") -> str:
     return f'<div class="card{extra}"><div class="v">{value}</div><div class="k">{key}</div></div>'
 
 
-def _runs_table(runs: list[Run]) -> str:
+def _runs_table(experiments: list[Experiment]) -> str:
+    """One table of a project's runs, a heading line per experiment with its sums."""
     rows = []
-    for r in runs:
-        hw = escape(r.cpu_model or "?") + (
-            f" + {r.gpu_count} &times; {escape(r.gpu_model)}" if r.gpu_count else ""
-        )
+    for experiment in experiments:
+        et = totals(experiment.runs)
         rows.append(
-            f"<tr><td>{escape(r.timestamp[:19].replace('T', ' '))}</td>"
-            f"<td><code>{escape(r.run_id[:8])}</code>"
-            + (f" rank {escape(r.rank)}" if r.rank else "")
-            + "</td>"
-            f'<td class="n">{seconds(r.duration_s)}</td><td class="n">{energy(r.energy_kwh)}</td>'
-            f'<td class="n">{co2(r.co2_kg)}</td>'
-            f'<td class="n">{r.intensity_g_per_kwh:.0f}</td><td>{escape(r.location)}</td>'
-            f"<td>{hw}</td></tr>"
+            f"<tr class='group'><td colspan='8'><b>{escape(experiment.label)}</b>: "
+            f"{plural(len(experiment.runs), 'run')}, {co2(et['co2_kg'])} CO2eq, "
+            f"{energy(et['energy_kwh'])}</td></tr>"
         )
+        for r in experiment.runs:
+            hw = escape(r.cpu_model or "?") + (
+                f" + {r.gpu_count} &times; {escape(r.gpu_model)}" if r.gpu_count else ""
+            )
+            rows.append(
+                f"<tr><td>{escape(r.timestamp[:19].replace('T', ' '))}</td>"
+                f"<td><code>{escape(r.run_id[:8])}</code>"
+                + (f" rank {escape(r.rank)}" if r.rank else "")
+                + "</td>"
+                f'<td class="n">{seconds(r.duration_s)}</td>'
+                f'<td class="n">{energy(r.energy_kwh)}</td>'
+                f'<td class="n">{co2(r.co2_kg)}</td>'
+                f'<td class="n">{r.intensity_g_per_kwh:.0f}</td>'
+                f"<td>{escape(r.location or 'unspecified: world average')}</td>"
+                f"<td>{hw}</td></tr>"
+            )
     return (
         '<table><tr><th>started</th><th>run</th><th class="n">duration</th>'
         '<th class="n">energy</th><th class="n">CO2eq</th><th class="n">g/kWh</th>'
@@ -216,7 +288,8 @@ def _runs_table(runs: list[Run]) -> str:
     )
 
 
-def _epochs(run: Run) -> str:
+def epoch_chart(run: Run, height: int = 200) -> str:
+    """CO2eq per epoch of one run, train first, with a legend of its phases."""
     phases = sorted({e.phase for e in run.epochs}, key=lambda p: (p != "train", p))
     bars = [
         (
@@ -235,6 +308,12 @@ def _epochs(run: Run) -> str:
         f"</span>{escape(p)}</span>"
         for p in phases
     )
+    return bar_chart(bars, "co2", f"CO2eq per epoch of run {run.label}", height=height) + (
+        f'<div class="legend">{legend}</div>'
+    )
+
+
+def _epochs(run: Run) -> str:
     rows = "".join(
         f"<tr><td>{escape(e.phase)}</td><td class='n'>{e.epoch}</td>"
         f"<td class='n'>{seconds(e.duration_s)}</td><td class='n'>{energy(e.energy_kwh)}</td>"
@@ -242,79 +321,125 @@ def _epochs(run: Run) -> str:
         for e in run.epochs
     )
     return (
-        f"<h3>Per epoch, run <code>{escape(run.run_id[:8])}</code></h3>"
-        + bar_chart(bars, "co2", f"CO2eq per epoch of run {run.run_id[:8]}", height=200)
-        + f'<div class="legend">{legend}</div>'
-        + "<details><summary class='note'>epoch table</summary><table><tr><th>phase</th>"
+        f"<h3>Run {escape(run.label)}: {plural(len(run.epochs), 'epoch')}, "
+        f"{co2(sum(e.co2_kg for e in run.epochs))} CO2eq</h3>"
+        + epoch_chart(run)
+        + "<details class='fold'><summary>epoch table</summary><table><tr><th>phase</th>"
         "<th class='n'>epoch</th><th class='n'>duration</th><th class='n'>energy</th>"
         f"<th class='n'>CO2eq</th></tr>{rows}</table></details>"
     )
 
 
-def _per_unit_table(report: Report) -> str:
-    """J/sample, J/token and g CO2eq per 1k tokens per project and experiment; empty when
-    nothing was counted."""
-    from carbonmeter.report import per_unit_rows
-
-    rows = per_unit_rows(report)
-    if not rows:
-        return ""
-
-    def cell(value: float | None) -> str:
-        return "<td>-</td>" if value is None else f'<td class="num">{value:.4g}</td>'
-
-    head = (
-        "<h3>Energy per unit of work</h3><table><tr><th>project</th><th>experiment</th>"
-        "<th>J/sample</th><th>J/token</th><th>g CO2eq/1k tokens</th><th>J/request</th></tr>"
+def _overview_table(report: Report) -> str:
+    lines = overview(report)
+    columns = overview_columns(lines)
+    head = "".join(
+        f'<th class="n">{escape(c.heading)}</th>' if c.numeric else f"<th>{escape(c.heading)}</th>"
+        for c in columns
     )
-    lines = [
-        f"<tr><td>{escape(project)}</td><td>{escape(experiment[:8])}</td>"
-        + "".join(
-            cell(f[k])
-            for k in ("j_per_sample", "j_per_token", "co2_g_per_1k_tokens", "j_per_request")
+    rows = []
+    for line in lines:
+        cells = "".join(
+            f'<td class="n">{escape(c.text(line[c.key]))}</td>'
+            if c.numeric
+            else f"<td>{escape(c.text(line[c.key]))}</td>"
+            for c in columns
         )
-        + "</tr>"
-        for project, experiment, f in rows
+        rows.append(f"<tr>{cells}</tr>")
+    return f'<table class="overview"><tr>{head}</tr>{"".join(rows)}</table>'
+
+
+def _what_if(report: Report, zones: list[str] | None, links: list[str]) -> str:
+    lines = what_if(report, zones)
+    used = {r.intensity_zone for r in report.runs}
+    bars = [
+        (
+            w["zone"],
+            w["emissions_kg"],
+            "#0f766e" if w["zone"] in used else "#9ca3af",
+            f"{co2(w['emissions_kg'])} at {w['g_per_kwh']:.0f} g/kWh",
+            f"{w['zone']}: {w['g_per_kwh']:.0f} g CO2eq/kWh ({w['source']}"
+            + (f", {w['year']})" if w["year"] else ")"),
+        )
+        for w in lines
     ]
-    return head + "".join(lines) + "</table>"
+    sources = "".join(
+        f"<li{' class=used' if w['zone'] in used else ''}>{escape(w['zone'])}: "
+        f"{w['g_per_kwh']:.0f} g CO2eq/kWh, {_linked(w['source'], links)}"
+        + (f" ({w['year']})" if w["year"] else "")
+        + "</li>"
+        for w in lines
+    )
+    return (
+        "<h2>What if it ran elsewhere</h2><p class='sub'>The same "
+        f"{energy(sum(r.energy_kwh for r in report.runs))} at each grid's yearly average "
+        "(the grids used are in colour; <code>--compare FRA,USA,gcp:europe-west1</code> picks "
+        "others)</p>"
+        + hbar_chart(bars, "CO2eq of the same energy on other grids")
+        + f"<details class='fold'><summary>sources of these intensities</summary>"
+        f"<ul class='note'>{sources}</ul></details>"
+    )
 
 
-def render(report: Report) -> str:
-    """The whole page."""
-    from carbonmeter.report import equivalents, totals
+def _intensities_used(report: Report, links: list[str]) -> str:
+    """Each grid figure the runs used, once, with its source and year and the projects."""
+    used: dict[tuple[str, float, str, str], list[str]] = {}
+    for r in report.runs:
+        key = (r.location, round(r.intensity_g_per_kwh, 3), r.intensity_source, r.intensity_year)
+        projects = used.setdefault(key, [])
+        if r.project not in projects:
+            projects.append(r.project)
+    items = []
+    for (location, g_per_kwh, source, year), projects in used.items():
+        place = escape(location) if location else "An unspecified location"
+        when = f", {escape(year)}" if year else ""
+        who = f" <span class='note'>({escape(', '.join(projects))})</span>" if len(used) > 1 else ""
+        items.append(
+            f"<li>{place}: <b>{g_per_kwh:.0f} g CO2eq/kWh</b> "
+            f"({_linked(source, links)}{when}){who}</li>"
+        )
+    return f"<h2>Grid intensity used</h2><ul>{''.join(items)}</ul>"
 
+
+def _as_of(timestamp: str) -> str:
+    return timestamp[5:16].replace("T", " ")
+
+
+def render(report: Report, zones: list[str] | None = None) -> str:
+    """The whole page: the overview table first, then totals, what if and each project."""
     links: list[str] = []
     grand = totals(report.runs)
     factors = equivalents()
     projects = report.projects()
+    project_runs = report.project_runs()
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     body = [
         "<main><header><h1>Emissions report</h1>",
-        f'<p class="sub">{_plural(len(report.runs), "run")} in {_plural(len(projects), "project")}'
-        f", from {_plural(len(report.files), 'file')}; written {now} by "
+        f'<p class="sub">{plural(len(report.runs), "run")} in {plural(len(projects), "project")}'
+        f", from {plural(len(report.files), 'file')}; written {now} by "
         f"carbonmeter {escape(__version__)}</p></header>",
+        _overview_table(report),
         '<section class="cards">',
         _card(f"{co2(grand['co2_kg'])}", "CO2eq emitted", " main"),
         _card(energy(grand["energy_kwh"]), "electricity used (PUE included)"),
         _card(seconds(grand["duration_s"]), "measured"),
-        _card(str(grand["runs"]), "runs"),
+        _card(str(int(grand["runs"])), "run" if grand["runs"] == 1 else "runs"),
         "</section>",
         '<p class="note">That is about as much as</p><section class="cards equiv">',
     ]
     for i, e in enumerate(factors, start=1):
-        amount = _amount(e.of(grand["co2_kg"], grand["energy_kwh"]))
+        amount = escape(e.amount(grand["co2_kg"], grand["energy_kwh"]))
         body.append(_card(f'{amount}<sup><a href="#src-{i}">[{i}]</a></sup>', escape(e.label)))
     body.append("</section>")
-    body.append(_per_unit_table(report))
-    if len(report.runs) > 1:
+    colour = {p: project_colour(i) for i, p in enumerate(projects)}
+    if len(projects) > 1:
         body.append("<h3>All runs over time (CO2eq per run, oldest first)</h3>")
-        colour = {p: PROJECT_COLORS[i % len(PROJECT_COLORS)] for i, p in enumerate(projects)}
         bars = [
             (
-                r.timestamp[5:16].replace("T", " "),
+                _as_of(r.timestamp),
                 r.co2_kg,
                 colour[r.project],
-                f"{r.project} {r.run_id[:8]} {r.timestamp[:16]}: {co2(r.co2_kg)} CO2eq, "
+                f"{r.project} {r.label} {r.timestamp[:16]}: {co2(r.co2_kg)} CO2eq, "
                 f"{energy(r.energy_kwh)}",
             )
             for r in report.runs
@@ -325,80 +450,134 @@ def render(report: Report) -> str:
             for p, c in colour.items()
         )
         body.append(f'<div class="legend">{legend}</div>')
+    body.append(_what_if(report, zones, links))
     for project, experiments in projects.items():
-        runs = [r for rs in experiments.values() for r in rs]
+        runs = project_runs[project]
         t = totals(runs)
         body.append(f"<section><h2>{escape(project)}</h2>")
         body.append(
-            f'<p class="sub">{_plural(len(runs), "run")}, '
-            f"{_plural(len(experiments), 'experiment')}: "
+            f'<p class="sub">{plural(len(runs), "run")}, '
+            f"{plural(len(experiments), 'experiment')}: "
             f"<b>{co2(t['co2_kg'])} CO2eq</b>, {energy(t['energy_kwh'])}, "
             f"{seconds(t['duration_s'])}</p>"
         )
-        body.append("<h3>Energy by component</h3>")
-        body.append(stacked_bar([(label, t[key], colour) for label, key, colour in COMPONENTS]))
+        body.append("<p class='note'>Energy by component</p>")
+        body.append(stacked_bar([(label, t[key], c) for label, key, c in COMPONENTS]))
         if len(runs) > 1:
-            body.append("<h3>Runs over time (CO2eq per run)</h3>")
             bars = [
                 (
-                    r.timestamp[5:16].replace("T", " "),
+                    _as_of(r.timestamp),
                     r.co2_kg,
-                    "#0f766e",
-                    f"{r.run_id[:8]}: {co2(r.co2_kg)} CO2eq, {energy(r.energy_kwh)}",
+                    colour[project],
+                    f"{r.label}: {co2(r.co2_kg)} CO2eq, {energy(r.energy_kwh)}",
                 )
                 for r in runs
             ]
-            body.append(bar_chart(bars, "co2", f"CO2eq per run of {project}", height=200))
-        for experiment, exp_runs in experiments.items():
-            label = f"experiment <code>{escape(experiment)}</code>" if experiment else "runs"
-            et = totals(exp_runs)
+            chart = bar_chart(bars, "co2", f"CO2eq per run of {project}", height=200)
+            if len(projects) == 1:
+                body.append(f"<h3>Runs over time (CO2eq per run)</h3>{chart}")
+            else:
+                # The chart of all runs above shows these too: this one is a click away.
+                body.append(
+                    "<details class='fold'><summary>Runs of this project over time</summary>"
+                    f"{chart}</details>"
+                )
+        body.append("<h3>Runs, by experiment</h3>")
+        body.append(_runs_table(experiments))
+        with_epochs = [run for run in runs if run.epochs]
+        if with_epochs:
+            # Folded past a few runs: a report of many stays a page to scroll, each curve one
+            # click away.
+            unfold = " open" if len(report.runs) <= 3 else ""
             body.append(
-                f"<h3>{label}</h3><p class='note'>{_plural(len(exp_runs), 'run')}, "
-                f"{co2(et['co2_kg'])} CO2eq, {energy(et['energy_kwh'])}</p>"
+                f"<details class='fold'{unfold}><summary>Per epoch: CO2eq of each epoch of "
+                f"{plural(len(with_epochs), 'run')}</summary>"
+                + "".join(_epochs(run) for run in with_epochs)
+                + "</details>"
             )
-            body.append(_runs_table(exp_runs))
-        for run in runs:
-            if run.epochs:
-                body.append(_epochs(run))
-        body.append("<h3>Grid intensity used</h3><ul>")
-        seen = set()
-        for r in runs:
-            key = (
-                r.location,
-                round(r.intensity_g_per_kwh, 3),
-                r.intensity_source,
-                r.intensity_year,
-            )
-            if key in seen:
-                continue
-            seen.add(key)
-            year = f", {escape(r.intensity_year)}" if r.intensity_year else ""
-            body.append(
-                f"<li>{escape(r.location)}: <b>{r.intensity_g_per_kwh:.0f} g CO2eq/kWh</b> "
-                f"({_linked(r.intensity_source, links)}{year})</li>"
-            )
-        body.append("</ul>")
         body.append(
-            "<h3>For your paper</h3><p class='note'>Copy-ready LaTeX "
-            "(<code>carbonmeter report --format latex</code> prints it alone):</p>"
+            "<details class='fold'><summary>For your paper: copy-ready LaTeX "
+            "(<code>carbonmeter report --format latex</code> prints it alone)</summary>"
         )
         body.append(
             f"<textarea readonly>{escape(latex_escape(paragraph(runs, project)))}</textarea>"
+            "</details>"
         )
         body.append("</section>")
+    body.append(_intensities_used(report, links))
     body.append('<footer><h3>Sources of the equivalents</h3><ol class="sources">')
     for i, e in enumerate(factors, start=1):
         unit = "kg CO2eq" if e.basis == "co2_kg" else "kWh"
         body.append(
-            f'<li id="src-{i}">{escape(e.label)}: {e.per_unit:g} {unit} each; '
+            f'<li id="src-{i}">{escape(e.key.replace("_", " "))}: {e.per_unit:g} {unit} each; '
             f"{_linked(e.source, links)} ({escape(e.year)})</li>"
         )
     body.append("</ol>")
     files = ", ".join(escape(f) for f in report.files)
     body.append(f'<p class="note">Files: {files}</p></footer></main>')
+    return _page(
+        f"carbonmeter: {co2(grand['co2_kg'])} CO2eq over {plural(len(report.runs), 'run')}", body
+    )
+
+
+def _page(title: str, body: list[str]) -> str:
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>carbonmeter: {co2(grand['co2_kg'])} CO2eq over {grand['runs']} runs</title>"
+        f"<title>{escape(title)}</title>"
         f"<style>{CSS}</style></head><body>" + "".join(body) + "</body></html>\n"
     )
+
+
+def render_diff(result: dict[str, Any], report: Report) -> str:
+    """`carbonmeter report --diff A B` as a page: the figures side by side, B / A, and both
+    runs' per-epoch curves next to each other."""
+    a, b = result["a"], result["b"]
+    runs = {r.run_id: r for r in report.runs}
+    rows = "".join(
+        f"<tr><td>{escape(f['heading'])}</td><td class='n'>{figure(f['a'])}</td>"
+        f"<td class='n'>{figure(f['b'])}</td><td class='n'>"
+        + ("n/a" if f["ratio"] is None else f"{f['ratio']:.3g} &times;")
+        + "</td></tr>"
+        for f in result["figures"]
+    )
+    # One chart on one scale, A and B side by side per epoch: two charts with their own axes
+    # would make a small run look as large as a big one.
+    sides = (("A", a, "#0f766e"), ("B", b, "#7c3aed"))
+    epochs = {
+        which: {(e.phase, e.epoch): e for e in runs[side["run_id"]].epochs}
+        for which, side, _ in sides
+    }
+    keys = sorted(set(epochs["A"]) | set(epochs["B"]), key=lambda k: (k[0] != "train", k))
+    phases = {phase for phase, _ in keys}
+    bars = [
+        (
+            f"{epoch} {which}" if len(phases) == 1 else f"{phase[:1]}{epoch} {which}",
+            epochs[which][phase, epoch].co2_kg,
+            colour,
+            f"{which}, {phase} epoch {epoch}: {co2(epochs[which][phase, epoch].co2_kg)} CO2eq",
+        )
+        for phase, epoch in keys
+        for which, _, colour in sides
+        if (phase, epoch) in epochs[which]
+    ]
+    legend = "".join(
+        f'<span><span class="swatch" style="background:{colour}"></span>{which}: '
+        f"{escape(side['label'])}</span>"
+        for which, side, colour in sides
+    )
+    curves = (
+        "<h3>CO2eq per epoch</h3>"
+        + bar_chart(bars, "co2", "CO2eq per epoch of A and B", height=240)
+        + f'<div class="legend">{legend}</div>'
+        if bars
+        else "<p class='note'>Neither run has epoch rows.</p>"
+    )
+    body = [
+        f"<main><h1>{escape(a['label'])} vs {escape(b['label'])}</h1>",
+        "<table class='overview'><tr><th>figure</th><th class='n'>A</th><th class='n'>B</th>"
+        f"<th class='n'>B / A</th></tr>{rows}</table>",
+        curves,
+        "</main>",
+    ]
+    return _page(f"carbonmeter: {a['label']} vs {b['label']}", body)

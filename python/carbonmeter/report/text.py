@@ -1,13 +1,22 @@
-"""The report as Markdown, and the LaTeX paragraph for papers."""
+"""The report as Markdown, and LaTeX for papers (the overview table, then a paragraph per
+project), rendered from `model`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
-from carbonmeter._format import co2, count, energy, seconds
-
-if TYPE_CHECKING:
-    from carbonmeter.report import Report, Run
+from carbonmeter._format import co2, energy, seconds
+from carbonmeter.report.model import (
+    Report,
+    Run,
+    equivalents,
+    figure,
+    overview,
+    overview_columns,
+    plural,
+    totals,
+    what_if,
+)
 
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}",
@@ -36,10 +45,25 @@ RAM_METHODS = {
     "none": "not measured",
 }
 GPU_METHODS = {
-    "counter": "read from the GPUs' NVML energy counters",
-    "polled": "integrated from NVML power readings",
-    "mixed": "read from NVML energy counters, and power readings where the counter failed",
+    "counter": "read from the GPUs' energy counters",
+    "polled": "integrated from the GPUs' power readings",
+    "mixed": "read from energy counters, power readings where there was no counter or it "
+    "failed, or not at all for GPUs reporting neither",
+    "unmeasured": "not measured: the GPUs found report neither energy nor power",
 }
+
+
+# Characters that Markdown reads as syntax inside a line or a table cell: `|` ends a cell, `*`
+# and `_` start emphasis, `<` a tag, `[` a link, a backtick code; a leading `#` makes a heading.
+_MARKDOWN_SPECIAL = set("\\`*_[]<>|~")
+
+
+def markdown_escape(text: str) -> str:
+    """Backslash-escapes Markdown's inline syntax, and turns newlines into spaces, so any project
+    or experiment name reads as written, inside a table cell too."""
+    flat = " ".join(text.splitlines())
+    escaped = "".join(f"\\{c}" if c in _MARKDOWN_SPECIAL else c for c in flat)
+    return "\\" + escaped if escaped.startswith("#") else escaped
 
 
 def latex_escape(text: str) -> str:
@@ -98,43 +122,95 @@ def paragraph(runs: list[Run], project: str) -> str:
     writers = _join([r.writer for r in runs])
     n = len(runs)
     return (
-        f"The {n} run{'s' if n != 1 else ''} of {project} reported here took "
-        f"{seconds(duration_s)} on {hardware(runs)} in {_join([r.location for r in runs])}. "
+        f"The {plural(n, 'run')} of {project} reported here took "
+        f"{seconds(duration_s)} on {hardware(runs)} {_join([r.where for r in runs])}. "
         f"They used {energy(energy_kwh)} of electricity, including a power usage effectiveness "
         f"(PUE) of {pues}, and emitted {co2(co2_kg)} CO2eq, at a grid carbon intensity of "
         f"{_intensities(runs)}. {_methods(runs)} Measured with {writers}."
     )
 
 
+def overview_cells(report: Report) -> tuple[list[str], list[list[str]]]:
+    """The overview's headings and its lines as text, in `overview_columns` order (the
+    per-unit columns only where something was counted)."""
+    lines = overview(report)
+    columns = overview_columns(lines)
+    headings = [c.heading for c in columns]
+    cells = [[c.text(line[c.key]) for c in columns] for line in lines]
+    return headings, cells
+
+
+def latex_overview(report: Report) -> str:
+    """The overview as a LaTeX table (booktabs), ready for a paper."""
+    headings, cells = overview_cells(report)
+    columns = overview_columns(overview(report))
+    align = "".join("r" if c.numeric else "l" for c in columns)
+    lines = [
+        r"\begin{table}[h]",
+        r"% needs \usepackage{booktabs}",
+        r"\centering",
+        rf"\begin{{tabular}}{{{align}}}",
+        r"\toprule",
+        " & ".join(latex_escape(h) for h in headings) + r" \\",
+        r"\midrule",
+        *(" & ".join(latex_escape(c) for c in row) + r" \\" for row in cells),
+        r"\bottomrule",
+        r"\end{tabular}",
+        r"\caption{Energy and emissions per experiment, measured with carbonmeter.}",
+        r"\end{table}",
+    ]
+    return "\n".join(lines)
+
+
 def latex(report: Report) -> str:
-    """One LaTeX paragraph per project, ready to paste into a paper."""
-    return "\n\n".join(
-        latex_escape(paragraph([r for runs in experiments.values() for r in runs], project))
-        for project, experiments in report.projects().items()
-    )
+    """The overview table, then one LaTeX paragraph per project, ready to paste into a paper."""
+    paragraphs = [
+        latex_escape(paragraph(runs, project)) for project, runs in report.project_runs().items()
+    ]
+    return "\n\n".join([latex_overview(report), *paragraphs])
 
 
-def markdown(report: Report) -> str:
-    """Totals, a runs table per project, equivalents and sources, as Markdown."""
-    from carbonmeter.report import equivalents, totals
+def _md_table(headings: list[str], rows: list[list[str]], numeric: list[bool]) -> list[str]:
+    out = ["| " + " | ".join(headings) + " |"]
+    out.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
+    out.extend("| " + " | ".join(row) + " |" for row in rows)
+    return out
 
-    lines = []
+
+def overview_markdown(report: Report) -> str:
+    """The overview as a Markdown table: the paper's Table I (Model | Task | ...)."""
+    headings, cells = overview_cells(report)
+    columns = overview_columns(overview(report))
+    for row in cells:
+        for i, column in enumerate(columns):
+            if not column.numeric:
+                row[i] = markdown_escape(row[i])
+    return "\n".join(_md_table(headings, cells, [c.numeric for c in columns]))
+
+
+def markdown(report: Report, zones: list[str] | None = None) -> str:
+    """The overview table first, then totals, equivalents, what if, and a section per project."""
+    esc = markdown_escape
+    lines = ["# Emissions report", "", overview_markdown(report)]
     grand = totals(report.runs)
     lines.append(
-        f"# Emissions report\n\n{grand['runs']} runs, {energy(grand['energy_kwh'])}, "
+        f"\n{plural(int(grand['runs']), 'run')}, {energy(grand['energy_kwh'])}, "
         f"**{co2(grand['co2_kg'])} CO2eq**, {seconds(grand['duration_s'])} measured.\n"
     )
-    factors = equivalents()
-    lines.append("| equivalent | amount | source |\n|---|---|---|")
-    for e in factors:
-        amount = count(e.of(grand["co2_kg"], grand["energy_kwh"]))
-        lines.append(f"| {e.label} | {amount} | {e.source} ({e.year}) |")
-    lines.extend(per_unit_table(report))
-    for project, experiments in report.projects().items():
-        runs = [r for rs in experiments.values() for r in rs]
+    lines.append("| equivalent | source |\n|---|---|")
+    for e in equivalents():
+        amount = e.amount(grand["co2_kg"], grand["energy_kwh"])
+        lines.append(f"| {amount} {e.label} | {e.source} ({e.year}) |")
+    lines.append("\n## What if it ran elsewhere\n")
+    lines += _md_table(
+        ["grid", "g CO2eq/kWh", "CO2eq (g)", "source"],
+        [_what_if_cells(w) for w in what_if(report, zones)],
+        [False, True, True, False],
+    )
+    for project, runs in report.project_runs().items():
         t = totals(runs)
         lines.append(
-            f"\n## {project}\n\n{len(runs)} runs: {energy(t['energy_kwh'])} (CPU "
+            f"\n## {esc(project)}\n\n{plural(len(runs), 'run')}: {energy(t['energy_kwh'])} (CPU "
             f"{energy(t['cpu_kwh'])}, GPU {energy(t['gpu_kwh'])}, RAM {energy(t['ram_kwh'])}), "
             f"{co2(t['co2_kg'])} CO2eq.\n"
         )
@@ -143,46 +219,63 @@ def markdown(report: Report) -> str:
             "|---|---|---|---|---|---|---|---|"
         )
         for r in runs:
+            experiment = r.experiment_name or r.experiment_id[:8]
+            where = r.location or "unspecified (world average)"
             lines.append(
-                f"| {r.timestamp} | {r.run_id[:8]} | {r.experiment_id[:8]} | "
+                f"| {r.timestamp} | {r.run_id[:8]} | {esc(experiment)} | "
                 f"{seconds(r.duration_s)} | {energy(r.energy_kwh)} | {co2(r.co2_kg)} | "
-                f"{r.intensity_g_per_kwh:.0f} | {r.location} |"
+                f"{r.intensity_g_per_kwh:.0f} | {esc(where)} |"
             )
         for r in runs:
             if r.epochs:
                 lines.append(
-                    f"\nEpochs of run {r.run_id[:8]}:\n\n| phase | epoch | energy | CO2eq |\n"
+                    f"\nEpochs of run {esc(r.label)}:\n\n| phase | epoch | energy | CO2eq |\n"
                     "|---|---|---|---|"
                 )
                 for ep in r.epochs:
                     lines.append(
                         f"| {ep.phase} | {ep.epoch} | {energy(ep.energy_kwh)} | {co2(ep.co2_kg)} |"
                     )
-        lines.append(f"\n> {paragraph(runs, project)}")
+        lines.append(f"\n> {esc(paragraph(runs, project))}")
     return "\n".join(lines)
 
 
-def _figure(value: float | None, digits: int = 4) -> str:
-    return "" if value is None else f"{value:.{digits}g}"
-
-
-def per_unit_table(report: Report) -> list[str]:
-    """J/sample, J/token and g CO2eq per 1k tokens per project and experiment, as Markdown
-    lines; none when nothing was counted."""
-    from carbonmeter.report import per_unit_rows
-
-    rows = per_unit_rows(report)
-    if not rows:
-        return []
-    lines = [
-        "\n## Energy per unit of work\n\n"
-        "| project | experiment | J/sample | J/token | g CO2eq/1k tokens | J/request |\n"
-        "|---|---|---|---|---|---|"
+def _what_if_cells(line: dict[str, Any]) -> list[str]:
+    year = f", {line['year']}" if line["year"] else ""
+    return [
+        markdown_escape(line["zone"]),
+        f"{line['g_per_kwh']:.0f}",
+        figure(line["emissions_kg"] * 1000.0),
+        markdown_escape(f"{line['source']}{year}"),
     ]
-    for project, experiment, f in rows:
-        lines.append(
-            f"| {project} | {experiment[:8]} | {_figure(f['j_per_sample'])} | "
-            f"{_figure(f['j_per_token'])} | {_figure(f['co2_g_per_1k_tokens'])} | "
-            f"{_figure(f['j_per_request'])} |"
-        )
-    return lines
+
+
+def diff_markdown(result: dict[str, Any]) -> str:
+    """`carbonmeter report --diff A B` as Markdown: each figure, both runs, and B / A."""
+    a, b = result["a"], result["b"]
+    lines = [
+        f"# {markdown_escape(a['label'])} (A) vs {markdown_escape(b['label'])} (B)",
+        "",
+        "| figure | A | B | B / A |",
+        "|---|---:|---:|---:|",
+    ]
+    for f in result["figures"]:
+        ratio = "n/a" if f["ratio"] is None else f"{f['ratio']:.3g}"
+        lines.append(f"| {f['heading']} | {figure(f['a'])} | {figure(f['b'])} | {ratio} |")
+    epochs_a = {(e["phase"], e["epoch"]): e for e in result["epochs"]["a"]}
+    epochs_b = {(e["phase"], e["epoch"]): e for e in result["epochs"]["b"]}
+    keys = sorted(set(epochs_a) | set(epochs_b))
+    if keys:
+        lines += [
+            "",
+            "| phase | epoch | CO2eq A (g) | CO2eq B (g) | B / A |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for key in keys:
+            ga = epochs_a[key]["co2_kg"] * 1000 if key in epochs_a else None
+            gb = epochs_b[key]["co2_kg"] * 1000 if key in epochs_b else None
+            ratio = f"{gb / ga:.3g}" if ga and gb is not None else "n/a"
+            cell_a = figure(ga) if ga is not None else "-"
+            cell_b = figure(gb) if gb is not None else "-"
+            lines.append(f"| {key[0]} | {key[1]} | {cell_a} | {cell_b} | {ratio} |")
+    return "\n".join(lines)

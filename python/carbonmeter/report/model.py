@@ -1,0 +1,650 @@
+"""The report's data: runs read from emissions CSVs, and every figure the renderers show.
+
+A run is the last run row of its `run_id` (flush rows share the id, so the last one is the
+total). Run rows have an empty `window`; CodeCarbon CSVs have no `window` column, so every row
+is a run row there. Epoch rows are rows with `window` and `epoch` set. Nothing is measured here:
+figures are the CSV's own, summed across runs, or restated at another grid's intensity.
+
+`html.py` and `text.py` render from this module and nothing renders here, so the imports run one
+way: model <- text <- html, and `report/__init__.py` only re-exports.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from carbonmeter._core import TABLES, per_unit
+from carbonmeter.intensity import Intensity, lookup
+
+# The columns every CodeCarbon 2.x/3.x emissions.csv has (and ours, a superset).
+REQUIRED = (
+    "timestamp",
+    "project_name",
+    "run_id",
+    "duration",
+    "emissions",
+    "cpu_energy",
+    "gpu_energy",
+    "ram_energy",
+    "energy_consumed",
+)
+
+# What a run whose location was not set is said to be at (never "in unknown").
+UNSPECIFIED_LOCATION = "an unspecified location, world-average intensity"
+
+
+@dataclass
+class Epoch:
+    """One epoch row."""
+
+    epoch: int
+    phase: str
+    duration_s: float
+    energy_kwh: float
+    co2_kg: float
+
+
+@dataclass
+class Run:
+    """One run: its last run row, and its epoch rows."""
+
+    run_id: str
+    project: str
+    experiment_id: str
+    experiment_name: str
+    timestamp: str
+    duration_s: float
+    co2_kg: float
+    energy_kwh: float
+    cpu_kwh: float
+    gpu_kwh: float
+    ram_kwh: float
+    pue: float
+    cpu_model: str
+    cpu_count: int
+    gpu_model: str
+    gpu_count: int
+    location: str
+    intensity_zone: str
+    intensity_g_per_kwh: float
+    intensity_source: str
+    intensity_year: str
+    intensity_method: str
+    cpu_method: str
+    ram_method: str
+    gpu_method: str
+    tracking_mode: str
+    rank: str
+    writer: str
+    file: str
+    samples: int | None = None
+    tokens: int | None = None
+    requests: int | None = None
+    epochs: list[Epoch] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """The run as a person names it: experiment name and short id (and rank)."""
+        short = self.run_id[:8]
+        rank = f" rank {self.rank}" if self.rank else ""
+        return f"{self.experiment_name} {short}{rank}" if self.experiment_name else short + rank
+
+    @property
+    def where(self) -> str:
+        """`in France`, or `at an unspecified location, world-average intensity`."""
+        if self.location:
+            return f"in {self.location}"
+        if self.intensity_method == "forced":
+            return "at an unspecified location, at the intensity it was given"
+        return f"at {UNSPECIFIED_LOCATION}"
+
+
+@dataclass
+class Experiment:
+    """The runs of one experiment of one project, in time order."""
+
+    project: str
+    experiment_id: str
+    name: str
+    label: str
+    runs: list[Run]
+
+
+@dataclass
+class Report:
+    """Runs in time order, grouped by project then experiment when rendered."""
+
+    runs: list[Run]
+    files: list[str]
+
+    def projects(self) -> dict[str, list[Experiment]]:
+        """project -> its experiments (by experiment id and name), each with runs in time order."""
+        grouped: dict[str, dict[tuple[str, str], list[Run]]] = {}
+        for run in self.runs:
+            key = (run.experiment_id, run.experiment_name)
+            grouped.setdefault(run.project, {}).setdefault(key, []).append(run)
+        out: dict[str, list[Experiment]] = {}
+        for project, experiments in grouped.items():
+            names = [name for _, name in experiments]
+            out[project] = [
+                Experiment(project, exp_id, name, _experiment_label(exp_id, name, names), runs)
+                for (exp_id, name), runs in experiments.items()
+            ]
+        return out
+
+    def project_runs(self) -> dict[str, list[Run]]:
+        """project -> its runs in time order."""
+        return {
+            project: [r for e in experiments for r in e.runs]
+            for project, experiments in self.projects().items()
+        }
+
+
+def _experiment_label(experiment_id: str, name: str, names: list[str]) -> str:
+    short = experiment_id[:8]
+    if not name:
+        return short or "(no experiment)"
+    # Two experiments of one project may share a name (CodeCarbon's default "base").
+    return f"{name} ({short})" if names.count(name) > 1 and short else name
+
+
+# --- everyday equivalents -------------------------------------------------------------------
+
+# Units each equivalent is shown in, largest first: (units of the table's quantity, name). The
+# first that gives at least 1 is used, so a milligram reads in cm driven, not 1.6e-4 km.
+SCALES: dict[str, list[tuple[float, str]]] = {
+    "car_km": [(1.0, "km"), (1e-3, "m"), (1e-5, "cm"), (1e-6, "mm")],
+    "tv_hours": [(24.0, "days"), (1.0, "h"), (1 / 60, "min"), (1 / 3600, "s")],
+    "household_days": [(1.0, "days"), (1 / 24, "h"), (1 / 1440, "min"), (1 / 86400, "s")],
+    "smartphone_charges": [(1.0, "full charges"), (0.01, "% of a full charge")],
+}
+
+
+def scaled(value: float, scale: list[tuple[float, str]]) -> tuple[float, str]:
+    """`value` in the largest unit of `scale` that gives at least 1 (else the smallest)."""
+    for factor, unit in scale:
+        if value >= factor:
+            return value / factor, unit
+    factor, unit = scale[-1]
+    return value / factor, unit
+
+
+def figure(value: float) -> str:
+    """Three significant digits, never in exponent form: `0.0000123`, `12.3`, `12,345`."""
+    if value == 0 or not math.isfinite(value):
+        return "0" if value == 0 else str(value)
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    decimals = max(0, 2 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f}"
+
+
+@dataclass(frozen=True)
+class Equivalent:
+    """An everyday quantity: a run's kg CO2eq or kWh divided by `per_unit`."""
+
+    key: str
+    basis: str
+    per_unit: float
+    label: str
+    year: str
+    source: str
+
+    def of(self, co2_kg: float, energy_kwh: float) -> float:
+        """How many units `co2_kg` or `energy_kwh` (per `basis`) amount to."""
+        return (co2_kg if self.basis == "co2_kg" else energy_kwh) / self.per_unit
+
+    def amount(self, co2_kg: float, energy_kwh: float) -> str:
+        """The amount in a unit that fits it: `16 cm`, `2.1 min`, `3 % of a charge`."""
+        value = self.of(co2_kg, energy_kwh)
+        scale = SCALES.get(self.key)
+        if scale is None:
+            return figure(value)
+        number, unit = scaled(value, scale)
+        return f"{figure(number)} {unit}"
+
+
+def equivalents() -> list[Equivalent]:
+    """The factors of data/equivalents.csv, each with its source and year."""
+    rows = csv.DictReader(io.StringIO(TABLES["equivalents.csv"]))
+    return [
+        Equivalent(r["key"], r["basis"], float(r["per_unit"]), r["label"], r["year"], r["source"])
+        for r in rows
+    ]
+
+
+# --- reading CSVs ---------------------------------------------------------------------------
+
+
+def _float(row: dict[str, str], key: str) -> float:
+    text = (row.get(key) or "").strip()
+    try:
+        return float(text) if text else 0.0
+    except ValueError:
+        return 0.0
+
+
+def _int(row: dict[str, str], key: str) -> int:
+    return int(_float(row, key))
+
+
+def _count(row: dict[str, str], key: str) -> int | None:
+    """A count column: None when empty or absent (not counted), never 0 for that."""
+    text = (row.get(key) or "").strip()
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
+def _location(row: dict[str, str]) -> str:
+    """Where the grid is, or "" when the row names no location (the world average)."""
+    if (row.get("location_source") or "") == "none":
+        return ""
+    if row.get("cloud_provider") and row.get("cloud_region"):
+        return f"{row['cloud_provider']} {row['cloud_region']}"
+    parts = [row.get("region") or "", row.get("country_name") or row.get("country_iso_code") or ""]
+    return ", ".join(p for p in parts if p)
+
+
+def _csv_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(path.rglob("*.csv"))
+            if not found:
+                raise ValueError(f"no *.csv file in folder {str(path)!r}")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ValueError(f"no such file or folder {str(path)!r}: expected emissions CSVs")
+    return files
+
+
+def _run(row: dict[str, str], ours: bool, file: str) -> Run:
+    energy = _float(row, "energy_consumed")
+    co2_kg = _float(row, "emissions")
+    if ours:
+        intensity = _float(row, "intensity_g_per_kwh")
+        source = row.get("intensity_source") or ""
+        year = row.get("intensity_year") or ""
+        methods = (row.get("cpu_method"), row.get("ram_method"), row.get("gpu_method"))
+    else:
+        # CodeCarbon writes no intensity: the figure it used is emissions / energy.
+        intensity = co2_kg / energy * 1000.0 if energy > 0 else 0.0
+        source = "CodeCarbon (emissions / energy; its source is not in the CSV)"
+        year = ""
+        methods = ("not recorded", "not recorded", "not recorded")
+    return Run(
+        run_id=row.get("run_id") or "",
+        project=row.get("project_name") or "(no project)",
+        experiment_id=row.get("experiment_id") or "",
+        experiment_name=row.get("experiment_name") or "",
+        timestamp=row.get("timestamp") or "",
+        duration_s=_float(row, "duration"),
+        co2_kg=co2_kg,
+        energy_kwh=energy,
+        cpu_kwh=_float(row, "cpu_energy"),
+        gpu_kwh=_float(row, "gpu_energy"),
+        ram_kwh=_float(row, "ram_energy"),
+        pue=_float(row, "pue") or 1.0,
+        cpu_model=row.get("cpu_model") or "",
+        cpu_count=_int(row, "cpu_count"),
+        gpu_model=row.get("gpu_model") or "",
+        gpu_count=_int(row, "gpu_count"),
+        location=_location(row),
+        intensity_zone=row.get("intensity_zone") or row.get("country_iso_code") or "",
+        intensity_g_per_kwh=intensity,
+        intensity_source=source,
+        intensity_year=year,
+        intensity_method=(row.get("intensity_method") or "") if ours else "",
+        cpu_method=methods[0] or "",
+        ram_method=methods[1] or "",
+        gpu_method=methods[2] or "",
+        tracking_mode=row.get("tracking_mode") or "",
+        rank=row.get("rank") or "",
+        writer=f"carbonmeter {row.get('carbonmeter_version', '')}".strip()
+        if ours
+        else f"CodeCarbon {row.get('codecarbon_version', '')}".strip(),
+        file=file,
+        samples=_count(row, "samples"),
+        tokens=_count(row, "tokens"),
+        requests=_count(row, "requests"),
+    )
+
+
+def load(paths: list[Path]) -> Report:
+    """Reads every CSV (folders searched for *.csv) into runs; a ValueError for a bad file."""
+    runs: dict[tuple[str, str, str], Run] = {}
+    epochs: dict[tuple[str, str, str], dict[tuple[str, int], Epoch]] = {}
+    files = _csv_files([Path(p) for p in paths])
+    for path in files:
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            header = reader.fieldnames or []
+            missing = [c for c in REQUIRED if c not in header]
+            if missing:
+                raise ValueError(
+                    f"{str(path)!r} is not a carbonmeter or CodeCarbon emissions CSV: no "
+                    f"{', '.join(missing)} column{'s' if len(missing) > 1 else ''}"
+                )
+            ours = "carbonmeter_version" in header
+            for row in reader:
+                # Ranks of a distributed run write their own rows: each is a run of its own.
+                key = (
+                    row.get("project_name") or "",
+                    row.get("run_id") or "",
+                    row.get("rank") or "",
+                )
+                window = (row.get("window") or "").strip()
+                if not window:
+                    runs.pop(key, None)  # the last run row of a run_id is its total
+                    runs[key] = _run(row, ours, str(path))
+                elif (row.get("epoch") or "").strip():
+                    phase = row.get("phase") or "train"
+                    number = _int(row, "epoch")
+                    epochs.setdefault(key, {})[phase, number] = Epoch(
+                        number,
+                        phase,
+                        _float(row, "duration"),
+                        _float(row, "energy_consumed"),
+                        _float(row, "emissions"),
+                    )
+    for key, run in runs.items():
+        run.epochs = sorted(epochs.get(key, {}).values(), key=lambda e: (e.phase, e.epoch))
+    # Stable: runs of one second keep the order their files wrote them in.
+    ordered = sorted(runs.values(), key=lambda r: r.timestamp)
+    return Report(ordered, [str(f) for f in files])
+
+
+def totals(runs: list[Run]) -> dict[str, float]:
+    """Sums over runs: kg CO2eq, kWh (and per component), seconds, and the run count."""
+    return {
+        "runs": len(runs),
+        "co2_kg": sum(r.co2_kg for r in runs),
+        "energy_kwh": sum(r.energy_kwh for r in runs),
+        "cpu_kwh": sum(r.cpu_kwh for r in runs),
+        "gpu_kwh": sum(r.gpu_kwh for r in runs),
+        "ram_kwh": sum(r.ram_kwh for r in runs),
+        "duration_s": sum(r.duration_s for r in runs),
+    }
+
+
+# Each unit of work, and the report keys of its figures in `per_unit`'s result.
+PER_UNIT_KEYS = {
+    "samples": ("j_per_sample",),
+    "tokens": ("j_per_token", "co2_g_per_1k_tokens"),
+    "requests": ("j_per_request",),
+}
+
+
+def per_unit_totals(runs: list[Run]) -> dict[str, float | None]:
+    """J per sample, per token and per request, and g CO2eq per 1k tokens, of `runs`: the
+    energy and emissions of the runs that counted a unit over their counts (the core's formula);
+    None for a unit no run counted."""
+    out: dict[str, float | None] = {}
+    for unit, keys in PER_UNIT_KEYS.items():
+        counted = [(r, getattr(r, unit)) for r in runs if getattr(r, unit) is not None]
+        figures = per_unit(
+            sum(r.energy_kwh for r, _ in counted),
+            sum(r.co2_kg for r, _ in counted),
+            **({unit: sum(n for _, n in counted)} if counted else {}),
+        )
+        for key in keys:
+            out[key] = figures[key]
+    return out
+
+
+def _with_per_unit(sums: dict[str, float], runs: list[Run]) -> dict[str, Any]:
+    out: dict[str, Any] = dict(sums)
+    out.update(per_unit_totals(runs))
+    return out
+
+
+def plural(n: int, word: str) -> str:
+    """`1 run`, `2 runs`."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+# --- the overview table ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the overview: its key in the JSON line, its heading, how it is written."""
+
+    key: str
+    heading: str
+    text: Callable[[Any], str]
+    numeric: bool = True
+
+
+# Every format writes these columns in this order. The uncertainty band goes in as one more
+# Column once the rows carry it: renderers iterate this tuple and need no change.
+OVERVIEW_COLUMNS = (
+    Column("project", "Project", str, numeric=False),
+    Column("experiment", "Experiment", str, numeric=False),
+    Column("runs", "Runs", str),
+    Column("duration_min", "Duration (min)", figure),
+    Column("energy_kwh", "Energy (kWh)", figure),
+    Column("co2_g", "CO2eq (g)", figure),
+)
+
+
+def _per_unit_figure(value: float | None) -> str:
+    return "" if value is None else figure(value)
+
+
+# Shown after OVERVIEW_COLUMNS when some experiment counted that unit (`overview_columns`).
+PER_UNIT_COLUMNS = (
+    Column("j_per_sample", "J/sample", _per_unit_figure),
+    Column("j_per_token", "J/token", _per_unit_figure),
+    Column("co2_g_per_1k_tokens", "g CO2eq/1k tokens", _per_unit_figure),
+)
+
+
+def overview_columns(lines: list[dict[str, Any]]) -> tuple[Column, ...]:
+    """The overview's columns for `lines`: the per-unit ones only where something was counted."""
+    counted = tuple(c for c in PER_UNIT_COLUMNS if any(line[c.key] is not None for line in lines))
+    return OVERVIEW_COLUMNS + counted
+
+
+def overview(report: Report) -> list[dict[str, Any]]:
+    """One line per project and experiment: the paper's table (Model | Task | ...)."""
+    lines = []
+    for experiments in report.projects().values():
+        for experiment in experiments:
+            sums = totals(experiment.runs)
+            lines.append(
+                {
+                    "project": experiment.project,
+                    "experiment": experiment.label,
+                    "experiment_id": experiment.experiment_id,
+                    "experiment_name": experiment.name,
+                    "runs": int(sums["runs"]),
+                    "duration_min": sums["duration_s"] / 60.0,
+                    "energy_kwh": sums["energy_kwh"],
+                    "co2_g": sums["co2_kg"] * 1000.0,
+                    **per_unit_totals(experiment.runs),
+                }
+            )
+    return lines
+
+
+# --- what if it ran elsewhere ---------------------------------------------------------------
+
+# Grids shown beside the one used when --compare is not given, with the cleanest and dirtiest
+# countries of the embedded table and the world average.
+DEFAULT_COMPARE = ("FRA", "SWE", "USA", "CHN", "IND")
+
+
+def grid(zone: str) -> Intensity:
+    """The table figure of a zone as the CSV writes it: `FRA`, `US-CA`, `SPNO`, `SE3`,
+    `gcp:europe-west1`, `World`; a ValueError naming the zone and the closest ones otherwise."""
+    zone = zone.strip()
+    if not zone:
+        raise ValueError("--compare: an empty zone; expected e.g. FRA,USA,gcp:europe-west1")
+    if ":" in zone:
+        provider, _, region = zone.partition(":")
+        return lookup(cloud_provider=provider, cloud_region=region or None)
+    if zone.lower() in ("world", "world average"):
+        return lookup()
+    try:
+        return lookup(country=zone)
+    except ValueError:
+        return lookup(region=zone)
+
+
+def extreme_countries() -> tuple[str, str]:
+    """The cleanest and dirtiest countries of the embedded table; a 0 g/kWh row (a country whose
+    few GWh are all hydro) is left out, as it tells nothing about a grid one could run on."""
+    rows = [r for r in csv.DictReader(io.StringIO(TABLES["country_intensity.csv"]))]
+    rows = [r for r in rows if float(r["g_per_kwh"]) > 0]
+    rows.sort(key=lambda r: float(r["g_per_kwh"]))
+    return rows[0]["iso3"], rows[-1]["iso3"]
+
+
+def default_zones(report: Report) -> list[str]:
+    """The grids the runs used (those the tables know), then a handful of telling ones."""
+    used = []
+    for zone in dict.fromkeys(r.intensity_zone for r in report.runs if r.intensity_zone):
+        try:
+            used.append(grid(zone).zone)
+        except ValueError:
+            continue  # a zone of another writer's spelling: the report still shows the rest
+    cleanest, dirtiest = extreme_countries()
+    return list(dict.fromkeys([*used, cleanest, *DEFAULT_COMPARE, dirtiest, "World"]))
+
+
+def what_if(report: Report, zones: list[str] | None = None) -> list[dict[str, Any]]:
+    """The report's total energy restated at each grid's table intensity (energy x g/kWh)."""
+    energy_kwh = sum(r.energy_kwh for r in report.runs)
+    out = []
+    for zone in zones if zones is not None else default_zones(report):
+        found = grid(zone)
+        out.append(
+            {
+                "zone": found.zone,
+                "g_per_kwh": found.g_per_kwh,
+                "emissions_kg": energy_kwh * found.g_per_kwh / 1000.0,
+                "source": found.source,
+                "year": found.year,
+            }
+        )
+    return out
+
+
+# --- comparing two runs ---------------------------------------------------------------------
+
+
+def find_run(report: Report, name: str) -> Run:
+    """A run by its id (or an id prefix of 8+ characters) or by its experiment name (the last
+    run of that name); a ValueError listing what there is otherwise."""
+    by_id = [r for r in report.runs if r.run_id == name]
+    if not by_id and len(name) >= 8:
+        by_id = [r for r in report.runs if r.run_id.startswith(name)]
+    if by_id:
+        if len({r.run_id for r in by_id}) > 1:
+            ids = ", ".join(sorted({r.run_id for r in by_id}))
+            raise ValueError(f"--diff {name!r} matches several runs ({ids}): give more of the id")
+        return by_id[-1]
+    by_name = [r for r in report.runs if r.experiment_name == name]
+    if by_name:
+        return by_name[-1]
+    names = sorted({r.experiment_name for r in report.runs if r.experiment_name})
+    known = ", ".join(names[:8]) if names else "none"
+    raise ValueError(
+        f"--diff {name!r}: no run with that id or experiment name; experiment names: {known}; "
+        f"ids: {', '.join(r.run_id[:8] for r in report.runs[:8])}"
+    )
+
+
+def _ratio(b: float, a: float) -> float | None:
+    """b / a; None when a is zero (no ratio, never a made-up infinity)."""
+    return b / a if a else None
+
+
+DIFF_FIGURES = (
+    ("duration_s", "Duration (s)"),
+    ("energy_kwh", "Energy (kWh)"),
+    ("cpu_kwh", "CPU (kWh)"),
+    ("gpu_kwh", "GPU (kWh)"),
+    ("ram_kwh", "RAM (kWh)"),
+    ("co2_kg", "CO2eq (kg)"),
+)
+
+
+def diff(report: Report, first: str, second: str) -> dict[str, Any]:
+    """Two runs side by side: each figure, B / A, and both runs' per-epoch curves."""
+    a, b = find_run(report, first), find_run(report, second)
+    return {
+        "a": {"run_id": a.run_id, "label": a.label, "project": a.project},
+        "b": {"run_id": b.run_id, "label": b.label, "project": b.project},
+        "figures": [
+            {
+                "figure": key,
+                "heading": heading,
+                "a": getattr(a, key),
+                "b": getattr(b, key),
+                "ratio": _ratio(getattr(b, key), getattr(a, key)),
+            }
+            for key, heading in DIFF_FIGURES
+        ],
+        "epochs": {"a": [e.__dict__ for e in a.epochs], "b": [e.__dict__ for e in b.epochs]},
+    }
+
+
+# --- JSON -----------------------------------------------------------------------------------
+
+
+def to_json(report: Report, zones: list[str] | None = None) -> dict[str, Any]:
+    """The report as plain data: the overview first, totals, what if, then the projects."""
+    factors = equivalents()
+
+    def with_equivalents(sums: dict[str, float], runs: list[Run]) -> dict[str, Any]:
+        return {
+            **_with_per_unit(sums, runs),
+            "equivalents": {e.key: e.of(sums["co2_kg"], sums["energy_kwh"]) for e in factors},
+        }
+
+    projects = []
+    for project, experiments in report.projects().items():
+        project_runs = [r for e in experiments for r in e.runs]
+        projects.append(
+            {
+                "project_name": project,
+                "totals": with_equivalents(totals(project_runs), project_runs),
+                "experiments": [
+                    {
+                        "experiment_id": e.experiment_id,
+                        "experiment_name": e.name,
+                        "label": e.label,
+                        "totals": _with_per_unit(totals(e.runs), e.runs),
+                        "runs": [_run_json(r) for r in e.runs],
+                    }
+                    for e in experiments
+                ],
+            }
+        )
+    return {
+        "overview": overview(report),
+        "files": report.files,
+        "totals": with_equivalents(totals(report.runs), report.runs),
+        "what_if": what_if(report, zones),
+        "projects": projects,
+        "equivalent_factors": [e.__dict__ for e in factors],
+    }
+
+
+def _run_json(run: Run) -> dict[str, Any]:
+    out = {k: v for k, v in run.__dict__.items() if k != "epochs"}
+    out["label"] = run.label
+    out["epochs"] = [e.__dict__ for e in run.epochs]
+    return out

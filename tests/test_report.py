@@ -1,0 +1,505 @@
+"""`carbonmeter report`: the overview table in every format, what if, diff, equivalents at every
+scale, escaping, and the page in headless Chromium for 1 and for 25 runs."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from carbonmeter import EmissionsTracker, report
+from carbonmeter.intensity import lookup
+from carbonmeter.report import html as report_html
+from carbonmeter.report.model import equivalents, extreme_countries
+from carbonmeter.report.text import markdown_escape
+
+REPO = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "carbonmeter.cli"]
+ARTIFACTS = Path(os.environ.get("CARBONMETER_TEST_ARTIFACTS", REPO / "target" / "test-artifacts"))
+
+
+def carbonmeter(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def measure(folder: Path, epochs: int = 0, work: int = 20_000, **kwargs: object) -> None:
+    """One real run (forced powers, so the figures do not depend on this machine's load)."""
+    if not {"country_iso_code", "region"} & set(kwargs):
+        kwargs["country_iso_code"] = "FRA"
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    tracker = EmissionsTracker(
+        output_dir=str(folder),
+        measure_power_secs=0.05,
+        force_cpu_power=40.0,
+        force_ram_power=5.0,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    tracker.start()
+    for _ in range(epochs):
+        with tracker.epoch():
+            sum(i * i for i in range(work))
+    sum(i * i for i in range(work))
+    tracker.stop()
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def spread_over_days(path: Path, days: int) -> None:
+    """Moves each run's rows to its own time over `days` days (runs made in one second would
+    stack on one date), keeping every measured figure as written."""
+    rows = csv_rows(path)
+    run_ids = list(dict.fromkeys(r["run_id"] for r in rows))
+    start = datetime.datetime(2026, 11, 2, 9, 0)
+    step = datetime.timedelta(days=days) / max(len(run_ids), 1)
+    for row in rows:
+        when = start + step * run_ids.index(row["run_id"])
+        row["timestamp"] = when.strftime("%Y-%m-%dT%H:%M:%S")
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@pytest.fixture(scope="module")
+def three_experiments(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("three")
+    for name, count in (("text-classification", 2), ("summarization", 1), ("translation", 3)):
+        for _ in range(count):
+            measure(folder, epochs=2, project_name="tiny-models", experiment_name=name)
+    return folder / "emissions.csv"
+
+
+def last_run_rows(path: Path) -> dict[str, dict[str, str]]:
+    last: dict[str, dict[str, str]] = {}
+    for row in csv_rows(path):
+        if not row["window"]:
+            last[row["run_id"]] = row
+    return last
+
+
+# --- the overview ------------------------------------------------------------------------------
+
+
+def test_experiment_name_is_a_column(three_experiments: Path) -> None:
+    names = {r["experiment_name"] for r in csv_rows(three_experiments)}
+    assert names == {"text-classification", "summarization", "translation"}
+
+
+def test_overview_has_one_line_per_experiment_with_its_sums(three_experiments: Path) -> None:
+    lines = report.overview(report.load([three_experiments]))
+    by_name = {line["experiment"]: line for line in lines}
+    assert list(by_name) == ["text-classification", "summarization", "translation"]
+    runs = last_run_rows(three_experiments).values()
+    for name, line in by_name.items():
+        mine = [r for r in runs if r["experiment_name"] == name]
+        assert line["project"] == "tiny-models"
+        assert (
+            line["runs"] == len(mine) == {"text-classification": 2, "summarization": 1}.get(name, 3)
+        )
+        assert line["duration_min"] == pytest.approx(sum(float(r["duration"]) for r in mine) / 60)
+        assert line["energy_kwh"] == pytest.approx(sum(float(r["energy_consumed"]) for r in mine))
+        assert line["co2_g"] == pytest.approx(sum(float(r["emissions"]) for r in mine) * 1000)
+
+
+def test_overview_comes_first_in_every_format(three_experiments: Path) -> None:
+    data = json.loads(carbonmeter("report", str(three_experiments), "--format", "json").stdout)
+    assert next(iter(data)) == "overview"
+    assert [line["experiment"] for line in data["overview"]] == [
+        "text-classification",
+        "summarization",
+        "translation",
+    ]
+
+    md = carbonmeter("report", str(three_experiments), "--format", "markdown").stdout
+    table = md.split("\n\n")[1].splitlines()
+    assert table[0] == "| Project | Experiment | Runs | Duration (min) | Energy (kWh) | CO2eq (g) |"
+    assert table[1] == "|---|---|---:|---:|---:|---:|"
+    cells = [c.strip() for c in table[2].strip("|").split("|")]
+    assert cells[:3] == ["tiny-models", "text-classification", "2"]
+    assert float(cells[5]) == pytest.approx(data["overview"][0]["co2_g"], rel=5e-3)
+    assert "e-" not in table[2]  # positional figures, as in a paper
+
+    latex = carbonmeter("report", str(three_experiments), "--format", "latex").stdout
+    assert latex.startswith("\\begin{table}")
+    assert (
+        latex.index("Duration (min)")
+        < latex.index("text-classification")
+        < latex.index("reported here")
+    )
+
+    out = three_experiments.parent / "report.html"
+    assert carbonmeter("report", str(three_experiments), "-o", str(out)).returncode == 0
+    page = out.read_text(encoding="utf-8")
+    assert page.index('class="overview"') < page.index('class="cards"')
+    assert page.index("Energy (kWh)") < page.index("CO2eq emitted")
+
+
+# --- what if ----------------------------------------------------------------------------------
+
+
+def test_what_if_is_energy_times_each_grids_intensity(three_experiments: Path) -> None:
+    zones = ["FRA", "USA", "SWE", "gcp:europe-west1", "SPNO", "US-CA", "World"]
+    result = carbonmeter(
+        "report", str(three_experiments), "--format", "json", "--compare", ",".join(zones)
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    energy = sum(float(r["energy_consumed"]) for r in last_run_rows(three_experiments).values())
+    assert [w["zone"] for w in data["what_if"]] == zones
+    for line in data["what_if"]:
+        assert set(line) == {"zone", "g_per_kwh", "emissions_kg", "source", "year"}
+        zone = line["zone"]
+        if ":" in zone:
+            provider, region = zone.split(":")
+            grid = lookup(cloud_provider=provider, cloud_region=region)
+        elif zone == "World":
+            grid = lookup()
+        elif len(zone) == 3:
+            grid = lookup(country=zone)
+        else:
+            grid = lookup(region=zone)
+        assert line["g_per_kwh"] == grid.g_per_kwh
+        assert (line["source"], line["year"]) == (grid.source, grid.year)
+        assert line["emissions_kg"] == pytest.approx(energy * grid.g_per_kwh / 1000, rel=1e-12)
+    spno = next(w for w in data["what_if"] if w["zone"] == "SPNO")
+    assert spno["g_per_kwh"] == 393.6 and spno["year"] == 2023
+
+
+def test_what_if_by_default_the_grid_used_the_extremes_and_the_world(
+    three_experiments: Path,
+) -> None:
+    data = report.to_json(report.load([three_experiments]))
+    zones = [w["zone"] for w in data["what_if"]]
+    cleanest, dirtiest = extreme_countries()
+    assert zones[0] == "FRA"  # the grid the runs used
+    assert {cleanest, dirtiest, "World"} <= set(zones)
+    assert 5 <= len(zones) <= 10
+    figures = {w["zone"]: w["g_per_kwh"] for w in data["what_if"]}
+    assert figures[cleanest] == min(figures.values())
+    assert figures[dirtiest] == max(figures.values())
+    page = report_html.render(report.load([three_experiments]))
+    assert "What if it ran elsewhere" in page
+    assert page.count("<rect") >= len(zones)
+
+
+def test_a_bad_compare_zone_is_one_line(three_experiments: Path) -> None:
+    result = carbonmeter("report", str(three_experiments), "--compare", "FRA,Atlantis")
+    assert result.returncode == 2
+    assert "Atlantis" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- diff -------------------------------------------------------------------------------------
+
+
+def test_diff_by_experiment_name_and_by_id(three_experiments: Path) -> None:
+    runs = last_run_rows(three_experiments)
+    summarization = next(r for r in runs.values() if r["experiment_name"] == "summarization")
+    translation = [r for r in runs.values() if r["experiment_name"] == "translation"][-1]
+    result = carbonmeter(
+        "report", str(three_experiments), "--format", "json", "--diff", "summarization",
+        translation["run_id"][:8],
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert (data["a"]["run_id"], data["b"]["run_id"]) == (
+        summarization["run_id"],
+        translation["run_id"],
+    )
+    figures = {f["figure"]: f for f in data["figures"]}
+    assert figures["co2_kg"]["a"] == float(summarization["emissions"])
+    assert figures["co2_kg"]["ratio"] == pytest.approx(
+        float(translation["emissions"]) / float(summarization["emissions"])
+    )
+    assert figures["gpu_kwh"]["ratio"] is None  # no GPU in either: no ratio, not infinity
+    assert len(data["epochs"]["a"]) == len(data["epochs"]["b"]) == 2
+    md = carbonmeter(
+        "report", str(three_experiments), "--format", "markdown", "--diff", "summarization",
+        "translation",
+    )  # fmt: skip
+    assert "| CO2eq (kg) |" in md.stdout and "B / A" in md.stdout
+    out = three_experiments.parent / "diff.html"
+    page = carbonmeter(
+        "report", str(three_experiments), "--format", "html", "-o", str(out), "--diff",
+        "summarization", "translation",
+    )  # fmt: skip
+    assert page.returncode == 0, page.stderr
+    assert out.read_text(encoding="utf-8").count("<svg") == 1  # both runs on one scale
+    bad = carbonmeter("report", str(three_experiments), "--diff", "summarization", "nope")
+    assert bad.returncode == 2 and "nope" in bad.stderr and "translation" in bad.stderr
+
+
+# --- words and numbers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("co2_kg", "energy_kwh", "expected"),
+    [
+        (4e-5, 1e-4, {"car_km": "cm", "tv_hours": "s", "smartphone_charges": "% of a full charge"}),
+        (0.004, 0.01, {"car_km": "m", "tv_hours": "min", "household_days": "s"}),
+        (2.0, 5.0, {"car_km": "km", "tv_hours": "h", "household_days": "h"}),
+        (400.0, 1000.0, {"car_km": "km", "tv_hours": "days", "household_days": "days"}),
+    ],
+)
+def test_equivalents_read_in_a_unit_that_fits(
+    co2_kg: float, energy_kwh: float, expected: dict[str, str]
+) -> None:
+    factors = {e.key: e for e in equivalents()}
+    assert set(factors) >= {"car_km", "tv_hours", "household_days", "smartphone_charges"}
+    for key, unit in expected.items():
+        text = factors[key].amount(co2_kg, energy_kwh)
+        number, _, got = text.partition(" ")
+        assert got == unit, text
+        assert "e" not in number, text
+    assert factors["tv_hours"].source and factors["tv_hours"].year == "2020"
+
+
+def test_one_run_with_no_location_reads_right(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "UTC")  # no country from the time zone: the world average
+    measure(tmp_path, project_name="solo", country_iso_code=None, region=None)
+    rows = csv_rows(tmp_path / "emissions.csv")
+    assert rows[-1]["location_source"] == "none"
+    data = report.load([tmp_path])
+    md = report.text.markdown(data)
+    page = report_html.render(data)
+    latex = report.text.latex(data)
+    for text in (md, page, latex):
+        assert "unknown" not in text
+        assert "1 runs" not in text
+    assert "1 run," in md and "at an unspecified location, world-average intensity" in md
+
+
+def test_markdown_escapes_project_and_experiment_names(tmp_path: Path) -> None:
+    hostile = "a|b *bold* _x_ <img src=x> [link](http://e) `code` # not a heading"
+    measure(tmp_path, project_name=hostile, experiment_name="exp|one")
+    md = report.text.markdown(report.load([tmp_path]))
+    row = md.splitlines()[4]
+    cells = re.split(r"(?<!\\)\|", row.strip().strip("|"))
+    assert len(cells) == 6, row  # no cell split by a | in a name
+    assert markdown_escape(hostile) in row
+    assert not re.search(r"(?<!\\)<img", md) and "\\<img" in md
+    assert "\\*bold\\*" in md and "exp\\|one" in md
+    assert "\n## " + markdown_escape(hostile) in md
+    assert markdown_escape("# title").startswith("\\#")
+    assert markdown_escape("two\nlines") == "two lines"
+
+
+def test_project_colours_stay_distinct_beyond_seven() -> None:
+    colours = [report_html.project_colour(i) for i in range(24)]
+    assert len(set(colours)) == 24
+
+
+# --- the page in a browser --------------------------------------------------------------------
+
+# Injected into a copy of the page (the report itself has no script): measures the folded page,
+# then unfolds everything and checks every SVG's text boxes, in the SVG's own units.
+PROBE = """
+<script>
+const folded = document.documentElement.scrollHeight;
+document.querySelectorAll("details").forEach((d) => { d.open = true; });
+const problems = [];
+let texts = 0;
+document.querySelectorAll("svg").forEach((svg, n) => {
+  const vb = svg.viewBox.baseVal;
+  const boxes = [...svg.querySelectorAll("text")].map((t) => [t.textContent, t.getBBox()]);
+  texts += boxes.length;
+  boxes.forEach(([label, b], i) => {
+    const outside = b.x + b.width > vb.width + 0.5 || b.y + b.height > vb.height + 0.5;
+    if (b.x < -0.5 || b.y < -0.5 || outside)
+      problems.push(`svg ${n}: "${label}" clipped at ${b.x.toFixed(1)},${b.y.toFixed(1)}`);
+    boxes.slice(i + 1).forEach(([other, c]) => {
+      const w = Math.min(b.x + b.width, c.x + c.width) - Math.max(b.x, c.x);
+      const h = Math.min(b.y + b.height, c.y + c.height) - Math.max(b.y, c.y);
+      if (w > 0.5 && h > 0.5) problems.push(`svg ${n}: "${label}" overlaps "${other}"`);
+    });
+  });
+});
+const pre = document.createElement("pre");
+pre.id = "probe";
+pre.textContent = JSON.stringify({folded, texts, svgs: document.querySelectorAll("svg").length,
+  problems});
+document.body.appendChild(pre);
+</script>
+"""
+
+CHROMIUM = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-dev-shm-usage",
+    "--proxy-server=http://127.0.0.1:9",  # nothing may load: the page is self-contained
+    "--enable-logging=stderr",
+    "--v=0",
+]
+
+
+def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    browser = shutil.which("chromium")
+    assert browser is not None
+    return subprocess.run(
+        [browser, *CHROMIUM, f"--user-data-dir={profile}", "--window-size=1100,1400", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def check_in_chromium(page: Path, shot: Path, max_height: int) -> dict[str, object]:
+    profile = page.parent / "chromium-profile"
+    plain = chromium(profile, "--dump-dom", page.as_uri())
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    console = [line for line in plain.stderr.splitlines() if "CONSOLE" in line]
+    assert not console, console
+    probe_page = page.with_name(page.stem + "-probe.html")
+    probe_page.write_text(
+        page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8"
+    )
+    probed = chromium(profile, "--dump-dom", probe_page.as_uri())
+    assert probed.returncode == 0, probed.stderr[-2000:]
+    found = re.search(r'<pre id="probe">(.*?)</pre>', probed.stdout, re.DOTALL)
+    assert found, probed.stdout[-2000:]
+    import html
+
+    result: dict[str, object] = json.loads(html.unescape(found.group(1)))
+    assert result["problems"] == [], result["problems"]
+    assert int(result["texts"]) > 10  # type: ignore[call-overload]
+    height = int(result["folded"])  # type: ignore[call-overload]
+    assert height <= max_height, f"page is {height} px high folded, bound {max_height}"
+    print(f"{page.name}: {height} px folded, {result['svgs']} charts, {result['texts']} labels")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot.unlink(missing_ok=True)
+    taken = chromium(
+        profile,
+        f"--screenshot={shot}",
+        f"--window-size=1100,{min(height, 2400)}",
+        "--hide-scrollbars",
+        page.as_uri(),
+    )
+    assert taken.returncode == 0, taken.stderr[-2000:]
+    assert shot.stat().st_size > 10_000
+    return result
+
+
+needs_chromium = pytest.mark.skipif(
+    shutil.which("chromium") is None and not os.environ.get("CARBONMETER_REQUIRE_CHROMIUM"),
+    reason="Debian's chromium is not installed (.ci/run installs it and requires this test)",
+)
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_one_run_page_in_chromium(tmp_path: Path) -> None:
+    measure(
+        tmp_path,
+        epochs=4,
+        work=1_000_000,
+        project_name="bert-base",
+        experiment_name="sst2",
+        region="SPNO",
+    )
+    page = tmp_path / "report.html"
+    assert carbonmeter("report", str(tmp_path), "-o", str(page)).returncode == 0
+    text = page.read_text(encoding="utf-8")
+    assert "1 run in 1 project" in text and "1 runs" not in text
+    assert "All runs over time" not in text  # one project: no second chart of the same runs
+    result = check_in_chromium(page, ARTIFACTS / "report-1-run.png", max_height=3200)
+    assert result["svgs"] == 3  # energy split, what if, the run's epochs (folded)
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_twenty_five_runs_in_ten_projects_in_chromium(tmp_path: Path) -> None:
+    tasks = ("classification", "ner", "qa", "lm", "summarization", "translation")
+    grids = ({"country_iso_code": "FRA"}, {"region": "SPNO"}, {"country_iso_code": "DEU"})
+    for i in range(25):
+        measure(
+            tmp_path,
+            epochs=3,
+            work=100_000,
+            project_name=f"project-{i % 10:02d}",
+            experiment_name=tasks[i % len(tasks)],
+            **grids[i % len(grids)],
+        )
+    spread_over_days(tmp_path / "emissions.csv", days=12)
+    data = report.load([tmp_path])
+    assert (len(data.runs), len(data.projects())) == (25, 10)
+    page = tmp_path / "report.html"
+    assert carbonmeter("report", str(tmp_path), "-o", str(page)).returncode == 0
+    text = page.read_text(encoding="utf-8")
+    # Per-epoch charts folded by default, one fold per project with all its runs' curves.
+    assert text.count("<details class='fold'><summary>Per epoch") == 10
+    assert text.count('aria-label="CO2eq per epoch of run') == 25
+    assert "<details class='fold' open" not in text
+    legend = text.split("All runs over time", 1)[1].split("What if", 1)[0]
+    colours = re.findall(r'class="swatch" style="background:([^"]+)"', legend)
+    assert len(colours) == len(set(colours)) == 10  # one colour per project, none twice
+    check_in_chromium(page, ARTIFACTS / "report-25-runs.png", max_height=9000)
+
+
+# --- the paper's table, from examples/ --------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_hf_tasks_example_prints_the_papers_table(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "hf_tasks_table.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = result.stdout[result.stdout.index("| Project |") :].strip().splitlines()
+    # The HF callback counts the samples it trains on, so J/sample joins the table.
+    assert table[0] == (
+        "| Project | Experiment | Runs | Duration (min) | Energy (kWh) | CO2eq (g) | J/sample |"
+    )
+    lines = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:]]
+    assert [line[1] for line in lines] == [
+        "text classification",
+        "token classification",
+        "extractive question answering",
+        "causal language modeling",
+        "summarization",
+        "translation",
+    ]
+    runs = last_run_rows(tmp_path / "emissions.csv")
+    assert len(runs) == 6
+    for row in runs.values():
+        assert (row["intensity_zone"], row["region"], row["intensity_g_per_kwh"]) == (
+            "SPNO",
+            "SPNO",
+            "393.6",
+        )
+        assert float(row["energy_consumed"]) > 0
+    by_task = {r["experiment_name"]: r for r in runs.values()}
+    for line in lines:
+        row = by_task[line[1]]
+        assert line[0] == row["project_name"] and line[2] == "1"
+        assert float(line[5]) == pytest.approx(float(row["emissions"]) * 1000, rel=5e-3)
+    # The same table as `carbonmeter report --format markdown` opens with.
+    md = carbonmeter("report", str(tmp_path / "emissions.csv"), "--format", "markdown").stdout
+    assert "\n".join(table) in md
+    epochs = [r for r in csv_rows(tmp_path / "emissions.csv") if r["epoch"]]
+    assert len(epochs) == 12  # two epochs of each task, measured by the HF callback
