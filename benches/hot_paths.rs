@@ -1,5 +1,6 @@
 //! Criterion benches of the paths carbonmeter runs over and over while a job trains: one read of
-//! the RAPL counters, one sampler tick, closing a window and encoding a row.
+//! the RAPL counters, one sampler tick, closing a window, encoding a row, and `count()` (called
+//! once per batch).
 //!
 //! Run with `cargo bench --bench hot_paths`. The powercap tree is a fake one in a temporary
 //! folder (one package zone and its `dram` subzone, as on a one-socket server), so the figures
@@ -17,6 +18,7 @@ use carbonmeter::testing::output::EmissionsRow;
 use carbonmeter::testing::sensors::rapl::{RaplDiscovery, RaplSensor};
 use carbonmeter::testing::sensors::{HostSample, Sensor};
 use carbonmeter::testing::tracker::{Identity, Tracker, WindowLabels};
+use carbonmeter::testing::work::Counts;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const RANGE_UJ: u64 = 262_143_328_850;
@@ -97,6 +99,20 @@ fn hot_paths(c: &mut Criterion) {
             black_box(tracker.end_window("bench").expect("close the window"))
         });
     });
+
+    // `count()` as a training loop calls it: an epoch window open, once per batch.
+    tracker
+        .start_window("epoch", WindowLabels::default())
+        .expect("open the window");
+    let batch = Counts {
+        samples: Some(32),
+        tokens: Some(4096),
+        requests: None,
+    };
+    c.bench_function("count_one_window_open", |b| {
+        b.iter(|| tracker.count(black_box(batch)));
+    });
+    tracker.end_window("epoch").expect("close the window");
 
     tracker
         .start_window("row", WindowLabels::default())

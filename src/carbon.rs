@@ -47,6 +47,29 @@ pub fn rate_per_s(co2_kg: f64, duration_s: f64) -> f64 {
     }
 }
 
+/// Joules per unit of work: `energy_kwh` (PUE included, as in the rows) over `count` units.
+/// `None` when the unit was never counted or counted zero times: no figure, not a zero.
+pub fn joules_per_unit(energy_kwh: f64, count: Option<u64>) -> Option<f64> {
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "counts beyond 2^52 units lose digits far below a measurement's own error"
+    )]
+    count
+        .filter(|&count| count > 0)
+        .map(|count| energy_kwh * J_PER_KWH / count as f64)
+}
+
+/// g CO2eq per 1000 units of work; `None` as in [`joules_per_unit`].
+pub fn co2_g_per_1k_units(co2_kg: f64, count: Option<u64>) -> Option<f64> {
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "counts beyond 2^52 units lose digits far below a measurement's own error"
+    )]
+    count
+        .filter(|&count| count > 0)
+        .map(|count| co2_kg * 1000.0 * 1000.0 / count as f64)
+}
+
 /// What `carbonmeter estimate` computes: TDP x devices x hours x PUE x grid intensity, the ML
 /// CO2 Impact calculator's formula (Lacoste et al., 2019).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -14,9 +14,9 @@ pub(crate) mod gpu;
 pub(crate) mod hardware;
 pub(crate) mod integrator;
 pub(crate) mod intensity;
+pub(crate) mod job;
 pub(crate) mod lifecycle;
 pub(crate) mod locks;
-pub(crate) mod job;
 pub(crate) mod meter;
 pub(crate) mod once;
 pub(crate) mod output;
@@ -27,6 +27,7 @@ pub(crate) mod suggest;
 pub(crate) mod tables;
 pub(crate) mod tracker;
 pub(crate) mod uncertainty;
+pub(crate) mod work;
 
 mod bindings;
 
@@ -84,6 +85,10 @@ pub mod testing {
     /// See `crate::tracker`.
     pub mod tracker {
         pub use crate::tracker::{Identity, Tracker, WindowLabels};
+    }
+    /// See `crate::work`.
+    pub mod work {
+        pub use crate::work::Counts;
     }
 }
 

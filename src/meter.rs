@@ -88,12 +88,33 @@ impl ComponentEnergy {
         }
     }
 
-    fn minus(self, earlier: Self) -> Self {
+    /// The energy from `earlier` to `self`, two cumulative totals (never negative).
+    pub(crate) fn minus(self, earlier: Self) -> Self {
         Self {
             cpu_j: (self.cpu_j - earlier.cpu_j).max(0.0),
             ram_j: (self.ram_j - earlier.ram_j).max(0.0),
             gpu_j: (self.gpu_j - earlier.gpu_j).max(0.0),
             psys_j: (self.psys_j - earlier.psys_j).max(0.0),
+        }
+    }
+
+    /// Component by component sum.
+    pub(crate) fn plus(self, more: Self) -> Self {
+        Self {
+            cpu_j: self.cpu_j + more.cpu_j,
+            ram_j: self.ram_j + more.ram_j,
+            gpu_j: self.gpu_j + more.gpu_j,
+            psys_j: self.psys_j + more.psys_j,
+        }
+    }
+
+    /// Every component times `factor`.
+    pub(crate) fn times(self, factor: f64) -> Self {
+        Self {
+            cpu_j: self.cpu_j * factor,
+            ram_j: self.ram_j * factor,
+            gpu_j: self.gpu_j * factor,
+            psys_j: self.psys_j * factor,
         }
     }
 }

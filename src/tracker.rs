@@ -15,12 +15,13 @@ use crate::intensity::resolve::Resolved;
 use crate::intensity::weighted::{HourlyRun, Weighted};
 use crate::intensity::{self, Intensity};
 use crate::job::{JobLabels, Member, Ownership};
-use crate::meter::{Meter, MeterDescription, Snapshot};
+use crate::meter::{ComponentEnergy, Meter, MeterDescription, Snapshot};
 use crate::output::EmissionsRow;
 use crate::output::build::{RowContext, RowSettings, build_row};
 use crate::output::csv::CsvSink;
 use crate::projection::{self, EpochCost};
 use crate::sampler::Sampler;
+use crate::work::{Counts, Sharing, shared_interval};
 
 pub use crate::output::build::{Identity, WindowLabels};
 /// The version written in every row.
@@ -31,6 +32,19 @@ struct OpenWindow {
     labels: WindowLabels,
     start: Snapshot,
     cost_s: f64,
+    counts: Counts,
+    /// The energy split to this window so far, for a shared window.
+    share: Option<ComponentEnergy>,
+}
+
+/// How a window is opened besides its name and labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WindowOptions {
+    /// The window's own work, counted in it and in the run at its opening.
+    pub counts: Counts,
+    /// A shared window (a request): numbered `<name>-<n>` in the run, and charged only its share
+    /// of the energy while it overlaps other shared windows (see `crate::work`).
+    pub shared: bool,
 }
 
 /// A finished epoch, for the projection and the budget.
@@ -55,6 +69,9 @@ struct Run {
     epochs: BTreeMap<String, Vec<EpochFigures>>,
     budget_warned: bool,
     over_budget: bool,
+    next_shared: BTreeMap<String, u32>,
+    counts: Counts,
+    sharing: Sharing,
     export: Option<Arc<RunExport>>,
 }
 
@@ -87,6 +104,31 @@ impl Run {
             names.join(", ")
         }
     }
+
+    /// Splits the energy up to `now` among the shared windows open until now.
+    fn settle(&mut self, now: &Snapshot) {
+        let open = self
+            .windows
+            .iter_mut()
+            .filter_map(|window| window.share.as_mut());
+        self.sharing.settle(now.energy, open);
+    }
+
+    /// Adds `counts` to the run and to the open windows: all of them, or with `only`, that
+    /// window and the open windows that are not shared (an enclosing batch or epoch), so one
+    /// request's tokens are never counted in another request.
+    fn add_counts(&mut self, counts: Counts, only: Option<&str>) {
+        self.counts.add(counts);
+        for window in &mut self.windows {
+            let chosen = match only {
+                None => true,
+                Some(name) => window.name == name || window.share.is_none(),
+            };
+            if chosen {
+                window.counts.add(counts);
+            }
+        }
+    }
 }
 
 /// A row to write once the run lock is released.
@@ -98,6 +140,9 @@ struct Closed {
     hourly: Option<Arc<HourlyRun>>,
     /// Tracker CPU seconds at the start and end.
     cost_s: (f64, f64),
+    counts: Counts,
+    share: Option<ComponentEnergy>,
+    unattributed: Option<ComponentEnergy>,
 }
 
 /// What `stop_run` wrote.
@@ -345,6 +390,7 @@ impl Tracker {
             id: run_id,
             meter,
             sampler,
+            sharing: Sharing::new(start.energy),
             start,
             hourly,
             windows: Vec::new(),
@@ -353,6 +399,8 @@ impl Tracker {
             epochs: BTreeMap::new(),
             budget_warned: false,
             over_budget: false,
+            next_shared: BTreeMap::new(),
+            counts: Counts::default(),
             export,
         });
         crate::lifecycle::run_started();
@@ -363,6 +411,18 @@ impl Tracker {
     /// Opens a named window at this instant (starting the run if needed). Windows may nest and
     /// overlap; each is measured from its own edges, read from the sensors at once.
     pub fn start_window(&self, name: &str, labels: WindowLabels) -> Result<()> {
+        self.open_window(name, labels, WindowOptions::default())
+            .map(drop)
+    }
+
+    /// Opens a window like [`Tracker::start_window`], with its counts and sharing. Returns the
+    /// window's name: `name` itself, or `<name>-<n>` for a shared window.
+    pub fn open_window(
+        &self,
+        name: &str,
+        labels: WindowLabels,
+        options: WindowOptions,
+    ) -> Result<String> {
         if self.state() == TrackerState::Idle {
             self.start()?;
         }
@@ -373,6 +433,14 @@ impl Tracker {
                 "window {name:?} not opened: the tracker was stopped"
             ))
         })?;
+        let name = if options.shared {
+            let next = run.next_shared.entry(name.to_owned()).or_insert(0);
+            let numbered = format!("{name}-{next}");
+            *next = next.saturating_add(1);
+            numbered
+        } else {
+            name.to_owned()
+        };
         if run.windows.iter().any(|window| window.name == name) {
             return Err(Error::State(format!(
                 "window {name:?} is already open; open windows: {}",
@@ -383,15 +451,58 @@ impl Tracker {
         if let Some(call) = &mut call {
             call.charge();
         }
+        if options.shared {
+            run.settle(&start);
+            run.sharing.start_using();
+        }
         run.windows.push(OpenWindow {
-            name: name.to_owned(),
+            name: name.clone(),
             labels,
             start: start.clone(),
             cost_s: run.cost.total_s(),
+            counts: Counts::default(),
+            share: options.shared.then(ComponentEnergy::default),
         });
         // After the push: from this edge on, energy counts toward the new window's phase.
         run.export_edge(&start, false);
+        if !options.counts.is_empty() {
+            run.add_counts(options.counts, Some(&name));
+        }
+        Ok(name)
+    }
+
+    /// Adds `counts` to the run and every open window. Cheap (one lock, a few additions): it is
+    /// meant to be called once per batch. On an idle tracker it only warns, once.
+    pub fn count(&self, counts: Counts) {
+        self.count_in(counts, None);
+    }
+
+    /// Adds `counts` to window `name`, the run and the open windows that are not shared.
+    pub fn count_window(&self, name: &str, counts: Counts) -> Result<()> {
+        let mut guard = self.run.lock();
+        let run = guard.as_mut().ok_or_else(|| {
+            Error::State(format!(
+                "window {name:?} is not open: the tracker is not running"
+            ))
+        })?;
+        if !run.windows.iter().any(|window| window.name == name) {
+            return Err(Error::State(format!(
+                "window {name:?} is not open; open windows: {}",
+                run.window_names()
+            )));
+        }
+        run.add_counts(counts, Some(name));
         Ok(())
+    }
+
+    fn count_in(&self, counts: Counts, only: Option<&str>) {
+        match self.run.lock().as_mut() {
+            Some(run) => run.add_counts(counts, only),
+            // Counting is bookkeeping beside the user's loop: a warning, never an exception.
+            None => crate::once::warn_once(
+                "count() on a tracker that is not running: not counted (start it first)",
+            ),
+        }
     }
 
     /// Opens the window of an epoch of `phase`, numbered `epoch` or one more than the last
@@ -441,11 +552,14 @@ impl Tracker {
                         run.window_names()
                     ))
                 })?;
-            let window = run.windows.remove(index);
             let end = read_and_report(&run.meter, run.hourly.as_deref(), &self.description);
             if let Some(call) = &mut call {
                 call.charge();
             }
+            if run.windows[index].share.is_some() {
+                run.settle(&end);
+            }
+            let window = run.windows.remove(index);
             run.export_edge(&end, false);
             Closed {
                 run_id: run.id.clone(),
@@ -454,6 +568,9 @@ impl Tracker {
                 window: Some((window.name, window.labels)),
                 hourly: run.hourly.clone(),
                 cost_s: (window.cost_s, run.cost.total_s()),
+                counts: window.counts,
+                share: window.share,
+                unattributed: None,
             }
         };
         let mut row = self.make_row(&closed);
@@ -550,8 +667,8 @@ impl Tracker {
     pub fn flush(&self) -> Option<EmissionsRow> {
         let mut call = self.charge_call();
         let closed = {
-            let run = self.run.lock();
-            let Some(run) = run.as_ref() else {
+            let mut run = self.run.lock();
+            let Some(run) = run.as_mut() else {
                 log::error!("You first need to start the tracker.");
                 return None;
             };
@@ -559,6 +676,7 @@ impl Tracker {
             if let Some(call) = &mut call {
                 call.charge();
             }
+            run.settle(&end);
             run.export_edge(&end, false);
             Closed {
                 run_id: run.id.clone(),
@@ -567,6 +685,9 @@ impl Tracker {
                 window: None,
                 hourly: run.hourly.clone(),
                 cost_s: (0.0, run.cost.total_s()),
+                counts: run.counts,
+                share: None,
+                unattributed: run.sharing.unattributed(),
             }
         };
         Some(self.write_closed(&closed))
@@ -596,6 +717,7 @@ impl Tracker {
             call.charge();
         }
         let end_cost_s = run.cost.total_s();
+        run.settle(&end);
         // Queued before the rows are written, so the last push overlaps the CSV write.
         let last_push = run.export_edge(&end, true);
         // Windows still open (an epoch cut short by an exception) get their partial row first.
@@ -610,6 +732,9 @@ impl Tracker {
                     window: Some((window.name, window.labels)),
                     hourly: run.hourly.clone(),
                     cost_s: (window.cost_s, end_cost_s),
+                    counts: window.counts,
+                    share: window.share,
+                    unattributed: None,
                 })
             })
             .collect();
@@ -620,6 +745,9 @@ impl Tracker {
             window: None,
             hourly: run.hourly.clone(),
             cost_s: (0.0, end_cost_s),
+            counts: run.counts,
+            share: None,
+            unattributed: run.sharing.unattributed(),
         });
         if run.over_budget {
             row.stop_reason = Some(STOP_CO2_BUDGET.to_owned());
@@ -661,6 +789,24 @@ impl Tracker {
             .hourly
             .as_deref()
             .map(|hourly| self.weigh_hourly(hourly, &closed.start, &closed.end));
+        let mut weighted = weighted;
+        let measured = closed.end.since(&closed.start);
+        let interval = match closed.share {
+            Some(share) => {
+                // Hour-by-hour emissions follow the window's edges: charge the same share.
+                let whole_j = measured.energy.cpu_j + measured.energy.ram_j + measured.energy.gpu_j;
+                let share_j = share.cpu_j + share.ram_j + share.gpu_j;
+                if let Some(weighted) = weighted.as_mut() {
+                    weighted.emissions_kg *= if whole_j > 0.0 {
+                        share_j / whole_j
+                    } else {
+                        0.0
+                    };
+                }
+                shared_interval(measured, share)
+            }
+            None => measured,
+        };
         let timestamp = Local::now().format("%Y-%m-%dT%H:%M:%S").to_string();
         let mut row = build_row(&RowContext {
             timestamp: &timestamp,
@@ -670,13 +816,16 @@ impl Tracker {
             intensity: &self.intensity,
             location_source: &self.located.location_source,
             description: &description,
-            interval: &closed.end.since(&closed.start),
+            interval: &interval,
             window: closed
                 .window
                 .as_ref()
                 .map(|(name, labels)| (name.as_str(), labels)),
             hourly: weighted.as_ref(),
             tracker_cpu_s: (closed.cost_s.1 - closed.cost_s.0).max(0.0),
+            counts: closed.counts,
+            shared: closed.share.is_some(),
+            unattributed: closed.unattributed,
         });
         if let Some(share) = self.job.lock().as_ref() {
             share.labels.label(&mut row);

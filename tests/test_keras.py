@@ -187,3 +187,22 @@ def test_validation_nests_in_its_epoch_and_evaluate_and_predict_are_phases(
     assert callback.last_evaluation is not None
     assert callback.last_evaluation["co2_kg"] == pytest.approx(float(rows[5]["emissions"]))
     assert callback.final_emissions == pytest.approx(float(rows[8]["emissions"]))
+
+
+def test_the_samples_of_every_batch_are_counted_per_epoch_and_run(tmp_path: Path) -> None:
+    # 250 samples in batches of 32: seven full batches and one of 26, every epoch.
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(250, 8)).astype("float32")
+    callback = EmissionsCallback(output_dir=str(tmp_path), country_iso_code="FRA")
+    history = tiny_model().fit(
+        x, x.sum(axis=1, keepdims=True), epochs=2, batch_size=32, verbose=0, callbacks=[callback]
+    )
+    rows = rows_of(tmp_path / "emissions.csv")
+    assert [row["samples"] for row in rows] == ["250", "250", "500"]
+    assert [row["tokens"] for row in rows] == ["", "", ""]
+    per_sample = [float(r["energy_consumed"]) * 3.6e6 / 250 for r in rows[:2]]
+    assert history.history["j_per_sample"] == pytest.approx(per_sample)
+    assert "j_per_token" not in history.history
+    data = callback.final_emissions_data
+    assert data is not None and data.samples == 500
+    assert data.joules_per_sample == pytest.approx(data.energy_consumed * 3.6e6 / 500)

@@ -129,3 +129,22 @@ def test_the_budget_stops_fit_after_the_crossing_epoch(tmp_path: Path) -> None:
     fit.fit(TinyRegressor(), loader(), loader())
     ran = budget.check_stopped_after_the_crossing_epoch(rows_of(tmp_path / "emissions.csv"))
     assert fit.current_epoch == ran
+
+
+def test_train_batches_are_counted_as_samples_and_validation_is_not(tmp_path: Path) -> None:
+    # 100 samples in batches of 32: 32, 32, 32 and 4 per epoch.
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(100, 8, generator=generator)
+    data = torch.utils.data.TensorDataset(x, x.sum(dim=1, keepdim=True))
+    train = torch.utils.data.DataLoader(data, batch_size=32)
+    callback = EmissionsCallback(output_dir=str(tmp_path), country_iso_code="DEU")
+    fit = trainer(tmp_path, callback)
+    fit.fit(TinyRegressor(), train, loader())
+
+    rows = rows_of(tmp_path / "emissions.csv")
+    train_rows = [row for row in rows if row["phase"] == "train"]
+    assert [row["samples"] for row in train_rows] == ["100", "100", "100"]
+    assert {row["samples"] for row in rows if row["phase"] == "validation"} == {""}
+    assert rows[-1]["samples"] == "300"
+    last = float(train_rows[-1]["energy_consumed"]) * 3.6e6 / 100
+    assert float(fit.callback_metrics["j_per_sample"]) == pytest.approx(last)

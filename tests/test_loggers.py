@@ -376,3 +376,42 @@ print(before, after_wandb, WandbLogger is Wandb and CometLogger is Comet)
 
     with pytest.raises(AttributeError, match="TensorboardLogger"):
         _ = carbonmeter.loggers.TensorboardLogger
+
+
+def test_wandb_gets_the_per_unit_figures_beside_co2(offline_clients: Path) -> None:
+    run = wandb.init(project="carbonmeter-test", dir=str(offline_clients), mode="offline")
+    tracker = EmissionsTracker(
+        output_dir=str(offline_clients), country_iso_code="FRA", loggers=["wandb"]
+    )
+    for _ in range(2):
+        with tracker.epoch():
+            for _ in range(4):
+                sum(i * i for i in range(20_000))
+                tracker.count(samples=8, tokens=256)
+    tracker.stop()
+    run.finish()
+    wandb.teardown()
+
+    path = wandb_file(offline_clients)
+    history = wandb_history(path)
+    rows = epoch_rows(offline_clients / "emissions.csv")
+    assert [(row["samples"], row["tokens"]) for row in rows] == [("32", "1024")] * 2
+    energy_j = {int(r["epoch"]): float(r["energy_consumed"]) * 3.6e6 for r in rows}
+    assert per_epoch(history, "j_per_sample") == pytest.approx(
+        {epoch: j / 32 for epoch, j in energy_j.items()}
+    )
+    assert per_epoch(history, "j_per_token") == pytest.approx(
+        {epoch: j / 1024 for epoch, j in energy_j.items()}
+    )
+    co2_g = {int(r["epoch"]): float(r["emissions"]) * 1000 for r in rows}
+    assert per_epoch(history, "co2_g_per_1k_tokens") == pytest.approx(
+        {epoch: g / 1.024 for epoch, g in co2_g.items()}
+    )
+    assert set(per_epoch(history, "co2_kg")) == {0, 1}
+    summary = wandb_summary(path)
+    run_data = run_row(offline_clients / "emissions.csv")
+    assert (summary["run_samples"], summary["run_tokens"]) == (64, 2048)
+    assert summary["run_j_per_token"] == pytest.approx(
+        float(run_data["energy_consumed"]) * 3.6e6 / 2048
+    )
+    assert "run_j_per_request" not in summary

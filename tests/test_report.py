@@ -480,9 +480,10 @@ def test_hf_tasks_example_prints_the_papers_table(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     table = result.stdout[result.stdout.index("| Project |") :].strip().splitlines()
+    # The HF callback counts the samples it trains on, so J/sample joins the table.
     assert table[0] == (
         "| Project | Experiment | Runs | Duration (min) | Energy (kWh) | CO2eq (g) "
-        "| CO2eq band (g) |"
+        "| CO2eq band (g) | J/sample |"
     )
     lines = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:]]
     assert [line[1] for line in lines] == [

@@ -193,3 +193,36 @@ def test_the_budget_stops_training_after_the_crossing_epoch(tmp_path: Path) -> N
     trainer.train()
     ran = budget.check_stopped_after_the_crossing_epoch(rows_of(tmp_path / "emissions.csv"))
     assert round(trainer.state.epoch or 0) == ran
+
+
+def test_samples_and_the_trainers_token_count_reach_the_rows(tmp_path: Path) -> None:
+    # 40 samples in batches of 16: 16, 16 and 8 per epoch, 16 tokens each.
+    callback = EmissionsCallback(output_dir=str(tmp_path), country_iso_code="FRA")
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=training_args(
+            tmp_path, num_train_epochs=2, eval_strategy="no", include_num_input_tokens_seen=True
+        ),
+        train_dataset=SyntheticTokens(40),
+        callbacks=[callback],
+    )
+    trainer.train()
+
+    rows = rows_of(tmp_path / "emissions.csv")
+    assert [(row["samples"], row["tokens"]) for row in rows] == [
+        ("40", "640"),
+        ("40", "640"),
+        ("80", "1280"),
+    ]
+    assert trainer.state.num_input_tokens_seen == 1280
+    history = [entry for entry in trainer.state.log_history if "j_per_token" in entry]
+    assert [entry["j_per_token"] for entry in history] == pytest.approx(
+        [float(row["energy_consumed"]) * 3.6e6 / 640 for row in rows[:2]]
+    )
+    assert [entry["co2_g_per_1k_tokens"] for entry in history] == pytest.approx(
+        [float(row["emissions"]) * 1e6 / 640 for row in rows[:2]]
+    )
+    data = callback.final_emissions_data
+    assert data is not None and data.joules_per_sample == pytest.approx(
+        data.energy_consumed * 3.6e6 / 80
+    )

@@ -24,12 +24,14 @@ __all__ = [
     "OfflineEmissionsTracker",
     "Setting",
     "TrackerStateError",
+    "Window",
     "__version__",
     "estimate_co2",
     "gpu_tdp_table",
     "lookup_cpu_tdp",
     "lookup_hardware",
     "lookup_intensity",
+    "per_unit",
     "register_row_listener",
 ]
 
@@ -276,6 +278,32 @@ class EmissionsData:
     def missing_ranks(self) -> str | None:
         """Ranks whose figures never reached rank 0, comma-separated (job rows)."""
     def _json(self) -> str: ...
+    def samples(self) -> int | None:
+        """Samples counted; None when none were."""
+    @property
+    def tokens(self) -> int | None:
+        """Tokens counted; None when none were."""
+    @property
+    def requests(self) -> int | None:
+        """Requests counted (a shared window counts 1); None when none were."""
+    @property
+    def attribution(self) -> str | None:
+        """`time_share` for a shared window's row; None for a window measured whole."""
+    @property
+    def unattributed_energy(self) -> float | None:
+        """kWh measured while no shared window was open (run rows of a run with some)."""
+    @property
+    def joules_per_sample(self) -> float | None:
+        """J per sample: energy_consumed in J over samples; None when not counted."""
+    @property
+    def joules_per_token(self) -> float | None:
+        """J per token; None when not counted."""
+    @property
+    def joules_per_request(self) -> float | None:
+        """J per request; None when not counted."""
+    @property
+    def co2_g_per_1k_tokens(self) -> float | None:
+        """g CO2eq per 1000 tokens; None when not counted."""
     @property
     def values(self) -> dict[str, Any]:
         """CodeCarbon's name for `as_dict()`."""
@@ -385,6 +413,21 @@ class EmissionsTracker:
     ) -> EpochWindow:
         """A context manager measuring one epoch; epochs are numbered from 0 per phase. With
         `total` (the run's number of epochs), epoch rows carry the run's projection."""
+    def count(
+        self, samples: int | None = None, tokens: int | None = None, requests: int | None = None
+    ) -> None:
+        """Adds to the open windows and the run; cheap enough to call once per batch."""
+    def window(
+        self,
+        name: str,
+        *,
+        samples: int | None = None,
+        tokens: int | None = None,
+        requests: int | None = None,
+        shared: bool = False,
+    ) -> Window:
+        """A context manager measuring a window with its counts; `shared=True` for the
+        overlapping requests of a server (named `<name>-<n>`, charged their share)."""
     @property
     def open_windows(self) -> list[str]: ...
     @property
@@ -461,6 +504,38 @@ class EpochWindow:
     @property
     def data(self) -> EmissionsData | None:
         """What the epoch measured, once it has ended."""
+
+@final
+class Window:
+    """A named window with its counts, from `EmissionsTracker.window()`.
+
+    Example:
+        >>> from carbonmeter import EmissionsTracker
+        >>> tracker = EmissionsTracker(country_iso_code="FRA", save_to_file=False)
+        >>> with tracker.window("request", tokens=12, shared=True) as request:
+        ...     request.count(tokens=30)
+        >>> (request.name, request.data.tokens, request.data.requests)
+        ('request-0', 42, 1)
+        >>> _ = tracker.stop()
+    """
+
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        _exc_type: type[BaseException] | None = None,
+        _exc_value: BaseException | None = None,
+        _traceback: TracebackType | None = None,
+    ) -> bool: ...
+    def count(
+        self, samples: int | None = None, tokens: int | None = None, requests: int | None = None
+    ) -> None:
+        """Adds to this window, the run and the open windows that are not shared."""
+    @property
+    def name(self) -> str | None:
+        """The window's name in its rows (`request-3` for a shared one), once opened."""
+    @property
+    def data(self) -> EmissionsData | None:
+        """What the window measured, once it has ended."""
 
 @final
 class Intensity:
@@ -573,6 +648,16 @@ class _RowListener(Protocol):
 
     def window_closed(self, data: EmissionsData, /) -> None: ...
     def run_stopped(self, data: EmissionsData, /) -> None: ...
+
+def per_unit(
+    energy_kwh: float,
+    co2_kg: float,
+    samples: int | None = None,
+    tokens: int | None = None,
+    requests: int | None = None,
+) -> dict[str, float | None]:
+    """`j_per_sample`, `j_per_token`, `j_per_request` and `co2_g_per_1k_tokens` of an energy and
+    emissions spent on the counts given (None where not counted)."""
 
 def register_row_listener(factory: Callable[[Any], _RowListener], /) -> None:
     """Registers what the core calls with a tracker's `loggers=` argument at construction.

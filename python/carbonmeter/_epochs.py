@@ -14,6 +14,18 @@ from carbonmeter._core import EmissionsData, EmissionsTracker, EpochWindow
 from carbonmeter._distributed import JobLink
 
 
+def per_unit_metrics(data: EmissionsData, prefix: str = "") -> dict[str, float]:
+    """`j_per_sample`, `j_per_token`, `j_per_request` and `co2_g_per_1k_tokens` of a window,
+    only those whose unit was counted (an uncounted unit has no figure, never a zero)."""
+    figures = {
+        "j_per_sample": data.joules_per_sample,
+        "j_per_token": data.joules_per_token,
+        "j_per_request": data.joules_per_request,
+        "co2_g_per_1k_tokens": data.co2_g_per_1k_tokens,
+    }
+    return {f"{prefix}{key}": value for key, value in figures.items() if value is not None}
+
+
 def epoch_metrics(data: EmissionsData, prefix: str = "") -> dict[str, float]:
     """The figures a callback publishes for one window, under stable names: `co2_kg` with its
     band (`co2_kg_low`, `co2_kg_high` when bounded) and, when the epoch count is known, the
@@ -25,6 +37,7 @@ def epoch_metrics(data: EmissionsData, prefix: str = "") -> dict[str, float]:
         f"{prefix}cpu_energy_kwh": data.cpu_energy,
         f"{prefix}gpu_energy_kwh": data.gpu_energy,
         f"{prefix}ram_energy_kwh": data.ram_energy,
+        **per_unit_metrics(data, prefix),
     }
     optional = {
         f"{prefix}co2_kg_high": data.emissions_high,
@@ -34,6 +47,22 @@ def epoch_metrics(data: EmissionsData, prefix: str = "") -> dict[str, float]:
     }
     metrics.update({key: value for key, value in optional.items() if value is not None})
     return metrics
+
+
+def batch_samples(batch: Any) -> int | None:
+    """The samples in a batch: the leading dimension of its first array or tensor, looked for
+    in tuples, lists and dicts; None when it has none (then nothing is counted, never a guess)."""
+    pending = [batch]
+    while pending:
+        item = pending.pop(0)
+        shape = getattr(item, "shape", None)
+        if shape is not None and len(shape) >= 1:
+            return int(shape[0])
+        if isinstance(item, dict):
+            pending[:0] = list(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending[:0] = list(item)
+    return None
 
 
 def _end_run_at_exit(reference: weakref.ref[EpochMeter]) -> None:
@@ -125,6 +154,11 @@ class EpochMeter:
         metrics = epoch_metrics(data, prefix)
         self.last_epoch[phase] = metrics
         return metrics
+
+    def count(self, samples: int | None = None, tokens: int | None = None) -> None:
+        """Counts work done in the open windows and the run (nothing before the run begins)."""
+        if self._tracker is not None and (samples is not None or tokens is not None):
+            self._tracker.count(samples=samples, tokens=tokens)
 
     def is_open(self, phase: str) -> bool:
         return phase in self._windows

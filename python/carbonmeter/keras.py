@@ -10,7 +10,8 @@ Example:
 
 Each epoch's figures are put into the epoch's `logs` (`co2_kg`, `co2_kg_low`, `co2_kg_high`,
 `co2_kg_projected`, `energy_kwh`, `cpu_energy_kwh`, `gpu_energy_kwh`, `ram_energy_kwh`;
-`val_co2_kg`, ... for its validation), so `History`, `CSVLogger`, progress bars and logger callbacks
+`val_co2_kg`, ... for its validation, and `j_per_sample` from the samples of the training batches
+seen, counted on the torch backend), so `History`, `CSVLogger`, progress bars and logger callbacks
 see them. Keras hands one `logs` dict to the callbacks in list order: put this callback before the
 loggers that should receive its values.
 
@@ -21,12 +22,15 @@ epoch's window (as in Lightning); a standalone `evaluate` or `predict` is the ph
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import keras
 
 from carbonmeter._core import EmissionsTracker
-from carbonmeter._epochs import EpochMeter, MeasuredCallback
+from carbonmeter._epochs import EpochMeter, MeasuredCallback, batch_samples
+
+logger = logging.getLogger(__name__)
 
 
 class EmissionsCallback(MeasuredCallback, keras.callbacks.Callback):
@@ -43,9 +47,46 @@ class EmissionsCallback(MeasuredCallback, keras.callbacks.Callback):
         super().__init__()
         self._epochs = EpochMeter(tracker, tracker_kwargs)
         self._epoch: int | None = None  # the fit epoch in progress; None outside fit
+        self._counting: tuple[Any, Any] | None = None  # (our wrapper, the model's step)
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._epochs.begin_run()
+        self._count_batches()
+
+    def _count_batches(self) -> None:
+        """Counts the samples of every batch `fit` trains on. Keras hands callbacks no batch,
+        so the model's step function is wrapped: on the torch backend it is called eagerly
+        once per batch with that batch. Other backends trace it, so nothing is counted there
+        (samples stay empty rather than wrong)."""
+        step = getattr(self.model, "train_function", None)
+        if step is None or getattr(step, "_carbonmeter_counted", False):
+            return
+        if keras.backend.backend() != "torch":
+            logger.warning(
+                "carbonmeter counts Keras samples on the torch backend only; with %r the rows "
+                "have no samples (call tracker.count(samples=...) yourself)",
+                keras.backend.backend(),
+            )
+            return
+        epochs = self._epochs
+
+        def counted(data: Any, *args: Any, **kwargs: Any) -> Any:
+            epochs.count(samples=batch_samples(data))
+            return step(data, *args, **kwargs)
+
+        counted._carbonmeter_counted = True  # type: ignore[attr-defined]
+        self.model.train_function = counted
+        self._counting = (counted, step)
+
+    def _stop_counting(self) -> None:
+        """Puts the model's own step function back, so a later `fit` counts for its own
+        callbacks only."""
+        if self._counting is None:
+            return
+        counted, step = self._counting
+        self._counting = None
+        if getattr(self.model, "train_function", None) is counted:
+            self.model.train_function = step
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
@@ -65,6 +106,7 @@ class EmissionsCallback(MeasuredCallback, keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self._stop_counting()
         self._epochs.end_run()
 
     def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:

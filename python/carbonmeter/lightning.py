@@ -7,7 +7,8 @@ Example:
     >>> trainer = pl.Trainer(max_epochs=3, callbacks=[EmissionsCallback()])  # doctest: +SKIP
 
 Train epochs are logged as `co2_kg`, `energy_kwh`, `cpu_energy_kwh`, `gpu_energy_kwh` and
-`ram_energy_kwh`; validation passes (which run inside the train epoch, so their window nests in
+`ram_energy_kwh`, with `j_per_sample` (the samples of every training batch are counted);
+validation passes (which run inside the train epoch, so their window nests in
 it) as `val_co2_kg`, ... The callback subclasses `lightning.pytorch.Callback` (the `lightning`
 package), or `pytorch_lightning.Callback` when only `pytorch_lightning` is installed.
 
@@ -31,7 +32,7 @@ except ImportError:  # only the older stand-alone package is installed
     import pytorch_lightning as pl  # type: ignore[no-redef]
 
 from carbonmeter._core import EmissionsTracker
-from carbonmeter._epochs import EpochMeter, MeasuredCallback
+from carbonmeter._epochs import EpochMeter, MeasuredCallback, batch_samples
 from carbonmeter.loggers import EmissionsLogger, LoggerSet
 
 
@@ -53,6 +54,16 @@ class EmissionsCallback(MeasuredCallback, pl.Callback):
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._epochs.begin_epoch(trainer.current_epoch, "train", total=trainer.max_epochs)
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        self._epochs.count(samples=batch_samples(batch))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._log(trainer, pl_module, self._epochs.end_epoch("train"))

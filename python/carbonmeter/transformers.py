@@ -6,9 +6,10 @@ Example:
     >>> trainer = Trainer(model, args, callbacks=[EmissionsCallback()])  # doctest: +SKIP
 
 Each epoch's figures (`co2_kg`, `energy_kwh`, `cpu_energy_kwh`, `gpu_energy_kwh`,
-`ram_energy_kwh`) are appended to `state.log_history` and added to the `logs` of the next
-`on_log`. An evaluation's window closes in the `on_log` that carries its metrics (the Trainer
-logs them before `on_evaluate`), so `eval_co2_kg`, ... land in that same `logs` dict, its
+`ram_energy_kwh`, `j_per_sample`, and `j_per_token` with `co2_g_per_1k_tokens` when
+`include_num_input_tokens_seen` is on) are appended to `state.log_history` and added to the `logs`
+of the next `on_log`. An evaluation's window closes in the `on_log` that carries its metrics (the
+Trainer logs them before `on_evaluate`), so `eval_co2_kg`, ... land in that same `logs` dict, its
 `log_history` entry and the metrics `evaluate()` returns; it is numbered by the train epoch it
 follows, so train and eval rows of one epoch share its number. Importing this module also
 registers the name `"carbonmeter"` for `TrainingArguments(report_to=[...])`: listed before
@@ -50,11 +51,14 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
         self._pending_logs: dict[str, float] = {}
         self._train_epoch: int | None = None  # the last train epoch begun
         self._last_eval: dict[str, float] = {}
+        self._tokens_seen = 0
+        self._epoch_samples = 0
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         self._epochs.begin_run(**_owned_defaults(args))
+        self._tokens_seen = state.num_input_tokens_seen or 0
 
     def on_epoch_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
@@ -62,6 +66,26 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
         self._train_epoch = round(state.epoch or 0)
         total = state.num_train_epochs or args.num_train_epochs
         self._epochs.begin_epoch(self._train_epoch, "train", total=int(total) or None)
+        self._epoch_samples = 0
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        # The Trainer hands callbacks no batch: an optimizer step is `gradient_accumulation_steps`
+        # batches of `train_batch_size` (this process's), and an epoch's last batch is cut to
+        # what the dataset has left.
+        samples = args.train_batch_size * args.gradient_accumulation_steps
+        dataset = getattr(kwargs.get("train_dataloader"), "dataset", None)
+        if dataset is not None and hasattr(dataset, "__len__"):
+            per_process = -(-len(dataset) // max(args.world_size, 1))
+            samples = max(min(samples, per_process - self._epoch_samples), 0)
+        self._epoch_samples += samples
+        tokens = None
+        # Counted by the Trainer itself (summed over processes) when this option is on.
+        if args.include_num_input_tokens_seen not in (False, "no", None):
+            seen = state.num_input_tokens_seen or 0
+            tokens, self._tokens_seen = seen - self._tokens_seen, seen
+        self._epochs.count(samples=samples, tokens=tokens)
 
     def on_epoch_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any

@@ -71,6 +71,30 @@ macro_rules! emissions_data_methods {
                 (power.cpu_w, power.gpu_w, power.ram_w)
             }
 
+            /// J per sample counted (energy_consumed in J / samples); `None` when not counted.
+            #[getter]
+            fn joules_per_sample(&self) -> Option<f64> {
+                self.row.per_unit().joules_per_sample
+            }
+
+            /// J per token counted; `None` when not counted.
+            #[getter]
+            fn joules_per_token(&self) -> Option<f64> {
+                self.row.per_unit().joules_per_token
+            }
+
+            /// J per request counted; `None` when not counted.
+            #[getter]
+            fn joules_per_request(&self) -> Option<f64> {
+                self.row.per_unit().joules_per_request
+            }
+
+            /// g CO2eq per 1000 tokens counted; `None` when not counted.
+            #[getter]
+            fn co2_g_per_1k_tokens(&self) -> Option<f64> {
+                self.row.per_unit().co2_g_per_1k_tokens
+            }
+
             /// CodeCarbon's name for [`as_dict`].
             #[getter]
             fn values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -95,3 +119,27 @@ macro_rules! emissions_data_methods {
 
 // One getter per column of the row struct, in its order.
 crate::output::row::for_each_row_field!(emissions_data_methods);
+
+/// The per-unit figures of `energy_kwh` and `co2_kg` spent on the counts given: the
+/// `j_per_sample`, `j_per_token`, `j_per_request` and `co2_g_per_1k_tokens` of the report, from
+/// the same formula as `EmissionsData.joules_per_sample`.
+#[pyfunction]
+#[pyo3(signature = (energy_kwh, co2_kg, samples=None, tokens=None, requests=None))]
+pub fn per_unit(
+    energy_kwh: f64,
+    co2_kg: f64,
+    samples: Option<i64>,
+    tokens: Option<i64>,
+    requests: Option<i64>,
+) -> PyResult<std::collections::BTreeMap<&'static str, Option<f64>>> {
+    let counts = crate::work::Counts::new(samples, tokens, requests)?;
+    let figures = crate::output::build::per_unit(energy_kwh, co2_kg, counts);
+    Ok([
+        ("j_per_sample", figures.joules_per_sample),
+        ("j_per_token", figures.joules_per_token),
+        ("j_per_request", figures.joules_per_request),
+        ("co2_g_per_1k_tokens", figures.co2_g_per_1k_tokens),
+    ]
+    .into_iter()
+    .collect())
+}

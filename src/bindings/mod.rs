@@ -185,6 +185,8 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<data::PyEmissionsData>()?;
     module.add_class::<settings::PySetting>()?;
     module.add_class::<tracker::PyEpochWindow>()?;
+    module.add_class::<tracker::PyWindow>()?;
+    module.add_function(wrap_pyfunction!(data::per_unit, module)?)?;
     module.add_class::<intensity::PyIntensity>()?;
     module.add_function(wrap_pyfunction!(intensity::lookup_intensity, module)?)?;
     module.add_function(wrap_pyfunction!(hardware::lookup_cpu_tdp, module)?)?;

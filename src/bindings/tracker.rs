@@ -13,7 +13,8 @@ use super::listener::Listener;
 use crate::config::{Config, Environment, RawValue, SyncMode, schema};
 use crate::error::Error;
 use crate::output::build::python_version;
-use crate::tracker::{Identity, Tracker, TrackerState, WindowLabels};
+use crate::tracker::{Identity, Tracker, TrackerState, WindowLabels, WindowOptions};
+use crate::work::Counts;
 
 fn to_raw(key: &str, value: &Bound<'_, PyAny>) -> PyResult<Option<RawValue>> {
     if value.is_none() {
@@ -214,6 +215,44 @@ impl PyEmissionsTracker {
             return Ok(None);
         };
         self.end_window(py, &name).map(Some)
+    }
+
+    /// Adds samples, tokens and requests to the open windows and the run. Called once per
+    /// batch, so it takes one short lock and never releases the GIL.
+    #[pyo3(signature = (samples=None, tokens=None, requests=None))]
+    fn count(
+        &self,
+        samples: Option<i64>,
+        tokens: Option<i64>,
+        requests: Option<i64>,
+    ) -> PyResult<()> {
+        self.inner.count(Counts::new(samples, tokens, requests)?);
+        Ok(())
+    }
+
+    /// A context manager measuring a named window with its own counts; `shared=True` makes it
+    /// one of the overlapping requests of a server, charged its share of the energy.
+    #[pyo3(signature = (name, *, samples=None, tokens=None, requests=None, shared=false))]
+    fn window(
+        &self,
+        py: Python<'_>,
+        name: String,
+        samples: Option<i64>,
+        tokens: Option<i64>,
+        requests: Option<i64>,
+        shared: bool,
+    ) -> PyResult<PyWindow> {
+        let mut counts = Counts::new(samples, tokens, requests)?;
+        if shared && counts.requests.is_none() {
+            counts.requests = Some(1);
+        }
+        Ok(PyWindow {
+            tracker: Arc::clone(&self.inner),
+            loggers: self.loggers.clone_ref(py),
+            requested: name,
+            options: WindowOptions { counts, shared },
+            state: parking_lot::Mutex::new(EpochState::default()),
+        })
     }
 
     /// A context manager measuring one epoch: a row per epoch, numbered from 0 per `phase`.
@@ -487,6 +526,87 @@ impl PyEpochWindow {
     }
 
     /// What the epoch measured, once it has ended.
+    #[getter]
+    fn data(&self) -> Option<PyEmissionsData> {
+        self.state.lock().data.clone().map(PyEmissionsData::new)
+    }
+}
+
+/// A named window with its counts, as returned by `EmissionsTracker.window()`.
+#[pyclass(frozen, name = "Window", module = "carbonmeter")]
+pub struct PyWindow {
+    tracker: Arc<Tracker>,
+    loggers: Listener,
+    requested: String,
+    options: WindowOptions,
+    state: parking_lot::Mutex<EpochState>,
+}
+
+#[pymethods]
+impl PyWindow {
+    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        let py = slf.py();
+        let this = slf.get();
+        sync_device(py, this.tracker.config().sync)?;
+        let tracker = Arc::clone(&this.tracker);
+        let (requested, options) = (this.requested.clone(), this.options);
+        let name = detach(py, move || {
+            tracker.open_window(&requested, WindowLabels::default(), options)
+        })?;
+        this.state.lock().name = Some(name);
+        Ok(slf)
+    }
+
+    /// Closes the window and writes its row, also when the body raised (never swallowed).
+    #[pyo3(signature = (_exc_type=None, _exc_value=None, _traceback=None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: Option<&Bound<'_, PyAny>>,
+        _exc_value: Option<&Bound<'_, PyAny>>,
+        _traceback: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let Some(name) = self.state.lock().name.take() else {
+            return Ok(false);
+        };
+        sync_device(py, self.tracker.config().sync)?;
+        let tracker = Arc::clone(&self.tracker);
+        let row = detach(py, move || tracker.end_window(&name))?;
+        self.loggers.window_closed(py, &row);
+        self.state.lock().data = Some(row);
+        Ok(false)
+    }
+
+    /// Adds to this window, the run and the open windows that are not shared (never to another
+    /// request).
+    #[pyo3(signature = (samples=None, tokens=None, requests=None))]
+    fn count(
+        &self,
+        samples: Option<i64>,
+        tokens: Option<i64>,
+        requests: Option<i64>,
+    ) -> PyResult<()> {
+        let counts = Counts::new(samples, tokens, requests)?;
+        let name = self.state.lock().name.clone().ok_or_else(|| {
+            crate::error::Error::State(format!(
+                "window {:?} is not open: count() inside its with-block",
+                self.requested
+            ))
+        })?;
+        Ok(self.tracker.count_window(&name, counts)?)
+    }
+
+    /// The window's name in its rows (`request-3` for a shared window), once opened.
+    #[getter]
+    fn name(&self) -> Option<String> {
+        let state = self.state.lock();
+        state
+            .name
+            .clone()
+            .or_else(|| state.data.as_ref().and_then(|row| row.window.clone()))
+    }
+
+    /// What the window measured, once it has ended.
     #[getter]
     fn data(&self) -> Option<PyEmissionsData> {
         self.state.lock().data.clone().map(PyEmissionsData::new)

@@ -5,10 +5,11 @@ use crate::carbon;
 use crate::gpu::Vendor;
 use crate::intensity::Intensity;
 use crate::intensity::weighted::Weighted;
-use crate::meter::{Interval, MeterDescription};
+use crate::meter::{ComponentEnergy, Interval, MeterDescription};
 use crate::output::EmissionsRow;
 use crate::output::row::VERSION;
 use crate::uncertainty::{self, Part};
+use crate::work::Counts;
 
 /// Facts about the interpreter that only the caller knows.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -86,6 +87,12 @@ pub struct RowContext<'a> {
     pub hourly: Option<&'a Weighted>,
     /// CPU seconds carbonmeter spent over the interval.
     pub tracker_cpu_s: f64,
+    /// The samples, tokens and requests counted in the interval.
+    pub counts: Counts,
+    /// Whether `interval` holds a shared window's share of the energy.
+    pub shared: bool,
+    /// The energy no shared window was charged, for a run row of a run that had some.
+    pub unattributed: Option<ComponentEnergy>,
 }
 
 /// The backend name a GPU's `data/uncertainty.csv` row is looked up by.
@@ -136,6 +143,47 @@ fn set_band(row: &mut EmissionsRow, description: &MeterDescription, interval: &I
     row.energy_consumed_high = band.energy_high_kwh;
     row.emissions_low = band.emissions_low_kg;
     row.emissions_high = band.emissions_high_kg;
+}
+
+/// Energy per unit of work, from a row's energy, emissions and counts; `None` where the unit
+/// was not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PerUnit {
+    /// J per sample.
+    pub joules_per_sample: Option<f64>,
+    /// J per token.
+    pub joules_per_token: Option<f64>,
+    /// J per request.
+    pub joules_per_request: Option<f64>,
+    /// g CO2eq per 1000 tokens.
+    pub co2_g_per_1k_tokens: Option<f64>,
+}
+
+/// The per-unit figures of `energy_kwh` and `co2_kg` spent on `counts`: what `EmissionsData`
+/// shows for one row and the report for a sum of rows.
+pub fn per_unit(energy_kwh: f64, co2_kg: f64, counts: Counts) -> PerUnit {
+    PerUnit {
+        joules_per_sample: carbon::joules_per_unit(energy_kwh, counts.samples),
+        joules_per_token: carbon::joules_per_unit(energy_kwh, counts.tokens),
+        joules_per_request: carbon::joules_per_unit(energy_kwh, counts.requests),
+        co2_g_per_1k_tokens: carbon::co2_g_per_1k_units(co2_kg, counts.tokens),
+    }
+}
+
+impl EmissionsRow {
+    /// The samples, tokens and requests of this row.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            samples: self.samples,
+            tokens: self.tokens,
+            requests: self.requests,
+        }
+    }
+
+    /// This row's energy and emissions per unit of work.
+    pub fn per_unit(&self) -> PerUnit {
+        per_unit(self.energy_consumed, self.emissions, self.counts())
+    }
 }
 
 /// The row of `context`.
@@ -219,6 +267,13 @@ pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
             .psu_efficiency
             .map(|efficiency| carbon::kwh(energy.cpu_j + energy.ram_j + energy.gpu_j) / efficiency),
         tracker_cpu_seconds: context.tracker_cpu_s,
+        samples: context.counts.samples,
+        tokens: context.counts.tokens,
+        requests: context.counts.requests,
+        attribution: context.shared.then(|| "time_share".to_owned()),
+        unattributed_energy: context
+            .unattributed
+            .map(|idle| kwh(idle.cpu_j) + kwh(idle.ram_j) + kwh(idle.gpu_j)),
         ..EmissionsRow::default()
     };
     if interval.gpu.method() == crate::sensors::Method::Unmeasured {
@@ -363,6 +418,9 @@ mod tests {
             window,
             hourly,
             tracker_cpu_s: 0.25,
+            counts: Counts::default(),
+            shared: false,
+            unattributed: None,
         })
     }
 
@@ -510,6 +568,49 @@ mod tests {
         assert!(close(power.gpu_w, 150.0), "{power:?}");
         let since_start = power_between(None, &first);
         assert!(close(since_start.cpu_w, first.cpu_power), "{since_start:?}");
+    }
+
+    #[test]
+    fn counts_give_per_unit_figures_and_uncounted_units_stay_empty() {
+        let mut row = row_of(&interval(), None, None);
+        assert_eq!((row.samples, row.tokens, row.requests), (None, None, None));
+        assert_eq!(row.per_unit(), PerUnit::default());
+        let counts = Counts {
+            samples: Some(100),
+            tokens: Some(0),
+            requests: None,
+        };
+        let (identity, settings, intensity) = (Identity::default(), settings(), intensity());
+        let (description, interval) = (description(), interval());
+        row = build_row(&RowContext {
+            timestamp: "2026-01-02T03:04:05",
+            run_id: "run-1",
+            identity: &identity,
+            settings: &settings,
+            intensity: &intensity,
+            location_source: "country",
+            description: &description,
+            interval: &interval,
+            window: None,
+            hourly: None,
+            tracker_cpu_s: 0.0,
+            counts,
+            shared: false,
+            unattributed: Some(ComponentEnergy {
+                cpu_j: 400.0,
+                ..ComponentEnergy::default()
+            }),
+        });
+        assert_eq!((row.samples, row.tokens), (Some(100), Some(0)));
+        // 7500 J at the plug over 100 samples; zero tokens give no figure, not a division by 0.
+        let per_unit = row.per_unit();
+        assert!(close(per_unit.joules_per_sample.expect("counted"), 75.0));
+        assert_eq!(
+            (per_unit.joules_per_token, per_unit.joules_per_request),
+            (None, None)
+        );
+        assert!(close(row.unattributed_energy.expect("set"), 600.0 / 3.6e6));
+        assert_eq!(row.attribution, None);
     }
 
     #[test]

@@ -231,6 +231,18 @@ emissions_row! {($)
     world_size: Option<u32>,
     /// Ranks whose figures never reached rank 0, comma-separated (job rows only).
     missing_ranks: Option<String>,
+    /// Samples counted (`tracker.count(samples=...)`, the callbacks); empty when none were.
+    samples: Option<u64>,
+    /// Tokens counted; empty when none were.
+    tokens: Option<u64>,
+    /// Requests counted (a shared window counts 1); empty when none were.
+    requests: Option<u64>,
+    /// `time_share` for a shared window (its energy is its share of the stretches it overlapped
+    /// other shared windows, see the README); empty for a window measured from its own edges.
+    attribution: Option<String>,
+    /// kWh (PUE included) measured while no shared window was open, on run and flush rows of a
+    /// run that had shared windows: the idle energy no request is charged; empty otherwise.
+    unattributed_energy: Option<f64>,
 }
 
 /// The header line of our CSV, column names in order.

@@ -5,13 +5,14 @@ Attach them with `EmissionsTracker(loggers=["wandb", "comet"])` (or logger objec
 `loggers=` argument of any framework callback. Each epoch window's figures join the user's own
 step, with the epoch beside them: `co2_kg` (that epoch) with its band `co2_kg_low` /
 `co2_kg_high`, `co2_kg_projected` (the whole run, when the epoch count is known), `co2_kg_total`
-(cumulative),
-`energy_kwh`, `cpu_energy_kwh`, `gpu_energy_kwh`, `ram_energy_kwh` and `power_w`; validation and
+(cumulative), `energy_kwh`, `cpu_energy_kwh`, `gpu_energy_kwh`, `ram_energy_kwh`, `power_w` and,
+where samples or tokens were counted, `j_per_sample`, `j_per_token` and `co2_g_per_1k_tokens`;
+validation and
 evaluation epochs get their phase as prefix (`validation_co2_kg`). When the run stops, its totals
-(`run_co2_kg`, `run_energy_kwh`, ...), the grid intensity with its source, the location and the
-methods go to the run's summary. A logger that fails warns once per cause and never stops
-training. Importing this package imports no client: `WandbLogger` imports `wandb` when first
-named.
+(`run_co2_kg`, `run_energy_kwh`, ..., `run_j_per_token` where counted), the grid intensity with
+its source, the location and the methods go to the run's summary. A logger that fails warns once
+per cause and never stops training. Importing this package imports no client: `WandbLogger`
+imports `wandb` when first named.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from carbonmeter._core import EmissionsData, InvalidValueError
-from carbonmeter._epochs import epoch_metrics
+from carbonmeter._epochs import epoch_metrics, per_unit_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,12 @@ def run_summary(data: EmissionsData) -> dict[str, Any]:
         "ram_method": data.ram_method,
         "gpu_method": data.gpu_method,
         "pue": data.pue,
+        **{
+            f"run_{key}": value
+            for key, value in {"samples": data.samples, "tokens": data.tokens}.items()
+            if value is not None
+        },
+        **per_unit_metrics(data, "run_"),
     }
 
 

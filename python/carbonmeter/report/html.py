@@ -14,7 +14,6 @@ from typing import Any
 from carbonmeter._core import __version__
 from carbonmeter._format import co2, co2_band, energy, energy_band, seconds
 from carbonmeter.report.model import (
-    OVERVIEW_COLUMNS,
     Experiment,
     Report,
     Run,
@@ -22,6 +21,7 @@ from carbonmeter.report.model import (
     equivalents,
     figure,
     overview,
+    overview_columns,
     plural,
     totals,
     what_if,
@@ -333,17 +333,19 @@ def _epochs(run: Run) -> str:
 
 
 def _overview_table(report: Report) -> str:
+    lines = overview(report)
+    columns = overview_columns(lines)
     head = "".join(
         f'<th class="n">{escape(c.heading)}</th>' if c.numeric else f"<th>{escape(c.heading)}</th>"
-        for c in OVERVIEW_COLUMNS
+        for c in columns
     )
     rows = []
-    for line in overview(report):
+    for line in lines:
         cells = "".join(
             f'<td class="n">{escape(c.text(line[c.key]))}</td>'
             if c.numeric
             else f"<td>{escape(c.text(line[c.key]))}</td>"
-            for c in OVERVIEW_COLUMNS
+            for c in columns
         )
         rows.append(f"<tr>{cells}</tr>")
     return f'<table class="overview"><tr>{head}</tr>{"".join(rows)}</table>'

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from carbonmeter._core import TABLES
+from carbonmeter._core import TABLES, per_unit
 from carbonmeter.intensity import Intensity, lookup
 
 # The columns every CodeCarbon 2.x/3.x emissions.csv has (and ours, a superset).
@@ -83,6 +83,9 @@ class Run:
     rank: str
     writer: str
     file: str
+    samples: int | None = None
+    tokens: int | None = None
+    requests: int | None = None
     epochs: list[Epoch] = field(default_factory=list)
     # The error band (None for CodeCarbon rows; a None high is unbounded) and our own cost.
     energy_low_kwh: float | None = None
@@ -239,6 +242,15 @@ def _int(row: dict[str, str], key: str) -> int:
     return int(_float(row, key))
 
 
+def _count(row: dict[str, str], key: str) -> int | None:
+    """A count column: None when empty or absent (not counted), never 0 for that."""
+    text = (row.get(key) or "").strip()
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
 def _location(row: dict[str, str]) -> str:
     """Where the grid is, or "" when the row names no location (the world average)."""
     if (row.get("location_source") or "") == "none":
@@ -322,6 +334,9 @@ def _run(row: dict[str, str], ours: bool, file: str) -> Run:
         tracker_cpu_s=_optional(row, "tracker_cpu_seconds"),
         scope=row.get("scope") or "",
         job_id=row.get("job_id") or "",
+        samples=_count(row, "samples"),
+        tokens=_count(row, "tokens"),
+        requests=_count(row, "requests"),
     )
 
 
@@ -411,6 +426,37 @@ def _g_band(line: dict[str, Any]) -> str:
     return f"{figure(low)}-{figure(high) if high is not None else 'unbounded'}"
 
 
+# Each unit of work, and the report keys of its figures in `per_unit`'s result.
+PER_UNIT_KEYS = {
+    "samples": ("j_per_sample",),
+    "tokens": ("j_per_token", "co2_g_per_1k_tokens"),
+    "requests": ("j_per_request",),
+}
+
+
+def per_unit_totals(runs: list[Run]) -> dict[str, float | None]:
+    """J per sample, per token and per request, and g CO2eq per 1k tokens, of `runs`: the
+    energy and emissions of the runs that counted a unit over their counts (the core's formula);
+    None for a unit no run counted."""
+    out: dict[str, float | None] = {}
+    for unit, keys in PER_UNIT_KEYS.items():
+        counted = [(r, getattr(r, unit)) for r in runs if getattr(r, unit) is not None]
+        figures = per_unit(
+            sum(r.energy_kwh for r, _ in counted),
+            sum(r.co2_kg for r, _ in counted),
+            **({unit: sum(n for _, n in counted)} if counted else {}),
+        )
+        for key in keys:
+            out[key] = figures[key]
+    return out
+
+
+def _with_per_unit(sums: dict[str, float], runs: list[Run]) -> dict[str, Any]:
+    out: dict[str, Any] = dict(sums)
+    out.update(per_unit_totals(runs))
+    return out
+
+
 def plural(n: int, word: str) -> str:
     """`1 run`, `2 runs`."""
     return f"{n} {word}{'' if n == 1 else 's'}"
@@ -443,6 +489,24 @@ OVERVIEW_COLUMNS = (
 )
 
 
+def _per_unit_figure(value: float | None) -> str:
+    return "" if value is None else figure(value)
+
+
+# Shown after OVERVIEW_COLUMNS when some experiment counted that unit (`overview_columns`).
+PER_UNIT_COLUMNS = (
+    Column("j_per_sample", "J/sample", _per_unit_figure),
+    Column("j_per_token", "J/token", _per_unit_figure),
+    Column("co2_g_per_1k_tokens", "g CO2eq/1k tokens", _per_unit_figure),
+)
+
+
+def overview_columns(lines: list[dict[str, Any]]) -> tuple[Column, ...]:
+    """The overview's columns for `lines`: the per-unit ones only where something was counted."""
+    counted = tuple(c for c in PER_UNIT_COLUMNS if any(line[c.key] is not None for line in lines))
+    return OVERVIEW_COLUMNS + counted
+
+
 def overview(report: Report) -> list[dict[str, Any]]:
     """One line per project and experiment: the paper's table (Model | Task | ...)."""
     lines = []
@@ -462,6 +526,7 @@ def overview(report: Report) -> list[dict[str, Any]]:
                 "co2_low_g": None if band["co2_low_kg"] is None else band["co2_low_kg"] * 1e3,
                 "co2_high_g": None if band["co2_high_kg"] is None else band["co2_high_kg"] * 1e3,
             }
+            line.update(per_unit_totals(experiment.runs))
             line["co2_band_g"] = _g_band(line)
             lines.append(line)
     return lines
@@ -597,9 +662,9 @@ def to_json(report: Report, zones: list[str] | None = None) -> dict[str, Any]:
     """The report as plain data: the overview first, totals, what if, then the projects."""
     factors = equivalents()
 
-    def with_equivalents(sums: dict[str, float]) -> dict[str, Any]:
+    def with_equivalents(sums: dict[str, float], runs: list[Run]) -> dict[str, Any]:
         return {
-            **sums,
+            **_with_per_unit(sums, runs),
             "equivalents": {e.key: e.of(sums["co2_kg"], sums["energy_kwh"]) for e in factors},
         }
 
@@ -609,13 +674,13 @@ def to_json(report: Report, zones: list[str] | None = None) -> dict[str, Any]:
         projects.append(
             {
                 "project_name": project,
-                "totals": with_equivalents(totals(project_runs)),
+                "totals": with_equivalents(totals(project_runs), project_runs),
                 "experiments": [
                     {
                         "experiment_id": e.experiment_id,
                         "experiment_name": e.name,
                         "label": e.label,
-                        "totals": totals(e.runs),
+                        "totals": _with_per_unit(totals(e.runs), e.runs),
                         "runs": [_run_json(r) for r in e.runs],
                     }
                     for e in experiments
@@ -625,7 +690,7 @@ def to_json(report: Report, zones: list[str] | None = None) -> dict[str, Any]:
     return {
         "overview": overview(report),
         "files": report.files,
-        "totals": with_equivalents(totals(report.runs)),
+        "totals": with_equivalents(totals(report.runs), report.runs),
         "what_if": what_if(report, zones),
         "projects": projects,
         "equivalent_factors": [e.__dict__ for e in factors],

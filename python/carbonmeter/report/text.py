@@ -7,13 +7,13 @@ from typing import Any
 
 from carbonmeter._format import co2, co2_band, energy, energy_band, seconds
 from carbonmeter.report.model import (
-    OVERVIEW_COLUMNS,
     Report,
     Run,
     band_totals,
     equivalents,
     figure,
     overview,
+    overview_columns,
     plural,
     totals,
     what_if,
@@ -148,16 +148,20 @@ def paragraph(runs: list[Run], project: str) -> str:
 
 
 def overview_cells(report: Report) -> tuple[list[str], list[list[str]]]:
-    """The overview's headings and its lines as text, in `OVERVIEW_COLUMNS` order."""
-    headings = [c.heading for c in OVERVIEW_COLUMNS]
-    cells = [[c.text(line[c.key]) for c in OVERVIEW_COLUMNS] for line in overview(report)]
+    """The overview's headings and its lines as text, in `overview_columns` order (the
+    per-unit columns only where something was counted)."""
+    lines = overview(report)
+    columns = overview_columns(lines)
+    headings = [c.heading for c in columns]
+    cells = [[c.text(line[c.key]) for c in columns] for line in lines]
     return headings, cells
 
 
 def latex_overview(report: Report) -> str:
     """The overview as a LaTeX table (booktabs), ready for a paper."""
     headings, cells = overview_cells(report)
-    align = "".join("r" if c.numeric else "l" for c in OVERVIEW_COLUMNS)
+    columns = overview_columns(overview(report))
+    align = "".join("r" if c.numeric else "l" for c in columns)
     lines = [
         r"\begin{table}[h]",
         r"% needs \usepackage{booktabs}",
@@ -193,11 +197,12 @@ def _md_table(headings: list[str], rows: list[list[str]], numeric: list[bool]) -
 def overview_markdown(report: Report) -> str:
     """The overview as a Markdown table: the paper's Table I (Model | Task | ...)."""
     headings, cells = overview_cells(report)
+    columns = overview_columns(overview(report))
     for row in cells:
-        for i, column in enumerate(OVERVIEW_COLUMNS):
+        for i, column in enumerate(columns):
             if not column.numeric:
                 row[i] = markdown_escape(row[i])
-    return "\n".join(_md_table(headings, cells, [c.numeric for c in OVERVIEW_COLUMNS]))
+    return "\n".join(_md_table(headings, cells, [c.numeric for c in columns]))
 
 
 def markdown(report: Report, zones: list[str] | None = None) -> str:
