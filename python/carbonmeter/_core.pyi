@@ -264,6 +264,7 @@ class EmissionsData:
     @property
     def stop_reason(self) -> str | None:
         """co2_budget when training was asked to stop after this row (stop_over_budget)."""
+    @property
     def scope(self) -> str | None:
         """`rank` or `job` in a distributed job; None for a single process."""
     @property
@@ -278,6 +279,7 @@ class EmissionsData:
     def missing_ranks(self) -> str | None:
         """Ranks whose figures never reached rank 0, comma-separated (job rows)."""
     def _json(self) -> str: ...
+    @property
     def samples(self) -> int | None:
         """Samples counted; None when none were."""
     @property
