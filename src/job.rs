@@ -278,6 +278,22 @@ pub fn job_row(ranks: &[EmissionsRow], missing: &[u32], job_run_id: &str) -> Opt
     row.psys_energy = sum(|r| r.psys_energy);
     row.emissions = sum(|r| r.emissions);
     row.water_consumed = sum(|r| r.water_consumed);
+    // The bands add as the figures do (each rank's part is its own measurement); an unbounded
+    // rank leaves the job unbounded. Our own cost and the work done add up over the ranks.
+    row.energy_consumed_low = sum(|r| r.energy_consumed_low);
+    row.emissions_low = sum(|r| r.emissions_low);
+    let sum_all =
+        |field: fn(&EmissionsRow) -> Option<f64>| ranks.iter().map(field).sum::<Option<f64>>();
+    row.energy_consumed_high = sum_all(|r| r.energy_consumed_high);
+    row.emissions_high = sum_all(|r| r.emissions_high);
+    row.wall_energy = sum_all(|r| r.wall_energy);
+    row.tracker_cpu_seconds = sum(|r| r.tracker_cpu_seconds);
+    let count = |field: fn(&EmissionsRow) -> Option<u64>| {
+        ranks.iter().filter_map(field).reduce(u64::saturating_add)
+    };
+    row.samples = count(|r| r.samples);
+    row.tokens = count(|r| r.tokens);
+    row.requests = count(|r| r.requests);
     row.cpu_power = crate::carbon::power_w_of_kwh(row.cpu_energy, duration_s);
     row.gpu_power = crate::carbon::power_w_of_kwh(row.gpu_energy, duration_s);
     row.ram_power = crate::carbon::power_w_of_kwh(row.ram_energy, duration_s);
@@ -610,5 +626,39 @@ mod tests {
         let partial = job_row(&rows[1..], &[1, 3], "job-run").expect("row");
         assert_eq!(partial.missing_ranks.as_deref(), Some("1,3"));
         assert_eq!(job_row(&[], &[0], "x"), None);
+    }
+
+    #[test]
+    fn the_job_rows_band_cost_and_work_add_up_its_ranks() {
+        let banded = |rank, low, high: Option<f64>, samples| EmissionsRow {
+            energy_consumed_low: low,
+            energy_consumed_high: high,
+            emissions_low: low * 0.5,
+            emissions_high: high.map(|kwh| kwh * 0.5),
+            tracker_cpu_seconds: 0.25,
+            samples,
+            ..rank_row(rank, 0.5, 0.0, 1.0, rank == 0)
+        };
+        let rows = [
+            banded(0, 0.4, Some(0.6), Some(10)),
+            banded(1, 0.3, Some(0.7), Some(30)),
+        ];
+        let job = job_row(&rows, &[], "job-run").expect("row");
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(close(job.energy_consumed_low, 0.7), "{job:?}");
+        assert!(
+            job.energy_consumed_high.is_some_and(|kwh| close(kwh, 1.3)),
+            "{job:?}"
+        );
+        assert!(close(job.emissions_low, 0.35), "{job:?}");
+        assert!(
+            job.emissions_high.is_some_and(|kg| close(kg, 0.65)),
+            "{job:?}"
+        );
+        assert_eq!((job.tracker_cpu_seconds, job.samples), (0.5, Some(40)));
+        // One rank without an upper bound leaves the job's band open, never a smaller sum.
+        let open = [banded(0, 0.4, Some(0.6), None), banded(1, 0.3, None, None)];
+        let job = job_row(&open, &[], "job-run").expect("row");
+        assert_eq!((job.energy_consumed_high, job.samples), (None, None));
     }
 }
