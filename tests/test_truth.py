@@ -105,7 +105,9 @@ def test_counters_are_narrower_than_the_load_model(isolated: Path, powercap: Fak
     assert (modelled.cpu_method, modelled.ram_method) == ("load_tdp", "model")
     assert relative_width(counted) < 0.15
     load, ram = bound("cpu", "load_tdp"), bound("ram", "model")
-    assert relative_width(modelled) >= min(load["high"] - load["low"], ram["high"] - ram["low"])
+    # Within rounding: the band's width is computed from energies, the bounds' from the table.
+    narrowest = min(load["high"] - load["low"], ram["high"] - ram["low"])
+    assert relative_width(modelled) >= narrowest - 1e-9
     assert relative_width(modelled) > 10 * relative_width(counted)
 
 
