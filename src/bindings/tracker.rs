@@ -512,17 +512,7 @@ impl PyEpochWindow {
         _exc_value: Option<&Bound<'_, PyAny>>,
         _traceback: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        let Some(name) = self.state.lock().name.take() else {
-            return Ok(false);
-        };
-        sync_device(py, self.tracker.config().sync)?;
-        let tracker = Arc::clone(&self.tracker);
-        let row = detach(py, move || tracker.end_window(&name))?;
-        if self.tracker.logs_own_rows() {
-            self.loggers.window_closed(py, &row);
-        }
-        self.state.lock().data = Some(row);
-        Ok(false)
+        close_window(py, &self.tracker, &self.loggers, &self.state)
     }
 
     /// What the epoch measured, once it has ended.
@@ -530,6 +520,28 @@ impl PyEpochWindow {
     fn data(&self) -> Option<PyEmissionsData> {
         self.state.lock().data.clone().map(PyEmissionsData::new)
     }
+}
+
+/// Closes the window an epoch or `window()` context opened, writes its row, hands it to the
+/// loggers (in a job, only where this rank logs its own rows) and keeps it for `.data`.
+/// `Ok(false)`: an exception from the body is never swallowed.
+fn close_window(
+    py: Python<'_>,
+    tracker: &Arc<Tracker>,
+    loggers: &Listener,
+    state: &parking_lot::Mutex<EpochState>,
+) -> PyResult<bool> {
+    let Some(name) = state.lock().name.take() else {
+        return Ok(false);
+    };
+    sync_device(py, tracker.config().sync)?;
+    let closing = Arc::clone(tracker);
+    let row = detach(py, move || closing.end_window(&name))?;
+    if tracker.logs_own_rows() {
+        loggers.window_closed(py, &row);
+    }
+    state.lock().data = Some(row);
+    Ok(false)
 }
 
 /// A named window with its counts, as returned by `EmissionsTracker.window()`.
@@ -566,15 +578,7 @@ impl PyWindow {
         _exc_value: Option<&Bound<'_, PyAny>>,
         _traceback: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        let Some(name) = self.state.lock().name.take() else {
-            return Ok(false);
-        };
-        sync_device(py, self.tracker.config().sync)?;
-        let tracker = Arc::clone(&self.tracker);
-        let row = detach(py, move || tracker.end_window(&name))?;
-        self.loggers.window_closed(py, &row);
-        self.state.lock().data = Some(row);
-        Ok(false)
+        close_window(py, &self.tracker, &self.loggers, &self.state)
     }
 
     /// Adds to this window, the run and the open windows that are not shared (never to another
