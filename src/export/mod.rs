@@ -26,8 +26,6 @@ use crate::error::{Error, Result};
 use crate::intensity::live::Secret;
 use crate::meter::Snapshot;
 
-const J_PER_KWH: f64 = 3.6e6;
-
 /// CodeCarbon's default Pushgateway address.
 pub const DEFAULT_PROMETHEUS_URL: &str = "localhost:9091";
 /// Hidden test setting (environment only): the per-request timeout of every push, seconds.
@@ -390,7 +388,7 @@ impl RunExport {
                 state.last_energy_j.insert(key, total_j.max(before_j));
             }
             *state.emissions_g.entry(state.phase.clone()).or_insert(0.0) +=
-                spent_j / J_PER_KWH * self.g_per_kwh;
+                crate::carbon::kwh(spent_j) * self.g_per_kwh;
             state.last_t_s = snapshot.t_s.max(state.last_t_s);
             if let PhaseChange::To(phase) = phase {
                 state.phase = phase.map(str::to_owned);
