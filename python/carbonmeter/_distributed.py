@@ -149,6 +149,9 @@ class JobLink:
         try:
             self._store.delete_key(key)
         except (RuntimeError, NotImplementedError):
+            # Some stores cannot delete (torch's FileStore and PrefixStore over it raise
+            # NotImplementedError) and a closed store raises RuntimeError: a key left behind
+            # holds one finished row, never read again, so cleanup is best effort.
             pass
 
     def _warn(self, missing: list[int], where: str) -> None:
