@@ -3,12 +3,13 @@ PYTHON ?= python3
 
 .PHONY: install build-dev format lint test bench all
 
+# Through .ci/pip-install, which retries: the dev extras are about 3 GB of wheels.
 install:
-	$(PYTHON) -m pip install -q --upgrade pip
-	$(PYTHON) -m pip install -q '.[dev]'
+	.ci/pip-install $(PYTHON) -q --upgrade pip
+	.ci/pip-install $(PYTHON) -q '.[dev]'
 
 build-dev:
-	$(PYTHON) -m pip install -q '.[dev]'
+	.ci/pip-install $(PYTHON) -q '.[dev]'
 
 format:
 	cargo fmt --all
@@ -31,7 +32,7 @@ test: install
 # carbonmeter beside CodeCarbon, one run (about 10 min; --quick: under a minute). The Rust hot
 # paths: `cargo bench --bench hot_paths`.
 bench:
-	$(PYTHON) -m pip install -q '.[bench]'
+	.ci/pip-install $(PYTHON) -q '.[bench]'
 	$(PYTHON) benches/compare.py
 
 all: format lint test
