@@ -291,6 +291,13 @@ impl Tracker {
     /// Opens a named window at this instant (starting the run if needed). Windows may nest and
     /// overlap; each is measured from its own edges, read from the sensors at once.
     pub fn start_window(&self, name: &str, labels: WindowLabels) -> Result<()> {
+        if name.trim().is_empty() {
+            return Err(Error::invalid(
+                "name",
+                format!("{name:?}"),
+                "expected a window name that is not blank (a blank window reads as a run row)",
+            ));
+        }
         if self.state() == TrackerState::Idle {
             self.start()?;
         }
@@ -320,6 +327,13 @@ impl Tracker {
     /// Opens the window of an epoch of `phase`, numbered `epoch` or one more than the last
     /// epoch of that phase in this run (from 0). Returns the window's name.
     pub fn start_epoch(&self, epoch: Option<u32>, phase: &str) -> Result<String> {
+        if phase.trim().is_empty() {
+            return Err(Error::invalid(
+                "phase",
+                format!("{phase:?}"),
+                "expected a phase name that is not blank, such as \"train\"",
+            ));
+        }
         if self.state() == TrackerState::Idle {
             self.start()?;
         }
