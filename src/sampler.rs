@@ -2,19 +2,53 @@
 //!
 //! Ticks are scheduled by deadline (`start + k * period`), so a slow read delays one tick, not
 //! all later ones. Stopping sets a flag and wakes the thread through a condvar: `stop` returns
-//! as soon as the current tick (if any) ends, never after a sleep. The thread holds no Python
-//! object, so joining it cannot wait on the GIL.
+//! as soon as the current tick (if any) ends, never after a sleep, and gives up on a tick stuck in
+//! a blocking read after [`STOP_WAIT`]. The thread holds no Python object, so joining it cannot
+//! wait on the GIL.
+//! Its waits go through [`crate::locks`], which a `fork()` cannot leave hung.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use crate::locks::{Condvar, Mutex, MutexGuard};
+
+/// Longest `stop` waits for a tick in progress: far above a normal full read (milliseconds), and
+/// small beside a training step. A tick stuck in a wedged driver call is left to finish alone.
+pub const STOP_WAIT: Duration = Duration::from_millis(500);
 
 struct Shared {
     stopping: Mutex<bool>,
     wake: Condvar,
+    finished: Mutex<bool>,
+    done: Condvar,
+}
+
+/// Waits on `condvar` until `*guard` is true or `deadline` passes; returns the guard.
+fn wait_for_true<'a>(
+    condvar: &Condvar,
+    mut guard: MutexGuard<'a, bool>,
+    deadline: Instant,
+) -> MutexGuard<'a, bool> {
+    while !*guard {
+        let timed_out;
+        (guard, timed_out) = condvar.wait_until(guard, deadline);
+        if timed_out {
+            break;
+        }
+    }
+    guard
+}
+
+/// Marks the thread finished however it ends, so `stop` knows whether a join would return.
+struct FinishOnDrop(Arc<Shared>);
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        *self.0.finished.lock() = true;
+        self.0.done.notify_all();
+    }
 }
 
 /// A running sampler thread; stops on [`Sampler::stop`] or drop.
@@ -34,12 +68,15 @@ impl Sampler {
         let shared = Arc::new(Shared {
             stopping: Mutex::new(false),
             wake: Condvar::new(),
+            finished: Mutex::new(false),
+            done: Condvar::new(),
         });
         let thread_shared = Arc::clone(&shared);
         let period = period.max(Duration::from_millis(1));
         let handle = std::thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
+                let _finish = FinishOnDrop(Arc::clone(&thread_shared));
                 let start = Instant::now();
                 let mut ticks: u32 = 0;
                 loop {
@@ -53,21 +90,12 @@ impl Sampler {
                         ticks = u32::try_from(behind).unwrap_or(u32::MAX).saturating_add(1);
                         deadline = start + period * ticks;
                     }
-                    {
-                        let mut stopping = thread_shared.stopping.lock();
-                        while !*stopping {
-                            if thread_shared
-                                .wake
-                                .wait_until(&mut stopping, deadline)
-                                .timed_out()
-                            {
-                                break;
-                            }
-                        }
-                        if *stopping {
-                            return;
-                        }
+                    let stopping =
+                        wait_for_true(&thread_shared.wake, thread_shared.stopping.lock(), deadline);
+                    if *stopping {
+                        return;
                     }
+                    drop(stopping);
                     if catch_unwind(AssertUnwindSafe(&mut tick)).is_err() {
                         log::error!("carbonmeter sampler stopped after a panic in a sensor read");
                         return;
@@ -80,14 +108,24 @@ impl Sampler {
         })
     }
 
-    /// Stops the thread and waits for it; returns at once if it already stopped.
-    pub fn stop(&mut self) {
+    /// Stops the thread and waits for it, at most [`STOP_WAIT`]; returns at once if it already
+    /// stopped. Returns `false` when a tick was still running at the deadline: the thread is then
+    /// detached, and ends on its own when the read returns.
+    pub fn stop(&mut self) -> bool {
         *self.shared.stopping.lock() = true;
         self.shared.wake.notify_all();
-        if let Some(handle) = self.handle.take() {
-            // The tick catches panics itself, so a join error cannot carry one.
-            let _ = handle.join();
+        let Some(handle) = self.handle.take() else {
+            return true;
+        };
+        let deadline = Instant::now() + STOP_WAIT;
+        let finished = wait_for_true(&self.shared.done, self.shared.finished.lock(), deadline);
+        if !*finished {
+            return false;
         }
+        drop(finished);
+        // The tick catches panics itself, so a join error cannot carry one.
+        let _ = handle.join();
+        true
     }
 }
 
@@ -127,6 +165,23 @@ mod tests {
         let started_stop = Instant::now();
         sampler.stop();
         assert!(started_stop.elapsed() < Duration::from_millis(100));
+    }
+
+    #[test]
+    fn stop_abandons_a_tick_stuck_in_a_blocking_read() {
+        let mut sampler = Sampler::spawn("test", Duration::from_millis(1), || {
+            std::thread::sleep(Duration::from_secs(3));
+        })
+        .expect("spawn");
+        std::thread::sleep(Duration::from_millis(20));
+        let started_stop = Instant::now();
+        assert!(!sampler.stop(), "the stuck tick was reported as finished");
+        let waited = started_stop.elapsed();
+        assert!(
+            waited >= STOP_WAIT && waited < STOP_WAIT + Duration::from_millis(400),
+            "stop waited {waited:?}"
+        );
+        assert!(sampler.stop(), "a second stop waits again");
     }
 
     #[test]

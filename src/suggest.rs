@@ -27,9 +27,13 @@ pub fn fold(text: &str) -> String {
         .collect()
 }
 
+/// Longest part of a query compared, in characters: longer than any name we know, and it keeps
+/// a 100,000-character name from costing seconds (the distance is quadratic).
+const MAX_COMPARED_CHARS: usize = 64;
+
 /// The `count` names nearest to `query` by edit distance, quoted.
 pub fn closest<'a>(query: &str, names: impl Iterator<Item = &'a str>, count: usize) -> Vec<String> {
-    let query = fold(query);
+    let query: String = fold(query).chars().take(MAX_COMPARED_CHARS).collect();
     let mut scored: Vec<(usize, &str)> = names
         .filter(|name| !name.is_empty())
         .map(|name| (edit_distance(&query, &fold(name)), name))

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use chrono::Local;
@@ -59,7 +61,7 @@ pub const STOP_CO2_BUDGET: &str = "co2_budget";
 
 struct Run {
     id: String,
-    meter: Arc<Mutex<Meter>>,
+    edges: EdgeReader,
     sampler: Sampler,
     start: Snapshot,
     hourly: Option<Arc<HourlyRun>>,
@@ -336,7 +338,8 @@ impl Tracker {
         // Polled GPU power needs faster ticks; those read only the GPUs (Meter::tick).
         let period_s = full_period_s.min(meter.gpu_poll_interval_s());
         *self.description.lock() = Some(meter.description().clone());
-        let meter = Arc::new(Mutex::new(meter));
+        // Contended by the sampler and the edge reader: a fork-safe lock (see `crate::locks`).
+        let meter = Arc::new(crate::locks::Mutex::new(meter));
         let sampled = Arc::clone(&meter);
         let sampled_hourly = hourly.clone();
         let sampled_cost = Arc::clone(&cost);
@@ -367,6 +370,8 @@ impl Tracker {
             ))
         });
         let sampled_export = export.clone();
+        let edges = EdgeReader::spawn(&meter, hourly.clone(), &start)?;
+        let sampled_last = Arc::clone(&edges.last);
         let sampler = Sampler::spawn(
             "carbonmeter-sampler",
             Duration::from_secs_f64(period_s),
@@ -374,6 +379,7 @@ impl Tracker {
                 let mut meter = sampled.lock();
                 // GPU-only ticks change no hour's ledger: it reads the next full snapshot.
                 if let Some(snapshot) = meter.tick(full_period_s) {
+                    remember(&sampled_last, &snapshot);
                     if let Some(hourly) = &sampled_hourly {
                         hourly.observe(&snapshot);
                     }
@@ -388,7 +394,7 @@ impl Tracker {
         .map_err(|err| crate::error::Error::io("carbonmeter-sampler thread", err))?;
         *run = Some(Run {
             id: run_id,
-            meter,
+            edges,
             sampler,
             sharing: Sharing::new(start.energy),
             start,
@@ -423,6 +429,13 @@ impl Tracker {
         labels: WindowLabels,
         options: WindowOptions,
     ) -> Result<String> {
+        if name.trim().is_empty() {
+            return Err(Error::invalid(
+                "name",
+                format!("{name:?}"),
+                "expected a window name that is not blank (a blank window reads as a run row)",
+            ));
+        }
         if self.state() == TrackerState::Idle {
             self.start()?;
         }
@@ -447,7 +460,7 @@ impl Tracker {
                 run.window_names()
             )));
         }
-        let start = read_and_report(&run.meter, run.hourly.as_deref(), &self.description);
+        let start = read_and_report(&run.edges, &self.description);
         if let Some(call) = &mut call {
             call.charge();
         }
@@ -508,6 +521,13 @@ impl Tracker {
     /// Opens the window of an epoch of `phase`, numbered `epoch` or one more than the last
     /// epoch of that phase in this run (from 0). Returns the window's name.
     pub fn start_epoch(&self, epoch: Option<u32>, phase: &str) -> Result<String> {
+        if phase.trim().is_empty() {
+            return Err(Error::invalid(
+                "phase",
+                format!("{phase:?}"),
+                "expected a phase name that is not blank, such as \"train\"",
+            ));
+        }
         if self.state() == TrackerState::Idle {
             self.start()?;
         }
@@ -552,7 +572,7 @@ impl Tracker {
                         run.window_names()
                     ))
                 })?;
-            let end = read_and_report(&run.meter, run.hourly.as_deref(), &self.description);
+            let end = read_and_report(&run.edges, &self.description);
             if let Some(call) = &mut call {
                 call.charge();
             }
@@ -672,7 +692,7 @@ impl Tracker {
                 log::error!("You first need to start the tracker.");
                 return None;
             };
-            let end = read_and_report(&run.meter, run.hourly.as_deref(), &self.description);
+            let end = read_and_report(&run.edges, &self.description);
             if let Some(call) = &mut call {
                 call.charge();
             }
@@ -711,8 +731,14 @@ impl Tracker {
             return None;
         };
         crate::lifecycle::run_stopped();
-        run.sampler.stop();
-        let end = read_and_report(&run.meter, run.hourly.as_deref(), &self.description);
+        if !run.sampler.stop() {
+            crate::once::warn_once(&format!(
+                "the sampler was still in a sensor read {} ms after stop(): left to finish \
+                 alone, the row uses the last reading",
+                crate::sampler::STOP_WAIT.as_millis()
+            ));
+        }
+        let end = read_and_report(&run.edges, &self.description);
         if let Some(call) = &mut call {
             call.charge();
         }
@@ -1021,29 +1047,115 @@ impl Drop for Tracker {
     }
 }
 
+/// Longest a window edge (and stop()) waits for a sensor read: far above a normal full read (a
+/// process-tree refresh and a few NVML calls take milliseconds), and small beside an epoch. A read
+/// that blocks longer (a wedged driver call, a GPU off the bus) is left to finish on its thread.
+pub const EDGE_DEADLINE: Duration = Duration::from_millis(500);
+
+/// What one edge read found.
+struct EdgeRead {
+    snapshot: Snapshot,
+    description: MeterDescription,
+    warnings: Vec<String>,
+}
+
+/// Reads the meter for window edges on a thread of its own, so the user's thread never calls
+/// into a sensor and waits for one at most [`EDGE_DEADLINE`]. Ends when the run is dropped.
+struct EdgeReader {
+    requests: mpsc::Sender<mpsc::SyncSender<EdgeRead>>,
+    /// A request is being served: set until its read returns, however late.
+    busy: Arc<AtomicBool>,
+    /// The newest snapshot any read produced: what an edge falls back to.
+    last: Arc<Mutex<Snapshot>>,
+}
+
+impl EdgeReader {
+    fn spawn(
+        meter: &Arc<crate::locks::Mutex<Meter>>,
+        hourly: Option<Arc<HourlyRun>>,
+        start: &Snapshot,
+    ) -> Result<Self> {
+        let (requests, served) = mpsc::channel::<mpsc::SyncSender<EdgeRead>>();
+        let busy = Arc::new(AtomicBool::new(false));
+        let last = Arc::new(Mutex::new(start.clone()));
+        let (meter, thread_busy, thread_last) =
+            (Arc::clone(meter), Arc::clone(&busy), Arc::clone(&last));
+        std::thread::Builder::new()
+            .name("carbonmeter-edges".to_owned())
+            .spawn(move || {
+                for reply in served {
+                    let read = {
+                        let mut meter = meter.lock();
+                        let snapshot = meter.read();
+                        // Under the meter's lock, so the ledger sees reads in order.
+                        if let Some(hourly) = &hourly {
+                            hourly.observe(&snapshot);
+                        }
+                        EdgeRead {
+                            snapshot,
+                            description: meter.description().clone(),
+                            warnings: meter.take_warnings(),
+                        }
+                    };
+                    remember(&thread_last, &read.snapshot);
+                    thread_busy.store(false, Ordering::Release);
+                    // The edge may have given up waiting: then nobody wants this one.
+                    let _ = reply.send(read);
+                }
+            })
+            .map_err(|err| Error::io("carbonmeter-edges thread", err))?;
+        Ok(Self {
+            requests,
+            busy,
+            last,
+        })
+    }
+
+    /// A fresh read, or `None` when none came within the deadline (or one is still stuck).
+    fn read(&self) -> Option<EdgeRead> {
+        // A read still stuck from an earlier edge: queueing behind it would only wait again.
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let (reply, answer) = mpsc::sync_channel(1);
+        if self.requests.send(reply).is_err() {
+            self.busy.store(false, Ordering::Release);
+            return None;
+        }
+        answer.recv_timeout(EDGE_DEADLINE).ok()
+    }
+}
+
+/// Keeps the newer of the remembered snapshot and `snapshot` (the sampler and the edge thread
+/// both read, and may finish out of order).
+fn remember(last: &Mutex<Snapshot>, snapshot: &Snapshot) {
+    let mut last = last.lock();
+    if snapshot.t_s >= last.t_s {
+        *last = snapshot.clone();
+    }
+}
+
 /// Reads every sensor now and logs what the sampler found wrong since the last edge: the
 /// sampler thread itself never logs, so it never waits on the logging machinery.
-/// A sensor given up mid-run changes the methods, so the rows from then on say so.
-fn read_and_report(
-    meter: &Mutex<Meter>,
-    hourly: Option<&HourlyRun>,
-    description: &Mutex<Option<MeterDescription>>,
-) -> Snapshot {
-    let (snapshot, warnings) = {
-        let mut meter = meter.lock();
-        let snapshot = meter.read();
-        // Under the meter's lock, so the ledger sees reads in order.
-        if let Some(hourly) = hourly {
-            hourly.observe(&snapshot);
-        }
-        let mut shown = description.lock();
-        if shown.as_ref() != Some(meter.description()) {
-            *shown = Some(meter.description().clone());
-        }
-        (snapshot, meter.take_warnings())
+/// A sensor given up mid-run changes the methods, so the rows from then on say so. A read that
+/// does not finish within [`EDGE_DEADLINE`] gives the last snapshot instead, said once.
+fn read_and_report(edges: &EdgeReader, description: &Mutex<Option<MeterDescription>>) -> Snapshot {
+    let Some(read) = edges.read() else {
+        crate::once::warn_once(&format!(
+            "a sensor read did not finish within {} ms (a wedged driver or sysfs read): window \
+             edges use the last reading until it returns",
+            EDGE_DEADLINE.as_millis()
+        ));
+        return edges.last.lock().clone();
     };
-    for warning in warnings {
+    {
+        let mut shown = description.lock();
+        if shown.as_ref() != Some(&read.description) {
+            *shown = Some(read.description);
+        }
+    }
+    for warning in read.warnings {
         log::warn!("{warning}");
     }
-    snapshot
+    read.snapshot
 }

@@ -615,6 +615,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         (["run", "--tracking-mode", "bogus", "--", "true"], ["bogus", "machine", "process"]),
         (["run", "--no-save-to-file"], ["no command"]),
         (["monitor", "--interval", "0"], ["--interval", "> 0"]),
+        (["monitor", "--interval", "inf"], ["--interval", "finite"]),
         (["frobnicate"], ["frobnicate"]),
     ]
     for args, needles in cases:

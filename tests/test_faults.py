@@ -20,8 +20,12 @@ from pathlib import Path
 
 import pytest
 from fixtures.powercap import FakePowercap, public_root, run_unprivileged
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from carbonmeter import CSV_COLUMNS, EmissionsTracker, InvalidValueError
+from carbonmeter._core import SETTINGS
+from carbonmeter.intensity import lookup
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -566,3 +570,75 @@ def test_a_base_url_from_the_working_folder_with_a_token_from_elsewhere_warns(
         for w in warnings
     ), warnings
     assert not any("s3cr3t" in w for w in warnings)
+
+
+BAD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["", " ", "\t\n", "x" * 10_000, "-1", "nan", "inf", "1e400"]),
+    st.text(max_size=20),
+    st.lists(st.integers(min_value=-5, max_value=2**40), max_size=3),
+    st.builds(object),
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(setting=st.sampled_from([s.name for s in SETTINGS]), value=BAD_VALUES)
+def test_any_value_of_any_setting_is_taken_or_refused_by_name(setting: str, value: object) -> None:
+    try:
+        EmissionsTracker(save_to_file=False, country_iso_code="FRA", **{setting: value})
+    except InvalidValueError as err:
+        assert setting in str(err)
+    except TypeError as err:
+        assert setting in str(err)
+
+
+@settings(max_examples=100, deadline=None)
+@given(value=BAD_VALUES)
+def test_any_epoch_argument_is_taken_or_refused_by_name(value: object) -> None:
+    tracker = EmissionsTracker(save_to_file=False, country_iso_code="FRA")
+    try:
+        tracker.epoch(value)  # type: ignore[arg-type]
+    except (InvalidValueError, TypeError) as err:
+        assert "epoch" in str(err)
+        assert not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**32
+    else:
+        assert (isinstance(value, int) and not isinstance(value, bool)) or value is None
+        assert value is None or 0 <= value < 2**32
+
+
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        (lambda t: t.epoch(-1), "epoch"),
+        (lambda t: t.epoch(2**32), "epoch"),
+        (lambda t: t.epoch(True), "epoch"),
+        (lambda t: t.start_window(" "), "name"),
+        (lambda t: t.epoch(phase="").__enter__(), "phase"),
+    ],
+)
+def test_bad_window_arguments_name_the_argument(call: object, named: str) -> None:
+    tracker = EmissionsTracker(save_to_file=False, country_iso_code="FRA")
+    with pytest.raises((InvalidValueError, TypeError), match=named):
+        call(tracker)  # type: ignore[operator]
+    assert tracker.open_windows == []
+    tracker.stop()
+
+
+def test_a_blank_cloud_region_is_unset_in_every_layer(monkeypatch: pytest.MonkeyPatch) -> None:
+    given = EmissionsTracker(save_to_file=False, country_iso_code="FRA", cloud_region="")
+    assert given.location_source == "country"
+    monkeypatch.setenv("CODECARBON_CLOUD_REGION", "")
+    exported = EmissionsTracker(save_to_file=False, country_iso_code="FRA")
+    assert exported.location_source == "country"
+
+
+def test_lookup_names_an_argument_of_the_wrong_type() -> None:
+    with pytest.raises(TypeError, match="country"):
+        lookup(country=5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidValueError, match="country"):
+        lookup(country="x" * 100_000)

@@ -273,3 +273,36 @@ def test_a_board_answering_not_supported_is_unmeasured_with_one_warning(
         f"nvidia GPU 0 ({NAME}) reports neither energy nor power: not measured; its rows say "
         "gpu_method=unmeasured and its energy is left out, not counted as 0"
     )
+
+
+def test_a_blocking_nvml_call_stalls_no_edge_and_no_stop(
+    fake_nvml: FakeNvml, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A call that blocks 3 s (a GPU off the bus) costs an edge or stop() the edge deadline."""
+    fake_nvml.set(devices(1, e0="energy 0 1000"))
+    tracker = EmissionsTracker(
+        nvml_library=str(fake_nvml.library),
+        country_iso_code="FRA",
+        save_to_file=False,
+        measure_power_secs=0.05,
+    )
+    tracker.start()
+    fake_nvml.set(devices(1, e0="energy 0 1000", b0="block 0 3"))
+    # Let the sampler enter the blocking call, so the edges meet a held meter too.
+    time.sleep(0.2)
+    slowest_s = 0.0
+    for number in range(3):
+        began = time.monotonic()
+        with tracker.epoch(number):
+            pass
+        slowest_s = max(slowest_s, time.monotonic() - began)
+    began = time.monotonic()
+    tracker.stop()
+    stop_s = time.monotonic() - began
+    print(f"slowest epoch (two edges): {slowest_s:.3f} s; stop(): {stop_s:.3f} s")
+    # Bound: two edges of 0.5 s each, and stop()'s 0.5 s for the sampler plus its own edge.
+    assert slowest_s < 1.5
+    assert stop_s < 1.5
+    stuck = [m for m in warnings_of(caplog) if "did not finish within" in m]
+    assert len(stuck) == 1, warnings_of(caplog)
+    assert tracker.final_emissions_data is not None

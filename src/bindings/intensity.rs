@@ -92,19 +92,38 @@ impl PyIntensity {
 #[pyfunction]
 #[pyo3(signature = (country=None, region=None, cloud_provider=None, cloud_region=None))]
 pub fn lookup_intensity(
-    country: Option<&str>,
-    region: Option<&str>,
-    cloud_provider: Option<&str>,
-    cloud_region: Option<&str>,
+    country: Option<&Bound<'_, PyAny>>,
+    region: Option<&Bound<'_, PyAny>>,
+    cloud_provider: Option<&Bound<'_, PyAny>>,
+    cloud_region: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyIntensity> {
+    let (country, region) = (text_arg("country", country)?, text_arg("region", region)?);
+    let cloud_provider = text_arg("cloud_provider", cloud_provider)?;
+    let cloud_region = text_arg("cloud_region", cloud_region)?;
     let query = LocationQuery {
-        country,
-        region,
-        cloud_provider,
-        cloud_region,
+        country: country.as_deref(),
+        region: region.as_deref(),
+        cloud_provider: cloud_provider.as_deref(),
+        cloud_region: cloud_region.as_deref(),
         country_setting: "country",
     };
     Ok(PyIntensity {
         inner: intensity::lookup(&query)?,
     })
+}
+
+/// A text argument, `None` for None; another type is a `TypeError` naming the argument.
+fn text_arg(name: &str, value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
+    let Some(value) = value.filter(|value| !value.is_none()) else {
+        return Ok(None);
+    };
+    match value.cast::<pyo3::types::PyString>() {
+        Ok(text) => Ok(Some(text.to_str()?.to_owned())),
+        Err(_) => Err(crate::error::Error::WrongType {
+            name: name.to_owned(),
+            expected: "a str or None".to_owned(),
+            got: value.get_type().name()?.to_string(),
+        }
+        .into()),
+    }
 }

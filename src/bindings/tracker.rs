@@ -16,6 +16,33 @@ use crate::output::build::python_version;
 use crate::tracker::{Identity, Tracker, TrackerState, WindowLabels, WindowOptions};
 use crate::work::Counts;
 
+/// An epoch number: an int from 0 to 2^32-1, or None. A bool is not a number here (`True` would
+/// read as epoch 1), and an int out of range names the argument instead of `OverflowError`.
+fn epoch_number(epoch: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u32>> {
+    let Some(epoch) = epoch.filter(|epoch| !epoch.is_none()) else {
+        return Ok(None);
+    };
+    if epoch.is_instance_of::<PyBool>() || !epoch.is_instance_of::<PyInt>() {
+        return Err(Error::WrongType {
+            name: "epoch".to_owned(),
+            expected: "an int or None".to_owned(),
+            got: epoch.get_type().name()?.to_string(),
+        }
+        .into());
+    }
+    epoch.extract::<u32>().map(Some).map_err(|_| {
+        let shown = epoch
+            .str()
+            .map_or_else(|_| "?".to_owned(), |text| text.to_string());
+        Error::invalid(
+            "epoch",
+            shown,
+            format!("expected a whole number from 0 to {}", u32::MAX),
+        )
+        .into()
+    })
+}
+
 fn to_raw(key: &str, value: &Bound<'_, PyAny>) -> PyResult<Option<RawValue>> {
     if value.is_none() {
         return Ok(None);
@@ -261,20 +288,21 @@ impl PyEmissionsTracker {
     fn epoch(
         &self,
         py: Python<'_>,
-        epoch: Option<u32>,
+        epoch: Option<&Bound<'_, PyAny>>,
         phase: &str,
         total: Option<u32>,
-    ) -> PyEpochWindow {
+    ) -> PyResult<PyEpochWindow> {
+        let epoch = epoch_number(epoch)?;
         if let Some(total) = total {
             self.inner.set_epoch_total(phase, total);
         }
-        PyEpochWindow {
+        Ok(PyEpochWindow {
             tracker: Arc::clone(&self.inner),
             loggers: self.loggers.clone_ref(py),
             epoch,
             phase: phase.to_owned(),
             state: parking_lot::Mutex::new(EpochState::default()),
-        }
+        })
     }
 
     /// This process's facts as rank `rank` of a distributed job, as JSON for the other ranks.

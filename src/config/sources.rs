@@ -122,15 +122,19 @@ impl Layers {
         }
     }
 
-    /// The first layer's value of `key`, unparsed.
+    /// The first layer's value of `key`, unparsed. Blank text is no value in any layer (an
+    /// exported `CODECARBON_CLOUD_REGION=` must not pick a region over the given country).
     pub(super) fn get(&mut self, key: &str) -> Option<RawValue> {
-        if let Some(value) = self.kwargs.get(key) {
+        let given = |text: &&String| !text.trim().is_empty();
+        if let Some(value) = self.kwargs.get(key)
+            && !matches!(value, RawValue::Str(text) if text.trim().is_empty())
+        {
             return Some(value.clone());
         }
         let upper = key.to_uppercase();
         for prefix in ["CARBONMETER_", "CODECARBON_"] {
             let var = format!("{prefix}{upper}");
-            if let Some(value) = self.env.vars.get(&var) {
+            if let Some(value) = self.env.vars.get(&var).filter(given) {
                 self.origins.push((key.to_owned(), var));
                 return Some(RawValue::Str(value.clone()));
             }
@@ -139,7 +143,7 @@ impl Layers {
             (&self.cwd_file, "./.codecarbon.config"),
             (&self.home_file, "~/.codecarbon.config"),
         ] {
-            if let Some(value) = file.get(key) {
+            if let Some(value) = file.get(key).filter(given) {
                 self.origins.push((key.to_owned(), origin.to_owned()));
                 return Some(RawValue::Str(value.clone()));
             }

@@ -20,10 +20,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use parking_lot::{Condvar, Mutex};
-
 use crate::error::{Error, Result};
 use crate::intensity::live::Secret;
+use crate::locks::{Condvar, Mutex};
 use crate::meter::Snapshot;
 
 /// CodeCarbon's default Pushgateway address.
@@ -525,12 +524,9 @@ impl Exporter {
         let deadline = Instant::now() + self.timeout + Duration::from_millis(250);
         let mut queue = self.shared.queue.lock();
         while queue.done < seq {
-            if self
-                .shared
-                .changed
-                .wait_until(&mut queue, deadline)
-                .timed_out()
-            {
+            let timed_out;
+            (queue, timed_out) = self.shared.changed.wait_until(queue, deadline);
+            if timed_out {
                 return queue.done >= seq;
             }
         }
@@ -575,10 +571,8 @@ fn run(shared: &Shared, mut targets: Vec<TargetState>) {
                     .min();
                 match retry_at {
                     Some(at) if at <= now => break,
-                    Some(at) => {
-                        shared.changed.wait_until(&mut queue, at);
-                    }
-                    None => shared.changed.wait(&mut queue),
+                    Some(at) => queue = shared.changed.wait_until(queue, at).0,
+                    None => queue = shared.changed.wait(queue),
                 }
             }
             let batch: Vec<Arc<Sample>> = queue.samples.drain(..).collect();

@@ -11,8 +11,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
 use serde::Deserialize;
+
+use crate::locks::{Condvar, Mutex};
 
 /// Electricity Maps' v3 API.
 pub const DEFAULT_BASE_URL: &str = "https://api.electricitymap.org/v3";
@@ -315,12 +316,9 @@ impl LiveFetcher {
         let deadline = Instant::now() + self.timeout * 2 + Duration::from_millis(200);
         let mut state = self.shared.state.lock();
         while hours.iter().any(|hour| state.pending.contains(hour)) {
-            if self
-                .shared
-                .changed
-                .wait_until(&mut state, deadline)
-                .timed_out()
-            {
+            let timed_out;
+            (state, timed_out) = self.shared.changed.wait_until(state, deadline);
+            if timed_out {
                 break;
             }
         }
@@ -371,7 +369,7 @@ impl Worker {
                     if let Some(hour) = state.queue.pop_front() {
                         break hour;
                     }
-                    self.shared.changed.wait(&mut state);
+                    state = self.shared.changed.wait(state);
                 }
             };
             let refused = self.shared.state.lock().refused.clone();

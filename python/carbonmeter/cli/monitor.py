@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
@@ -27,8 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    if not args.interval > 0:
-        raise UsageError(f"invalid --interval {args.interval}: expected seconds > 0")
+    if not 0 < args.interval < math.inf:
+        raise UsageError(
+            f"invalid --interval {args.interval}: expected a finite number of seconds > 0"
+        )
     make_output_dir(args.settings)
     tracker = EmissionsTracker(**args.settings)
     stop = threading.Event()

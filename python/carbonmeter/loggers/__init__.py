@@ -115,7 +115,16 @@ class LoggerSet:
     run stops."""
 
     def __init__(self, loggers: str | EmissionsLogger | Iterable[str | EmissionsLogger]) -> None:
-        specs = [loggers] if isinstance(loggers, (str, EmissionsLogger)) else list(loggers)
+        if isinstance(loggers, (str, EmissionsLogger)):
+            specs: list[str | EmissionsLogger] = [loggers]
+        else:
+            try:
+                specs = list(loggers)
+            except TypeError:
+                kind = type(loggers).__name__
+                raise TypeError(
+                    f"loggers must be a name, a logger or a list of them, got a {kind}"
+                ) from None
         self.loggers = [
             spec if isinstance(spec, EmissionsLogger) else _logger_named(str(spec))
             for spec in specs
