@@ -19,12 +19,20 @@ pub(crate) fn force_release<T>(mutex: &parking_lot::Mutex<T>) {
 /// forked child that then waited on a condvar of its own hung on such a bucket (1 run in 6 of
 /// the fork-method pool test). Poison is ignored: nothing here panics while holding the lock.
 #[derive(Debug, Default)]
+#[expect(
+    clippy::disallowed_types,
+    reason = "the one fork-safe wrapper of std's mutex"
+)]
 pub(crate) struct Mutex<T>(std::sync::Mutex<T>);
 
 /// A guard of [`Mutex`].
 pub(crate) type MutexGuard<'a, T> = std::sync::MutexGuard<'a, T>;
 
 impl<T> Mutex<T> {
+    #[expect(
+        clippy::disallowed_types,
+        reason = "the one fork-safe wrapper of std's mutex"
+    )]
     pub(crate) const fn new(value: T) -> Self {
         Self(std::sync::Mutex::new(value))
     }
