@@ -174,6 +174,8 @@ count = max(10, round(target_s * 50 / loop(50)[0]))
 names = ["none", *makers]
 ratios = {name: [] for name in makers}
 shares = {name: [] for name in names}
+# carbonmeter's own account of its cost (its rows' tracker_cpu_seconds) over the same loop CPU.
+own_shares = []
 for index in range(rounds):
     seconds = {}
     for name in names[index % len(names) :] + names[: index % len(names)]:
@@ -188,6 +190,8 @@ for index in range(rounds):
             tracker.stop()
         edges_s += time.thread_time() - stop_s
         shares[name].append(100 * (others_s + edges_s) / main_s)
+        if name == "carbonmeter":
+            own_shares.append(100 * tracker.final_emissions_data.tracker_cpu_seconds / main_s)
     for name in makers:
         ratios[name].append(seconds[name] / seconds["none"])
 print(
@@ -195,6 +199,7 @@ print(
     count,
     *(ratio for name in makers for ratio in ratios[name]),
     *(share for name in names for share in shares[name]),
+    *own_shares,
     len(_attempts),
 )
 """
@@ -551,6 +556,14 @@ def measure_matmul(session: Session, plan: Plan) -> None:
     share.samples[OURS] = values[3 * rounds : 4 * rounds]
     share.samples[THEIRS] = values[4 * rounds : 5 * rounds]
     noise = values[2 * rounds : 3 * rounds]
+    own = session.figure(
+        "tracker_cpu_share_own",
+        "tracker_cpu_seconds / loop CPU, tracker at 1 Hz",
+        "%",
+        "what carbonmeter's rows say it cost (its per-thread CPU clocks) over the same runs; "
+        "compare with the measured share above",
+    )
+    own.samples[OURS] = values[5 * rounds : 6 * rounds]
     # The paired design's resolution: the 95 % half-width of the mean per-round ratio.
     half_widths = {
         tracker: 1.96
