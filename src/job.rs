@@ -288,6 +288,17 @@ pub fn job_row(ranks: &[EmissionsRow], missing: &[u32], job_run_id: &str) -> Opt
     row.emissions_high = sum_all(|r| r.emissions_high);
     row.wall_energy = sum_all(|r| r.wall_energy);
     row.tracker_cpu_seconds = sum(|r| r.tracker_cpu_seconds);
+    // Each rank projects the parts it measures, so the job's projection is their sum (over the
+    // longest rank's duration), and none when a rank has none: never one rank's alone.
+    row.projected_energy_consumed = sum_all(|r| r.projected_energy_consumed);
+    row.projected_emissions = sum_all(|r| r.projected_emissions);
+    row.projected_emissions_low = sum_all(|r| r.projected_emissions_low);
+    row.projected_emissions_high = sum_all(|r| r.projected_emissions_high);
+    row.projected_duration = ranks
+        .iter()
+        .map(|r| r.projected_duration)
+        .reduce(|a, b| Some(a?.max(b?)))
+        .flatten();
     let count = |field: fn(&EmissionsRow) -> Option<u64>| {
         ranks.iter().filter_map(field).reduce(u64::saturating_add)
     };
@@ -660,5 +671,36 @@ mod tests {
         let open = [banded(0, 0.4, Some(0.6), None), banded(1, 0.3, None, None)];
         let job = job_row(&open, &[], "job-run").expect("row");
         assert_eq!((job.energy_consumed_high, job.samples), (None, None));
+    }
+
+    #[test]
+    fn the_job_rows_projection_adds_up_its_ranks_projections() {
+        let projecting = |rank, kwh: f64, duration_s: f64| EmissionsRow {
+            projected_energy_consumed: Some(kwh),
+            projected_emissions: Some(kwh * 0.5),
+            projected_emissions_low: Some(kwh * 0.25),
+            projected_emissions_high: Some(kwh),
+            projected_duration: Some(duration_s),
+            ..rank_row(rank, 0.5, 0.0, 1.0, rank == 0)
+        };
+        let rows = [projecting(0, 2.0, 100.0), projecting(1, 6.0, 120.0)];
+        let job = job_row(&rows, &[], "job-run").expect("row");
+        assert_eq!(
+            (
+                job.projected_energy_consumed,
+                job.projected_emissions,
+                job.projected_emissions_low,
+                job.projected_emissions_high,
+                job.projected_duration
+            ),
+            (Some(8.0), Some(4.0), Some(2.0), Some(8.0), Some(120.0))
+        );
+        // A rank that cannot project yet leaves the job without a projection, not rank 0's.
+        let partial = [projecting(0, 2.0, 100.0), rank_row(1, 0.5, 0.0, 1.0, false)];
+        let job = job_row(&partial, &[], "job-run").expect("row");
+        assert_eq!(
+            (job.projected_energy_consumed, job.projected_duration),
+            (None, None)
+        );
     }
 }
