@@ -348,3 +348,11 @@ def test_framework_ddp_writes_one_job_row_per_epoch_and_wandb_gets_the_jobs_figu
     )
     # One value per epoch, the job's, from rank 0 only.
     assert wandb_co2_kg(tmp_path) == pytest.approx([emissions for _, emissions in job], rel=1e-9)
+    if framework == "transformers":
+        # The Trainer counts tokens over both processes (64 examples x 16 tokens an epoch): the
+        # ranks' rows share them, so the job's row counts each token once.
+        epochs = [r for r in rows if r["epoch"] and r["phase"] == "train"]
+        job_tokens = [r["tokens"] for r in epochs if r["scope"] == "job"]
+        rank_tokens = sum(int(r["tokens"]) for r in epochs if r["scope"] == "rank")
+        assert job_tokens == ["1024", "1024"]
+        assert rank_tokens == 2048

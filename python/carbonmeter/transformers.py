@@ -81,10 +81,16 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
             samples = max(min(samples, per_process - self._epoch_samples), 0)
         self._epoch_samples += samples
         tokens = None
-        # Counted by the Trainer itself (summed over processes) when this option is on.
+        # Counted by the Trainer itself when this option is on, summed over processes: each
+        # process is credited an equal share (the remainder to process 0), so a job's rows count
+        # every token once and its job row adds them up to the Trainer's figure.
         if args.include_num_input_tokens_seen not in (False, "no", None):
             seen = state.num_input_tokens_seen or 0
-            tokens, self._tokens_seen = seen - self._tokens_seen, seen
+            job_tokens, self._tokens_seen = seen - self._tokens_seen, seen
+            processes = max(args.world_size, 1)
+            tokens = job_tokens // processes
+            if args.process_index == 0:
+                tokens += job_tokens % processes
         self._epochs.count(samples=samples, tokens=tokens)
 
     def on_epoch_end(

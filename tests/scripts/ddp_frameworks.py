@@ -110,6 +110,7 @@ else:
         report_to=["carbonmeter", "wandb"],
         use_cpu=True,
         disable_tqdm=True,
+        include_num_input_tokens_seen=True,
     )
     trainer = Trainer(model, args, train_dataset=Tokens(), callbacks=[Slow()])
     trainer.train()
