@@ -290,6 +290,30 @@ def test_one_run_with_no_location_reads_right(
     assert "1 run," in md and "at an unspecified location, world-average intensity" in md
 
 
+def test_json_is_strict_and_an_unmeasured_gpu_is_null_not_nan(tmp_path: Path) -> None:
+    """A run whose GPU reported neither energy nor power writes `NaN` to the CSV; the JSON report
+    must still parse as strict JSON (jq, JavaScript), with that figure `null`, never 0."""
+    measure(tmp_path)
+    path = tmp_path / "emissions.csv"
+    rows = csv_rows(path)
+    for row in rows:
+        row.update(gpu_energy="NaN", gpu_power="NaN", gpu_method="unmeasured", gpu_count="1")
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    result = carbonmeter("report", str(path), "--format", "json")
+    assert result.returncode == 0, result.stderr
+
+    def refuse(constant: str) -> float:
+        raise AssertionError(f"{constant} in the JSON report")
+
+    data = json.loads(result.stdout, parse_constant=refuse)
+    (run,) = data["projects"][0]["experiments"][0]["runs"]
+    assert run["gpu_kwh"] is None and data["totals"]["gpu_kwh"] is None
+    assert run["energy_kwh"] == pytest.approx(float(rows[-1]["energy_consumed"]))
+
+
 def test_markdown_escapes_project_and_experiment_names(tmp_path: Path) -> None:
     hostile = "a|b *bold* _x_ <img src=x> [link](http://e) `code` # not a heading"
     measure(tmp_path, project_name=hostile, experiment_name="exp|one")

@@ -1,10 +1,14 @@
-"""What the subcommands share: the usage error, number parsing and the one-line summary."""
+"""What the subcommands share: the usage error, number parsing, JSON output and the one-line
+summary."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from carbonmeter._core import EmissionsData
 from carbonmeter._format import co2, energy
@@ -26,6 +30,22 @@ def number(kind: type[float] | type[int]) -> Callable[[str], float]:
 
     parse.__name__ = kind.__name__
     return parse
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def to_json(value: Any) -> str:
+    """Strict JSON, as jq and JavaScript read it: a figure that was not measured (NaN, an
+    `unmeasured` GPU's energy) is `null`, never the `NaN` that Python's json would write."""
+    return json.dumps(_finite(value), indent=2, allow_nan=False)
 
 
 def make_output_dir(settings: dict[str, object]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any, NoReturn
 
 from carbonmeter._core import (
@@ -16,7 +15,7 @@ from carbonmeter._core import (
     lookup_hardware,
 )
 from carbonmeter._format import co2, energy
-from carbonmeter.cli._common import UsageError, number
+from carbonmeter.cli._common import UsageError, number, to_json
 from carbonmeter.intensity import lookup
 
 HELP = "estimate a run from hardware, hours and location (ML CO2 Impact)"
@@ -92,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
         f"= {energy(energy_kwh)}; x {grid.g_per_kwh:g} g/kWh = {co2(co2_kg)} CO2eq"
     )
     if args.format == "json":
-        print(json.dumps(result, indent=2))
+        print(to_json(result))
     elif args.format == "markdown":
         print(f"**Estimate**: {args.count} x {device.model} for {args.hours:g} h in {grid.zone}\n")
         print("| energy | emissions | TDP | PUE | intensity |\n|---|---|---|---|---|")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
+from carbonmeter.cli._common import to_json
 from carbonmeter.intensity import lookup
 
 HELP = "a grid's carbon intensity with its source and year"
@@ -27,7 +27,7 @@ def main(args: argparse.Namespace) -> int:
         "method": grid.method,
     }
     if args.format == "json":
-        print(json.dumps(record, indent=2))
+        print(to_json(record))
     elif args.format == "markdown":
         print("| zone | g CO2eq/kWh | year | source |\n|---|---|---|---|")
         print(f"| {grid.zone} | {grid.g_per_kwh:g} | {grid.year or ''} | {grid.source} |")

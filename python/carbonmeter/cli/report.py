@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from carbonmeter.cli._common import to_json
 
 HELP = "an HTML report (or LaTeX, JSON, Markdown) of emissions CSVs"
 DESCRIPTION = (
@@ -43,7 +44,7 @@ def main(args: argparse.Namespace) -> int:
     if args.diff:
         result = report.diff(data, *args.diff)
         if args.format == "json":
-            print(json.dumps(result, indent=2))
+            print(to_json(result))
         elif args.format == "html":
             Path(args.output).write_text(report.html.render_diff(result, data), encoding="utf-8")
             print(f"carbonmeter: comparison written to {args.output}", file=sys.stderr)
@@ -51,7 +52,7 @@ def main(args: argparse.Namespace) -> int:
             print(report.text.diff_markdown(result))
         return 0
     if args.format == "json":
-        print(json.dumps(report.to_json(data, zones), indent=2))
+        print(to_json(report.to_json(data, zones)))
     elif args.format == "markdown":
         print(report.text.markdown(data, zones))
     elif args.format == "latex":
