@@ -521,13 +521,11 @@ pub struct PyEpochWindow {
 #[pymethods]
 impl PyEpochWindow {
     fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
-        let py = slf.py();
         let this = slf.get();
-        sync_device(py, this.tracker.config().sync)?;
-        let tracker = Arc::clone(&this.tracker);
         let (epoch, phase) = (this.epoch, this.phase.clone());
-        let name = detach(py, move || tracker.start_epoch(epoch, &phase))?;
-        this.state.lock().name = Some(name);
+        open_window(slf.py(), &this.tracker, &this.state, move |tracker| {
+            tracker.start_epoch(epoch, &phase)
+        })?;
         Ok(slf)
     }
 
@@ -548,6 +546,21 @@ impl PyEpochWindow {
     fn data(&self) -> Option<PyEmissionsData> {
         self.state.lock().data.clone().map(PyEmissionsData::new)
     }
+}
+
+/// Opens the window of an epoch or `window()` context: the device synchronised first (with the
+/// GIL, as torch needs it), then `open` without the GIL; its name is kept for the exit.
+fn open_window(
+    py: Python<'_>,
+    tracker: &Arc<Tracker>,
+    state: &parking_lot::Mutex<EpochState>,
+    open: impl FnOnce(&Tracker) -> Result<String, Error> + Send,
+) -> PyResult<()> {
+    sync_device(py, tracker.config().sync)?;
+    let opening = Arc::clone(tracker);
+    let name = detach(py, move || open(&opening))?;
+    state.lock().name = Some(name);
+    Ok(())
 }
 
 /// Closes the window an epoch or `window()` context opened, writes its row, hands it to the
@@ -585,15 +598,11 @@ pub struct PyWindow {
 #[pymethods]
 impl PyWindow {
     fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
-        let py = slf.py();
         let this = slf.get();
-        sync_device(py, this.tracker.config().sync)?;
-        let tracker = Arc::clone(&this.tracker);
         let (requested, options) = (this.requested.clone(), this.options);
-        let name = detach(py, move || {
+        open_window(slf.py(), &this.tracker, &this.state, move |tracker| {
             tracker.open_window(&requested, WindowLabels::default(), options)
         })?;
-        this.state.lock().name = Some(name);
         Ok(slf)
     }
 
