@@ -1,6 +1,6 @@
 //! A power the user fixed (`force_cpu_power`, `force_ram_power`), as in CodeCarbon.
 
-use super::{Channel, ChannelKind, Component, HostSample, Method, Reading, Sensor};
+use super::{Channel, ChannelKind, Component, HostSample, Method, Reading, Sensor, SensorFault};
 use crate::integrator::PowerKind;
 
 /// Reports the same power on every read.
@@ -33,7 +33,7 @@ impl Sensor for ConstantSensor {
         }]
     }
 
-    fn read(&mut self, _host: &HostSample) -> Vec<Result<Reading, String>> {
+    fn read(&mut self, _host: &HostSample) -> Vec<Result<Reading, SensorFault>> {
         vec![Ok(Reading::PowerW(self.power_w))]
     }
 }

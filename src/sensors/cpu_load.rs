@@ -1,6 +1,6 @@
 //! CPU power as utilisation times TDP, for machines without readable RAPL counters.
 
-use super::{Channel, ChannelKind, Component, HostSample, Method, Reading, Sensor};
+use super::{Channel, ChannelKind, Component, HostSample, Method, Reading, Sensor, SensorFault};
 use crate::integrator::PowerKind;
 
 /// A TDP found for a CPU model name.
@@ -44,7 +44,7 @@ impl Sensor for LoadTdpSensor {
         }]
     }
 
-    fn read(&mut self, host: &HostSample) -> Vec<Result<Reading, String>> {
+    fn read(&mut self, host: &HostSample) -> Vec<Result<Reading, SensorFault>> {
         vec![Ok(Reading::PowerW(host.cpu_fraction * self.total_tdp_w))]
     }
 }

@@ -125,13 +125,35 @@ pub struct Channel {
     pub kind: ChannelKind,
 }
 
+/// Why a channel gave no reading: the channel is then left out for the rest of the run, its
+/// energy so far kept (the meter says so once, and falls back where it can).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SensorFault {
+    /// Failed `failures` reads in a row, the last for `last`: given up.
+    #[error("{channel}: {failures} failed reads in a row (last: {last})")]
+    GivenUp {
+        /// The channel as the warning names it (`RAPL zone package-0`).
+        channel: String,
+        /// The failures in a row that gave it up.
+        failures: u32,
+        /// What the last read said.
+        last: String,
+    },
+    /// Read again after it was given up.
+    #[error("{channel} stopped answering")]
+    Stopped {
+        /// The channel as the warning names it.
+        channel: String,
+    },
+}
+
 /// A source of readings.
 pub trait Sensor: Send {
     /// The channels this sensor reports, in the order [`Sensor::read`] returns them.
     fn channels(&self) -> Vec<Channel>;
 
-    /// Reads every channel; a failed channel gives its error as text and is not read again.
-    fn read(&mut self, host: &HostSample) -> Vec<Result<Reading, String>>;
+    /// Reads every channel; a failed channel gives its fault and is not read again.
+    fn read(&mut self, host: &HostSample) -> Vec<Result<Reading, SensorFault>>;
 
     /// Problems the sensor worked around since the last call (the sampler never logs: the
     /// meter hands these to the next window edge, each once).

@@ -1,6 +1,6 @@
 //! RAM power from the memory in use, for machines without a RAPL `dram` zone.
 
-use super::{Channel, ChannelKind, Component, HostSample, Method, Reading, Sensor};
+use super::{Channel, ChannelKind, Component, HostSample, Method, Reading, Sensor, SensorFault};
 use crate::integrator::PowerKind;
 
 /// Watts per GB of memory in use: 3 W per 8 GB DDR4 module, the figure CodeCarbon 2.x used
@@ -23,7 +23,7 @@ impl Sensor for RamModelSensor {
         }]
     }
 
-    fn read(&mut self, host: &HostSample) -> Vec<Result<Reading, String>> {
+    fn read(&mut self, host: &HostSample) -> Vec<Result<Reading, SensorFault>> {
         let used_gb = host.ram_used_bytes as f64 / BYTES_PER_GB;
         vec![Ok(Reading::PowerW(used_gb * RAM_W_PER_GB))]
     }

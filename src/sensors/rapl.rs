@@ -9,7 +9,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::{Channel, ChannelKind, Component, HostSample, Method, Reading, Sensor};
+use super::{Channel, ChannelKind, Component, HostSample, Method, Reading, Sensor, SensorFault};
 
 /// Peak power assumed for a zone whose hardware states none, to size the read interval: more
 /// than any single package or DIMM set draws today.
@@ -345,7 +345,7 @@ impl Sensor for RaplSensor {
             .collect()
     }
 
-    fn read(&mut self, _host: &HostSample) -> Vec<Result<Reading, String>> {
+    fn read(&mut self, _host: &HostSample) -> Vec<Result<Reading, SensorFault>> {
         let now = Instant::now();
         let warnings = &mut self.warnings;
         self.zones
@@ -353,7 +353,9 @@ impl Sensor for RaplSensor {
             .zip(self.states.iter_mut())
             .map(|(zone, state)| {
                 if state.given_up {
-                    return Err(format!("RAPL zone {} stopped answering", zone.name));
+                    return Err(SensorFault::Stopped {
+                        channel: format!("RAPL zone {}", zone.name),
+                    });
                 }
                 let path = zone.dir.join("energy_uj");
                 let taken = read_u64(&path)
@@ -366,11 +368,11 @@ impl Sensor for RaplSensor {
                         state.failures += 1;
                         if state.failures >= GIVE_UP_AFTER_FAILURES {
                             state.given_up = true;
-                            return Err(format!(
-                                "RAPL zone {}: {GIVE_UP_AFTER_FAILURES} failed reads in a row \
-                                 (last: {cause})",
-                                zone.name
-                            ));
+                            return Err(SensorFault::GivenUp {
+                                channel: format!("RAPL zone {}", zone.name),
+                                failures: GIVE_UP_AFTER_FAILURES,
+                                last: cause,
+                            });
                         }
                         warnings.push(format!(
                             "RAPL zone {}: {cause}; retried on the next reads",
