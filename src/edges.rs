@@ -1,13 +1,14 @@
-//! Window edges read on one thread of the process, so the user's thread never calls into a
-//! sensor and waits for one at most [`EDGE_DEADLINE`].
+//! Window edges read on threads of the process, so the user's thread never calls into a sensor
+//! and waits for one at most [`EDGE_DEADLINE`].
 //!
-//! Every run of the process hands its edge reads to the same thread, spawned on first use: a
-//! run's `start()` spawns none. A run asks through its own [`EdgeReader`], whose reply slot is
-//! reused from edge to edge, so an edge costs a lock, two condvar signals and no allocation.
-//! One thread for every run means a read stuck in a wedged driver call holds up the edges of the
-//! other runs of this process too: each waits its deadline and falls back to its last reading
-//! until the stuck read returns. A forked child, which has no copy of the thread, forgets it
-//! ([`reset_after_fork`]) and spawns its own on first use.
+//! Every run of the process hands its edge reads to the same edge thread, spawned on first use:
+//! a run's `start()` spawns none. A run asks through its own [`EdgeReader`], whose reply slot is
+//! reused from edge to edge, so an edge costs two locks, two condvar signals and no allocation.
+//! A second thread is spawned only when a request finds every edge thread busy: in practice, one
+//! stuck in a wedged driver call. So a read stuck for one run never holds up another run's
+//! edges (which would then fall back to their last reading and write rows of nothing); the
+//! stuck run's own edges fall back until its read returns. A forked child, which has no copy of
+//! the threads, forgets them ([`reset_after_fork`]) and spawns its own on first use.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -51,16 +52,22 @@ struct RunEdges {
     last: parking_lot::Mutex<Snapshot>,
 }
 
-/// Runs waiting for a read, oldest first.
+/// Runs waiting for a read, oldest first, and the edge threads waiting for one.
+#[derive(Default)]
+struct Pending {
+    runs: VecDeque<(Arc<RunEdges>, u64)>,
+    idle: usize,
+}
+
 struct Queue {
-    runs: Mutex<VecDeque<(Arc<RunEdges>, u64)>>,
+    pending: Mutex<Pending>,
     ready: Condvar,
 }
 
-/// The process's edge thread's queue, spawned on first use; `None` again in a forked child.
+/// The process's edge queue, made on first use; `None` again in a forked child.
 static EDGES: parking_lot::Mutex<Option<Arc<Queue>>> = parking_lot::Mutex::new(None);
 
-/// In a forked child: forgets the parent's edge thread (not copied) and what it was asked.
+/// In a forked child: forgets the parent's edge threads (not copied) and what they were asked.
 pub(crate) fn reset_after_fork() {
     crate::locks::force_release(&EDGES);
     if let Some(parent) = EDGES.lock().take() {
@@ -68,32 +75,27 @@ pub(crate) fn reset_after_fork() {
     }
 }
 
-fn process_queue() -> std::io::Result<Arc<Queue>> {
+fn process_queue() -> Arc<Queue> {
     let mut process = EDGES.lock();
-    if let Some(queue) = process.as_ref() {
-        return Ok(Arc::clone(queue));
-    }
-    let queue = Arc::new(Queue {
-        runs: Mutex::new(VecDeque::new()),
-        ready: Condvar::new(),
-    });
-    let served = Arc::clone(&queue);
-    std::thread::Builder::new()
-        .name("carbonmeter-edges".to_owned())
-        .spawn(move || serve(&served))?;
-    *process = Some(Arc::clone(&queue));
-    Ok(queue)
+    Arc::clone(process.get_or_insert_with(|| {
+        Arc::new(Queue {
+            pending: Mutex::new(Pending::default()),
+            ready: Condvar::new(),
+        })
+    }))
 }
 
 fn serve(queue: &Queue) {
     loop {
         let (run, seq) = {
-            let mut runs = queue.runs.lock();
+            let mut pending = queue.pending.lock();
             loop {
-                if let Some(next) = runs.pop_front() {
+                if let Some(next) = pending.runs.pop_front() {
                     break next;
                 }
-                runs = queue.ready.wait(runs);
+                pending.idle += 1;
+                pending = queue.ready.wait(pending);
+                pending.idle -= 1;
             }
         };
         let since_ns = thread_cpu_ns();
@@ -123,6 +125,25 @@ fn serve(queue: &Queue) {
     }
 }
 
+/// Queues `run`'s request `seq`, and spawns an edge thread when none is free to take it.
+fn request(queue: &Arc<Queue>, run: &Arc<RunEdges>, seq: u64) {
+    let mut pending = queue.pending.lock();
+    pending.runs.push_back((Arc::clone(run), seq));
+    let spawn = pending.idle < pending.runs.len();
+    drop(pending);
+    queue.ready.notify_all();
+    if spawn {
+        let served = Arc::clone(queue);
+        let spawned = std::thread::Builder::new()
+            .name("carbonmeter-edges".to_owned())
+            .spawn(move || serve(&served));
+        if let Err(err) = spawned {
+            // The request waits for a busy thread instead, within its deadline.
+            log::debug!("no new carbonmeter-edges thread: {err}");
+        }
+    }
+}
+
 /// Reads one run's meter for its window edges on the process's edge thread.
 pub(crate) struct EdgeReader {
     queue: Arc<Queue>,
@@ -137,9 +158,9 @@ impl EdgeReader {
         hourly: Option<Arc<HourlyRun>>,
         cost: &Arc<CostMeter>,
         start: &Snapshot,
-    ) -> std::io::Result<Self> {
-        Ok(Self {
-            queue: process_queue()?,
+    ) -> Self {
+        Self {
+            queue: process_queue(),
             run: Arc::new(RunEdges {
                 meter: Arc::clone(meter),
                 hourly,
@@ -149,7 +170,7 @@ impl EdgeReader {
                 answered: Condvar::new(),
                 last: parking_lot::Mutex::new(start.clone()),
             }),
-        })
+        }
     }
 
     /// A fresh read, or `None` when none came within the deadline (or one is still stuck).
@@ -162,11 +183,7 @@ impl EdgeReader {
         let mut reply = self.run.reply.lock();
         let seq = reply.seq.wrapping_add(1);
         *reply = Reply { seq, read: None };
-        self.queue
-            .runs
-            .lock()
-            .push_back((Arc::clone(&self.run), seq));
-        self.queue.ready.notify_all();
+        request(&self.queue, &self.run, seq);
         loop {
             if reply.seq == seq
                 && let Some(read) = reply.read.take()

@@ -369,8 +369,7 @@ impl Tracker {
             ))
         });
         let sampled_export = export.clone();
-        let edges = EdgeReader::new(&meter, hourly.clone(), &cost, &start)
-            .map_err(|err| Error::io("carbonmeter-edges thread", err))?;
+        let edges = EdgeReader::new(&meter, hourly.clone(), &cost, &start);
         let sampled_last = edges.fallback();
         // On the process's one sampler thread: a tick stuck in a sensor read here holds up the
         // ticks of this process's other runs until it returns (see `crate::sampler`).
