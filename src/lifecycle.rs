@@ -214,6 +214,8 @@ extern "C" fn in_forked_child() {
     force_release(&ARMED);
     crate::output::csv::release_after_fork();
     crate::once::release_after_fork();
+    crate::sensors::host::release_after_fork();
+    crate::gpu::release_after_fork();
     crate::sampler::reset_after_fork();
     crate::edges::reset_after_fork();
     for tracker in TRACKERS.lock().iter().filter_map(Weak::upgrade) {

@@ -324,11 +324,10 @@ impl Tracker {
             meter_config.gpu.gpu_ids = Some(share.ownership.gpus.clone());
         }
         let measures_host = share.as_ref().is_none_or(|share| share.ownership.host);
-        let (mut meter, warnings) = Meter::discover_share(&meter_config, measures_host);
+        let (meter, start, warnings) = Meter::discover_share(&meter_config, measures_host);
         for warning in warnings {
             crate::once::warn_once(&warning);
         }
-        let start = meter.read();
         let hourly = self.start_hourly(&start);
         let full_period_s = self
             .config
