@@ -24,7 +24,7 @@ def rows_of(path: Path) -> list[dict[str, str]]:
 
 # Threads carbonmeter starts once per process and keeps for every later run (names as the OS
 # truncates them to 15 bytes).
-PROCESS_WIDE = {"carbonmeter-sam", "carbonmeter-edg", "carbonmeter-sig"}
+PROCESS_WIDE = {"carbonmeter-sam", "carbonmeter-edg", "carbonmeter-sig", "carbonmeter-fsy"}
 
 
 def os_threads() -> int:
@@ -41,8 +41,8 @@ def os_threads() -> int:
 
 
 def threads_settle_at(count: int) -> bool:
-    """Whether the thread count comes back to `count`: the CSV sink's fsync thread of the last
-    row may still be finishing; a sampler left running never would."""
+    """Whether the thread count comes back to `count`: a thread a run left running never
+    would."""
     deadline = time.monotonic() + 5
     while os_threads() > count and time.monotonic() < deadline:
         time.sleep(0.02)

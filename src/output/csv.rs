@@ -2,7 +2,8 @@
 //!
 //! Each row is encoded in memory and handed to the OS in one `write` on a file opened for
 //! append before the call returns: a killed process leaves every row it reported, whole. The
-//! fsync that also survives power loss runs on a short-lived thread, off the caller's path.
+//! fsync that also survives power loss runs on one thread of the process, off the caller's
+//! path, batched: rows written while it syncs are synced together, once per file, next.
 //!
 //! Every write holds an exclusive `flock` on the file, so processes sharing it write one header
 //! and whole rows: a fragment a dead writer left at the end is cut before the next row, and a
@@ -34,9 +35,14 @@ pub enum WriteMode {
 // processes, and this keeps two threads of one process from contending through the kernel.
 static FILE_LOCK: Mutex<()> = Mutex::new(());
 
-/// In a forked child: releases the lock a writing thread of the parent held.
+/// In a forked child: releases the lock a writing thread of the parent held, and forgets the
+/// parent's fsync thread (not copied): the child's first row spawns its own.
 pub(crate) fn release_after_fork() {
     crate::locks::force_release(&FILE_LOCK);
+    crate::locks::force_release(&SYNCER);
+    if let Some(parent) = SYNCER.lock().take() {
+        std::mem::forget(parent);
+    }
 }
 
 /// How many times a write reopens the file when another process renamed it between our open
@@ -439,16 +445,59 @@ fn backup_path(path: &Path) -> PathBuf {
         .unwrap_or(first)
 }
 
+/// Files written since the fsync thread last looked, and its wake-up.
+struct Syncs {
+    files: crate::locks::Mutex<Vec<File>>,
+    ready: crate::locks::Condvar,
+}
+
+/// The process's fsync thread, spawned by the first row; `None` again in a forked child.
+static SYNCER: Mutex<Option<std::sync::Arc<Syncs>>> = Mutex::new(None);
+
 fn sync_in_background(file: File) {
-    // A thread per row is cheap next to an fsync, and a failure here loses nothing a kill
-    // would: the data is already with the OS.
-    let spawned = std::thread::Builder::new()
-        .name("carbonmeter-fsync".to_owned())
-        .spawn(move || {
-            let _ = file.sync_data();
-        });
-    if let Err(err) = spawned {
-        log::debug!("no fsync thread: {err}");
+    // A failure here loses nothing a kill would: the data is already with the OS.
+    let syncs = {
+        let mut process = SYNCER.lock();
+        if let Some(syncs) = process.as_ref() {
+            std::sync::Arc::clone(syncs)
+        } else {
+            let syncs = std::sync::Arc::new(Syncs {
+                files: crate::locks::Mutex::new(Vec::new()),
+                ready: crate::locks::Condvar::new(),
+            });
+            let served = std::sync::Arc::clone(&syncs);
+            let spawned = std::thread::Builder::new()
+                .name("carbonmeter-fsync".to_owned())
+                .spawn(move || sync_forever(&served));
+            if let Err(err) = spawned {
+                log::debug!("no fsync thread: {err}");
+                return;
+            }
+            *process = Some(std::sync::Arc::clone(&syncs));
+            syncs
+        }
+    };
+    syncs.files.lock().push(file);
+    syncs.ready.notify_all();
+}
+
+fn sync_forever(syncs: &Syncs) {
+    loop {
+        let files = {
+            let mut files = syncs.files.lock();
+            while files.is_empty() {
+                files = syncs.ready.wait(files);
+            }
+            std::mem::take(&mut *files)
+        };
+        // One fsync per file covers every row written to it before the fsync began.
+        let mut synced: HashSet<(u64, u64)> = HashSet::new();
+        for file in files {
+            let key = file.metadata().map(|m| (m.dev(), m.ino())).ok();
+            if key.is_none_or(|key| synced.insert(key)) {
+                let _ = file.sync_data();
+            }
+        }
     }
 }
 
