@@ -3,7 +3,8 @@
 //!
 //! Every run of the process hands its edge reads to the same edge thread, spawned on first use:
 //! a run's `start()` spawns none. A run asks through its own [`EdgeReader`], whose reply slot is
-//! reused from edge to edge, so an edge costs two locks, two condvar signals and no allocation.
+//! reused from edge to edge, so an edge costs a few locks and no allocation, and, when the thread
+//! and the edge each find what they wait for within [`SPIN`], no sleep and no wake-up.
 //! A second thread is spawned only when a request finds every edge thread busy: in practice, one
 //! stuck in a wedged driver call. So a read stuck for one run never holds up another run's
 //! edges (which would then fall back to their last reading and write rows of nothing); the
@@ -12,7 +13,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::cost::{CostMeter, thread_cpu_ns};
@@ -47,6 +48,8 @@ struct RunEdges {
     /// A request is being served: set until its read returns, however late.
     busy: AtomicBool,
     reply: Mutex<Reply>,
+    /// The sequence number of the last request answered, readable without `reply`'s lock.
+    answered_seq: AtomicU64,
     answered: Condvar,
     /// The newest snapshot any read produced: what an edge falls back to.
     last: parking_lot::Mutex<Snapshot>,
@@ -61,7 +64,22 @@ struct Pending {
 
 struct Queue {
     pending: Mutex<Pending>,
+    /// How many requests `pending` holds, readable without its lock.
+    queued: AtomicUsize,
     ready: Condvar,
+}
+
+/// How long a thread looks for what it waits for before it sleeps: a wake-up on a virtual
+/// machine costs tens of microseconds of latency and CPU; looking costs at most this much CPU
+/// and yields the core to any thread that can run meanwhile.
+const SPIN: Duration = Duration::from_micros(100);
+
+/// Calls `done` until it is true or [`SPIN`] passes, yielding between calls.
+fn spin_until(done: impl Fn() -> bool) {
+    let until = Instant::now() + SPIN;
+    while !done() && Instant::now() < until {
+        std::thread::yield_now();
+    }
 }
 
 /// The process's edge queue, made on first use; `None` again in a forked child.
@@ -80,6 +98,7 @@ fn process_queue() -> Arc<Queue> {
     Arc::clone(process.get_or_insert_with(|| {
         Arc::new(Queue {
             pending: Mutex::new(Pending::default()),
+            queued: AtomicUsize::new(0),
             ready: Condvar::new(),
         })
     }))
@@ -91,10 +110,19 @@ fn serve(queue: &Queue) {
             let mut pending = queue.pending.lock();
             loop {
                 if let Some(next) = pending.runs.pop_front() {
+                    queue.queued.store(pending.runs.len(), Ordering::Release);
                     break next;
                 }
+                // Idle while it looks: a request meanwhile needs no new thread.
                 pending.idle += 1;
-                pending = queue.ready.wait(pending);
+                drop(pending);
+                // The other edge of a boundary (an epoch's end, the next one's start) comes
+                // within microseconds: looking for it a moment saves a sleep and a wake-up.
+                spin_until(|| queue.queued.load(Ordering::Acquire) > 0);
+                pending = queue.pending.lock();
+                if pending.runs.is_empty() {
+                    pending = queue.ready.wait(pending);
+                }
                 pending.idle -= 1;
             }
         };
@@ -120,6 +148,7 @@ fn serve(queue: &Queue) {
             seq,
             read: Some(read),
         };
+        run.answered_seq.store(seq, Ordering::Release);
         run.busy.store(false, Ordering::Release);
         run.answered.notify_all();
     }
@@ -129,6 +158,7 @@ fn serve(queue: &Queue) {
 fn request(queue: &Arc<Queue>, run: &Arc<RunEdges>, seq: u64) {
     let mut pending = queue.pending.lock();
     pending.runs.push_back((Arc::clone(run), seq));
+    queue.queued.store(pending.runs.len(), Ordering::Release);
     let spawn = pending.idle < pending.runs.len();
     drop(pending);
     queue.ready.notify_all();
@@ -167,6 +197,7 @@ impl EdgeReader {
                 cost: Arc::clone(cost),
                 busy: AtomicBool::new(false),
                 reply: Mutex::new(Reply::default()),
+                answered_seq: AtomicU64::new(0),
                 answered: Condvar::new(),
                 last: parking_lot::Mutex::new(start.clone()),
             }),
@@ -180,10 +211,16 @@ impl EdgeReader {
             return None;
         }
         let deadline = Instant::now() + EDGE_DEADLINE;
-        let mut reply = self.run.reply.lock();
-        let seq = reply.seq.wrapping_add(1);
-        *reply = Reply { seq, read: None };
+        let seq = {
+            let mut reply = self.run.reply.lock();
+            let seq = reply.seq.wrapping_add(1);
+            *reply = Reply { seq, read: None };
+            seq
+        };
         request(&self.queue, &self.run, seq);
+        // A read takes tens of microseconds: worth a look before a sleep and a wake-up.
+        spin_until(|| self.run.answered_seq.load(Ordering::Acquire) == seq);
+        let mut reply = self.run.reply.lock();
         loop {
             if reply.seq == seq
                 && let Some(read) = reply.read.take()
