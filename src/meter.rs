@@ -386,6 +386,16 @@ impl Meter {
         self.max_read_interval_s
     }
 
+    /// Whether every channel is an energy counter and no GPU power is polled: edges read the
+    /// counters at once, so reads between them only keep a counter from wrapping unseen.
+    pub fn counters_only(&self) -> bool {
+        self.channels
+            .iter()
+            .flatten()
+            .all(|state| matches!(state.channel.kind, ChannelKind::Counter { .. }))
+            && self.gpu.poll_interval_s().is_infinite()
+    }
+
     /// Longest time between reads that keeps polled GPU power accurate, in seconds (infinite
     /// when no GPU power is polled).
     pub fn gpu_poll_interval_s(&self) -> f64 {

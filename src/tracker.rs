@@ -55,13 +55,17 @@ struct EpochFigures {
     emissions_high_kg: Option<f64>,
 }
 
+/// A tick period this long (a century, in seconds) means no tick: a counter that cannot wrap.
+const NEVER_S: f64 = 100.0 * 365.0 * 24.0 * 3600.0;
+
 /// What `stop_reason` says when the projection crossed `co2_budget_kg`.
 pub const STOP_CO2_BUDGET: &str = "co2_budget";
 
 struct Run {
     id: String,
     edges: EdgeReader,
-    sampler: Sampler,
+    /// `None` for a run that needs no read between its edges.
+    sampler: Option<Sampler>,
     start: Snapshot,
     hourly: Option<Arc<HourlyRun>>,
     windows: Vec<OpenWindow>,
@@ -329,10 +333,17 @@ impl Tracker {
             crate::once::warn_once(&warning);
         }
         let hourly = self.start_hourly(&start);
-        let full_period_s = self
-            .config
-            .measure_power_secs
-            .min(meter.max_read_interval_s() / 2.0);
+        // Reads between edges serve the counters' wraps, polled power, the hourly ledger's
+        // hours and the exporter's pushes (one per tick). A run that has only counters and
+        // neither of the last two gains nothing from a tick every measure_power_secs: it ticks
+        // only as often as a counter could wrap, and not at all where none can.
+        let wrap_s = meter.max_read_interval_s() / 2.0;
+        let full_period_s = if meter.counters_only() && hourly.is_none() && self.exporter.is_none()
+        {
+            wrap_s
+        } else {
+            self.config.measure_power_secs.min(wrap_s)
+        };
         // Polled GPU power needs faster ticks; those read only the GPUs (Meter::tick).
         let period_s = full_period_s.min(meter.gpu_poll_interval_s());
         *self.description.lock() = Some(meter.description().clone());
@@ -372,7 +383,7 @@ impl Tracker {
         let sampled_last = edges.fallback();
         // On the process's one sampler thread: a tick stuck in a sensor read here holds up the
         // ticks of this process's other runs until it returns (see `crate::sampler`).
-        let sampler = Sampler::register(Duration::from_secs_f64(period_s), move || {
+        let tick = move || {
             let since_ns = thread_cpu_ns();
             let mut meter = sampled.lock();
             // GPU-only ticks change no hour's ledger: it reads the next full snapshot.
@@ -387,8 +398,14 @@ impl Tracker {
             }
             drop(meter);
             sampled_cost.charge_thread_since(since_ns);
-        })
-        .map_err(|err| Error::io("carbonmeter-sampler thread", err))?;
+        };
+        let sampler = match Duration::try_from_secs_f64(period_s) {
+            Ok(period) if period_s < NEVER_S => Some(
+                Sampler::register(period, tick)
+                    .map_err(|err| Error::io("carbonmeter-sampler thread", err))?,
+            ),
+            _ => None,
+        };
         *run = Some(Run {
             id: run_id,
             edges,
@@ -728,7 +745,7 @@ impl Tracker {
             return None;
         };
         crate::lifecycle::run_stopped();
-        if !run.sampler.stop() {
+        if !run.sampler.as_mut().is_none_or(Sampler::stop) {
             crate::once::warn_once(&format!(
                 "the sampler was still in a sensor read {} ms after stop(): left to finish \
                  alone, the row uses the last reading",
