@@ -1,9 +1,10 @@
 //! What carbonmeter itself costs: CPU time of its own threads and of its calls on the user's
 //! thread, read from per-thread CPU clocks (`CLOCK_THREAD_CPUTIME_ID`), never estimated.
 //!
-//! The sampler thread publishes its own clock after each tick; a call on the user's thread
-//! charges the CPU time it spent, up to the moment a row reads the total and again when it
-//! returns. A row's `tracker_cpu_seconds` is the total at its end minus the total at its start.
+//! The sampler and edge threads serve every run of the process, so each charges a run the CPU
+//! time of the work it did for that run (its clock before and after); a call on the user's
+//! thread charges the CPU time it spent, up to the moment a row reads the total and again when
+//! it returns. A row's `tracker_cpu_seconds` is the total at its end minus the total at its start.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,8 +43,8 @@ pub fn publish_thread_clock(clock: &AtomicU64) {
 /// The running CPU-time totals of one run.
 #[derive(Debug, Default)]
 pub struct CostMeter {
-    /// Sampler thread's CPU clock at its last tick, ns (a thread's clock is cumulative).
-    sampler_ns: AtomicU64,
+    /// CPU time the process's sampler and edge threads spent on this run, ns.
+    threads_ns: AtomicU64,
     /// Sum of the finished parts of calls on the user's thread, ns.
     calls_ns: AtomicU64,
     /// A longer-lived thread of ours (the exporter) and its clock when the run began, ns.
@@ -60,10 +61,12 @@ impl CostMeter {
         }
     }
 
-    /// Called on the sampler thread after each tick: publishes the thread's own CPU time.
-    pub fn publish_sampler(&self) {
-        if let Some(ns) = thread_cpu_ns() {
-            self.sampler_ns.fetch_max(ns, Ordering::Relaxed);
+    /// Called on a thread of ours after work for this run that began when the thread's clock
+    /// read `since_ns`: charges the CPU time spent since.
+    pub fn charge_thread_since(&self, since_ns: Option<u64>) {
+        if let (Some(since), Some(now)) = (since_ns, thread_cpu_ns()) {
+            self.threads_ns
+                .fetch_add(now.saturating_sub(since), Ordering::Relaxed);
         }
     }
 
@@ -76,7 +79,7 @@ impl CostMeter {
                 clock.load(Ordering::Relaxed).saturating_sub(*baseline_ns)
             });
         let ns = self
-            .sampler_ns
+            .threads_ns
             .load(Ordering::Relaxed)
             .saturating_add(self.calls_ns.load(Ordering::Relaxed))
             .saturating_add(shared_ns);
@@ -158,14 +161,16 @@ mod tests {
         let other = std::thread::spawn({
             let meter = Arc::new(CostMeter::default());
             move || {
+                std::hint::black_box(spin(5));
+                let since = thread_cpu_ns();
                 std::hint::black_box(spin(20));
-                meter.publish_sampler();
+                meter.charge_thread_since(since);
                 meter.total_s()
             }
         })
         .join()
         .expect("thread");
-        assert!(other > 0.005, "{other}");
+        assert!((0.015..0.024).contains(&other), "{other}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub(crate) mod carbon;
 pub(crate) mod compat;
 pub(crate) mod config;
 pub(crate) mod cost;
+pub(crate) mod edges;
 pub(crate) mod error;
 pub(crate) mod export;
 pub(crate) mod gpu;

@@ -10,10 +10,11 @@
 //! never replaced (CodeCarbon's is, and breaks KeyboardInterrupt there, their #1310), and the
 //! default comes back when the last tracker stops.
 //!
-//! **fork()** copies only the forking thread: the child has no sampler to join and may have
-//! copied a lock some other thread held. An at-fork handler gives the child fresh locks and
-//! forgets (never joins nor writes) the runs it copied: the child starts a run of its own or is
-//! told, by a `TrackerStateError`, that none is open.
+//! **fork()** copies only the forking thread: the child has no sampler or edge thread and may
+//! have copied a lock some other thread held. An at-fork handler gives the child fresh locks,
+//! forgets the process-wide threads (its first run spawns its own) and forgets (never joins nor
+//! writes) the runs it copied: the child starts a run of its own or is told, by a
+//! `TrackerStateError`, that none is open.
 
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -213,6 +214,10 @@ extern "C" fn in_forked_child() {
     force_release(&ARMED);
     crate::output::csv::release_after_fork();
     crate::once::release_after_fork();
+    crate::sensors::host::release_after_fork();
+    crate::gpu::release_after_fork();
+    crate::sampler::reset_after_fork();
+    crate::edges::reset_after_fork();
     for tracker in TRACKERS.lock().iter().filter_map(Weak::upgrade) {
         tracker.forget_after_fork();
     }

@@ -217,13 +217,18 @@ impl Meter {
     /// Chooses sensors for `config`, reads them once, and returns the meter with any warnings
     /// about the choice (each to be logged once by the caller).
     pub fn discover(config: &MeterConfig) -> (Self, Vec<String>) {
-        Self::discover_share(config, true)
+        let (meter, _, warnings) = Self::discover_share(config, true);
+        (meter, warnings)
     }
 
     /// [`Meter::discover`] for one rank of a distributed job: without `measures_host`, in
     /// machine mode, another rank measures this host's CPU and RAM and this meter reads neither
-    /// (`other_rank`). Which GPUs it reads is `config.gpu`'s selection.
-    pub fn discover_share(config: &MeterConfig, measures_host: bool) -> (Self, Vec<String>) {
+    /// (`other_rank`). Which GPUs it reads is `config.gpu`'s selection. Returns the first read
+    /// too: where a run starts, without reading every sensor a second time.
+    pub fn discover_share(
+        config: &MeterConfig,
+        measures_host: bool,
+    ) -> (Self, Snapshot, Vec<String>) {
         let mut warnings = Vec::new();
         let probe = HostProbe::new(config.tracking_mode);
         if !probe.is_available() {
@@ -367,8 +372,8 @@ impl Meter {
             pending_warnings: Vec::new(),
             default_cpu_power_w: config.default_cpu_power_w,
         };
-        meter.read();
-        (meter, warnings)
+        let first = meter.read();
+        (meter, first, warnings)
     }
 
     /// Methods and machine facts.
@@ -379,6 +384,16 @@ impl Meter {
     /// Longest time between reads that keeps every counter exact, in seconds.
     pub fn max_read_interval_s(&self) -> f64 {
         self.max_read_interval_s
+    }
+
+    /// Whether every channel is an energy counter and no GPU power is polled: edges read the
+    /// counters at once, so reads between them only keep a counter from wrapping unseen.
+    pub fn counters_only(&self) -> bool {
+        self.channels
+            .iter()
+            .flatten()
+            .all(|state| matches!(state.channel.kind, ChannelKind::Counter { .. }))
+            && self.gpu.poll_interval_s().is_infinite()
     }
 
     /// Longest time between reads that keeps polled GPU power accurate, in seconds (infinite

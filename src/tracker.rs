@@ -2,15 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use chrono::Local;
 use parking_lot::Mutex;
 
 use crate::config::Config;
-use crate::cost::{CallCost, CostMeter};
+use crate::cost::{CallCost, CostMeter, thread_cpu_ns};
+use crate::edges::{EDGE_DEADLINE, EdgeReader};
 use crate::error::{Error, Result};
 use crate::export::{Exporter, RunExport, RunLabels};
 use crate::intensity::resolve::Resolved;
@@ -56,13 +55,17 @@ struct EpochFigures {
     emissions_high_kg: Option<f64>,
 }
 
+/// A tick period this long (a century, in seconds) means no tick: a counter that cannot wrap.
+const NEVER_S: f64 = 100.0 * 365.0 * 24.0 * 3600.0;
+
 /// What `stop_reason` says when the projection crossed `co2_budget_kg`.
 pub const STOP_CO2_BUDGET: &str = "co2_budget";
 
 struct Run {
     id: String,
     edges: EdgeReader,
-    sampler: Sampler,
+    /// `None` for a run that needs no read between its edges.
+    sampler: Option<Sampler>,
     start: Snapshot,
     hourly: Option<Arc<HourlyRun>>,
     windows: Vec<OpenWindow>,
@@ -325,16 +328,22 @@ impl Tracker {
             meter_config.gpu.gpu_ids = Some(share.ownership.gpus.clone());
         }
         let measures_host = share.as_ref().is_none_or(|share| share.ownership.host);
-        let (mut meter, warnings) = Meter::discover_share(&meter_config, measures_host);
+        let (meter, start, warnings) = Meter::discover_share(&meter_config, measures_host);
         for warning in warnings {
             crate::once::warn_once(&warning);
         }
-        let start = meter.read();
         let hourly = self.start_hourly(&start);
-        let full_period_s = self
-            .config
-            .measure_power_secs
-            .min(meter.max_read_interval_s() / 2.0);
+        // Reads between edges serve the counters' wraps, polled power, the hourly ledger's
+        // hours and the exporter's pushes (one per tick). A run that has only counters and
+        // neither of the last two gains nothing from a tick every measure_power_secs: it ticks
+        // only as often as a counter could wrap, and not at all where none can.
+        let wrap_s = meter.max_read_interval_s() / 2.0;
+        let full_period_s = if meter.counters_only() && hourly.is_none() && self.exporter.is_none()
+        {
+            wrap_s
+        } else {
+            self.config.measure_power_secs.min(wrap_s)
+        };
         // Polled GPU power needs faster ticks; those read only the GPUs (Meter::tick).
         let period_s = full_period_s.min(meter.gpu_poll_interval_s());
         *self.description.lock() = Some(meter.description().clone());
@@ -370,28 +379,33 @@ impl Tracker {
             ))
         });
         let sampled_export = export.clone();
-        let edges = EdgeReader::spawn(&meter, hourly.clone(), &start)?;
-        let sampled_last = Arc::clone(&edges.last);
-        let sampler = Sampler::spawn(
-            "carbonmeter-sampler",
-            Duration::from_secs_f64(period_s),
-            move || {
-                let mut meter = sampled.lock();
-                // GPU-only ticks change no hour's ledger: it reads the next full snapshot.
-                if let Some(snapshot) = meter.tick(full_period_s) {
-                    remember(&sampled_last, &snapshot);
-                    if let Some(hourly) = &sampled_hourly {
-                        hourly.observe(&snapshot);
-                    }
-                    if let Some(export) = &sampled_export {
-                        export.tick(&snapshot);
-                    }
+        let edges = EdgeReader::new(&meter, hourly.clone(), &cost, &start);
+        let sampled_last = edges.fallback();
+        // On the process's one sampler thread: a tick stuck in a sensor read here holds up the
+        // ticks of this process's other runs until it returns (see `crate::sampler`).
+        let tick = move || {
+            let since_ns = thread_cpu_ns();
+            let mut meter = sampled.lock();
+            // GPU-only ticks change no hour's ledger: it reads the next full snapshot.
+            if let Some(snapshot) = meter.tick(full_period_s) {
+                sampled_last.remember(&snapshot);
+                if let Some(hourly) = &sampled_hourly {
+                    hourly.observe(&snapshot);
                 }
-                drop(meter);
-                sampled_cost.publish_sampler();
-            },
-        )
-        .map_err(|err| crate::error::Error::io("carbonmeter-sampler thread", err))?;
+                if let Some(export) = &sampled_export {
+                    export.tick(&snapshot);
+                }
+            }
+            drop(meter);
+            sampled_cost.charge_thread_since(since_ns);
+        };
+        let sampler = match Duration::try_from_secs_f64(period_s) {
+            Ok(period) if period_s < NEVER_S => Some(
+                Sampler::register(period, tick)
+                    .map_err(|err| Error::io("carbonmeter-sampler thread", err))?,
+            ),
+            _ => None,
+        };
         *run = Some(Run {
             id: run_id,
             edges,
@@ -731,7 +745,7 @@ impl Tracker {
             return None;
         };
         crate::lifecycle::run_stopped();
-        if !run.sampler.stop() {
+        if !run.sampler.as_mut().is_none_or(Sampler::stop) {
             crate::once::warn_once(&format!(
                 "the sampler was still in a sensor read {} ms after stop(): left to finish \
                  alone, the row uses the last reading",
@@ -1047,94 +1061,6 @@ impl Drop for Tracker {
     }
 }
 
-/// Longest a window edge (and stop()) waits for a sensor read: far above a normal full read (a
-/// process-tree refresh and a few NVML calls take milliseconds), and small beside an epoch. A read
-/// that blocks longer (a wedged driver call, a GPU off the bus) is left to finish on its thread.
-pub const EDGE_DEADLINE: Duration = Duration::from_millis(500);
-
-/// What one edge read found.
-struct EdgeRead {
-    snapshot: Snapshot,
-    description: MeterDescription,
-    warnings: Vec<String>,
-}
-
-/// Reads the meter for window edges on a thread of its own, so the user's thread never calls
-/// into a sensor and waits for one at most [`EDGE_DEADLINE`]. Ends when the run is dropped.
-struct EdgeReader {
-    requests: mpsc::Sender<mpsc::SyncSender<EdgeRead>>,
-    /// A request is being served: set until its read returns, however late.
-    busy: Arc<AtomicBool>,
-    /// The newest snapshot any read produced: what an edge falls back to.
-    last: Arc<Mutex<Snapshot>>,
-}
-
-impl EdgeReader {
-    fn spawn(
-        meter: &Arc<crate::locks::Mutex<Meter>>,
-        hourly: Option<Arc<HourlyRun>>,
-        start: &Snapshot,
-    ) -> Result<Self> {
-        let (requests, served) = mpsc::channel::<mpsc::SyncSender<EdgeRead>>();
-        let busy = Arc::new(AtomicBool::new(false));
-        let last = Arc::new(Mutex::new(start.clone()));
-        let (meter, thread_busy, thread_last) =
-            (Arc::clone(meter), Arc::clone(&busy), Arc::clone(&last));
-        std::thread::Builder::new()
-            .name("carbonmeter-edges".to_owned())
-            .spawn(move || {
-                for reply in served {
-                    let read = {
-                        let mut meter = meter.lock();
-                        let snapshot = meter.read();
-                        // Under the meter's lock, so the ledger sees reads in order.
-                        if let Some(hourly) = &hourly {
-                            hourly.observe(&snapshot);
-                        }
-                        EdgeRead {
-                            snapshot,
-                            description: meter.description().clone(),
-                            warnings: meter.take_warnings(),
-                        }
-                    };
-                    remember(&thread_last, &read.snapshot);
-                    thread_busy.store(false, Ordering::Release);
-                    // The edge may have given up waiting: then nobody wants this one.
-                    let _ = reply.send(read);
-                }
-            })
-            .map_err(|err| Error::io("carbonmeter-edges thread", err))?;
-        Ok(Self {
-            requests,
-            busy,
-            last,
-        })
-    }
-
-    /// A fresh read, or `None` when none came within the deadline (or one is still stuck).
-    fn read(&self) -> Option<EdgeRead> {
-        // A read still stuck from an earlier edge: queueing behind it would only wait again.
-        if self.busy.swap(true, Ordering::AcqRel) {
-            return None;
-        }
-        let (reply, answer) = mpsc::sync_channel(1);
-        if self.requests.send(reply).is_err() {
-            self.busy.store(false, Ordering::Release);
-            return None;
-        }
-        answer.recv_timeout(EDGE_DEADLINE).ok()
-    }
-}
-
-/// Keeps the newer of the remembered snapshot and `snapshot` (the sampler and the edge thread
-/// both read, and may finish out of order).
-fn remember(last: &Mutex<Snapshot>, snapshot: &Snapshot) {
-    let mut last = last.lock();
-    if snapshot.t_s >= last.t_s {
-        *last = snapshot.clone();
-    }
-}
-
 /// Reads every sensor now and logs what the sampler found wrong since the last edge: the
 /// sampler thread itself never logs, so it never waits on the logging machinery.
 /// A sensor given up mid-run changes the methods, so the rows from then on say so. A read that
@@ -1146,7 +1072,7 @@ fn read_and_report(edges: &EdgeReader, description: &Mutex<Option<MeterDescripti
              edges use the last reading until it returns",
             EDGE_DEADLINE.as_millis()
         ));
-        return edges.last.lock().clone();
+        return edges.last();
     };
     {
         let mut shown = description.lock();

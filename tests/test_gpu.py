@@ -307,3 +307,28 @@ def test_a_blocking_nvml_call_stalls_no_edge_and_no_stop(
     stuck = [m for m in warnings_of(caplog) if "did not finish within" in m]
     assert len(stuck) == 1, warnings_of(caplog)
     assert tracker.final_emissions_data is not None
+
+
+def test_a_read_stuck_for_one_run_holds_up_no_other_runs_edges(fake_nvml: FakeNvml) -> None:
+    """Runs share the process's edge thread; another thread takes over while one is stuck."""
+    fake_nvml.set(devices(1, e0="energy 0 1000"))
+    stuck = EmissionsTracker(
+        nvml_library=str(fake_nvml.library), country_iso_code="FRA", save_to_file=False
+    )
+    stuck.start()
+    fake_nvml.set(devices(1, e0="energy 0 1000", b0="block 0 2"))
+    began = time.monotonic()
+    with stuck.epoch(0):
+        pass
+    assert time.monotonic() - began < 1.5
+    other = EmissionsTracker(country_iso_code="FRA", save_to_file=False, default_cpu_power=50)
+    other.start()
+    time.sleep(0.05)
+    began = time.monotonic()
+    other.stop()
+    assert time.monotonic() - began < 0.25
+    # Read at its stop, not the fallback of a start reading: the run has a length.
+    assert other.final_emissions_data is not None
+    assert other.final_emissions_data.duration >= 0.05
+    fake_nvml.set(devices(1, e0="energy 0 1000"))
+    stuck.stop()

@@ -22,15 +22,27 @@ def rows_of(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(file))
 
 
+# Threads carbonmeter starts once per process and keeps for every later run (names as the OS
+# truncates them to 15 bytes).
+PROCESS_WIDE = {"carbonmeter-sam", "carbonmeter-edg", "carbonmeter-sig", "carbonmeter-fsy"}
+
+
 def os_threads() -> int:
     """Threads of this process as the OS counts them (the sampler is a Rust thread, which
-    `threading` does not list)."""
-    return len(os.listdir("/proc/self/task"))
+    `threading` does not list), less carbonmeter's process-wide ones: what a run leaves."""
+    count = 0
+    for task in os.listdir("/proc/self/task"):
+        try:
+            name = Path(f"/proc/self/task/{task}/comm").read_text().strip()
+        except OSError:
+            continue  # ended since it was listed
+        count += name not in PROCESS_WIDE
+    return count
 
 
 def threads_settle_at(count: int) -> bool:
-    """Whether the thread count comes back to `count`: the CSV sink's fsync thread of the last
-    row may still be finishing; a sampler left running never would."""
+    """Whether the thread count comes back to `count`: a thread a run left running never
+    would."""
     deadline = time.monotonic() + 5
     while os_threads() > count and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -138,8 +138,15 @@ fn check(status: u32) -> Result<(), GpuFault> {
 impl Api {
     /// Loads the library and its entry points; the optional ones may be missing.
     fn load(path: &Path) -> Result<(Self, Init, GetSocketHandles, GetProcessorHandles), String> {
+        if let Some(error) = super::unopened(path.as_os_str()) {
+            return Err(error);
+        }
         // SAFETY: loading runs the library's initialisers; amd-smi's only set up its state.
-        let library = unsafe { Library::new(path) }.map_err(|err| err.to_string())?;
+        let library = unsafe { Library::new(path) }.map_err(|err| {
+            let error = err.to_string();
+            super::remember_unopened(path.as_os_str(), &error);
+            error
+        })?;
         // SAFETY: each symbol is declared with the signature amdsmi.h gives it.
         unsafe {
             fn required<T: Copy>(library: &Library, name: &[u8]) -> Result<T, String> {

@@ -75,7 +75,17 @@ pub fn discover(
         .nvml_library
         .as_deref()
         .map_or_else(|| OsStr::new(DEFAULT_NVML_LIBRARY), |path| path.as_os_str());
-    let nvml = match Nvml::builder().lib_path(library).init() {
+    let opened = match super::unopened(library) {
+        Some(error) => Err(error),
+        None => Nvml::builder().lib_path(library).init().map_err(|err| {
+            let error = err.to_string();
+            if matches!(err, NvmlError::LibloadingError(_)) {
+                super::remember_unopened(library, &error);
+            }
+            error
+        }),
+    };
+    let nvml = match opened {
         Ok(nvml) => nvml,
         Err(err) => {
             let line = format!(

@@ -2,7 +2,8 @@
 //!
 //! Each row is encoded in memory and handed to the OS in one `write` on a file opened for
 //! append before the call returns: a killed process leaves every row it reported, whole. The
-//! fsync that also survives power loss runs on a short-lived thread, off the caller's path.
+//! fsync that also survives power loss runs on one thread of the process, off the caller's
+//! path, batched: rows written within half a second are synced together, once per file.
 //!
 //! Every write holds an exclusive `flock` on the file, so processes sharing it write one header
 //! and whole rows: a fragment a dead writer left at the end is cut before the next row, and a
@@ -34,9 +35,14 @@ pub enum WriteMode {
 // processes, and this keeps two threads of one process from contending through the kernel.
 static FILE_LOCK: Mutex<()> = Mutex::new(());
 
-/// In a forked child: releases the lock a writing thread of the parent held.
+/// In a forked child: releases the lock a writing thread of the parent held, and forgets the
+/// parent's fsync thread (not copied): the child's first row spawns its own.
 pub(crate) fn release_after_fork() {
     crate::locks::force_release(&FILE_LOCK);
+    crate::locks::force_release(&SYNCER);
+    if let Some(parent) = SYNCER.lock().take() {
+        std::mem::forget(parent);
+    }
 }
 
 /// How many times a write reopens the file when another process renamed it between our open
@@ -50,26 +56,34 @@ pub struct CsvSink {
     mode: WriteMode,
     // Causes of failed writes already reported: a full disk says so once, not once per row.
     reported: Mutex<HashSet<String>>,
+    /// The buffer rows are encoded into, reused from row to row (taken out while a row is
+    /// written, so the lock is held only for the swap; a second writer meanwhile makes its own).
+    encoded: Mutex<Vec<u8>>,
 }
 
-fn header_line() -> String {
-    let mut line = columns().join(",");
-    line.push('\n');
-    line
+fn header_line() -> &'static str {
+    static HEADER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HEADER.get_or_init(|| {
+        let mut line = columns().join(",");
+        line.push('\n');
+        line
+    })
 }
 
-fn encode(path: &Path, row: &EmissionsRow) -> Result<Vec<u8>> {
+/// Encodes `row` into `buffer`, emptied first.
+fn encode(buffer: &mut Vec<u8>, path: &Path, row: &EmissionsRow) -> Result<()> {
+    buffer.clear();
+    // A small staging buffer: the encoder's default is 8 KiB, allocated per row.
     let mut writer = ::csv::WriterBuilder::new()
         .has_headers(false)
-        .from_writer(Vec::with_capacity(512));
+        .buffer_capacity(256)
+        .from_writer(&mut *buffer);
     let csv_error = |source| Error::Csv {
         path: path.to_owned(),
         source,
     };
     writer.serialize(row).map_err(csv_error)?;
-    writer
-        .into_inner()
-        .map_err(|err| Error::io(path, err.into_error()))
+    writer.flush().map_err(|err| Error::io(path, err))
 }
 
 /// `path` exists and is not a regular file (a FIFO would block the write, a device or a folder
@@ -159,6 +173,10 @@ impl Locked {
     /// Offset just past the last newline, 0 when there is none.
     fn end_of_last_line(&self) -> std::io::Result<u64> {
         const CHUNK: u64 = 8192;
+        // The common case, a file ending on a whole row: one byte read, not a chunk.
+        if self.len > 0 && self.read_at(self.len - 1, 1)? == b"\n" {
+            return Ok(self.len);
+        }
         let mut end = self.len;
         while end > 0 {
             let start = end.saturating_sub(CHUNK);
@@ -223,6 +241,7 @@ impl CsvSink {
             path,
             mode,
             reported: Mutex::new(HashSet::new()),
+            encoded: Mutex::new(Vec::new()),
         })
     }
 
@@ -234,11 +253,13 @@ impl CsvSink {
 
     /// Writes `row`; returns once the OS has it.
     pub fn write(&self, row: &EmissionsRow) -> Result<()> {
-        let encoded = encode(&self.path, row)?;
-        match self.mode {
+        let mut encoded = std::mem::take(&mut *self.encoded.lock());
+        let written = encode(&mut encoded, &self.path, row).and_then(|()| match self.mode {
             WriteMode::Append => self.append(&encoded),
             WriteMode::Update => self.replace_run(&row.run_id, &encoded),
-        }
+        });
+        *self.encoded.lock() = encoded;
+        written
     }
 
     /// Writes `row` and logs a failure as an error once per cause: losing the file must not
@@ -286,12 +307,15 @@ impl CsvSink {
             locked.file.set_len(whole_len).map_err(io_error)?;
             locked.len = whole_len;
         }
-        let mut buffer = Vec::with_capacity(encoded.len() + 1024);
-        if locked.len == 0 {
-            buffer.extend_from_slice(header_line().as_bytes());
-        }
-        buffer.extend_from_slice(encoded);
-        if let Err(err) = (&locked.file).write_all(&buffer) {
+        // One write either way: a header and its first row are never torn apart by a kill.
+        let with_header;
+        let bytes = if locked.len == 0 {
+            with_header = [header_line().as_bytes(), encoded].concat();
+            &with_header
+        } else {
+            encoded
+        };
+        if let Err(err) = (&locked.file).write_all(bytes) {
             // A full disk leaves part of the row: cut it, so the file ends on a whole row.
             let _ = locked.file.set_len(locked.len);
             return Err(io_error(err));
@@ -324,7 +348,7 @@ impl CsvSink {
             drop(locked);
             locked = Locked::open(&self.path)?;
         };
-        let mut output = header_line().into_bytes();
+        let mut output = header_line().as_bytes().to_vec();
         output.extend_from_slice(&existing.unwrap_or_else(|| encoded.to_vec()));
         let temporary = temporary_path(&self.path);
         let written = File::create(&temporary).and_then(|mut file| {
@@ -439,16 +463,65 @@ fn backup_path(path: &Path) -> PathBuf {
         .unwrap_or(first)
 }
 
+/// Files written since the fsync thread last looked, and its wake-up.
+struct Syncs {
+    files: crate::locks::Mutex<Vec<File>>,
+    ready: crate::locks::Condvar,
+}
+
+/// The process's fsync thread, spawned by the first row; `None` again in a forked child.
+static SYNCER: Mutex<Option<std::sync::Arc<Syncs>>> = Mutex::new(None);
+
 fn sync_in_background(file: File) {
-    // A thread per row is cheap next to an fsync, and a failure here loses nothing a kill
-    // would: the data is already with the OS.
-    let spawned = std::thread::Builder::new()
-        .name("carbonmeter-fsync".to_owned())
-        .spawn(move || {
-            let _ = file.sync_data();
-        });
-    if let Err(err) = spawned {
-        log::debug!("no fsync thread: {err}");
+    // A failure here loses nothing a kill would: the data is already with the OS.
+    let syncs = {
+        let mut process = SYNCER.lock();
+        if let Some(syncs) = process.as_ref() {
+            std::sync::Arc::clone(syncs)
+        } else {
+            let syncs = std::sync::Arc::new(Syncs {
+                files: crate::locks::Mutex::new(Vec::new()),
+                ready: crate::locks::Condvar::new(),
+            });
+            let served = std::sync::Arc::clone(&syncs);
+            let spawned = std::thread::Builder::new()
+                .name("carbonmeter-fsync".to_owned())
+                .spawn(move || sync_forever(&served));
+            if let Err(err) = spawned {
+                log::debug!("no fsync thread: {err}");
+                return;
+            }
+            *process = Some(std::sync::Arc::clone(&syncs));
+            syncs
+        }
+    };
+    syncs.files.lock().push(file);
+    syncs.ready.notify_all();
+}
+
+/// How long the fsync thread gathers rows before it syncs them: rows written in a burst (epoch
+/// and window edges) are synced together, and none is appended to a page the kernel is writing
+/// back for the last fsync, which on a block device with stable pages waits for it.
+const FSYNC_GATHER: std::time::Duration = std::time::Duration::from_millis(500);
+
+fn sync_forever(syncs: &Syncs) {
+    loop {
+        {
+            let mut files = syncs.files.lock();
+            while files.is_empty() {
+                files = syncs.ready.wait(files);
+            }
+        }
+        std::thread::sleep(FSYNC_GATHER);
+        let files = std::mem::take(&mut *syncs.files.lock());
+        // One fsync per file covers every row written to it before the fsync began.
+        let mut synced: HashSet<(u64, u64)> = HashSet::new();
+        for file in files {
+            let key = file.metadata().map(|m| (m.dev(), m.ino())).ok();
+            if key.is_none_or(|key| synced.insert(key)) {
+                let _ = file.sync_data();
+            }
+        }
     }
 }
 
@@ -570,7 +643,7 @@ mod tests {
     fn a_malformed_file_in_update_mode_is_set_aside() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("emissions.csv");
-        let mut seeded = header_line();
+        let mut seeded = header_line().to_owned();
         seeded.push_str("only,three,fields\n");
         std::fs::write(&path, &seeded).expect("seed");
         let sink = CsvSink::new(path.clone(), WriteMode::Update).expect("sink");

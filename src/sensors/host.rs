@@ -4,6 +4,9 @@
 //! utilisation columns all read the same sample, so they agree with each other.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use parking_lot::Mutex;
 
 use sysinfo::{
     CpuRefreshKind, MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System,
@@ -63,34 +66,52 @@ pub struct HostProbe {
     last_tree_cpu: Option<(f64, std::time::Instant)>,
 }
 
-impl HostProbe {
-    /// A probe for `mode`, primed so the first sample already covers an interval.
-    pub fn new(mode: TrackingMode) -> Self {
-        let mut system = System::new().ok();
-        let mut info = HostInfo::default();
-        if let Some(system) = system.as_mut() {
-            system.refresh_cpu_list(CpuRefreshKind::nothing());
-            system.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
-            info = HostInfo {
-                cpu_model: system
-                    .cpus()
-                    .first()
-                    .map(|cpu| cpu.brand().trim().to_owned())
-                    .unwrap_or_default(),
-                cpu_count: system.cpus().len(),
-                socket_count: socket_count(),
-                ram_total_bytes: system.total_memory(),
-            };
+/// Systems of probes dropped, for the next run's probe: a new one reads `/proc/cpuinfo` again on
+/// its first refresh (for brand names this module has read once already).
+static SPARE: Mutex<Vec<System>> = Mutex::new(Vec::new());
+
+/// Spares kept: as many as runs commonly overlap in one process.
+const SPARES_KEPT: usize = 4;
+
+/// In a forked child: releases the lock a thread of the parent held.
+pub(crate) fn release_after_fork() {
+    crate::locks::force_release(&SPARE);
+}
+
+/// The machine's static facts, read from `system` by the first probe of the process: the CPU
+/// model, the CPU and socket counts and the RAM installed do not change while it runs.
+fn host_info(system: &mut System) -> HostInfo {
+    static INFO: OnceLock<HostInfo> = OnceLock::new();
+    INFO.get_or_init(|| {
+        system.refresh_cpu_list(CpuRefreshKind::nothing());
+        system.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
+        HostInfo {
+            cpu_model: system
+                .cpus()
+                .first()
+                .map(|cpu| cpu.brand().trim().to_owned())
+                .unwrap_or_default(),
+            cpu_count: system.cpus().len(),
+            socket_count: socket_count(),
+            ram_total_bytes: system.total_memory(),
         }
-        let mut probe = Self {
+    })
+    .clone()
+}
+
+impl HostProbe {
+    /// A probe for `mode`. Its first sample only starts the interval the next one covers.
+    pub fn new(mode: TrackingMode) -> Self {
+        let spare = SPARE.lock().pop();
+        let mut system = spare.or_else(|| System::new().ok());
+        let info = system.as_mut().map(host_info).unwrap_or_default();
+        Self {
             system,
             mode,
             pid: Pid::from_u32(std::process::id()),
             info,
             last_tree_cpu: None,
-        };
-        probe.sample();
-        probe
+        }
     }
 
     /// Static facts read at construction.
@@ -165,6 +186,17 @@ impl HostProbe {
                     ram_used_bytes,
                     ram_total_bytes,
                 }
+            }
+        }
+    }
+}
+
+impl Drop for HostProbe {
+    fn drop(&mut self) {
+        if let Some(system) = self.system.take() {
+            let mut spare = SPARE.lock();
+            if spare.len() < SPARES_KEPT {
+                spare.push(system);
             }
         }
     }
