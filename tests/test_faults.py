@@ -175,6 +175,12 @@ from carbonmeter import EmissionsTracker
 tracker = EmissionsTracker(
     output_dir=sys.argv[1], country_iso_code="FRA", default_cpu_power=50, measure_power_secs=60,
 )
+# The dispositions a plain shell gives: under `nohup` SIGHUP arrives ignored, and an ignored
+# signal is (rightly) left alone, so the test sets the default itself.
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
+if sys.argv[2] == "nohup":
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
 if sys.argv[2] == "user-handler":
     def handler(signum, frame):
         print("user handler", signum, flush=True)
@@ -232,6 +238,19 @@ def test_a_users_handler_is_never_replaced(tmp_path: Path) -> None:
         assert child.wait(timeout=30) == 3
         assert child.stdout is not None
         assert f"user handler {int(signal.SIGTERM)}" in child.stdout.read()
+
+
+@pytest.mark.slow
+def test_a_signal_ignored_under_nohup_stays_ignored(tmp_path: Path) -> None:
+    child, out = start_mid_epoch(tmp_path, "nohup")
+    with child:
+        child.send_signal(signal.SIGHUP)
+        with pytest.raises(subprocess.TimeoutExpired):
+            child.wait(timeout=1)
+        # SIGTERM still had its default: the rows are written and the process ends by it.
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=30) == -signal.SIGTERM
+    assert [row["window"] for row in parse(out / "emissions.csv")] == ["train-epoch-0", ""]
 
 
 @pytest.mark.slow
