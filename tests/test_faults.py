@@ -129,17 +129,24 @@ def test_sigkill_at_random_moments_loses_no_reported_row(tmp_path: Path) -> None
 # --- Processes sharing one file -------------------------------------------------------------
 
 
-def run_shared(mode: str, root: Path, trials: int) -> None:
+def run_child(args: list[str], home: Path, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """Runs `python ARGS` in `home` (its HOME too, no carbonmeter settings from this process's
+    environment) and fails the test, with the child's output, unless it exits 0."""
     result = subprocess.run(
-        [sys.executable, str(TESTS / "scripts" / "shared_csv.py"), mode, str(root), str(trials)],
-        cwd=root,
-        env=child_env(root),
+        [sys.executable, *args],
+        cwd=home,
+        env=child_env(home),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout_s,
         check=False,
     )
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 0, result.stdout[-1000:] + result.stderr[-3000:]
+    return result
+
+
+def run_shared(mode: str, root: Path, trials: int) -> None:
+    run_child([str(TESTS / "scripts" / "shared_csv.py"), mode, str(root), str(trials)], root, 300)
 
 
 @pytest.mark.slow
@@ -306,16 +313,7 @@ print("DONE", parent_run, flush=True)
 def test_fork_child_holds_no_run_of_the_parents_and_starts_its_own(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    result = subprocess.run(
-        [sys.executable, "-c", FORK, str(out)],
-        cwd=tmp_path,
-        env=child_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    result = run_child(["-c", FORK, str(out)], tmp_path, 120)
     parent_run = result.stdout.split()[-1]
     rows = parse(out / "emissions.csv")
     # 2 rows of the parent's run (flush, stop), and 2 of each child's own run.
@@ -351,16 +349,7 @@ print("DONE", flush=True)
 def test_multiprocessing_with_fork_does_not_hang(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    result = subprocess.run(
-        [sys.executable, "-c", POOL, str(out)],
-        cwd=tmp_path,
-        env=child_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_child(["-c", POOL, str(out)], tmp_path, 120)
     assert result.stdout.strip() == "DONE"
     assert len(parse(out / "emissions.csv")) == 1
 

@@ -148,11 +148,11 @@ class JobLink:
     def _delete(self, key: str) -> None:
         try:
             self._store.delete_key(key)
-        except (RuntimeError, NotImplementedError):
+        except (RuntimeError, NotImplementedError) as err:
             # Some stores cannot delete (torch's FileStore and PrefixStore over it raise
             # NotImplementedError) and a closed store raises RuntimeError: a key left behind
             # holds one finished row, never read again, so cleanup is best effort.
-            pass
+            logger.debug("store key %s left behind: %r", key, err)
 
     def _warn(self, missing: list[int], where: str) -> None:
         if self._warned:
