@@ -15,6 +15,7 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
@@ -40,6 +41,10 @@ static FILE_LOCK: Mutex<()> = Mutex::new(());
 pub(crate) fn release_after_fork() {
     crate::locks::force_release(&FILE_LOCK);
     crate::locks::force_release(&SYNCER);
+    crate::locks::force_release(&KEPT);
+    // Closes the child's copies: a `flock` belongs to the open file, which a copied descriptor
+    // shares with the parent, so the child locking it would not exclude the parent.
+    KEPT.lock().clear();
     if let Some(parent) = SYNCER.lock().take() {
         std::mem::forget(parent);
     }
@@ -107,17 +112,70 @@ fn not_regular(path: &Path, file_type: std::fs::FileType) -> Error {
     )
 }
 
+/// A file this process appended a row to, kept open for the next row: a row then costs the
+/// lock, a check that the path still names the file, its length and the write, where opening
+/// it again cost six more system calls.
+struct Kept {
+    path: PathBuf,
+    file: Arc<File>,
+    dev: u64,
+    ino: u64,
+    /// The file's length just after our last row: the same length at the next row means no
+    /// other writer came in between, so the header and the last row are still ours and whole.
+    end: u64,
+}
+
+/// Files kept open, newest last: as many as runs of one process commonly write to.
+static KEPT: Mutex<Vec<Kept>> = Mutex::new(Vec::new());
+const KEPT_FILES: usize = 4;
+
 /// The file at `path`, opened for appending and locked against every other writer, in this
 /// process and others. The lock is on the inode: one renamed away while we waited is reopened.
+/// Dropping it releases the `flock` (a kept file is not closed, which would release it).
 struct Locked {
-    file: File,
+    file: Arc<File>,
+    /// The file's device and inode, which the path named once it was locked.
+    id: (u64, u64),
     len: u64,
+    /// The length our own last row left, when the file was kept open from it.
+    our_end: Option<u64>,
     _guard: parking_lot::MutexGuard<'static, ()>,
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
 }
 
 impl Locked {
     fn open(path: &Path) -> Result<Self> {
         let guard = FILE_LOCK.lock();
+        let kept = {
+            let mut kept = KEPT.lock();
+            kept.iter()
+                .position(|kept| kept.path == path)
+                .map(|index| kept.remove(index))
+        };
+        if let Some(kept) = kept
+            && kept.file.lock().is_ok()
+        {
+            // The path's length is the file's: it names the same inode, and every writer that
+            // could change it takes the lock we hold.
+            let still_there = std::fs::metadata(path).ok().filter(|now| {
+                now.file_type().is_file() && (now.dev(), now.ino()) == (kept.dev, kept.ino)
+            });
+            if let Some(now) = still_there {
+                return Ok(Self {
+                    file: kept.file,
+                    id: (kept.dev, kept.ino),
+                    len: now.len(),
+                    our_end: Some(kept.end),
+                    _guard: guard,
+                });
+            }
+            let _ = kept.file.unlock();
+        }
         for _ in 0..REOPEN_ATTEMPTS {
             if let Ok(metadata) = std::fs::metadata(path)
                 && !metadata.file_type().is_file()
@@ -142,8 +200,10 @@ impl Locked {
             if still_there {
                 let len = file.metadata().map_err(|err| Error::io(path, err))?.len();
                 return Ok(Self {
-                    file,
+                    file: Arc::new(file),
+                    id: (opened.dev(), opened.ino()),
                     len,
+                    our_end: None,
                     _guard: guard,
                 });
             }
@@ -152,6 +212,21 @@ impl Locked {
             path,
             std::io::Error::other("replaced by other processes faster than it could be locked"),
         ))
+    }
+
+    /// Keeps the file open for the next row, which ends it at `end`.
+    fn keep(&self, path: &Path, end: u64) {
+        let mut kept = KEPT.lock();
+        if kept.len() >= KEPT_FILES {
+            kept.remove(0);
+        }
+        kept.push(Kept {
+            path: path.to_owned(),
+            file: Arc::clone(&self.file),
+            dev: self.id.0,
+            ino: self.id.1,
+            end,
+        });
     }
 
     fn read_at(&self, offset: u64, length: usize) -> std::io::Result<Vec<u8>> {
@@ -282,6 +357,9 @@ impl CsvSink {
     fn append(&self, encoded: &[u8]) -> Result<()> {
         let io_error = |err| Error::io(&self.path, err);
         let mut locked = Locked::open(&self.path)?;
+        if locked.our_end == Some(locked.len) {
+            return self.write_locked(&locked, encoded);
+        }
         match contents(&locked).map_err(io_error)? {
             Contents::Foreign => {
                 self.set_aside("has another header (not written by this carbonmeter version)")?;
@@ -307,6 +385,12 @@ impl CsvSink {
             locked.file.set_len(whole_len).map_err(io_error)?;
             locked.len = whole_len;
         }
+        self.write_locked(&locked, encoded)
+    }
+
+    /// Appends `encoded` (after the header, to an empty file) to the locked file, which ends
+    /// on a whole row of ours.
+    fn write_locked(&self, locked: &Locked, encoded: &[u8]) -> Result<()> {
         // One write either way: a header and its first row are never torn apart by a kill.
         let with_header;
         let bytes = if locked.len == 0 {
@@ -315,14 +399,13 @@ impl CsvSink {
         } else {
             encoded
         };
-        if let Err(err) = (&locked.file).write_all(bytes) {
+        if let Err(err) = (&*locked.file).write_all(bytes) {
             // A full disk leaves part of the row: cut it, so the file ends on a whole row.
             let _ = locked.file.set_len(locked.len);
-            return Err(io_error(err));
+            return Err(Error::io(&self.path, err));
         }
-        let Locked { file, .. } = locked;
-        let _ = file.unlock();
-        sync_in_background(file);
+        locked.keep(&self.path, locked.len + bytes.len() as u64);
+        sync_in_background(Arc::clone(&locked.file));
         Ok(())
     }
 
@@ -465,14 +548,14 @@ fn backup_path(path: &Path) -> PathBuf {
 
 /// Files written since the fsync thread last looked, and its wake-up.
 struct Syncs {
-    files: crate::locks::Mutex<Vec<File>>,
+    files: crate::locks::Mutex<Vec<Arc<File>>>,
     ready: crate::locks::Condvar,
 }
 
 /// The process's fsync thread, spawned by the first row; `None` again in a forked child.
 static SYNCER: Mutex<Option<std::sync::Arc<Syncs>>> = Mutex::new(None);
 
-fn sync_in_background(file: File) {
+fn sync_in_background(file: Arc<File>) {
     // A failure here loses nothing a kill would: the data is already with the OS.
     let syncs = {
         let mut process = SYNCER.lock();
@@ -495,8 +578,17 @@ fn sync_in_background(file: File) {
             syncs
         }
     };
-    syncs.files.lock().push(file);
-    syncs.ready.notify_all();
+    let mut files = syncs.files.lock();
+    // Not empty: the thread is awake, gathering.
+    let asleep = files.is_empty();
+    // A kept file written again before the sync needs one sync.
+    if !files.iter().any(|queued| Arc::ptr_eq(queued, &file)) {
+        files.push(file);
+    }
+    drop(files);
+    if asleep {
+        syncs.ready.notify_all();
+    }
 }
 
 /// How long the fsync thread gathers rows before it syncs them: rows written in a burst (epoch
@@ -607,6 +699,40 @@ mod tests {
         let rows = read_rows(sink.path());
         assert_eq!(rows.len(), 2);
         assert_eq!((&rows[0][2], &rows[1][2]), ("a", "b"));
+    }
+
+    #[test]
+    fn a_file_moved_away_between_rows_is_left_whole_and_a_new_one_started() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sink = CsvSink::new(dir.path().join("emissions.csv"), WriteMode::Append).expect("sink");
+        sink.write(&row("a", 1.0)).expect("write");
+        let moved = dir.path().join("moved.csv");
+        std::fs::rename(sink.path(), &moved).expect("rename");
+        sink.write(&row("b", 2.0)).expect("write");
+        // The kept descriptor still names the moved file: it must not get the second row.
+        let (old, new) = (read_rows(&moved), read_rows(sink.path()));
+        assert_eq!((old.len(), &old[0][2]), (1, "a"));
+        assert_eq!((new.len(), &new[0][2]), (1, "b"));
+        // Replaced by another file of the same name: that one is appended to, under our header.
+        std::fs::write(sink.path(), header_line()).expect("replace");
+        sink.write(&row("c", 3.0)).expect("write");
+        let rows = read_rows(sink.path());
+        assert_eq!((rows.len(), &rows[0][2]), (1, "c"));
+    }
+
+    #[test]
+    fn the_lock_is_released_when_a_row_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sink = CsvSink::new(dir.path().join("emissions.csv"), WriteMode::Append).expect("sink");
+        for run_id in ["a", "b"] {
+            sink.write(&row(run_id, 1.0)).expect("write");
+            // Another open file of the same inode, as another process has: its lock must be
+            // free at once, though our descriptor stays open for the next row.
+            let other = File::open(sink.path()).expect("open");
+            assert!(other.try_lock().is_ok(), "still locked after row {run_id}");
+            other.unlock().expect("unlock");
+        }
+        assert_eq!(read_rows(sink.path()).len(), 2);
     }
 
     #[test]
