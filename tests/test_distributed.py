@@ -432,6 +432,42 @@ def test_a_budget_above_the_jobs_projection_stops_nobody(
     assert {r["stop_reason"] for r in rows if r["window"] == ""} == {""}
 
 
+def test_a_stalled_rank_zero_costs_one_bounded_wait_and_stops_nobody(
+    tmp_path: Path, fake_nvml_library: Path
+) -> None:
+    host = make_host(tmp_path, "node", 0, fake_nvml_library)
+    epochs = 4
+    config = {
+        "hosts": [host.settings()] * 2,
+        "epochs": epochs,
+        "epoch_s": 0.2,
+        "budget_kg": budget_kg_at(1000.0, 60.0),
+        "wait_s": 1,
+        # Past the other rank's wait for rank 0's decision (twice job_wait_secs).
+        "stall": 0,
+        "stall_s": 3,
+    }
+    config = {"output_dir": str(tmp_path), **config}
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "torch.distributed.run", "--standalone"),
+            *("--nproc-per-node=2", str(RANK_SCRIPT), json.dumps(config)),
+        ],
+        cwd=tmp_path,
+        env=child_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    # One warning, on rank 1, and no wait at the later edges.
+    assert result.stderr.count("sent no decision on the job's carbon budget") == 1, result.stderr
+    rows = rows_of(tmp_path / "emissions.csv")
+    for scope, rank in (("job", ""), ("rank", "0"), ("rank", "1")):
+        assert [r["stop_reason"] for r in epochs_of(rows, scope, rank)] == [""] * epochs
+
+
 def test_lightning_ddp_stops_both_ranks_after_the_same_epoch_on_the_jobs_budget(
     tmp_path: Path, fake_nvml_library: Path
 ) -> None:

@@ -5,7 +5,8 @@ MASTER_ADDR and MASTER_PORT set by hand). The config names the output folder, th
 their length, and per rank the `host` setting, its powercap tree and its NVML stand-in; `kill`
 names a rank that SIGKILLs itself in the middle of epoch 1, `loggers` turns on W&B offline;
 `budget_kg` sets the job's carbon budget (stop_over_budget, 1 kg per kWh) and the epochs'
-total, and the loop leaves after the epoch the job says to stop at.
+total, and the loop leaves after the epoch the job says to stop at; `stall` names a rank that
+sleeps `stall_s` more in epoch 1.
 """
 
 import json
@@ -57,6 +58,8 @@ for epoch in range(config["epochs"]):
             if epoch == 1 and rank == killing and time.monotonic() > end - config["epoch_s"] / 2:
                 os.kill(os.getpid(), signal.SIGKILL)
             time.sleep(0.01)
+        if epoch == 1 and rank == config.get("stall"):
+            time.sleep(config["stall_s"])
     if job.stop_reason is not None:
         break
 job.stop()
