@@ -1,5 +1,9 @@
 //! Window edges read on threads of the process, so the user's thread never calls into a sensor
-//! and waits for one at most [`EDGE_DEADLINE`].
+//! that can block and waits for one at most [`EDGE_DEADLINE`].
+//!
+//! A meter whose every read ends in bounded time (kernel counters and procfs, no vendor library:
+//! [`Meter::reads_in_bounded_time`]) is read on the caller's thread instead: a handoff costs two
+//! thread wake-ups, several times the read itself, and guards against nothing there.
 //!
 //! Every run of the process hands its edge reads to the same edge thread, spawned on first use:
 //! a run's `start()` spawns none. A run asks through its own [`EdgeReader`], whose reply slot is
@@ -53,6 +57,27 @@ struct RunEdges {
     answered: Condvar,
     /// The newest snapshot any read produced: what an edge falls back to.
     last: parking_lot::Mutex<Snapshot>,
+}
+
+impl RunEdges {
+    /// Reads the meter now, on the calling thread, and keeps the reading as the fallback.
+    fn read_meter(&self) -> EdgeRead {
+        let read = {
+            let mut meter = self.meter.lock();
+            let snapshot = meter.read();
+            // Under the meter's lock, so the ledger sees reads in order.
+            if let Some(hourly) = &self.hourly {
+                hourly.observe(&snapshot);
+            }
+            EdgeRead {
+                snapshot,
+                description: meter.description().clone(),
+                warnings: meter.take_warnings(),
+            }
+        };
+        remember(&self.last, &read.snapshot);
+        read
+    }
 }
 
 /// Runs waiting for a read, oldest first, and the edge threads waiting for one.
@@ -133,20 +158,7 @@ fn serve(queue: &Queue) {
             }
         };
         let since_ns = thread_cpu_ns();
-        let read = {
-            let mut meter = run.meter.lock();
-            let snapshot = meter.read();
-            // Under the meter's lock, so the ledger sees reads in order.
-            if let Some(hourly) = &run.hourly {
-                hourly.observe(&snapshot);
-            }
-            EdgeRead {
-                snapshot,
-                description: meter.description().clone(),
-                warnings: meter.take_warnings(),
-            }
-        };
-        remember(&run.last, &read.snapshot);
+        let read = run.read_meter();
         run.cost.charge_thread_since(since_ns);
         // Answered even when the edge gave up waiting: the sequence number tells it apart from
         // the next request's answer.
@@ -185,6 +197,9 @@ fn request(queue: &Arc<Queue>, run: &Arc<RunEdges>, seq: u64) {
 pub(crate) struct EdgeReader {
     queue: Arc<Queue>,
     run: Arc<RunEdges>,
+    /// Every read of this meter ends in bounded time (see [`Meter::reads_in_bounded_time`]):
+    /// edges read on the caller's thread, with no handoff.
+    inline: bool,
 }
 
 impl EdgeReader {
@@ -197,6 +212,7 @@ impl EdgeReader {
         start: &Snapshot,
     ) -> Self {
         Self {
+            inline: meter.lock().reads_in_bounded_time(),
             queue: process_queue(),
             run: Arc::new(RunEdges {
                 meter: Arc::clone(meter),
@@ -213,6 +229,9 @@ impl EdgeReader {
 
     /// A fresh read, or `None` when none came within the deadline (or one is still stuck).
     pub(crate) fn read(&self) -> Option<EdgeRead> {
+        if self.inline {
+            return Some(self.run.read_meter());
+        }
         // A read still stuck from an earlier edge: queueing behind it would only wait again.
         if self.run.busy.swap(true, Ordering::AcqRel) {
             return None;

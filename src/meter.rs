@@ -396,6 +396,14 @@ impl Meter {
             && self.gpu.poll_interval_s().is_infinite()
     }
 
+    /// Whether every read ends in bounded time: no GPU (vendor libraries and hwmon drivers can
+    /// block for seconds), and the machine's totals from procfs rather than a walk of every
+    /// process's files. RAPL's `energy_uj` files are opened non-blocking, must be regular files
+    /// and are read up to 64 bytes, so a stray FIFO or endless file cannot hang a read either.
+    pub fn reads_in_bounded_time(&self) -> bool {
+        self.gpu.devices().is_empty() && self.probe.mode() == TrackingMode::Machine
+    }
+
     /// Longest time between reads that keeps polled GPU power accurate, in seconds (infinite
     /// when no GPU power is polled).
     pub fn gpu_poll_interval_s(&self) -> f64 {

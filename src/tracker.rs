@@ -48,11 +48,31 @@ pub struct WindowOptions {
     pub shared: bool,
 }
 
-/// A finished epoch, for the projection and the budget.
-struct EpochFigures {
-    cost: EpochCost,
-    emissions_low_kg: f64,
-    emissions_high_kg: Option<f64>,
+/// The finished epochs of one phase, for the projection and the budget: the sums are kept as
+/// they grow, so an edge costs the same at the millionth epoch (windows per step) as at the
+/// first.
+#[derive(Default)]
+struct EpochHistory {
+    costs: Vec<EpochCost>,
+    spent_kg: f64,
+    spent_low_kg: f64,
+    /// `None` once an epoch had no upper bound.
+    spent_high_kg: Option<f64>,
+}
+
+impl EpochHistory {
+    fn push(&mut self, cost: EpochCost, emissions_low_kg: f64, emissions_high_kg: Option<f64>) {
+        self.spent_high_kg = if self.costs.is_empty() {
+            emissions_high_kg
+        } else {
+            self.spent_high_kg
+                .zip(emissions_high_kg)
+                .map(|(a, b)| a + b)
+        };
+        self.spent_kg += cost.emissions_kg;
+        self.spent_low_kg += emissions_low_kg;
+        self.costs.push(cost);
+    }
 }
 
 /// A tick period this long (a century, in seconds) means no tick: a counter that cannot wrap.
@@ -71,7 +91,7 @@ struct Run {
     windows: Vec<OpenWindow>,
     next_epoch: BTreeMap<String, u32>,
     cost: Arc<CostMeter>,
-    epochs: BTreeMap<String, Vec<EpochFigures>>,
+    epochs: BTreeMap<String, EpochHistory>,
     budget_warned: bool,
     over_budget: bool,
     /// A rank's last epoch row, written once rank 0 said whether the job crossed the budget
@@ -660,21 +680,22 @@ impl Tracker {
             return;
         };
         let history = run.epochs.entry(phase.to_owned()).or_default();
-        history.push(EpochFigures {
-            cost: EpochCost {
+        history.push(
+            EpochCost {
                 energy_kwh: row.energy_consumed,
                 emissions_kg: row.emissions,
                 duration_s: row.duration,
             },
-            emissions_low_kg: row.emissions_low,
-            emissions_high_kg: row.emissions_high,
-        });
-        let spent_kg: f64 = history.iter().map(|e| e.cost.emissions_kg).sum();
-        let spent_low_kg: f64 = history.iter().map(|e| e.emissions_low_kg).sum();
-        let spent_high_kg: Option<f64> = history.iter().map(|e| e.emissions_high_kg).sum();
-        let costs: Vec<EpochCost> = history.iter().map(|e| e.cost).collect();
+            row.emissions_low,
+            row.emissions_high,
+        );
+        let (spent_kg, spent_low_kg, spent_high_kg) = (
+            history.spent_kg,
+            history.spent_low_kg,
+            history.spent_high_kg,
+        );
         if let Some(projected) =
-            total_epochs.and_then(|total| projection::project_run(&costs, total))
+            total_epochs.and_then(|total| projection::project_run(&history.costs, total))
         {
             let (low, high) = projection::with_measurement_band(
                 projected.emissions_kg,

@@ -1,4 +1,5 @@
-//! Utilisation of the machine or of this process tree, through sysinfo.
+//! Utilisation of the machine (from procfs, see [`super::procfs`]) or of this process tree
+//! (through sysinfo).
 //!
 //! One probe per tracker, refreshed once per meter read; the load and RAM models and the CSV's
 //! utilisation columns all read the same sample, so they agree with each other.
@@ -7,6 +8,8 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use parking_lot::Mutex;
+
+use super::procfs::MachineFiles;
 
 use sysinfo::{
     CpuRefreshKind, MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System,
@@ -73,9 +76,14 @@ static SPARE: Mutex<Vec<System>> = Mutex::new(Vec::new());
 /// Spares kept: as many as runs commonly overlap in one process.
 const SPARES_KEPT: usize = 4;
 
-/// In a forked child: releases the lock a thread of the parent held.
+/// The machine's procfs files, shared by every probe of the process: the figures are the
+/// machine's, so every run would read the same.
+static MACHINE: Mutex<MachineFiles> = Mutex::new(MachineFiles::new());
+
+/// In a forked child: releases the locks a thread of the parent held.
 pub(crate) fn release_after_fork() {
     crate::locks::force_release(&SPARE);
+    crate::locks::force_release(&MACHINE);
 }
 
 /// The machine's static facts, read from `system` by the first probe of the process: the CPU
@@ -114,6 +122,11 @@ impl HostProbe {
         }
     }
 
+    /// What the probe measures.
+    pub fn mode(&self) -> TrackingMode {
+        self.mode
+    }
+
     /// Static facts read at construction.
     pub fn info(&self) -> &HostInfo {
         &self.info
@@ -129,18 +142,20 @@ impl HostProbe {
         let Some(system) = self.system.as_mut() else {
             return HostSample::default();
         };
-        system.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
-        let ram_total_bytes = system.total_memory();
         match self.mode {
             TrackingMode::Machine => {
-                system.refresh_cpu_usage();
+                let machine = MACHINE.lock().sample();
+                let (ram_used_bytes, ram_total_bytes) =
+                    machine.ram_bytes.unwrap_or((0, self.info.ram_total_bytes));
                 HostSample {
-                    cpu_fraction: f64::from(system.global_cpu_usage() / 100.0).clamp(0.0, 1.0),
-                    ram_used_bytes: system.used_memory(),
+                    cpu_fraction: machine.cpu_fraction.unwrap_or(0.0),
+                    ram_used_bytes,
                     ram_total_bytes,
                 }
             }
             TrackingMode::Process => {
+                system.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
+                let ram_total_bytes = system.total_memory();
                 system.refresh_processes_specifics(
                     ProcessesToUpdate::All,
                     true,
