@@ -674,7 +674,12 @@ impl Tracker {
     /// number of epochs is known, and checks the budget.
     fn finish_epoch(&self, row: &mut EmissionsRow, phase: &str) {
         let total_epochs = self.epoch_totals.lock().get(phase).copied();
-        let budget_judge = self.budget_judge();
+        // Before the run's lock: the job's is taken alone. No lock at all without a budget.
+        let budget_judge = self
+            .config
+            .budget
+            .co2_budget_kg
+            .map(|_| self.budget_judge());
         let mut guard = self.run.lock();
         let Some(run) = guard.as_mut() else {
             return;
@@ -709,20 +714,17 @@ impl Tracker {
             row.projected_emissions_high = high;
             row.projected_duration = Some(projected.duration_s.total);
         }
-        if self.config.budget.co2_budget_kg.is_none() {
-            return;
-        }
         match budget_judge {
-            BudgetJudge::Run => {
+            Some(BudgetJudge::Run) => {
                 let number = row.epoch.unwrap_or_default();
                 self.judge_budget(run, row, phase, number, spent_low_kg, "run");
             }
-            // A rank's share alone never stops anything: rank 0 judges the job's row.
-            BudgetJudge::Job => {}
-            BudgetJudge::Nobody => crate::once::warn_once(
+            Some(BudgetJudge::Nobody) => crate::once::warn_once(
                 "co2_budget_kg is not checked: this process is a rank of a job whose ranks share \
                  no process group, so the job's total is not known to any of them",
             ),
+            // A rank's share alone never stops anything: rank 0 judges the job's row.
+            Some(BudgetJudge::Job) | None => {}
         }
     }
 
