@@ -181,9 +181,55 @@ pub fn with_measurement_band(
     )
 }
 
+/// An epoch's figures past the budget: the floor that crossed it and what that floor is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Crossing {
+    /// kg CO2eq surely reached: the projection's low end, else what the epochs surely emitted.
+    pub floor_kg: f64,
+    /// Whether `floor_kg` is a projection's low end.
+    pub projected: bool,
+}
+
+/// Whether a run's (or a job's) epochs so far cross `budget_kg`: the projection's low end
+/// when there is one, else what they surely emitted already (`spent_low_kg`). `None` under it.
+pub fn crossing(
+    budget_kg: f64,
+    projected_low_kg: Option<f64>,
+    spent_low_kg: f64,
+) -> Option<Crossing> {
+    // Without a projection, what the epochs surely spent already is the floor.
+    let floor_kg = projected_low_kg.unwrap_or(spent_low_kg);
+    (floor_kg > budget_kg).then_some(Crossing {
+        floor_kg,
+        projected: projected_low_kg.is_some(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_budget_is_crossed_by_the_projections_low_end_else_by_what_was_spent() {
+        assert_eq!(crossing(1.0, Some(0.9), 5.0), None);
+        assert_eq!(
+            crossing(1.0, Some(1.5), 0.1),
+            Some(Crossing {
+                floor_kg: 1.5,
+                projected: true
+            })
+        );
+        assert_eq!(crossing(1.0, None, 0.5), None);
+        assert_eq!(
+            crossing(1.0, None, 1.25),
+            Some(Crossing {
+                floor_kg: 1.25,
+                projected: false
+            })
+        );
+        // At the budget is not over it.
+        assert_eq!(crossing(1.0, Some(1.0), 1.0), None);
+    }
 
     /// Checks that every projection from `from` epochs on holds the final total and that the
     /// interval narrows from 3 epochs to the end; returns the projections.

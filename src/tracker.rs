@@ -94,6 +94,12 @@ struct Run {
     epochs: BTreeMap<String, EpochHistory>,
     budget_warned: bool,
     over_budget: bool,
+    /// A rank's last epoch row, written once rank 0 said whether the job crossed the budget
+    /// (only with `stop_over_budget`, so the row carries the job's decision).
+    held: Option<EmissionsRow>,
+    /// On rank 0, what the job's epochs of each phase surely emitted (kg CO2eq): the budget's
+    /// floor while the job has no projection.
+    job_spent_low_kg: BTreeMap<String, f64>,
     next_shared: BTreeMap<String, u32>,
     counts: Counts,
     sharing: Sharing,
@@ -186,6 +192,17 @@ pub enum TrackerState {
     Idle,
     /// Measuring.
     Running,
+}
+
+/// Who checks a tracker's epochs against `co2_budget_kg`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BudgetJudge {
+    /// A single process: its own epochs.
+    Run,
+    /// A rank joined through a process group: rank 0, on the job's epoch rows.
+    Job,
+    /// A rank of a job that gathers no job rows: nobody can see the job's total.
+    Nobody,
 }
 
 /// This tracker's part in a distributed job.
@@ -439,6 +456,8 @@ impl Tracker {
             epochs: BTreeMap::new(),
             budget_warned: false,
             over_budget: false,
+            held: None,
+            job_spent_low_kg: BTreeMap::new(),
             next_shared: BTreeMap::new(),
             counts: Counts::default(),
             export,
@@ -633,6 +652,19 @@ impl Tracker {
             && let Some(phase) = &labels.phase
         {
             self.finish_epoch(&mut row, phase);
+            if self.config.budget.stop_over_budget && self.budget_judge() == BudgetJudge::Job {
+                // Written by `job_decision` (or by `write_job_row` on rank 0) once the job's
+                // row is judged; a row still held from an edge nobody decided is written now.
+                let unjudged = self
+                    .run
+                    .lock()
+                    .as_mut()
+                    .and_then(|run| run.held.replace(row.clone()));
+                if let Some(unjudged) = unjudged {
+                    self.emit(&unjudged);
+                }
+                return Ok(row);
+            }
         }
         self.emit(&row);
         Ok(row)
@@ -642,6 +674,12 @@ impl Tracker {
     /// number of epochs is known, and checks the budget.
     fn finish_epoch(&self, row: &mut EmissionsRow, phase: &str) {
         let total_epochs = self.epoch_totals.lock().get(phase).copied();
+        // Before the run's lock: the job's is taken alone. No lock at all without a budget.
+        let budget_judge = self
+            .config
+            .budget
+            .co2_budget_kg
+            .map(|_| self.budget_judge());
         let mut guard = self.run.lock();
         let Some(run) = guard.as_mut() else {
             return;
@@ -676,20 +714,62 @@ impl Tracker {
             row.projected_emissions_high = high;
             row.projected_duration = Some(projected.duration_s.total);
         }
+        match budget_judge {
+            Some(BudgetJudge::Run) => {
+                let number = row.epoch.unwrap_or_default();
+                self.judge_budget(run, row, phase, number, spent_low_kg, "run");
+            }
+            Some(BudgetJudge::Nobody) => crate::once::warn_once(
+                "co2_budget_kg is not checked: this process is a rank of a job whose ranks share \
+                 no process group, so the job's total is not known to any of them",
+            ),
+            // A rank's share alone never stops anything: rank 0 judges the job's row.
+            Some(BudgetJudge::Job) | None => {}
+        }
+    }
+
+    /// Who judges this tracker's epochs against the budget: the run itself, rank 0 on the
+    /// job's rows (a rank joined through a process group), or nobody (a rank of a job that
+    /// cannot gather its figures: its own share would stop it alone).
+    fn budget_judge(&self) -> BudgetJudge {
+        let joined = match self.job.lock().as_ref() {
+            Some(share) => !share.labels.job_run_id.is_empty(),
+            None if self.config.job.is_some() => false,
+            None => return BudgetJudge::Run,
+        };
+        if joined {
+            BudgetJudge::Job
+        } else {
+            BudgetJudge::Nobody
+        }
+    }
+
+    /// Checks an epoch's figures (of the run, or of the job on rank 0) against the budget:
+    /// warns once at the crossing and, with `stop_over_budget`, marks the row and the run.
+    fn judge_budget(
+        &self,
+        run: &mut Run,
+        row: &mut EmissionsRow,
+        phase: &str,
+        epoch: u32,
+        spent_low_kg: f64,
+        whose: &str,
+    ) {
         let Some(budget_kg) = self.config.budget.co2_budget_kg else {
             return;
         };
-        // Without a projection, what the epochs surely spent already is the floor.
-        let floor_kg = row.projected_emissions_low.unwrap_or(spent_low_kg);
-        if floor_kg <= budget_kg {
+        let Some(crossing) =
+            projection::crossing(budget_kg, row.projected_emissions_low, spent_low_kg)
+        else {
             return;
-        }
+        };
         if !run.budget_warned {
             run.budget_warned = true;
-            let what = if row.projected_emissions_low.is_some() {
-                "the run's projected emissions are at least"
+            let floor_kg = crossing.floor_kg;
+            let what = if crossing.projected {
+                format!("the {whose}'s projected emissions are at least")
             } else {
-                "the epochs so far emitted at least"
+                format!("the {whose}'s epochs so far emitted at least")
             };
             let action = if self.config.budget.stop_over_budget {
                 "training is asked to stop after this epoch (stop_over_budget=True)"
@@ -698,15 +778,33 @@ impl Tracker {
             };
             log::warn!(
                 target: "carbonmeter",
-                "carbon budget exceeded after {phase} epoch {}: {what} {floor_kg:.6} kg CO2eq, \
-                 over co2_budget_kg={budget_kg}; {action}",
-                row.epoch.unwrap_or_default()
+                "carbon budget exceeded after {phase} epoch {epoch}: {what} {floor_kg:.6} kg \
+                 CO2eq, over co2_budget_kg={budget_kg}; {action}"
             );
         }
         if self.config.budget.stop_over_budget {
             run.over_budget = true;
             row.stop_reason = Some(STOP_CO2_BUDGET.to_owned());
         }
+    }
+
+    /// Writes the epoch row held for the job's decision ([`Tracker::end_window`] of a rank of a
+    /// job with `stop_over_budget`), marked as rank 0 decided: `stop`, the job crossed the
+    /// budget, so this rank stops after the same epoch as the others. Returns it, `None` when
+    /// no row was held.
+    pub fn job_decision(&self, stop: bool) -> Option<EmissionsRow> {
+        let row = {
+            let mut guard = self.run.lock();
+            let run = guard.as_mut()?;
+            let mut row = run.held.take()?;
+            if stop {
+                run.over_budget = true;
+                row.stop_reason = Some(STOP_CO2_BUDGET.to_owned());
+            }
+            row
+        };
+        self.emit(&row);
+        Some(row)
     }
 
     /// Names of the open windows, oldest first.
@@ -766,6 +864,10 @@ impl Tracker {
             return None;
         };
         crate::lifecycle::run_stopped();
+        if let Some(unjudged) = run.held.take() {
+            // The job's decision never came for it (the edge's exchange failed): not lost.
+            self.emit(&unjudged);
+        }
         if !run.sampler.as_mut().is_none_or(Sampler::stop) {
             crate::once::warn_once(&format!(
                 "the sampler was still in a sensor read {} ms after stop(): left to finish \
@@ -1028,8 +1130,33 @@ impl Tracker {
             .unwrap_or_default();
         let mut row = crate::job::job_row(ranks, missing, &job_run_id)?;
         row.timestamp = Local::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+        // The run's row keeps rank 0's `stop_reason`: rank 0's run took the job's decision.
+        let own = self.judge_job_epoch(&mut row);
         self.emit(&row);
+        if let Some(own) = own {
+            self.emit(&own);
+        }
         Some(row)
+    }
+
+    /// Judges the job's epoch row `row` against the budget (rank 0, where the job's figures
+    /// meet) and returns rank 0's own epoch row held for that decision, marked with it.
+    fn judge_job_epoch(&self, row: &mut EmissionsRow) -> Option<EmissionsRow> {
+        let (Some(epoch), Some(phase)) = (row.epoch, row.phase.clone()) else {
+            return None;
+        };
+        self.config.budget.co2_budget_kg?;
+        let mut guard = self.run.lock();
+        let run = guard.as_mut()?;
+        let spent_low_kg = {
+            let spent = run.job_spent_low_kg.entry(phase.clone()).or_default();
+            *spent += row.emissions_low;
+            *spent
+        };
+        self.judge_budget(run, row, &phase, epoch, spent_low_kg, "job");
+        let mut own = run.held.take()?;
+        own.stop_reason.clone_from(&row.stop_reason);
+        Some(own)
     }
 
     /// Starts the live source for a run, when a token and a zone are set.
@@ -1105,4 +1232,159 @@ fn read_and_report(edges: &EdgeReader, description: &Mutex<Option<MeterDescripti
         log::warn!("{warning}");
     }
     read.snapshot
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Environment, RawValue};
+
+    /// A tracker at a forced 1 kW and 1 kg per kWh whose budget any epoch crosses, writing
+    /// `emissions.csv` in `dir`, as rank `rank` of a two-rank job.
+    fn rank_of_a_job(dir: &std::path::Path, rank: u32) -> Tracker {
+        let tracker = over_budget(dir, Environment::default());
+        let members: Vec<Member> = (0..2)
+            .map(|rank| Member {
+                rank,
+                host: format!("host-{rank}"),
+                local_rank: Some(0),
+                gpus: Vec::new(),
+                current_gpu: None,
+                job_id: "job".to_owned(),
+                job_run_id: "job-run".to_owned(),
+            })
+            .collect();
+        tracker.join_job(&members, rank, 2).expect("join");
+        tracker.start().expect("start");
+        tracker
+    }
+
+    fn over_budget(dir: &std::path::Path, environment: Environment) -> Tracker {
+        let kwargs = [
+            ("output_dir", RawValue::Str(dir.display().to_string())),
+            ("country_iso_code", RawValue::Str("FRA".to_owned())),
+            ("force_cpu_power", RawValue::Str("1000".to_owned())),
+            ("force_ram_power", RawValue::Str("0".to_owned())),
+            (
+                "force_carbon_intensity_g_co2e_kwh",
+                RawValue::Str("1000".to_owned()),
+            ),
+            ("co2_budget_kg", RawValue::Str("1e-12".to_owned())),
+            ("stop_over_budget", RawValue::Bool(true)),
+            ("measure_power_secs", RawValue::Str("3600".to_owned())),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect();
+        let config = Config::resolve(kwargs, environment).expect("config");
+        let tracker = Tracker::new(config, Identity::default()).expect("tracker");
+        tracker.set_epoch_total("train", 4);
+        tracker
+    }
+
+    fn one_epoch(tracker: &Tracker) -> EmissionsRow {
+        let name = tracker.start_epoch(None, "train").expect("epoch");
+        std::thread::sleep(Duration::from_millis(20));
+        tracker.end_window(&name).expect("end")
+    }
+
+    /// (`scope`, `window`, `stop_reason`) of every row written to `dir`'s CSV.
+    fn written(dir: &std::path::Path) -> Vec<(String, String, String)> {
+        let mut reader = csv::Reader::from_path(dir.join("emissions.csv")).expect("csv");
+        let header = reader.headers().expect("header").clone();
+        let at = |name: &str| header.iter().position(|h| h == name).expect("column");
+        let (scope, window, stop) = (at("scope"), at("window"), at("stop_reason"));
+        reader
+            .records()
+            .map(|record| {
+                let record = record.expect("record");
+                let field = |i: usize| record.get(i).unwrap_or_default().to_owned();
+                (field(scope), field(window), field(stop))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rank_zero_stops_the_job_on_the_jobs_row_not_on_its_own_share() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tracker = rank_of_a_job(dir.path(), 0);
+        let own = one_epoch(&tracker);
+        // Its share alone crossed the budget, yet stops nothing: held for the job's row.
+        assert!(own.projected_emissions_low.is_some_and(|kg| kg > 1e-12));
+        assert_eq!(own.stop_reason, None);
+        assert!(!dir.path().join("emissions.csv").exists());
+        let mut other = own.clone();
+        other.rank = Some(1);
+        let job = tracker.write_job_row(&[own, other], &[]).expect("job row");
+        assert_eq!(job.stop_reason.as_deref(), Some(STOP_CO2_BUDGET));
+        let run = tracker.stop().expect("run row");
+        assert_eq!(run.stop_reason.as_deref(), Some(STOP_CO2_BUDGET));
+        let rows = written(dir.path());
+        let epoch = "train-epoch-0".to_owned();
+        let stop = STOP_CO2_BUDGET.to_owned();
+        assert_eq!(
+            rows,
+            vec![
+                ("job".to_owned(), epoch.clone(), stop.clone()),
+                ("rank".to_owned(), epoch, stop.clone()),
+                ("rank".to_owned(), String::new(), stop),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_other_ranks_write_their_epoch_with_rank_zeros_decision() {
+        let stopped = tempfile::tempdir().expect("tempdir");
+        let tracker = rank_of_a_job(stopped.path(), 1);
+        assert_eq!(one_epoch(&tracker).stop_reason, None);
+        let row = tracker.job_decision(true).expect("held row");
+        assert_eq!(row.stop_reason.as_deref(), Some(STOP_CO2_BUDGET));
+        assert_eq!(tracker.job_decision(true), None, "written once");
+        let run = tracker.stop().expect("run row");
+        assert_eq!(run.stop_reason.as_deref(), Some(STOP_CO2_BUDGET));
+        // No decision (rank 0 gone): nothing stops, and the row is still written.
+        let going = tempfile::tempdir().expect("tempdir");
+        let tracker = rank_of_a_job(going.path(), 1);
+        one_epoch(&tracker);
+        assert_eq!(tracker.job_decision(false).expect("row").stop_reason, None);
+        assert_eq!(tracker.stop().expect("run row").stop_reason, None);
+        let stops: Vec<String> = written(going.path()).into_iter().map(|r| r.2).collect();
+        assert_eq!(stops, vec![String::new(), String::new()]);
+    }
+
+    #[test]
+    fn a_row_left_undecided_is_written_at_the_next_edge_or_the_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tracker = rank_of_a_job(dir.path(), 1);
+        one_epoch(&tracker);
+        one_epoch(&tracker);
+        tracker.stop();
+        let windows: Vec<String> = written(dir.path()).into_iter().map(|r| r.1).collect();
+        assert_eq!(windows, vec!["train-epoch-0", "train-epoch-1", ""]);
+    }
+
+    #[test]
+    fn a_rank_of_a_job_without_a_process_group_never_stops_on_its_share() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Rank 1 on a host of its own: it measures that host.
+        let vars = [("RANK", "1"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "0")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let environment = Environment {
+            vars,
+            ..Environment::default()
+        };
+        let tracker = over_budget(dir.path(), environment);
+        tracker.start().expect("start");
+        let row = one_epoch(&tracker);
+        assert!(row.projected_emissions_low.is_some_and(|kg| kg > 1e-12));
+        assert_eq!(row.stop_reason, None);
+        assert_eq!(tracker.stop().expect("run row").stop_reason, None);
+        // Alone, the same tracker stops there.
+        let alone = over_budget(dir.path(), Environment::default());
+        alone.start().expect("start");
+        let row = one_epoch(&alone);
+        assert_eq!(row.stop_reason.as_deref(), Some(STOP_CO2_BUDGET));
+    }
 }

@@ -356,3 +356,148 @@ def test_framework_ddp_writes_one_job_row_per_epoch_and_wandb_gets_the_jobs_figu
         rank_tokens = sum(int(r["tokens"]) for r in epochs if r["scope"] == "rank")
         assert job_tokens == ["1024", "1024"]
         assert rank_tokens == 2048
+
+
+# Rank 0 measures CPU, RAM and a GPU (86 W), rank 1 a GPU (50 W): the job 136 W. The budget is
+# judged on the projection's low end, about half the figure with these sensors' bands and the
+# intensity's range (rank 0 about 43 W, the job 63 W): a budget at 53 W lies between.
+LOW_BUDGET_W = 53.0
+
+
+def budget_kg_at(power_w: float, seconds: float) -> float:
+    """kg CO2eq of `power_w` for `seconds` at the budget tests' 1 kg per kWh."""
+    return power_w * seconds / J_PER_KWH
+
+
+def epochs_of(rows: list[dict[str, str]], scope: str, rank: str = "") -> list[dict[str, str]]:
+    return sorted(
+        (r for r in rows if r["scope"] == scope and r["epoch"] and r["rank"] == rank),
+        key=lambda r: int(r["epoch"]),
+    )
+
+
+def check_stopped_together(
+    rows: list[dict[str, str]],
+    budget_kg: float,
+    world: int,
+    max_epochs: int,
+    shares_under: bool = True,
+) -> int:
+    """Asserts every rank and the job stopped after the same epoch, the first whose job
+    projection's low end exceeded the budget (with `shares_under`, while no rank's own share
+    did); returns the epochs run."""
+    job = epochs_of(rows, "job")
+    ran = len(job)
+    assert 1 <= ran < max_epochs, [r["stop_reason"] for r in job]
+    expected = [""] * (ran - 1) + ["co2_budget"]
+    assert [r["stop_reason"] for r in job] == expected
+    assert float(job[-1]["projected_emissions_low"]) > budget_kg
+    assert all(float(r["projected_emissions_low"]) <= budget_kg for r in job[:-1])
+    for rank in map(str, range(world)):
+        own = epochs_of(rows, "rank", rank)
+        assert [r["stop_reason"] for r in own] == expected, rank
+        if shares_under:
+            # A rank's share alone would never have stopped it.
+            assert all(float(r["projected_emissions_low"]) < budget_kg for r in own), rank
+    run_rows = [r for r in rows if r["window"] == ""]
+    assert len(run_rows) == world + 1
+    assert {r["stop_reason"] for r in run_rows} == {"co2_budget"}
+    return ran
+
+
+def test_the_jobs_budget_stops_every_rank_after_the_same_epoch(
+    tmp_path: Path, fake_nvml_library: Path
+) -> None:
+    host = make_host(tmp_path, "node", 2, fake_nvml_library)
+    epochs, epoch_s = 4, 0.5
+    budget_kg = budget_kg_at(LOW_BUDGET_W, epochs * epoch_s)
+    config = {"hosts": [host.settings()] * 2, "epochs": epochs, "epoch_s": epoch_s}
+    with advancing([host]):
+        rows = torchrun(tmp_path, 2, {**config, "budget_kg": budget_kg})
+    ran = check_stopped_together(rows, budget_kg, world=2, max_epochs=epochs)
+    print(f"the job's budget stopped both ranks after {ran} of {epochs} epochs")
+
+
+def test_a_budget_above_the_jobs_projection_stops_nobody(
+    tmp_path: Path, fake_nvml_library: Path
+) -> None:
+    host = make_host(tmp_path, "node", 2, fake_nvml_library)
+    epochs, epoch_s = 3, 0.3
+    budget_kg = budget_kg_at(3 * 136.0, epochs * epoch_s)
+    config = {"hosts": [host.settings()] * 2, "epochs": epochs, "epoch_s": epoch_s}
+    with advancing([host]):
+        rows = torchrun(tmp_path, 2, {**config, "budget_kg": budget_kg})
+    for scope, rank in (("job", ""), ("rank", "0"), ("rank", "1")):
+        assert [r["stop_reason"] for r in epochs_of(rows, scope, rank)] == [""] * epochs
+    assert {r["stop_reason"] for r in rows if r["window"] == ""} == {""}
+
+
+def test_a_stalled_rank_zero_costs_one_bounded_wait_and_stops_nobody(
+    tmp_path: Path, fake_nvml_library: Path
+) -> None:
+    host = make_host(tmp_path, "node", 0, fake_nvml_library)
+    epochs = 4
+    config = {
+        "hosts": [host.settings()] * 2,
+        "epochs": epochs,
+        "epoch_s": 0.2,
+        "budget_kg": budget_kg_at(1000.0, 60.0),
+        "wait_s": 1,
+        # Past the other rank's wait for rank 0's decision (twice job_wait_secs).
+        "stall": 0,
+        "stall_s": 3,
+    }
+    config = {"output_dir": str(tmp_path), **config}
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "torch.distributed.run", "--standalone"),
+            *("--nproc-per-node=2", str(RANK_SCRIPT), json.dumps(config)),
+        ],
+        cwd=tmp_path,
+        env=child_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    # One warning, on rank 1, and no wait at the later edges.
+    assert result.stderr.count("sent no decision on the job's carbon budget") == 1, result.stderr
+    rows = rows_of(tmp_path / "emissions.csv")
+    for scope, rank in (("job", ""), ("rank", "0"), ("rank", "1")):
+        assert [r["stop_reason"] for r in epochs_of(rows, scope, rank)] == [""] * epochs
+
+
+def test_lightning_ddp_stops_both_ranks_after_the_same_epoch_on_the_jobs_budget(
+    tmp_path: Path, fake_nvml_library: Path
+) -> None:
+    host = make_host(tmp_path, "node", 2, fake_nvml_library)
+    # Four steps of 0.25 s a rank and epoch, about 1.1 s with Lightning's own time. At the
+    # projection's low end rank 0's share is about 48 W, rank 1's 27 W: a budget at 37 W lies
+    # between them, so ranks judging their own shares would part (rank 0 leaving rank 1 in its
+    # next all-reduce); the job's 75 W crosses it for both.
+    epochs = 4
+    budget_kg = budget_kg_at(37.0, epochs * 1.1)
+    config = {
+        "output_dir": str(tmp_path),
+        "hosts": [host.settings()],
+        "epochs": epochs,
+        "step_s": 0.25,
+        "budget_kg": budget_kg,
+    }
+    argument = json.dumps(config)
+    with advancing([host]):
+        result = subprocess.run(
+            [sys.executable, str(HERE / "scripts" / "ddp_frameworks.py"), "lightning", argument],
+            cwd=tmp_path,
+            env=child_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr[-4000:]
+    rows = [r for r in rows_of(tmp_path / "emissions.csv") if r["phase"] in ("train", "")]
+    ran = check_stopped_together(rows, budget_kg, world=2, max_epochs=epochs, shares_under=False)
+    assert result.stderr.count("carbon budget exceeded") == 1, result.stderr[-4000:]
+    print(f"Lightning DDP: the job's budget stopped both ranks after {ran} of {epochs} epochs")

@@ -63,6 +63,9 @@ class JobLink:
         self._gone: set[int] = set()
         self._read: list[str] = []
         self._warned = False
+        # With stop_over_budget, rank 0 decides on the job's budget at every epoch edge and the
+        # others wait for that decision; without it, an edge costs no extra round trip.
+        self._decides = tracker._stop_over_budget
 
     @classmethod
     def join(cls, tracker: EmissionsTracker) -> JobLink | None:
@@ -96,15 +99,42 @@ class JobLink:
         the others' and returns the job's row (written), else `None`."""
         name = "run" if run else f"window/{data.window}"
         self._put(name, data._json())
+        decided = self._decides and not run
         if self.rank != 0:
-            return None
+            return self._decision(data.window) if decided else None
         rows, missing = self._collect(name)
         if missing:
             self._warn(missing, "the run's end" if run else f"window {data.window!r}")
         job = self._tracker._job_row(rows, missing, run)
+        if decided:
+            # After the job's row is written: the core took the decision on it.
+            key = f"{self._prefix}/budget/{data.window}"
+            self._store.set(key, (job.stop_reason if job is not None else None) or "")
+            self._read.append(key)
         if run:
             self._forget()
         return job
+
+    def _decision(self, window: str | None) -> EmissionsData | None:
+        """Rank 0's decision on the job's budget at this epoch edge, waited for at most twice
+        `job_wait_secs` (rank 0 may first wait that long for a stalled rank); returns this
+        rank's epoch row written with it. A rank 0 gone past the wait stops nobody."""
+        stop = False
+        if 0 not in self._gone:
+            key = f"{self._prefix}/budget/{window}"
+            try:
+                self._store.wait([key], timedelta(seconds=2 * self._wait_s))
+                stop = bool(self._store.get(key))
+            except Exception:  # the store's timeout error type differs between torch versions
+                self._gone.add(0)
+                logger.warning(
+                    "rank 0 sent no decision on the job's carbon budget within %g s at window "
+                    "%r (dead or stalled): this rank does not stop for the budget, and does "
+                    "not wait for rank 0's decision again",
+                    2 * self._wait_s,
+                    window,
+                )
+        return self._tracker._job_decision(stop)
 
     def _put(self, name: str, value: str) -> None:
         self._store.set(f"{self._prefix}/{name}/{self.rank}", value)
@@ -133,7 +163,8 @@ class JobLink:
         return [value.decode() for value in values], sorted(self._gone)
 
     def _forget(self) -> None:
-        """Deletes the rows rank 0 has read, at the run's end: the edges pay no round trip
+        """Deletes the rows rank 0 has read and the budget decisions it wrote, at the run's
+        end (every rank that sent its run row has read them all): the edges pay no round trip
         for it, and the store holds one run's rows at most."""
         for key in self._read:
             self._delete(key)

@@ -46,14 +46,23 @@ class JobTracker(MeasuredCallback):
         return self._epochs.begin_run(rank=rank)
 
     @contextmanager
-    def epoch(self, epoch: int | None = None, phase: str = "train") -> Iterator[dict[str, float]]:
-        """Measures one epoch; the dict yielded is filled with its figures when it ends."""
+    def epoch(
+        self, epoch: int | None = None, phase: str = "train", total: int | None = None
+    ) -> Iterator[dict[str, float]]:
+        """Measures one epoch; the dict yielded is filled with its figures when it ends.
+        `total`, the run's number of epochs, adds the job's projection."""
         figures: dict[str, float] = {}
-        self._epochs.begin_epoch(epoch, phase)
+        self._epochs.begin_epoch(epoch, phase, total=total)
         try:
             yield figures
         finally:
             figures.update(self._epochs.end_epoch(phase) or {})
+
+    @property
+    def stop_reason(self) -> str | None:
+        """`co2_budget` once the job crossed `co2_budget_kg` with `stop_over_budget=True`: every
+        rank sees it after the same epoch, so each leaves its loop there."""
+        return self._epochs.stop_reason
 
     def stop(self) -> EmissionsData | None:
         """Ends the run: the job's run row on rank 0, this rank's elsewhere."""

@@ -371,6 +371,21 @@ impl PyEmissionsTracker {
         Ok(Some(PyEmissionsData::new(row)))
     }
 
+    /// The `stop_over_budget` setting: whether the ranks of a job wait at each epoch edge for
+    /// rank 0's decision on the job's budget.
+    #[getter]
+    fn _stop_over_budget(&self) -> bool {
+        self.inner.config().budget.stop_over_budget
+    }
+
+    /// Writes this rank's epoch row held for rank 0's decision on the job's budget (`stop`:
+    /// the job crossed it) and returns it; `None` when no row was held.
+    fn _job_decision(&self, py: Python<'_>, stop: bool) -> PyResult<Option<PyEmissionsData>> {
+        let tracker = Arc::clone(&self.inner);
+        let row = detach(py, move || Ok(tracker.job_decision(stop)))?;
+        Ok(row.map(PyEmissionsData::new))
+    }
+
     /// Whether a run is in progress (between `start()` and `stop()`).
     #[getter]
     fn running(&self) -> bool {

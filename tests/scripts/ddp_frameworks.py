@@ -4,6 +4,7 @@ launches the second process itself) or the Hugging Face `Trainer` under torchrun
 Usage: ddp_frameworks.py lightning|transformers CONFIG_JSON. The config names the output folder,
 the one host's powercap tree and NVML stand-in, and the epochs; each training step sleeps
 `step_s` so an epoch lasts long enough to compare with the known power. Both log to W&B offline.
+`budget_kg` sets the job's carbon budget (stop_over_budget, 1 kg per kWh).
 """
 
 import json
@@ -23,6 +24,12 @@ tracker_kwargs = {
     "nvml_library": host["nvml"],
     "job_wait_secs": 10,
 }
+if config.get("budget_kg") is not None:
+    tracker_kwargs.update(
+        co2_budget_kg=config["budget_kg"],
+        stop_over_budget=True,
+        force_carbon_intensity_g_co2e_kwh=1000,
+    )
 generator = torch.Generator().manual_seed(0)
 
 if framework == "lightning":
