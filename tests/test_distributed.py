@@ -293,6 +293,51 @@ def test_a_rank_killed_mid_epoch_is_reported_missing_and_nothing_hangs(
     print(f"rank 0 of a job missing rank 1 finished in {finished_s:.1f} s")
 
 
+def test_rank_zero_dying_with_the_store_costs_the_others_one_warning_not_their_training(
+    tmp_path: Path, fake_nvml_library: Path
+) -> None:
+    # Launched by hand, rank 0 hosts the job's TCPStore: its death takes the store with it.
+    host = make_host(tmp_path, "node", 0, fake_nvml_library)
+    config = {
+        "output_dir": str(tmp_path),
+        "hosts": [host.settings()] * 2,
+        "epochs": 3,
+        "epoch_s": 0.6,
+        "kill": 0,
+        "wait_s": 2,
+    }
+    port = str(free_port())
+    ranks = []
+    for rank in range(2):
+        env = child_env(tmp_path)
+        env.update(
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=port,
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE="2",
+            LOCAL_WORLD_SIZE="2",
+        )
+        ranks.append(
+            subprocess.Popen(
+                [sys.executable, str(RANK_SCRIPT), json.dumps(config)],
+                cwd=tmp_path,
+                env=env,
+                stderr=subprocess.PIPE if rank == 1 else subprocess.DEVNULL,
+                text=True,
+            )
+        )
+    with advancing([host]):
+        _, stderr = ranks[1].communicate(timeout=120)
+        ranks[0].wait(timeout=60)
+    assert ranks[0].returncode == -9
+    assert ranks[1].returncode == 0, stderr[-4000:]
+    assert stderr.count("key-value store failed") == 1, stderr[-4000:]
+    # Rank 1 kept measuring its share: every epoch and the run, in its own rows.
+    own = [r["window"] for r in rows_of(tmp_path / "emissions.csv") if r["rank"] == "1"]
+    assert own == ["train-epoch-0", "train-epoch-1", "train-epoch-2", ""]
+
+
 def wandb_co2_kg(root: Path) -> list[float]:
     """Every `co2_kg` value the offline W&B run received (`train/co2_kg` from the HF Trainer),
     in order."""

@@ -22,6 +22,20 @@ logger = logging.getLogger("carbonmeter")
 PREFIX = "carbonmeter"
 
 
+#: What a store's calls raise when it fails: torch's `DistError`s derive from `RuntimeError`;
+#: sockets give `OSError`.
+STORE_ERRORS = (RuntimeError, OSError)
+
+
+def _store_failed(err: Exception, where: str) -> None:
+    logger.warning(
+        "the job's key-value store failed %s (%s): this rank writes its own rows from now on, "
+        "with no job row from it",
+        where,
+        err,
+    )
+
+
 def _torch_distributed() -> Any | None:
     """`torch.distributed` when the user's code has imported torch and initialised a process
     group; torch is never imported here for a job that does not use it."""
@@ -63,6 +77,9 @@ class JobLink:
         self._gone: set[int] = set()
         self._read: list[str] = []
         self._warned = False
+        # The store's first failure (its server gone with a dead rank 0, a closed store): from
+        # then on this rank writes only its own rows.
+        self._broken: Exception | None = None
         # With stop_over_budget, rank 0 decides on the job's budget at every epoch edge and the
         # others wait for that decision; without it, an edge costs no extra round trip.
         self._decides = tracker._stop_over_budget
@@ -84,11 +101,15 @@ class JobLink:
             )
             return None
         rank, world_size = dist.get_rank(), dist.get_world_size()
-        # Each rank adds 1 once per run: runs of one process group get their own keys.
-        generation = (store.add(f"{PREFIX}/runs", 1) - 1) // world_size
-        link = cls(tracker, store, rank, world_size, generation)
-        link._put("member", tracker._job_member(rank, _current_gpu_uuid()))
-        members, missing = link._collect("member")
+        try:
+            # Each rank adds 1 once per run: runs of one process group get their own keys.
+            generation = (store.add(f"{PREFIX}/runs", 1) - 1) // world_size
+            link = cls(tracker, store, rank, world_size, generation)
+            link._put("member", tracker._job_member(rank, _current_gpu_uuid()))
+            members, missing = link._collect("member")
+        except STORE_ERRORS as err:
+            _store_failed(err, "at the start")
+            return None
         tracker._join_job(members, rank, world_size)
         if missing:
             link._warn(missing, "the start")
@@ -96,7 +117,20 @@ class JobLink:
 
     def edge(self, data: EmissionsData, run: bool = False) -> EmissionsData | None:
         """Sends this rank's row of a window (or of the run) to rank 0; on rank 0, waits for
-        the others' and returns the job's row (written), else `None`."""
+        the others' and returns the job's row (written), else `None`. A failing store costs
+        one warning, never the training: the rank's own rows are already written."""
+        if self._broken is None:
+            try:
+                return self._edge(data, run)
+            except STORE_ERRORS as err:
+                self._broken = err
+                _store_failed(err, "at an edge")
+        if self._decides and not run and self.rank != 0:
+            # The epoch row held for rank 0's decision is written now, with none.
+            return self._tracker._job_decision(False)
+        return None
+
+    def _edge(self, data: EmissionsData, run: bool) -> EmissionsData | None:
         name = "run" if run else f"window/{data.window}"
         self._put(name, data._json())
         decided = self._decides and not run
