@@ -146,6 +146,41 @@ tracker.stop()
 print("RESULT", cpu_s / wall_s, len(_attempts))
 """
 
+# SAMPLER_PROBE, also timing the sleep after its first second apart: a fresh process's threads
+# start within it (a thread's start costs some 100-200 µs of CPU on a VM), the rest is the
+# steady state. Prints both shares.
+SAMPLER_STEADY_PROBE = """
+import sys
+import time
+
+tracker = make(save_to_file=False, measure_power_secs=float(sys.argv[1]))
+tracker.start()
+cpu_s, wall_s = time.process_time(), time.perf_counter()
+time.sleep(1.0)
+steady_cpu_s, steady_wall_s = time.process_time(), time.perf_counter()
+time.sleep(float(sys.argv[2]) - 1.0)
+end_cpu_s, end_wall_s = time.process_time(), time.perf_counter()
+tracker.stop()
+print(
+    "RESULT",
+    (end_cpu_s - cpu_s) / (end_wall_s - wall_s),
+    (end_cpu_s - steady_cpu_s) / (end_wall_s - steady_wall_s),
+    len(_attempts),
+)
+"""
+
+# The process sleeping as SAMPLER_STEADY_PROBE does after its first second, with no tracker:
+# the floor under that figure (the kernel charges a sleeping process's wake-up some CPU).
+IDLE_PROBE = """
+import sys
+import time
+
+time.sleep(1.0)
+cpu_s, wall_s = time.process_time(), time.perf_counter()
+time.sleep(float(sys.argv[1]) - 1.0)
+print("RESULT", (time.process_time() - cpu_s) / (time.perf_counter() - wall_s), 0)
+"""
+
 # Paired rounds of the same matmul loop with no tracker and with each, in rotating order; prints
 # the ratios and, per run, the CPU the tracker spent (its threads during the loop, plus start()
 # and stop() on the main thread) over the loop's own CPU time, in %.
@@ -441,6 +476,16 @@ def measure_samplers(session: Session, plan: Plan) -> None:
         "sampler CPU, default period, RAPL counters only (CodeCarbon not run)",
         "CPU ms/s",
     )
+    counters_steady = session.figure(
+        "sampler_default_counters_steady",
+        "the same, after its first second (the threads' start-up left out)",
+        "CPU ms/s",
+    )
+    idle = session.figure(
+        "idle_process_steady",
+        "a process sleeping the same way, no tracker (the floor of the figure above)",
+        "CPU ms/s",
+    )
     floor = session.figure(
         "thread_floor_10hz",
         "bare Python thread waking at 10 Hz (the floor; no tracker)",
@@ -456,15 +501,23 @@ def measure_samplers(session: Session, plan: Plan) -> None:
                 figures[key].samples[tracker].append(1e3 * cpu_per_wall)
         with tempfile.TemporaryDirectory() as root:
             environment = {**os.environ, "CARBONMETER_POWERCAP_ROOT": fake_rapl_tree(Path(root))}
-            source = tracker_source(OURS, SAMPLER_PROBE)
+            source = tracker_source(OURS, SAMPLER_STEADY_PROBE)
             wall_s = str(plan.sampler_default_wall_s)
-            (cpu_per_wall,) = session.child(source, "15", wall_s, env=environment)
-            counters.samples[OURS].append(1e3 * cpu_per_wall)
+            whole, steady = session.child(source, "15", wall_s, env=environment)
+            counters.samples[OURS].append(1e3 * whole)
+            counters_steady.samples[OURS].append(1e3 * steady)
+        (cpu_per_wall,) = session.child(IDLE_PROBE, str(plan.sampler_default_wall_s))
+        idle.samples[OURS].append(1e3 * cpu_per_wall)
     counters.note = (
         f"{plan.sampler_default_wall_s:g} s of sleep per sample; this VM has no RAPL, so the "
         "zones are a powercap tree in a temporary folder with an Intel package's counter range "
         "and power limit (the real code path; a real zone's read adds the kernel's MSR access)"
     )
+    counters_steady.note = (
+        "CPU over the same sleep after its first second: a fresh process's sampler and signal "
+        "threads start within that second"
+    )
+    idle.note = "shown in carbonmeter's column"
     for key, _, _, wall_s in settings:
         figures[key].note = f"{wall_s:g} s of sleep per sample"
     floor.note = "threading.Event().wait(0.1) in a loop, shown in carbonmeter's column"
