@@ -81,9 +81,10 @@ fn hot_paths(c: &mut Criterion) {
     });
 
     // One sampler tick is exactly `Meter::read` under the meter's lock: RAPL zones plus the
-    // sysinfo CPU and memory refresh behind the utilisation columns. Hot: back to back, sysinfo
-    // re-reads /proc/stat at most every 200 ms, and caches and the thread stay warm. A real tick
-    // also pays waking the sampler thread; benches/compare.py measures that as CPU per second.
+    // procfs CPU and memory figures behind the utilisation columns. Hot: back to back, those
+    // files are read again at most every 200 ms, and caches and the thread stay warm. A real
+    // tick also pays waking the sampler thread; benches/compare.py measures that as CPU per
+    // second.
     let (mut meter, _) = Meter::discover(&MeterConfig::powercap_only(root.path()));
     c.bench_function("meter_read_tick_hot", |b| {
         b.iter(|| black_box(meter.read()));
