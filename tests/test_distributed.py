@@ -125,7 +125,10 @@ def energy_j(row: dict[str, str]) -> float:
     return float(row["energy_consumed"]) * J_PER_KWH
 
 
-def torchrun(tmp_path: Path, processes: int, config: dict[str, object]) -> list[dict[str, str]]:
+def run_torchrun(
+    tmp_path: Path, processes: int, config: dict[str, object]
+) -> subprocess.CompletedProcess[str]:
+    """The job of `processes` ranks of RANK_SCRIPT under torchrun; asserts it succeeded."""
     config = {"output_dir": str(tmp_path), **config}
     result = subprocess.run(
         [
@@ -140,7 +143,41 @@ def torchrun(tmp_path: Path, processes: int, config: dict[str, object]) -> list[
         check=False,
     )
     assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+def torchrun(tmp_path: Path, processes: int, config: dict[str, object]) -> list[dict[str, str]]:
+    run_torchrun(tmp_path, processes, config)
     return rows_of(tmp_path / "emissions.csv")
+
+
+def launch_by_hand(
+    tmp_path: Path, config: dict[str, object], piped: int
+) -> list[subprocess.Popen[str]]:
+    """Two ranks of RANK_SCRIPT started by hand, not torchrun, whose agent would stop the others
+    when one dies: rank 0 then hosts the job's TCPStore. Rank `piped`'s stderr is piped."""
+    port = str(free_port())
+    ranks = []
+    for rank in range(2):
+        env = child_env(tmp_path)
+        env.update(
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=port,
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE="2",
+            LOCAL_WORLD_SIZE="2",
+        )
+        ranks.append(
+            subprocess.Popen(
+                [sys.executable, str(RANK_SCRIPT), json.dumps(config)],
+                cwd=tmp_path,
+                env=env,
+                stderr=subprocess.PIPE if rank == piped else subprocess.DEVNULL,
+                text=True,
+            )
+        )
+    return ranks
 
 
 def check_job(
@@ -246,7 +283,6 @@ def free_port() -> int:
 def test_a_rank_killed_mid_epoch_is_reported_missing_and_nothing_hangs(
     tmp_path: Path, fake_nvml_library: Path
 ) -> None:
-    # By hand, not torchrun: its agent would stop the other ranks when one dies.
     host = make_host(tmp_path, "node", 0, fake_nvml_library)
     config = {
         "output_dir": str(tmp_path),
@@ -256,27 +292,7 @@ def test_a_rank_killed_mid_epoch_is_reported_missing_and_nothing_hangs(
         "kill": 1,
         "wait_s": 2,
     }
-    port = str(free_port())
-    ranks = []
-    for rank in range(2):
-        env = child_env(tmp_path)
-        env.update(
-            MASTER_ADDR="127.0.0.1",
-            MASTER_PORT=port,
-            RANK=str(rank),
-            LOCAL_RANK=str(rank),
-            WORLD_SIZE="2",
-            LOCAL_WORLD_SIZE="2",
-        )
-        ranks.append(
-            subprocess.Popen(
-                [sys.executable, str(RANK_SCRIPT), json.dumps(config)],
-                cwd=tmp_path,
-                env=env,
-                stderr=subprocess.PIPE if rank == 0 else subprocess.DEVNULL,
-                text=True,
-            )
-        )
+    ranks = launch_by_hand(tmp_path, config, piped=0)
     with advancing([host]):
         started = time.monotonic()
         _, stderr = ranks[0].communicate(timeout=120)
@@ -306,27 +322,7 @@ def test_rank_zero_dying_with_the_store_costs_the_others_one_warning_not_their_t
         "kill": 0,
         "wait_s": 2,
     }
-    port = str(free_port())
-    ranks = []
-    for rank in range(2):
-        env = child_env(tmp_path)
-        env.update(
-            MASTER_ADDR="127.0.0.1",
-            MASTER_PORT=port,
-            RANK=str(rank),
-            LOCAL_RANK=str(rank),
-            WORLD_SIZE="2",
-            LOCAL_WORLD_SIZE="2",
-        )
-        ranks.append(
-            subprocess.Popen(
-                [sys.executable, str(RANK_SCRIPT), json.dumps(config)],
-                cwd=tmp_path,
-                env=env,
-                stderr=subprocess.PIPE if rank == 1 else subprocess.DEVNULL,
-                text=True,
-            )
-        )
+    ranks = launch_by_hand(tmp_path, config, piped=1)
     with advancing([host]):
         _, stderr = ranks[1].communicate(timeout=120)
         ranks[0].wait(timeout=60)
@@ -492,20 +488,7 @@ def test_a_stalled_rank_zero_costs_one_bounded_wait_and_stops_nobody(
         "stall": 0,
         "stall_s": 3,
     }
-    config = {"output_dir": str(tmp_path), **config}
-    result = subprocess.run(
-        [
-            *(sys.executable, "-m", "torch.distributed.run", "--standalone"),
-            *("--nproc-per-node=2", str(RANK_SCRIPT), json.dumps(config)),
-        ],
-        cwd=tmp_path,
-        env=child_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
+    result = run_torchrun(tmp_path, 2, config)
     # One warning, on rank 1, and no wait at the later edges.
     assert result.stderr.count("sent no decision on the job's carbon budget") == 1, result.stderr
     rows = rows_of(tmp_path / "emissions.csv")
