@@ -34,5 +34,6 @@ test: install
 bench:
 	.ci/pip-install $(PYTHON) -q '.[bench]'
 	$(PYTHON) benches/compare.py
+	$(PYTHON) benches/warm.py
 
 all: format lint test

@@ -133,23 +133,10 @@ tracker.stop()
 print("RESULT", time.perf_counter() - started, len(_attempts))
 """
 
+# Process CPU per wall second while the main thread sleeps, over the whole sleep and over the
+# part after its first second: a fresh process's threads start within that second (their CPU is
+# in benches/warm.py), the rest is the steady state.
 SAMPLER_PROBE = """
-import sys
-import time
-
-tracker = make(save_to_file=False, measure_power_secs=float(sys.argv[1]))
-tracker.start()
-cpu_s, wall_s = time.process_time(), time.perf_counter()
-time.sleep(float(sys.argv[2]))
-cpu_s, wall_s = time.process_time() - cpu_s, time.perf_counter() - wall_s
-tracker.stop()
-print("RESULT", cpu_s / wall_s, len(_attempts))
-"""
-
-# SAMPLER_PROBE, also timing the sleep after its first second apart: a fresh process's threads
-# start within it (a thread's start costs some 100-200 µs of CPU on a VM), the rest is the
-# steady state. Prints both shares.
-SAMPLER_STEADY_PROBE = """
 import sys
 import time
 
@@ -169,7 +156,7 @@ print(
 )
 """
 
-# The process sleeping as SAMPLER_STEADY_PROBE does after its first second, with no tracker:
+# The process sleeping as SAMPLER_PROBE does after its first second, with no tracker:
 # the floor under that figure (the kernel charges a sleeping process's wake-up some CPU).
 IDLE_PROBE = """
 import sys
@@ -497,11 +484,11 @@ def measure_samplers(session: Session, plan: Plan) -> None:
         for key, _, periods, wall_s in settings:
             for tracker in rotated(list(periods), index):
                 source = tracker_source(tracker, SAMPLER_PROBE)
-                (cpu_per_wall,) = session.child(source, str(periods[tracker]), str(wall_s))
+                cpu_per_wall, _ = session.child(source, str(periods[tracker]), str(wall_s))
                 figures[key].samples[tracker].append(1e3 * cpu_per_wall)
         with tempfile.TemporaryDirectory() as root:
             environment = {**os.environ, "CARBONMETER_POWERCAP_ROOT": fake_rapl_tree(Path(root))}
-            source = tracker_source(OURS, SAMPLER_STEADY_PROBE)
+            source = tracker_source(OURS, SAMPLER_PROBE)
             wall_s = str(plan.sampler_default_wall_s)
             whole, steady = session.child(source, "15", wall_s, env=environment)
             counters.samples[OURS].append(1e3 * whole)
@@ -525,19 +512,14 @@ def measure_samplers(session: Session, plan: Plan) -> None:
 
 def fake_rapl_tree(root: Path) -> str:
     """A powercap tree with one package zone and its DRAM subzone, as a Skylake-SP server's
-    (`max_energy_range_uj` 262143328850, a 205 W package limit): the tracker then measures by
-    counters alone. Returns its root."""
-    for folder, name, limit_uw in (
-        ("intel-rapl:0", "package-0", 205_000_000),
-        ("intel-rapl:0:0", "dram", None),
-    ):
-        zone = root / folder
-        zone.mkdir()
-        (zone / "name").write_text(f"{name}\n")
-        (zone / "energy_uj").write_text("1000000\n")
-        (zone / "max_energy_range_uj").write_text("262143328850\n")
-        if limit_uw is not None:
-            (zone / "constraint_0_max_power_uw").write_text(f"{limit_uw}\n")
+    (`max_energy_range_uj` 262143328850, a 205 W package limit), made by the tests' own
+    `FakePowercap`: the tracker then measures by counters alone. Returns its root."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from fixtures.powercap import FakePowercap
+
+    tree = FakePowercap(root)
+    tree.add_zone("intel-rapl:0", "package-0", 1_000_000, max_power_uw=205_000_000)
+    tree.add_zone("intel-rapl:0:0", "dram", 1_000_000)
     return str(root)
 
 

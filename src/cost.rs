@@ -5,10 +5,9 @@
 //! time of the work it did for that run (its clock before and after); a call on the user's
 //! thread charges the time it took, by the monotonic clock, up to the moment a row reads the
 //! total and again when it returns. That is what the call took from the user's training, and
-//! at least its CPU time: reading a thread's CPU clock is a system call (about 1.5 µs on a
-//! virtual machine, where the monotonic clock is read in user space in 20 ns), and three of
-//! them were a third of an epoch edge. A row's `tracker_cpu_seconds` is the total at its end
-//! minus the total at its start.
+//! at least its CPU time: reading a thread's CPU clock is a system call, the monotonic clock is
+//! read in user space (`benches/warm.py` times both), and an epoch edge read the first three
+//! times. A row's `tracker_cpu_seconds` is the total at its end minus the total at its start.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

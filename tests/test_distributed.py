@@ -280,26 +280,36 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_a_rank_killed_mid_epoch_is_reported_missing_and_nothing_hangs(
-    tmp_path: Path, fake_nvml_library: Path
-) -> None:
-    host = make_host(tmp_path, "node", 0, fake_nvml_library)
+def run_by_hand(
+    tmp_path: Path, library: Path, kill: int
+) -> tuple[list[subprocess.Popen[str]], str, float]:
+    """A job of two ranks on one host, launched by hand, whose rank `kill` SIGKILLs itself in
+    epoch 1 of 3; returns the ranks, the other rank's stderr and how long it ran, in s."""
+    host = make_host(tmp_path, "node", 0, library)
     config = {
         "output_dir": str(tmp_path),
         "hosts": [host.settings()] * 2,
         "epochs": 3,
         "epoch_s": 0.6,
-        "kill": 1,
+        "kill": kill,
         "wait_s": 2,
     }
-    ranks = launch_by_hand(tmp_path, config, piped=0)
+    survivor = 1 - kill
+    ranks = launch_by_hand(tmp_path, config, piped=survivor)
     with advancing([host]):
         started = time.monotonic()
-        _, stderr = ranks[0].communicate(timeout=120)
+        _, stderr = ranks[survivor].communicate(timeout=120)
         finished_s = time.monotonic() - started
-        ranks[1].wait(timeout=60)
-    assert ranks[0].returncode == 0, stderr[-4000:]
-    assert ranks[1].returncode == -9
+        ranks[kill].wait(timeout=60)
+    assert ranks[kill].returncode == -9
+    assert ranks[survivor].returncode == 0, stderr[-4000:]
+    return ranks, stderr, finished_s
+
+
+def test_a_rank_killed_mid_epoch_is_reported_missing_and_nothing_hangs(
+    tmp_path: Path, fake_nvml_library: Path
+) -> None:
+    _, stderr, finished_s = run_by_hand(tmp_path, fake_nvml_library, kill=1)
     job = {r["window"]: r for r in rows_of(tmp_path / "emissions.csv") if r["scope"] == "job"}
     assert job["train-epoch-0"]["missing_ranks"] == ""
     assert job["train-epoch-1"]["missing_ranks"] == "1"
@@ -313,21 +323,7 @@ def test_rank_zero_dying_with_the_store_costs_the_others_one_warning_not_their_t
     tmp_path: Path, fake_nvml_library: Path
 ) -> None:
     # Launched by hand, rank 0 hosts the job's TCPStore: its death takes the store with it.
-    host = make_host(tmp_path, "node", 0, fake_nvml_library)
-    config = {
-        "output_dir": str(tmp_path),
-        "hosts": [host.settings()] * 2,
-        "epochs": 3,
-        "epoch_s": 0.6,
-        "kill": 0,
-        "wait_s": 2,
-    }
-    ranks = launch_by_hand(tmp_path, config, piped=1)
-    with advancing([host]):
-        _, stderr = ranks[1].communicate(timeout=120)
-        ranks[0].wait(timeout=60)
-    assert ranks[0].returncode == -9
-    assert ranks[1].returncode == 0, stderr[-4000:]
+    _, stderr, _ = run_by_hand(tmp_path, fake_nvml_library, kill=0)
     assert stderr.count("key-value store failed") == 1, stderr[-4000:]
     # Rank 1 kept measuring its share: every epoch and the run, in its own rows.
     own = [r["window"] for r in rows_of(tmp_path / "emissions.csv") if r["rank"] == "1"]

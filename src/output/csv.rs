@@ -118,8 +118,8 @@ fn not_regular(path: &Path, file_type: std::fs::FileType) -> Error {
 struct Kept {
     path: PathBuf,
     file: Arc<File>,
-    dev: u64,
-    ino: u64,
+    /// Its device and inode.
+    id: (u64, u64),
     /// The file's length just after our last row: the same length at the next row means no
     /// other writer came in between, so the header and the last row are still ours and whole.
     end: u64,
@@ -162,13 +162,13 @@ impl Locked {
         {
             // The path's length is the file's: it names the same inode, and every writer that
             // could change it takes the lock we hold.
-            let still_there = std::fs::metadata(path).ok().filter(|now| {
-                now.file_type().is_file() && (now.dev(), now.ino()) == (kept.dev, kept.ino)
-            });
+            let still_there = std::fs::metadata(path)
+                .ok()
+                .filter(|now| now.file_type().is_file() && (now.dev(), now.ino()) == kept.id);
             if let Some(now) = still_there {
                 return Ok(Self {
                     file: kept.file,
-                    id: (kept.dev, kept.ino),
+                    id: kept.id,
                     len: now.len(),
                     our_end: Some(kept.end),
                     _guard: guard,
@@ -223,8 +223,7 @@ impl Locked {
         kept.push(Kept {
             path: path.to_owned(),
             file: Arc::clone(&self.file),
-            dev: self.id.0,
-            ino: self.id.1,
+            id: self.id,
             end,
         });
     }
