@@ -55,8 +55,8 @@ pub mod testing {
     /// See `crate::gpu`.
     pub mod gpu {
         pub use crate::gpu::{
-            DeviceRead, Discovery, GpuBackend, GpuConfig, GpuDevice, GpuFault, GpuInfo, GpuMemory,
-            GpuMeter, Vendor,
+            DeviceRead, Discovery, GpuBackend, GpuConfig, GpuDevice, GpuFault, GpuInfo, GpuMeter,
+            Vendor, Wanted,
         };
         /// See `crate::gpu::amdsmi`.
         pub mod amdsmi {

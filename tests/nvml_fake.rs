@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use carbonmeter::testing::config::{Config, Environment, RawValue};
 use carbonmeter::testing::gpu::{
-    DeviceRead, Discovery, GpuBackend, GpuConfig, GpuDevice, GpuFault, GpuMemory, GpuMeter, Vendor,
+    DeviceRead, Discovery, GpuBackend, GpuConfig, GpuDevice, GpuFault, GpuMeter, Vendor, Wanted,
 };
 use carbonmeter::testing::meter::{Meter, MeterConfig, Snapshot};
 use carbonmeter::testing::sensors::{Method, TrackingMode};
@@ -568,6 +568,15 @@ fn a_counter_that_fails_hands_over_to_polled_power() {
     let polled_j = 100.0 * (end.gpu.t_s - before.gpu.t_s);
     assert!((interval.gpu.devices[0].energy_j - (3.0 + polled_j)).abs() < 1e-6);
     assert_eq!(end.since(&before).gpu.method(), Method::Mixed);
+    // A quantity that failed once is not asked again, even when the device answers again.
+    fake.set(&(devices(1) + "energy 0 9000\npower 0 100000\n"));
+    std::thread::sleep(Duration::from_millis(50));
+    let again = meter.read();
+    let polled_again_j = 100.0 * (again.gpu.t_s - end.gpu.t_s);
+    let since_end = again.since(&end);
+    assert!((since_end.gpu.devices[0].energy_j - polled_again_j).abs() < 1e-6);
+    assert_eq!(since_end.gpu.devices[0].method, Method::GpuPolled);
+    assert!(meter.take_warnings().is_empty());
 }
 
 #[test]
@@ -756,8 +765,8 @@ fn nvml_backend(fake: &FakeNvml) -> Box<dyn GpuBackend> {
 }
 
 #[test]
-fn the_nvml_read_is_typed_per_device() {
-    let steady = "energy 0 7000\npower 0 212500\nutil 0 35 5\nmemory 0 1000 8000\npower 1 90000\n";
+fn the_nvml_read_is_typed_per_device_and_asks_only_what_is_wanted() {
+    let steady = "energy 0 7000\npower 0 212500\nutil 0 35 5\npower 1 90000\n";
     let fake = FakeNvml::new(&(devices(2) + steady + "energy_error 1 3\n"));
     let mut backend = nvml_backend(&fake);
     let found: Vec<_> = backend
@@ -769,41 +778,41 @@ fn the_nvml_read_is_typed_per_device() {
         found,
         [(Vendor::Nvidia, true, true), (Vendor::Nvidia, false, true)]
     );
-    let reads = backend.read();
+    let everything = Wanted {
+        energy: true,
+        power: true,
+        utilization: true,
+    };
+    // NVML's mJ arrive as µJ.
     assert_eq!(
-        reads[0],
+        backend.read(0, everything),
         DeviceRead {
-            energy_mj: Some(Ok(7000)),
+            energy_uj: Some(Ok(7_000_000)),
             power_w: Some(Ok(212.5)),
             utilization: Some(0.35),
-            memory: Some(GpuMemory {
-                used_bytes: 1000,
-                total_bytes: 8000,
-            }),
         }
     );
-    // No counter at discovery: none read; no memory reported: none.
-    assert_eq!(reads[1].energy_mj, None);
-    assert_eq!(reads[1].memory, None);
-    assert_eq!(reads[1].power_w, Some(Ok(90.0)));
+    // What is not asked is not read: the accounting asks no counter of a device without one.
+    let no_counter = Wanted {
+        energy: false,
+        ..everything
+    };
+    let read = backend.read(1, no_counter);
+    assert_eq!((read.energy_uj, read.power_w), (None, Some(Ok(90.0))));
+    assert_eq!(backend.read(0, Wanted::default()), DeviceRead::default());
 
     fake.set(&(devices(2) + steady + "power_error 0 3\nlost 1\n"));
-    let reads = backend.read();
-    assert_eq!(reads[0].power_w, Some(Err(GpuFault::NotSupported)));
-    assert_eq!(reads[0].energy_mj, Some(Ok(7000)));
+    let read = backend.read(0, everything);
+    assert_eq!(read.power_w, Some(Err(GpuFault::NotSupported)));
+    assert_eq!(read.energy_uj, Some(Ok(7_000_000)));
+    let read = backend.read(1, no_counter);
     let lost = GpuFault::Lost { library: "NVML" };
-    assert_eq!(reads[1].power_w, Some(Err(lost.clone())));
+    assert_eq!(read.power_w, Some(Err(lost.clone())));
     assert_eq!(
         lost.to_string(),
         "the GPU fell off the bus (NVML: GPU is lost)"
     );
-    assert_eq!(reads[1].utilization, None);
-    // A quantity that failed once keeps failing, even when the device answers again.
-    fake.set(&(devices(2) + steady));
-    let reads = backend.read();
-    assert_eq!(reads[0].power_w, Some(Err(GpuFault::NotSupported)));
-    assert_eq!(reads[1].power_w, Some(Err(GpuFault::NotSupported)));
-    assert_eq!(reads[0].energy_mj, Some(Ok(7000)));
+    assert_eq!(read.utilization, None);
 }
 
 #[test]

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use libloading::Library;
 
-use super::device::{DeviceRead, Discovery, GpuBackend, GpuDevice, GpuFault, GpuInfo, GpuMemory};
-use super::select;
+use super::device::{DeviceRead, Discovery, GpuBackend, GpuDevice, GpuFault, GpuInfo, Wanted};
+use super::select::{self, Naming};
 use super::{GpuConfig, Vendor};
 
 /// The library loaded when no path is given, then ROCm's default install folder.
@@ -73,7 +73,6 @@ struct Api {
     get_energy_count: GetEnergyCount,
     get_power_info: GetStruct,
     get_gpu_activity: Option<GetStruct>,
-    get_gpu_vram_usage: Option<GetStruct>,
     get_gpu_device_uuid: GetUuid,
     get_gpu_asic_info: Option<GetStruct>,
     get_gpu_device_bdf: Option<GetBdf>,
@@ -176,7 +175,6 @@ impl Api {
                 get_energy_count: required(&library, b"amdsmi_get_energy_count\0")?,
                 get_power_info: required(&library, b"amdsmi_get_power_info\0")?,
                 get_gpu_activity: optional(&library, b"amdsmi_get_gpu_activity\0"),
-                get_gpu_vram_usage: optional(&library, b"amdsmi_get_gpu_vram_usage\0"),
                 get_gpu_device_uuid: required(&library, b"amdsmi_get_gpu_device_uuid\0")?,
                 get_gpu_asic_info: optional(&library, b"amdsmi_get_gpu_asic_info\0"),
                 get_gpu_device_bdf: optional(&library, b"amdsmi_get_gpu_device_bdf\0"),
@@ -188,7 +186,7 @@ impl Api {
     }
 
     /// The energy counter in µJ: its count times its resolution.
-    fn energy_uj(&self, handle: Handle) -> Result<f64, GpuFault> {
+    fn energy_uj(&self, handle: Handle) -> Result<u64, GpuFault> {
         let (mut count, mut resolution_uj, mut timestamp_ns) = (0_u64, 0_f32, 0_u64);
         // SAFETY: three valid out-pointers, as amdsmi_get_energy_count takes them.
         check(unsafe {
@@ -199,7 +197,7 @@ impl Api {
                 &raw mut timestamp_ns,
             )
         })?;
-        Ok(count as f64 * f64::from(resolution_uj))
+        Ok((count as f64 * f64::from(resolution_uj)) as u64)
     }
 
     /// The socket power in W: the current one where the device reports it (MI300 and later),
@@ -266,19 +264,6 @@ impl Api {
         check(unsafe { get(handle, buffer.as_mut_ptr()) }).ok()?;
         Some(f64::from(buffer.u32_at(0).min(100)) / 100.0)
     }
-
-    /// `amdsmi_vram_usage_t`: total then used, in MiB.
-    fn memory(&self, handle: Handle) -> Option<GpuMemory> {
-        let get = self.get_gpu_vram_usage?;
-        let mut buffer = StructBuffer::new();
-        // SAFETY: the buffer is larger than amdsmi_vram_usage_t.
-        check(unsafe { get(handle, buffer.as_mut_ptr()) }).ok()?;
-        let mib = 1024 * 1024;
-        Some(GpuMemory {
-            total_bytes: u64::from(buffer.u32_at(0)) * mib,
-            used_bytes: u64::from(buffer.u32_at(4)) * mib,
-        })
-    }
 }
 
 /// Every processor handle, socket by socket, in amd-smi's order.
@@ -307,20 +292,9 @@ fn processor_handles(
     Ok(all)
 }
 
-/// Whether a device reports one quantity (as in the NVML backend).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Absent,
-    Live,
-    Dead,
-}
-
 /// One selected device.
 struct Device {
     handle: Handle,
-    counter: Source,
-    power: Source,
-    lost: bool,
     /// The counter's last value and since when it has had it, for the frozen check.
     last_counter: Option<(u64, Instant)>,
 }
@@ -343,14 +317,9 @@ impl Drop for AmdSmiBackend {
     }
 }
 
-/// Loads amd-smi from `config.amdsmi_library` (or the system's) and selects devices by
-/// `gpu_ids`, else `ROCR_VISIBLE_DEVICES` then `HIP_VISIBLE_DEVICES`, leaving out those an
-/// earlier backend measures.
-pub fn discover(
-    config: &GpuConfig,
-    claimed: &[GpuDevice],
-    warnings: &mut Vec<String>,
-) -> Discovery {
+/// Loads amd-smi from `config.amdsmi_library` (or the system's, then ROCm's) and initialises
+/// it; the error is the line that says why not (a warning too when the user named a library).
+fn open(config: &GpuConfig, warnings: &mut Vec<String>) -> Result<AmdSmiBackend, String> {
     let named = config.amdsmi_library.as_deref();
     let candidates: Vec<&Path> = match named {
         Some(path) => vec![path],
@@ -370,17 +339,20 @@ pub fn discover(
             Err(err) => load_errors.push(err),
         }
     }
+    let failed = |line: String, warnings: &mut Vec<String>| {
+        if named.is_some() {
+            // The user named a library: not finding it is worth a warning.
+            warnings.push(line.clone());
+        }
+        line
+    };
     let Some((path, (api, init, sockets, processors))) = loaded else {
         let line = format!(
             "no AMD GPU measured through amd-smi: cannot load {}: {}",
             candidates[0].display(),
             load_errors.join("; ")
         );
-        if named.is_some() {
-            // The user named a library: not finding it is worth a warning.
-            warnings.push(line.clone());
-        }
-        return Discovery::Absent(line);
+        return Err(failed(line, warnings));
     };
     // SAFETY: amdsmi_init takes its flags by value.
     if let Err(err) = check(unsafe { init(INIT_AMD_GPUS) }) {
@@ -388,112 +360,113 @@ pub fn discover(
             "no AMD GPU measured: amd-smi ({}) did not initialise: {err}",
             path.display()
         );
-        if named.is_some() {
-            warnings.push(line.clone());
-        }
-        return Discovery::Absent(line);
+        return Err(failed(line, warnings));
     }
-    // From here on the backend (or this guard) shuts the library down.
+    // From here on the backend shuts the library down when dropped.
     let mut backend = AmdSmiBackend {
         api,
         devices: Vec::new(),
         states: Vec::new(),
     };
-    let handles = match processor_handles(sockets, processors) {
-        Ok(handles) => handles,
-        Err(err) => return Discovery::Absent(format!("amd-smi cannot list GPUs: {err}")),
-    };
-    let mut all = Vec::new();
-    let mut broken = Vec::new();
-    for (index, handle) in (0_u32..).zip(&handles) {
-        match backend.api.uuid(*handle) {
-            Ok(uuid) => all.push(GpuInfo {
-                vendor: Vendor::Amd,
-                index,
-                uuid,
-                name: backend
-                    .api
-                    .name(*handle)
-                    .unwrap_or_else(|| "AMD GPU".to_owned()),
-                pci_bus_id: backend.api.pci_bus_id(*handle),
-            }),
-            Err(err) => broken.push((index, err)),
-        }
-    }
-    let chosen = select::select_rocm(
-        &all,
-        &broken,
-        config.gpu_ids.as_deref(),
-        config.rocr_visible_devices.as_deref(),
-        config.hip_visible_devices.as_deref(),
-        warnings,
-    );
-    let chosen: Vec<GpuInfo> = chosen
+    let handles = processor_handles(sockets, processors)
+        .map_err(|err| format!("amd-smi cannot list GPUs: {err}"))?;
+    backend.states = handles
         .into_iter()
-        .filter(|info| {
-            !claimed.iter().any(|other| {
-                (other.has_energy_counter || other.has_power) && other.info.same_device(info)
-            })
+        .map(|handle| Device {
+            handle,
+            last_counter: None,
         })
         .collect();
+    Ok(backend)
+}
+
+impl AmdSmiBackend {
+    /// Every processor handle as a device, and those that did not answer with why.
+    fn enumerate(&self) -> (Vec<GpuInfo>, Vec<(u32, GpuFault)>) {
+        let mut all = Vec::new();
+        let mut broken = Vec::new();
+        for (index, state) in (0_u32..).zip(&self.states) {
+            match self.api.uuid(state.handle) {
+                Ok(uuid) => all.push(GpuInfo {
+                    vendor: Vendor::Amd,
+                    index,
+                    uuid,
+                    name: self
+                        .api
+                        .name(state.handle)
+                        .unwrap_or_else(|| "AMD GPU".to_owned()),
+                    pci_bus_id: self.api.pci_bus_id(state.handle),
+                }),
+                Err(err) => broken.push((index, err)),
+            }
+        }
+        (all, broken)
+    }
+
+    /// Keeps the `chosen` devices, each with what it can report: a counter that moves over
+    /// [`COUNTER_CHECK_S`] (Zeus's check), a power above 0 W (the second GCD of an MI250
+    /// reports 0: its package's power is on the first).
+    fn keep(&mut self, chosen: Vec<GpuInfo>, warnings: &mut Vec<String>) {
+        let probes: Vec<(GpuInfo, Handle, Option<u64>, bool)> = chosen
+            .into_iter()
+            .filter_map(|info| {
+                let handle = self.states.get(info.index as usize)?.handle;
+                let energy_uj = self.api.energy_uj(handle).ok();
+                let power_w = self.api.power_w(handle).ok().flatten();
+                Some((info, handle, energy_uj, power_w.is_some_and(|w| w > 0.0)))
+            })
+            .collect();
+        if probes.iter().any(|probe| probe.2.is_some()) {
+            std::thread::sleep(Duration::from_secs_f64(COUNTER_CHECK_S));
+        }
+        self.states.clear();
+        for (info, handle, energy_uj, has_power) in probes {
+            let moved = energy_uj.is_some_and(|before_uj| {
+                self.api
+                    .energy_uj(handle)
+                    .is_ok_and(|after_uj| after_uj > before_uj)
+            });
+            if energy_uj.is_some() && !moved && has_power {
+                // Without a power either, the accounting's one `unmeasured` warning names it.
+                warnings.push(format!(
+                    "AMD GPU {} ({}): its energy counter did not move over {COUNTER_CHECK_S} s \
+                     ({LIBRARY}): not used; its power is polled instead",
+                    info.index, info.name
+                ));
+            }
+            self.states.push(Device {
+                handle,
+                last_counter: None,
+            });
+            self.devices.push(GpuDevice {
+                info,
+                has_energy_counter: moved,
+                has_power,
+            });
+        }
+    }
+}
+
+/// Loads amd-smi, enumerates its devices and keeps those [`select::choose`] chooses by ROCm's
+/// variables, each with what it can report.
+pub fn discover(
+    config: &GpuConfig,
+    claimed: &[GpuDevice],
+    warnings: &mut Vec<String>,
+) -> Discovery {
+    let mut backend = match open(config, warnings) {
+        Ok(backend) => backend,
+        Err(line) => return Discovery::Absent(line),
+    };
+    let (all, broken) = backend.enumerate();
+    let chosen = select::choose(config, &Naming::Rocm, &all, &broken, claimed, warnings);
     if chosen.is_empty() {
         return Discovery::Absent(format!(
             "amd-smi found {} GPU(s), none selected for measurement",
-            handles.len()
+            backend.states.len()
         ));
     }
-    let probes: Vec<(GpuInfo, Handle, Option<f64>, Option<f64>)> = chosen
-        .into_iter()
-        .filter_map(|info| {
-            let handle = *handles.get(info.index as usize)?;
-            let energy_uj = backend.api.energy_uj(handle).ok();
-            // 0 W at discovery is no power: the second GCD of an MI250 reports 0, its package's
-            // power is on the first.
-            let power_w = backend
-                .api
-                .power_w(handle)
-                .ok()
-                .flatten()
-                .filter(|w| *w > 0.0);
-            Some((info, handle, energy_uj, power_w))
-        })
-        .collect();
-    if probes
-        .iter()
-        .any(|(_, _, energy_uj, _)| energy_uj.is_some())
-    {
-        // Zeus's check: a counter that does not move over a short wait is not counting.
-        std::thread::sleep(Duration::from_secs_f64(COUNTER_CHECK_S));
-    }
-    for (info, handle, energy_uj, power_w) in probes {
-        let moved = energy_uj.is_some_and(|before_uj| {
-            backend
-                .api
-                .energy_uj(handle)
-                .is_ok_and(|after_uj| after_uj > before_uj)
-        });
-        if energy_uj.is_some() && !moved && power_w.is_some() {
-            // Without a power either, the accounting's one `unmeasured` warning names it.
-            warnings.push(format!(
-                "AMD GPU {} ({}): its energy counter did not move over {COUNTER_CHECK_S} s \
-                 ({LIBRARY}): not used; its power is polled instead",
-                info.index, info.name
-            ));
-        }
-        let source = |has| if has { Source::Live } else { Source::Absent };
-        backend.states.push(Device {
-            handle,
-            counter: source(moved),
-            power: source(power_w.is_some()),
-            lost: false,
-            last_counter: None,
-        });
-        backend.devices.push(GpuDevice {
-            info,
-            has_energy_counter: moved,
-            has_power: power_w.is_some(),
-        });
-    }
+    backend.keep(chosen, warnings);
     Discovery::Found(Box::new(backend))
 }
 
@@ -502,38 +475,30 @@ impl GpuBackend for AmdSmiBackend {
         &self.devices
     }
 
-    fn read(&mut self) -> Vec<DeviceRead> {
-        let api = &self.api;
-        let mut reads = Vec::with_capacity(self.states.len());
-        for state in &mut self.states {
-            let handle = state.handle;
-            let lost = state.lost;
-            // Power first: it is the reading whose timing matters.
-            let power_w = query(&mut state.power, lost, || {
-                api.power_w(handle)?.ok_or(GpuFault::NotSupported)
-            });
-            let power_now_w = power_w.as_ref().and_then(|r| r.as_ref().ok().copied());
-            let last_counter = &mut state.last_counter;
-            let energy_mj = query(&mut state.counter, lost, || {
-                let energy_uj = api.energy_uj(handle)?;
-                let energy_mj = (energy_uj / 1000.0) as u64;
-                frozen_check(last_counter, energy_mj, power_now_w)?;
-                Ok(energy_mj)
-            });
-            state.lost |= is_lost(power_w.as_ref()) || is_lost(energy_mj.as_ref());
-            let (utilization, memory) = if state.lost {
-                (None, None)
-            } else {
-                (api.utilization(handle), api.memory(handle))
-            };
-            reads.push(DeviceRead {
-                energy_mj,
-                power_w,
-                utilization,
-                memory,
-            });
+    fn read(&mut self, position: usize, wanted: Wanted) -> DeviceRead {
+        let Some(state) = self.states.get_mut(position) else {
+            return DeviceRead::default();
+        };
+        let (api, handle) = (&self.api, state.handle);
+        // Power first: it is the reading whose timing matters.
+        let power_w = wanted
+            .power
+            .then(|| api.power_w(handle)?.ok_or(GpuFault::NotSupported));
+        let power_now_w = power_w.as_ref().and_then(|r| r.as_ref().ok().copied());
+        let energy_uj = wanted.energy.then(|| {
+            let energy_uj = api.energy_uj(handle)?;
+            frozen_check(&mut state.last_counter, energy_uj, power_now_w)?;
+            Ok(energy_uj)
+        });
+        let lost = is_lost(power_w.as_ref()) || is_lost(energy_uj.as_ref());
+        let utilization = (wanted.utilization && !lost)
+            .then(|| api.utilization(handle))
+            .flatten();
+        DeviceRead {
+            energy_uj,
+            power_w,
+            utilization,
         }
-        reads
     }
 
     /// amd-smi's process list is a struct whose layout changed between versions: not read,
@@ -547,46 +512,28 @@ impl GpuBackend for AmdSmiBackend {
 /// fault: the accounting then counts the polled power from the counter's last movement on.
 fn frozen_check(
     last: &mut Option<(u64, Instant)>,
-    energy_mj: u64,
+    energy_uj: u64,
     power_w: Option<f64>,
 ) -> Result<(), GpuFault> {
     let now = Instant::now();
     match *last {
-        Some((value, since)) if value == energy_mj => {
+        Some((value, since)) if value == energy_uj => {
             let still_s = now.duration_since(since).as_secs_f64();
             if still_s >= FROZEN_AFTER_S && power_w.is_some_and(|w| w > 0.0) {
                 return Err(GpuFault::Other(format!(
-                    "frozen at {energy_mj} mJ for {still_s:.1} s while the GPU draws {:.0} W",
+                    "frozen at {} mJ for {still_s:.1} s while the GPU draws {:.0} W",
+                    energy_uj / 1000,
                     power_w.unwrap_or(0.0)
                 )));
             }
         }
-        _ => *last = Some((energy_mj, now)),
+        _ => *last = Some((energy_uj, now)),
     }
     Ok(())
 }
 
 fn is_lost<T>(read: Option<&Result<T, GpuFault>>) -> bool {
     matches!(read, Some(Err(GpuFault::Lost { .. })))
-}
-
-/// One reading of a quantity the device reports (`None` when it never did); a failure marks
-/// it dead, and a dead one answers "not supported" without asking the device.
-fn query<T>(
-    source: &mut Source,
-    lost: bool,
-    read: impl FnOnce() -> Result<T, GpuFault>,
-) -> Option<Result<T, GpuFault>> {
-    let result = match *source {
-        Source::Absent => return None,
-        Source::Dead => Err(GpuFault::NotSupported),
-        Source::Live if lost => Err(GpuFault::Lost { library: LIBRARY }),
-        Source::Live => read(),
-    };
-    if result.is_err() {
-        *source = Source::Dead;
-    }
-    Some(result)
 }
 
 #[cfg(test)]
@@ -603,20 +550,20 @@ mod tests {
     #[test]
     fn a_counter_frozen_while_drawing_power_is_a_fault() {
         let mut last = None;
-        assert_eq!(frozen_check(&mut last, 5, Some(300.0)), Ok(()));
+        assert_eq!(frozen_check(&mut last, 5000, Some(300.0)), Ok(()));
         let since = Instant::now()
             .checked_sub(Duration::from_secs_f64(FROZEN_AFTER_S + 0.1))
             .expect("a past instant");
-        last = Some((5, since));
+        last = Some((5000, since));
         // Idle (no power reported): a still counter is not judged.
-        assert_eq!(frozen_check(&mut last, 5, None), Ok(()));
+        assert_eq!(frozen_check(&mut last, 5000, None), Ok(()));
         assert!(matches!(
-            frozen_check(&mut last, 5, Some(300.0)),
+            frozen_check(&mut last, 5000, Some(300.0)),
             Err(GpuFault::Other(text)) if text.contains("frozen at 5 mJ")
         ));
         // It moved: the clock starts again.
-        assert_eq!(frozen_check(&mut last, 6, Some(300.0)), Ok(()));
-        assert_eq!(last.map(|(value, _)| value), Some(6));
+        assert_eq!(frozen_check(&mut last, 6000, Some(300.0)), Ok(()));
+        assert_eq!(last.map(|(value, _)| value), Some(6000));
     }
 
     #[test]

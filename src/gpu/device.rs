@@ -102,39 +102,46 @@ pub struct GpuDevice {
     pub has_power: bool,
 }
 
-/// Memory of a device at one read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GpuMemory {
-    /// In use, bytes.
-    pub used_bytes: u64,
-    /// Installed, bytes.
-    pub total_bytes: u64,
-}
-
-/// One read of one device. A quantity the device did not report at discovery is `None`; one
-/// that failed once keeps answering with a fault, so the accounting sees every failure.
+/// One read of one device. A quantity not asked for is `None`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeviceRead {
-    /// Energy counter, mJ since the driver loaded (never wraps).
-    pub energy_mj: Option<Result<u64, GpuFault>>,
+    /// Energy counter, µJ since the driver loaded (64 bits: never wraps in practice; a step
+    /// back is a reset, which the integrator owns).
+    pub energy_uj: Option<Result<u64, GpuFault>>,
     /// Power, W.
     pub power_w: Option<Result<f64, GpuFault>>,
     /// Share (0 to 1) of the last sample period with a kernel running, where reported.
     pub utilization: Option<f64>,
-    /// Memory in use, where reported.
-    pub memory: Option<GpuMemory>,
 }
 
-/// One vendor's devices: found by the backend's `discover`, then read as a group.
+/// What the accounting asks of one device on one read. A quantity that failed once is not
+/// asked again, and nothing is asked of a lost device: the sticky faults live in the
+/// accounting, so a backend keeps no fault state of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "three independent questions to one device"
+)]
+pub struct Wanted {
+    /// Read the energy counter.
+    pub energy: bool,
+    /// Read the power.
+    pub power: bool,
+    /// Read the utilisation (the device answers at all).
+    pub utilization: bool,
+}
+
+/// One vendor's devices: found by the backend's `discover`, then read one device at a time.
 ///
 /// Reads run on the sampler thread (10 Hz while power is polled), so they must be bounded and
 /// never block on anything but the device.
 pub trait GpuBackend: Send {
-    /// The selected devices, in the order [`GpuBackend::read`] returns them.
+    /// The selected devices, in the order [`GpuBackend::read`] numbers them.
     fn devices(&self) -> &[GpuDevice];
 
-    /// Reads every device once, power first (the reading whose timing matters).
-    fn read(&mut self) -> Vec<DeviceRead>;
+    /// Reads what `wanted` asks of device `position` once, power first (the reading whose
+    /// timing matters).
+    fn read(&mut self, position: usize, wanted: Wanted) -> DeviceRead;
 
     /// Whether any of `pids` holds a context on device `position`, for process mode; a backend
     /// that cannot tell answers `false`, so its devices are not counted in that mode.

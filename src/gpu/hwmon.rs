@@ -18,8 +18,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::device::{DeviceRead, Discovery, GpuBackend, GpuDevice, GpuFault, GpuInfo};
-use super::select;
+use super::device::{DeviceRead, Discovery, GpuBackend, GpuDevice, GpuFault, GpuInfo, Wanted};
+use super::select::{self, Naming};
 use super::{GpuConfig, Vendor, normalize_pci_bus_id};
 
 /// Where hwmon devices are unless `hwmon_root` says otherwise.
@@ -52,15 +52,10 @@ enum Channel {
     },
 }
 
-struct Device {
-    path: Channel,
-    dead: bool,
-}
-
-/// The GPUs hwmon measures.
+/// The GPUs hwmon measures, each with its channel (`None`: found, reports nothing).
 pub struct HwmonBackend {
     devices: Vec<GpuDevice>,
-    states: Vec<Device>,
+    channels: Vec<Option<Channel>>,
 }
 
 fn read_text(path: &Path) -> io::Result<String> {
@@ -192,31 +187,17 @@ fn card_name(chip: &Chip, vendor: Vendor) -> String {
     })
 }
 
-/// Finds the cards under `config.hwmon_root` that no earlier backend measures.
-pub fn discover(
-    config: &GpuConfig,
-    claimed: &[GpuDevice],
-    warnings: &mut Vec<String>,
-) -> Discovery {
-    let root = &config.hwmon_root;
-    let chips = chips(root);
-    let measured = |pci: Option<&String>| {
-        claimed.iter().any(|other| {
-            (other.has_energy_counter || other.has_power)
-                && pci.is_some()
-                && other.info.pci_bus_id.as_ref() == pci
-        })
-    };
-    let mut found: Vec<(GpuDevice, Channel)> = Vec::new();
-    // Cards sorted by PCI address within each vendor: the order the runtimes number them in.
+/// The xe, i915 and amdgpu cards, each once, with the channel that measures it (if any),
+/// numbered per vendor in PCI address order: the order the runtimes number them in.
+fn cards(chips: &[Chip]) -> Vec<(GpuInfo, Option<Channel>)> {
     let mut cards: Vec<&Chip> = chips
         .iter()
         .filter(|c| matches!(c.name.as_str(), "xe" | "i915" | "amdgpu"))
         .collect();
     cards.sort_by(|a, b| a.pci_bus_id.cmp(&b.pci_bus_id));
     let mut seen: HashSet<String> = HashSet::new();
-    let mut intel_index = 0;
-    let mut amd: Vec<(GpuInfo, Channel)> = Vec::new();
+    let (mut intel_count, mut amd_count) = (0, 0);
+    let mut found = Vec::new();
     for chip in cards {
         let Some(pci) = chip.pci_bus_id.clone() else {
             continue;
@@ -224,122 +205,95 @@ pub fn discover(
         if !seen.insert(pci.clone()) {
             continue;
         }
-        let vendor = if chip.name == "amdgpu" {
-            Vendor::Amd
-        } else {
-            Vendor::Intel
-        };
-        let path = if vendor == Vendor::Intel {
-            energy_channel(&chip.dir).map(Channel::EnergyUj)
-        } else {
-            ["power1_input", "power1_average"]
+        let (vendor, channel, count) = if chip.name == "amdgpu" {
+            let power = ["power1_input", "power1_average"]
                 .iter()
                 .map(|file| chip.dir.join(file))
                 .find(|path| read_number(path).is_ok())
-                .map(Channel::PowerUw)
-        };
-        let index = if vendor == Vendor::Intel {
-            intel_index += 1;
-            intel_index - 1
+                .map(Channel::PowerUw);
+            // A card without power is still numbered, so indexes stay ROCm's.
+            (Vendor::Amd, power, &mut amd_count)
         } else {
-            u32::try_from(amd.len()).unwrap_or(u32::MAX)
+            let energy = energy_channel(&chip.dir).map(Channel::EnergyUj);
+            (Vendor::Intel, energy, &mut intel_count)
         };
         let info = GpuInfo {
             vendor,
-            index,
+            index: *count,
             uuid: format!("pci-{pci}"),
             name: card_name(chip, vendor),
-            pci_bus_id: Some(pci.clone()),
+            pci_bus_id: Some(pci),
         };
-        match (vendor, path) {
-            (Vendor::Amd, Some(path)) => amd.push((info, path)),
-            (Vendor::Amd, None) => {
-                // Counted as a placeholder so indexes stay ROCm's; reported unmeasured.
-                amd.push((info, Channel::PowerUw(PathBuf::new())));
-            }
-            (_, path) => {
-                if !measured(Some(&pci)) {
-                    let has = path.is_some();
-                    let path = path.unwrap_or_else(|| Channel::EnergyUj(PathBuf::new()));
-                    found.push((
-                        GpuDevice {
-                            info,
-                            has_energy_counter: has,
-                            has_power: false,
-                        },
-                        path,
-                    ));
-                }
-            }
-        }
+        *count += 1;
+        found.push((info, channel));
     }
-    if !amd.is_empty() {
-        let all: Vec<GpuInfo> = amd.iter().map(|(info, _)| info.clone()).collect();
-        let chosen = select::select_rocm(
-            &all,
-            &[],
-            config.gpu_ids.as_deref(),
-            config.rocr_visible_devices.as_deref(),
-            config.hip_visible_devices.as_deref(),
-            warnings,
-        );
-        for info in chosen {
-            if measured(info.pci_bus_id.as_ref()) {
-                continue;
-            }
-            let Some((_, path)) = amd.iter().find(|(i, _)| i.index == info.index) else {
-                continue;
-            };
-            let has_power = !matches!(path, Channel::PowerUw(p) if p.as_os_str().is_empty());
-            found.push((
-                GpuDevice {
-                    info,
-                    has_energy_counter: false,
-                    has_power,
-                },
-                path.clone(),
-            ));
-        }
-    }
-    // A Jetson: NVML has no power for its one GPU, or no GPU at all.
+    found
+}
+
+/// A Jetson's GPU rail, when NVML has no power for the board's one GPU or no GPU at all: the
+/// device NVML found (so it is superseded, not counted twice), else one of its own.
+fn jetson_rail(chips: &[Chip], claimed: &[GpuDevice]) -> Option<(GpuInfo, Channel)> {
     let nvidia: Vec<&GpuDevice> = claimed
         .iter()
         .filter(|d| d.info.vendor == Vendor::Nvidia)
         .collect();
-    let nvml_unmeasured = match nvidia.as_slice() {
-        [] => Some(None),
-        [only] if !only.has_energy_counter && !only.has_power => Some(Some(*only)),
-        _ => None,
+    let nvml_device = match nvidia.as_slice() {
+        [] => None,
+        [only] if !only.has_energy_counter && !only.has_power => Some(*only),
+        _ => return None,
     };
-    if let Some(nvml_device) = nvml_unmeasured
-        && let Some((chip, (label, path))) = chips
+    let (chip, (label, channel)) = chips
+        .iter()
+        .filter(|c| c.name == "ina3221")
+        .find_map(|c| gpu_rail(&c.dir).map(|rail| (c, rail)))?;
+    let info = nvml_device.map_or_else(
+        || GpuInfo {
+            vendor: Vendor::Nvidia,
+            index: 0,
+            uuid: format!(
+                "ina3221-{}-{label}",
+                chip.dir
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+            ),
+            name: format!("Jetson GPU rail {label}"),
+            pci_bus_id: None,
+        },
+        |device| device.info.clone(),
+    );
+    Some((info, channel))
+}
+
+/// Finds the cards under `config.hwmon_root` that [`select::choose`] keeps (AMD ones by ROCm's
+/// variables, Intel ones all), and a Jetson's GPU rail.
+pub fn discover(
+    config: &GpuConfig,
+    claimed: &[GpuDevice],
+    warnings: &mut Vec<String>,
+) -> Discovery {
+    let root = &config.hwmon_root;
+    let chips = chips(root);
+    let cards = cards(&chips);
+    let mut found: Vec<(GpuInfo, Option<Channel>)> = Vec::new();
+    for (vendor, naming) in [(Vendor::Intel, Naming::All), (Vendor::Amd, Naming::Rocm)] {
+        let all: Vec<GpuInfo> = cards
             .iter()
-            .filter(|c| c.name == "ina3221")
-            .find_map(|c| gpu_rail(&c.dir).map(|rail| (c, rail)))
-    {
-        let info = nvml_device.map_or_else(
-            || GpuInfo {
-                vendor: Vendor::Nvidia,
-                index: 0,
-                uuid: format!(
-                    "ina3221-{}-{label}",
-                    chip.dir
-                        .file_name()
-                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-                ),
-                name: format!("Jetson GPU rail {label}"),
-                pci_bus_id: None,
-            },
-            |device| device.info.clone(),
-        );
-        found.push((
-            GpuDevice {
-                info,
-                has_energy_counter: false,
-                has_power: true,
-            },
-            path,
-        ));
+            .filter(|(info, _)| info.vendor == vendor)
+            .map(|(info, _)| info.clone())
+            .collect();
+        if all.is_empty() {
+            continue;
+        }
+        for info in select::choose(config, &naming, &all, &[], claimed, warnings) {
+            let channel = cards
+                .iter()
+                .find(|(card, _)| *card == info)
+                .and_then(|(_, channel)| channel.clone());
+            found.push((info, channel));
+        }
+    }
+    if let Some((info, channel)) = jetson_rail(&chips, claimed) {
+        found.push((info, Some(channel)));
     }
     if found.is_empty() {
         return Discovery::Absent(format!(
@@ -347,14 +301,18 @@ pub fn discover(
             root.display()
         ));
     }
-    let (devices, states) = found
+    let (devices, channels) = found
         .into_iter()
-        .map(|(device, path)| {
-            let dead = !(device.has_energy_counter || device.has_power);
-            (device, Device { path, dead })
+        .map(|(info, channel)| {
+            let device = GpuDevice {
+                info,
+                has_energy_counter: matches!(channel, Some(Channel::EnergyUj(_))),
+                has_power: matches!(channel, Some(Channel::PowerUw(_) | Channel::Rail { .. })),
+            };
+            (device, channel)
         })
         .unzip();
-    Discovery::Found(Box::new(HwmonBackend { devices, states }))
+    Discovery::Found(Box::new(HwmonBackend { devices, channels }))
 }
 
 impl GpuBackend for HwmonBackend {
@@ -362,41 +320,30 @@ impl GpuBackend for HwmonBackend {
         &self.devices
     }
 
-    fn read(&mut self) -> Vec<DeviceRead> {
-        self.states
-            .iter_mut()
-            .zip(&self.devices)
-            .map(|(state, device)| {
-                if !(device.has_energy_counter || device.has_power) {
-                    return DeviceRead::default();
+    fn read(&mut self, position: usize, wanted: Wanted) -> DeviceRead {
+        match self.channels.get(position).and_then(Option::as_ref) {
+            Some(Channel::EnergyUj(path)) if wanted.energy => DeviceRead {
+                energy_uj: Some(read_number(path)),
+                ..DeviceRead::default()
+            },
+            Some(Channel::PowerUw(path)) if wanted.power => DeviceRead {
+                power_w: Some(read_number(path).map(|uw| uw as f64 / 1e6)),
+                ..DeviceRead::default()
+            },
+            Some(Channel::Rail {
+                voltage_mv,
+                current_ma,
+            }) if wanted.power => {
+                // mV x mA is µW.
+                let power_uw = read_number(voltage_mv)
+                    .and_then(|mv| read_number(current_ma).map(|ma| mv as f64 * ma as f64));
+                DeviceRead {
+                    power_w: Some(power_uw.map(|uw| uw / 1e6)),
+                    ..DeviceRead::default()
                 }
-                let result = if state.dead {
-                    Err(GpuFault::NotSupported)
-                } else {
-                    match &state.path {
-                        Channel::EnergyUj(path) => read_number(path).map(|uj| uj as f64),
-                        Channel::PowerUw(path) => read_number(path).map(|uw| uw as f64),
-                        Channel::Rail {
-                            voltage_mv,
-                            current_ma,
-                        } => read_number(voltage_mv)
-                            .and_then(|mv| read_number(current_ma).map(|ma| mv as f64 * ma as f64)),
-                    }
-                };
-                state.dead |= result.is_err();
-                match state.path {
-                    Channel::EnergyUj(_) => DeviceRead {
-                        energy_mj: Some(result.map(|uj| (uj / 1000.0) as u64)),
-                        ..DeviceRead::default()
-                    },
-                    // µW, and mV x mA (µW too).
-                    Channel::PowerUw(_) | Channel::Rail { .. } => DeviceRead {
-                        power_w: Some(result.map(|uw| uw / 1e6)),
-                        ..DeviceRead::default()
-                    },
-                }
-            })
-            .collect()
+            }
+            _ => DeviceRead::default(),
+        }
     }
 
     /// hwmon knows nothing of processes: in process mode these devices are not counted.

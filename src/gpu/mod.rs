@@ -1,26 +1,26 @@
-//! GPU energy per device, for every vendor: which reading counts, the cross-check,
-//! utilisation, and what a window's row says about GPUs.
+//! GPU energy per device, for every vendor: which devices, which reading counts, the
+//! cross-check, utilisation, and what a window's row says about GPUs.
 //!
-//! Backends ([`nvml`] today) find devices and read them ([`GpuBackend`], one typed
-//! [`DeviceRead`] per device); [`select`] chooses devices; this file only accounts, and never
-//! asks which vendor a reading came from.
+//! Backends ([`nvml`], [`amdsmi`], [`hwmon`]) only enumerate devices and read them
+//! ([`GpuBackend`], one typed [`DeviceRead`] per device, energy in µJ). The policy lives here,
+//! once: which devices are measured and which an earlier backend already claimed
+//! ([`select::choose`]), and the sticky faults (a quantity that failed once is never asked
+//! again, a lost device is asked nothing: [`Wanted`]). This file never asks which vendor a
+//! reading came from.
 //!
-//! Per device, the energy counter counts when the device has one (exact to the mJ over any
-//! window); otherwise the polled power, integrated by the trapezoid. When a device has both, the
-//! polled power is integrated too but never added: it only cross-checks the counter, and one
-//! warning per device says so when the two disagree by more than [`CROSS_CHECK_RELATIVE`] and
-//! [`CROSS_CHECK_FLOOR_W`] over a stretch of at least [`CROSS_CHECK_WINDOW_S`]. A counter that
-//! fails mid-run hands over to the polled power; a device that fails entirely keeps its energy
-//! so far.
+//! Per device, the energy counter counts when the device has one (exact to the backend's
+//! resolution over any window); otherwise the polled power, integrated by the trapezoid. When a
+//! device has both, the polled power is integrated too but never added: it only cross-checks
+//! the counter, and one warning per device says so when the two disagree by more than
+//! [`CROSS_CHECK_RELATIVE`] and [`CROSS_CHECK_FLOOR_W`] over a stretch of at least
+//! [`CROSS_CHECK_WINDOW_S`]. A counter that fails mid-run hands over to the polled power; a
+//! device that fails entirely keeps its energy so far.
 //!
-//! Adding a vendor (`amdsmi.rs` through a dlopen'd `libamd_smi.so`, `hwmon.rs` for Intel xe,
-//! amdgpu or ina3221 under `/sys/class/hwmon`): write a `discover` of type [`Discover`] that
-//! loads the library (its path a [`GpuConfig`] field, the seam for a stand-in `.so` or a fake
-//! sysfs tree), selects devices with [`select::select`] (its own visible-devices variable as a
-//! [`select::Visible`]), leaves out the devices in `claimed` (same `uuid`: amdgpu is seen by
-//! both amd-smi and hwmon), and returns a [`GpuBackend`] whose `read` gives one [`DeviceRead`]
-//! per device with its faults as [`GpuFault`]s; then add it to [`BACKENDS`]. Nothing here
-//! changes: every device is accounted the same way whoever read it.
+//! Adding a vendor: write a `discover` of type [`Discover`] that loads the library (its path a
+//! [`GpuConfig`] field, the seam for a stand-in `.so` or a fake sysfs tree), enumerates its
+//! devices, keeps those [`select::choose`] returns (its [`select::Naming`] says which settings
+//! name them), and returns a [`GpuBackend`] that reads what [`Wanted`] asks, faults as
+//! [`GpuFault`]s; then add it to [`BACKENDS`]. Nothing else changes.
 
 pub mod amdsmi;
 mod device;
@@ -33,7 +33,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use device::{
-    DeviceRead, Discovery, GpuBackend, GpuDevice, GpuFault, GpuInfo, GpuMemory, Vendor,
+    DeviceRead, Discovery, GpuBackend, GpuDevice, GpuFault, GpuInfo, Vendor, Wanted,
     normalize_pci_bus_id,
 };
 
@@ -309,7 +309,7 @@ struct DeviceAccount {
     /// after that counts (a counter found frozen stood still for a while before it failed).
     handover_j: Option<f64>,
     /// The counter's last value, and the polled energy total when it last changed.
-    last_counter_mj: Option<u64>,
+    last_counter_uj: Option<u64>,
     polled_at_counter_move_j: f64,
     busy_s: f64,
     utilization_s: f64,
@@ -324,6 +324,9 @@ struct DeviceAccount {
     superseded: bool,
     last_power: Option<(f64, f64)>,
     sampling_bound_j: f64,
+    /// The device fell off the bus: it is not asked again, and what still counted fails with
+    /// this fault on the next read.
+    lost: Option<GpuFault>,
 }
 
 impl DeviceAccount {
@@ -337,7 +340,7 @@ impl DeviceAccount {
                 .has_power
                 .then(|| EnergyTrack::power(PowerKind::Instantaneous)),
             handover_j: None,
-            last_counter_mj: None,
+            last_counter_uj: None,
             polled_at_counter_move_j: 0.0,
             busy_s: 0.0,
             utilization_s: 0.0,
@@ -350,7 +353,41 @@ impl DeviceAccount {
             superseded: false,
             last_power: None,
             sampling_bound_j: 0.0,
+            lost: None,
         }
+    }
+
+    /// What to ask of the device: a quantity that failed is never asked again (its track
+    /// ended), and nothing is asked of a lost device.
+    fn wanted(&self) -> Wanted {
+        let answers = self.lost.is_none();
+        Wanted {
+            energy: answers && self.counter_alive(),
+            power: answers && self.power_alive(),
+            utilization: answers,
+        }
+    }
+
+    /// Reads the device through `backend` at `position`, unless it is lost: then each quantity
+    /// still counting fails with the loss, so both end with one warning.
+    fn read_from(&mut self, backend: &mut dyn GpuBackend, position: usize) -> DeviceRead {
+        if let Some(fault) = &self.lost {
+            return DeviceRead {
+                energy_uj: self.counter_alive().then(|| Err(fault.clone())),
+                power_w: self.power_alive().then(|| Err(fault.clone())),
+                utilization: None,
+            };
+        }
+        let read = backend.read(position, self.wanted());
+        for fault in [read.energy_uj.clone().and_then(Result::err), read.power_w.clone().and_then(Result::err)]
+            .into_iter()
+            .flatten()
+        {
+            if matches!(fault, GpuFault::Lost { .. }) {
+                self.lost = Some(fault);
+            }
+        }
+        read
     }
 
     fn counter_j(&self) -> f64 {
@@ -413,8 +450,8 @@ impl DeviceAccount {
         cross_check_window_s: f64,
         warn: &mut dyn FnMut(String),
     ) {
-        let counter_mj = read
-            .energy_mj
+        let counter_uj = read
+            .energy_uj
             .as_ref()
             .and_then(|r| r.as_ref().ok().copied());
         let polled_power_w = match &read.power_w {
@@ -424,8 +461,7 @@ impl DeviceAccount {
         let label = format!("GPU {} ({})", info.index, info.name);
         let counter_failure = feed(
             self.counter.as_mut(),
-            read.energy_mj
-                .map(|r| r.map(|energy_mj| Reading::EnergyUj(energy_mj.saturating_mul(1000)))),
+            read.energy_uj.map(|r| r.map(Reading::EnergyUj)),
             (t_s, t_us),
         )
         .map(|fault| format!("{label}: energy counter: {fault}"));
@@ -436,8 +472,8 @@ impl DeviceAccount {
         )
         .map(|fault| format!("{label}: power: {fault}"));
         // One warning per fault: a lost GPU fails both readings at once.
-        if counter_mj.is_some() && counter_mj != self.last_counter_mj {
-            self.last_counter_mj = counter_mj;
+        if counter_uj.is_some() && counter_uj != self.last_counter_uj {
+            self.last_counter_uj = counter_uj;
             self.polled_at_counter_move_j = self.polled_j();
         }
         let counts_power = self.counter.is_none() || self.handover_j.is_some();
@@ -648,13 +684,13 @@ impl GpuMeter {
         }
         let mut infos = self.info.iter();
         for BackendAccounts { backend, accounts } in &mut self.backends {
-            let reads = backend.read();
-            for (account, read) in accounts.iter_mut().zip(reads) {
+            for (position, account) in accounts.iter_mut().enumerate() {
                 if account.superseded {
                     continue;
                 }
                 let Some(info) = infos.next() else { break };
                 if account.attached {
+                    let read = account.read_from(backend.as_mut(), position);
                     account.apply(info, read, (t_s, t_us), self.cross_check_window_s, warn);
                 }
             }
@@ -804,7 +840,7 @@ mod tests {
             counter: Some(EnergyTrack::counter(u64::MAX, None)),
             power: Some(EnergyTrack::power(PowerKind::Instantaneous)),
             handover_j: None,
-            last_counter_mj: None,
+            last_counter_uj: None,
             polled_at_counter_move_j: 0.0,
             busy_s: 0.0,
             utilization_s: 0.0,
@@ -817,6 +853,7 @@ mod tests {
             superseded: false,
             last_power: None,
             sampling_bound_j: 0.0,
+            lost: None,
         };
         let gpu = info(0, "A100");
         let feed = |account: &mut DeviceAccount, t_s: f64| {

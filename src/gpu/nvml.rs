@@ -3,8 +3,8 @@
 //! NVML I/O only. Each selected device reports, when it can, its energy counter
 //! (`nvmlDeviceGetTotalEnergyConsumption`, mJ since the driver loaded: Volta and newer) and its
 //! power (`nvmlDeviceGetPowerUsage`, mW). Which of the two counts and which only cross-checks
-//! is decided by the accounting in [`crate::gpu`]; which devices are read, by
-//! [`super::select`].
+//! is decided by the accounting in [`crate::gpu`], which also stops asking for a quantity
+//! that failed; which devices are read, by [`super::select`].
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -12,38 +12,18 @@ use std::ffi::OsStr;
 use nvml_wrapper::Nvml;
 use nvml_wrapper::error::NvmlError;
 
-use super::device::{DeviceRead, Discovery, GpuBackend, GpuDevice, GpuFault, GpuInfo, GpuMemory};
-use super::select::{self, Visible};
+use super::device::{DeviceRead, Discovery, GpuBackend, GpuDevice, GpuFault, GpuInfo, Wanted};
+use super::select::{self, Naming};
 use super::{GpuConfig, Vendor};
 
 /// The library loaded when no path is given: the driver's, found by the dynamic loader.
 pub const DEFAULT_NVML_LIBRARY: &str = "libnvidia-ml.so.1";
-
-/// Whether a device reports one quantity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    /// Not supported at discovery: never read.
-    Absent,
-    /// Read on every read.
-    Live,
-    /// Failed once: reported as failed and not read again.
-    Dead,
-}
-
-/// One selected device and what it can report.
-#[derive(Debug, Clone)]
-struct Device {
-    counter: Source,
-    power: Source,
-    lost: bool,
-}
 
 /// The selected GPUs of one NVML library.
 pub struct NvmlBackend {
     // Boxed: the library's table of entry points is 12 kB.
     nvml: Box<Nvml>,
     devices: Vec<GpuDevice>,
-    states: Vec<Device>,
 }
 
 fn fault(err: &NvmlError) -> GpuFault {
@@ -54,23 +34,9 @@ fn fault(err: &NvmlError) -> GpuFault {
     }
 }
 
-/// Loads NVML from `config.nvml_library` (or the system's) and selects devices, leaving out
-/// those in `claimed` (found by a backend before this one). `warnings` gets one line per
-/// selection problem (an id that names no device, a MIG instance measured through its parent);
-/// a device that reports neither energy nor power is kept, for the accounting to name it.
-pub fn discover(
-    config: &GpuConfig,
-    claimed: &[GpuDevice],
-    warnings: &mut Vec<String>,
-) -> Discovery {
-    let visible = config.cuda_visible_devices.as_deref().map(|value| Visible {
-        variable: "CUDA_VISIBLE_DEVICES",
-        runtime: "CUDA",
-        value,
-    });
-    if select::hides_every_device(config.gpu_ids.as_deref(), visible) {
-        return Discovery::Absent("CUDA_VISIBLE_DEVICES is empty: no GPU".to_owned());
-    }
+/// Loads NVML from `config.nvml_library` (or the system's), or says why not; `warnings` gets
+/// the line when the user named the library.
+fn open(config: &GpuConfig, warnings: &mut Vec<String>) -> Result<Nvml, String> {
     let library = config
         .nvml_library
         .as_deref()
@@ -85,26 +51,21 @@ pub fn discover(
             error
         }),
     };
-    let nvml = match opened {
-        Ok(nvml) => nvml,
-        Err(err) => {
-            let line = format!(
-                "no NVIDIA GPU measured: NVML ({}) unavailable: {err}",
-                library.display()
-            );
-            if config.nvml_library.is_some() {
-                // The user named a library: not finding it is worth a warning.
-                warnings.push(line.clone());
-            }
-            return Discovery::Absent(line);
+    opened.map_err(|err| {
+        let line = format!(
+            "no NVIDIA GPU measured: NVML ({}) unavailable: {err}",
+            library.display()
+        );
+        if config.nvml_library.is_some() {
+            // The user named a library: not finding it is worth a warning.
+            warnings.push(line.clone());
         }
-    };
-    let count = match nvml.device_count() {
-        Ok(count) => count,
-        Err(err) => {
-            return Discovery::Absent(format!("NVML cannot count GPUs: {err}"));
-        }
-    };
+        line
+    })
+}
+
+/// Every device NVML counts, and those that did not answer with why.
+fn enumerate(nvml: &Nvml, count: u32) -> (Vec<GpuInfo>, Vec<(u32, GpuFault)>) {
     let mut all = Vec::new();
     let mut broken = Vec::new();
     for index in 0..count {
@@ -126,29 +87,44 @@ pub fn discover(
             Err(err) => broken.push((index, fault(&err))),
         }
     }
+    (all, broken)
+}
+
+/// Loads NVML, enumerates its devices and keeps those [`select::choose`] chooses; a device
+/// that reports neither energy nor power is kept, for the accounting to name it.
+pub fn discover(
+    config: &GpuConfig,
+    claimed: &[GpuDevice],
+    warnings: &mut Vec<String>,
+) -> Discovery {
+    if select::hides_every_cuda_device(config) {
+        return Discovery::Absent("CUDA_VISIBLE_DEVICES is empty: no GPU".to_owned());
+    }
+    let nvml = match open(config, warnings) {
+        Ok(nvml) => nvml,
+        Err(line) => return Discovery::Absent(line),
+    };
+    let count = match nvml.device_count() {
+        Ok(count) => count,
+        Err(err) => {
+            return Discovery::Absent(format!("NVML cannot count GPUs: {err}"));
+        }
+    };
+    let (all, broken) = enumerate(&nvml, count);
     let mig_parent = |uuid: &str| {
         let instance = nvml.device_by_uuid(uuid).ok()?;
         instance.mig_parent_device().ok()?.index().ok()
     };
-    let chosen = select::select(
-        &all,
-        &broken,
-        config.gpu_ids.as_deref(),
-        visible,
-        &mig_parent,
-        warnings,
-    );
+    let naming = Naming::Cuda(&mig_parent);
+    let chosen = select::choose(config, &naming, &all, &broken, claimed, warnings);
     let devices: Vec<GpuDevice> = chosen
         .into_iter()
-        .filter(|info| !claimed.iter().any(|other| other.info.same_device(info)))
         .filter_map(|info| {
             let device = nvml.device_by_index(info.index).ok()?;
-            let has_energy_counter = device.total_energy_consumption().is_ok();
-            let has_power = device.power_usage().is_ok();
             Some(GpuDevice {
                 info,
-                has_energy_counter,
-                has_power,
+                has_energy_counter: device.total_energy_consumption().is_ok(),
+                has_power: device.power_usage().is_ok(),
             })
         })
         .collect();
@@ -157,19 +133,9 @@ pub fn discover(
             "NVML found {count} GPU(s), none selected for measurement"
         ));
     }
-    let source = |has| if has { Source::Live } else { Source::Absent };
-    let states = devices
-        .iter()
-        .map(|device| Device {
-            counter: source(device.has_energy_counter),
-            power: source(device.has_power),
-            lost: false,
-        })
-        .collect();
     Discovery::Found(Box::new(NvmlBackend {
         nvml: Box::new(nvml),
         devices,
-        states,
     }))
 }
 
@@ -178,47 +144,37 @@ impl GpuBackend for NvmlBackend {
         &self.devices
     }
 
-    fn read(&mut self) -> Vec<DeviceRead> {
-        let mut reads = Vec::with_capacity(self.devices.len());
-        for (device, state) in self.devices.iter().zip(&mut self.states) {
-            let handle = if state.lost {
-                Err(NvmlError::GpuLost)
-            } else {
-                self.nvml.device_by_index(device.info.index)
-            };
-            // Power first: it is the reading whose timing matters (the meter stamps the read).
-            let power_w = query(&mut state.power, &handle, |h| {
-                h.power_usage().map(|power_mw| f64::from(power_mw) / 1000.0)
-            });
-            let energy_mj = query(
-                &mut state.counter,
-                &handle,
-                nvml_wrapper::Device::total_energy_consumption,
-            );
-            let live = handle.as_ref().ok();
-            let utilization = live
-                .and_then(|h| h.utilization_rates().ok())
-                .map(|u| f64::from(u.gpu.min(100)) / 100.0);
-            let memory = live.and_then(|h| h.memory_info().ok()).map(|m| GpuMemory {
-                used_bytes: m.used,
-                total_bytes: m.total,
-            });
-            let lost = GpuFault::Lost { library: "NVML" };
-            state.lost |= matches!(handle, Err(NvmlError::GpuLost))
-                || power_w
-                    .as_ref()
-                    .is_some_and(|r| r.as_ref().err() == Some(&lost))
-                || energy_mj
-                    .as_ref()
-                    .is_some_and(|r| r.as_ref().err() == Some(&lost));
-            reads.push(DeviceRead {
-                energy_mj,
-                power_w,
-                utilization,
-                memory,
-            });
+    fn read(&mut self, position: usize, wanted: Wanted) -> DeviceRead {
+        let Some(device) = self.devices.get(position) else {
+            return DeviceRead::default();
+        };
+        if wanted == Wanted::default() {
+            return DeviceRead::default();
         }
-        reads
+        let handle = self.nvml.device_by_index(device.info.index);
+        let query = |want: bool, read: &dyn Fn(&nvml_wrapper::Device<'_>) -> Result<u64, NvmlError>| {
+            want.then(|| match &handle {
+                Ok(handle) => read(handle).map_err(|err| fault(&err)),
+                Err(err) => Err(fault(err)),
+            })
+        };
+        // Power first: it is the reading whose timing matters (the meter stamps the read).
+        let power_w = query(wanted.power, &|h| h.power_usage().map(u64::from))
+            .map(|r| r.map(|power_mw| power_mw as f64 / 1000.0));
+        // NVML counts mJ: µJ from here on.
+        let energy_uj = query(wanted.energy, &|h| h.total_energy_consumption())
+            .map(|r| r.map(|energy_mj| energy_mj.saturating_mul(1000)));
+        let utilization = handle
+            .as_ref()
+            .ok()
+            .filter(|_| wanted.utilization)
+            .and_then(|h| h.utilization_rates().ok())
+            .map(|u| f64::from(u.gpu.min(100)) / 100.0);
+        DeviceRead {
+            energy_uj,
+            power_w,
+            utilization,
+        }
     }
 
     fn process_queries_missing(&self) -> Option<String> {
@@ -250,25 +206,6 @@ impl GpuBackend for NvmlBackend {
             .chain(graphics.iter())
             .any(|process| pids.contains(&process.pid))
     }
-}
-
-/// One reading of a quantity the device reports (`None` when it never did); a failure marks
-/// the quantity dead, and a dead one answers "not supported" without asking the device.
-fn query<'nvml, T>(
-    source: &mut Source,
-    handle: &Result<nvml_wrapper::Device<'nvml>, NvmlError>,
-    read: impl FnOnce(&nvml_wrapper::Device<'nvml>) -> Result<T, NvmlError>,
-) -> Option<Result<T, GpuFault>> {
-    let result = match (*source, handle) {
-        (Source::Absent, _) => return None,
-        (Source::Dead, _) => Err(GpuFault::NotSupported),
-        (Source::Live, Ok(handle)) => read(handle).map_err(|err| fault(&err)),
-        (Source::Live, Err(err)) => Err(fault(err)),
-    };
-    if result.is_err() {
-        *source = Source::Dead;
-    }
-    Some(result)
 }
 
 #[cfg(test)]

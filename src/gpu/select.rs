@@ -6,7 +6,72 @@
 //! `MIG-` UUIDs. A MIG instance is measured through its parent: NVML has no energy or power per
 //! instance.
 
-use super::device::{GpuFault, GpuInfo};
+use super::GpuConfig;
+use super::device::{GpuDevice, GpuFault, GpuInfo};
+
+/// How the user names a backend's devices.
+pub enum Naming<'a> {
+    /// `gpu_ids`, else `CUDA_VISIBLE_DEVICES`; `MIG-` instances resolved by the library.
+    Cuda(&'a dyn Fn(&str) -> Option<u32>),
+    /// `gpu_ids`, else `ROCR_VISIBLE_DEVICES` then `HIP_VISIBLE_DEVICES`.
+    Rocm,
+    /// Not named by any setting: every device (Intel cards, which no runtime variable numbers
+    /// in a way carbonmeter reads).
+    All,
+}
+
+/// `CUDA_VISIBLE_DEVICES` as the settings give it.
+fn cuda(config: &GpuConfig) -> Option<Visible<'_>> {
+    config.cuda_visible_devices.as_deref().map(|value| Visible {
+        variable: "CUDA_VISIBLE_DEVICES",
+        runtime: "CUDA",
+        value,
+    })
+}
+
+/// Whether the settings hide every NVIDIA device, so the library need not even be loaded.
+pub fn hides_every_cuda_device(config: &GpuConfig) -> bool {
+    hides_every_device(config.gpu_ids.as_deref(), cuda(config))
+}
+
+/// Whether an earlier backend measures this device (a counter or a power): then a later
+/// backend leaves it out. A device found but unmeasured is left to a later backend that can
+/// measure it (a Jetson's GPU: NVML finds it, its ina3221 rail measures it).
+pub fn is_claimed(claimed: &[GpuDevice], info: &GpuInfo) -> bool {
+    claimed.iter().any(|other| {
+        (other.has_energy_counter || other.has_power) && other.info.same_device(info)
+    })
+}
+
+/// The one selection every backend's discovery goes through: the devices of `all` the
+/// settings name (by `naming`), less those an earlier backend measures (`claimed`). `broken`
+/// are the devices that did not answer, warned about only when selected.
+pub fn choose(
+    config: &GpuConfig,
+    naming: &Naming<'_>,
+    all: &[GpuInfo],
+    broken: &[(u32, GpuFault)],
+    claimed: &[GpuDevice],
+    warnings: &mut Vec<String>,
+) -> Vec<GpuInfo> {
+    let gpu_ids = config.gpu_ids.as_deref();
+    let chosen = match naming {
+        Naming::Cuda(mig_parent) => select(all, broken, gpu_ids, cuda(config), mig_parent, warnings),
+        Naming::Rocm => select_rocm(
+            all,
+            broken,
+            gpu_ids,
+            config.rocr_visible_devices.as_deref(),
+            config.hip_visible_devices.as_deref(),
+            warnings,
+        ),
+        Naming::All => all.to_vec(),
+    };
+    chosen
+        .into_iter()
+        .filter(|info| !is_claimed(claimed, info))
+        .collect()
+}
 
 /// A runtime's visible-devices variable as the process sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
