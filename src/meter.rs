@@ -11,15 +11,12 @@ use std::time::Instant;
 use crate::gpu::{GpuConfig, GpuInterval, GpuMeter, GpuTotals};
 use crate::integrator::{EnergyTrack, PowerAccumulator, PowerKind, PowerSample, TrackFault};
 use crate::sensors::constant::ConstantSensor;
-use crate::sensors::cpu_load::{LoadTdpSensor, lookup_cpu_tdp};
+use crate::sensors::cpu_load::LoadTdpSensor;
 use crate::sensors::host::{HostInfo, HostProbe};
+use crate::sensors::plan::{self, CpuSource, Plan, RamSource, cpu_tdp_w};
 use crate::sensors::ram::RamModelSensor;
 use crate::sensors::rapl::{RaplDiscovery, RaplSensor};
 use crate::sensors::{Channel, ChannelKind, Component, Method, Sensor, TrackingMode};
-
-/// Power per logical CPU assumed when the CPU model is not in the TDP table (CodeCarbon 3.x's
-/// rule); `default_cpu_power` overrides it.
-pub const UNKNOWN_CPU_W_PER_THREAD: f64 = 4.0;
 
 /// How to choose and configure sensors.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +42,21 @@ pub struct MeterConfig {
 }
 
 impl MeterConfig {
+    /// The settings [`plan::plan`] chooses sources by, for a meter that measures the host's
+    /// CPU and RAM or (without `measures_host`) leaves them to another rank.
+    pub fn sources(&self, measures_host: bool) -> plan::Settings {
+        plan::Settings {
+            tracking_mode: self.tracking_mode,
+            rapl_include_dram: self.rapl_include_dram,
+            rapl_prefer_psys: self.rapl_prefer_psys,
+            force_mode_cpu_load: self.force_mode_cpu_load,
+            force_cpu_power_w: self.force_cpu_power_w,
+            force_ram_power_w: self.force_ram_power_w,
+            default_cpu_power_w: self.default_cpu_power_w,
+            measures_host,
+        }
+    }
+
     /// Defaults of the settings (machine mode, DRAM counted, nothing forced) on the powercap
     /// tree at `powercap_root`, with no GPU: what the RAPL tests and benches measure.
     pub fn powercap_only(powercap_root: &Path) -> Self {
@@ -195,6 +207,20 @@ struct ChannelState {
     track: EnergyTrack,
 }
 
+impl ChannelState {
+    /// A channel and a fresh track of its kind.
+    fn new(channel: Channel) -> Self {
+        let track = match channel.kind {
+            ChannelKind::Counter {
+                max_energy_range_uj,
+                max_power_uw,
+            } => EnergyTrack::counter(max_energy_range_uj, max_power_uw),
+            ChannelKind::Power(kind) => EnergyTrack::power(kind),
+        };
+        Self { channel, track }
+    }
+}
+
 /// Sensors plus their running totals.
 pub struct Meter {
     origin: Instant,
@@ -239,141 +265,99 @@ impl Meter {
             );
         }
         let host = probe.info().clone();
+        let settings = config.sources(measures_host);
+        let rapl = if plan::needs_rapl(&settings) {
+            discover_rapl(&config.powercap_root, &mut warnings)
+        } else {
+            None
+        };
+        let zones: Vec<Component> = rapl
+            .iter()
+            .flat_map(|sensor| sensor.zones().iter().map(|zone| zone.component))
+            .collect();
+        let plan = plan::plan(
+            &settings,
+            &plan::Found {
+                rapl_zones: &zones,
+                host: &host,
+            },
+        );
+        warnings.extend(plan.warnings.iter().cloned());
+        let gpu = GpuMeter::discover(&config.gpu, config.tracking_mode, &mut warnings);
+        let mut meter = Self::execute(&plan, rapl, gpu, probe, config.default_cpu_power_w);
+        let first = meter.read();
+        (meter, first, warnings)
+    }
+
+    /// A meter that reads the sources `plan` chose.
+    fn execute(
+        plan: &Plan,
+        rapl: Option<RaplSensor>,
+        gpu: GpuMeter,
+        probe: HostProbe,
+        default_cpu_power_w: Option<f64>,
+    ) -> Self {
         let mut sensors: Vec<Box<dyn Sensor>> = Vec::new();
-
-        let elsewhere = !measures_host && config.tracking_mode == TrackingMode::Machine;
-        let wants_rapl_cpu = !elsewhere
-            && config.force_cpu_power_w.is_none()
-            && !config.force_mode_cpu_load
-            && config.tracking_mode == TrackingMode::Machine;
-        let wants_rapl_ram = !elsewhere
-            && config.force_ram_power_w.is_none()
-            && config.rapl_include_dram
-            && config.tracking_mode == TrackingMode::Machine;
-        let mut rapl = None;
-        if wants_rapl_cpu || wants_rapl_ram {
-            match RaplSensor::discover(&config.powercap_root, &mut warnings) {
-                RaplDiscovery::Found(sensor) => rapl = Some(sensor),
-                RaplDiscovery::Unreadable { path } => warnings.push(format!(
-                    "RAPL energy counters exist but cannot be read ({}: permission denied, \
-                     root-only since Linux 5.10). Falling back to a CPU load x TDP estimate. \
-                     To measure: sudo chmod a+r {}/*/energy_uj (until reboot), or a udev rule: \
-                     SUBSYSTEM==\"powercap\", ACTION==\"add\", TEST==\"energy_uj\", \
-                     RUN+=\"/bin/chmod 0444 /sys%p/energy_uj\"",
-                    path.display(),
-                    config.powercap_root.display()
-                )),
-                RaplDiscovery::Absent => {
-                    log::debug!(
-                        "no RAPL zones under {}: CPU energy from load x TDP",
-                        config.powercap_root.display()
-                    );
-                }
-            }
-        }
-
-        let mut cpu_method = Method::None;
-        let mut ram_method = Method::None;
-        let mut rapl_zones = String::new();
-        let mut max_read_interval_s = f64::INFINITY;
+        let (mut rapl_zones, mut max_read_interval_s) = (String::new(), f64::INFINITY);
         if let Some(mut sensor) = rapl {
-            let has_psys = sensor
+            sensor.keep(&plan.rapl);
+            rapl_zones = sensor
                 .zones()
-                .iter()
-                .any(|z| z.component == Component::Psys);
-            let psys_as_cpu = config.rapl_prefer_psys && has_psys && wants_rapl_cpu;
-            sensor.select(|zone| match zone.component {
-                Component::Cpu if wants_rapl_cpu && !psys_as_cpu => Some(Component::Cpu),
-                Component::Psys if wants_rapl_cpu && psys_as_cpu => Some(Component::Cpu),
-                Component::Psys => Some(Component::Psys),
-                // psys already includes memory: counting dram beside it would count it twice.
-                Component::Ram if wants_rapl_ram && !psys_as_cpu => Some(Component::Ram),
-                _ => None,
-            });
-            let zones = sensor.zones();
-            if zones.iter().any(|z| z.component == Component::Cpu) {
-                cpu_method = Method::Rapl;
-            }
-            if zones.iter().any(|z| z.component == Component::Ram) {
-                ram_method = Method::Rapl;
-            } else if psys_as_cpu && config.force_ram_power_w.is_none() {
-                ram_method = Method::InCpu;
-            }
-            rapl_zones = zones
                 .iter()
                 .map(|z| z.name.as_str())
                 .collect::<Vec<_>>()
                 .join("+");
             max_read_interval_s = sensor.max_read_interval_s();
-            if !zones.is_empty() {
+            if !sensor.zones().is_empty() {
                 sensors.push(Box::new(sensor));
             }
         }
-
-        if elsewhere {
-            cpu_method = Method::OtherRank;
-            ram_method = Method::OtherRank;
-        } else if let Some(power_w) = config.force_cpu_power_w {
-            sensors.push(Box::new(ConstantSensor::new(Component::Cpu, power_w)));
-            cpu_method = Method::Constant;
-        } else if cpu_method == Method::None {
-            let total_tdp_w = cpu_tdp_w(config.default_cpu_power_w, &host, &mut warnings);
-            sensors.push(Box::new(LoadTdpSensor::new(total_tdp_w)));
-            cpu_method = Method::LoadTdp;
+        match plan.cpu {
+            CpuSource::LoadTdp { tdp_w } => sensors.push(Box::new(LoadTdpSensor::new(tdp_w))),
+            CpuSource::Constant { power_w } => {
+                sensors.push(Box::new(ConstantSensor::new(Component::Cpu, power_w)));
+            }
+            CpuSource::Rapl | CpuSource::OtherRank => {}
         }
-        if let Some(power_w) = config.force_ram_power_w.filter(|_| !elsewhere) {
-            sensors.push(Box::new(ConstantSensor::new(Component::Ram, power_w)));
-            ram_method = Method::Constant;
-        } else if ram_method == Method::None {
-            sensors.push(Box::new(RamModelSensor));
-            ram_method = Method::Model;
+        match plan.ram {
+            RamSource::Model => sensors.push(Box::new(RamModelSensor)),
+            RamSource::Constant { power_w } => {
+                sensors.push(Box::new(ConstantSensor::new(Component::Ram, power_w)));
+            }
+            RamSource::Rapl | RamSource::InCpu | RamSource::OtherRank => {}
         }
-
-        let gpu = GpuMeter::discover(&config.gpu, config.tracking_mode, &mut warnings);
-
         let channels = sensors
             .iter()
             .map(|sensor| {
                 sensor
                     .channels()
                     .into_iter()
-                    .map(|channel| ChannelState {
-                        track: match channel.kind {
-                            ChannelKind::Counter {
-                                max_energy_range_uj,
-                                max_power_uw,
-                            } => EnergyTrack::counter(max_energy_range_uj, max_power_uw),
-                            ChannelKind::Power(kind) => EnergyTrack::power(kind),
-                        },
-                        channel,
-                    })
+                    .map(ChannelState::new)
                     .collect()
             })
             .collect();
-        let mut meter = Self {
+        Self {
             origin: Instant::now(),
+            description: MeterDescription {
+                cpu_method: plan.cpu_method(),
+                ram_method: plan.ram_method(),
+                gpu_method: gpu.method(),
+                rapl_zones,
+                host: probe.info().clone(),
+            },
             probe,
             sensors,
             channels,
             cpu_busy: PowerAccumulator::new(PowerKind::IntervalMean),
             ram_used_gb: PowerAccumulator::new(PowerKind::Instantaneous),
             ram_fraction: PowerAccumulator::new(PowerKind::Instantaneous),
-            description: MeterDescription {
-                cpu_method,
-                ram_method,
-                gpu_method: gpu.method(),
-                rapl_zones,
-                host,
-            },
             gpu,
             last_full_read_s: 0.0,
             max_read_interval_s,
             warned: HashSet::new(),
             pending_warnings: Vec::new(),
-            default_cpu_power_w: config.default_cpu_power_w,
-        };
-        let first = meter.read();
-        (meter, first, warnings)
+            default_cpu_power_w,
+        }
     }
 
     /// Methods and machine facts.
@@ -582,27 +566,29 @@ impl Meter {
     }
 }
 
-/// TDP of all CPU packages, in W: the user's figure, else the table's, else per thread.
-fn cpu_tdp_w(default_cpu_power_w: Option<f64>, host: &HostInfo, warnings: &mut Vec<String>) -> f64 {
-    if let Some(power_w) = default_cpu_power_w {
-        return power_w;
+/// The RAPL sensor under `root`, if it has readable zones; `warnings` gets why not where the
+/// user can do something about it.
+fn discover_rapl(root: &Path, warnings: &mut Vec<String>) -> Option<RaplSensor> {
+    match RaplSensor::discover(root, warnings) {
+        RaplDiscovery::Found(sensor) => Some(sensor),
+        RaplDiscovery::Unreadable { path } => {
+            warnings.push(format!(
+                "RAPL energy counters exist but cannot be read ({}: permission denied, \
+                 root-only since Linux 5.10). Falling back to a CPU load x TDP estimate. \
+                 To measure: sudo chmod a+r {}/*/energy_uj (until reboot), or a udev rule: \
+                 SUBSYSTEM==\"powercap\", ACTION==\"add\", TEST==\"energy_uj\", \
+                 RUN+=\"/bin/chmod 0444 /sys%p/energy_uj\"",
+                path.display(),
+                root.display()
+            ));
+            None
+        }
+        RaplDiscovery::Absent => {
+            log::debug!(
+                "no RAPL zones under {}: CPU energy from load x TDP",
+                root.display()
+            );
+            None
+        }
     }
-    if let Some(found) = lookup_cpu_tdp(&host.cpu_model) {
-        log::debug!(
-            "CPU {:?} matched {:?}: {} W x {} package(s)",
-            host.cpu_model,
-            found.model,
-            found.tdp_w,
-            host.socket_count
-        );
-        return found.tdp_w * host.socket_count as f64;
-    }
-    let threads = host.cpu_count.max(1);
-    let power_w = UNKNOWN_CPU_W_PER_THREAD * threads as f64;
-    warnings.push(format!(
-        "CPU model {:?} is not in the TDP table: assuming {UNKNOWN_CPU_W_PER_THREAD} W per \
-         logical CPU ({power_w} W); pass default_cpu_power=<W> for a better estimate",
-        host.cpu_model
-    ));
-    power_w
 }

@@ -8,6 +8,7 @@
 pub mod constant;
 pub mod cpu_load;
 pub mod host;
+pub mod plan;
 pub mod procfs;
 pub mod ram;
 pub mod rapl;

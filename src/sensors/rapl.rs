@@ -307,13 +307,15 @@ impl RaplSensor {
         &self.zones
     }
 
-    /// Keeps the zones `keep` accepts, with their component possibly changed by it.
-    pub fn select(&mut self, mut keep: impl FnMut(&RaplZone) -> Option<Component>) {
+    /// Keeps the zones a plan keeps (`components`, one per zone in order: what it counts as,
+    /// or `None` to leave it out; zones past its end are left out).
+    pub fn keep(&mut self, components: &[Option<Component>]) {
         self.zones = self
             .zones
             .drain(..)
-            .filter_map(|mut zone| {
-                zone.component = keep(&zone)?;
+            .zip(components)
+            .filter_map(|(mut zone, component)| {
+                zone.component = (*component)?;
                 Some(zone)
             })
             .collect();
