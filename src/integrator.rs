@@ -2,6 +2,10 @@
 //!
 //! Pure arithmetic: no I/O and no clock. Timestamps are seconds on any monotonic scale the caller
 //! picks, so the same functions serve the sampler, window edges and tests.
+//!
+//! The one owner of counter wraps, resets and implausible readings ([`CounterAccumulator`],
+//! judged by what the source promises: [`CounterSpec`]) and of how many failures a quantity
+//! gets ([`EnergyTrack`]): sensors only read.
 
 /// Energy in µJ between two readings of a counter that wraps to zero on reaching `max_energy_range_uj`.
 ///
@@ -149,45 +153,124 @@ impl PowerAccumulator {
     }
 }
 
-/// Running energy of one wrapping counter.
+/// Peak power assumed for a counter whose source states none, to bound a plausible step: more
+/// than any single CPU package or DIMM set draws today.
+pub const ASSUMED_PEAK_W: f64 = 1000.0;
+
+/// What a counter promises, so that its readings can be judged: the one description of wraps,
+/// resets and implausible steps every counter's readings go through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CounterSpec {
+    /// The counter's modulus: it wraps to zero on reaching this.
+    pub max_energy_range_uj: u64,
+    /// Highest power the source can draw, µW (`None`: [`ASSUMED_PEAK_W`]). Twice this over the
+    /// time between reads, plus a second of slack for timer jitter, is the most a step can be:
+    /// a wrap beyond it is a reset.
+    pub max_power_uw: Option<u64>,
+    /// Refuse a forward step beyond that bound until a later read goes on from it (sysfs reads
+    /// can be torn or bogus); off for a vendor library's counter, whose steps are trusted.
+    pub refuse_jumps: bool,
+}
+
+impl CounterSpec {
+    /// Most energy the source can have used between `since_us` and `now_us`, µJ.
+    fn bound_uj(&self, since_us: u64, now_us: u64) -> u64 {
+        let peak_uw = self
+            .max_power_uw
+            .map_or(u128::from(ASSUMED_PEAK_W as u64) * 1_000_000, u128::from);
+        let elapsed_us = u128::from(now_us.saturating_sub(since_us)) + 1_000_000;
+        u64::try_from(2 * peak_uw * elapsed_us / 1_000_000).unwrap_or(u64::MAX)
+    }
+}
+
+/// Running energy of one wrapping counter: the only place wraps, resets and implausible steps
+/// are judged. A reading the source could not have produced is never turned into energy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CounterAccumulator {
-    max_energy_range_uj: u64,
-    max_power_uw: Option<u64>,
+    spec: CounterSpec,
+    /// The last accepted reading and when it was taken (µs).
     last: Option<(u64, u64)>,
+    /// A forward jump too large to be energy, kept to see whether the counter goes on from it.
+    suspect: Option<(u64, u64)>,
     energy_uj: u64,
 }
 
 impl CounterAccumulator {
-    /// A fresh accumulator for a counter with this range and, if known, peak power.
-    pub fn new(max_energy_range_uj: u64, max_power_uw: Option<u64>) -> Self {
+    /// A fresh accumulator for a counter described by `spec`.
+    pub fn new(spec: CounterSpec) -> Self {
         Self {
-            max_energy_range_uj,
-            max_power_uw,
+            spec,
             last: None,
+            suspect: None,
             energy_uj: 0,
         }
     }
 
-    /// Adds a reading taken at `t_us` (µs, monotonic); returns the total in µJ.
-    pub fn add(&mut self, t_us: u64, counter_uj: u64) -> u64 {
-        if let Some((last_t_us, last_uj)) = self.last {
-            // Twice the peak power over the elapsed time (plus a second of slack for timer
-            // jitter) is as much as a zone can draw: a larger wrapped delta is a reset.
-            let max_plausible_uj = self.max_power_uw.map(|power_uw| {
-                let elapsed_us = t_us.saturating_sub(last_t_us) + 1_000_000;
-                let limit = 2 * u128::from(power_uw) * u128::from(elapsed_us) / 1_000_000;
-                u64::try_from(limit).unwrap_or(u64::MAX)
-            });
-            self.energy_uj = self.energy_uj.saturating_add(counter_delta_uj(
-                last_uj,
-                counter_uj,
-                self.max_energy_range_uj,
-                max_plausible_uj,
+    /// Adds a reading taken at `t_us` (µs, monotonic). `Ok` carries how a surprising reading
+    /// was explained (counted from its new value), `Err` why it was refused (a cause without
+    /// the value, so that each cause is said once); a refused reading adds nothing, and the
+    /// next accepted one counts from the last accepted one, so nothing is lost in between.
+    pub fn add(&mut self, t_us: u64, counter_uj: u64) -> Result<Option<String>, String> {
+        let spec = self.spec;
+        if counter_uj > spec.max_energy_range_uj {
+            return Err(format!(
+                "a reading above its max_energy_range_uj ({}) was ignored",
+                spec.max_energy_range_uj
             ));
         }
+        let Some((since_us, previous_uj)) = self.last else {
+            self.last = Some((t_us, counter_uj));
+            return Ok(None);
+        };
+        let bound_uj = spec.bound_uj(since_us, t_us);
+        if counter_uj >= previous_uj {
+            let delta_uj = counter_uj - previous_uj;
+            if !spec.refuse_jumps || delta_uj <= bound_uj {
+                self.count(t_us, counter_uj, delta_uj);
+                return Ok(None);
+            }
+            // Either garbage or a counter that really jumped: only a later read that goes on
+            // from the jump tells them apart, and the jump itself is never energy.
+            if let Some((suspect_us, suspect_uj)) = self.suspect
+                && counter_uj >= suspect_uj
+                && counter_uj - suspect_uj <= spec.bound_uj(suspect_us, t_us)
+            {
+                self.count(t_us, counter_uj, 0);
+                return Ok(Some(
+                    "the counter jumped forward by more than the source can draw; counted from \
+                     its new value"
+                        .to_owned(),
+                ));
+            }
+            self.suspect = Some((t_us, counter_uj));
+            return Err(
+                "a reading more than the source's peak power could add since the last one was \
+                 ignored"
+                    .to_owned(),
+            );
+        }
+        let wrapped_uj =
+            counter_delta_uj(previous_uj, counter_uj, spec.max_energy_range_uj, None);
+        if wrapped_uj <= bound_uj {
+            self.count(t_us, counter_uj, wrapped_uj);
+            return Ok(None);
+        }
+        // Back by more than a plausible wrap: a reset (driver reload, resume) that counted from
+        // zero up to the reading (nearer zero than the old value), or a counter that stepped
+        // back; never a whole wrap of energy.
+        let reset = counter_uj <= bound_uj && counter_uj < previous_uj - counter_uj;
+        self.count(t_us, counter_uj, if reset { counter_uj } else { 0 });
+        Ok(Some(
+            "the counter went back by more than a wrap the source could draw; counted from its \
+             new value"
+                .to_owned(),
+        ))
+    }
+
+    fn count(&mut self, t_us: u64, counter_uj: u64, delta_uj: u64) {
         self.last = Some((t_us, counter_uj));
-        self.energy_uj
+        self.suspect = None;
+        self.energy_uj = self.energy_uj.saturating_add(delta_uj);
     }
 
     /// Energy in µJ since the first reading.
@@ -205,13 +288,32 @@ pub enum Reading {
     PowerW(f64),
 }
 
-/// Why a track stopped counting.
+/// Why a reading did not count.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrackFault<E> {
     /// The source failed with this fault.
     Source(E),
+    /// The counter's reading was not plausible; why.
+    Refused(String),
     /// A counter gave a power or a power gave a counter value: a source bug, never trusted.
     WrongKind,
+}
+
+/// What feeding a reading to a track did, when it did more than count it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fed<E> {
+    /// Counted, after explaining a surprising reading (counted from its new value).
+    Explained(String),
+    /// Not counted, and retried on the next reads.
+    Retrying(TrackFault<E>),
+    /// Not counted, and the last of `failures` in a row: the track stops counting, its energy so
+    /// far kept.
+    Ended {
+        /// The fault that ended it.
+        fault: TrackFault<E>,
+        /// How many readings in a row failed.
+        failures: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -221,65 +323,81 @@ enum Accumulator {
 }
 
 /// The running energy of one measured quantity (a RAPL zone, a power model, one GPU's counter
-/// or power): the one read-accumulate step every sensor's readings go through.
+/// or power): the one read-accumulate step every sensor's readings go through, and the one
+/// owner of how many failures a quantity gets.
 ///
-/// It counts until its first fault and then keeps its energy so far: a source that failed once
-/// is not trusted again within a run, so a flapping device never counts a gap as a wrap.
+/// It counts until `give_up_after` failures in a row and then keeps its energy so far: a
+/// source that gave up is not trusted again within a run, so a flapping device never counts a
+/// gap as a wrap. A wrong kind of reading ends it at once.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EnergyTrack {
     accumulator: Accumulator,
+    give_up_after: u32,
+    failures: u32,
     alive: bool,
 }
 
 impl EnergyTrack {
-    /// A track of a counter with this range and, if known, peak power.
-    pub fn counter(max_energy_range_uj: u64, max_power_uw: Option<u64>) -> Self {
+    /// A track of a counter described by `spec` that gives up after `give_up_after` failed or
+    /// refused readings in a row (1: the first).
+    pub fn counter(spec: CounterSpec, give_up_after: u32) -> Self {
         Self {
-            accumulator: Accumulator::Counter(CounterAccumulator::new(
-                max_energy_range_uj,
-                max_power_uw,
-            )),
+            accumulator: Accumulator::Counter(CounterAccumulator::new(spec)),
+            give_up_after: give_up_after.max(1),
+            failures: 0,
             alive: true,
         }
     }
 
-    /// A track of power readings of `kind`.
+    /// A track of power readings of `kind`, ended by its first failure.
     pub fn power(kind: PowerKind) -> Self {
         Self {
             accumulator: Accumulator::Power(PowerAccumulator::new(kind)),
+            give_up_after: 1,
+            failures: 0,
             alive: true,
         }
     }
 
     /// Feeds a reading taken at `t_s` (power) / `t_us` (counter) on the caller's clock.
-    /// Returns the fault that ended the track, once; readings after it are ignored.
-    pub fn feed<E>(
-        &mut self,
-        t_s: f64,
-        t_us: u64,
-        reading: Result<Reading, E>,
-    ) -> Option<TrackFault<E>> {
+    /// Returns what happened beyond counting it; readings after the track ended are ignored.
+    pub fn feed<E>(&mut self, t_s: f64, t_us: u64, reading: Result<Reading, E>) -> Option<Fed<E>> {
         if !self.alive {
             return None;
         }
-        match (reading, &mut self.accumulator) {
+        let fault = match (reading, &mut self.accumulator) {
             (Ok(Reading::EnergyUj(energy_uj)), Accumulator::Counter(counter)) => {
-                counter.add(t_us, energy_uj);
-                None
+                match counter.add(t_us, energy_uj) {
+                    Ok(explained) => {
+                        self.failures = 0;
+                        return explained.map(Fed::Explained);
+                    }
+                    Err(cause) => TrackFault::Refused(cause),
+                }
             }
             (Ok(Reading::PowerW(power_w)), Accumulator::Power(power)) => {
                 power.add(PowerSample { t_s, power_w });
-                None
+                self.failures = 0;
+                return None;
             }
             (Ok(_), _) => {
                 self.alive = false;
-                Some(TrackFault::WrongKind)
+                return Some(Fed::Ended {
+                    fault: TrackFault::WrongKind,
+                    failures: 1,
+                });
             }
-            (Err(fault), _) => {
-                self.alive = false;
-                Some(TrackFault::Source(fault))
-            }
+            (Err(fault), _) => TrackFault::Source(fault),
+        };
+        self.failures += 1;
+        if self.failures < self.give_up_after {
+            return Some(Fed::Retrying(fault));
         }
+        self.alive = false;
+        Some(Fed::Ended {
+            fault,
+            failures: self.failures,
+        })
     }
 
     /// Energy in J since the first reading.
@@ -349,20 +467,64 @@ mod tests {
         assert_eq!(counter_energy_uj(&readings, RANGE_UJ), expected);
     }
 
+    /// A RAPL-like counter: this range, a 100 W peak, jumps refused.
+    fn rapl_like() -> CounterAccumulator {
+        CounterAccumulator::new(CounterSpec {
+            max_energy_range_uj: RANGE_UJ,
+            max_power_uw: Some(100_000_000),
+            refuse_jumps: true,
+        })
+    }
+
     #[test]
     fn counter_accumulator_detects_reset_with_known_peak_power() {
         // 100 W peak, one second apart: a wrap would be far more than 2 * 100 J * 2 s.
-        let mut acc = CounterAccumulator::new(RANGE_UJ, Some(100_000_000));
-        acc.add(0, 5_000_000_000);
-        acc.add(1_000_000, 5_050_000_000);
-        assert_eq!(acc.add(2_000_000, 30_000_000), 80_000_000);
+        let mut acc = rapl_like();
+        assert_eq!(acc.add(0, 5_000_000_000), Ok(None));
+        assert_eq!(acc.add(1_000_000, 5_050_000_000), Ok(None));
+        let explained = acc.add(2_000_000, 30_000_000).expect("a reset");
+        assert!(explained.is_some_and(|why| why.contains("went back")));
+        assert_eq!(acc.energy_uj(), 80_000_000);
     }
 
     #[test]
     fn counter_accumulator_keeps_wraps_within_peak_power() {
-        let mut acc = CounterAccumulator::new(RANGE_UJ, Some(100_000_000));
-        acc.add(0, RANGE_UJ - 40_000_000);
-        assert_eq!(acc.add(1_000_000, 10_000_000), 50_000_000);
+        let mut acc = rapl_like();
+        assert_eq!(acc.add(0, RANGE_UJ - 40_000_000), Ok(None));
+        assert_eq!(acc.add(1_000_000, 10_000_000), Ok(None));
+        assert_eq!(acc.energy_uj(), 50_000_000);
+    }
+
+    #[test]
+    fn counter_accumulator_refuses_what_the_source_cannot_produce() {
+        let mut acc = rapl_like();
+        acc.add(0, 1_000_000_000).expect("first");
+        // Above the range: refused, nothing counted.
+        let refused = acc.add(1_000_000, RANGE_UJ + 1).expect_err("above the range");
+        assert!(refused.contains("max_energy_range_uj"), "{refused}");
+        // 200 kJ in a second: refused, until a later read goes on from it.
+        assert!(acc.add(1_000_000, 201_000_000_000).is_err());
+        assert_eq!(acc.energy_uj(), 0);
+        let explained = acc.add(2_000_000, 201_004_000_000).expect("goes on from the jump");
+        assert!(explained.is_some_and(|why| why.contains("jumped forward")));
+        assert_eq!(acc.energy_uj(), 0);
+        assert_eq!(acc.add(3_000_000, 201_005_000_000), Ok(None));
+        assert_eq!(acc.energy_uj(), 1_000_000);
+        // One joule back: a step back, never a wrap of 262 kJ.
+        assert!(acc.add(4_000_000, 201_004_000_000).is_ok());
+        assert_eq!(acc.energy_uj(), 1_000_000);
+    }
+
+    #[test]
+    fn a_trusted_counter_counts_any_forward_step() {
+        let mut acc = CounterAccumulator::new(CounterSpec {
+            max_energy_range_uj: u64::MAX,
+            max_power_uw: Some(5_000_000_000),
+            refuse_jumps: false,
+        });
+        acc.add(0, 0).expect("first");
+        assert_eq!(acc.add(1, 3_600_000_000_000), Ok(None));
+        assert_eq!(acc.energy_uj(), 3_600_000_000_000);
     }
 
     #[test]
@@ -436,9 +598,51 @@ mod tests {
         assert!((acc.energy_j() - trapezoid_energy_j(&samples, 0.0, 3.0)).abs() < 1e-9);
     }
 
+    fn spec(max_power_uw: Option<u64>) -> CounterSpec {
+        CounterSpec {
+            max_energy_range_uj: RANGE_UJ,
+            max_power_uw,
+            refuse_jumps: true,
+        }
+    }
+
+    fn ended<E>(fault: TrackFault<E>) -> Option<Fed<E>> {
+        Some(Fed::Ended { fault, failures: 1 })
+    }
+
+    #[test]
+    fn a_track_retries_up_to_its_limit_then_keeps_its_energy() {
+        let mut track = EnergyTrack::counter(spec(None), 3);
+        assert_eq!(track.feed::<&str>(0.0, 0, Ok(Reading::EnergyUj(0))), None);
+        assert_eq!(
+            track.feed(1.0, 1_000_000, Err("busy")),
+            Some(Fed::Retrying(TrackFault::Source("busy")))
+        );
+        // A good reading in between starts the count again; the energy over the failed read
+        // is counted by the next good one.
+        assert_eq!(
+            track.feed::<&str>(2.0, 2_000_000, Ok(Reading::EnergyUj(2_000_000))),
+            None
+        );
+        assert!(matches!(
+            track.feed::<&str>(3.0, 3_000_000, Ok(Reading::EnergyUj(RANGE_UJ + 1))),
+            Some(Fed::Retrying(TrackFault::Refused(_)))
+        ));
+        assert!(track.feed(4.0, 4_000_000, Err("busy")).is_some());
+        assert_eq!(
+            track.feed(5.0, 5_000_000, Err("gone")),
+            Some(Fed::Ended {
+                fault: TrackFault::Source("gone"),
+                failures: 3
+            })
+        );
+        assert!(!track.is_alive());
+        assert!((track.energy_j() - 2.0).abs() < 1e-12);
+    }
+
     #[test]
     fn a_track_counts_until_its_first_fault_and_keeps_its_energy() {
-        let mut track = EnergyTrack::counter(RANGE_UJ, None);
+        let mut track = EnergyTrack::counter(spec(None), 1);
         assert_eq!(
             track.feed::<&str>(0.0, 0, Ok(Reading::EnergyUj(1_000_000))),
             None
@@ -449,7 +653,7 @@ mod tests {
         );
         assert_eq!(
             track.feed(2.0, 2_000_000, Err("lost")),
-            Some(TrackFault::Source("lost"))
+            ended(TrackFault::Source("lost"))
         );
         assert!(!track.is_alive());
         // Dead: a later good reading neither counts nor faults again.
@@ -464,7 +668,7 @@ mod tests {
         assert_eq!(power.feed::<&str>(2.0, 0, Ok(Reading::PowerW(30.0))), None);
         assert_eq!(
             power.feed::<&str>(3.0, 0, Ok(Reading::EnergyUj(5))),
-            Some(TrackFault::WrongKind)
+            ended(TrackFault::WrongKind)
         );
         assert!((power.energy_j() - 40.0).abs() < 1e-12);
     }
@@ -521,13 +725,17 @@ mod tests {
         fn accumulators_never_go_backwards(
             readings in prop::collection::vec((0u64..2_000_000, 0u64..RANGE_UJ), 1..50),
         ) {
-            let mut acc = CounterAccumulator::new(RANGE_UJ, Some(200_000_000));
+            let mut acc = CounterAccumulator::new(spec(Some(200_000_000)));
             let mut t_us = 0;
             let mut previous_total = 0;
-            for (dt_us, counter_uj) in readings {
+            for (step, (dt_us, counter_uj)) in (1..).zip(readings) {
                 t_us += dt_us;
-                let total = acc.add(t_us, counter_uj);
+                let _judged = acc.add(t_us, counter_uj);
+                let total = acc.energy_uj();
                 prop_assert!(total >= previous_total);
+                // Never more than the source could draw, whatever it read: twice 200 W over
+                // the time, plus a second of slack per step.
+                prop_assert!(total <= 400 * (t_us + step * 1_000_000));
                 previous_total = total;
             }
         }

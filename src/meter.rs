@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::gpu::{GpuConfig, GpuInterval, GpuMeter, GpuTotals};
-use crate::integrator::{EnergyTrack, PowerAccumulator, PowerKind, PowerSample, TrackFault};
+use crate::integrator::{EnergyTrack, Fed, PowerAccumulator, PowerKind, PowerSample, TrackFault};
 use crate::sensors::constant::ConstantSensor;
 use crate::sensors::cpu_load::LoadTdpSensor;
 use crate::sensors::host::{HostInfo, HostProbe};
 use crate::sensors::plan::{self, CpuSource, Plan, RamSource, cpu_tdp_w};
 use crate::sensors::ram::RamModelSensor;
 use crate::sensors::rapl::{RaplDiscovery, RaplSensor};
-use crate::sensors::{Channel, ChannelKind, Component, Method, Sensor, TrackingMode};
+use crate::sensors::{Channel, ChannelKind, Component, Method, Sensor, SensorFault, TrackingMode};
 
 /// How to choose and configure sensors.
 #[derive(Debug, Clone, PartialEq)]
@@ -212,9 +212,9 @@ impl ChannelState {
     fn new(channel: Channel) -> Self {
         let track = match channel.kind {
             ChannelKind::Counter {
-                max_energy_range_uj,
-                max_power_uw,
-            } => EnergyTrack::counter(max_energy_range_uj, max_power_uw),
+                spec,
+                give_up_after,
+            } => EnergyTrack::counter(spec, give_up_after),
             ChannelKind::Power(kind) => EnergyTrack::power(kind),
         };
         Self { channel, track }
@@ -422,22 +422,34 @@ impl Meter {
         let mut given_up = Vec::new();
         for (sensor, states) in self.sensors.iter_mut().zip(self.channels.iter_mut()) {
             let readings = sensor.read(&host);
-            for warning in sensor.take_warnings() {
-                Self::warn_once(&mut self.warned, &mut self.pending_warnings, warning);
-            }
-            for (state, reading) in states.iter_mut().zip(readings) {
-                let message = match state.track.feed(t_s, t_us, reading) {
-                    None => continue,
-                    Some(TrackFault::WrongKind) => {
-                        format!("{}: reading of the wrong kind, dropped", state.channel.name)
+            for (index, (state, reading)) in states.iter_mut().zip(readings).enumerate() {
+                let Some(fed) = state.track.feed(t_s, t_us, reading) else {
+                    continue;
+                };
+                let label = state.channel.label();
+                let message = match fed {
+                    Fed::Explained(why) => format!("{label}: {why}"),
+                    Fed::Retrying(fault) => {
+                        format!("{label}: {}; retried on the next reads", cause(&fault))
                     }
-                    Some(TrackFault::Source(message)) => {
+                    Fed::Ended { fault, failures } => {
+                        sensor.stop(index);
                         if state.channel.method == Method::Rapl {
                             given_up.push(state.channel.component);
                         }
+                        let what = match (&fault, failures) {
+                            (TrackFault::WrongKind, _) => {
+                                format!("{}: reading of the wrong kind, dropped", state.channel.name)
+                            }
+                            (_, 1) => format!("{label}: {}", cause(&fault)),
+                            _ => format!(
+                                "{label}: {failures} failed reads in a row (last: {})",
+                                cause(&fault)
+                            ),
+                        };
                         format!(
-                            "{message}; its energy up to now is kept, the rest of the run goes \
-                         without it"
+                            "{what}; its energy up to now is kept, the rest of the run goes \
+                             without it"
                         )
                     }
                 };
@@ -521,9 +533,12 @@ impl Meter {
             Component::Cpu => "CPU load x TDP",
             _ => "the RAM model",
         };
-        for state in self.channels.iter_mut().flatten() {
-            if state.channel.method == Method::Rapl && state.channel.component == component {
-                state.track.retire();
+        for (zones, states) in self.sensors.iter_mut().zip(self.channels.iter_mut()) {
+            for (index, state) in states.iter_mut().enumerate() {
+                if state.channel.method == Method::Rapl && state.channel.component == component {
+                    state.track.retire();
+                    zones.stop(index);
+                }
             }
         }
         Self::warn_once(
@@ -563,6 +578,15 @@ impl Meter {
         if warned.insert(message.clone()) {
             pending.push(message);
         }
+    }
+}
+
+/// Why a reading did not count, in the words of a warning.
+fn cause(fault: &TrackFault<SensorFault>) -> String {
+    match fault {
+        TrackFault::Source(fault) => fault.to_string(),
+        TrackFault::Refused(why) => why.clone(),
+        TrackFault::WrongKind => "a reading of the wrong kind".to_owned(),
     }
 }
 

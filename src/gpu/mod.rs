@@ -37,7 +37,7 @@ pub use device::{
     normalize_pci_bus_id,
 };
 
-use crate::integrator::{EnergyTrack, PowerKind, Reading, TrackFault};
+use crate::integrator::{CounterSpec, EnergyTrack, Fed, PowerKind, Reading, TrackFault};
 use crate::sensors::{Method, TrackingMode};
 
 /// Seconds between power polls unless `gpu_poll_secs` says otherwise: NVML refreshes power
@@ -47,6 +47,14 @@ pub const DEFAULT_GPU_POLL_S: f64 = 0.1;
 /// Highest power one GPU could draw, in W: bounds a plausible counter step, so a counter that
 /// goes backwards (driver reload) counts as a reset, never as a wrap.
 pub const ASSUMED_GPU_PEAK_W: u64 = 5_000;
+
+/// What a GPU's energy counter promises: µJ since the driver loaded in 64 bits, so it never
+/// wraps and a step back is a reset; a vendor library's forward steps are trusted.
+const GPU_COUNTER: CounterSpec = CounterSpec {
+    max_energy_range_uj: u64::MAX,
+    max_power_uw: Some(ASSUMED_GPU_PEAK_W * 1_000_000),
+    refuse_jumps: false,
+};
 
 /// How to find and choose GPUs.
 #[derive(Debug, Clone, PartialEq)]
@@ -332,10 +340,9 @@ struct DeviceAccount {
 impl DeviceAccount {
     fn new(device: &GpuDevice, attached: bool) -> Self {
         Self {
-            // mJ since the driver loaded in a u64: it never wraps.
             counter: device
                 .has_energy_counter
-                .then(|| EnergyTrack::counter(u64::MAX, Some(ASSUMED_GPU_PEAK_W * 1_000_000))),
+                .then(|| EnergyTrack::counter(GPU_COUNTER, 1)),
             power: device
                 .has_power
                 .then(|| EnergyTrack::power(PowerKind::Instantaneous)),
@@ -527,16 +534,26 @@ impl DeviceAccount {
     }
 }
 
-/// Feeds one reading to a quantity's track; returns the fault that ended it.
+/// Feeds one reading to a quantity's track; returns the fault that ended it (a GPU's tracks
+/// end at their first fault).
 fn feed(
     track: Option<&mut EnergyTrack>,
     reading: Option<Result<Reading, GpuFault>>,
     (t_s, t_us): (f64, u64),
 ) -> Option<String> {
-    match track?.feed(t_s, t_us, reading?)? {
-        TrackFault::Source(fault) => Some(fault.to_string()),
-        TrackFault::WrongKind => Some("reading of the wrong kind".to_owned()),
-    }
+    let fault = match track?.feed(t_s, t_us, reading?)? {
+        Fed::Explained(why) => {
+            // A reset after a driver reload: counted from the new value, as expected.
+            log::debug!("GPU energy counter: {why}");
+            return None;
+        }
+        Fed::Retrying(fault) | Fed::Ended { fault, .. } => fault,
+    };
+    Some(match fault {
+        TrackFault::Source(fault) => fault.to_string(),
+        TrackFault::Refused(why) => why,
+        TrackFault::WrongKind => "reading of the wrong kind".to_owned(),
+    })
 }
 
 /// One backend and the accounts of its devices, in its read order.
@@ -837,7 +854,7 @@ mod tests {
     /// steady, compared over `seconds`; returns the warning, if any.
     fn compare(counter_w: f64, polled_w: f64, seconds: f64) -> Option<String> {
         let mut account = DeviceAccount {
-            counter: Some(EnergyTrack::counter(u64::MAX, None)),
+            counter: Some(EnergyTrack::counter(GPU_COUNTER, 1)),
             power: Some(EnergyTrack::power(PowerKind::Instantaneous)),
             handover_j: None,
             last_counter_uj: None,

@@ -1,7 +1,9 @@
-//! Where energy readings come from: one file per source behind the [`Sensor`] trait.
+//! Where CPU and RAM energy come from: one file per source behind the [`Sensor`] trait, and
+//! [`plan`], the pure choice of which sources run.
 //!
-//! A sensor reports, per channel, either a monotonic energy counter or a power figure; the meter
-//! turns both into cumulative energy with the integrator. Every hardware root (powercap folder,
+//! A sensor enumerates its channels and reads them: per channel, either an energy counter in
+//! µJ or a power in W. The meter runs the sources the plan chose and turns their readings into
+//! cumulative energy with the integrator, which alone judges wraps and faults. Every hardware root (powercap folder,
 //! procfs through sysinfo) is a constructor argument so tests run the real code on fake trees.
 //! GPUs are not sensors of this kind: `crate::gpu` reads them per device, and uses [`Method`].
 
@@ -15,7 +17,7 @@ pub mod rapl;
 
 use std::fmt;
 
-use crate::integrator::PowerKind;
+use crate::integrator::{CounterSpec, PowerKind};
 pub use crate::integrator::Reading;
 pub use host::{HostSample, TrackingMode};
 
@@ -102,13 +104,12 @@ impl fmt::Display for Method {
 /// What a channel reports on each read.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ChannelKind {
-    /// A counter in µJ that wraps to zero on reaching `max_energy_range_uj`.
+    /// A counter in µJ, read raw: the integrator judges its wraps, resets and steps.
     Counter {
-        /// The counter's modulus.
-        max_energy_range_uj: u64,
-        /// Highest power the zone can draw, if the hardware says: bounds a plausible wrap and
-        /// sets how often the counter must be read.
-        max_power_uw: Option<u64>,
+        /// What the counter promises (its range, the power that bounds a plausible step).
+        spec: CounterSpec,
+        /// Failed or refused reads in a row after which the channel is given up.
+        give_up_after: u32,
     },
     /// A power in W.
     Power(PowerKind),
@@ -127,39 +128,39 @@ pub struct Channel {
     pub kind: ChannelKind,
 }
 
-/// Why a channel gave no reading: the channel is then left out for the rest of the run, its
-/// energy so far kept (the meter says so once, and falls back where it can).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SensorFault {
-    /// Failed `failures` reads in a row, the last for `last`: given up.
-    #[error("{channel}: {failures} failed reads in a row (last: {last})")]
-    GivenUp {
-        /// The channel as the warning names it (`RAPL zone package-0`).
-        channel: String,
-        /// The failures in a row that gave it up.
-        failures: u32,
-        /// What the last read said.
-        last: String,
-    },
-    /// Read again after it was given up.
-    #[error("{channel} stopped answering")]
-    Stopped {
-        /// The channel as the warning names it.
-        channel: String,
-    },
+impl Channel {
+    /// The channel as warnings name it (`RAPL zone package-0`, `cpu-load`).
+    pub fn label(&self) -> String {
+        match self.method {
+            Method::Rapl => format!("RAPL zone {}", self.name),
+            _ => self.name.clone(),
+        }
+    }
 }
 
-/// A source of readings.
+/// Why a channel gave no reading. How many of these a channel gets before it is left out is the
+/// integrator's [`crate::integrator::EnergyTrack`]'s to say, not the sensor's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SensorFault {
+    /// The read failed, in the source's words.
+    #[error("{0}")]
+    Read(String),
+    /// The meter stopped counting the channel: it was not read.
+    #[error("not read: stopped")]
+    Stopped,
+}
+
+/// A source of CPU or RAM energy: it enumerates its channels and reads them, nothing else
+/// (which sources run is [`plan`]'s choice; wraps, implausible readings and how many failures
+/// a channel gets are the integrator's).
 pub trait Sensor: Send {
     /// The channels this sensor reports, in the order [`Sensor::read`] returns them.
     fn channels(&self) -> Vec<Channel>;
 
-    /// Reads every channel; a failed channel gives its fault and is not read again.
+    /// Reads every channel once: a counter in µJ as the hardware gives it, or a power in W.
     fn read(&mut self, host: &HostSample) -> Vec<Result<Reading, SensorFault>>;
 
-    /// Problems the sensor worked around since the last call (the sampler never logs: the
-    /// meter hands these to the next window edge, each once).
-    fn take_warnings(&mut self) -> Vec<String> {
-        Vec::new()
-    }
+    /// The meter stopped counting channel `channel` (given up, or replaced by a fallback): it
+    /// need not be read again.
+    fn stop(&mut self, _channel: usize) {}
 }

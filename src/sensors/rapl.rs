@@ -7,13 +7,9 @@
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use super::{Channel, ChannelKind, Component, HostSample, Method, Reading, Sensor, SensorFault};
-
-/// Peak power assumed for a zone whose hardware states none, to size the read interval: more
-/// than any single package or DIMM set draws today.
-pub const ASSUMED_ZONE_PEAK_W: f64 = 1000.0;
+use crate::integrator::{ASSUMED_PEAK_W, CounterSpec};
 
 /// Failed or implausible reads in a row after which a zone is given up for the rest of the run.
 /// One bad read (a busy firmware interface, a torn sysfs read) is retried on the next ticks.
@@ -42,7 +38,7 @@ impl RaplZone {
     pub fn max_read_interval_s(&self) -> f64 {
         let peak_w = self
             .max_power_uw
-            .map_or(ASSUMED_ZONE_PEAK_W, |power_uw| power_uw as f64 / 1e6);
+            .map_or(ASSUMED_PEAK_W, |power_uw| power_uw as f64 / 1e6);
         self.max_energy_range_uj as f64 / 1e6 / peak_w
     }
 }
@@ -61,108 +57,13 @@ pub enum RaplDiscovery {
     Found(RaplSensor),
 }
 
-/// The RAPL zones of a machine, read as one sensor.
+/// The RAPL zones of a machine, read as one sensor: raw counter values, judged (wraps, resets,
+/// implausible steps, failures in a row) by the integrator's track of each channel.
 #[derive(Debug, Clone)]
 pub struct RaplSensor {
     zones: Vec<RaplZone>,
-    states: Vec<ZoneState>,
-    warnings: Vec<String>,
-}
-
-/// What a zone's reads have been so far. The sensor reports the energy it accepted as a counter
-/// of its own that only goes forward: a reading the hardware could not have produced is never
-/// turned into energy.
-#[derive(Debug, Clone, Default)]
-struct ZoneState {
-    /// The last accepted raw counter value and when it was read.
-    last: Option<(Instant, u64)>,
-    /// A forward jump too large to be energy, kept to see whether the counter goes on from it.
-    suspect: Option<(Instant, u64)>,
-    /// Sum of the accepted deltas, µJ.
-    accepted_uj: u64,
-    failures: u32,
-    given_up: bool,
-    /// Warnings about readings that were explained rather than refused.
-    warnings: Vec<String>,
-}
-
-impl ZoneState {
-    /// Most energy the zone can have used between `since` and `now`: twice its peak power (or
-    /// the assumed one) over the time, plus a second for timer jitter, µJ.
-    fn bound_uj(zone: &RaplZone, since: Instant, now: Instant) -> u64 {
-        let peak_uw = zone.max_power_uw.map_or(
-            u128::from(ASSUMED_ZONE_PEAK_W as u64) * 1_000_000,
-            u128::from,
-        );
-        let elapsed_us = now.saturating_duration_since(since).as_micros() + 1_000_000;
-        u64::try_from(2 * peak_uw * elapsed_us / 1_000_000).unwrap_or(u64::MAX)
-    }
-
-    /// Takes a raw reading; `Err` names why it was not believed (a cause, without the value, so
-    /// each cause is said once).
-    fn accept(&mut self, zone: &RaplZone, now: Instant, raw_uj: u64) -> Result<(), String> {
-        if raw_uj > zone.max_energy_range_uj {
-            return Err(format!(
-                "a reading above its max_energy_range_uj ({}) was ignored",
-                zone.max_energy_range_uj
-            ));
-        }
-        let Some((since, previous_uj)) = self.last else {
-            self.last = Some((now, raw_uj));
-            return Ok(());
-        };
-        let bound_uj = Self::bound_uj(zone, since, now);
-        if raw_uj >= previous_uj {
-            let delta_uj = raw_uj - previous_uj;
-            if delta_uj <= bound_uj {
-                self.count(now, raw_uj, delta_uj);
-                return Ok(());
-            }
-            // Either garbage or a counter that really jumped: only a later read that goes on
-            // from the jump tells them apart, and the jump itself is never energy.
-            if let Some((suspect_t, suspect_uj)) = self.suspect
-                && raw_uj >= suspect_uj
-                && raw_uj - suspect_uj <= Self::bound_uj(zone, suspect_t, now)
-            {
-                self.count(now, raw_uj, 0);
-                self.warnings.push(format!(
-                    "RAPL zone {}: the counter jumped forward by more than the zone can draw; \
-                     counted from its new value",
-                    zone.name
-                ));
-                return Ok(());
-            }
-            self.suspect = Some((now, raw_uj));
-            return Err(
-                "a reading more than the zone's peak power could add since the last one was \
-                 ignored"
-                    .to_owned(),
-            );
-        }
-        let wrapped_uj = (zone.max_energy_range_uj - previous_uj).saturating_add(raw_uj);
-        if wrapped_uj <= bound_uj {
-            self.count(now, raw_uj, wrapped_uj);
-            return Ok(());
-        }
-        // Back by more than a plausible wrap: a reset (driver reload, resume) that counted from
-        // zero up to `raw_uj` (nearer zero than the old value), or a counter that stepped back;
-        // never a whole wrap of energy.
-        let reset = raw_uj <= bound_uj && raw_uj < previous_uj - raw_uj;
-        let since_reset_uj = if reset { raw_uj } else { 0 };
-        self.count(now, raw_uj, since_reset_uj);
-        self.warnings.push(format!(
-            "RAPL zone {}: the counter went back by more than a wrap the zone could draw; \
-                     counted from its new value",
-            zone.name
-        ));
-        Ok(())
-    }
-
-    fn count(&mut self, now: Instant, raw_uj: u64, delta_uj: u64) {
-        self.last = Some((now, raw_uj));
-        self.suspect = None;
-        self.accepted_uj = self.accepted_uj.saturating_add(delta_uj);
-    }
+    /// Zones the meter stopped counting: not read again.
+    stopped: Vec<bool>,
 }
 
 /// `intel-rapl:0` -> (false, [0]); `intel-rapl-mmio:0:1` -> (true, [0, 1]).
@@ -294,12 +195,8 @@ impl RaplSensor {
 
     /// A sensor over zones already described (tests, or a caller that filtered them).
     pub fn from_zones(zones: Vec<RaplZone>) -> Self {
-        let states = vec![ZoneState::default(); zones.len()];
-        Self {
-            zones,
-            states,
-            warnings: Vec::new(),
-        }
+        let stopped = vec![false; zones.len()];
+        Self { zones, stopped }
     }
 
     /// The zones read, in channel order.
@@ -319,7 +216,7 @@ impl RaplSensor {
                 Some(zone)
             })
             .collect();
-        self.states = vec![ZoneState::default(); self.zones.len()];
+        self.stopped = vec![false; self.zones.len()];
     }
 
     /// Longest safe time between reads over all zones, in seconds.
@@ -340,56 +237,38 @@ impl Sensor for RaplSensor {
                 component: zone.component,
                 method: Method::Rapl,
                 kind: ChannelKind::Counter {
-                    max_energy_range_uj: zone.max_energy_range_uj,
-                    max_power_uw: zone.max_power_uw,
+                    spec: CounterSpec {
+                        max_energy_range_uj: zone.max_energy_range_uj,
+                        max_power_uw: zone.max_power_uw,
+                        // sysfs reads can be torn or bogus: a step beyond the zone's power is
+                        // not energy.
+                        refuse_jumps: true,
+                    },
+                    give_up_after: GIVE_UP_AFTER_FAILURES,
                 },
             })
             .collect()
     }
 
     fn read(&mut self, _host: &HostSample) -> Vec<Result<Reading, SensorFault>> {
-        let now = Instant::now();
-        let warnings = &mut self.warnings;
         self.zones
             .iter()
-            .zip(self.states.iter_mut())
-            .map(|(zone, state)| {
-                if state.given_up {
-                    return Err(SensorFault::Stopped {
-                        channel: format!("RAPL zone {}", zone.name),
-                    });
+            .zip(&self.stopped)
+            .map(|(zone, stopped)| {
+                if *stopped {
+                    return Err(SensorFault::Stopped);
                 }
                 let path = zone.dir.join("energy_uj");
-                let taken = read_u64(&path)
-                    .map_err(|err| format!("{}: {err}", path.display()))
-                    .and_then(|raw_uj| state.accept(zone, now, raw_uj));
-                warnings.append(&mut state.warnings);
-                match taken {
-                    Ok(()) => state.failures = 0,
-                    Err(cause) => {
-                        state.failures += 1;
-                        if state.failures >= GIVE_UP_AFTER_FAILURES {
-                            state.given_up = true;
-                            return Err(SensorFault::GivenUp {
-                                channel: format!("RAPL zone {}", zone.name),
-                                failures: GIVE_UP_AFTER_FAILURES,
-                                last: cause,
-                            });
-                        }
-                        warnings.push(format!(
-                            "RAPL zone {}: {cause}; retried on the next reads",
-                            zone.name
-                        ));
-                    }
-                }
-                // The energy accepted so far: a refused read adds nothing, and the next good
-                // one counts from the last good one, so nothing is lost in between.
-                Ok(Reading::EnergyUj(state.accepted_uj))
+                read_u64(&path)
+                    .map(Reading::EnergyUj)
+                    .map_err(|err| SensorFault::Read(format!("{}: {err}", path.display())))
             })
             .collect()
     }
 
-    fn take_warnings(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.warnings)
+    fn stop(&mut self, channel: usize) {
+        if let Some(stopped) = self.stopped.get_mut(channel) {
+            *stopped = true;
+        }
     }
 }
