@@ -249,8 +249,7 @@ impl CounterAccumulator {
                     .to_owned(),
             );
         }
-        let wrapped_uj =
-            counter_delta_uj(previous_uj, counter_uj, spec.max_energy_range_uj, None);
+        let wrapped_uj = counter_delta_uj(previous_uj, counter_uj, spec.max_energy_range_uj, None);
         if wrapped_uj <= bound_uj {
             self.count(t_us, counter_uj, wrapped_uj);
             return Ok(None);
@@ -500,12 +499,16 @@ mod tests {
         let mut acc = rapl_like();
         acc.add(0, 1_000_000_000).expect("first");
         // Above the range: refused, nothing counted.
-        let refused = acc.add(1_000_000, RANGE_UJ + 1).expect_err("above the range");
+        let refused = acc
+            .add(1_000_000, RANGE_UJ + 1)
+            .expect_err("above the range");
         assert!(refused.contains("max_energy_range_uj"), "{refused}");
         // 200 kJ in a second: refused, until a later read goes on from it.
         assert!(acc.add(1_000_000, 201_000_000_000).is_err());
         assert_eq!(acc.energy_uj(), 0);
-        let explained = acc.add(2_000_000, 201_004_000_000).expect("goes on from the jump");
+        let explained = acc
+            .add(2_000_000, 201_004_000_000)
+            .expect("goes on from the jump");
         assert!(explained.is_some_and(|why| why.contains("jumped forward")));
         assert_eq!(acc.energy_uj(), 0);
         assert_eq!(acc.add(3_000_000, 201_005_000_000), Ok(None));
@@ -606,8 +609,8 @@ mod tests {
         }
     }
 
-    fn ended<E>(fault: TrackFault<E>) -> Option<Fed<E>> {
-        Some(Fed::Ended { fault, failures: 1 })
+    fn ended<E>(fault: TrackFault<E>) -> Fed<E> {
+        Fed::Ended { fault, failures: 1 }
     }
 
     #[test]
@@ -653,7 +656,7 @@ mod tests {
         );
         assert_eq!(
             track.feed(2.0, 2_000_000, Err("lost")),
-            ended(TrackFault::Source("lost"))
+            Some(ended(TrackFault::Source("lost")))
         );
         assert!(!track.is_alive());
         // Dead: a later good reading neither counts nor faults again.
@@ -668,7 +671,7 @@ mod tests {
         assert_eq!(power.feed::<&str>(2.0, 0, Ok(Reading::PowerW(30.0))), None);
         assert_eq!(
             power.feed::<&str>(3.0, 0, Ok(Reading::EnergyUj(5))),
-            ended(TrackFault::WrongKind)
+            Some(ended(TrackFault::WrongKind))
         );
         assert!((power.energy_j() - 40.0).abs() < 1e-12);
     }

@@ -439,7 +439,10 @@ impl Meter {
                         }
                         let what = match (&fault, failures) {
                             (TrackFault::WrongKind, _) => {
-                                format!("{}: reading of the wrong kind, dropped", state.channel.name)
+                                format!(
+                                    "{}: reading of the wrong kind, dropped",
+                                    state.channel.name
+                                )
                             }
                             (_, 1) => format!("{label}: {}", cause(&fault)),
                             _ => format!(

@@ -130,3 +130,52 @@ def test_the_checks_see_a_circle_and_a_pyo3_use(tmp_path: Path) -> None:
     assert find_circle(graph) == ["a", "b", "a"]
     assert find_circle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
     assert python_users(tmp_path) == ["c"]
+
+
+# A source only enumerates and reads: the policy is written once elsewhere. Counter wraps,
+# implausible readings and how many failures a quantity gets live in the integrator
+# (`EnergyTrack`, `CounterAccumulator`); the choice of CPU/RAM sources in `sensors::plan`;
+# GPU selection and claims in `gpu::select::choose`, sticky faults in the GPU accounting.
+SOURCES = (
+    ("sensors", "rapl"),
+    ("sensors", "procfs"),
+    ("sensors", "cpu_load"),
+    ("sensors", "ram"),
+    ("sensors", "constant"),
+    ("gpu", "nvml"),
+    ("gpu", "amdsmi"),
+    ("gpu", "hwmon"),
+)
+POLICY = re.compile(
+    r"\b(EnergyTrack|CounterAccumulator|counter_delta_uj|select_rocm|select::select|"
+    r"is_claimed|same_device|plan::)\b"
+)
+
+
+def policy_in_sources(src: Path) -> dict[str, list[str]]:
+    """Source files (module path) -> the policy names their code uses."""
+    files = core_files(src)
+    found = {
+        "::".join(module): sorted(set(POLICY.findall(files[module])))
+        for module in SOURCES
+        if module in files
+    }
+    return {module: names for module, names in found.items() if names}
+
+
+def test_sources_only_enumerate_and_read() -> None:
+    assert set(SOURCES) <= set(core_files(SRC)), "a source file moved: update SOURCES"
+    assert policy_in_sources(SRC) == {}
+
+
+def test_the_source_check_sees_policy(tmp_path: Path) -> None:
+    (tmp_path / "gpu").mkdir()
+    (tmp_path / "gpu" / "nvml.rs").write_text(
+        "fn f() { select::select(&all); }\n#[cfg(test)]\nmod tests {\n    EnergyTrack\n}\n"
+    )
+    assert policy_in_sources(tmp_path) == {"gpu::nvml": ["select::select"]}
+
+
+def test_the_choice_of_sources_does_no_io() -> None:
+    plan = _code(SRC / "sensors" / "plan.rs")
+    assert not re.search(r"\b(std::fs|read_dir|Instant|File|HostProbe|RaplSensor)\b", plan)

@@ -152,12 +152,13 @@ impl GpuBackend for NvmlBackend {
             return DeviceRead::default();
         }
         let handle = self.nvml.device_by_index(device.info.index);
-        let query = |want: bool, read: &dyn Fn(&nvml_wrapper::Device<'_>) -> Result<u64, NvmlError>| {
-            want.then(|| match &handle {
-                Ok(handle) => read(handle).map_err(|err| fault(&err)),
-                Err(err) => Err(fault(err)),
-            })
-        };
+        let query =
+            |want: bool, read: &dyn Fn(&nvml_wrapper::Device<'_>) -> Result<u64, NvmlError>| {
+                want.then(|| match &handle {
+                    Ok(handle) => read(handle).map_err(|err| fault(&err)),
+                    Err(err) => Err(fault(err)),
+                })
+            };
         // Power first: it is the reading whose timing matters (the meter stamps the read).
         let power_w = query(wanted.power, &|h| h.power_usage().map(u64::from))
             .map(|r| r.map(|power_mw| power_mw as f64 / 1000.0));

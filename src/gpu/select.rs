@@ -38,9 +38,9 @@ pub fn hides_every_cuda_device(config: &GpuConfig) -> bool {
 /// backend leaves it out. A device found but unmeasured is left to a later backend that can
 /// measure it (a Jetson's GPU: NVML finds it, its ina3221 rail measures it).
 pub fn is_claimed(claimed: &[GpuDevice], info: &GpuInfo) -> bool {
-    claimed.iter().any(|other| {
-        (other.has_energy_counter || other.has_power) && other.info.same_device(info)
-    })
+    claimed
+        .iter()
+        .any(|other| (other.has_energy_counter || other.has_power) && other.info.same_device(info))
 }
 
 /// The one selection every backend's discovery goes through: the devices of `all` the
@@ -56,7 +56,9 @@ pub fn choose(
 ) -> Vec<GpuInfo> {
     let gpu_ids = config.gpu_ids.as_deref();
     let chosen = match naming {
-        Naming::Cuda(mig_parent) => select(all, broken, gpu_ids, cuda(config), mig_parent, warnings),
+        Naming::Cuda(mig_parent) => {
+            select(all, broken, gpu_ids, cuda(config), mig_parent, warnings)
+        }
         Naming::Rocm => select_rocm(
             all,
             broken,

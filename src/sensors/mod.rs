@@ -17,8 +17,8 @@ pub mod rapl;
 
 use std::fmt;
 
-use crate::integrator::{CounterSpec, PowerKind};
 pub use crate::integrator::Reading;
+use crate::integrator::{CounterSpec, PowerKind};
 pub use host::{HostSample, TrackingMode};
 
 /// The part of the machine a channel's energy is attributed to.

@@ -16,6 +16,10 @@ pub const UNKNOWN_CPU_W_PER_THREAD: f64 = 4.0;
 
 /// The settings the choice depends on.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "each is one user setting, as the settings table names it"
+)]
 pub struct Settings {
     /// Machine or process tree.
     pub tracking_mode: TrackingMode,
@@ -234,17 +238,19 @@ mod tests {
     use Component::{Cpu, Psys, Ram};
 
     /// The defaults of the settings: machine mode, DRAM counted, nothing forced.
+    const D: Settings = Settings {
+        tracking_mode: TrackingMode::Machine,
+        rapl_include_dram: true,
+        rapl_prefer_psys: false,
+        force_mode_cpu_load: false,
+        force_cpu_power_w: None,
+        force_ram_power_w: None,
+        default_cpu_power_w: None,
+        measures_host: true,
+    };
+
     fn defaults() -> Settings {
-        Settings {
-            tracking_mode: TrackingMode::Machine,
-            rapl_include_dram: true,
-            rapl_prefer_psys: false,
-            force_mode_cpu_load: false,
-            force_cpu_power_w: None,
-            force_ram_power_w: None,
-            default_cpu_power_w: None,
-            measures_host: true,
-        }
+        D
     }
 
     /// A two-socket Xeon Gold 6248 (150 W each in the table).
@@ -270,175 +276,172 @@ mod tests {
         ram: RamSource,
     }
 
-    #[allow(clippy::too_many_lines, reason = "one table, one row per case")]
-    fn rows() -> Vec<Row> {
-        let d = defaults();
-        vec![
-            Row {
-                case: "packages and dram, psys apart",
-                settings: d,
-                zones: SERVER,
-                rapl: &[Some(Cpu), Some(Ram), Some(Cpu), Some(Ram), Some(Psys)],
-                cpu: CpuSource::Rapl,
-                ram: RamSource::Rapl,
+    /// One row per case.
+    const ROWS: &[Row] = &[
+        Row {
+            case: "packages and dram, psys apart",
+            settings: D,
+            zones: SERVER,
+            rapl: &[Some(Cpu), Some(Ram), Some(Cpu), Some(Ram), Some(Psys)],
+            cpu: CpuSource::Rapl,
+            ram: RamSource::Rapl,
+        },
+        Row {
+            case: "psys preferred: psys is the CPU, memory in it, no package or dram",
+            settings: Settings {
+                rapl_prefer_psys: true,
+                ..D
             },
-            Row {
-                case: "psys preferred: psys is the CPU, memory in it, no package or dram",
-                settings: Settings {
-                    rapl_prefer_psys: true,
-                    ..d
-                },
-                zones: SERVER,
-                rapl: &[None, None, None, None, Some(Cpu)],
-                cpu: CpuSource::Rapl,
-                ram: RamSource::InCpu,
+            zones: SERVER,
+            rapl: &[None, None, None, None, Some(Cpu)],
+            cpu: CpuSource::Rapl,
+            ram: RamSource::InCpu,
+        },
+        Row {
+            case: "psys preferred but absent: packages and dram",
+            settings: Settings {
+                rapl_prefer_psys: true,
+                ..D
             },
-            Row {
-                case: "psys preferred but absent: packages and dram",
-                settings: Settings {
-                    rapl_prefer_psys: true,
-                    ..d
-                },
-                zones: &[Cpu, Ram],
-                rapl: &[Some(Cpu), Some(Ram)],
-                cpu: CpuSource::Rapl,
-                ram: RamSource::Rapl,
+            zones: &[Cpu, Ram],
+            rapl: &[Some(Cpu), Some(Ram)],
+            cpu: CpuSource::Rapl,
+            ram: RamSource::Rapl,
+        },
+        Row {
+            case: "packages only: RAM modelled",
+            settings: D,
+            zones: &[Cpu, Cpu],
+            rapl: &[Some(Cpu), Some(Cpu)],
+            cpu: CpuSource::Rapl,
+            ram: RamSource::Model,
+        },
+        Row {
+            case: "dram not counted: RAM modelled",
+            settings: Settings {
+                rapl_include_dram: false,
+                ..D
             },
-            Row {
-                case: "packages only: RAM modelled",
-                settings: d,
-                zones: &[Cpu, Cpu],
-                rapl: &[Some(Cpu), Some(Cpu)],
-                cpu: CpuSource::Rapl,
-                ram: RamSource::Model,
+            zones: &[Cpu, Ram],
+            rapl: &[Some(Cpu), None],
+            cpu: CpuSource::Rapl,
+            ram: RamSource::Model,
+        },
+        Row {
+            case: "no RAPL: load x TDP and the RAM model",
+            settings: D,
+            zones: &[],
+            rapl: &[],
+            cpu: LOAD_TDP,
+            ram: RamSource::Model,
+        },
+        Row {
+            case: "dram only: CPU from load x TDP",
+            settings: D,
+            zones: &[Ram],
+            rapl: &[Some(Ram)],
+            cpu: LOAD_TDP,
+            ram: RamSource::Rapl,
+        },
+        Row {
+            case: "forced cpu_power: constant CPU, dram and psys still read",
+            settings: Settings {
+                force_cpu_power_w: Some(42.0),
+                ..D
             },
-            Row {
-                case: "dram not counted: RAM modelled",
-                settings: Settings {
-                    rapl_include_dram: false,
-                    ..d
-                },
-                zones: &[Cpu, Ram],
-                rapl: &[Some(Cpu), None],
-                cpu: CpuSource::Rapl,
-                ram: RamSource::Model,
+            zones: SERVER,
+            rapl: &[None, Some(Ram), None, Some(Ram), Some(Psys)],
+            cpu: CpuSource::Constant { power_w: 42.0 },
+            ram: RamSource::Rapl,
+        },
+        Row {
+            case: "forced ram_power: constant RAM, packages read",
+            settings: Settings {
+                force_ram_power_w: Some(7.0),
+                ..D
             },
-            Row {
-                case: "no RAPL: load x TDP and the RAM model",
-                settings: d,
-                zones: &[],
-                rapl: &[],
-                cpu: LOAD_TDP,
-                ram: RamSource::Model,
+            zones: SERVER,
+            rapl: &[Some(Cpu), None, Some(Cpu), None, Some(Psys)],
+            cpu: CpuSource::Rapl,
+            ram: RamSource::Constant { power_w: 7.0 },
+        },
+        Row {
+            case: "forced ram_power with psys preferred: the constant wins over in_cpu",
+            settings: Settings {
+                force_ram_power_w: Some(7.0),
+                rapl_prefer_psys: true,
+                ..D
             },
-            Row {
-                case: "dram only: CPU from load x TDP",
-                settings: d,
-                zones: &[Ram],
-                rapl: &[Some(Ram)],
-                cpu: LOAD_TDP,
-                ram: RamSource::Rapl,
+            zones: SERVER,
+            rapl: &[None, None, None, None, Some(Cpu)],
+            cpu: CpuSource::Rapl,
+            ram: RamSource::Constant { power_w: 7.0 },
+        },
+        Row {
+            case: "load mode forced: packages dropped, dram kept",
+            settings: Settings {
+                force_mode_cpu_load: true,
+                ..D
             },
-            Row {
-                case: "forced cpu_power: constant CPU, dram and psys still read",
-                settings: Settings {
-                    force_cpu_power_w: Some(42.0),
-                    ..d
-                },
-                zones: SERVER,
-                rapl: &[None, Some(Ram), None, Some(Ram), Some(Psys)],
-                cpu: CpuSource::Constant { power_w: 42.0 },
-                ram: RamSource::Rapl,
+            zones: &[Cpu, Ram],
+            rapl: &[None, Some(Ram)],
+            cpu: LOAD_TDP,
+            ram: RamSource::Rapl,
+        },
+        Row {
+            case: "both forced",
+            settings: Settings {
+                force_cpu_power_w: Some(42.0),
+                force_ram_power_w: Some(7.0),
+                ..D
             },
-            Row {
-                case: "forced ram_power: constant RAM, packages read",
-                settings: Settings {
-                    force_ram_power_w: Some(7.0),
-                    ..d
-                },
-                zones: SERVER,
-                rapl: &[Some(Cpu), None, Some(Cpu), None, Some(Psys)],
-                cpu: CpuSource::Rapl,
-                ram: RamSource::Constant { power_w: 7.0 },
+            zones: &[],
+            rapl: &[],
+            cpu: CpuSource::Constant { power_w: 42.0 },
+            ram: RamSource::Constant { power_w: 7.0 },
+        },
+        Row {
+            case: "process mode: no RAPL (the machine's counters), the models",
+            settings: Settings {
+                tracking_mode: TrackingMode::Process,
+                ..D
             },
-            Row {
-                case: "forced ram_power with psys preferred: the constant wins over in_cpu",
-                settings: Settings {
-                    force_ram_power_w: Some(7.0),
-                    rapl_prefer_psys: true,
-                    ..d
-                },
-                zones: SERVER,
-                rapl: &[None, None, None, None, Some(Cpu)],
-                cpu: CpuSource::Rapl,
-                ram: RamSource::Constant { power_w: 7.0 },
+            zones: &[],
+            rapl: &[],
+            cpu: LOAD_TDP,
+            ram: RamSource::Model,
+        },
+        Row {
+            case: "process mode, a rank that does not measure the host: still its own",
+            settings: Settings {
+                tracking_mode: TrackingMode::Process,
+                measures_host: false,
+                ..D
             },
-            Row {
-                case: "load mode forced: packages dropped, dram kept",
-                settings: Settings {
-                    force_mode_cpu_load: true,
-                    ..d
-                },
-                zones: &[Cpu, Ram],
-                rapl: &[None, Some(Ram)],
-                cpu: LOAD_TDP,
-                ram: RamSource::Rapl,
+            zones: &[],
+            rapl: &[],
+            cpu: LOAD_TDP,
+            ram: RamSource::Model,
+        },
+        Row {
+            case: "machine mode, another rank measures the host, forced powers too",
+            settings: Settings {
+                measures_host: false,
+                force_cpu_power_w: Some(42.0),
+                force_ram_power_w: Some(7.0),
+                ..D
             },
-            Row {
-                case: "both forced",
-                settings: Settings {
-                    force_cpu_power_w: Some(42.0),
-                    force_ram_power_w: Some(7.0),
-                    ..d
-                },
-                zones: &[],
-                rapl: &[],
-                cpu: CpuSource::Constant { power_w: 42.0 },
-                ram: RamSource::Constant { power_w: 7.0 },
-            },
-            Row {
-                case: "process mode: no RAPL (the machine's counters), the models",
-                settings: Settings {
-                    tracking_mode: TrackingMode::Process,
-                    ..d
-                },
-                zones: &[],
-                rapl: &[],
-                cpu: LOAD_TDP,
-                ram: RamSource::Model,
-            },
-            Row {
-                case: "process mode, a rank that does not measure the host: still its own",
-                settings: Settings {
-                    tracking_mode: TrackingMode::Process,
-                    measures_host: false,
-                    ..d
-                },
-                zones: &[],
-                rapl: &[],
-                cpu: LOAD_TDP,
-                ram: RamSource::Model,
-            },
-            Row {
-                case: "machine mode, another rank measures the host, forced powers too",
-                settings: Settings {
-                    measures_host: false,
-                    force_cpu_power_w: Some(42.0),
-                    force_ram_power_w: Some(7.0),
-                    ..d
-                },
-                zones: &[],
-                rapl: &[],
-                cpu: CpuSource::OtherRank,
-                ram: RamSource::OtherRank,
-            },
-        ]
-    }
+            zones: &[],
+            rapl: &[],
+            cpu: CpuSource::OtherRank,
+            ram: RamSource::OtherRank,
+        },
+    ];
 
     #[test]
     fn every_case_of_the_table() {
         let host = host();
-        for row in rows() {
+        for row in ROWS {
             let found = Found {
                 rapl_zones: row.zones,
                 host: &host,
@@ -447,7 +450,12 @@ mod tests {
             assert_eq!(plan.rapl, row.rapl, "{}", row.case);
             assert_eq!(plan.cpu, row.cpu, "{}", row.case);
             assert_eq!(plan.ram, row.ram, "{}", row.case);
-            assert!(plan.warnings.is_empty(), "{}: {:?}", row.case, plan.warnings);
+            assert!(
+                plan.warnings.is_empty(),
+                "{}: {:?}",
+                row.case,
+                plan.warnings
+            );
             // RAPL is looked for exactly when a row with zones could keep one of them.
             if !needs_rapl(&row.settings) {
                 assert!(row.zones.is_empty(), "{}", row.case);
