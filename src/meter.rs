@@ -13,7 +13,7 @@ use crate::integrator::{EnergyTrack, Fed, PowerAccumulator, PowerKind, PowerSamp
 use crate::sensors::constant::ConstantSensor;
 use crate::sensors::cpu_load::LoadTdpSensor;
 use crate::sensors::host::{HostInfo, HostProbe};
-use crate::sensors::plan::{self, CpuSource, Plan, RamSource, cpu_tdp_w};
+use crate::sensors::plan::{self, CpuSource, Fallback, Plan, RamSource};
 use crate::sensors::ram::RamModelSensor;
 use crate::sensors::rapl::{RaplDiscovery, RaplSensor};
 use crate::sensors::{Channel, ChannelKind, Component, Method, Sensor, SensorFault, TrackingMode};
@@ -509,33 +509,33 @@ impl Meter {
     /// package measured and one modelled would count the modelled machine's share twice) and
     /// the model takes over from now, the counted energy kept. The method reads `mixed`.
     fn fall_back(&mut self, component: Component, t_s: f64, host: &crate::sensors::HostSample) {
-        let (method, sensor): (&mut Method, Box<dyn Sensor>) = match component {
-            Component::Cpu => {
-                let mut warnings = Vec::new();
-                let tdp_w = cpu_tdp_w(
-                    self.default_cpu_power_w,
-                    &self.description.host,
-                    &mut warnings,
-                );
-                for warning in warnings {
-                    Self::warn_once(&mut self.warned, &mut self.pending_warnings, warning);
-                }
-                (
-                    &mut self.description.cpu_method,
-                    Box::new(LoadTdpSensor::new(tdp_w)),
-                )
-            }
-            Component::Ram => (&mut self.description.ram_method, Box::new(RamModelSensor)),
-            Component::Gpu | Component::Psys => return,
+        let mut warnings = Vec::new();
+        let chosen = plan::fallback(
+            component,
+            self.default_cpu_power_w,
+            &self.description.host,
+            &mut warnings,
+        );
+        let (method, sensor, fallback_name): (&mut Method, Box<dyn Sensor>, &str) = match chosen {
+            Some(Fallback::LoadTdp { tdp_w }) => (
+                &mut self.description.cpu_method,
+                Box::new(LoadTdpSensor::new(tdp_w)),
+                "CPU load x TDP",
+            ),
+            Some(Fallback::RamModel) => (
+                &mut self.description.ram_method,
+                Box::new(RamModelSensor),
+                "the RAM model",
+            ),
+            None => return,
         };
         if *method != Method::Rapl {
             return;
         }
         *method = Method::Mixed;
-        let fallback_name = match component {
-            Component::Cpu => "CPU load x TDP",
-            _ => "the RAM model",
-        };
+        for warning in warnings {
+            Self::warn_once(&mut self.warned, &mut self.pending_warnings, warning);
+        }
         for (zones, states) in self.sensors.iter_mut().zip(self.channels.iter_mut()) {
             for (index, state) in states.iter_mut().enumerate() {
                 if state.channel.method == Method::Rapl && state.channel.component == component {
@@ -555,13 +555,7 @@ impl Meter {
         let mut states: Vec<ChannelState> = sensor
             .channels()
             .into_iter()
-            .filter_map(|channel| match channel.kind {
-                ChannelKind::Power(kind) => Some(ChannelState {
-                    track: EnergyTrack::power(kind),
-                    channel,
-                }),
-                ChannelKind::Counter { .. } => None,
-            })
+            .map(ChannelState::new)
             .collect();
         // The first reading only sets the model's starting point: it counts from now.
         let t_us = (t_s * 1e6) as u64;

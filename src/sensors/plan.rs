@@ -198,6 +198,35 @@ pub fn plan(settings: &Settings, found: &Found<'_>) -> Plan {
     }
 }
 
+/// The model that takes over when RAPL gives up on `component` mid-run: the one the plan
+/// chooses where RAPL is absent (the counted energy is kept; the method reads `mixed`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fallback {
+    /// Utilisation times the TDP of all packages, W.
+    LoadTdp {
+        /// The TDP of all packages together.
+        tdp_w: f64,
+    },
+    /// Memory in use times a power per GB.
+    RamModel,
+}
+
+/// What takes over from RAPL for `component`, `None` for one without a model (psys, GPUs).
+pub fn fallback(
+    component: Component,
+    default_cpu_power_w: Option<f64>,
+    host: &HostInfo,
+    warnings: &mut Vec<String>,
+) -> Option<Fallback> {
+    match component {
+        Component::Cpu => Some(Fallback::LoadTdp {
+            tdp_w: cpu_tdp_w(default_cpu_power_w, host, warnings),
+        }),
+        Component::Ram => Some(Fallback::RamModel),
+        Component::Psys | Component::Gpu => None,
+    }
+}
+
 /// TDP of all CPU packages, in W: the user's figure, else the table's, else per thread (with a
 /// warning saying so).
 pub fn cpu_tdp_w(
@@ -521,6 +550,23 @@ mod tests {
             (plan.cpu_method(), plan.ram_method()),
             (Method::OtherRank, Method::OtherRank)
         );
+    }
+
+    #[test]
+    fn rapl_giving_up_mid_run_falls_back_to_the_models() {
+        let mut warnings = Vec::new();
+        let cases = [
+            (Cpu, None, Some(Fallback::LoadTdp { tdp_w: 300.0 })),
+            (Cpu, Some(95.0), Some(Fallback::LoadTdp { tdp_w: 95.0 })),
+            (Ram, None, Some(Fallback::RamModel)),
+            (Psys, None, None),
+            (Component::Gpu, None, None),
+        ];
+        for (component, default_cpu_power_w, expected) in cases {
+            let chosen = fallback(component, default_cpu_power_w, &host(), &mut warnings);
+            assert_eq!(chosen, expected, "{component:?}");
+        }
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 
     #[test]
