@@ -16,7 +16,9 @@ use crate::sensors::host::{HostInfo, HostProbe};
 use crate::sensors::plan::{self, CpuSource, Fallback, Plan, RamSource};
 use crate::sensors::ram::RamModelSensor;
 use crate::sensors::rapl::{RaplDiscovery, RaplSensor};
-use crate::sensors::{Channel, ChannelKind, Component, Method, Sensor, SensorFault, TrackingMode};
+use crate::sensors::{
+    Channel, ChannelKind, Component, HostSample, Method, Sensor, SensorFault, TrackingMode,
+};
 
 /// How to choose and configure sensors.
 #[derive(Debug, Clone, PartialEq)]
@@ -419,46 +421,7 @@ impl Meter {
         self.last_full_read_s = t_s;
         let t_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let host = self.probe.sample();
-        let mut given_up = Vec::new();
-        for (sensor, states) in self.sensors.iter_mut().zip(self.channels.iter_mut()) {
-            let readings = sensor.read(&host);
-            for (index, (state, reading)) in states.iter_mut().zip(readings).enumerate() {
-                let Some(fed) = state.track.feed(t_s, t_us, reading) else {
-                    continue;
-                };
-                let label = state.channel.label();
-                let message = match fed {
-                    Fed::Explained(why) => format!("{label}: {why}"),
-                    Fed::Retrying(fault) => {
-                        format!("{label}: {}; retried on the next reads", cause(&fault))
-                    }
-                    Fed::Ended { fault, failures } => {
-                        sensor.stop(index);
-                        if state.channel.method == Method::Rapl {
-                            given_up.push(state.channel.component);
-                        }
-                        let what = match (&fault, failures) {
-                            (TrackFault::WrongKind, _) => {
-                                format!(
-                                    "{}: reading of the wrong kind, dropped",
-                                    state.channel.name
-                                )
-                            }
-                            (_, 1) => format!("{label}: {}", cause(&fault)),
-                            _ => format!(
-                                "{label}: {failures} failed reads in a row (last: {})",
-                                cause(&fault)
-                            ),
-                        };
-                        format!(
-                            "{what}; its energy up to now is kept, the rest of the run goes \
-                             without it"
-                        )
-                    }
-                };
-                Self::warn_once(&mut self.warned, &mut self.pending_warnings, message);
-            }
-        }
+        let given_up = self.read_sensors(t_s, t_us, &host);
         for component in given_up {
             self.fall_back(component, t_s, &host);
         }
@@ -505,10 +468,56 @@ impl Meter {
         }
     }
 
+    /// Reads every sensor and feeds its channels' tracks; says what happened, each cause once,
+    /// and returns the components whose RAPL zone gave up.
+    fn read_sensors(&mut self, t_s: f64, t_us: u64, host: &HostSample) -> Vec<Component> {
+        let mut given_up = Vec::new();
+        for (sensor, states) in self.sensors.iter_mut().zip(self.channels.iter_mut()) {
+            let readings = sensor.read(host);
+            for (index, (state, reading)) in states.iter_mut().zip(readings).enumerate() {
+                let Some(fed) = state.track.feed(t_s, t_us, reading) else {
+                    continue;
+                };
+                let label = state.channel.label();
+                let message = match fed {
+                    Fed::Explained(why) => format!("{label}: {why}"),
+                    Fed::Retrying(fault) => {
+                        format!("{label}: {}; retried on the next reads", cause(&fault))
+                    }
+                    Fed::Ended { fault, failures } => {
+                        sensor.stop(index);
+                        if state.channel.method == Method::Rapl {
+                            given_up.push(state.channel.component);
+                        }
+                        let what = match (&fault, failures) {
+                            (TrackFault::WrongKind, _) => {
+                                format!(
+                                    "{}: reading of the wrong kind, dropped",
+                                    state.channel.name
+                                )
+                            }
+                            (_, 1) => format!("{label}: {}", cause(&fault)),
+                            _ => format!(
+                                "{label}: {failures} failed reads in a row (last: {})",
+                                cause(&fault)
+                            ),
+                        };
+                        format!(
+                            "{what}; its energy up to now is kept, the rest of the run goes \
+                             without it"
+                        )
+                    }
+                };
+                Self::warn_once(&mut self.warned, &mut self.pending_warnings, message);
+            }
+        }
+        given_up
+    }
+
     /// A RAPL zone of `component` was given up: the component's other zones go too (one
     /// package measured and one modelled would count the modelled machine's share twice) and
     /// the model takes over from now, the counted energy kept. The method reads `mixed`.
-    fn fall_back(&mut self, component: Component, t_s: f64, host: &crate::sensors::HostSample) {
+    fn fall_back(&mut self, component: Component, t_s: f64, host: &HostSample) {
         let mut warnings = Vec::new();
         let chosen = plan::fallback(
             component,
