@@ -100,16 +100,16 @@ impl DeviceAccount {
             };
         }
         let read = backend.read(position, self.wanted());
-        for fault in [
-            read.energy_uj.clone().and_then(Result::err),
-            read.power_w.clone().and_then(Result::err),
-        ]
-        .into_iter()
-        .flatten()
+        let faults = [
+            read.energy_uj.as_ref().and_then(|r| r.as_ref().err()),
+            read.power_w.as_ref().and_then(|r| r.as_ref().err()),
+        ];
+        if let Some(lost) = faults
+            .into_iter()
+            .flatten()
+            .find(|fault| matches!(fault, GpuFault::Lost { .. }))
         {
-            if matches!(fault, GpuFault::Lost { .. }) {
-                self.lost = Some(fault);
-            }
+            self.lost = Some(lost.clone());
         }
         read
     }

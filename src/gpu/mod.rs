@@ -126,9 +126,9 @@ pub(crate) fn release_after_fork() {
     crate::locks::force_release(&UNOPENED);
 }
 
-/// A backend's discovery: the settings, the devices earlier backends found (so a device two
-/// interfaces can see is counted once: leave out those with a counter or a power, and measure
-/// an unmeasured one if you can), and where selection warnings go.
+/// A backend's discovery: the settings, the devices earlier backends found (handed to
+/// [`select::choose`], so a device two interfaces can see is counted once), and where
+/// selection warnings go.
 pub type Discover = fn(&GpuConfig, &[GpuDevice], &mut Vec<String>) -> Discovery;
 
 /// Every backend, tried in this order; a device found by one is left out by the later ones,
