@@ -161,7 +161,7 @@ impl log::Log for Speaker {
 }
 
 pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
-    module.add("__version__", crate::tracker::VERSION)?;
+    module.add("__version__", crate::run::VERSION)?;
     module.add("SETTINGS", settings::settings(module.py())?)?;
     module.add(
         "UNSERVED_SETTINGS",

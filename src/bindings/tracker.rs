@@ -13,7 +13,7 @@ use super::listener::Listener;
 use crate::config::{Config, Environment, RawValue, SyncMode, schema};
 use crate::error::Error;
 use crate::output::build::python_version;
-use crate::tracker::{Identity, Tracker, TrackerState, WindowLabels, WindowOptions};
+use crate::run::{Identity, Tracker, TrackerState, WindowLabels, WindowOptions};
 use crate::work::Counts;
 
 /// An epoch number: an int from 0 to 2^32-1, or None. A bool is not a number here (`True` would
