@@ -686,7 +686,10 @@ mod tests {
     fn of_two_threads_starting_at_once_one_starts_the_run_and_the_other_joins_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let kwargs = [
-            ("output_dir", RawValue::Str(dir.path().display().to_string())),
+            (
+                "output_dir",
+                RawValue::Str(dir.path().display().to_string()),
+            ),
             ("country_iso_code", RawValue::Str("FRA".to_owned())),
             ("force_cpu_power", RawValue::Str("100".to_owned())),
             ("force_ram_power", RawValue::Str("0".to_owned())),
