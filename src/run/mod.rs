@@ -112,7 +112,8 @@ pub struct Tracker {
     intensity: Intensity,
     located: Resolved,
     sink: Option<CsvSink>,
-    /// The run in progress: taken for copies and swaps, never across a sensor discovery.
+    /// The run in progress. Never held across a sensor discovery; an edge's read under it is
+    /// bounded by [`EDGE_DEADLINE`].
     run: Mutex<Option<Run>>,
     /// What the getters show between calls: the sensors of the last edge, the last run's row.
     shown: Mutex<Shown>,
