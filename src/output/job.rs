@@ -87,6 +87,24 @@ pub fn job_row(ranks: &[EmissionsRow], missing: &[u32], job_run_id: &str) -> Opt
     } else {
         first.intensity_g_per_kwh
     };
+    host_columns(&mut row, ranks);
+    gpu_columns(&mut row, ranks);
+    row.scope = Some(SCOPE_JOB.to_owned());
+    row.rank = None;
+    row.local_rank = None;
+    row.host = Some(joined(ranks.iter().filter_map(|r| r.host.clone())));
+    row.missing_ranks = (!missing.is_empty()).then(|| {
+        missing
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    });
+    Some(row)
+}
+
+/// The job row's CPU and RAM columns: of the hosts, each as its measuring rank saw it.
+fn host_columns(row: &mut EmissionsRow, ranks: &[EmissionsRow]) {
     let other = Method::OtherRank.as_str();
     let hosts: Vec<&EmissionsRow> = ranks.iter().filter(|r| r.cpu_method != other).collect();
     row.cpu_count = hosts.iter().map(|r| r.cpu_count).sum();
@@ -105,6 +123,11 @@ pub fn job_row(ranks: &[EmissionsRow], missing: &[u32], job_run_id: &str) -> Opt
     row.cpu_method = joined_method(ranks.iter().map(|r| r.cpu_method.as_str()));
     row.ram_method = joined_method(ranks.iter().map(|r| r.ram_method.as_str()));
     row.rapl_zones = joined(hosts.iter().map(|r| r.rapl_zones.clone()));
+}
+
+/// The job row's GPU columns: every rank's GPUs, each counted by the rank that measured it.
+fn gpu_columns(row: &mut EmissionsRow, ranks: &[EmissionsRow]) {
+    let other = Method::OtherRank.as_str();
     let gpu_ranks: Vec<&EmissionsRow> = ranks.iter().filter(|r| r.gpu_count > 0).collect();
     row.gpu_count = gpu_ranks.iter().map(|r| r.gpu_count).sum();
     row.gpu_method = joined_method(gpu_ranks.iter().map(|r| r.gpu_method.as_str()))
@@ -125,18 +148,6 @@ pub fn job_row(ranks: &[EmissionsRow], missing: &[u32], job_run_id: &str) -> Opt
         .collect();
     row.gpu_model = gpu_model(&devices);
     row.gpu_devices = serde_json::Value::Array(devices).to_string();
-    row.scope = Some(SCOPE_JOB.to_owned());
-    row.rank = None;
-    row.local_rank = None;
-    row.host = Some(joined(ranks.iter().filter_map(|r| r.host.clone())));
-    row.missing_ranks = (!missing.is_empty()).then(|| {
-        missing
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    });
-    Some(row)
 }
 
 /// `2 x NVIDIA H100 80GB HBM3` from the measured entries of `gpu_devices` lists.
