@@ -15,9 +15,9 @@ use std::path::Path;
 use carbonmeter::testing::config::{Config, Environment, RawValue};
 use carbonmeter::testing::meter::{Meter, MeterConfig};
 use carbonmeter::testing::output::EmissionsRow;
+use carbonmeter::testing::run::{Identity, Tracker, WindowLabels};
 use carbonmeter::testing::sensors::rapl::{RaplDiscovery, RaplSensor};
 use carbonmeter::testing::sensors::{HostSample, Sensor};
-use carbonmeter::testing::tracker::{Identity, Tracker, WindowLabels};
 use carbonmeter::testing::work::Counts;
 use criterion::{Criterion, criterion_group, criterion_main};
 

@@ -2,7 +2,7 @@
 //! the location an `OfflineEmissionsTracker` must be given.
 
 use crate::error::{Error, Result};
-use crate::tracker::Tracker;
+use crate::run::Tracker;
 
 impl Tracker {
     /// The window CodeCarbon's `start_task(task_name)` opens: the name given, or a unique one,

@@ -22,11 +22,11 @@ pub(crate) mod meter;
 pub(crate) mod once;
 pub(crate) mod output;
 pub(crate) mod projection;
+pub(crate) mod run;
 pub(crate) mod sampler;
 pub(crate) mod sensors;
 pub(crate) mod suggest;
 pub(crate) mod tables;
-pub(crate) mod tracker;
 pub(crate) mod uncertainty;
 pub(crate) mod work;
 
@@ -83,9 +83,9 @@ pub mod testing {
             pub use crate::sensors::rapl::{GIVE_UP_AFTER_FAILURES, RaplDiscovery, RaplSensor};
         }
     }
-    /// See `crate::tracker`.
-    pub mod tracker {
-        pub use crate::tracker::{Identity, Tracker, WindowLabels};
+    /// See `crate::run`.
+    pub mod run {
+        pub use crate::run::{Identity, Tracker, WindowLabels};
     }
     /// See `crate::work`.
     pub mod work {

@@ -13,8 +13,8 @@ use carbonmeter::testing::gpu::{
     DeviceRead, Discovery, GpuBackend, GpuConfig, GpuDevice, GpuFault, GpuMeter, Vendor, Wanted,
 };
 use carbonmeter::testing::meter::{Meter, MeterConfig, Snapshot};
+use carbonmeter::testing::run::{Identity, Tracker};
 use carbonmeter::testing::sensors::{Method, TrackingMode};
-use carbonmeter::testing::tracker::{Identity, Tracker};
 
 /// The fake compiled once per test binary; each test loads its own copy of it.
 fn compiled_fake() -> &'static Path {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use carbonmeter::testing::config::{Config, Environment, RawValue};
 use carbonmeter::testing::meter::{Meter, MeterConfig};
+use carbonmeter::testing::run::{Identity, Tracker};
 use carbonmeter::testing::sensors::rapl::{RaplDiscovery, RaplSensor};
-use carbonmeter::testing::tracker::{Identity, Tracker};
 
 const RANGE_UJ: u64 = 262_143_328_850;
 

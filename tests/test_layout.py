@@ -107,9 +107,17 @@ def test_the_core_never_imports_its_own_package() -> None:
 
 def test_core_modules_import_in_one_direction() -> None:
     graph = module_graph(SRC)
-    assert {"tracker", "meter", "intensity", "error"} <= set(graph), sorted(graph)
-    assert "error" in graph["tracker"]
+    assert {"run", "meter", "intensity", "error"} <= set(graph), sorted(graph)
+    assert "error" in graph["run"]
     assert find_circle(graph) is None, " -> ".join(find_circle(graph) or [])
+
+
+def test_the_jobs_plan_is_pure() -> None:
+    # Who measures what is decided from the ranks' facts alone (`job`), so the settings can read
+    # the launcher's environment with it; the tracker's part in a job lives in `run`.
+    graph = module_graph(SRC)
+    assert graph["job"] <= {"output", "error"}, sorted(graph["job"])
+    assert not any("run" in graph[module] for module in ("config", "job", "output"))
 
 
 def test_the_checks_see_a_circle_and_a_pyo3_use(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::Path;
 
 use carbonmeter::testing::config::{Config, Environment, RawValue};
-use carbonmeter::testing::tracker::{Identity, Tracker, WindowLabels};
+use carbonmeter::testing::run::{Identity, Tracker, WindowLabels};
 use proptest::prelude::*;
 
 const RANGE_UJ: u64 = 262_143_328_850;

@@ -25,6 +25,7 @@ __all__ = [
     "Setting",
     "TrackerStateError",
     "Window",
+    "_JobHandle",
     "__version__",
     "estimate_co2",
     "gpu_tdp_table",
@@ -450,18 +451,8 @@ class EmissionsTracker:
     def cloud_provider(self) -> str | None: ...
     @property
     def output_path(self) -> str | None: ...
-    def _job_member(self, rank: int, current_gpu: str | None = None) -> str: ...
-    def _join_job(self, members: list[str], rank: int, world_size: int) -> None: ...
-    @property
-    def _ownership(self) -> tuple[bool, list[str]] | None: ...
-    @property
-    def _job_wait_secs(self) -> float: ...
-    def _job_row(
-        self, rows: list[str], missing: list[int], run: bool = False
-    ) -> EmissionsData | None: ...
-    @property
-    def _stop_over_budget(self) -> bool: ...
-    def _job_decision(self, stop: bool) -> EmissionsData | None: ...
+    def _job(self) -> _JobHandle:
+        """The handle `carbonmeter._distributed` speaks to this tracker's job through."""
     def __enter__(self) -> Self: ...
     def __exit__(
         self,
@@ -541,6 +532,28 @@ class Window:
     @property
     def data(self) -> EmissionsData | None:
         """What the window measured, once it has ended."""
+
+@final
+class _JobHandle:
+    """A tracker seen as a rank of a distributed job (private: `EmissionsTracker._job()`)."""
+
+    def member(self, rank: int, current_gpu: str | None = None) -> str:
+        """This process's facts as rank `rank`, as JSON for the other ranks."""
+    def join(self, members: list[str], rank: int, world_size: int) -> None:
+        """Takes rank `rank`'s share of the job whose ranks published `members`."""
+    @property
+    def ownership(self) -> tuple[bool, list[str]] | None:
+        """What this rank measures: (host CPU and RAM, GPU UUIDs), once it has a job share."""
+    @property
+    def wait_secs(self) -> float:
+        """The `job_wait_secs` setting."""
+    @property
+    def stop_over_budget(self) -> bool:
+        """The `stop_over_budget` setting."""
+    def row(self, rows: list[str], missing: list[int], run: bool = False) -> EmissionsData | None:
+        """Writes the job's row of a window (or of the run) from its ranks' rows."""
+    def decision(self, stop: bool) -> EmissionsData | None:
+        """Writes this rank's epoch row held for rank 0's decision on the job's budget."""
 
 @final
 class Intensity:

@@ -1,7 +1,8 @@
 """A distributed job seen through `torch.distributed`: only the torch calls live here.
 
-Who measures what and how the job's row is made of its ranks' rows is decided in the core
-(`src/job.rs`); this module only moves the ranks' facts and rows through the job's own
+Who measures what (`src/job.rs`) and how the job's row is made of its ranks' rows
+(`src/output/job.rs`) is decided in the core, reached through the tracker's private `_job()`
+handle; this module only moves the ranks' facts and rows through the job's own
 rendezvous key-value store (the process group's `TCPStore`, `FileStore`, ...). Rank 0 waits for
 them with a bounded `store.wait`, never a collective that user code might not reach, so a rank
 that died only costs one bounded wait and is then reported in the job row's `missing_ranks`.
@@ -14,7 +15,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from carbonmeter._core import EmissionsData, EmissionsTracker
+from carbonmeter._core import EmissionsData, EmissionsTracker, _JobHandle
 
 logger = logging.getLogger("carbonmeter")
 
@@ -67,12 +68,12 @@ class JobLink:
     def __init__(
         self, tracker: EmissionsTracker, store: Any, rank: int, world_size: int, generation: int
     ) -> None:
-        self._tracker = tracker
+        self._job: _JobHandle = tracker._job()
         self._store = store
         self.rank = rank
         self.world_size = world_size
         self._prefix = f"{PREFIX}/{generation}"
-        self._wait_s = tracker._job_wait_secs
+        self._wait_s = self._job.wait_secs
         # Ranks that missed a wait: reported missing from then on, never waited for again.
         self._gone: set[int] = set()
         self._read: list[str] = []
@@ -82,7 +83,7 @@ class JobLink:
         self._broken: Exception | None = None
         # With stop_over_budget, rank 0 decides on the job's budget at every epoch edge and the
         # others wait for that decision; without it, an edge costs no extra round trip.
-        self._decides = tracker._stop_over_budget
+        self._decides = self._job.stop_over_budget
 
     @classmethod
     def join(cls, tracker: EmissionsTracker) -> JobLink | None:
@@ -105,12 +106,12 @@ class JobLink:
             # Each rank adds 1 once per run: runs of one process group get their own keys.
             generation = (store.add(f"{PREFIX}/runs", 1) - 1) // world_size
             link = cls(tracker, store, rank, world_size, generation)
-            link._put("member", tracker._job_member(rank, _current_gpu_uuid()))
+            link._put("member", link._job.member(rank, _current_gpu_uuid()))
             members, missing = link._collect("member")
         except STORE_ERRORS as err:
             _store_failed(err, "at the start")
             return None
-        tracker._join_job(members, rank, world_size)
+        link._job.join(members, rank, world_size)
         if missing:
             link._warn(missing, "the start")
         return link
@@ -127,7 +128,7 @@ class JobLink:
                 _store_failed(err, "at an edge")
         if self._decides and not run and self.rank != 0:
             # The epoch row held for rank 0's decision is written now, with none.
-            return self._tracker._job_decision(False)
+            return self._job.decision(False)
         return None
 
     def _edge(self, data: EmissionsData, run: bool) -> EmissionsData | None:
@@ -139,7 +140,7 @@ class JobLink:
         rows, missing = self._collect(name)
         if missing:
             self._warn(missing, "the run's end" if run else f"window {data.window!r}")
-        job = self._tracker._job_row(rows, missing, run)
+        job = self._job.row(rows, missing, run)
         if decided:
             # After the job's row is written: the core took the decision on it.
             key = f"{self._prefix}/budget/{data.window}"
@@ -168,7 +169,7 @@ class JobLink:
                     2 * self._wait_s,
                     window,
                 )
-        return self._tracker._job_decision(stop)
+        return self._job.decision(stop)
 
     def _put(self, name: str, value: str) -> None:
         self._store.set(f"{self._prefix}/{name}/{self.rank}", value)

@@ -161,7 +161,7 @@ impl log::Log for Speaker {
 }
 
 pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
-    module.add("__version__", crate::tracker::VERSION)?;
+    module.add("__version__", crate::run::VERSION)?;
     module.add("SETTINGS", settings::settings(module.py())?)?;
     module.add(
         "UNSERVED_SETTINGS",
@@ -186,6 +186,7 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<settings::PySetting>()?;
     module.add_class::<tracker::PyEpochWindow>()?;
     module.add_class::<tracker::PyWindow>()?;
+    module.add_class::<tracker::PyJobHandle>()?;
     module.add_function(wrap_pyfunction!(data::per_unit, module)?)?;
     module.add_class::<intensity::PyIntensity>()?;
     module.add_function(wrap_pyfunction!(intensity::lookup_intensity, module)?)?;

@@ -170,7 +170,7 @@ pub fn encode(samples: &[Arc<Sample>]) -> Vec<u8> {
         resource_metrics.message(2, |scope_metrics| {
             scope_metrics.message(1, |scope| {
                 scope.string(1, "carbonmeter");
-                // Cargo.toml's version, as `tracker::VERSION` (not imported: tracker uses us).
+                // Cargo.toml's version, as `run::VERSION` (not imported: run uses us).
                 scope.string(2, env!("CARGO_PKG_VERSION"));
             });
             for (name, unit, description, is_sum) in METRICS {

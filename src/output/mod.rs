@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod csv;
+pub mod job;
 pub mod row;
 
 pub use row::EmissionsRow;
