@@ -20,6 +20,13 @@ pub fn co2_kg(energy_kwh: f64, g_per_kwh: f64) -> f64 {
     energy_kwh * g_per_kwh / 1000.0
 }
 
+/// The grid intensity, g CO2eq/kWh, that `co2_kg` emitted for `energy_kwh` implies (the inverse
+/// of [`co2_kg`]): a job row's, an hour-weighted window's, a CodeCarbon row's (which writes no
+/// intensity). `None` for no energy, which implies none.
+pub fn g_per_kwh_of(co2_kg: f64, energy_kwh: f64) -> Option<f64> {
+    (energy_kwh > 0.0).then(|| co2_kg * 1000.0 / energy_kwh)
+}
+
 /// Mean power over `duration_s` in W, PUE included; 0 for an empty interval, which has no mean.
 pub fn mean_power_w(energy_j: f64, duration_s: f64, pue: f64) -> f64 {
     if duration_s > 0.0 {

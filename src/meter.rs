@@ -102,6 +102,17 @@ impl ComponentEnergy {
         }
     }
 
+    /// The energy counted in a row's total, CPU + RAM + GPU, each through `unit` (J, or kWh at
+    /// the PUE); `psys` overlaps them and is never added in.
+    pub fn counted(&self, unit: impl Fn(f64) -> f64) -> f64 {
+        unit(self.cpu_j) + unit(self.ram_j) + unit(self.gpu_j)
+    }
+
+    /// [`Self::counted`] in J.
+    pub fn counted_j(&self) -> f64 {
+        self.counted(|energy_j| energy_j)
+    }
+
     /// The energy from `earlier` to `self`, two cumulative totals (never negative).
     pub(crate) fn minus(self, earlier: Self) -> Self {
         Self {

@@ -232,6 +232,24 @@ pub struct GpuDeviceInterval {
     pub sampling_bound_j: f64,
 }
 
+/// The `gpu_model` column from the names of the GPUs measured, in a rank's row and a job's
+/// alike: each name with its count, in order of appearance (`2 x NVIDIA A100-SXM4-40GB`,
+/// CodeCarbon's form), so the counts add up to `gpu_count`.
+pub fn model_of<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let mut counted: Vec<(&str, usize)> = Vec::new();
+    for name in names {
+        match counted.iter_mut().find(|(known, _)| *known == name) {
+            Some((_, count)) => *count += 1,
+            None => counted.push((name, 1)),
+        }
+    }
+    counted
+        .iter()
+        .map(|(name, count)| format!("{count} x {name}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// GPUs over a window.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GpuInterval {
@@ -243,9 +261,7 @@ pub struct GpuInterval {
 
 impl GpuInterval {
     fn measured(&self) -> impl Iterator<Item = &GpuDeviceInterval> {
-        self.devices
-            .iter()
-            .filter(|d| !matches!(d.method, Method::None | Method::Unmeasured))
+        self.devices.iter().filter(|d| d.method.is_measured())
     }
 
     /// Devices measured in the window (CodeCarbon's `gpu_count`).
@@ -253,20 +269,9 @@ impl GpuInterval {
         u32::try_from(self.measured().count()).unwrap_or(u32::MAX)
     }
 
-    /// CodeCarbon's `gpu_model`: `2 x NVIDIA A100-SXM4-40GB`, names in order of appearance.
+    /// CodeCarbon's `gpu_model` of the window: see [`model_of`].
     pub fn model(&self) -> String {
-        let mut names: Vec<(&str, usize)> = Vec::new();
-        for device in self.measured() {
-            match names.iter_mut().find(|(name, _)| *name == device.info.name) {
-                Some((_, count)) => *count += 1,
-                None => names.push((&device.info.name, 1)),
-            }
-        }
-        names
-            .iter()
-            .map(|(name, count)| format!("{count} x {name}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        model_of(self.measured().map(|d| d.info.name.as_str()))
     }
 
     /// The window's `gpu_method`: that of every device when they agree, `mixed` when they do

@@ -38,7 +38,7 @@ impl Clock {
 
 /// Energy counted in a window (CPU + RAM + GPU; psys overlaps them and is left out), J.
 pub fn energy_j(snapshot: &Snapshot) -> f64 {
-    snapshot.energy.cpu_j + snapshot.energy.ram_j + snapshot.energy.gpu_j
+    snapshot.energy.counted_j()
 }
 
 /// The snapshot a linear meter would show at `t_s`, between `earlier` and `later`.

@@ -103,10 +103,9 @@ impl HourlyRun {
         {
             // One figure throughout: that figure, not a quotient that rounds it.
             figures.first().copied().unwrap_or(table.g_per_kwh)
-        } else if kwh > 0.0 {
-            emissions * 1000.0 / kwh
         } else {
-            figures.iter().sum::<f64>() / figures.len() as f64
+            crate::carbon::g_per_kwh_of(emissions, kwh)
+                .unwrap_or_else(|| figures.iter().sum::<f64>() / figures.len() as f64)
         };
         let mut detail = String::new();
         for (part, result) in parts.iter().zip(&results) {

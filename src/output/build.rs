@@ -186,6 +186,16 @@ impl EmissionsRow {
     }
 }
 
+/// CodeCarbon's `on_cloud`: `Y` when a cloud provider located the grid.
+fn on_cloud(intensity: &Intensity) -> String {
+    if intensity.cloud_provider.is_some() {
+        "Y"
+    } else {
+        "N"
+    }
+    .to_owned()
+}
+
 /// The row of `context`.
 pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
     let RowContext {
@@ -200,7 +210,7 @@ pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
     let duration_s = interval.duration_s;
     let kwh = |energy_j: f64| carbon::kwh_at_pue(energy_j, pue);
     let mean_w = |energy_j: f64| carbon::mean_power_w(energy_j, duration_s, pue);
-    let energy_consumed = kwh(energy.cpu_j) + kwh(energy.ram_j) + kwh(energy.gpu_j);
+    let energy_consumed = energy.counted(kwh);
     let mut row = EmissionsRow {
         timestamp: context.timestamp.to_owned(),
         project_name: settings.project_name.clone(),
@@ -237,12 +247,7 @@ pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
         gpu_utilization_percent: interval.gpu.utilization_percent,
         ram_utilization_percent: interval.ram_utilization_percent,
         ram_used_gb: interval.ram_used_gb,
-        on_cloud: if intensity.cloud_provider.is_some() {
-            "Y"
-        } else {
-            "N"
-        }
-        .to_owned(),
+        on_cloud: on_cloud(intensity),
         pue,
         wue: settings.wue,
         carbonmeter_version: VERSION.to_owned(),
@@ -265,15 +270,13 @@ pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
         gpu_devices: interval.gpu.breakdown_json(pue),
         wall_energy: settings
             .psu_efficiency
-            .map(|efficiency| carbon::kwh(energy.cpu_j + energy.ram_j + energy.gpu_j) / efficiency),
+            .map(|efficiency| carbon::kwh(energy.counted_j()) / efficiency),
         tracker_cpu_seconds: context.tracker_cpu_s,
         samples: context.counts.samples,
         tokens: context.counts.tokens,
         requests: context.counts.requests,
         attribution: context.shared.then(|| "time_share".to_owned()),
-        unattributed_energy: context
-            .unattributed
-            .map(|idle| kwh(idle.cpu_j) + kwh(idle.ram_j) + kwh(idle.gpu_j)),
+        unattributed_energy: context.unattributed.map(|idle| idle.counted(kwh)),
         ..EmissionsRow::default()
     };
     if interval.gpu.method() == crate::sensors::Method::Unmeasured {
@@ -284,19 +287,24 @@ pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
     }
     row.emissions = carbon::co2_kg(energy_consumed, intensity.g_per_kwh);
     if let Some(weighted) = context.hourly {
-        row.emissions = weighted.emissions_kg;
-        row.intensity_g_per_kwh = weighted.g_per_kwh;
-        row.intensity_source.clone_from(&weighted.source);
-        row.intensity_year = weighted.year;
-        weighted
-            .method
-            .as_str()
-            .clone_into(&mut row.intensity_method);
-        row.intensity_zone.clone_from(&weighted.zone);
+        set_hourly(&mut row, weighted);
     }
     row.emissions_rate = carbon::rate_per_s(row.emissions, duration_s);
     set_band(&mut row, description, interval);
     row
+}
+
+/// The emissions and grid figure of `row` weighed hour by hour, in place of the one figure.
+fn set_hourly(row: &mut EmissionsRow, weighted: &Weighted) {
+    row.emissions = weighted.emissions_kg;
+    row.intensity_g_per_kwh = weighted.g_per_kwh;
+    row.intensity_source.clone_from(&weighted.source);
+    row.intensity_year = weighted.year;
+    weighted
+        .method
+        .as_str()
+        .clone_into(&mut row.intensity_method);
+    row.intensity_zone.clone_from(&weighted.zone);
 }
 
 /// Mean CPU, GPU and RAM power between two rows of one run, W, PUE included as in the rows.

@@ -82,11 +82,8 @@ pub fn job_row(ranks: &[EmissionsRow], missing: &[u32], job_run_id: &str) -> Opt
     row.gpu_power = crate::carbon::power_w_of_kwh(row.gpu_energy, duration_s);
     row.ram_power = crate::carbon::power_w_of_kwh(row.ram_energy, duration_s);
     row.emissions_rate = crate::carbon::rate_per_s(row.emissions, duration_s);
-    row.intensity_g_per_kwh = if row.energy_consumed > 0.0 {
-        row.emissions / row.energy_consumed * 1000.0
-    } else {
-        first.intensity_g_per_kwh
-    };
+    row.intensity_g_per_kwh = crate::carbon::g_per_kwh_of(row.emissions, row.energy_consumed)
+        .unwrap_or(first.intensity_g_per_kwh);
     host_columns(&mut row, ranks);
     gpu_columns(&mut row, ranks);
     row.scope = Some(SCOPE_JOB.to_owned());
@@ -150,26 +147,17 @@ fn gpu_columns(row: &mut EmissionsRow, ranks: &[EmissionsRow]) {
     row.gpu_devices = serde_json::Value::Array(devices).to_string();
 }
 
-/// `2 x NVIDIA H100 80GB HBM3` from the measured entries of `gpu_devices` lists.
+/// `2 x NVIDIA H100 80GB HBM3` from the entries of `gpu_devices` lists: the devices measured,
+/// by the rule of a rank's row, so the counts add up to `gpu_count` (an `unmeasured` device is
+/// listed in `gpu_devices` but neither counted nor named).
 fn gpu_model(devices: &[serde_json::Value]) -> String {
-    let mut names: Vec<(String, usize)> = Vec::new();
     let measured = devices.iter().filter(|d| {
         d["method"]
             .as_str()
-            .is_some_and(|m| m != Method::None.as_str())
+            .and_then(Method::from_name)
+            .is_some_and(Method::is_measured)
     });
-    for device in measured {
-        let name = device["name"].as_str().unwrap_or_default().to_owned();
-        match names.iter_mut().find(|(known, _)| *known == name) {
-            Some((_, count)) => *count += 1,
-            None => names.push((name, 1)),
-        }
-    }
-    names
-        .iter()
-        .map(|(name, count)| format!("{count} x {name}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    crate::gpu::model_of(measured.map(|d| d["name"].as_str().unwrap_or_default()))
 }
 
 #[cfg(test)]
@@ -244,6 +232,18 @@ mod tests {
         let partial = job_row(&rows[1..], &[1, 3], "job-run").expect("row");
         assert_eq!(partial.missing_ranks.as_deref(), Some("1,3"));
         assert_eq!(job_row(&[], &[0], "x"), None);
+    }
+
+    #[test]
+    fn the_jobs_gpu_model_counts_the_gpus_its_gpu_count_counts() {
+        // Rank 1 found a second GPU that reports neither energy nor power: listed in
+        // `gpu_devices`, but not measured, so neither counted nor named in `gpu_model`.
+        let mut unmeasured = rank_row(1, 0.0, 0.25, 10.0, false);
+        unmeasured.gpu_devices = r#"[{"index":1,"uuid":"G1","name":"H100","energy_kwh":0.25,"method":"counter"},{"index":2,"uuid":"G2","name":"T4","energy_kwh":null,"method":"unmeasured"}]"#.to_owned();
+        unmeasured.gpu_method = "mixed".to_owned();
+        let rows = [unmeasured, rank_row(0, 0.5, 0.25, 9.5, true)];
+        let job = job_row(&rows, &[], "job-run").expect("row");
+        assert_eq!((job.gpu_count, job.gpu_model.as_str()), (2, "2 x H100"));
     }
 
     #[test]

@@ -518,8 +518,8 @@ impl Tracker {
         let interval = match closed.share {
             Some(share) => {
                 // Hour-by-hour emissions follow the window's edges: charge the same share.
-                let whole_j = measured.energy.cpu_j + measured.energy.ram_j + measured.energy.gpu_j;
-                let share_j = share.cpu_j + share.ram_j + share.gpu_j;
+                let whole_j = measured.energy.counted_j();
+                let share_j = share.counted_j();
                 if let Some(weighted) = weighted.as_mut() {
                     weighted.emissions_kg *= if whole_j > 0.0 {
                         share_j / whole_j

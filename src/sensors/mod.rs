@@ -62,6 +62,32 @@ pub enum Method {
 }
 
 impl Method {
+    /// Every method, in the enum's order (`_core.METHODS` lists them so, with what each means).
+    pub const ALL: [Self; 11] = [
+        Self::Rapl,
+        Self::LoadTdp,
+        Self::Model,
+        Self::Constant,
+        Self::InCpu,
+        Self::GpuCounter,
+        Self::GpuPolled,
+        Self::Mixed,
+        Self::OtherRank,
+        Self::Unmeasured,
+        Self::None,
+    ];
+
+    /// The method written as `name` in a row's `*_method` column.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|method| method.as_str() == name)
+    }
+
+    /// Whether a part measured by this method has a figure of its own: not `none`, not
+    /// `unmeasured` (a GPU found that reports neither energy nor power).
+    pub fn is_measured(self) -> bool {
+        !matches!(self, Self::None | Self::Unmeasured)
+    }
+
     /// The name written in the CSV.
     pub fn as_str(self) -> &'static str {
         match self {
