@@ -143,3 +143,10 @@ pub fn per_unit(
     .into_iter()
     .collect())
 }
+
+/// The grid intensity, g CO2eq/kWh, that `co2_kg` emitted for `energy_kwh` implies; `None` for
+/// no energy. The report reads a CodeCarbon row's intensity so (CodeCarbon writes none).
+#[pyfunction]
+pub fn g_per_kwh_of(co2_kg: f64, energy_kwh: f64) -> Option<f64> {
+    crate::carbon::g_per_kwh_of(co2_kg, energy_kwh)
+}

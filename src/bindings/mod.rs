@@ -8,6 +8,7 @@ mod intensity;
 mod listener;
 mod settings;
 mod tracker;
+mod vocabulary;
 
 use std::sync::OnceLock;
 
@@ -172,6 +173,8 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
             .collect::<Vec<_>>(),
     )?;
     module.add("CSV_COLUMNS", crate::output::row::columns())?;
+    module.add("COLUMNS", vocabulary::columns(module.py())?)?;
+    module.add("METHODS", vocabulary::all_methods(module.py())?)?;
     module.add(
         "TABLES",
         crate::tables::TABLES
@@ -184,10 +187,13 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<tracker::PyOfflineEmissionsTracker>()?;
     module.add_class::<data::PyEmissionsData>()?;
     module.add_class::<settings::PySetting>()?;
+    module.add_class::<vocabulary::PyColumn>()?;
+    module.add_class::<vocabulary::PyMethod>()?;
     module.add_class::<tracker::PyEpochWindow>()?;
     module.add_class::<tracker::PyWindow>()?;
     module.add_class::<tracker::PyJobHandle>()?;
     module.add_function(wrap_pyfunction!(data::per_unit, module)?)?;
+    module.add_function(wrap_pyfunction!(data::g_per_kwh_of, module)?)?;
     module.add_class::<intensity::PyIntensity>()?;
     module.add_function(wrap_pyfunction!(intensity::lookup_intensity, module)?)?;
     module.add_function(wrap_pyfunction!(hardware::lookup_cpu_tdp, module)?)?;

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod csv;
 pub mod job;
+pub mod methods;
 pub mod row;
 
 pub use row::EmissionsRow;

@@ -50,12 +50,95 @@ pub const CODECARBON_COLUMNS: [&str; 38] = [
 /// The version of carbonmeter written in every row.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Declares the row struct, its column list and `for_each_row_field!` from one list of fields,
-/// so a column is one field here: the CSV header, `EmissionsData`'s getters and its `as_dict`
-/// all follow. The `$d` argument is a literal `$`, which a macro-made macro needs for its own
-/// metavariables.
+/// The Python type of a column's values, as `_core.pyi` spells it (`float | None`).
+pub trait ColumnType {
+    /// The type's name.
+    const PYTHON: &'static str;
+}
+
+macro_rules! column_types {
+    ($($rust:ty => $python:literal),* $(,)?) => {
+        $(impl ColumnType for $rust {
+            const PYTHON: &'static str = $python;
+        })*
+    };
+}
+
+column_types! {
+    String => "str",
+    f64 => "float",
+    u16 => "int",
+    u32 => "int",
+    u64 => "int",
+    Option<String> => "str | None",
+    Option<f64> => "float | None",
+    Option<u16> => "int | None",
+    Option<u32> => "int | None",
+    Option<u64> => "int | None",
+}
+
+/// One column of the row: what `_core.COLUMNS` serves and `docs/columns.md` is generated from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Column {
+    /// The CSV header's name, and `EmissionsData`'s attribute.
+    pub name: &'static str,
+    /// The Python type of its values (`float | None` for a column that may be empty).
+    pub python_type: &'static str,
+    /// The unit of its values (`kWh`), empty for text, counts and ratios.
+    pub unit: &'static str,
+    /// The field's doc comment, one line per line of the comment.
+    doc_lines: &'static str,
+}
+
+impl Column {
+    /// What the column holds, one paragraph; a `*_method` column names its values too (from
+    /// [`super::methods::methods`], so no list of them is kept here by hand).
+    pub fn doc(&self) -> String {
+        let mut doc = self
+            .doc_lines
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let values: Vec<String> = super::methods::methods()
+            .iter()
+            .filter(|method| method.columns.contains(&self.name))
+            .map(|method| format!("`{}`", method.name))
+            .collect();
+        if let Some((last, rest)) = values.split_last() {
+            let listed = if rest.is_empty() {
+                last.clone()
+            } else {
+                format!("{} or {last}", rest.join(", "))
+            };
+            doc.push_str(" One of ");
+            doc.push_str(&listed);
+            doc.push_str(" (see the methods).");
+        }
+        doc
+    }
+}
+
+/// The unit given to a field, or none.
+macro_rules! unit_of {
+    () => {
+        ""
+    };
+    ($unit:literal) => {
+        $unit
+    };
+}
+
+/// Declares the row struct, its columns and `for_each_row_field!` from one list of fields, so a
+/// column is one field here: the CSV header, `EmissionsData`'s getters and its `as_dict`, and
+/// `_core.COLUMNS` (name, type, unit, doc) all follow. A field's doc comment is its column's
+/// doc; `#[unit = "kWh"]` after it gives the unit. The `$d` argument is a literal `$`, which a
+/// macro-made macro needs for its own metavariables.
 macro_rules! emissions_row {
-    (($d:tt) $( $(#[doc = $doc:literal])* $field:ident : $ty:ty, )*) => {
+    (($d:tt) $(
+        $(#[doc = $doc:literal])* $(#[unit = $unit:literal])? $field:ident : $ty:ty,
+    )*) => {
         /// One measured window. Units as CodeCarbon: seconds, kg CO2eq, kWh, W, litres, GB.
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
         #[serde(default)]
@@ -63,8 +146,13 @@ macro_rules! emissions_row {
             $( $(#[doc = $doc])* pub $field: $ty, )*
         }
 
-        /// Every column of the CSV, in order: the struct's fields.
-        pub const COLUMNS: &[&str] = &[$(stringify!($field)),*];
+        /// Every column of the CSV, in order: the struct's fields, their types, units and docs.
+        pub const COLUMNS: &[Column] = &[$(Column {
+            name: stringify!($field),
+            python_type: <$ty as ColumnType>::PYTHON,
+            unit: unit_of!($($unit)?),
+            doc_lines: concat!($($doc, "\n"),*),
+        }),*];
 
         /// Calls `$callback!(field, field, ...)` with every column's field name, in order.
         macro_rules! for_each_row_field {
@@ -79,43 +167,57 @@ macro_rules! emissions_row {
 emissions_row! {($)
     /// Local time the row was made, `YYYY-MM-DDTHH:MM:SS`.
     timestamp: String,
-    /// `project_name` setting.
+    /// The `project_name` setting.
     project_name: String,
     /// UUID of the run (one per `start()`).
     run_id: String,
-    /// `experiment_id` setting.
+    /// The `experiment_id` setting.
     experiment_id: String,
-    /// Seconds measured.
+    /// Time measured.
+    #[unit = "s"]
     duration: f64,
-    /// kg CO2eq.
+    /// `energy_consumed` x the grid's intensity / 1000; with live figures, the sum over the
+    /// hours of each hour's energy x that hour's intensity.
+    #[unit = "kg CO2eq"]
     emissions: f64,
-    /// kg CO2eq per second.
+    /// `emissions` per second of `duration`.
+    #[unit = "kg CO2eq/s"]
     emissions_rate: f64,
-    /// Mean CPU power over the window, W (PUE included).
+    /// Mean CPU power over the row's window, PUE included (CodeCarbon writes the last sample).
+    #[unit = "W"]
     cpu_power: f64,
-    /// Mean GPU power, W.
+    /// Mean GPU power over the row's window, PUE included; `NaN` when the GPUs found report
+    /// neither energy nor power.
+    #[unit = "W"]
     gpu_power: f64,
-    /// Mean RAM power, W.
+    /// Mean RAM power over the row's window, PUE included.
+    #[unit = "W"]
     ram_power: f64,
-    /// CPU energy, kWh.
+    /// CPU energy, PUE included.
+    #[unit = "kWh"]
     cpu_energy: f64,
-    /// GPU energy, kWh.
+    /// GPU energy, PUE included; `NaN` when the GPUs found report neither energy nor power,
+    /// never a measured 0.
+    #[unit = "kWh"]
     gpu_energy: f64,
-    /// RAM energy, kWh.
+    /// RAM energy, PUE included.
+    #[unit = "kWh"]
     ram_energy: f64,
-    /// CPU + GPU + RAM, kWh.
+    /// CPU + GPU + RAM energy, PUE included (`psys_energy` is never added in).
+    #[unit = "kWh"]
     energy_consumed: f64,
-    /// Litres of water: energy × WUE.
+    /// Water: `energy_consumed` x `wue`.
+    #[unit = "L"]
     water_consumed: f64,
-    /// Country of the grid, when known.
+    /// Country of the grid used, when known.
     country_name: Option<String>,
-    /// ISO 3166-1 alpha-3 of the grid, when known.
+    /// ISO 3166-1 alpha-3 code of the grid's country, when known.
     country_iso_code: Option<String>,
-    /// Region setting.
+    /// The `region` setting: the grid's region (its ISO 3166-2 code).
     region: Option<String>,
-    /// Cloud provider setting.
+    /// The `cloud_provider` setting.
     cloud_provider: Option<String>,
-    /// Cloud region setting.
+    /// The `cloud_region` setting.
     cloud_region: Option<String>,
     /// `platform.platform()`.
     os: String,
@@ -127,94 +229,123 @@ emissions_row! {($)
     cpu_count: u32,
     /// CPU brand string.
     cpu_model: String,
-    /// GPUs measured.
+    /// GPUs measured (GPUs found that report neither energy nor power are not counted).
     gpu_count: u32,
-    /// GPU names.
+    /// The GPUs measured, counted by name in order of appearance: `2 x NVIDIA H100 80GB HBM3`
+    /// (the counts add up to `gpu_count`).
     gpu_model: String,
     /// Not located: empty.
+    #[unit = "degrees"]
     longitude: Option<f64>,
     /// Not located: empty.
+    #[unit = "degrees"]
     latitude: Option<f64>,
-    /// GB installed.
+    /// Memory installed.
+    #[unit = "GB"]
     ram_total_size: f64,
-    /// `machine` or `process`.
+    /// The `tracking_mode` setting: `machine` or `process`.
     tracking_mode: String,
-    /// Mean CPU utilisation of the tracked processes, percent.
+    /// Mean CPU utilisation of the tracked processes.
+    #[unit = "%"]
     cpu_utilization_percent: f64,
-    /// Mean GPU utilisation, percent.
+    /// Time-weighted mean utilisation of the measured GPUs.
+    #[unit = "%"]
     gpu_utilization_percent: f64,
-    /// Mean RAM in use, percent of installed.
+    /// Mean memory in use, as a share of that installed.
+    #[unit = "%"]
     ram_utilization_percent: f64,
-    /// Mean RAM in use, GB.
+    /// Mean memory in use.
+    #[unit = "GB"]
     ram_used_gb: f64,
-    /// `Y` or `N`.
+    /// `Y` when a cloud provider is set, `N` otherwise.
     on_cloud: String,
-    /// Power usage effectiveness applied.
+    /// Power usage effectiveness applied: it multiplies every component's energy and power.
     pue: f64,
-    /// Water usage effectiveness applied, L/kWh.
+    /// Water usage effectiveness applied.
+    #[unit = "L/kWh"]
     wue: f64,
     /// Version of carbonmeter that wrote the row.
     carbonmeter_version: String,
-    /// `rapl`, `load_tdp`, `constant` or `none`.
+    /// How the CPU energy was measured.
     cpu_method: String,
-    /// `rapl`, `model`, `constant` or `none`.
+    /// How the memory energy was measured.
     ram_method: String,
-    /// `counter`, `polled`, `mixed` or `none` (see the README).
+    /// How the GPU energy was measured (each GPU's method is in `gpu_devices`).
     gpu_method: String,
     /// RAPL zones read, `+`-joined (`package-0+dram-0`).
     rapl_zones: String,
-    /// RAPL `psys` energy, kWh: the whole platform, overlapping CPU and RAM, never added in.
+    /// Energy of the RAPL `psys` (platform) zone: the whole platform, overlapping CPU and RAM,
+    /// so reported apart and never added in.
+    #[unit = "kWh"]
     psys_energy: f64,
-    /// g CO2eq per kWh used.
+    /// Grid intensity used; with live figures, the energy-weighted mean
+    /// (`emissions / energy_consumed`).
+    #[unit = "g CO2eq/kWh"]
     intensity_g_per_kwh: f64,
-    /// Where that figure comes from.
+    /// Where that figure comes from (see `data/README.md`).
     intensity_source: String,
     /// Year that figure is for.
     intensity_year: Option<u16>,
-    /// `table`, `forced` or `live_hourly` (Electricity Maps, energy-weighted hour by hour).
+    /// How that figure was chosen.
     intensity_method: String,
-    /// Name of the window this row measures; empty for a run row (from `start()`).
+    /// Name of the window this row measures (`train-epoch-0`, a task name); empty for a run
+    /// row (from `start()`).
     window: Option<String>,
     /// Epoch number, for epoch windows.
     epoch: Option<u32>,
-    /// `train`, `validation`, ... for epoch windows of frameworks that tell them apart.
+    /// `train`, `validation`, `eval`, ... for epoch windows of frameworks that tell them apart.
     phase: Option<String>,
-    /// Distributed rank of the process that wrote the row, when known.
+    /// Distributed rank of the process that wrote the row, when known (the Lightning and HF
+    /// callbacks set it).
     rank: Option<u32>,
-    /// Grid zone of that figure: `FRA`, `US-CA`, `gcp:europe-west1`, `World`, or the
-    /// Electricity Maps zone (`FR`) for live figures.
+    /// Grid zone of that figure: `FRA`, `US-CA`, `SPNO`, `SE3`, `gcp:europe-west1`, `World`, or
+    /// the Electricity Maps zone (`FR`) for live figures.
     intensity_zone: String,
     /// How the location was chosen: `cloud`, `region`, `country`, `timezone:<IANA zone>` or
     /// `none` (world average).
     location_source: String,
-    /// `experiment_name` setting: a readable label for the experiment (empty when unset).
+    /// The `experiment_name` setting: a readable label for the experiment, by which the report
+    /// groups runs (empty when unset).
     experiment_name: String,
-    /// Per GPU, a JSON list of {index, uuid, name, energy_kwh, method}.
+    /// Per GPU, a JSON list of `{vendor, index, uuid, name, energy_kwh, method}`: `vendor` is
+    /// `nvidia`, `amd` or `intel`; `energy_kwh` includes PUE, as `gpu_energy` does, and is
+    /// `null` for an `unmeasured` GPU.
     gpu_devices: String,
-    /// Lowest plausible `energy_consumed`, kWh, from the error model of each method
-    /// (`data/uncertainty.csv`; the README's "Sensors and accuracy").
+    /// Lowest plausible `energy_consumed`, from the error model of each method
+    /// (`data/uncertainty.csv`).
+    #[unit = "kWh"]
     energy_consumed_low: f64,
-    /// Highest plausible `energy_consumed`, kWh; empty when a component is unbounded.
+    /// Highest plausible `energy_consumed`; empty when a component is unbounded.
+    #[unit = "kWh"]
     energy_consumed_high: Option<f64>,
-    /// Lowest plausible `emissions`, kg CO2eq: the energy band times the grid intensity's range.
+    /// Lowest plausible `emissions`: the energy band times the grid intensity's range.
+    #[unit = "kg CO2eq"]
     emissions_low: f64,
-    /// Highest plausible `emissions`, kg CO2eq; empty when unbounded.
+    /// Highest plausible `emissions`; empty when unbounded.
+    #[unit = "kg CO2eq"]
     emissions_high: Option<f64>,
-    /// CPU + GPU + RAM energy at the plug, kWh: divided by `psu_efficiency`, PUE not applied;
-    /// empty without that setting.
+    /// CPU + GPU + RAM energy at the plug, to compare with a wall meter: divided by
+    /// `psu_efficiency`, PUE not applied; empty without that setting.
+    #[unit = "kWh"]
     wall_energy: Option<f64>,
     /// CPU seconds carbonmeter spent in the row's span: its sampler thread and its calls on the
     /// user's thread, from per-thread CPU clocks.
+    #[unit = "s"]
     tracker_cpu_seconds: f64,
-    /// Epoch rows, when the number of epochs is known: the whole run's energy, kWh.
+    /// Epoch rows, when the number of epochs is known: the whole run's projected energy.
+    #[unit = "kWh"]
     projected_energy_consumed: Option<f64>,
-    /// ... the whole run's emissions, kg CO2eq.
+    /// Epoch rows, when the number of epochs is known: the whole run's projected emissions.
+    #[unit = "kg CO2eq"]
     projected_emissions: Option<f64>,
-    /// ... its lowest plausible emissions (epochs' spread and measurement band), kg CO2eq.
+    /// The lowest plausible projected emissions (epochs' spread and measurement band).
+    #[unit = "kg CO2eq"]
     projected_emissions_low: Option<f64>,
-    /// ... its highest plausible emissions, kg CO2eq.
+    /// The highest plausible projected emissions.
+    #[unit = "kg CO2eq"]
     projected_emissions_high: Option<f64>,
-    /// ... its duration, s.
+    /// Epoch rows, when the number of epochs is known: the whole run's projected duration.
+    #[unit = "s"]
     projected_duration: Option<f64>,
     /// Why training was asked to stop after this row (`co2_budget`), if it was.
     stop_reason: Option<String>,
@@ -229,7 +360,8 @@ emissions_row! {($)
     local_rank: Option<u32>,
     /// Ranks in the job.
     world_size: Option<u32>,
-    /// Ranks whose figures never reached rank 0, comma-separated (job rows only).
+    /// Job rows: the ranks whose figures never reached rank 0 within `job_wait_secs`,
+    /// comma-separated.
     missing_ranks: Option<String>,
     /// Samples counted (`tracker.count(samples=...)`, the callbacks); empty when none were.
     samples: Option<u64>,
@@ -238,16 +370,17 @@ emissions_row! {($)
     /// Requests counted (a shared window counts 1); empty when none were.
     requests: Option<u64>,
     /// `time_share` for a shared window (its energy is its share of the stretches it overlapped
-    /// other shared windows, see the README); empty for a window measured from its own edges.
+    /// other shared windows); empty for a window measured from its own edges.
     attribution: Option<String>,
-    /// kWh (PUE included) measured while no shared window was open, on run and flush rows of a
-    /// run that had shared windows: the idle energy no request is charged; empty otherwise.
+    /// Energy (PUE included) measured while no shared window was open, on run and flush rows of
+    /// a run that had shared windows: the idle energy no request is charged; empty otherwise.
+    #[unit = "kWh"]
     unattributed_energy: Option<f64>,
 }
 
 /// The header line of our CSV, column names in order.
 pub fn columns() -> Vec<&'static str> {
-    COLUMNS.to_vec()
+    COLUMNS.iter().map(|column| column.name).collect()
 }
 
 #[cfg(test)]

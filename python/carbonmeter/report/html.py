@@ -267,8 +267,9 @@ def _runs_table(experiments: list[Experiment]) -> str:
             f"{energy(et['energy_kwh'])}</td></tr>"
         )
         for r in experiment.runs:
+            # `gpu_model` counts the GPUs itself (`2 x NVIDIA A100`), as CodeCarbon's does.
             hw = escape(r.cpu_model or "?") + (
-                f" + {r.gpu_count} &times; {escape(r.gpu_model)}" if r.gpu_count else ""
+                f" + {escape(r.gpu_model)}" if r.gpu_count and r.gpu_model else ""
             )
             rows.append(
                 f"<tr><td>{escape(r.timestamp[:19].replace('T', ' '))}</td>"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from carbonmeter._core import TABLES, per_unit
+from carbonmeter._core import TABLES, g_per_kwh_of, per_unit
 from carbonmeter.intensity import Intensity, lookup
 
 # The columns every CodeCarbon 2.x/3.x emissions.csv has (and ours, a superset).
@@ -291,7 +291,8 @@ def _run(row: dict[str, str], ours: bool, file: str) -> Run:
         methods = (row.get("cpu_method"), row.get("ram_method"), row.get("gpu_method"))
     else:
         # CodeCarbon writes no intensity: the figure it used is emissions / energy.
-        intensity = co2_kg / energy * 1000.0 if energy > 0 else 0.0
+        implied = g_per_kwh_of(co2_kg, energy)
+        intensity = 0.0 if implied is None else implied
         source = "CodeCarbon (emissions / energy; its source is not in the CSV)"
         year = ""
         methods = ("not recorded", "not recorded", "not recorded")

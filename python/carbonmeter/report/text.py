@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from carbonmeter._core import METHODS
 from carbonmeter._format import co2, co2_band, energy, energy_band, seconds
 from carbonmeter.report.model import (
     Report,
@@ -32,26 +33,9 @@ _LATEX_SPECIAL = {
     "^": r"\textasciicircum{}",
 }
 
-CPU_METHODS = {
-    "rapl": "read from the processor's RAPL energy counters",
-    "load_tdp": "estimated as CPU utilisation times the processor's TDP",
-    "constant": "set to a constant power",
-    "none": "not measured",
-}
-RAM_METHODS = {
-    "rapl": "read from the RAPL DRAM energy counters",
-    "model": "estimated at 0.375 W per GB of memory in use",
-    "in_cpu": "included in the CPU figure (RAPL platform counter)",
-    "constant": "set to a constant power",
-    "none": "not measured",
-}
-GPU_METHODS = {
-    "counter": "read from the GPUs' energy counters",
-    "polled": "integrated from the GPUs' power readings",
-    "mixed": "read from energy counters, power readings where there was no counter or it "
-    "failed, or not at all for GPUs reporting neither",
-    "unmeasured": "not measured: the GPUs found report neither energy nor power",
-}
+# What each `*_method` value means, served by the core (`_core.METHODS`): the paragraph's words
+# for the methods are never kept here, so a method the core adds is worded too.
+MEANINGS = {method.name: method.meaning for method in METHODS}
 
 
 # Characters that Markdown reads as syntax inside a line or a table cell: `|` ends a cell, `*`
@@ -87,7 +71,8 @@ def hardware(runs: list[Run]) -> str:
         cpu = f"{run.cpu_model or 'an unknown CPU'}" + (
             f" ({run.cpu_count} logical CPUs)" if run.cpu_count else ""
         )
-        gpu = f"{run.gpu_count} x {run.gpu_model}" if run.gpu_count and run.gpu_model else ""
+        # `gpu_model` counts the GPUs itself (`4 x NVIDIA A100`), as CodeCarbon's does.
+        gpu = run.gpu_model if run.gpu_count else ""
         parts.append(cpu + (f" with {gpu}" if gpu else ""))
     return _join(parts)
 
@@ -98,9 +83,10 @@ def _methods(runs: list[Run]) -> str:
             "The rows were written by CodeCarbon, which does not record how each figure was "
             "measured."
         )
-    cpu = _join([CPU_METHODS.get(r.cpu_method, r.cpu_method) for r in runs])
-    ram = _join([RAM_METHODS.get(r.ram_method, r.ram_method) for r in runs])
-    gpu = _join([GPU_METHODS[r.gpu_method] for r in runs if r.gpu_method in GPU_METHODS])
+    cpu = _join([MEANINGS.get(r.cpu_method, r.cpu_method) for r in runs])
+    ram = _join([MEANINGS.get(r.ram_method, r.ram_method) for r in runs])
+    gpus = [r.gpu_method for r in runs if r.gpu_method in MEANINGS and r.gpu_method != "none"]
+    gpu = _join([MEANINGS[method] for method in gpus])
     text = f"CPU energy was {cpu}; memory energy was {ram}"
     text += f"; GPU energy was {gpu}." if gpu else "; no GPU was measured."
     return text
