@@ -37,7 +37,7 @@ def test_readme_opens_with_install_and_test_commands() -> None:
     first_block = README.read_text(encoding="utf-8").split("```bash\n", 1)[1].split("```")[0]
     commands = [line.split("#")[0].strip() for line in first_block.splitlines()]
     assert commands[0].startswith("pip install .")
-    assert commands[1] == "make test"
+    assert commands[1] == "make test-all"
 
 
 def test_readme_links_resolve() -> None:
