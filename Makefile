@@ -36,4 +36,10 @@ bench:
 	$(PYTHON) benches/compare.py
 	$(PYTHON) benches/warm.py
 
+# The docs site (docs/ and mkdocs.yml, mkdocs-material) into site/; --strict fails on a page left
+# out of the nav or a link to a missing page or anchor.
+.PHONY: docs
+docs:
+	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict
+
 all: format lint test

@@ -1,5 +1,5 @@
-"""carbonmeter alone, in a warm process: the figures README's "Where our time goes" quotes
-beside `compare.py`'s, which runs CodeCarbon in between (and so measures colder caches).
+"""carbonmeter alone, in a warm process: the figures docs/performance.md quotes in "Where our
+time goes" beside `compare.py`'s, which runs CodeCarbon in between (and so measures colder caches).
 
 Prints medians of:
 - start()+stop() of a new tracker (built outside the timing), with and without the row's file;

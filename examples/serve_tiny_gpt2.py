@@ -5,7 +5,7 @@ The model is a 2-layer GPT-2 built from a config (random weights, nothing downlo
 send prompts from their own threads; the server thread batches what is waiting and generates.
 Each request is a shared window from its arrival to its answer, so requests that overlap split
 the energy of the time they overlap, and energy spent while none is open is the run's
-`unattributed_energy` (see the README's "Energy per sample, token and request").
+`unattributed_energy` (see docs/energy-per-sample.md).
 
 Run: `pip install '.[transformers]' && python examples/serve_tiny_gpt2.py`.
 """

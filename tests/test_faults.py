@@ -2,7 +2,7 @@
 fork, output locations that cannot take rows, and RAPL readings no hardware could produce.
 
 Every child runs the real package in a subprocess; the figures each test asserts are the ones
-the README's "What is written" and sensor paragraphs state.
+docs/columns.md ("What is written") and docs/accuracy.md (sensors) state.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The core's settings table, and everything generated from it or checked against it: the
-parser's ranges and choices, the `.pyi` constructor, the README's list and the CLI flags."""
+parser's ranges and choices, the `.pyi` constructor, the docs' Settings list and the CLI flags."""
 
 from __future__ import annotations
 
@@ -166,12 +166,12 @@ def test_mypy_rejects_a_wrong_type_and_an_unknown_name(tmp_path: Path) -> None:
     assert '"colour"' in errors[1] and "[call-arg]" in errors[1], errors[1]
 
 
-# --- the README --------------------------------------------------------------------------------
+# --- the docs' Settings page ---------------------------------------------------------------------
 
 
-def test_readme_lists_every_served_setting_and_nothing_else() -> None:
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+def test_docs_list_every_served_setting_and_nothing_else() -> None:
+    page = (REPO / "docs" / "settings.md").read_text(encoding="utf-8")
+    section = page.split("# Settings\n", 1)[1].split("\n## ", 1)[0]
     listed = [line.split("`")[1] for line in section.splitlines() if line.startswith("- `")]
     assert listed == SERVED
 

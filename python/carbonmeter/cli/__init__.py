@@ -68,7 +68,7 @@ def _parse_cloud(text: str) -> tuple[str, str]:
 
 def _add_settings(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
     group = parser.add_argument_group(
-        "tracker options", "EmissionsTracker keyword arguments (see the README's Settings)"
+        "tracker options", "EmissionsTracker keyword arguments (see docs/settings.md)"
     )
     for name in names:
         setting = _FLAG_SETTINGS[name]
