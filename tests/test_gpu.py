@@ -8,67 +8,14 @@ import json
 import logging
 import math
 import os
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from fixtures.nvml import NAME, FakeNvml, devices, uuid
 
 import carbonmeter
 from carbonmeter import EmissionsTracker
-
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "fake_nvml.c"
-NAME = "NVIDIA H100 80GB HBM3"
-
-
-def uuid(index: int) -> str:
-    return f"GPU-{index}1c2d3e4-aaaa-bbbb-cccc-dddddddddd0{index}"
-
-
-def devices(count: int, **lines: str) -> str:
-    """A control file for `count` devices; each keyword is one more line, `_` for a space."""
-    text = f"count {count}\n"
-    text += "".join(f"name {i} {NAME}\nuuid {i} {uuid(i)}\n" for i in range(count))
-    text += "".join(f"{value}\n" for value in lines.values())
-    return text
-
-
-@pytest.fixture(scope="session")
-def compiled_fake(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    compiler = shutil.which("cc")
-    if compiler is None:
-        pytest.fail("the GPU tests need a C compiler (cc) to build the stand-in NVML library")
-    library = tmp_path_factory.mktemp("fake-nvml") / "libfake_nvml.so"
-    subprocess.run(
-        [compiler, "-shared", "-fPIC", "-O1", "-o", str(library), str(FIXTURE)], check=True
-    )
-    return library
-
-
-class FakeNvml:
-    """One test's copy of the library; its control file is named by FAKE_NVML_CONTROL."""
-
-    def __init__(self, library: Path, control: Path) -> None:
-        self.library = library
-        self.control = control
-
-    def set(self, text: str) -> None:
-        temporary = self.control.with_suffix(".tmp")
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(self.control)
-
-
-@pytest.fixture
-def fake_nvml(compiled_fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeNvml:
-    library = tmp_path / "libnvidia-ml.so.1"
-    shutil.copy(compiled_fake, library)
-    control = tmp_path / "nvml.ctl"
-    monkeypatch.setenv("FAKE_NVML_CONTROL", str(control))
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    fake = FakeNvml(library, control)
-    fake.set("count 0\n")
-    return fake
 
 
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:

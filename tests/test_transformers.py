@@ -3,7 +3,6 @@ data, CPU, nothing downloaded)."""
 
 from __future__ import annotations
 
-import csv
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 from fixtures import budget
+from helpers import rows_of
 
 transformers = pytest.importorskip(
     "transformers", reason="Transformers tests need the [transformers] extra"
@@ -27,11 +27,6 @@ from transformers import (  # noqa: E402
 )
 
 from carbonmeter.transformers import EmissionsCallback  # noqa: E402
-
-
-def rows_of(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as file:
-        return list(csv.DictReader(file))
 
 
 class SyntheticTokens(torch.utils.data.Dataset):
