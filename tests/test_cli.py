@@ -580,6 +580,7 @@ def test_readme_estimate_and_intensity_lines_run() -> None:
 # --- bad input ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     not_emissions = tmp_path / "other.csv"
     not_emissions.write_text("a,b\n1,2\n")
