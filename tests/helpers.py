@@ -9,6 +9,8 @@ import math
 import os
 import shutil
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,16 @@ def carbonmeter_messages(caplog: pytest.LogCaptureFixture, level: int) -> list[s
         for record in caplog.records
         if record.name.startswith("carbonmeter") and record.levelno == level
     ]
+
+
+def eventually(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    """Waits for `condition`, an event the test cannot be told of; `timeout_s` bounds only a
+    hang, so a loaded machine is slower here, never wrong."""
+    give_up = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > give_up:
+            pytest.fail(f"waited {timeout_s} s for {what}")
+        time.sleep(0.005)
 
 
 def build_stand_in(source: str, folder: Path, *defines: str) -> Path:
