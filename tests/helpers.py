@@ -49,7 +49,11 @@ def child_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def to_uj(kwh: float, pue: float = 1.0) -> int:
-    """kWh back to whole µJ: the core is exact to the µJ, so this gives back what was written."""
+    """kWh back to whole µJ: the core is exact to the µJ, so this gives back what was written.
+
+    Tests advance counters by known µJ between the tracker's reads (start, flush, stop, sampler
+    ticks), so every RAPL figure in a row is known exactly: 1 kWh = 3.6e12 µJ.
+    """
     return round(kwh / pue * UJ_PER_KWH)
 
 

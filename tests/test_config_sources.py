@@ -1,8 +1,7 @@
 """Settings layers: keyword arguments over CARBONMETER_* over CODECARBON_* variables over
 the working folder's config file over the home one, as CodeCarbon reads them.
 
-Counters are advanced by known µJ between the tracker's reads (start, flush, stop, sampler ticks),
-so every RAPL figure in a row is known exactly: 1 kWh = 3.6e12 µJ.
+Figures are exact to the µJ (see `helpers.to_uj`).
 """
 
 from __future__ import annotations
@@ -11,16 +10,8 @@ import logging
 from pathlib import Path
 
 import pytest
-from fixtures.powercap import (
-    FakePowercap,
-    run_unprivileged,
-)
-from helpers import (
-    carbonmeter_messages,
-    make_tracker,
-    read_csv,
-    to_uj,
-)
+from fixtures.powercap import FakePowercap, run_unprivileged
+from helpers import carbonmeter_messages, make_tracker, read_csv, to_uj
 
 from carbonmeter import EmissionsTracker
 

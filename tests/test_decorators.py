@@ -1,7 +1,6 @@
 """`track_emissions`: bare and with arguments, a raising function, a coroutine.
 
-Counters are advanced by known µJ between the tracker's reads (start, flush, stop, sampler ticks),
-so every RAPL figure in a row is known exactly: 1 kWh = 3.6e12 µJ.
+Figures are exact to the µJ (see `helpers.to_uj`).
 """
 
 from __future__ import annotations
@@ -10,13 +9,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from fixtures.powercap import (
-    FakePowercap,
-)
-from helpers import (
-    read_csv,
-    to_uj,
-)
+from fixtures.powercap import FakePowercap
+from helpers import read_csv, to_uj
 
 from carbonmeter import track_emissions
 

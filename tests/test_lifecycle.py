@@ -1,8 +1,7 @@
 """A tracker's life: start, flush, stop, restart, misuse (twice, out of order), a tracker dropped
 while running, and the context manager.
 
-Counters are advanced by known µJ between the tracker's reads (start, flush, stop, sampler ticks),
-so every RAPL figure in a row is known exactly: 1 kWh = 3.6e12 µJ.
+Figures are exact to the µJ (see `helpers.to_uj`).
 """
 
 from __future__ import annotations
@@ -12,16 +11,8 @@ import logging
 from pathlib import Path
 
 import pytest
-from fixtures.powercap import (
-    FakePowercap,
-)
-from helpers import (
-    assert_kwh,
-    carbonmeter_messages,
-    make_tracker,
-    read_csv,
-    to_uj,
-)
+from fixtures.powercap import FakePowercap
+from helpers import assert_kwh, carbonmeter_messages, make_tracker, read_csv, to_uj
 
 pytestmark = pytest.mark.usefixtures("isolated")
 

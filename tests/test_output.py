@@ -2,8 +2,7 @@
 CodeCarbon's extended in order, units and identity, the output file (update mode, a foreign
 file set aside, its name).
 
-Counters are advanced by known µJ between the tracker's reads (start, flush, stop, sampler ticks),
-so every RAPL figure in a row is known exactly: 1 kWh = 3.6e12 µJ.
+Figures are exact to the µJ (see `helpers.to_uj`).
 """
 
 from __future__ import annotations
@@ -19,16 +18,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from fixtures.powercap import (
-    FakePowercap,
-)
-from helpers import (
-    CODECARBON_CSV,
-    carbonmeter_messages,
-    make_tracker,
-    read_csv,
-    to_uj,
-)
+from fixtures.powercap import FakePowercap
+from helpers import CODECARBON_CSV, carbonmeter_messages, make_tracker, read_csv, to_uj
 
 import carbonmeter
 from carbonmeter import CSV_COLUMNS

@@ -1,8 +1,7 @@
 """End to end over a fake powercap tree: RAPL accounting (packages, DRAM, psys, PUE, wraps
 and resets, zones that fail), and the property that the energy reported is the energy written.
 
-Counters are advanced by known µJ between the tracker's reads (start, flush, stop, sampler ticks),
-so every RAPL figure in a row is known exactly: 1 kWh = 3.6e12 µJ.
+Figures are exact to the µJ (see `helpers.to_uj`).
 """
 
 from __future__ import annotations
@@ -22,14 +21,7 @@ from fixtures.powercap import (
     add_two_socket_server,
     run_unprivileged,
 )
-from helpers import (
-    SERVER_ZONES,
-    UJ_PER_KWH,
-    assert_kwh,
-    carbonmeter_messages,
-    make_tracker,
-    to_uj,
-)
+from helpers import SERVER_ZONES, UJ_PER_KWH, assert_kwh, carbonmeter_messages, make_tracker, to_uj
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -7,9 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.powercap import (
-    FakePowercap,
-)
+from fixtures.powercap import FakePowercap
 
 from carbonmeter import EmissionsTracker
 

@@ -1,7 +1,6 @@
 """Sensors other than RAPL beside it: forced powers, the load model, process mode.
 
-Counters are advanced by known µJ between the tracker's reads (start, flush, stop, sampler ticks),
-so every RAPL figure in a row is known exactly: 1 kWh = 3.6e12 µJ.
+Figures are exact to the µJ (see `helpers.to_uj`).
 """
 
 from __future__ import annotations
@@ -10,13 +9,8 @@ import math
 import time
 
 import pytest
-from fixtures.powercap import (
-    FakePowercap,
-)
-from helpers import (
-    assert_kwh,
-    make_tracker,
-)
+from fixtures.powercap import FakePowercap
+from helpers import assert_kwh, make_tracker
 
 pytestmark = pytest.mark.usefixtures("isolated")
 

@@ -1,7 +1,6 @@
 """Trackers at once: two windows over one tree, and trackers flushing from threads into one file.
 
-Counters are advanced by known µJ between the tracker's reads (start, flush, stop, sampler ticks),
-so every RAPL figure in a row is known exactly: 1 kWh = 3.6e12 µJ.
+Figures are exact to the µJ (see `helpers.to_uj`).
 """
 
 from __future__ import annotations
@@ -10,14 +9,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from fixtures.powercap import (
-    FakePowercap,
-)
-from helpers import (
-    make_tracker,
-    read_csv,
-    to_uj,
-)
+from fixtures.powercap import FakePowercap
+from helpers import make_tracker, read_csv, to_uj
 
 from carbonmeter import CSV_COLUMNS, EmissionsTracker
 
