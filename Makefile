@@ -1,7 +1,7 @@
-# Targets in pydantic-core's shape; .ci/run calls `lint` and `test`.
+# Targets in pydantic-core's shape; .ci/run calls `lint` and `test-all`.
 PYTHON ?= python3
 
-.PHONY: install build-dev format lint test bench all
+.PHONY: install build-dev format lint test test-all bench all
 
 # Through .ci/pip-install, which retries: the dev extras are about 3 GB of wheels.
 install:
@@ -24,10 +24,16 @@ lint:
 	$(PYTHON) -m mypy.stubtest carbonmeter._core
 	$(PYTHON) -m mypy --strict python/carbonmeter
 
-# Every test: the Rust unit and integration tests, then pytest on the installed package.
+# The Rust unit and integration tests, then pytest on the installed package less the tests
+# marked `slow` (pyproject.toml deselects them: subprocesses, torchrun, notebooks, servers).
 test: install
 	cargo test --all-targets --locked
 	$(PYTHON) -m pytest
+
+# Every test, the slow ones included (`-m ""` lifts the default deselection): what CI runs.
+test-all: install
+	cargo test --all-targets --locked
+	$(PYTHON) -m pytest -m ""
 
 # carbonmeter beside CodeCarbon, one run (about 10 min; --quick: under a minute). The Rust hot
 # paths: `cargo bench --bench hot_paths`.
@@ -42,4 +48,4 @@ bench:
 docs:
 	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict
 
-all: format lint test
+all: format lint test-all

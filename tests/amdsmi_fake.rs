@@ -1,32 +1,15 @@
 //! AMD GPUs through the real amd-smi code path, on a stand-in `libamd_smi.so`
 //! (`fixtures/fake_amdsmi.c`, compiled here with the system `cc`) driven by a control file.
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use carbonmeter::testing::config::{Config, Environment, RawValue};
 use carbonmeter::testing::gpu::{GpuConfig, GpuFault, GpuMeter, Vendor, amdsmi};
 use carbonmeter::testing::sensors::{Method, TrackingMode};
-
-fn compiled_fake() -> &'static Path {
-    static LIBRARY: OnceLock<PathBuf> = OnceLock::new();
-    LIBRARY.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir").keep();
-        let library = dir.join("libfake_amdsmi.so");
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake_amdsmi.c");
-        let status = Command::new("cc")
-            .args(["-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-o"])
-            .arg(&library)
-            .arg(&source)
-            .status()
-            .expect("run cc");
-        assert!(status.success(), "cc failed on {}", source.display());
-        library
-    })
-}
 
 /// One test's copy of the fake (the loader keeps one instance per file), its control file
 /// beside it, and an empty hwmon root so the machine's own sysfs stays out of the test.
@@ -39,7 +22,7 @@ impl FakeAmdSmi {
     fn new(control: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let library = dir.path().join("libamd_smi.so");
-        fs::copy(compiled_fake(), &library).expect("copy fake");
+        fs::copy(common::stand_in("fake_amdsmi.c", &[]), &library).expect("copy fake");
         fs::create_dir(dir.path().join("hwmon")).expect("hwmon root");
         let fake = Self { dir, library };
         fake.set(control);

@@ -1,4 +1,5 @@
-"""Fixtures shared by the Python tests: a fake powercap tree and a settings-free environment."""
+"""Fixtures shared by the Python tests: a fake powercap tree, a settings-free environment and the
+stand-in NVML library."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fixtures.nvml import FakeNvml
 from fixtures.powercap import FakePowercap, add_two_socket_server, public_root
+from helpers import SETTING_PREFIXES, build_stand_in
 
 # Clients under test must not phone home: there is no network here, and a test must not need one.
 # Read when comet_ml and wandb are imported, so set before any test module imports them.
@@ -31,7 +34,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """
 
     for name in list(os.environ):
-        if name.startswith(("CARBONMETER_", "CODECARBON_", "OTEL_EXPORTER_OTLP_")):
+        if name.startswith(SETTING_PREFIXES):
             monkeypatch.delenv(name)
     home = tmp_path / "home"
     cwd = tmp_path / "cwd"
@@ -70,3 +73,22 @@ def public_powercap() -> Iterator[FakePowercap]:
         yield FakePowercap(root / "powercap")
     finally:
         shutil.rmtree(root)
+
+
+@pytest.fixture(scope="session")
+def fake_nvml_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The stand-in NVML library, built once a session; tests copy it (one instance a file)."""
+    return build_stand_in("fake_nvml.c", tmp_path_factory.mktemp("fake-nvml"))
+
+
+@pytest.fixture
+def fake_nvml(fake_nvml_library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeNvml:
+    """This test's copy of the stand-in NVML, with no device until `set`; CUDA sees them all."""
+    library = tmp_path / "libnvidia-ml.so.1"
+    shutil.copy(fake_nvml_library, library)
+    control = tmp_path / "nvml.ctl"
+    monkeypatch.setenv("FAKE_NVML_CONTROL", str(control))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    fake = FakeNvml(library, control)
+    fake.set("count 0\n")
+    return fake

@@ -2,11 +2,11 @@
 //! i915 energy counters, amdgpu power, Jetson ina3221 rails, and machines that mix them with
 //! the NVML and amd-smi stand-ins (each device counted once).
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 
 use carbonmeter::testing::gpu::{GpuConfig, GpuMeter, Vendor};
 use carbonmeter::testing::sensors::{Method, TrackingMode};
@@ -274,31 +274,8 @@ fn an_amd_card_seen_by_amdsmi_and_hwmon_is_counted_once_by_its_counter() {
 
 /// A copy of a stand-in library compiled from `source`, with its control file beside it.
 fn stand_in(tree: &Tree, source: &str, name: &str, control: &str) -> PathBuf {
-    static COMPILED: OnceLock<parking_lot::Mutex<Vec<(String, PathBuf)>>> = OnceLock::new();
-    let compiled = COMPILED.get_or_init(Default::default);
-    let built = {
-        let mut cache = compiled.lock();
-        if let Some((_, path)) = cache.iter().find(|(s, _)| s == source) {
-            path.clone()
-        } else {
-            let dir = tempfile::tempdir().expect("tempdir").keep();
-            let library = dir.join(format!("{source}.so"));
-            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures")
-                .join(source);
-            let status = Command::new("cc")
-                .args(["-shared", "-fPIC", "-O1", "-o"])
-                .arg(&library)
-                .arg(&path)
-                .status()
-                .expect("run cc");
-            assert!(status.success(), "cc failed on {}", path.display());
-            cache.push((source.to_owned(), library.clone()));
-            library
-        }
-    };
     let library = tree.dir.path().join(name);
-    fs::copy(built, &library).expect("copy");
+    fs::copy(common::stand_in(source, &[]), &library).expect("copy");
     fs::write(PathBuf::from(format!("{}.ctl", library.display())), control).expect("control");
     library
 }

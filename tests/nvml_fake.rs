@@ -1,11 +1,11 @@
 //! GPUs through the real nvml-wrapper code path, on a stand-in NVML library
 //! (`fixtures/fake_nvml.c`, compiled here with the system `cc`) driven by a control file.
 
+mod common;
+
 use std::fmt::Write;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use carbonmeter::testing::config::{Config, Environment, RawValue};
@@ -15,42 +15,6 @@ use carbonmeter::testing::gpu::{
 use carbonmeter::testing::meter::{Meter, MeterConfig, Snapshot};
 use carbonmeter::testing::run::{Identity, Tracker};
 use carbonmeter::testing::sensors::{Method, TrackingMode};
-
-/// The fake compiled once per test binary; each test loads its own copy of it.
-fn compiled_fake() -> &'static Path {
-    static LIBRARY: OnceLock<PathBuf> = OnceLock::new();
-    LIBRARY.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir").keep();
-        let library = dir.join("libfake_nvml.so");
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake_nvml.c");
-        let status = Command::new("cc")
-            .args(["-shared", "-fPIC", "-O1", "-o"])
-            .arg(&library)
-            .arg(&source)
-            .status()
-            .expect("run cc");
-        assert!(status.success(), "cc failed on {}", source.display());
-        library
-    })
-}
-
-/// The fake of a driver older than R510, without the v3 process queries.
-fn compiled_fake_without_v3() -> &'static Path {
-    static LIBRARY: OnceLock<PathBuf> = OnceLock::new();
-    LIBRARY.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir").keep();
-        let library = dir.join("libfake_nvml_old.so");
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake_nvml.c");
-        let status = Command::new("cc")
-            .args(["-shared", "-fPIC", "-O1", "-DFAKE_NVML_NO_V3", "-o"])
-            .arg(&library)
-            .arg(&source)
-            .status()
-            .expect("run cc");
-        assert!(status.success(), "cc failed on {}", source.display());
-        library
-    })
-}
 
 /// One test's copy of the fake, with its control file beside it (`<library>.ctl`). A copy,
 /// not a link: the loader keeps one instance per file, and tests run in parallel.
@@ -63,7 +27,7 @@ impl FakeNvml {
     fn new(control: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let library = dir.path().join("libnvidia-ml.so.1");
-        fs::copy(compiled_fake(), &library).expect("copy fake");
+        fs::copy(common::stand_in("fake_nvml.c", &[]), &library).expect("copy fake");
         let fake = Self { _dir: dir, library };
         fake.set(control);
         fake
@@ -868,7 +832,11 @@ fn backends_mix_and_a_device_two_backends_see_counts_once() {
 fn process_mode_without_v3_queries_says_so_once_and_counts_the_gpus_whole() {
     let dir = tempfile::tempdir().expect("tempdir");
     let library = dir.path().join("libnvidia-ml.so.1");
-    fs::copy(compiled_fake_without_v3(), &library).expect("copy fake");
+    fs::copy(
+        common::stand_in("fake_nvml.c", &["-DFAKE_NVML_NO_V3"]),
+        &library,
+    )
+    .expect("copy fake");
     let control = devices(2) + "energy 0 0\nenergy 1 0\n";
     fs::write(format!("{}.ctl", library.display()), &control).expect("control");
     let mut config = meter_config(GpuConfig {

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import rows_of
 
 from carbonmeter import EmissionsTracker, __version__
 from carbonmeter.intensity import lookup
@@ -33,11 +34,6 @@ def carbonmeter(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[
     return subprocess.run(
         [*CLI, *args], capture_output=True, text=True, timeout=timeout, check=False
     )
-
-
-def rows(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -117,7 +113,7 @@ def test_run_exits_with_the_childs_code_and_writes_the_row(isolated: Path) -> No
         "raise SystemExit(3)",
     )
     assert result.returncode == 3, result.stderr
-    written = rows(isolated / "emissions.csv")
+    written = rows_of(isolated / "emissions.csv")
     assert len(written) == 1
     assert written[0]["project_name"] == "cli"
     assert written[0]["country_iso_code"] == "FRA"
@@ -145,7 +141,7 @@ def test_run_process_mode_measures_the_child(isolated: Path) -> None:
         busy,
     )
     assert result.returncode == 0, result.stderr
-    (row,) = rows(isolated / "emissions.csv")
+    (row,) = rows_of(isolated / "emissions.csv")
     assert row["tracking_mode"] == "process"
     # A busy child: its CPU time is in the tree carbonmeter measures.
     assert float(row["cpu_utilization_percent"]) > 0
@@ -196,7 +192,7 @@ def test_run_process_mode_counts_all_cpu_time_of_short_lived_children(isolated: 
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    (row,) = rows(isolated / "emissions.csv")
+    (row,) = rows_of(isolated / "emissions.csv")
     measured_cpu_s = (
         float(row["cpu_utilization_percent"]) / 100 * float(row["duration"]) * int(row["cpu_count"])
     )
@@ -232,7 +228,7 @@ def test_run_sigterm_is_passed_to_the_child_and_the_row_written(isolated: Path) 
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM, stderr
     assert "killed by signal 15" in stderr
-    assert len(rows(isolated / "emissions.csv")) == 1
+    assert len(rows_of(isolated / "emissions.csv")) == 1
 
 
 @pytest.mark.slow
@@ -303,7 +299,7 @@ def test_monitor_writes_a_row_every_interval_until_stopped(isolated: Path) -> No
         assert re.search(r"CPU [\d.]+ W +GPU [\d.]+ W +RAM [\d.]+ W", line), line
         assert "CO2eq" in line
     assert "\x1b" not in "".join(lines) + rest
-    written = rows(isolated / "emissions.csv")
+    written = rows_of(isolated / "emissions.csv")
     assert len(written) >= 4  # three flushes and the final row
     assert len({r["run_id"] for r in written}) == 1
     durations = [float(r["duration"]) for r in written]
@@ -453,7 +449,7 @@ def write_runs(folder: Path) -> Path:
 def expected_runs(path: Path) -> dict[str, dict[str, str]]:
     """The last run row (empty `window`) of each run_id, read independently of the report."""
     last: dict[str, dict[str, str]] = {}
-    for row in rows(path):
+    for row in rows_of(path):
         if not row.get("window"):
             last[row["run_id"]] = row
     return last
@@ -464,7 +460,9 @@ def test_report_json_from_our_csv(isolated: Path) -> None:
     path = write_runs(isolated)
     expected = expected_runs(path)
     assert len(expected) == 3
-    assert len([r for r in rows(path) if not r["window"]]) == 6  # a flush row and a stop row each
+    assert (
+        len([r for r in rows_of(path) if not r["window"]]) == 6
+    )  # a flush row and a stop row each
     result = carbonmeter("report", str(path), "--format", "json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
@@ -479,7 +477,7 @@ def test_report_json_from_our_csv(isolated: Path) -> None:
     for run_id, row in expected.items():
         assert runs[run_id]["co2_kg"] == float(row["emissions"])
         assert runs[run_id]["intensity_source"] == row["intensity_source"]
-    epoch_rows = [r for r in rows(path) if r["window"] and r["epoch"]]
+    epoch_rows = [r for r in rows_of(path) if r["window"] and r["epoch"]]
     for run_id, run in runs.items():
         mine = [r for r in epoch_rows if r["run_id"] == run_id]
         assert len(run["epochs"]) == len(mine)
@@ -582,6 +580,7 @@ def test_readme_estimate_and_intensity_lines_run() -> None:
 # --- bad input ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     not_emissions = tmp_path / "other.csv"
     not_emissions.write_text("a,b\n1,2\n")

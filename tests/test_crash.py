@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import os
 import select
 import signal
 import subprocess
@@ -13,13 +11,13 @@ from pathlib import Path
 
 import pytest
 from fixtures.powercap import FakePowercap
+from helpers import UJ_PER_KWH, child_env, read_csv
 
 from carbonmeter import CSV_COLUMNS
 
 pytestmark = pytest.mark.slow
 
 TESTS = Path(__file__).resolve().parent
-UJ_PER_KWH = 3.6e12
 
 PRELUDE = f"""
 import sys, time
@@ -66,16 +64,6 @@ for i in range(1_000_000):
 """
 
 
-def child_env(home: Path) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("CARBONMETER_", "CODECARBON_"))
-    }
-    env["HOME"] = str(home)
-    return env
-
-
 def command(body: str, tree: FakePowercap, out: Path) -> list[str]:
     return [sys.executable, "-c", PRELUDE + body, str(tree.root), str(out)]
 
@@ -90,13 +78,6 @@ def kill_when_ready(child: subprocess.Popen[str], delay_s: float = 0.0) -> None:
     time.sleep(delay_s)
     child.send_signal(signal.SIGKILL)
     assert child.wait(timeout=30) == -signal.SIGKILL
-
-
-def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    with path.open(encoding="utf-8", newline="") as file:
-        reader = csv.DictReader(file)
-        rows = list(reader)
-        return list(reader.fieldnames or []), rows
 
 
 @pytest.fixture

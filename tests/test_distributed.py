@@ -3,9 +3,7 @@ the stand-in NVML library (tests/fixtures/fake_nvml.c), each advanced at a known
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -19,24 +17,14 @@ from pathlib import Path
 
 import pytest
 from fixtures.powercap import FakePowercap
+from helpers import child_env, rows_of
 
 pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).resolve().parent
 RANK_SCRIPT = HERE / "scripts" / "ddp_job.py"
-FAKE_NVML = HERE / "fixtures" / "fake_nvml.c"
 CPU_W, RAM_W, GPU_W = 30.0, 6.0, 50.0
 J_PER_KWH = 3.6e6
-
-
-@pytest.fixture(scope="module")
-def fake_nvml_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    compiler = shutil.which("cc")
-    if compiler is None:
-        pytest.fail("the distributed tests need a C compiler (cc) for the stand-in NVML")
-    library = tmp_path_factory.mktemp("nvml") / "libfake_nvml.so"
-    subprocess.run([compiler, "-shared", "-fPIC", "-O1", "-o", str(library), str(FAKE_NVML)])
-    return library
 
 
 @dataclass
@@ -97,14 +85,10 @@ def advancing(hosts: list[Host]) -> Iterator[None]:
         thread.join()
 
 
-def child_env(tmp_path: Path) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("CARBONMETER_", "CODECARBON_", "FAKE_NVML", "CUDA_VISIBLE"))
-    }
-    env.update(
-        HOME=str(tmp_path),
+def job_env(tmp_path: Path) -> dict[str, str]:
+    """A rank's environment: one thread, this folder's scripts importable, wandb offline."""
+    return child_env(
+        tmp_path,
         OMP_NUM_THREADS="1",
         PYTHONPATH=str(HERE),
         WANDB_MODE="offline",
@@ -113,12 +97,6 @@ def child_env(tmp_path: Path) -> dict[str, str]:
         WANDB_CACHE_DIR=str(tmp_path / "wandb-cache"),
         WANDB_DATA_DIR=str(tmp_path / "wandb-data"),
     )
-    return env
-
-
-def rows_of(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as file:
-        return list(csv.DictReader(file))
 
 
 def energy_j(row: dict[str, str]) -> float:
@@ -136,7 +114,7 @@ def run_torchrun(
             *(f"--nproc-per-node={processes}", str(RANK_SCRIPT), json.dumps(config)),
         ],
         cwd=tmp_path,
-        env=child_env(tmp_path),
+        env=job_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=240,
@@ -159,7 +137,7 @@ def launch_by_hand(
     port = str(free_port())
     ranks = []
     for rank in range(2):
-        env = child_env(tmp_path)
+        env = job_env(tmp_path)
         env.update(
             MASTER_ADDR="127.0.0.1",
             MASTER_PORT=port,
@@ -368,7 +346,7 @@ def test_framework_ddp_writes_one_job_row_per_epoch_and_wandb_gets_the_jobs_figu
         result = subprocess.run(
             [*launch, framework, json.dumps(config)],
             cwd=tmp_path,
-            env=child_env(tmp_path),
+            env=job_env(tmp_path),
             capture_output=True,
             text=True,
             timeout=300,
@@ -514,7 +492,7 @@ def test_lightning_ddp_stops_both_ranks_after_the_same_epoch_on_the_jobs_budget(
         result = subprocess.run(
             [sys.executable, str(HERE / "scripts" / "ddp_frameworks.py"), "lightning", argument],
             cwd=tmp_path,
-            env=child_env(tmp_path),
+            env=job_env(tmp_path),
             capture_output=True,
             text=True,
             timeout=180,

@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import rows_of
 
 import carbonmeter
 
@@ -48,11 +49,6 @@ def run_python(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedPro
             **env,
         },
     )
-
-
-def rows_of(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as file:
-        return list(csv.DictReader(file))
 
 
 def test_without_the_variable_codecarbon_stays_missing(tmp_path: Path) -> None:

@@ -101,6 +101,7 @@ def energy_query(run_id: str, job: str) -> str:
     return f'sum(carbonmeter_energy_joules_total{{run_id="{run_id}",job="{job}"}})'
 
 
+@pytest.mark.slow
 def test_pushgateway_counters_reach_prometheus_and_equal_the_csv(
     stack: Stack, isolated: Path
 ) -> None:
@@ -146,6 +147,7 @@ def test_pushgateway_counters_reach_prometheus_and_equal_the_csv(
     assert series[0]["metric"]["experiment"] == row["experiment_id"]  # type: ignore[index]
 
 
+@pytest.mark.slow
 def test_textfile_counters_reach_prometheus_through_node_exporter(
     stack: Stack, isolated: Path
 ) -> None:
@@ -165,6 +167,7 @@ def test_textfile_counters_reach_prometheus_through_node_exporter(
     assert ranked
 
 
+@pytest.mark.slow
 def test_gateway_down_mid_run_then_back_receives_the_total(
     stack: Stack, isolated: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

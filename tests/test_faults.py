@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.powercap import FakePowercap, public_root, run_unprivileged
+from helpers import UJ_PER_KWH, child_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,17 +31,6 @@ from carbonmeter.intensity import lookup
 pytestmark = pytest.mark.usefixtures("isolated")
 
 TESTS = Path(__file__).resolve().parent
-UJ_PER_KWH = 3.6e12
-
-
-def child_env(home: Path) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("CARBONMETER_", "CODECARBON_"))
-    }
-    env["HOME"] = str(home)
-    return env
 
 
 def parse(path: Path) -> list[dict[str, str]]:
@@ -592,6 +582,7 @@ BAD_VALUES = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

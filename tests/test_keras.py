@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fixtures import budget
+from helpers import rows_of
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras", reason="Keras tests need the [keras] extra")
@@ -19,11 +19,6 @@ np = pytest.importorskip("numpy")
 from carbonmeter.keras import EmissionsCallback  # noqa: E402
 
 SCRIPTS = Path(__file__).parent / "scripts"
-
-
-def rows_of(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as file:
-        return list(csv.DictReader(file))
 
 
 def tiny_model() -> keras.Model:

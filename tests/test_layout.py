@@ -187,3 +187,40 @@ def test_the_source_check_sees_policy(tmp_path: Path) -> None:
 def test_the_choice_of_sources_does_no_io() -> None:
     plan = _code(SRC / "sensors" / "plan.rs")
     assert not re.search(r"\b(std::fs|read_dir|Instant|File|HostProbe|RaplSensor)\b", plan)
+
+
+# --- The tests' own layout: what several test files share is written once --------------------
+
+TESTS = Path(__file__).resolve().parent
+# Helpers and compiler calls that tests/helpers.py, tests/conftest.py and tests/common/mod.rs
+# hold for every test file; a copy elsewhere drifts from them (three copies of child_env did).
+_SHARED = re.compile(
+    r"^def (child_env|rows_of|read_csv|make_tracker|to_uj)\("
+    r"|shutil\.which\(\"cc\"\)|Command::new\(\"cc\"\)",
+    re.MULTILINE,
+)
+# Their homes, and this file, which names them.
+_SHARED_HOMES = {"helpers.py", "conftest.py", Path(__file__).name}
+
+
+def copied_helpers(tests: Path) -> list[str]:
+    """`file: what` for each copy of a shared test helper outside its home."""
+    found = []
+    for path in sorted([*tests.glob("*.py"), *tests.glob("*.rs"), *tests.glob("scripts/*.py")]):
+        name = path.relative_to(tests).as_posix()
+        if name not in _SHARED_HOMES:
+            text = path.read_text(encoding="utf-8")
+            found += [f"{name}: {match.group(0)}" for match in _SHARED.finditer(text)]
+    return found
+
+
+def test_shared_test_helpers_are_not_copied(tmp_path: Path) -> None:
+    assert copied_helpers(TESTS) == []
+    (tmp_path / "helpers.py").write_text("def rows_of(path):\n    pass\n")
+    (tmp_path / "test_x.py").write_text('def rows_of(path):\n    return shutil.which("cc")\n')
+    (tmp_path / "y.rs").write_text('fn f() { Command::new("cc"); }\n')
+    assert copied_helpers(tmp_path) == [
+        "test_x.py: def rows_of(",
+        'test_x.py: shutil.which("cc")',
+        'y.rs: Command::new("cc")',
+    ]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import time
 from pathlib import Path
 
 import pytest
 from fixtures import budget
+from helpers import rows_of
 
 pl = pytest.importorskip("lightning.pytorch", reason="Lightning tests need the [lightning] extra")
 torch = pytest.importorskip("torch")
@@ -18,11 +18,6 @@ from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 from carbonmeter.lightning import EmissionsCallback  # noqa: E402
 
 logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-
-
-def rows_of(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as file:
-        return list(csv.DictReader(file))
 
 
 class TinyRegressor(pl.LightningModule):

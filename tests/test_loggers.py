@@ -171,6 +171,7 @@ def test_unknown_logger_name_is_refused_at_construction() -> None:
         EmissionsTracker(save_to_file=False, loggers=["tensorboard"])
 
 
+@pytest.mark.slow
 def test_keras_callback_logs_each_epoch_once_to_wandb(offline_clients: Path) -> None:
     os.environ.setdefault("KERAS_BACKEND", "torch")
     keras = pytest.importorskip("keras")
@@ -193,6 +194,7 @@ def test_keras_callback_logs_each_epoch_once_to_wandb(offline_clients: Path) -> 
     assert list(logged.values()) == pytest.approx(history.history["co2_kg"])
 
 
+@pytest.mark.slow
 def test_lightning_wandb_logger_receives_co2_once_per_epoch(offline_clients: Path) -> None:
     pl = pytest.importorskip("lightning.pytorch")
     torch = pytest.importorskip("torch")
@@ -246,6 +248,7 @@ def test_lightning_wandb_logger_receives_co2_once_per_epoch(offline_clients: Pat
     assert summary["cpu_method"] == run_data["cpu_method"]
 
 
+@pytest.mark.slow
 def test_hf_report_to_carbonmeter_then_wandb_logs_co2_once_per_epoch(
     offline_clients: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -311,6 +314,7 @@ def test_hf_report_to_carbonmeter_then_wandb_logs_co2_once_per_epoch(
     assert summary["gpu_method"] == run_data["gpu_method"]
 
 
+@pytest.mark.slow
 def test_hf_report_to_comet_gets_the_run_totals(
     offline_clients: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,7 +3,6 @@ carbonmeter`, the `%%carbonmeter` cell magic and `%carbonmeter start` / `stop`."
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 from collections.abc import Iterator
@@ -11,16 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import rows_of
 
 pytest.importorskip("IPython", reason="notebook tests need the [notebook] extra")
 
 from IPython.core.interactiveshell import InteractiveShell
-
-
-def rows_of(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as file:
-        return list(csv.DictReader(file))
-
 
 # Threads carbonmeter starts once per process and keeps for every later run (names as the OS
 # truncates them to 15 bytes).

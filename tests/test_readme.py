@@ -38,6 +38,8 @@ def test_readme_opens_with_install_and_test_commands() -> None:
     commands = [line.split("#")[0].strip() for line in first_block.splitlines()]
     assert commands[0].startswith("pip install .")
     assert commands[1] == "make test-all"
+    makefile = (README.parent / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"(?m)^test-all:", makefile)
 
 
 def test_readme_links_resolve() -> None:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import rows_of
 
 from carbonmeter import EmissionsTracker, report
 from carbonmeter.intensity import lookup
@@ -50,15 +51,10 @@ def measure(folder: Path, epochs: int = 0, work: int = 20_000, **kwargs: object)
     tracker.stop()
 
 
-def csv_rows(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 def spread_over_days(path: Path, days: int) -> None:
     """Moves each run's rows to its own time over `days` days (runs made in one second would
     stack on one date), keeping every measured figure as written."""
-    rows = csv_rows(path)
+    rows = rows_of(path)
     run_ids = list(dict.fromkeys(r["run_id"] for r in rows))
     start = datetime.datetime(2026, 11, 2, 9, 0)
     step = datetime.timedelta(days=days) / max(len(run_ids), 1)
@@ -82,7 +78,7 @@ def three_experiments(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def last_run_rows(path: Path) -> dict[str, dict[str, str]]:
     last: dict[str, dict[str, str]] = {}
-    for row in csv_rows(path):
+    for row in rows_of(path):
         if not row["window"]:
             last[row["run_id"]] = row
     return last
@@ -92,7 +88,7 @@ def last_run_rows(path: Path) -> dict[str, dict[str, str]]:
 
 
 def test_experiment_name_is_a_column(three_experiments: Path) -> None:
-    names = {r["experiment_name"] for r in csv_rows(three_experiments)}
+    names = {r["experiment_name"] for r in rows_of(three_experiments)}
     assert names == {"text-classification", "summarization", "translation"}
 
 
@@ -278,7 +274,7 @@ def test_one_run_with_no_location_reads_right(
 ) -> None:
     monkeypatch.setenv("TZ", "UTC")  # no country from the time zone: the world average
     measure(tmp_path, project_name="solo", country_iso_code=None, region=None)
-    rows = csv_rows(tmp_path / "emissions.csv")
+    rows = rows_of(tmp_path / "emissions.csv")
     assert rows[-1]["location_source"] == "none"
     data = report.load([tmp_path])
     md = report.text.markdown(data)
@@ -295,7 +291,7 @@ def test_json_is_strict_and_an_unmeasured_gpu_is_null_not_nan(tmp_path: Path) ->
     must still parse as strict JSON (jq, JavaScript), with that figure `null`, never 0."""
     measure(tmp_path)
     path = tmp_path / "emissions.csv"
-    rows = csv_rows(path)
+    rows = rows_of(path)
     for row in rows:
         row.update(gpu_energy="NaN", gpu_power="NaN", gpu_method="unmeasured", gpu_count="1")
     with path.open("w", encoding="utf-8", newline="") as handle:
@@ -535,5 +531,5 @@ def test_hf_tasks_example_prints_the_papers_table(tmp_path: Path) -> None:
     # The same table as `carbonmeter report --format markdown` opens with.
     md = carbonmeter("report", str(tmp_path / "emissions.csv"), "--format", "markdown").stdout
     assert "\n".join(table) in md
-    epochs = [r for r in csv_rows(tmp_path / "emissions.csv") if r["epoch"]]
+    epochs = [r for r in rows_of(tmp_path / "emissions.csv") if r["epoch"]]
     assert len(epochs) == 12  # two epochs of each task, measured by the HF callback

@@ -3,7 +3,6 @@ data, CPU, nothing downloaded)."""
 
 from __future__ import annotations
 
-import csv
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 from fixtures import budget
+from helpers import rows_of
 
 transformers = pytest.importorskip(
     "transformers", reason="Transformers tests need the [transformers] extra"
@@ -27,11 +27,6 @@ from transformers import (  # noqa: E402
 )
 
 from carbonmeter.transformers import EmissionsCallback  # noqa: E402
-
-
-def rows_of(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as file:
-        return list(csv.DictReader(file))
 
 
 class SyntheticTokens(torch.utils.data.Dataset):
@@ -90,6 +85,7 @@ class LogsRecorder(TrainerCallback):
         self.logs.append(dict(logs or {}))
 
 
+@pytest.mark.slow
 def test_epochs_and_evaluations_land_in_the_csv_and_the_log_history(tmp_path: Path) -> None:
     callback = EmissionsCallback(output_dir=str(tmp_path), country_iso_code="FRA")
     trainer = Trainer(
@@ -133,6 +129,7 @@ def test_epochs_and_evaluations_land_in_the_csv_and_the_log_history(tmp_path: Pa
     assert rows_of(tmp_path / "emissions.csv")[-1]["window"] == ""
 
 
+@pytest.mark.slow
 def test_report_to_carbonmeter_runs_before_later_callbacks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -180,6 +177,7 @@ class EpochFloor(TrainerCallback):
         time.sleep(budget.EPOCH_FLOOR_S)
 
 
+@pytest.mark.slow
 def test_the_budget_stops_training_after_the_crossing_epoch(tmp_path: Path) -> None:
     callback = EmissionsCallback(output_dir=str(tmp_path), **budget.SETTINGS)
     trainer = Trainer(
@@ -195,6 +193,7 @@ def test_the_budget_stops_training_after_the_crossing_epoch(tmp_path: Path) -> N
     assert round(trainer.state.epoch or 0) == ran
 
 
+@pytest.mark.slow
 def test_samples_and_the_trainers_token_count_reach_the_rows(tmp_path: Path) -> None:
     # 40 samples in batches of 16: 16, 16 and 8 per epoch, 16 tokens each.
     callback = EmissionsCallback(output_dir=str(tmp_path), country_iso_code="FRA")

@@ -16,13 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtures.nvml import FakeNvml, devices
 from fixtures.powercap import FakePowercap
-from test_gpu import FakeNvml, compiled_fake, devices, fake_nvml
 
 from carbonmeter import EmissionsData, EmissionsTracker
 from carbonmeter._core import TABLES
-
-__all__ = ["compiled_fake", "fake_nvml"]  # fixtures, imported for pytest to find
 
 J_PER_KWH = 3.6e6
 

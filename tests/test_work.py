@@ -3,7 +3,6 @@ fake powercap tree and under concurrent Python threads."""
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 import threading
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.powercap import FakePowercap
+from helpers import rows_of
 
 from carbonmeter import EmissionsTracker, InvalidValueError, TrackerStateError, report
 
@@ -35,11 +35,6 @@ def tracker_on(tree: FakePowercap, out: Path | None = None, **kwargs: object) ->
 
 def uj(kwh: float) -> int:
     return round(kwh * 3.6e12)
-
-
-def rows_of(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as file:
-        return list(csv.DictReader(file))
 
 
 @pytest.fixture

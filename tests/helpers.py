@@ -1,0 +1,123 @@
+"""What several test files share: a tracker on a fake tree and exact µJ, a child process's
+environment, reading rows back, log lines, and the stand-in vendor libraries built from
+`tests/fixtures/*.c`."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures.powercap import FakePowercap
+
+from carbonmeter import EmissionsTracker
+
+TESTS = Path(__file__).resolve().parent
+FIXTURES = TESTS / "fixtures"
+UJ_PER_KWH = 3.6e12
+#: A CodeCarbon 3.3.2 file, whose header ours extends.
+CODECARBON_CSV = FIXTURES / "codecarbon_3.3.2_emissions.csv"
+#: The zones `add_two_socket_server` gives, as a row's `rapl_zones` names them.
+SERVER_ZONES = "package-0+dram-0+package-1+psys"
+
+#: Variables that would reach a tracker besides its keyword arguments: the `isolated` fixture
+#: clears them in this process, `child_env` in a child's.
+SETTING_PREFIXES = ("CARBONMETER_", "CODECARBON_", "OTEL_EXPORTER_OTLP_")
+#: What picks or drives a GPU (the stand-in NVML's control file, CUDA's device list): a child
+#: finds the GPUs its test gives it, not the ones of the shell that ran pytest.
+GPU_PREFIXES = ("FAKE_NVML", "CUDA_VISIBLE")
+
+
+def child_env(home: Path, **extra: str) -> dict[str, str]:
+    """This process's environment for a child, less every setting and GPU selection, with
+    `HOME` at `home` (so no `~/.codecarbon.config` applies) and `extra` on top."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(SETTING_PREFIXES + GPU_PREFIXES)
+    }
+    env["HOME"] = str(home)
+    env.update(extra)
+    return env
+
+
+def to_uj(kwh: float, pue: float = 1.0) -> int:
+    """kWh back to whole µJ: the core is exact to the µJ, so this gives back what was written.
+
+    Tests advance counters by known µJ between the tracker's reads (start, flush, stop, sampler
+    ticks), so every RAPL figure in a row is known exactly: 1 kWh = 3.6e12 µJ.
+    """
+    return round(kwh / pue * UJ_PER_KWH)
+
+
+def assert_kwh(kwh: float, energy_uj: int, pue: float = 1.0) -> None:
+    assert to_uj(kwh, pue) == energy_uj
+    assert math.isclose(kwh, energy_uj / UJ_PER_KWH * pue, rel_tol=1e-14, abs_tol=0.0)
+
+
+def make_tracker(tree: FakePowercap | None = None, **kwargs: Any) -> EmissionsTracker:
+    """A tracker in France that writes no file and ticks once a minute (so the rows hold only
+    what the test advanced between its own reads), on `tree` when given."""
+    settings: dict[str, Any] = {
+        "country_iso_code": "FRA",
+        "save_to_file": False,
+        "measure_power_secs": 60,
+    }
+    if tree is not None:
+        settings["powercap_root"] = str(tree.root)
+    settings.update(kwargs)
+    return EmissionsTracker(**settings)
+
+
+def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The file's header and its rows as dicts."""
+    with path.open(encoding="utf-8", newline="") as file:
+        reader = csv.DictReader(file)
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
+
+
+def rows_of(path: Path) -> list[dict[str, str]]:
+    """The file's rows as dicts, keyed by its header."""
+    return read_csv(path)[1]
+
+
+def carbonmeter_messages(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    """What carbonmeter's loggers said at exactly `level`."""
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith("carbonmeter") and record.levelno == level
+    ]
+
+
+def eventually(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    """Waits for `condition`, an event the test cannot be told of; `timeout_s` bounds only a
+    hang, so a loaded machine is slower here, never wrong."""
+    give_up = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > give_up:
+            pytest.fail(f"waited {timeout_s} s for {what}")
+        time.sleep(0.005)
+
+
+def build_stand_in(source: str, folder: Path, *defines: str) -> Path:
+    """`tests/fixtures/<source>` compiled with the system `cc` into a `.so` in `folder`.
+
+    Warnings fail the build (as in tests/common/mod.rs), and so does a missing compiler: a test
+    that needs a stand-in library fails rather than skips.
+    """
+    compiler = shutil.which("cc")
+    if compiler is None:
+        pytest.fail(f"a C compiler (cc) is needed to build the stand-in {source}")
+    library = folder / f"lib{Path(source).stem}.so"
+    flags = ["-shared", "-fPIC", "-O1", "-Wall", "-Werror", *defines]
+    subprocess.run([compiler, *flags, "-o", str(library), str(FIXTURES / source)], check=True)
+    return library
