@@ -17,7 +17,7 @@
 //!   times, either side;
 //! - with one epoch done, nothing tells warm-up from steady state: the interval runs from what is
 //!   spent (the rest costs at least nothing) to twice the first epoch per remaining epoch (an
-//!   assumption, said so in the README).
+//!   assumption, said so in `docs/budget.md`).
 
 /// The `co2_budget_kg` and `stop_over_budget` settings.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

@@ -1,10 +1,10 @@
 //! Units of work: the samples, tokens and requests a run or window counted, and how the energy
 //! of overlapping shared windows (the requests of a server) is split between them.
 //!
-//! The rule, written once here and in the README: between two consecutive edges of shared
-//! windows (an open or a close) the set of open shared windows is constant, so the energy
-//! measured over that stretch is split equally among them (a split by time: a request open
-//! twice as long as another, beside the same neighbours, gets twice the energy). Energy measured
+//! The rule, written once here and in `docs/energy-per-sample.md`: between two consecutive edges
+//! of shared windows (an open or a close) the set of open shared windows is constant, so the
+//! energy measured over that stretch is split equally among them (a split by time: a request
+//! open twice as long as another, beside the same neighbours, gets twice the energy). Energy measured
 //! while no shared window is open is nobody's: it is the run row's `unattributed_energy`. The run
 //! row itself keeps all the energy, so the shares plus the unattributed energy add up to it.
 

@@ -449,9 +449,9 @@ class EmissionsData:
 class EmissionsTracker:
     """Measures the energy and emissions of the code between `start()` and `stop()`.
 
-    Takes CodeCarbon's keyword arguments (see the README); each resolves from the argument, then
-    `CARBONMETER_<KEY>` / `CODECARBON_<KEY>`, then `.codecarbon.config` in the working and home
-    directories.
+    Takes CodeCarbon's keyword arguments (see `docs/settings.md`); each resolves from the
+    argument, then `CARBONMETER_<KEY>` / `CODECARBON_<KEY>`, then `.codecarbon.config` in the
+    working and home directories.
 
     Example:
         >>> from carbonmeter import EmissionsTracker

@@ -1,6 +1,6 @@
 //! Every setting carbonmeter accepts, in one table: its name, kind, default, allowed values
 //! and one-line doc. The parser ([`super::sources`]), `_core.SETTINGS`, the CLI flags and their
-//! help, the `.pyi` keyword check and the README check all read this table, so a setting is
+//! help, the `.pyi` keyword check and the docs' check all read this table, so a setting is
 //! spelled once.
 //!
 //! # Adding a setting
@@ -13,7 +13,8 @@
 //!    (`layers.number("psu_efficiency")?`, `layers.text(..)`, `layers.flag(..)`,
 //!    `layers.choice(..)`): validation and the default come from the row.
 //! 3. Add the keyword to `EmissionsTracker.__new__` in `python/carbonmeter/_core.pyi` and the
-//!    name to the README's Settings list; `tests/test_settings.py` fails until both match.
+//!    name to the Settings list of `docs/settings.md`; `tests/test_settings.py` fails until both
+//!    match.
 //!
 //! The CLI flag (`--psu-efficiency`) with its help text appears by itself.
 
