@@ -4,9 +4,10 @@
 //! The rule, written once here and in `docs/energy-per-sample.md`: between two consecutive edges
 //! of shared windows (an open or a close) the set of open shared windows is constant, so the
 //! energy measured over that stretch is split equally among them (a split by time: a request
-//! open twice as long as another, beside the same neighbours, gets twice the energy). Energy measured
-//! while no shared window is open is nobody's: it is the run row's `unattributed_energy`. The run
-//! row itself keeps all the energy, so the shares plus the unattributed energy add up to it.
+//! open twice as long as another, beside the same neighbours, gets twice the energy). Energy
+//! measured while no shared window is open is nobody's: it is the run row's
+//! `unattributed_energy`. The run row itself keeps all the energy, so the shares plus the
+//! unattributed energy add up to it.
 
 use crate::error::{Error, Result};
 use crate::gpu::GpuInterval;
