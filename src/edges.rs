@@ -13,7 +13,8 @@
 //! stuck in a wedged driver call. So a read stuck for one run never holds up another run's
 //! edges (which would then fall back to their last reading and write rows of nothing); the
 //! stuck run's own edges fall back until its read returns. A forked child, which has no copy of
-//! the threads, forgets them ([`reset_after_fork`]) and spawns its own on first use.
+//! the threads, forgets them ([`crate::runtime::ProcessLock::thread`]) and spawns its own on
+//! first use.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -22,8 +23,9 @@ use std::time::{Duration, Instant};
 
 use crate::cost::{CostMeter, thread_cpu_ns};
 use crate::intensity::weighted::HourlyRun;
-use crate::locks::{Condvar, Mutex};
 use crate::meter::{Meter, MeterDescription, Snapshot};
+use crate::runtime::ProcessLock;
+use crate::runtime::locks::{Condvar, Mutex};
 
 /// Longest a window edge (and stop()) waits for a sensor read: far above a normal full read (a
 /// process-tree refresh and a few NVML calls take milliseconds), and small beside an epoch. A read
@@ -107,16 +109,9 @@ fn spin_until(done: impl Fn() -> bool) {
     }
 }
 
-/// The process's edge queue, made on first use; `None` again in a forked child.
-static EDGES: parking_lot::Mutex<Option<Arc<Queue>>> = parking_lot::Mutex::new(None);
-
-/// In a forked child: forgets the parent's edge threads (not copied) and what they were asked.
-pub(crate) fn reset_after_fork() {
-    crate::locks::force_release(&EDGES);
-    if let Some(parent) = EDGES.lock().take() {
-        std::mem::forget(parent);
-    }
-}
+/// The process's edge queue, made on first use; `None` again in a forked child, which forgets
+/// the parent's edge threads (not copied) and what they were asked.
+static EDGES: ProcessLock<Option<Arc<Queue>>> = ProcessLock::thread();
 
 fn process_queue() -> Arc<Queue> {
     let mut process = EDGES.lock();
@@ -183,10 +178,7 @@ fn request(queue: &Arc<Queue>, run: &Arc<RunEdges>, seq: u64) {
     queue.ready.notify_all();
     if spawn {
         let served = Arc::clone(queue);
-        let spawned = std::thread::Builder::new()
-            .name("carbonmeter-edges".to_owned())
-            .spawn(move || serve(&served));
-        if let Err(err) = spawned {
+        if let Err(err) = crate::runtime::spawn("edges", move || serve(&served)) {
             // The request waits for a busy thread instead, within its deadline.
             log::debug!("no new carbonmeter-edges thread: {err}");
         }

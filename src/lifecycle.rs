@@ -10,19 +10,17 @@
 //! never replaced (CodeCarbon's is, and breaks KeyboardInterrupt there, their #1310), and the
 //! default comes back when the last tracker stops.
 //!
-//! **fork()** copies only the forking thread: the child has no sampler or edge thread and may
-//! have copied a lock some other thread held. An at-fork handler gives the child fresh locks,
-//! forgets the process-wide threads (its first run spawns its own) and forgets (never joins nor
-//! writes) the runs it copied: the child starts a run of its own or is told, by a
-//! `TrackerStateError`, that none is open.
+//! **fork()** copies only the forking thread. The list of trackers is one of the process-wide
+//! locks of [`crate::runtime`], whose at-fork handler releases it and, in the child, forgets
+//! (never joins nor writes) the runs it copied: the child starts a run of its own or is told,
+//! by a `TrackerStateError`, that none is open. The signal handlers go back to the defaults and
+//! the child closes its copy of the watcher's pipe.
 
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Once, Weak};
+use std::sync::{Arc, Weak};
 
-use parking_lot::Mutex;
-
-use crate::locks::force_release;
+use crate::runtime::ProcessLock;
 
 /// What a signal or a fork does to a tracker; implemented by the tracker, so this module
 /// depends on nothing that depends on it.
@@ -36,8 +34,9 @@ pub(crate) trait Managed: Send + Sync {
 /// The signals whose default action ends the process and that schedulers send before a kill.
 const SIGNALS: [c_int; 2] = [libc::SIGTERM, libc::SIGHUP];
 
-/// Trackers that can be stopped on a signal and must be cleared in a forked child.
-static TRACKERS: Mutex<Vec<Weak<dyn Managed>>> = Mutex::new(Vec::new());
+/// Trackers that can be stopped on a signal; a forked child forgets their runs.
+static TRACKERS: ProcessLock<Vec<Weak<dyn Managed>>> =
+    ProcessLock::with_reset(Vec::new(), forget_runs);
 
 /// Write end of the pipe from the signal handler to the watcher; -1 before the first run.
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
@@ -49,24 +48,19 @@ struct Armed {
     watcher: bool,
 }
 
-static ARMED: Mutex<Armed> = Mutex::new(Armed {
-    running: 0,
-    installed: Vec::new(),
-    read_fd: -1,
-    watcher: false,
-});
-
-static AT_FORK: Once = Once::new();
+/// The handlers and the watcher; a forked child starts disarmed, with no watcher.
+static ARMED: ProcessLock<Armed> = ProcessLock::with_reset(
+    Armed {
+        running: 0,
+        installed: Vec::new(),
+        read_fd: -1,
+        watcher: false,
+    },
+    disarm,
+);
 
 /// Keeps `tracker` where a signal or a fork can find it.
 pub(crate) fn register(tracker: &Arc<dyn Managed>) {
-    AT_FORK.call_once(|| {
-        // SAFETY: the handlers are plain functions that live as long as the process.
-        let status = unsafe { libc::pthread_atfork(None, None, Some(in_forked_child)) };
-        if status != 0 {
-            log::debug!("pthread_atfork failed ({status}): forked children keep copied runs");
-        }
-    });
     let mut trackers = TRACKERS.lock();
     trackers.retain(|weak| weak.strong_count() > 0);
     trackers.push(Arc::downgrade(tracker));
@@ -86,7 +80,7 @@ pub(crate) fn run_started() {
                 armed.watcher = true;
             }
             Err(err) => {
-                crate::once::warn_once(&format!(
+                crate::runtime::warn_once(&format!(
                     "cannot watch for SIGTERM/SIGHUP ({err}): a run ended by one loses its rows"
                 ));
                 return;
@@ -169,9 +163,7 @@ fn start_watcher(read_fd: c_int) -> std::io::Result<c_int> {
         PIPE_WRITE.store(fds[1], Ordering::Relaxed);
         fds[0]
     };
-    std::thread::Builder::new()
-        .name("carbonmeter-signals".to_owned())
-        .spawn(move || watch(read_fd))?;
+    crate::runtime::spawn("signals", move || watch(read_fd))?;
     Ok(read_fd)
 }
 
@@ -206,22 +198,15 @@ fn end_process(signal: c_int) {
     }
 }
 
-/// Runs in the child right after fork(), on its only thread.
-extern "C" fn in_forked_child() {
-    // A lock a vanished thread held would never be released: with one thread left, whoever
-    // holds it is gone, so it is released here before anything takes it.
-    force_release(&TRACKERS);
-    force_release(&ARMED);
-    crate::output::csv::release_after_fork();
-    crate::once::release_after_fork();
-    crate::sensors::host::release_after_fork();
-    crate::gpu::release_after_fork();
-    crate::sampler::reset_after_fork();
-    crate::edges::reset_after_fork();
-    for tracker in TRACKERS.lock().iter().filter_map(Weak::upgrade) {
+/// In a forked child: forgets the copied runs.
+fn forget_runs(trackers: &mut Vec<Weak<dyn Managed>>) {
+    for tracker in trackers.iter().filter_map(Weak::upgrade) {
         tracker.forget_after_fork();
     }
-    let mut armed = ARMED.lock();
+}
+
+/// In a forked child: the default handlers back, and no watcher (the thread was not copied).
+fn disarm(armed: &mut Armed) {
     armed.running = 0;
     restore_defaults(&mut armed.installed);
     // The pipe is shared with the parent: a signal to the child must not wake its watcher.

@@ -13,8 +13,9 @@
 //! the edge thread, but their polled GPU power gets no samples meanwhile.
 //!
 //! The thread holds no Python object, so waiting for it cannot wait on the GIL. Its waits go
-//! through [`crate::locks`], which a `fork()` cannot leave hung; a forked child, which has no
-//! copy of the thread, forgets it ([`reset_after_fork`]) and spawns its own on first use.
+//! through [`crate::runtime::locks`], which a `fork()` cannot leave hung; a forked child, which
+//! has no copy of the thread, forgets it ([`crate::runtime::ProcessLock::thread`]) and spawns
+//! its own on first use.
 //!
 //! Every reading of the time and every timed wait goes through a [`Clock`]: the system's in a
 //! process, one the tests advance by hand, so they count ticks rather than milliseconds.
@@ -23,7 +24,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::locks::{Condvar, Mutex, MutexGuard};
+use crate::runtime::ProcessLock;
+use crate::runtime::locks::{Condvar, Mutex, MutexGuard};
 
 /// Longest `stop` waits for a tick in progress: far above a normal full read (milliseconds), and
 /// small beside a training step. A tick stuck in a wedged driver call is left to finish alone.
@@ -126,17 +128,9 @@ struct Shared {
     clock: Arc<dyn Clock>,
 }
 
-/// The process's sampler thread, spawned on first use; `None` again in a forked child.
-static SAMPLER: parking_lot::Mutex<Option<Arc<Shared>>> = parking_lot::Mutex::new(None);
-
-/// In a forked child: forgets the parent's thread (not copied) and its registrations (the
-/// parent's runs, forgotten too), without touching locks a vanished thread may hold.
-pub(crate) fn reset_after_fork() {
-    crate::locks::force_release(&SAMPLER);
-    if let Some(parent) = SAMPLER.lock().take() {
-        std::mem::forget(parent);
-    }
-}
+/// The process's sampler thread, spawned on first use; `None` again in a forked child, which
+/// forgets the parent's registrations too (the parent's runs, forgotten with them).
+static SAMPLER: ProcessLock<Option<Arc<Shared>>> = ProcessLock::thread();
 
 /// Marks the thread ended however it ends, so the next registration starts a new one.
 struct EndOnDrop(Arc<Shared>);
@@ -214,12 +208,10 @@ fn spawn_thread(clock: Arc<dyn Clock>) -> std::io::Result<Arc<Shared>> {
         clock,
     });
     let thread_shared = Arc::clone(&shared);
-    std::thread::Builder::new()
-        .name("carbonmeter-sampler".to_owned())
-        .spawn(move || {
-            let ended = EndOnDrop(thread_shared);
-            serve(&ended.0);
-        })?;
+    crate::runtime::spawn("sampler", move || {
+        let ended = EndOnDrop(thread_shared);
+        serve(&ended.0);
+    })?;
     Ok(shared)
 }
 

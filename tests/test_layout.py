@@ -1,7 +1,7 @@
 """The core's layering, read from its source: no pyo3 outside the bindings, no import circle.
 
 A core module names another through `use crate::...` (or `super::` from a top-level file) and
-through inline paths such as `crate::once::warn_once`; each top-level module of `src/` (a file
+through inline paths such as `crate::runtime::warn_once`; each top-level module of `src/` (a file
 or a folder) is a node. Test modules (`#[cfg(test)] mod tests`) are left out: a test may reach
 across layers to build its inputs.
 """
@@ -223,4 +223,56 @@ def test_shared_test_helpers_are_not_copied(tmp_path: Path) -> None:
         "test_x.py: def rows_of(",
         'test_x.py: shutil.which("cc")',
         'y.rs: Command::new("cc")',
+    ]
+
+
+# Process-wide state lives in `runtime/`: a lock declared as a bare `static` would be missed by
+# the at-fork handler, and a thread spawned elsewhere would bypass `runtime::spawn`.
+RUNTIME = "runtime"
+_BARE_STATIC_LOCK = re.compile(
+    r"^\s*(?:pub(?:\([a-z]+\))?\s+)?static\s+([A-Z_][A-Z0-9_]*)\s*:[^=]*\b(?:Mutex|RwLock)\b",
+    re.MULTILINE,
+)
+_SPAWN = re.compile(r"\bthread::(?:Builder|spawn)\b")
+
+
+def runtime_bypasses(src: Path) -> list[str]:
+    """`file: what` for each process-wide lock or thread made outside `runtime/`."""
+    found = []
+    for path in sorted(src.rglob("*.rs")):
+        module = _module(src, path)
+        if module and module[0] == RUNTIME:
+            continue
+        code = _code(path)
+        name = str(path.relative_to(src))
+        found += [f"{name}: static {lock}" for lock in _BARE_STATIC_LOCK.findall(code)]
+        found += [f"{name}: {spawn}" for spawn in _SPAWN.findall(code)]
+    return found
+
+
+def test_process_wide_locks_and_threads_go_through_the_runtime() -> None:
+    assert runtime_bypasses(SRC) == []
+
+
+def test_the_runtime_depends_on_no_other_module() -> None:
+    graph = module_graph(SRC)
+    assert graph[RUNTIME] == set(), sorted(graph[RUNTIME])
+
+
+def test_the_runtime_check_sees_a_bare_lock_and_a_spawn(tmp_path: Path) -> None:
+    (tmp_path / "runtime").mkdir()
+    (tmp_path / "runtime" / "mod.rs").write_text(
+        "static REGISTRY: Mutex<()> = Mutex::new(());\nfn f() { std::thread::Builder::new(); }\n"
+    )
+    (tmp_path / "a.rs").write_text(
+        "static SEEN: parking_lot::Mutex<u8> = parking_lot::Mutex::new(0);\n"
+        "pub(crate) static KEPT: ProcessLock<Vec<u8>> = ProcessLock::new(Vec::new());\n"
+        "static CACHE: LazyLock<Mutex<Vec<u8>>> = LazyLock::new(Default::default);\n"
+        "fn g() { std::thread::spawn(|| ()); }\n"
+        "#[cfg(test)]\nmod tests {\n    fn h() { std::thread::spawn(|| ()); }\n}\n"
+    )
+    assert runtime_bypasses(tmp_path) == [
+        "a.rs: static SEEN",
+        "a.rs: static CACHE",
+        "a.rs: thread::spawn",
     ]

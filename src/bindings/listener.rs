@@ -1,16 +1,16 @@
 //! Hands closed windows and finished runs to the row listener Python registered: the core
 //! never imports its own package, the package tells the core what to call.
 
-use parking_lot::Mutex;
 use pyo3::prelude::*;
 
 use super::data::PyEmissionsData;
 use super::errors::CarbonmeterError;
 use crate::output::EmissionsRow;
+use crate::runtime::ProcessLock;
 
 /// The factory `carbonmeter` registered: called with a tracker's `loggers=` argument, it
 /// returns an object with `window_closed(data)` and `run_stopped(data)`.
-static FACTORY: Mutex<Option<Py<PyAny>>> = Mutex::new(None);
+static FACTORY: ProcessLock<Option<Py<PyAny>>> = ProcessLock::new(None);
 
 /// Registers the factory of row listeners (`carbonmeter/__init__.py` does, at import); a later
 /// call replaces it. Trackers made before keep the listener they have.
@@ -69,7 +69,7 @@ impl Listener {
         // The listener isolates each logger's faults itself; anything escaping it must still
         // not reach the training loop.
         if let Err(err) = listener.call_method1(py, method, (PyEmissionsData::new(row.clone()),)) {
-            crate::once::warn_once(&format!("experiment loggers failed in {method}: {err}"));
+            crate::runtime::warn_once(&format!("experiment loggers failed in {method}: {err}"));
         }
     }
 }

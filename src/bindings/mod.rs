@@ -12,8 +12,9 @@ mod vocabulary;
 
 use std::sync::OnceLock;
 
-use parking_lot::Mutex;
 use pyo3::prelude::*;
+
+use crate::runtime::ProcessLock;
 
 /// The one `log` logger of the process: Python's `logging` behind pyo3-log, connected on the
 /// first record that passes the level filter, or at once where `logging` is already loaded.
@@ -22,19 +23,19 @@ use pyo3::prelude::*;
 static BRIDGE: Bridge = Bridge {
     speaker: OnceLock::new(),
     reset: OnceLock::new(),
-    pending_level: Mutex::new(None),
+    pending_level: ProcessLock::new(None),
 };
 
 struct Bridge {
     speaker: OnceLock<Speaker>,
     reset: OnceLock<pyo3_log::ResetHandle>,
     /// `log_level=` of the latest tracker, for the `carbonmeter` logger once `logging` loads.
-    pending_level: Mutex<Option<String>>,
+    pending_level: ProcessLock<Option<String>>,
 }
 
 impl Bridge {
     /// Imports `logging`, applies the pending level and connects pyo3-log.
-    fn connect(&self, py: Python<'_>) -> PyResult<&Speaker> {
+    fn connect(&'static self, py: Python<'_>) -> PyResult<&'static Speaker> {
         if let Some(speaker) = self.speaker.get() {
             return Ok(speaker);
         }
@@ -68,7 +69,7 @@ impl log::Log for Bridge {
             return;
         }
         // pyo3-log attaches on every record too; the sampler thread never logs.
-        Python::attach(|py| match self.connect(py) {
+        Python::attach(|py| match BRIDGE.connect(py) {
             Ok(speaker) => speaker.log(record),
             Err(err) => err.print(py),
         });

@@ -256,7 +256,7 @@ fn live_settings(layers: &mut Layers) -> Result<LiveSettings> {
         if url_origin != token_origin {
             // A config file in the working folder could send a token given elsewhere to a
             // host of its choosing: say where each came from.
-            crate::once::warn_once(&format!(
+            crate::runtime::warn_once(&format!(
                 "the Electricity Maps token ({token_origin}) is sent to {base_url}, a base URL set \
                  elsewhere ({url_origin})"
             ));

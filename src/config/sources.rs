@@ -65,7 +65,7 @@ fn read_config_file(path: &Path) -> BTreeMap<String, String> {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return BTreeMap::new(),
         Err(err) => {
-            crate::once::warn_once(&format!("{} ignored: {err}", path.display()));
+            crate::runtime::warn_once(&format!("{} ignored: {err}", path.display()));
             return BTreeMap::new();
         }
     };

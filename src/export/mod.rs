@@ -14,7 +14,7 @@
 pub mod otlp;
 pub mod prometheus;
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -22,8 +22,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 use crate::intensity::live::Secret;
-use crate::locks::{Condvar, Mutex};
 use crate::meter::Snapshot;
+use crate::runtime::Causes;
+use crate::runtime::locks::{Condvar, Mutex};
 
 /// CodeCarbon's default Pushgateway address.
 pub const DEFAULT_PROMETHEUS_URL: &str = "localhost:9091";
@@ -437,7 +438,7 @@ struct Queue {
     done: u64,
     closed: bool,
     warnings: Vec<String>,
-    warned: HashSet<String>,
+    warned: Causes,
 }
 
 struct Shared {
@@ -497,9 +498,7 @@ impl Exporter {
                 retry_at: None,
             })
             .collect();
-        std::thread::Builder::new()
-            .name("carbonmeter-export".to_owned())
-            .spawn(move || run(&thread_shared, targets))
+        crate::runtime::spawn("export", move || run(&thread_shared, targets))
             .map_err(|err| Error::io("carbonmeter-export thread", err))?;
         Ok(Some(Arc::new(Self { shared, timeout })))
     }
@@ -617,7 +616,7 @@ fn run(shared: &Shared, mut targets: Vec<TargetState>) {
         crate::cost::publish_thread_clock(&shared.cpu_ns);
         let mut queue = shared.queue.lock();
         for warning in outcomes.into_iter().flatten() {
-            if queue.warned.insert(warning.clone()) {
+            if queue.warned.first(&warning) {
                 queue.warnings.push(warning);
             }
         }

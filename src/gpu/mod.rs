@@ -101,8 +101,8 @@ impl Default for GpuConfig {
 /// Vendor libraries the dynamic loader could not open in this process, with its error: a
 /// machine without a vendor's driver does not search the loader's path for it on every run's
 /// start. A library opened is not remembered (each run loads and shuts down its own).
-static UNOPENED: parking_lot::Mutex<Vec<(std::ffi::OsString, String)>> =
-    parking_lot::Mutex::new(Vec::new());
+static UNOPENED: crate::runtime::ProcessLock<Vec<(std::ffi::OsString, String)>> =
+    crate::runtime::ProcessLock::new(Vec::new());
 
 /// Why the library at `path` could not be opened, if an earlier run of the process found so.
 pub(crate) fn unopened(path: &std::ffi::OsStr) -> Option<String> {
@@ -119,11 +119,6 @@ pub(crate) fn remember_unopened(path: &std::ffi::OsStr, error: &str) {
     if !unopened.iter().any(|(known, _)| known == path) {
         unopened.push((path.to_owned(), error.to_owned()));
     }
-}
-
-/// In a forked child: releases the lock a thread of the parent held.
-pub(crate) fn release_after_fork() {
-    crate::locks::force_release(&UNOPENED);
 }
 
 /// A backend's discovery: the settings, the devices earlier backends found (handed to

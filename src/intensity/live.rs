@@ -7,13 +7,14 @@
 //! never logs and never touches Python: failures are recorded and reported by the caller,
 //! which then uses the table's figure for those hours.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, LazyLock};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::locks::{Condvar, Mutex};
+use crate::runtime::ProcessLock;
+use crate::runtime::locks::{Condvar, Mutex};
 
 /// Electricity Maps' v3 API.
 pub const DEFAULT_BASE_URL: &str = "https://api.electricitymap.org/v3";
@@ -206,9 +207,9 @@ const MAX_LATEST_LAG_HOURS: i64 = 2;
 
 type CacheKey = (String, String, u64, i64);
 
-/// Figures fetched in this process, by (base URL, zone, hour length, hour).
-static CACHE: LazyLock<Mutex<HashMap<CacheKey, f64>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+/// Figures fetched in this process, by (base URL, zone, hour length, hour); a forked child
+/// keeps them.
+static CACHE: ProcessLock<BTreeMap<CacheKey, f64>> = ProcessLock::new(BTreeMap::new());
 
 #[derive(Default)]
 struct State {
@@ -260,9 +261,7 @@ impl LiveFetcher {
         };
         // Not joined: a request in flight must not hold up the user's `stop()`. The thread
         // holds no Python object and exits after its current request once stopped.
-        std::thread::Builder::new()
-            .name("carbonmeter-intensity".to_owned())
-            .spawn(move || worker.run())?;
+        crate::runtime::spawn("intensity", move || worker.run())?;
         Ok(Self {
             zone: zone.to_owned(),
             base_url: settings.base_url.trim_end_matches('/').to_owned(),

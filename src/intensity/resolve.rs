@@ -100,7 +100,7 @@ fn from_time_zone(tz: Option<&str>, root: &Path) -> (Intensity, String) {
             "{} (country inferred from the time zone {} in {})",
             intensity.source, zone.name, zone.origin
         );
-        crate::once::info_once(&format!(
+        crate::runtime::once::info_once(&format!(
             "no location set: using {} ({}), the country of the time zone {} ({}); set \
              country_iso_code, region or cloud_provider/cloud_region to choose another grid",
             country.name, country.iso3, zone.name, zone.origin
@@ -117,7 +117,7 @@ fn from_time_zone(tz: Option<&str>, root: &Path) -> (Intensity, String) {
             )
         },
     );
-    crate::once::warn_once(&format!(
+    crate::runtime::warn_once(&format!(
         "no location set and {why}: emissions use the world average of {} g CO2eq/kWh ({}, \
          {}); set country_iso_code (e.g. \"FRA\") or CARBONMETER_COUNTRY_ISO_CODE for your grid",
         world.g_per_kwh,
@@ -138,7 +138,7 @@ fn live_zone(config: &IntensityConfig, intensity: &Intensity) -> Option<(String,
     if let Some(zone) = zone {
         return Some((zone, token));
     }
-    crate::once::warn_once(&format!(
+    crate::runtime::warn_once(&format!(
         "an Electricity Maps token is set but {} has no Electricity Maps zone known to \
          carbonmeter: the table's yearly figure is used; set electricitymaps_zone \
          (e.g. \"US-CAL-CISO\") to fetch hourly data",

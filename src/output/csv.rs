@@ -21,6 +21,7 @@ use parking_lot::Mutex;
 
 use super::row::{EmissionsRow, columns};
 use crate::error::{Error, Result};
+use crate::runtime::{Causes, ProcessLock};
 
 /// What to do with the row of a run already in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -34,21 +35,7 @@ pub enum WriteMode {
 
 // Trackers in one process serialise here before taking the file lock: `flock` excludes other
 // processes, and this keeps two threads of one process from contending through the kernel.
-static FILE_LOCK: Mutex<()> = Mutex::new(());
-
-/// In a forked child: releases the lock a writing thread of the parent held, and forgets the
-/// parent's fsync thread (not copied): the child's first row spawns its own.
-pub(crate) fn release_after_fork() {
-    crate::locks::force_release(&FILE_LOCK);
-    crate::locks::force_release(&SYNCER);
-    crate::locks::force_release(&KEPT);
-    // Closes the child's copies: a `flock` belongs to the open file, which a copied descriptor
-    // shares with the parent, so the child locking it would not exclude the parent.
-    KEPT.lock().clear();
-    if let Some(parent) = SYNCER.lock().take() {
-        std::mem::forget(parent);
-    }
-}
+static FILE_LOCK: ProcessLock<()> = ProcessLock::new(());
 
 /// How many times a write reopens the file when another process renamed it between our open
 /// and our lock (update mode, a foreign file set aside) before giving up on this row.
@@ -60,7 +47,7 @@ pub struct CsvSink {
     path: PathBuf,
     mode: WriteMode,
     // Causes of failed writes already reported: a full disk says so once, not once per row.
-    reported: Mutex<HashSet<String>>,
+    reported: Mutex<Causes>,
     /// The buffer rows are encoded into, reused from row to row (taken out while a row is
     /// written, so the lock is held only for the swap; a second writer meanwhile makes its own).
     encoded: Mutex<Vec<u8>>,
@@ -125,8 +112,10 @@ struct Kept {
     end: u64,
 }
 
-/// Files kept open, newest last: as many as runs of one process commonly write to.
-static KEPT: Mutex<Vec<Kept>> = Mutex::new(Vec::new());
+/// Files kept open, newest last: as many as runs of one process commonly write to. A forked
+/// child closes its copies: a `flock` belongs to the open file, which a copied descriptor
+/// shares with the parent, so the child locking it would not exclude the parent.
+static KEPT: ProcessLock<Vec<Kept>> = ProcessLock::with_reset(Vec::new(), Vec::clear);
 const KEPT_FILES: usize = 4;
 
 /// The file at `path`, opened for appending and locked against every other writer, in this
@@ -314,7 +303,7 @@ impl CsvSink {
         Ok(Self {
             path,
             mode,
-            reported: Mutex::new(HashSet::new()),
+            reported: Mutex::new(Causes::new()),
             encoded: Mutex::new(Vec::new()),
         })
     }
@@ -344,7 +333,8 @@ impl CsvSink {
                 Error::Io { source, .. } => format!("{:?}", source.kind()),
                 other => other.to_string(),
             };
-            if self.reported.lock().insert(cause) {
+            let first = self.reported.lock().first(&cause);
+            if first {
                 log::error!(
                     "could not write the emissions row: {err} (said once per cause; rows are \
                      still returned)"
@@ -547,12 +537,13 @@ fn backup_path(path: &Path) -> PathBuf {
 
 /// Files written since the fsync thread last looked, and its wake-up.
 struct Syncs {
-    files: crate::locks::Mutex<Vec<Arc<File>>>,
-    ready: crate::locks::Condvar,
+    files: crate::runtime::locks::Mutex<Vec<Arc<File>>>,
+    ready: crate::runtime::locks::Condvar,
 }
 
-/// The process's fsync thread, spawned by the first row; `None` again in a forked child.
-static SYNCER: Mutex<Option<std::sync::Arc<Syncs>>> = Mutex::new(None);
+/// The process's fsync thread, spawned by the first row; `None` again in a forked child (whose
+/// first row spawns its own).
+static SYNCER: ProcessLock<Option<std::sync::Arc<Syncs>>> = ProcessLock::thread();
 
 fn sync_in_background(file: Arc<File>) {
     // A failure here loses nothing a kill would: the data is already with the OS.
@@ -562,14 +553,11 @@ fn sync_in_background(file: Arc<File>) {
             std::sync::Arc::clone(syncs)
         } else {
             let syncs = std::sync::Arc::new(Syncs {
-                files: crate::locks::Mutex::new(Vec::new()),
-                ready: crate::locks::Condvar::new(),
+                files: crate::runtime::locks::Mutex::new(Vec::new()),
+                ready: crate::runtime::locks::Condvar::new(),
             });
             let served = std::sync::Arc::clone(&syncs);
-            let spawned = std::thread::Builder::new()
-                .name("carbonmeter-fsync".to_owned())
-                .spawn(move || sync_forever(&served));
-            if let Err(err) = spawned {
+            if let Err(err) = crate::runtime::spawn("fsync", move || sync_forever(&served)) {
                 log::debug!("no fsync thread: {err}");
                 return;
             }

@@ -122,7 +122,7 @@ impl Tracker {
                 let number = row.epoch.unwrap_or_default();
                 self.judge_budget(&mut run.budget, row, phase, number, spent_low_kg, "run");
             }
-            Some(BudgetJudge::Nobody) => crate::once::warn_once(
+            Some(BudgetJudge::Nobody) => crate::runtime::warn_once(
                 "co2_budget_kg is not checked: this process is a rank of a job whose ranks share \
                  no process group, so the job's total is not known to any of them",
             ),

@@ -66,7 +66,7 @@ impl Run {
         let export = self.export.as_ref()?;
         let seq = export.edge(snapshot, self.windows.phase(), last);
         for warning in export.exporter().take_warnings() {
-            crate::once::warn_once(&warning);
+            crate::runtime::warn_once(&warning);
         }
         Some(seq)
     }
@@ -148,7 +148,7 @@ impl Tracker {
     /// A tracker for `config`; resolves the grid intensity now so a bad country fails here.
     pub fn new(config: Config, identity: Identity) -> Result<Self> {
         for key in &config.unserved {
-            crate::once::warn_once(&format!(
+            crate::runtime::warn_once(&format!(
                 "{key} is a CodeCarbon option for a service carbonmeter does not offer: ignored"
             ));
         }
@@ -202,10 +202,10 @@ impl Tracker {
     /// copied) or writing its rows (the parent writes them), and releases locks a vanished
     /// thread held.
     pub(crate) fn forget_run_after_fork(&self) {
-        crate::locks::force_release(&self.run);
-        crate::locks::force_release(&self.shown);
-        crate::locks::force_release(&self.epoch_totals);
-        crate::locks::force_release(&self.job);
+        crate::runtime::locks::force_release(&self.run);
+        crate::runtime::locks::force_release(&self.shown);
+        crate::runtime::locks::force_release(&self.epoch_totals);
+        crate::runtime::locks::force_release(&self.job);
         if let Some(run) = self.run.lock().take() {
             std::mem::forget(run);
         }
@@ -280,8 +280,8 @@ impl Tracker {
         let hourly = self.start_hourly(&start);
         let (full_period_s, period_s) = self.tick_periods_s(&meter, hourly.is_some());
         self.shown.lock().description = Some(meter.description().clone());
-        // Contended by the sampler and the edge reader: a fork-safe lock (see `crate::locks`).
-        let meter = Arc::new(crate::locks::Mutex::new(meter));
+        // Contended by the sampler and the edge reader: a fork-safe lock (see `crate::runtime::locks`).
+        let meter = Arc::new(crate::runtime::locks::Mutex::new(meter));
         let id = uuid::Uuid::new_v4().to_string();
         let export = self.run_export(share.as_ref(), &id, &start);
         let mut started = Run {
@@ -318,7 +318,7 @@ impl Tracker {
         let measures_host = share.as_ref().is_none_or(|share| share.ownership.host);
         let (meter, start, warnings) = Meter::discover_share(&meter_config, measures_host);
         for warning in warnings {
-            crate::once::warn_once(&warning);
+            crate::runtime::warn_once(&warning);
         }
         Found {
             cost,
@@ -429,7 +429,7 @@ impl Tracker {
             self.emit(&unjudged);
         }
         if !run.sampler.as_mut().is_none_or(Sampler::stop) {
-            crate::once::warn_once(&format!(
+            crate::runtime::warn_once(&format!(
                 "the sampler was still in a sensor read {} ms after stop(): left to finish \
                  alone, the row uses the last reading",
                 crate::sampler::STOP_WAIT.as_millis()
@@ -483,12 +483,12 @@ impl Tracker {
         if let (Some(seq), Some(exporter)) = (last_push, &self.exporter) {
             // Bounded: a slow or hung endpoint delays stop() by one request timeout at most.
             if !exporter.wait(seq) {
-                crate::once::warn_once(
+                crate::runtime::warn_once(
                     "the last export push did not finish in time; the CSV has the run's totals",
                 );
             }
             for warning in exporter.take_warnings() {
-                crate::once::warn_once(&warning);
+                crate::runtime::warn_once(&warning);
             }
         }
         self.shown.lock().last_row = Some(row.clone());
@@ -571,7 +571,7 @@ impl Tracker {
         match HourlyRun::start(&self.config.intensity.live, token, &zone, start, wall_s) {
             Ok(hourly) => Some(Arc::new(hourly)),
             Err(err) => {
-                crate::once::warn_once(&format!(
+                crate::runtime::warn_once(&format!(
                     "cannot start the Electricity Maps thread ({err}): the table's figure is used"
                 ));
                 None
@@ -616,7 +616,7 @@ impl Drop for Tracker {
 /// reads every `period_s` between. `None` when the period is [`NEVER_S`] or more.
 fn sampler_for(
     run: &Run,
-    meter: Arc<crate::locks::Mutex<Meter>>,
+    meter: Arc<crate::runtime::locks::Mutex<Meter>>,
     full_period_s: f64,
     period_s: f64,
 ) -> Result<Option<Sampler>> {
@@ -659,7 +659,7 @@ fn sampler_for(
 /// does not finish within [`EDGE_DEADLINE`] gives the last snapshot instead, said once.
 fn read_and_report(edges: &EdgeReader, shown: &Mutex<Shown>) -> Snapshot {
     let Some(read) = edges.read() else {
-        crate::once::warn_once(&format!(
+        crate::runtime::warn_once(&format!(
             "a sensor read did not finish within {} ms (a wedged driver or sysfs read): window \
              edges use the last reading until it returns",
             EDGE_DEADLINE.as_millis()

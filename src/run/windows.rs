@@ -194,7 +194,7 @@ impl Tracker {
         match self.run.lock().as_mut() {
             Some(run) => run.windows.add_counts(counts, only),
             // Counting is bookkeeping beside the user's loop: a warning, never an exception.
-            None => crate::once::warn_once(
+            None => crate::runtime::warn_once(
                 "count() on a tracker that is not running: not counted (start it first)",
             ),
         }

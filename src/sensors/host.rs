@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use parking_lot::Mutex;
+use crate::runtime::ProcessLock;
 
 use super::procfs::MachineFiles;
 
@@ -71,20 +71,14 @@ pub struct HostProbe {
 
 /// Systems of probes dropped, for the next run's probe: a new one reads `/proc/cpuinfo` again on
 /// its first refresh (for brand names this module has read once already).
-static SPARE: Mutex<Vec<System>> = Mutex::new(Vec::new());
+static SPARE: ProcessLock<Vec<System>> = ProcessLock::new(Vec::new());
 
 /// Spares kept: as many as runs commonly overlap in one process.
 const SPARES_KEPT: usize = 4;
 
 /// The machine's procfs files, shared by every probe of the process: the figures are the
 /// machine's, so every run would read the same.
-static MACHINE: Mutex<MachineFiles> = Mutex::new(MachineFiles::new());
-
-/// In a forked child: releases the locks a thread of the parent held.
-pub(crate) fn release_after_fork() {
-    crate::locks::force_release(&SPARE);
-    crate::locks::force_release(&MACHINE);
-}
+static MACHINE: ProcessLock<MachineFiles> = ProcessLock::new(MachineFiles::new());
 
 /// The machine's static facts, read from `system` by the first probe of the process: the CPU
 /// model, the CPU and socket counts and the RAM installed do not change while it runs.

@@ -1,5 +1,6 @@
 //! Locks that survive `fork()`: releasing a lock in a forked child, where the thread that held
-//! it no longer exists, and the mutex and condvar that background threads wait on.
+//! it no longer exists (for a run's own locks; process-wide ones are [`super::ProcessLock`]s),
+//! and the mutex and condvar that background threads wait on.
 
 use std::sync::PoisonError;
 use std::time::Instant;
