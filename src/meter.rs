@@ -4,12 +4,12 @@
 //! two [`Snapshot`]s taken at its edges. Edges read the hardware at once (not at the next tick),
 //! so counters are exact at any boundary and windows of any number and overlap add up.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::gpu::{GpuConfig, GpuInterval, GpuMeter, GpuTotals};
 use crate::integrator::{EnergyTrack, Fed, PowerAccumulator, PowerKind, PowerSample, TrackFault};
+use crate::runtime::Causes;
 use crate::sensors::constant::ConstantSensor;
 use crate::sensors::cpu_load::LoadTdpSensor;
 use crate::sensors::host::{HostInfo, HostProbe};
@@ -247,7 +247,7 @@ pub struct Meter {
     gpu: GpuMeter,
     last_full_read_s: f64,
     max_read_interval_s: f64,
-    warned: HashSet<String>,
+    warned: Causes,
     pending_warnings: Vec<String>,
     default_cpu_power_w: Option<f64>,
 }
@@ -367,7 +367,7 @@ impl Meter {
             gpu,
             last_full_read_s: 0.0,
             max_read_interval_s,
-            warned: HashSet::new(),
+            warned: Causes::new(),
             pending_warnings: Vec::new(),
             default_cpu_power_w,
         }
@@ -591,8 +591,8 @@ impl Meter {
         std::mem::take(&mut self.pending_warnings)
     }
 
-    fn warn_once(warned: &mut HashSet<String>, pending: &mut Vec<String>, message: String) {
-        if warned.insert(message.clone()) {
+    fn warn_once(warned: &mut Causes, pending: &mut Vec<String>, message: String) {
+        if warned.first(&message) {
             pending.push(message);
         }
     }

@@ -2,21 +2,24 @@
 //! the weighting of a window's energy by each hour's figure.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::Datelike;
 use parking_lot::Mutex;
 
-use super::hourly::{Clock, Ledger, emissions_kg, split};
-use super::live::{LiveFetcher, LiveSettings, Secret};
+use super::hourly::{Clock, HourPart, Ledger, emissions_kg, split};
+use super::live::{HourResult, LiveFetcher, LiveSettings, Secret};
 use super::{Intensity, IntensityMethod};
 use crate::meter::Snapshot;
+use crate::runtime::Causes;
+
+/// The one cause of this run's warning: hours without live data, whatever kept it away.
+const FELL_BACK: &str = "hours fell back to the table";
 
 /// Live intensity for one run.
 pub struct HourlyRun {
     ledger: Mutex<Ledger>,
     fetcher: LiveFetcher,
-    warned: AtomicBool,
+    warned: Mutex<Causes>,
 }
 
 /// A window's emissions weighted hour by hour, and what to write about it.
@@ -56,7 +59,7 @@ impl HourlyRun {
         let run = Self {
             ledger: Mutex::new(Ledger::new(clock)),
             fetcher: LiveFetcher::spawn(settings, token, zone)?,
-            warned: AtomicBool::new(false),
+            warned: Mutex::new(Causes::new()),
         };
         run.observe(start);
         Ok(run)
@@ -97,32 +100,12 @@ impl HourlyRun {
             .sum();
         let live_count = results.iter().filter(|r| r.is_ok()).count();
         let figures: Vec<f64> = hours.iter().map(|&h| figure(h)).collect();
-        let g_per_kwh = if figures
-            .windows(2)
-            .all(|pair| pair[0].to_bits() == pair[1].to_bits())
-        {
-            // One figure throughout: that figure, not a quotient that rounds it.
-            figures.first().copied().unwrap_or(table.g_per_kwh)
-        } else {
-            crate::carbon::g_per_kwh_of(emissions, kwh)
-                .unwrap_or_else(|| figures.iter().sum::<f64>() / figures.len() as f64)
-        };
-        let mut detail = String::new();
-        for (part, result) in parts.iter().zip(&results) {
-            let _ = write!(
-                detail,
-                "hour {} (unix {}): {:e} kWh x {} g/kWh ({}); ",
-                part.hour,
-                part.hour as f64 * clock.hour_s,
-                crate::carbon::kwh_at_pue(part.energy_j, pue),
-                figure(part.hour),
-                if result.is_ok() { "live" } else { "table" }
-            );
-        }
+        let g_per_kwh = effective_g_per_kwh(&figures, emissions, kwh, table.g_per_kwh);
+        let detail = hours_detail(&parts, &results, &clock, pue, figure);
         let zone = self.fetcher.zone().to_owned();
         let reason = results.iter().find_map(|r| r.as_ref().err()).cloned();
         let warning = reason.as_ref().and_then(|reason| {
-            (!self.warned.swap(true, Ordering::Relaxed)).then(|| {
+            self.warned.lock().first(FELL_BACK).then(|| {
                 format!(
                     "Electricity Maps data unavailable for zone {zone} ({reason}): the table's \
                      yearly figure ({} g CO2eq/kWh, {}) is used for the hours without it",
@@ -173,7 +156,7 @@ impl HourlyRun {
             method,
             zone,
             warning,
-            detail: detail.trim_end_matches("; ").to_owned(),
+            detail,
         }
     }
 
@@ -181,4 +164,42 @@ impl HourlyRun {
     pub fn stop(&self) {
         self.fetcher.stop();
     }
+}
+
+/// g CO2eq per kWh of a window whose hours had `figures`: one figure throughout is that figure,
+/// not a quotient that rounds it; otherwise emissions over energy, or, with no energy, the
+/// hours' mean.
+fn effective_g_per_kwh(figures: &[f64], emissions_kg: f64, kwh: f64, table_g_per_kwh: f64) -> f64 {
+    if figures
+        .windows(2)
+        .all(|pair| pair[0].to_bits() == pair[1].to_bits())
+    {
+        figures.first().copied().unwrap_or(table_g_per_kwh)
+    } else {
+        crate::carbon::g_per_kwh_of(emissions_kg, kwh)
+            .unwrap_or_else(|| figures.iter().sum::<f64>() / figures.len() as f64)
+    }
+}
+
+/// One line for the debug log: each hour's energy, figure and its origin.
+fn hours_detail(
+    parts: &[HourPart],
+    results: &[HourResult],
+    clock: &Clock,
+    pue: f64,
+    figure: impl Fn(i64) -> f64,
+) -> String {
+    let mut detail = String::new();
+    for (part, result) in parts.iter().zip(results) {
+        let _ = write!(
+            detail,
+            "hour {} (unix {}): {:e} kWh x {} g/kWh ({}); ",
+            part.hour,
+            part.hour as f64 * clock.hour_s,
+            crate::carbon::kwh_at_pue(part.energy_j, pue),
+            figure(part.hour),
+            if result.is_ok() { "live" } else { "table" }
+        );
+    }
+    detail.trim_end_matches("; ").to_owned()
 }
