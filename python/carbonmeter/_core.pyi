@@ -31,6 +31,7 @@ __all__ = [
     "Window",
     "_JobHandle",
     "__version__",
+    "_warn_once",
     "estimate_co2",
     "g_per_kwh_of",
     "gpu_tdp_table",
@@ -809,6 +810,10 @@ def per_unit(
 def g_per_kwh_of(co2_kg: float, energy_kwh: float) -> float | None:
     """The grid intensity, g CO2eq/kWh, that `co2_kg` emitted for `energy_kwh` implies; None
     for no energy."""
+
+def _warn_once(cause: str, message: str, /) -> bool:
+    """Logs `message` as a warning on the `carbonmeter` logger unless this process already
+    said something for `cause` (in Python or in the core); returns whether it logged."""
 
 def register_row_listener(factory: Callable[[Any], _RowListener], /) -> None:
     """Registers what the core calls with a tracker's `loggers=` argument at construction.

@@ -10,17 +10,21 @@ that died only costs one bounded wait and is then reported in the job row's `mis
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 from datetime import timedelta
 from typing import Any
 
-from carbonmeter._core import EmissionsData, EmissionsTracker, _JobHandle
+from carbonmeter._core import EmissionsData, EmissionsTracker, _JobHandle, _warn_once
 
 logger = logging.getLogger("carbonmeter")
 
 #: Prefix of every key carbonmeter puts in the job's store.
 PREFIX = "carbonmeter"
+
+# Numbers the job links of the process: each link's warnings are its own.
+_LINKS = itertools.count()
 
 
 #: What a store's calls raise when it fails: torch's `DistError`s derive from `RuntimeError`;
@@ -77,7 +81,8 @@ class JobLink:
         # Ranks that missed a wait: reported missing from then on, never waited for again.
         self._gone: set[int] = set()
         self._read: list[str] = []
-        self._warned = False
+        # This link's warnings are its own: a later job of the process says its ranks again.
+        self._causes = f"job/{next(_LINKS)}"
         # The store's first failure (its server gone with a dead rank 0, a closed store): from
         # then on this rank writes only its own rows.
         self._broken: Exception | None = None
@@ -221,14 +226,10 @@ class JobLink:
             logger.debug("store key %s left behind: %r", key, err)
 
     def _warn(self, missing: list[int], where: str) -> None:
-        if self._warned:
-            return
-        self._warned = True
         ranks = ", ".join(str(rank) for rank in missing)
-        logger.warning(
-            "rank(s) %s sent no figures within %g s at %s (dead or stalled): the job's rows "
-            "leave them out and name them in missing_ranks, and they are not waited for again",
-            ranks,
-            self._wait_s,
-            where,
+        _warn_once(
+            f"{self._causes}/missing-ranks",
+            f"rank(s) {ranks} sent no figures within {self._wait_s:g} s at {where} (dead or "
+            "stalled): the job's rows leave them out and name them in missing_ranks, and they "
+            "are not waited for again",
         )

@@ -6,6 +6,7 @@ pub(crate) mod errors;
 mod hardware;
 mod intensity;
 mod listener;
+mod once;
 mod settings;
 mod tracker;
 mod vocabulary;
@@ -205,5 +206,6 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("GPU_TDP_ALIASES", crate::hardware::gpu_aliases())?;
     module.add("CPU_TDP_MODEL_COUNT", crate::hardware::cpu_model_count())?;
     module.add_function(wrap_pyfunction!(listener::register_row_listener, module)?)?;
+    module.add_function(wrap_pyfunction!(once::warn_once, module)?)?;
     Ok(())
 }

@@ -12,7 +12,7 @@ pub(crate) mod locks;
 pub(crate) mod once;
 
 pub(crate) use fork::ProcessLock;
-pub(crate) use once::{Causes, warn_once};
+pub(crate) use once::{Causes, warn_once, warn_once_for};
 
 /// Starts the background thread `carbonmeter-{name}` running `body`, detached: its owner stops
 /// it through their shared state, and a thread of the process is found by its name.

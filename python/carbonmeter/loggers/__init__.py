@@ -17,15 +17,16 @@ imports `wandb` when first named.
 
 from __future__ import annotations
 
-import logging
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any
 
-from carbonmeter._core import EmissionsData, InvalidValueError
+from carbonmeter._core import EmissionsData, InvalidValueError, _warn_once
 from carbonmeter._epochs import epoch_metrics, per_unit_metrics
 
-logger = logging.getLogger(__name__)
+# Numbers the loggers of the process: each logger's causes are its own.
+_LOGGERS = itertools.count()
 
 
 class EmissionsLogger(ABC):
@@ -38,7 +39,7 @@ class EmissionsLogger(ABC):
     name = "logger"
 
     def __init__(self) -> None:
-        self._warned: set[str] = set()
+        self._causes = f"loggers/{next(_LOGGERS)}"
 
     @abstractmethod
     def log_epoch(self, metrics: dict[str, float], epoch: int) -> None:
@@ -49,9 +50,8 @@ class EmissionsLogger(ABC):
         """Records the finished run's totals and provenance."""
 
     def warn_once(self, cause: str, message: str) -> None:
-        if cause not in self._warned:
-            self._warned.add(cause)
-            logger.warning("carbonmeter: %s logger: %s", self.name, message)
+        """Logs `message` unless this logger already warned about `cause`."""
+        _warn_once(f"{self._causes}/{cause}", f"{self.name} logger: {message}")
 
     def safely(self, method: str, *args: Any) -> None:
         try:
