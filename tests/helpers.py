@@ -33,6 +33,23 @@ SETTING_PREFIXES = ("CARBONMETER_", "CODECARBON_", "OTEL_EXPORTER_OTLP_")
 #: What picks or drives a GPU (the stand-in NVML's control file, CUDA's device list): a child
 #: finds the GPUs its test gives it, not the ones of the shell that ran pytest.
 GPU_PREFIXES = ("FAKE_NVML", "CUDA_VISIBLE")
+#: Headless Chromium for the pages we render (the HTML report, the docs site): no sandbox (CI
+#: runs as root), none of Chromium's own services, console lines on stderr. The caller adds
+#: `--user-data-dir` and a proxy: every page must load nothing from another host.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-dev-shm-usage",
+    "--enable-logging=stderr",
+    "--v=0",
+)
 
 
 def child_env(home: Path, **extra: str) -> dict[str, str]:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import rows_of
+from helpers import CHROMIUM_FLAGS, rows_of
 
 from carbonmeter import EmissionsTracker, __version__
 from carbonmeter.intensity import lookup
@@ -672,21 +672,10 @@ def test_report_in_headless_chromium(isolated: Path) -> None:
     shot.unlink(missing_ok=True)
     common = [
         "chromium",
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-default-apps",
-        "--disable-extensions",
-        "--disable-dev-shm-usage",
+        *CHROMIUM_FLAGS,
         f"--proxy-server=http://127.0.0.1:{proxy.port}",
         "--proxy-bypass-list=<-loopback>",
         f"--user-data-dir={isolated / 'chromium-profile'}",
-        "--enable-logging=stderr",
-        "--v=0",
     ]
     dom = subprocess.run(
         [*common, "--dump-dom", page.as_uri()],

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import CHROMIUM_FLAGS
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -173,22 +174,11 @@ def test_every_docs_page_renders_in_headless_chromium(
         dom = subprocess.run(
             [
                 browser,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-default-apps",
-                "--disable-extensions",
-                "--disable-dev-shm-usage",
+                *CHROMIUM_FLAGS,
                 # Loopback goes direct; anything else would hit a closed port: the site loads
                 # nothing from another host.
                 "--proxy-server=http://127.0.0.1:9",
                 f"--user-data-dir={tmp_path / 'chromium-profile'}",
-                "--enable-logging=stderr",
-                "--v=0",
                 "--dump-dom",
                 root + path,
             ],

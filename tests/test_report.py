@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import rows_of
+from helpers import CHROMIUM_FLAGS, rows_of
 
 from carbonmeter import EmissionsTracker, report
 from carbonmeter.intensity import lookup
@@ -363,21 +363,8 @@ document.body.appendChild(pre);
 </script>
 """
 
-CHROMIUM = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-    "--disable-extensions",
-    "--disable-dev-shm-usage",
-    "--proxy-server=http://127.0.0.1:9",  # nothing may load: the page is self-contained
-    "--enable-logging=stderr",
-    "--v=0",
-]
+# Nothing may load: the page is self-contained.
+CHROMIUM = [*CHROMIUM_FLAGS, "--proxy-server=http://127.0.0.1:9"]
 
 
 def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
