@@ -112,7 +112,7 @@ def test_stub_getters_are_typed_and_documented_as_the_core_serves() -> None:
 
 def test_generated_files_are_what_the_core_serves() -> None:
     # Run `python -m carbonmeter._docs` after changing a column or a method.
-    assert _docs.stale() == []
+    assert _docs.stale(REPO) == []
 
 
 def test_the_page_lists_every_column_and_method_in_order() -> None:
@@ -127,21 +127,32 @@ def test_the_page_lists_every_column_and_method_in_order() -> None:
 def test_the_check_fails_on_a_stale_page_and_the_writer_mends_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    page = tmp_path / "columns.md"
-    stub = tmp_path / "_core.pyi"
+    page = tmp_path / _docs.COLUMNS_PAGE
+    stub = tmp_path / _docs.STUB
+    page.parent.mkdir(parents=True)
+    stub.parent.mkdir(parents=True)
     page.write_text(PAGE.read_text(encoding="utf-8").replace("| `duration` |", "| `dur` |"))
     stub.write_text(STUB.read_text(encoding="utf-8"))
-    monkeypatch.setattr(_docs, "PAGE_REGION", dataclasses.replace(_docs.PAGE_REGION, path=page))
-    monkeypatch.setattr(_docs, "STUB_REGION", dataclasses.replace(_docs.STUB_REGION, path=stub))
+    monkeypatch.chdir(tmp_path)
     assert _docs.main(["--check"]) == 1
-    assert _docs.main([]) == 0
-    assert _docs.stale() == []
+    assert _docs.main(["--root", str(tmp_path)]) == 0
+    assert _docs.stale(tmp_path) == []
     assert page.read_text(encoding="utf-8") == PAGE.read_text(encoding="utf-8")
+
+
+def test_outside_a_checkout_the_tool_says_where_to_run_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An installed package has no docs/ beside it: the tool must not guess a path.
+    monkeypatch.chdir(tmp_path)
+    assert _docs.main(["--check"]) == 2
+    assert "--root" in capsys.readouterr().err
 
 
 def test_the_check_runs_as_a_module() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "carbonmeter._docs", "--check"],
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,8 +1,9 @@
 """Text generated from the row's vocabulary the core serves (`_core.COLUMNS`, `_core.METHODS`):
 the tables of `docs/columns.md` and the column getters of `EmissionsData` in `_core.pyi`.
 
-Each is written between two marker lines, the hand-written text around it kept. Run from a
-source checkout after changing a column or a method in the core:
+Each is written between two marker lines, the hand-written text around it kept. Run from the
+root of a source checkout (or name it with `--root`) after changing a column or a method in the
+core; an installed package has no docs of its own to rewrite:
 
     python -m carbonmeter._docs          # rewrite both
     python -m carbonmeter._docs --check  # exit 1, naming the file, where either is stale
@@ -12,6 +13,7 @@ source checkout after changing a column or a method in the core:
 
 from __future__ import annotations
 
+import argparse
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -19,9 +21,9 @@ from pathlib import Path
 
 from carbonmeter._core import COLUMNS, METHODS
 
-PACKAGE = Path(__file__).resolve().parent
-STUB = PACKAGE / "_core.pyi"
-COLUMNS_PAGE = PACKAGE.parent.parent / "docs" / "columns.md"
+#: Where the two files sit in a source checkout.
+STUB = Path("python") / "carbonmeter" / "_core.pyi"
+COLUMNS_PAGE = Path("docs") / "columns.md"
 
 _REGENERATE = "python -m carbonmeter._docs"
 
@@ -115,41 +117,52 @@ def stub_body() -> str:
     return "".join(parts)
 
 
-def _targets() -> list[tuple[Region, str]]:
-    return [(PAGE_REGION, page_body()), (STUB_REGION, stub_body())]
-
-
-def stale() -> list[Path]:
-    """The files whose generated part differs from what the core serves now."""
+def _targets(root: Path) -> list[tuple[Path, Region, str]]:
     return [
-        region.path
-        for region, body in _targets()
-        if region.body(region.path.read_text(encoding="utf-8")) != body
+        (root / PAGE_REGION.path, PAGE_REGION, page_body()),
+        (root / STUB_REGION.path, STUB_REGION, stub_body()),
     ]
 
 
-def write() -> list[Path]:
-    """Rewrites the generated parts; returns the files that changed."""
+def stale(root: Path) -> list[Path]:
+    """The files under the checkout `root` whose generated part differs from what the core
+    serves now."""
+    return [
+        path
+        for path, region, body in _targets(root)
+        if region.body(path.read_text(encoding="utf-8")) != body
+    ]
+
+
+def write(root: Path) -> list[Path]:
+    """Rewrites the generated parts under the checkout `root`; returns the files that changed."""
     changed = []
-    for region, body in _targets():
-        text = region.path.read_text(encoding="utf-8")
+    for path, region, body in _targets(root):
+        text = path.read_text(encoding="utf-8")
         new = region.replaced(text, body)
         if new != text:
-            region.path.write_text(new, encoding="utf-8")
-            changed.append(region.path)
+            path.write_text(new, encoding="utf-8")
+            changed.append(path)
     return changed
 
 
 def main(argv: list[str]) -> int:
-    if argv not in ([], ["--check"]):
-        print(f"usage: {_REGENERATE} [--check]", file=sys.stderr)
+    parser = argparse.ArgumentParser(prog=_REGENERATE, description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 where a file is stale")
+    parser.add_argument(
+        "--root", type=Path, default=Path(), help="the source checkout (default: here)"
+    )
+    args = parser.parse_args(argv)
+    missing = [path for path, _, _ in _targets(args.root) if not path.is_file()]
+    if missing:
+        print(f"{missing[0]} not found: run from a source checkout or pass --root", file=sys.stderr)
         return 2
-    if argv == ["--check"]:
-        files = stale()
+    if args.check:
+        files = stale(args.root)
         for path in files:
             print(f"{path} is stale: run `{_REGENERATE}`", file=sys.stderr)
         return 1 if files else 0
-    for path in write():
+    for path in write(args.root):
         print(f"wrote {path}")
     return 0
 
