@@ -128,6 +128,10 @@ pub enum FetchFault {
     /// The worker had not answered when the caller stopped waiting.
     #[error("no answer in time")]
     NoAnswer,
+    /// The request is still in flight: an edge does not wait for it, and takes a provisional
+    /// figure (see [`crate::intensity::weighted`]).
+    #[error("no answer yet")]
+    Pending,
     /// The figure is outside what any grid emits ([`MAX_G_PER_KWH`]).
     #[error("implausible figure {g_per_kwh:e} g CO2eq/kWh (accepted: 0 to {MAX_G_PER_KWH})")]
     Implausible {
@@ -241,6 +245,8 @@ struct State {
     failures: HashMap<i64, FetchFault>,
     /// Set after a 401/403: the token will not work for later hours either.
     refused: Option<FetchFault>,
+    /// Set by [`LiveFetcher::settle`]: unanswered hours are no longer provisional.
+    settled: bool,
     stopping: bool,
 }
 
@@ -334,30 +340,47 @@ impl LiveFetcher {
         self.shared.changed.notify_all();
     }
 
-    /// The figure of each of `hours`, waiting (at most the request timeout, plus a little) for
-    /// those still being fetched.
+    /// The figure of each of `hours` as known now: never waits. An hour still being fetched
+    /// is [`FetchFault::Pending`] until [`LiveFetcher::settle`] gives up on it
+    /// ([`FetchFault::NoAnswer`]).
     pub fn results(&self, hours: &[i64]) -> Vec<HourResult> {
         self.request(hours);
+        let state = self.shared.state.lock();
+        hours
+            .iter()
+            .map(|&hour| match self.cached(hour) {
+                Some(g_per_kwh) => Ok(g_per_kwh),
+                None => Err(state.failures.get(&hour).cloned().unwrap_or(
+                    if state.pending.contains(&hour) && !state.settled {
+                        FetchFault::Pending
+                    } else {
+                        FetchFault::NoAnswer
+                    },
+                )),
+            })
+            .collect()
+    }
+
+    /// The latest figure known for an hour from `hour - MAX_LATEST_LAG_HOURS` to `hour - 1`:
+    /// what stands in for `hour` while its own is being fetched.
+    pub fn previous(&self, hour: i64) -> Option<f64> {
+        (1..=MAX_LATEST_LAG_HOURS).find_map(|back| self.cached(hour - back))
+    }
+
+    /// Waits for the requests in flight (at most twice the request timeout, plus a little),
+    /// then stops counting on them: hours still unanswered read [`FetchFault::NoAnswer`].
+    /// For `stop()`, whose rows are final.
+    pub fn settle(&self) {
         let deadline = Instant::now() + self.timeout * 2 + Duration::from_millis(200);
         let mut state = self.shared.state.lock();
-        while hours.iter().any(|hour| state.pending.contains(hour)) {
+        while !state.pending.is_empty() && !state.stopping {
             let timed_out;
             (state, timed_out) = self.shared.changed.wait_until(state, deadline);
             if timed_out {
                 break;
             }
         }
-        hours
-            .iter()
-            .map(|&hour| match self.cached(hour) {
-                Some(g_per_kwh) => Ok(g_per_kwh),
-                None => Err(state
-                    .failures
-                    .get(&hour)
-                    .cloned()
-                    .unwrap_or(FetchFault::NoAnswer)),
-            })
-            .collect()
+        state.settled = true;
     }
 
     /// Stops the worker without waiting for a request in flight (it ends on its timeout).
@@ -649,6 +672,8 @@ mod tests {
         };
         let token = Secret::new("t0ken").expect("token");
         let fetcher = LiveFetcher::spawn(&settings, token, "FR").expect("spawn");
+        fetcher.request(&[42]);
+        fetcher.settle();
         let results = fetcher.results(&[42]);
         fetcher.stop();
         let fault = results[0].clone().expect_err("no server");
