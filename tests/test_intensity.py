@@ -253,16 +253,29 @@ class FakeElectricityMaps(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, hour_s: float, figures: tuple[float, ...], mode: str = "ok") -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
+    def __init__(
+        self, hour_s: float, figures: tuple[float, ...], mode: str = "ok", host: str = "127.0.0.1"
+    ) -> None:
+        super().__init__((host, 0), Handler)
         self.hour_s = hour_s
         self.figures = figures
         self.mode = mode
         self.requests: list[tuple[str, str, str | None]] = []
+        # "tarpit": every request hangs until `release` is set (`released_at`, monotonic s).
+        self.release = threading.Event()
+        self.released_at = math.inf
+        # "redirect": each request is sent on to `redirect_to` (default: this server)/moved/...
+        self.redirect_to: str | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v3"
+        return f"http://{self.server_address[0]}:{self.server_address[1]}/v3"
+
+    def let_go(self) -> None:
+        """Ends the tarpit: hung requests are answered, and new ones at once."""
+        if not self.release.is_set():
+            self.released_at = time.monotonic()
+            self.release.set()
 
     def point(self, hour: int) -> dict[str, object]:
         at = datetime.fromtimestamp(hour * self.hour_s, tz=timezone.utc)
@@ -289,6 +302,11 @@ class Handler(BaseHTTPRequestHandler):
         mode = self.server.mode
         if mode == "timeout":
             time.sleep(1.5)
+        if mode == "tarpit":
+            self.server.release.wait()
+        if mode == "redirect" and not url.path.startswith("/moved/"):
+            target = self.server.redirect_to or self.server.base_url.removesuffix("/v3")
+            return self.reply(302, b"", location=f"{target}/moved{url.path}?{url.query}")
         now_hour = math.floor(time.time() / self.server.hour_s)
         if self.headers.get("auth-token") != TOKEN or mode == "401":
             return self.reply(401, b'{"error":"unauthorized"}')
@@ -310,8 +328,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(404, b"{}")
         self.reply(200, json.dumps(body).encode())
 
-    def reply(self, status: int, body: bytes) -> None:
+    def reply(self, status: int, body: bytes, location: str | None = None) -> None:
         self.send_response(status)
+        if location is not None:
+            self.send_header("Location", location)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -321,8 +341,10 @@ class Handler(BaseHTTPRequestHandler):
             pass
 
 
-def serve(hour_s: float, figures: tuple[float, ...], mode: str = "ok") -> FakeElectricityMaps:
-    server = FakeElectricityMaps(hour_s, figures, mode)
+def serve(
+    hour_s: float, figures: tuple[float, ...], mode: str = "ok", host: str = "127.0.0.1"
+) -> FakeElectricityMaps:
+    server = FakeElectricityMaps(hour_s, figures, mode, host)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -334,8 +356,8 @@ def live_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             monkeypatch.delenv(key)
     monkeypatch.setenv("CARBONMETER_LIVE_TIMEOUT_S", "0.5")
     # ureq honours *_PROXY like curl: the local server must be reached directly.
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,127.0.0.2,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,127.0.0.2,localhost")
     yield
 
 
@@ -557,6 +579,128 @@ def test_live_failure_falls_back_to_the_table_with_one_warning(
     assert all("Electricity Maps unavailable" in row["intensity_source"] for row in rows)
     out = capfd.readouterr()
     assert_token_nowhere(tmp_path, caplog.text, out.out, out.err)
+
+
+@pytest.mark.slow
+def test_edges_never_wait_for_a_hung_server(
+    live_env: None,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Hours of 0.5 s; a tarpit holds every request for 8 s, within the 30 s request timeout.
+    # An edge that waited for the network would return only after the tarpit let go.
+    hour_s = 0.5
+    monkeypatch.setenv("CARBONMETER_HOUR_S", str(hour_s))
+    monkeypatch.setenv("CARBONMETER_LIVE_TIMEOUT_S", "30")
+    caplog.set_level(logging.DEBUG, logger="carbonmeter")
+    figures = (100.0, 400.0)
+    server = serve(hour_s, figures, "tarpit")
+    timer = threading.Timer(8.0, server.let_go)
+    timer.start()
+    edges: list[tuple[float, float, str]] = []  # (called, returned, intensity_source)
+    try:
+        tracker = live_tracker(server, tmp_path)
+        tracker.start()
+        tracker.start_window("step")
+        first_hour = math.floor(time.time() / hour_s)
+        # Edges over two hour boundaries, every one of them while the server hangs.
+        while math.floor(time.time() / hour_s) < first_hour + 3:
+            time.sleep(0.02)
+            called = time.monotonic()
+            row = tracker.end_window("step")
+            tracker.start_window("step")
+            edges.append((called, time.monotonic(), row.intensity_source))
+        timer.join()
+        tracker.stop()
+    finally:
+        timer.cancel()
+        server.let_go()
+        server.shutdown()
+        server.server_close()
+    edge_s = [returned - called for called, returned, _ in edges]
+    print(f"edges: {len(edges)}, max edge {max(edge_s):.3f} s")
+    # Every edge returned before the server answered anything.
+    late = [returned for _, returned, _ in edges if returned >= server.released_at]
+    assert late == [], f"{len(late)} of {len(edges)} edges waited for the server"
+    assert len(edges) >= 3
+    # Their rows say their figure is provisional; the tarpit's hours are no failure.
+    assert all("provisional" in source for *_, source in edges)
+    assert not [r for r in caplog.records if "Electricity Maps data unavailable" in r.getMessage()]
+    # The run row, computed at stop(), has the answers: every hour live.
+    data = tracker.final_emissions_data
+    assert data is not None
+    assert data.intensity_method == "live_hourly"
+    assert "provisional" not in data.intensity_source
+    details = [r.getMessage() for r in caplog.records if "hourly intensity:" in r.getMessage()]
+    parts = HOUR_LINE.findall(details[-1])
+    assert len(parts) >= 3
+    assert all(origin == "live" and float(g) == figures[int(h) % 2] for h, _, g, origin in parts)
+    assert 100.0 < data.intensity_g_per_kwh < 400.0
+
+
+@pytest.mark.parametrize("elsewhere", [True, False])
+def test_a_redirect_never_carries_the_token_to_another_host(
+    elsewhere: bool, live_env: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="carbonmeter")
+    server = serve(3600.0, (123.0,), "redirect")
+    other = serve(3600.0, (456.0,), host="127.0.0.2")
+    if elsewhere:
+        server.redirect_to = other.base_url.removesuffix("/v3")
+    try:
+        with live_tracker(server, tmp_path) as tracker:
+            time.sleep(0.1)
+    finally:
+        for each in (server, other):
+            each.shutdown()
+            each.server_close()
+    data = tracker.final_emissions_data
+    assert data is not None
+    if elsewhere:
+        # The other host is never asked, so never sees the token; the table is used.
+        assert other.requests == []
+        assert data.intensity_method == "table"
+        assert f"redirected to another host (127.0.0.2:{other.server_address[1]})" in (
+            data.intensity_source
+        )
+        warnings = [
+            r for r in caplog.records if "Electricity Maps data unavailable" in r.getMessage()
+        ]
+        assert len(warnings) == 1
+    else:
+        # A redirect on the same host is followed, token and all.
+        assert data.intensity_method == "live_hourly"
+        assert data.intensity_g_per_kwh == 123.0
+        assert [path for path, _, _ in server.requests] == [
+            "/v3/carbon-intensity/latest",
+            "/moved/v3/carbon-intensity/latest",
+        ]
+        assert all(token == TOKEN for _, _, token in server.requests)
+
+
+def test_an_absurd_figure_falls_back_to_the_table_with_one_warning(
+    live_env: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="carbonmeter")
+    server = serve(3600.0, (1e308,))
+    try:
+        tracker = live_tracker(server, tmp_path)
+        tracker.start()
+        time.sleep(0.1)
+        tracker.flush()
+        tracker.stop()
+    finally:
+        server.shutdown()
+        server.server_close()
+    data = tracker.final_emissions_data
+    assert data is not None
+    fra = float(COUNTRIES["FRA"]["g_per_kwh"])
+    assert (data.intensity_method, data.intensity_g_per_kwh) == ("table", fra)
+    assert "implausible figure 1e308 g CO2eq/kWh" in data.intensity_source
+    assert data.emissions == pytest.approx(data.energy_consumed * fra / 1000, rel=1e-9)
+    warnings = [r for r in caplog.records if "Electricity Maps data unavailable" in r.getMessage()]
+    assert len(warnings) == 1 and "implausible" in warnings[0].getMessage()
 
 
 def test_no_token_or_no_zone_means_no_request(

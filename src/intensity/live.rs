@@ -128,6 +128,22 @@ pub enum FetchFault {
     /// The worker had not answered when the caller stopped waiting.
     #[error("no answer in time")]
     NoAnswer,
+    /// The request is still in flight: an edge does not wait for it, and takes a provisional
+    /// figure (see [`crate::intensity::weighted`]).
+    #[error("no answer yet")]
+    Pending,
+    /// The figure is outside what any grid emits ([`MAX_G_PER_KWH`]).
+    #[error("implausible figure {g_per_kwh:e} g CO2eq/kWh (accepted: 0 to {MAX_G_PER_KWH})")]
+    Implausible {
+        /// The figure received.
+        g_per_kwh: f64,
+    },
+    /// The server redirected to another host; the token is never sent there.
+    #[error("redirected to another host ({host}): not followed")]
+    Redirected {
+        /// The host (and port) the server pointed at.
+        host: String,
+    },
 }
 
 impl FetchFault {
@@ -153,6 +169,9 @@ impl FetchFault {
             Self::Transport(text) => Self::Transport(secret.redact(&text)),
             Self::Unreadable(text) => Self::Unreadable(secret.redact(&text)),
             Self::BadEntry(text) => Self::BadEntry(secret.redact(&text)),
+            Self::Redirected { host } => Self::Redirected {
+                host: secret.redact(&host),
+            },
             other => other,
         }
     }
@@ -170,11 +189,19 @@ struct HistoryJson {
     history: Vec<PointJson>,
 }
 
+/// Highest hourly figure accepted, g CO2eq/kWh. The embedded tables peak at 1,306
+/// (Turkmenistan, `data/country_intensity.csv`) and a grid burning only lignite emits about
+/// 1,100-1,200 over its life cycle, so an hour above 2,000 is a broken answer, not a grid: it
+/// is refused like any other bad answer and the table's figure is used (one warning).
+pub const MAX_G_PER_KWH: f64 = 2000.0;
+
 fn point(json: &PointJson, hour_s: f64) -> Result<LivePoint, FetchFault> {
     let g_per_kwh = json
         .carbon_intensity
-        .filter(|g| g.is_finite() && *g >= 0.0)
         .ok_or_else(|| FetchFault::BadEntry(format!("no carbonIntensity for {}", json.datetime)))?;
+    if !(0.0..=MAX_G_PER_KWH).contains(&g_per_kwh) {
+        return Err(FetchFault::Implausible { g_per_kwh });
+    }
     let at = chrono::DateTime::parse_from_rfc3339(&json.datetime)
         .map_err(|err| FetchFault::BadEntry(format!("bad datetime {:?}: {err}", json.datetime)))?;
     let unix_s = at.timestamp() as f64 + f64::from(at.timestamp_subsec_millis()) / 1000.0;
@@ -218,6 +245,8 @@ struct State {
     failures: HashMap<i64, FetchFault>,
     /// Set after a 401/403: the token will not work for later hours either.
     refused: Option<FetchFault>,
+    /// Set by [`LiveFetcher::settle`]: unanswered hours are no longer provisional.
+    settled: bool,
     stopping: bool,
 }
 
@@ -251,6 +280,9 @@ impl LiveFetcher {
                 ureq::Agent::config_builder()
                     .timeout_global(Some(timeout))
                     .http_status_as_error(false)
+                    // The client would carry the `auth-token` header to any host: `get`
+                    // follows same-host redirects itself.
+                    .max_redirects(0)
                     .build(),
             ),
             token,
@@ -308,30 +340,47 @@ impl LiveFetcher {
         self.shared.changed.notify_all();
     }
 
-    /// The figure of each of `hours`, waiting (at most the request timeout, plus a little) for
-    /// those still being fetched.
+    /// The figure of each of `hours` as known now: never waits. An hour still being fetched
+    /// is [`FetchFault::Pending`] until [`LiveFetcher::settle`] gives up on it
+    /// ([`FetchFault::NoAnswer`]).
     pub fn results(&self, hours: &[i64]) -> Vec<HourResult> {
         self.request(hours);
+        let state = self.shared.state.lock();
+        hours
+            .iter()
+            .map(|&hour| match self.cached(hour) {
+                Some(g_per_kwh) => Ok(g_per_kwh),
+                None => Err(state.failures.get(&hour).cloned().unwrap_or(
+                    if state.pending.contains(&hour) && !state.settled {
+                        FetchFault::Pending
+                    } else {
+                        FetchFault::NoAnswer
+                    },
+                )),
+            })
+            .collect()
+    }
+
+    /// The latest figure known for an hour from `hour - MAX_LATEST_LAG_HOURS` to `hour - 1`:
+    /// what stands in for `hour` while its own is being fetched.
+    pub fn previous(&self, hour: i64) -> Option<f64> {
+        (1..=MAX_LATEST_LAG_HOURS).find_map(|back| self.cached(hour - back))
+    }
+
+    /// Waits for the requests in flight (at most twice the request timeout, plus a little),
+    /// then stops counting on them: hours still unanswered read [`FetchFault::NoAnswer`].
+    /// For `stop()`, whose rows are final.
+    pub fn settle(&self) {
         let deadline = Instant::now() + self.timeout * 2 + Duration::from_millis(200);
         let mut state = self.shared.state.lock();
-        while hours.iter().any(|hour| state.pending.contains(hour)) {
+        while !state.pending.is_empty() && !state.stopping {
             let timed_out;
             (state, timed_out) = self.shared.changed.wait_until(state, deadline);
             if timed_out {
                 break;
             }
         }
-        hours
-            .iter()
-            .map(|&hour| match self.cached(hour) {
-                Some(g_per_kwh) => Ok(g_per_kwh),
-                None => Err(state
-                    .failures
-                    .get(&hour)
-                    .cloned()
-                    .unwrap_or(FetchFault::NoAnswer)),
-            })
-            .collect()
+        state.settled = true;
     }
 
     /// Stops the worker without waiting for a request in flight (it ends on its timeout).
@@ -431,13 +480,24 @@ impl Worker {
 
     fn get(&self, endpoint: &str) -> Result<String, FetchFault> {
         let url = format!("{}/carbon-intensity/{endpoint}", self.base_url);
-        let response = self
-            .agent
-            .get(&url)
-            .query("zone", &self.zone)
-            .header("auth-token", self.token.expose())
-            .call()
-            .map_err(FetchFault::from_client)?;
+        let mut response = self.call(self.agent.get(&url).query("zone", &self.zone))?;
+        let mut at = url;
+        // Redirects are followed here, not by the client, so the token only goes where the
+        // base URL points: to the same scheme, host and port, a few times at most.
+        for _ in 0..MAX_REDIRECTS {
+            if !response.status().is_redirection() {
+                break;
+            }
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|value| value.to_str().ok())
+                .ok_or(FetchFault::Status {
+                    status: response.status().as_u16(),
+                })?;
+            at = same_origin(&at, location)?;
+            response = self.call(self.agent.get(&at))?;
+        }
         let status = response.status();
         if !status.is_success() {
             return Err(FetchFault::from_status(status.as_u16()));
@@ -448,6 +508,52 @@ impl Worker {
             .limit(4 * 1024 * 1024)
             .read_to_string()
             .map_err(FetchFault::from_client)
+    }
+
+    fn call(
+        &self,
+        request: ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+    ) -> Result<ureq::http::Response<ureq::Body>, FetchFault> {
+        request
+            .header("auth-token", self.token.expose())
+            .call()
+            .map_err(FetchFault::from_client)
+    }
+}
+
+/// Same-host redirects followed per request.
+const MAX_REDIRECTS: usize = 5;
+
+/// The URL `location` points at from `from`, when it has `from`'s scheme, host and port; a
+/// path alone (`/v3/...`) stays on `from`'s host.
+fn same_origin(from: &str, location: &str) -> Result<String, FetchFault> {
+    let from: ureq::http::Uri = from
+        .parse()
+        .map_err(|err| FetchFault::Transport(format!("bad URL: {err}")))?;
+    let origin = |uri: &ureq::http::Uri| {
+        (
+            uri.scheme_str().map(str::to_ascii_lowercase),
+            uri.authority()
+                .map(|authority| authority.as_str().to_ascii_lowercase()),
+        )
+    };
+    if location.starts_with('/') && !location.starts_with("//") {
+        let (scheme, authority) = origin(&from);
+        if let (Some(scheme), Some(authority)) = (scheme, authority) {
+            return Ok(format!("{scheme}://{authority}{location}"));
+        }
+    }
+    let to: ureq::http::Uri = location.parse().map_err(|_| FetchFault::Redirected {
+        host: location.chars().take(100).collect(),
+    })?;
+    if to.authority().is_some() && origin(&to) == origin(&from) {
+        Ok(location.to_owned())
+    } else {
+        Err(FetchFault::Redirected {
+            host: to
+                .authority()
+                .map_or_else(|| location.to_owned(), |a| a.as_str().to_owned()),
+        })
     }
 }
 
@@ -493,6 +599,55 @@ mod tests {
     }
 
     #[test]
+    fn an_absurd_figure_is_refused_and_history_skips_it() {
+        let latest = r#"{"carbonIntensity":1e308,"datetime":"1970-01-01T02:00:00Z"}"#;
+        let fault = parse_latest(latest, 3600.0).expect_err("1e308 g/kWh");
+        assert_eq!(fault, FetchFault::Implausible { g_per_kwh: 1e308 });
+        assert!(fault.to_string().contains("1e308"), "{fault}");
+        assert!(parse_latest(&latest.replace("1e308", "-1"), 3600.0).is_err());
+        let edge = latest.replace("1e308", "2000");
+        assert!(parse_latest(&edge, 3600.0).is_ok());
+        let history = r#"{"history":[
+            {"carbonIntensity":1e308,"datetime":"1970-01-01T01:00:00Z"},
+            {"carbonIntensity":90,"datetime":"1970-01-01T02:00:00Z"}]}"#;
+        let points = parse_history(history, 3600.0).expect("points");
+        assert_eq!(
+            points,
+            vec![LivePoint {
+                hour: 2,
+                g_per_kwh: 90.0
+            }]
+        );
+    }
+
+    #[test]
+    fn redirects_are_followed_only_to_the_same_host() {
+        let from = "http://127.0.0.1:8000/v3/carbon-intensity/latest?zone=FR";
+        assert_eq!(
+            same_origin(from, "/v4/latest?zone=FR").expect("path"),
+            "http://127.0.0.1:8000/v4/latest?zone=FR"
+        );
+        assert_eq!(
+            same_origin(from, "HTTP://127.0.0.1:8000/x").expect("same origin"),
+            "HTTP://127.0.0.1:8000/x"
+        );
+        for elsewhere in [
+            "http://127.0.0.2:8000/v3",
+            "http://localhost:8000/v3",
+            "http://127.0.0.1:8001/v3",
+            "https://127.0.0.1:8000/v3",
+            "//evil.example/v3",
+            "evil.example/v3",
+        ] {
+            let fault = same_origin(from, elsewhere).expect_err(elsewhere);
+            assert!(
+                matches!(fault, FetchFault::Redirected { .. }),
+                "{elsewhere}: {fault:?}"
+            );
+        }
+    }
+
+    #[test]
     fn the_token_never_shows() {
         let secret = Secret::new(" s3cr3t-token ").expect("token");
         assert_eq!(format!("{secret:?}"), "Secret(***)");
@@ -517,6 +672,8 @@ mod tests {
         };
         let token = Secret::new("t0ken").expect("token");
         let fetcher = LiveFetcher::spawn(&settings, token, "FR").expect("spawn");
+        fetcher.request(&[42]);
+        fetcher.settle();
         let results = fetcher.results(&[42]);
         fetcher.stop();
         let fault = results[0].clone().expect_err("no server");

@@ -7,7 +7,7 @@ use chrono::Datelike;
 use parking_lot::Mutex;
 
 use super::hourly::{Clock, HourPart, Ledger, emissions_kg, split};
-use super::live::{HourResult, LiveFetcher, LiveSettings, Secret};
+use super::live::{FetchFault, HourResult, LiveFetcher, LiveSettings, Secret};
 use super::{Intensity, IntensityMethod};
 use crate::meter::Snapshot;
 use crate::runtime::Causes;
@@ -74,8 +74,10 @@ impl HourlyRun {
         }
     }
 
-    /// The window `start`..`end` weighted by each hour's live figure; hours without one take
-    /// `table`'s.
+    /// The window `start`..`end` weighted by each hour's live figure; never waits for the
+    /// network. An hour whose answer is still in flight takes a provisional figure at once
+    /// (the previous hour's live one, else `table`'s), and the row says so; hours that failed
+    /// take `table`'s.
     pub fn weigh(&self, start: &Snapshot, end: &Snapshot, pue: f64, table: &Intensity) -> Weighted {
         let (parts, clock) = {
             let ledger = self.ledger.lock();
@@ -86,25 +88,46 @@ impl HourlyRun {
         };
         let hours: Vec<i64> = parts.iter().map(|part| part.hour).collect();
         let results = self.fetcher.results(&hours);
+        let figures: Vec<Figure> = hours
+            .iter()
+            .zip(&results)
+            .map(|(&hour, result)| match result {
+                Ok(g_per_kwh) => Figure::Live(*g_per_kwh),
+                Err(FetchFault::Pending) => match self.fetcher.previous(hour) {
+                    Some(g_per_kwh) => Figure::Provisional {
+                        g_per_kwh,
+                        live: true,
+                    },
+                    None => Figure::Provisional {
+                        g_per_kwh: table.g_per_kwh,
+                        live: false,
+                    },
+                },
+                Err(_) => Figure::Table(table.g_per_kwh),
+            })
+            .collect();
         let figure = |hour: i64| {
             hours
                 .iter()
                 .position(|&h| h == hour)
-                .and_then(|i| results[i].as_ref().ok().copied())
-                .unwrap_or(table.g_per_kwh)
+                .map_or(table.g_per_kwh, |i| figures[i].g_per_kwh())
         };
         let emissions = emissions_kg(&parts, pue, figure);
         let kwh: f64 = parts
             .iter()
             .map(|p| crate::carbon::kwh_at_pue(p.energy_j, pue))
             .sum();
-        let live_count = results.iter().filter(|r| r.is_ok()).count();
-        let figures: Vec<f64> = hours.iter().map(|&h| figure(h)).collect();
-        let g_per_kwh = effective_g_per_kwh(&figures, emissions, kwh, table.g_per_kwh);
-        let detail = hours_detail(&parts, &results, &clock, pue, figure);
+        let values: Vec<f64> = figures.iter().map(|f| f.g_per_kwh()).collect();
+        let g_per_kwh = effective_g_per_kwh(&values, emissions, kwh, table.g_per_kwh);
+        let detail = hours_detail(&parts, &figures, &clock, pue);
         let zone = self.fetcher.zone().to_owned();
-        let reason = results.iter().find_map(|r| r.as_ref().err()).cloned();
-        let warning = reason.as_ref().and_then(|reason| {
+        // A pending hour is no failure yet: its answer may still come, so no warning for it.
+        let failure = results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .find(|fault| **fault != FetchFault::Pending)
+            .cloned();
+        let warning = failure.as_ref().and_then(|reason| {
             self.warned.lock().first(FELL_BACK).then(|| {
                 format!(
                     "Electricity Maps data unavailable for zone {zone} ({reason}): the table's \
@@ -115,38 +138,10 @@ impl HourlyRun {
         });
         let live_year = chrono::DateTime::from_timestamp(clock.wall_s(end.t_s) as i64, 0)
             .and_then(|at| u16::try_from(at.year()).ok());
-        let (source, year, method, zone) = match (live_count, reason) {
-            (0, reason) => (
-                format!(
-                    "{} (Electricity Maps unavailable for zone {zone}: {}; table used)",
-                    table.source,
-                    reason.map(|fault| fault.to_string()).unwrap_or_default()
-                ),
-                table.year,
-                IntensityMethod::Table,
-                table.zone.clone(),
-            ),
-            (live, Some(reason)) => (
-                format!(
-                    "Electricity Maps zone {zone}, hourly, time-weighted; {} of {} hours from the \
-                     table ({reason}): {}",
-                    results.len() - live,
-                    results.len(),
-                    table.source
-                ),
-                live_year,
-                IntensityMethod::LiveHourly,
-                zone,
-            ),
-            (_, None) => (
-                format!(
-                    "Electricity Maps zone {zone}, hourly, time-weighted over {} hour(s)",
-                    results.len()
-                ),
-                live_year,
-                IntensityMethod::LiveHourly,
-                zone,
-            ),
+        let (source, method) = describe(&figures, &results, &zone, table);
+        let (year, zone) = match method {
+            IntensityMethod::LiveHourly => (live_year, zone),
+            _ => (table.year, table.zone.clone()),
         };
         Weighted {
             emissions_kg: emissions,
@@ -158,6 +153,12 @@ impl HourlyRun {
             warning,
             detail,
         }
+    }
+
+    /// Waits (bounded by the request timeout) for the answers in flight, so the rows written
+    /// at `stop()` (the run row, windows still open) use them instead of a provisional figure.
+    pub fn settle(&self) {
+        self.fetcher.settle();
     }
 
     /// Stops the fetcher (a request in flight ends on its own timeout).
@@ -181,25 +182,181 @@ fn effective_g_per_kwh(figures: &[f64], emissions_kg: f64, kwh: f64, table_g_per
     }
 }
 
-/// One line for the debug log: each hour's energy, figure and its origin.
-fn hours_detail(
-    parts: &[HourPart],
+/// The figure an hour was weighed with, and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Figure {
+    /// Electricity Maps' figure for the hour.
+    Live(f64),
+    /// The hour's answer is still in flight: the previous hour's live figure (`live`), or the
+    /// table's.
+    Provisional {
+        /// g CO2eq per kWh.
+        g_per_kwh: f64,
+        /// Whether it is an earlier hour's live figure.
+        live: bool,
+    },
+    /// The hour's request failed: the table's figure.
+    Table(f64),
+}
+
+impl Figure {
+    fn g_per_kwh(self) -> f64 {
+        match self {
+            Self::Live(g) | Self::Provisional { g_per_kwh: g, .. } | Self::Table(g) => g,
+        }
+    }
+
+    fn origin(self) -> &'static str {
+        match self {
+            Self::Live(_) => "live",
+            Self::Provisional { .. } => "provisional",
+            Self::Table(_) => "table",
+        }
+    }
+}
+
+/// The row's `intensity_source` and `intensity_method` for hours weighed with `figures`.
+/// `live_hourly` when any hour used a live figure (its own, or the previous hour's standing
+/// in); `table` otherwise. Failed and provisional hours are counted in the text.
+fn describe(
+    figures: &[Figure],
     results: &[HourResult],
-    clock: &Clock,
-    pue: f64,
-    figure: impl Fn(i64) -> f64,
-) -> String {
+    zone: &str,
+    table: &Intensity,
+) -> (String, IntensityMethod) {
+    let total = figures.len();
+    let provisional = figures
+        .iter()
+        .filter(|f| matches!(f, Figure::Provisional { .. }))
+        .count();
+    let failure = results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .find(|fault| **fault != FetchFault::Pending);
+    let any_live = figures
+        .iter()
+        .any(|f| matches!(f, Figure::Live(_) | Figure::Provisional { live: true, .. }));
+    let pending_note = if provisional == 0 {
+        String::new()
+    } else {
+        format!(
+            "; provisional: {provisional} of {total} hour(s) still awaited Electricity Maps' \
+             answer (the previous hour's figure, else the table's, stood in; rows written later \
+             and the run row use the answer)"
+        )
+    };
+    if !any_live {
+        let reason = failure.map_or_else(|| FetchFault::Pending.to_string(), ToString::to_string);
+        let source = format!(
+            "{} (Electricity Maps unavailable for zone {zone}: {reason}; table used{pending_note})",
+            table.source
+        );
+        return (source, IntensityMethod::Table);
+    }
+    let from_table = figures
+        .iter()
+        .filter(|f| matches!(f, Figure::Table(_)))
+        .count();
+    let mut source = format!("Electricity Maps zone {zone}, hourly, time-weighted");
+    match failure {
+        Some(reason) if from_table > 0 => {
+            let _ = write!(
+                source,
+                "; {from_table} of {total} hours from the table ({reason}): {}",
+                table.source
+            );
+        }
+        _ => {
+            let _ = write!(source, " over {total} hour(s)");
+        }
+    }
+    source.push_str(&pending_note);
+    (source, IntensityMethod::LiveHourly)
+}
+
+/// One line for the debug log: each hour's energy, figure and its origin.
+fn hours_detail(parts: &[HourPart], figures: &[Figure], clock: &Clock, pue: f64) -> String {
     let mut detail = String::new();
-    for (part, result) in parts.iter().zip(results) {
+    for (part, figure) in parts.iter().zip(figures) {
         let _ = write!(
             detail,
             "hour {} (unix {}): {:e} kWh x {} g/kWh ({}); ",
             part.hour,
             part.hour as f64 * clock.hour_s,
             crate::carbon::kwh_at_pue(part.energy_j, pue),
-            figure(part.hour),
-            if result.is_ok() { "live" } else { "table" }
+            figure.g_per_kwh(),
+            figure.origin()
         );
     }
     detail.trim_end_matches("; ").to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intensity::Basis;
+
+    fn table() -> Intensity {
+        Intensity {
+            g_per_kwh: 56.0,
+            source: "OWID".to_owned(),
+            year: Some(2022),
+            zone: "FRA".to_owned(),
+            method: IntensityMethod::Table,
+            basis: Basis::Country,
+            country_name: None,
+            country_iso_code: None,
+            region: None,
+            cloud_provider: None,
+            cloud_region: None,
+        }
+    }
+
+    #[test]
+    fn a_provisional_hour_is_said_and_is_no_failure() {
+        let pending = FetchFault::Pending;
+        // The previous hour's live figure stands in: still live, and the row says provisional.
+        let (source, method) = describe(
+            &[
+                Figure::Live(100.0),
+                Figure::Provisional {
+                    g_per_kwh: 100.0,
+                    live: true,
+                },
+            ],
+            &[Ok(100.0), Err(pending.clone())],
+            "FR",
+            &table(),
+        );
+        assert_eq!(method, IntensityMethod::LiveHourly);
+        assert!(
+            source.contains("over 2 hour(s); provisional: 1 of 2"),
+            "{source}"
+        );
+        // Nothing known yet: the table's figure, said to be provisional, not a failure.
+        let (source, method) = describe(
+            &[Figure::Provisional {
+                g_per_kwh: 56.0,
+                live: false,
+            }],
+            &[Err(pending)],
+            "FR",
+            &table(),
+        );
+        assert_eq!(method, IntensityMethod::Table);
+        assert!(source.starts_with("OWID (Electricity Maps unavailable for zone FR: no answer yet; table used; provisional"), "{source}");
+        // Settled hours keep today's wording.
+        let (source, method) = describe(
+            &[Figure::Live(100.0), Figure::Table(56.0)],
+            &[Ok(100.0), Err(FetchFault::TimedOut)],
+            "FR",
+            &table(),
+        );
+        assert_eq!(method, IntensityMethod::LiveHourly);
+        assert_eq!(
+            source,
+            "Electricity Maps zone FR, hourly, time-weighted; 1 of 2 hours from the table \
+             (timed out): OWID"
+        );
+    }
 }

@@ -443,6 +443,11 @@ impl Tracker {
         run.windows.settle(&end);
         // Queued before the rows are written, so the last push overlaps the CSV write.
         let last_push = run.export_edge(&end, true);
+        if let Some(hourly) = &run.hourly {
+            // Edges never wait for Electricity Maps; the rows written now are final, so they
+            // wait (bounded) for the answers in flight rather than keep a provisional figure.
+            hourly.settle();
+        }
         // Windows still open (an epoch cut short by an exception) get their partial row first.
         let windows = run
             .windows
