@@ -36,8 +36,9 @@ pub enum Error {
     /// A config file someone else can write sets a setting only a trusted source may set
     /// (`config::schema::Trust`).
     #[error(
-        "{path} may not set {name}: {why}; set {name}= as a keyword argument or {var} instead, \
-         or make the file and its folder yours and writable only by you"
+        "{path} may not set {name}: {why}; set {name}= as a keyword argument ({flag} on the \
+         command line) or {var} instead, or make the file and its folder yours and writable \
+         only by you"
     )]
     UntrustedSetting {
         /// The config file.
@@ -48,6 +49,8 @@ pub enum Error {
         why: String,
         /// The environment variable that sets it (`CARBONMETER_NVML_LIBRARY`).
         var: String,
+        /// The command line's flag for it (`--nvml-library`).
+        flag: String,
     },
     /// The tracker was used out of order (for example a window closed that was never opened).
     #[error("{0}")]

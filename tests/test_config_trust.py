@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 from fixtures.nvml import devices
 from fixtures.powercap import NOBODY, public_root, run_unprivileged
-from helpers import read_csv
+from helpers import child_env, read_csv
 
 from carbonmeter import EmissionsTracker, InvalidValueError
 
@@ -80,6 +82,33 @@ def test_an_untrusted_file_may_not_load_a_library(
         tracker.stop()
     assert not loaded(library)
     assert_one_line_naming(str(caught.value), config, "nvml_library")
+
+
+@AS_ROOT
+@pytest.mark.slow
+def test_root_running_the_cli_in_another_users_folder_loads_nothing(
+    isolated: Path, fake_nvml_library: Path
+) -> None:
+    """The issue's case: root runs `carbonmeter run -- true` in a folder uid 12345 owns."""
+    library = isolated / "libnvidia-ml.so.1"
+    shutil.copy(fake_nvml_library, library)
+    Path(f"{library}.ctl").write_text(devices(1), encoding="utf-8")
+    config = write_config(isolated, f"nvml_library = {library}\n")
+    give_to_another_user(config)
+    command = ["run", "--country-iso-code", "FRA", "--save-to-file", "false", "--", "true"]
+    result = subprocess.run(
+        [sys.executable, "-m", "carbonmeter.cli", *command],
+        cwd=isolated,
+        env=child_env(isolated.parent / "home"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    [line] = result.stderr.strip().splitlines()
+    assert str(config) in line and "--nvml-library" in line, line
+    assert "CARBONMETER_NVML_LIBRARY" in line, line
 
 
 @pytest.mark.parametrize("make_untrusted", UNTRUSTED_PARAMS)

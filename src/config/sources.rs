@@ -298,6 +298,7 @@ impl Layers {
                     name: key.to_owned(),
                     why: why.clone(),
                     var: format!("CARBONMETER_{upper}"),
+                    flag: format!("--{}", key.replace('_', "-")),
                 });
             }
             let value = RawValue::Str(value.clone());
