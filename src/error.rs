@@ -33,6 +33,25 @@ pub enum Error {
         /// The type given.
         got: String,
     },
+    /// A config file someone else can write sets a setting only a trusted source may set
+    /// (`config::schema::Trust`).
+    #[error(
+        "{path} may not set {name}: {why}; set {name}= as a keyword argument ({flag} on the \
+         command line) or {var} instead, or make the file and its folder yours and writable \
+         only by you"
+    )]
+    UntrustedSetting {
+        /// The config file.
+        path: PathBuf,
+        /// The setting it sets.
+        name: String,
+        /// Why the file is not trusted (its owner, or who else can write it).
+        why: String,
+        /// The environment variable that sets it (`CARBONMETER_NVML_LIBRARY`).
+        var: String,
+        /// The command line's flag for it (`--nvml-library`).
+        flag: String,
+    },
     /// The tracker was used out of order (for example a window closed that was never opened).
     #[error("{0}")]
     State(String),

@@ -56,6 +56,10 @@ def test_the_table_is_well_formed() -> None:
         assert bool(setting.choices) == (setting.kind == "choice"), setting.name
         assert (setting.minimum is not None) == (setting.kind in ("float", "int")), setting.name
         assert setting.alias_of is None or setting.alias_of in BY_NAME, setting.name
+        assert setting.trust in ("any", "trusted_source_only"), setting.name
+        assert (setting.max_chars is None) == (setting.kind in ("object", "any")), setting.name
+        if setting.kind == "path":  # a path is read, written or loaded
+            assert setting.trust == "trusted_source_only", setting.name
 
 
 def test_every_setting_a_tracker_reads_is_in_the_table() -> None:
@@ -98,6 +102,33 @@ def test_defaults_are_what_a_tracker_uses(isolated: Path) -> None:
     assert tracker.project_name == BY_NAME["project_name"].default
     folder, name = BY_NAME["output_dir"].default, BY_NAME["output_file"].default
     assert tracker.output_path == os.path.join(str(folder), str(name))
+
+
+# What a tracker is given beside each setting: no CSV, and what must be on for it to be read.
+READ_WITH: dict[str, dict[str, object]] = {
+    "prometheus_url": {"save_to_prometheus": True, "save_to_file": False},
+    "save_to_file": {},
+}
+BOUNDED = [s for s in SETTINGS if s.max_chars is not None and s.served]
+
+
+@pytest.mark.parametrize("setting", BOUNDED, ids=lambda s: s.name)
+def test_size_bounds_are_what_the_parser_enforces(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, setting: Setting
+) -> None:
+    assert setting.max_chars is not None
+    monkeypatch.setenv(f"CARBONMETER_{setting.name.upper()}", "7" * (setting.max_chars + 1))
+    with pytest.raises(InvalidValueError) as caught:
+        EmissionsTracker(**READ_WITH.get(setting.name, {"save_to_file": False}))
+    message = str(caught.value)
+    assert f"{setting.name}=" in message, message
+    assert f"at most {setting.max_chars} characters" in message, message
+    assert len(message) < 300, message
+
+
+def test_a_name_of_the_longest_size_is_kept(isolated: Path) -> None:
+    longest = "n" * (BY_NAME["project_name"].max_chars or 0)
+    assert EmissionsTracker(save_to_file=False, project_name=longest).project_name == longest
 
 
 # --- the stub ----------------------------------------------------------------------------------
@@ -172,8 +203,15 @@ def test_mypy_rejects_a_wrong_type_and_an_unknown_name(tmp_path: Path) -> None:
 def test_docs_list_every_served_setting_and_nothing_else() -> None:
     page = (REPO / "docs" / "settings.md").read_text(encoding="utf-8")
     section = page.split("# Settings\n", 1)[1].split("\n## ", 1)[0]
-    listed = [line.split("`")[1] for line in section.splitlines() if line.startswith("- `")]
+    items = [line for line in section.splitlines() if line.startswith("- `")]
+    listed = [line.split("`")[1] for line in items]
     assert listed == SERVED
+    for name, line in zip(listed, items, strict=True):
+        guarded = BY_NAME[name].trust == "trusted_source_only"
+        assert ("trusted sources only" in line) == guarded, line
+    sizes = page.split("\n## Config files\n", 1)[1]
+    for bound in {s.max_chars for s in SETTINGS if s.max_chars is not None}:
+        assert f"{bound} " in sizes, bound
 
 
 # --- the command line --------------------------------------------------------------------------

@@ -100,6 +100,13 @@ class Setting:
     @property
     def served(self) -> bool:
         """False for a CodeCarbon option accepted with a warning and otherwise ignored."""
+    @property
+    def trust(self) -> str:
+        """`any`, or `trusted_source_only`: set by keyword arguments, the environment, or a
+        config file the user owns that no one else can write."""
+    @property
+    def max_chars(self) -> int | None:
+        """The longest value accepted, in characters, or None for a setting that is not text."""
 
 @final
 class Column:

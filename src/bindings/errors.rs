@@ -63,10 +63,12 @@ impl From<Error> for PyErr {
     fn from(err: Error) -> Self {
         let message = err.to_string();
         match err {
-            Error::InvalidValue { .. } => Python::attach(|py| match invalid_value_error(py) {
-                Ok(class) => PyErr::from_type(class.clone(), message),
-                Err(creation_failed) => creation_failed,
-            }),
+            Error::InvalidValue { .. } | Error::UntrustedSetting { .. } => {
+                Python::attach(|py| match invalid_value_error(py) {
+                    Ok(class) => PyErr::from_type(class.clone(), message),
+                    Err(creation_failed) => creation_failed,
+                })
+            }
             Error::UnknownSetting { .. } | Error::WrongType { .. } => PyTypeError::new_err(message),
             Error::State(_) => TrackerStateError::new_err(message),
             Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {

@@ -6,7 +6,7 @@ use pyo3::types::PyTuple;
 
 use crate::config::schema::{DefaultValue, SETTINGS, Setting};
 
-/// One setting: its name, kind, default, allowed values and doc.
+/// One setting: its name, kind, default, allowed values, trust, size bound and doc.
 #[pyclass(frozen, name = "Setting", module = "carbonmeter")]
 pub struct PySetting {
     inner: &'static Setting,
@@ -77,6 +77,19 @@ impl PySetting {
     #[getter]
     fn served(&self) -> bool {
         self.inner.served
+    }
+
+    /// Who may set it from a config file: `any`, or `trusted_source_only` (keyword arguments,
+    /// the environment, or a config file the user owns that no one else can write).
+    #[getter]
+    fn trust(&self) -> &'static str {
+        self.inner.trust.as_str()
+    }
+
+    /// The longest value accepted, in characters, or `None` for a setting that is not text.
+    #[getter]
+    fn max_chars(&self) -> Option<usize> {
+        self.inner.max_chars
     }
 
     fn __repr__(&self) -> String {

@@ -1,6 +1,7 @@
 //! Settings resolved as CodeCarbon resolves them: keyword argument, then environment
 //! (`CARBONMETER_<KEY>`, then `CODECARBON_<KEY>`), then `.codecarbon.config` in the working
-//! directory, then in the home directory, then the default of [`schema::SETTINGS`].
+//! directory, then in the home directory, then the default of [`schema::SETTINGS`]. A config
+//! file someone else can write may set only the [`schema::Trust::Any`] settings.
 //!
 //! [`Config`] is assembled from one small piece per layer that consumes settings; each piece's
 //! type lives with its consumer (`meter::MeterConfig`, `intensity::IntensityConfig`,
@@ -115,8 +116,8 @@ fn output(layers: &mut Layers) -> Result<OutputConfig> {
     })
 }
 
-fn gpu_ids(layers: &mut Layers) -> Option<Vec<String>> {
-    layers.get("gpu_ids").map(|raw| match raw {
+fn gpu_ids(layers: &mut Layers) -> Result<Option<Vec<String>>> {
+    Ok(layers.get("gpu_ids")?.map(|raw| match raw {
         RawValue::List(items) => items,
         RawValue::Str(text) => text
             .split(',')
@@ -125,7 +126,7 @@ fn gpu_ids(layers: &mut Layers) -> Option<Vec<String>> {
             .map(str::to_owned)
             .collect(),
         other => vec![other.render()],
-    })
+    }))
 }
 
 fn meter(layers: &mut Layers) -> Result<MeterConfig> {
@@ -137,7 +138,7 @@ fn meter(layers: &mut Layers) -> Result<MeterConfig> {
     let powercap_root = required("powercap_root", layers.text("powercap_root")?)?;
     let gpu = GpuConfig {
         nvml_library: layers.text("nvml_library")?.map(PathBuf::from),
-        gpu_ids: gpu_ids(layers),
+        gpu_ids: gpu_ids(layers)?,
         cuda_visible_devices: layers.env.vars.get("CUDA_VISIBLE_DEVICES").cloned(),
         poll_interval_s: required("gpu_poll_secs", layers.number("gpu_poll_secs")?)?,
         amdsmi_library: layers.text("amdsmi_library")?.map(PathBuf::from),
@@ -231,12 +232,14 @@ fn check_base_url(url: &str) -> Result<()> {
 fn live_settings(layers: &mut Layers) -> Result<LiveSettings> {
     // Keyword arguments first (either name), then each name through the other layers, then
     // Electricity Maps' own variable.
-    let token = ["electricitymaps_api_token", "co2_signal_api_token"]
-        .iter()
-        .find_map(|key| match layers.kwargs.get(*key) {
-            Some(RawValue::Str(text)) => Some(text.clone()),
-            _ => None,
-        });
+    let mut token = None;
+    for key in ["electricitymaps_api_token", "co2_signal_api_token"] {
+        if let Some(raw @ RawValue::Str(text)) = layers.kwargs.get(key) {
+            sources::check_size(key, raw, "a keyword argument")?;
+            token = Some(text.clone());
+            break;
+        }
+    }
     let token = match token {
         Some(token) => Some(token),
         None => match layers.text("electricitymaps_api_token")? {
@@ -381,7 +384,7 @@ fn export(layers: &mut Layers) -> Result<ExportSettings> {
 // ---- end of fleet export ---------------------------------------------------------------------
 
 fn log_level(layers: &mut Layers) -> Result<Option<String>> {
-    let Some(raw) = layers.get("log_level") else {
+    let Some(raw) = layers.get("log_level")? else {
         return Ok(None);
     };
     let setting = schema::setting("log_level").ok_or_else(|| Error::UnknownSetting {
@@ -439,7 +442,7 @@ impl Config {
     /// CodeCarbon ones are listed in [`Config::unserved`].
     pub fn resolve(kwargs: BTreeMap<String, RawValue>, env: Environment) -> Result<Self> {
         let unserved = sources::unserved_kwargs(&kwargs)?;
-        let mut layers = Layers::new(kwargs, env);
+        let mut layers = Layers::new(kwargs, env)?;
         let measure_power_secs =
             required("measure_power_secs", layers.number("measure_power_secs")?)?;
         let pue = required("pue", layers.number("pue")?)?;

@@ -7,6 +7,9 @@
 //!
 //! 1. Add one row to [`SETTINGS`] below: name, [`Kind`], default, choices or [`Range`], doc
 //!    (`served: true` unless it is a CodeCarbon option carbonmeter only accepts with a warning).
+//!    Wrap it in `trusted(..)` (or use `endpoint(..)`) when it loads code, names an endpoint,
+//!    a tree to read or a place to write ([`Trust`]); its size bound comes from its kind
+//!    ([`Setting::max_chars`]) unless the row sets one.
 //! 2. Add the field where its layer consumes it (for example `psu_efficiency` in
 //!    `meter::MeterConfig`, `prometheus_url` in the exporter's config) and read it in that
 //!    layer's piece of `config/mod.rs` with the typed getter of its kind
@@ -66,6 +69,44 @@ impl Kind {
         }
     }
 }
+
+/// Who may set a setting from a config file; keyword arguments and the environment may set
+/// anything (see `docs/settings.md`, "Config files").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// Any layer, a file someone else can write included: the setting names the run, places
+    /// its grid or tunes the measurement.
+    Any,
+    /// Keyword arguments, the environment, or a config file the user (or root) owns that no
+    /// one else can write, in a folder no one else can write: the setting loads code, picks an
+    /// endpoint that receives a secret or data, a tree that is read or a place that is written.
+    TrustedSourceOnly,
+}
+
+impl Trust {
+    /// The name `_core.SETTINGS` gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Any => "any",
+            Self::TrustedSourceOnly => "trusted_source_only",
+        }
+    }
+}
+
+/// The longest value of a kind, in characters, unless its row says otherwise: a name fits in
+/// 256 (a row repeats it), a path in Linux's `PATH_MAX`, a number, flag or choice in 64.
+const fn default_max_chars(kind: Kind) -> Option<usize> {
+    match kind {
+        Kind::Str => Some(256),
+        Kind::Path => Some(4096),
+        Kind::Secret | Kind::List => Some(1024),
+        Kind::Float | Kind::Int | Kind::Bool | Kind::Choice => Some(64),
+        Kind::Object | Kind::Any => None,
+    }
+}
+
+/// The longest URL accepted (endpoints).
+const URL_MAX_CHARS: usize = 2048;
 
 /// A setting's default, typed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -164,6 +205,10 @@ pub struct Setting {
     pub alias_of: Option<&'static str>,
     /// Whether carbonmeter acts on it (false: a CodeCarbon option accepted with a warning).
     pub served: bool,
+    /// Who may set it from a config file.
+    pub trust: Trust,
+    /// The longest value accepted from any layer, in characters (`None`: not text).
+    pub max_chars: Option<usize>,
     /// One line for the CLI help and `_core.SETTINGS`.
     pub doc: &'static str,
 }
@@ -177,7 +222,25 @@ const fn row(name: &'static str, kind: Kind, default: DefaultValue, doc: &'stati
         range: None,
         alias_of: None,
         served: true,
+        trust: Trust::Any,
+        max_chars: default_max_chars(kind),
         doc,
+    }
+}
+
+/// `setting`, settable only from a trusted source ([`Trust::TrustedSourceOnly`]).
+const fn trusted(setting: Setting) -> Setting {
+    Setting {
+        trust: Trust::TrustedSourceOnly,
+        ..setting
+    }
+}
+
+/// An endpoint: a URL (longer than a name), settable only from a trusted source.
+const fn endpoint(name: &'static str, default: DefaultValue, doc: &'static str) -> Setting {
+    Setting {
+        max_chars: Some(URL_MAX_CHARS),
+        ..trusted(row(name, Kind::Str, default, doc))
     }
 }
 
@@ -230,8 +293,8 @@ pub const SETTINGS: &[Setting] = &[
     row("experiment_id", Kind::Str, Str(DEFAULT_EXPERIMENT_ID), "groups runs of one experiment"),
     row("experiment_name", Kind::Str, Str("base"), "a name for the experiment"),
     number("measure_power_secs", Float(15.0), Range { max: Some(86_400.0), ..Range::above(0.0, "seconds") }, "seconds between sensor reads"),
-    row("output_dir", Kind::Path, Str("."), "folder of the CSV file (created by `carbonmeter run`)"),
-    row("output_file", Kind::Str, Str("emissions.csv"), "name of the CSV file"),
+    trusted(row("output_dir", Kind::Path, Str("."), "folder of the CSV file (created by `carbonmeter run`)")),
+    Setting { max_chars: Some(255), ..trusted(row("output_file", Kind::Str, Str("emissions.csv"), "name of the CSV file")) },
     row("save_to_file", Kind::Bool, Bool(true), "append rows to the CSV file"),
     choice("log_level", &["debug", "info", "warning", "error", "critical", "notset"], Unset, "level of the Python logger `carbonmeter` (or 0 to 50)"),
     choice("tracking_mode", &["machine", "process"], Str("machine"), "measure the whole machine or this process tree"),
@@ -252,28 +315,28 @@ pub const SETTINGS: &[Setting] = &[
     row("rapl_prefer_psys", Kind::Bool, Bool(false), "count RAPL psys as CPU energy instead of the packages"),
     row("allow_multiple_runs", Kind::Bool, Bool(true), "accepted for CodeCarbon parity; every tracker may run beside others"),
     number("default_cpu_power", Unset, Range { max: Some(1e6), ..Range::above(0.0, "watts") }, "TDP of the whole CPU in W when its model is not in the table"),
-    row("powercap_root", Kind::Path, Str(DEFAULT_POWERCAP_ROOT), "root of the powercap (RAPL) tree"),
+    trusted(row("powercap_root", Kind::Path, Str(DEFAULT_POWERCAP_ROOT), "root of the powercap (RAPL) tree")),
     Setting { kind: Kind::Int, ..number("rank", Unset, Range { whole: true, max: Some(4_294_967_295.0), ..Range::at_least(0.0, "a whole number") }, "distributed rank written in every row") },
     row("host", Kind::Str, Unset, "the machine this process runs on (default: the hostname); ranks naming one host share its CPU, RAM and GPUs"),
     number("job_wait_secs", Float(30.0), Range { max: Some(3600.0), ..Range::above(0.0, "seconds") }, "seconds global rank 0 waits at an epoch edge for the other ranks' figures"),
     choice("sync", &["none", "torch"], Str("none"), "wait for queued GPU work at window edges (torch.cuda.synchronize)"),
     row("electricitymaps_api_token", Kind::Secret, Unset, "Electricity Maps token: hourly live intensity (or ELECTRICITYMAPS_API_TOKEN)"),
     Setting { alias_of: Some("electricitymaps_api_token"), ..row("co2_signal_api_token", Kind::Secret, Unset, "CodeCarbon's name for electricitymaps_api_token") },
-    row("electricitymaps_base_url", Kind::Str, Str(DEFAULT_BASE_URL), "Electricity Maps API root"),
+    endpoint("electricitymaps_base_url", Str(DEFAULT_BASE_URL), "Electricity Maps API root"),
     row("electricitymaps_zone", Kind::Str, Unset, "Electricity Maps zone, when the location does not name one"),
-    row("nvml_library", Kind::Path, Unset, "the NVML library to load (libnvidia-ml.so.1 by default)"),
+    trusted(row("nvml_library", Kind::Path, Unset, "the NVML library to load (libnvidia-ml.so.1 by default)")),
     number("gpu_poll_secs", Float(DEFAULT_GPU_POLL_S), Range { max: Some(10.0), ..Range::above(0.0, "seconds") }, "seconds between GPU power polls"),
     Setting { range: Some(Range { max: Some(1.0), ..Range::above(0.0, "a share") }), ..row("psu_efficiency", Kind::Float, Unset, "share of the plug's energy the PSU delivers (0.92): adds wall_energy to each row") },
     number("co2_budget_kg", Unset, Range::above(0.0, "kg CO2eq"), "carbon budget of the run: warns once when the projection's low end exceeds it"),
     row("stop_over_budget", Kind::Bool, Bool(false), "with co2_budget_kg, the callbacks stop training after the epoch that crossed it"),
     // Fleet export (src/export/).
     row("save_to_prometheus", Kind::Bool, Bool(false), "push counters to a Prometheus Pushgateway at prometheus_url"),
-    row("prometheus_url", Kind::Str, Str(DEFAULT_PROMETHEUS_URL), "Pushgateway address (host:port or URL), with save_to_prometheus"),
-    row("prometheus_textfile_dir", Kind::Path, Unset, "write counters for node_exporter's textfile collector into this folder"),
-    row("otlp_endpoint", Kind::Str, Unset, "OTLP/HTTP endpoint for metrics (or OTEL_EXPORTER_OTLP_ENDPOINT)"),
-    row("amdsmi_library", Kind::Path, Unset, "the amd-smi library to load (libamd_smi.so, then /opt/rocm/lib/libamd_smi.so, by default)"),
-    row("hwmon_root", Kind::Path, Str(DEFAULT_HWMON_ROOT), "root of the hwmon tree: Intel xe/i915 and amdgpu cards, Jetson ina3221 rails"),
-    row("loggers", Kind::Object, Unset, "loggers to send each row to: \"wandb\", \"comet\" or logger objects"),
+    endpoint("prometheus_url", Str(DEFAULT_PROMETHEUS_URL), "Pushgateway address (host:port or URL), with save_to_prometheus"),
+    trusted(row("prometheus_textfile_dir", Kind::Path, Unset, "write counters for node_exporter's textfile collector into this folder")),
+    endpoint("otlp_endpoint", Unset, "OTLP/HTTP endpoint for metrics (or OTEL_EXPORTER_OTLP_ENDPOINT)"),
+    trusted(row("amdsmi_library", Kind::Path, Unset, "the amd-smi library to load (libamd_smi.so, then /opt/rocm/lib/libamd_smi.so, by default)")),
+    trusted(row("hwmon_root", Kind::Path, Str(DEFAULT_HWMON_ROOT), "root of the hwmon tree: Intel xe/i915 and amdgpu cards, Jetson ina3221 rails")),
+    trusted(row("loggers", Kind::Object, Unset, "loggers to send each row to: \"wandb\", \"comet\" or logger objects")),
     unserved("api_call_interval"),
     unserved("api_endpoint"),
     unserved("api_key"),
@@ -341,6 +404,38 @@ mod tests {
             if let Some(target) = setting.alias_of {
                 assert!(super::setting(target).is_some(), "{}", setting.name);
             }
+        }
+    }
+
+    #[test]
+    fn what_loads_code_sends_data_or_writes_files_is_trusted_only() {
+        let trusted: Vec<&str> = SETTINGS
+            .iter()
+            .filter(|s| s.trust == Trust::TrustedSourceOnly)
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(
+            trusted,
+            [
+                "output_dir",
+                "output_file",
+                "powercap_root",
+                "electricitymaps_base_url",
+                "nvml_library",
+                "prometheus_url",
+                "prometheus_textfile_dir",
+                "otlp_endpoint",
+                "amdsmi_library",
+                "hwmon_root",
+                "loggers",
+            ]
+        );
+        for setting in SETTINGS {
+            if setting.kind == Kind::Path {
+                assert_eq!(setting.trust, Trust::TrustedSourceOnly, "{}", setting.name);
+            }
+            let text = !matches!(setting.kind, Kind::Object | Kind::Any);
+            assert_eq!(setting.max_chars.is_some(), text, "{}", setting.name);
         }
     }
 
