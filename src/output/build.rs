@@ -115,7 +115,9 @@ fn set_band(row: &mut EmissionsRow, description: &MeterDescription, interval: &I
             method: description.cpu_method.as_str(),
             backend: "any",
             energy_j: energy.cpu_j,
-            sampling_bound_j: 0.0,
+            // Utilisation is a difference of counters in whole ticks: off by a few ticks at
+            // most, however short the window (issue 32).
+            sampling_bound_j: description.cpu_resolution_j,
         },
         Part {
             quantity: "ram",
@@ -367,6 +369,7 @@ mod tests {
             ram_method: Method::Model,
             gpu_method: Method::None,
             rapl_zones: "package-0".to_owned(),
+            cpu_resolution_j: 0.0,
             host: HostInfo {
                 cpu_model: "Xeon".to_owned(),
                 cpu_count: 8,
