@@ -105,11 +105,10 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         # The Trainer has no evaluation-begin hook: the first prediction step opens the window.
+        # Outside training it begins a run of its own, which ends with the window: in the
+        # on_log of the evaluation's metrics, or at on_predict.
         if not self._epochs.is_open("eval"):
-            tracker = self._epochs.tracker
-            if tracker is None or not tracker.running:
-                self._epochs.begin_run(**_owned_defaults(args))
-            self._epochs.begin_epoch(self._train_epoch, "eval")
+            self._epochs.begin_epoch(self._train_epoch, "eval", **_owned_defaults(args))
 
     def on_evaluate(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
