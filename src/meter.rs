@@ -219,6 +219,9 @@ pub struct MeterDescription {
     /// to whole clock ticks, field by field ([`procfs::BUSY_FIELDS`] ticks at TDP per CPU). 0
     /// where the CPU is not modelled from utilisation.
     pub cpu_resolution_j: f64,
+    /// Under load x TDP, one clock tick of the CPU time counters, s: a window shorter than
+    /// this reads its CPU as [`Method::LoadTdpShort`]. 0 where the CPU is not so modelled.
+    pub cpu_tick_s: f64,
 }
 
 struct ChannelState {
@@ -364,6 +367,10 @@ impl Meter {
                 rapl_zones,
                 cpu_resolution_j: match plan.cpu {
                     CpuSource::LoadTdp { tdp_w } => resolution_j(tdp_w, probe.info()),
+                    _ => 0.0,
+                },
+                cpu_tick_s: match plan.cpu {
+                    CpuSource::LoadTdp { .. } => tick_s(),
                     _ => 0.0,
                 },
                 host: probe.info().clone(),
@@ -551,6 +558,7 @@ impl Meter {
         );
         if let Some(Fallback::LoadTdp { tdp_w }) = chosen {
             self.description.cpu_resolution_j = resolution_j(tdp_w, &self.description.host);
+            self.description.cpu_tick_s = tick_s();
         }
         let (method, sensor, fallback_name): (&mut Method, Box<dyn Sensor>, &str) = match chosen {
             Some(Fallback::LoadTdp { tdp_w }) => (
@@ -621,6 +629,11 @@ fn resolution_j(tdp_w: f64, host: &HostInfo) -> f64 {
     procfs::ticks_per_s().map_or(0.0, |ticks_per_s| {
         f64::from(procfs::BUSY_FIELDS) * tdp_w / host.cpu_count.max(1) as f64 / ticks_per_s
     })
+}
+
+/// One clock tick of the CPU time counters, s; 0 where `/proc` does not say.
+fn tick_s() -> f64 {
+    procfs::ticks_per_s().map_or(0.0, |ticks_per_s| 1.0 / ticks_per_s)
 }
 
 /// Why a reading did not count, in the words of a warning.

@@ -364,3 +364,38 @@ def test_short_windows_of_the_machine_are_never_a_silent_zero(isolated: Path) ->
         # What was read between the edges is inside what /proc/stat counted around them.
         assert figure_j <= machine_j + 5 * tick_j, (data.duration, figure_j, machine_j)
         assert low_j <= machine_j + 5 * tick_j
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="reads /proc")
+def test_a_window_under_one_tick_is_marked_and_its_band_is_not_zero(isolated: Path) -> None:
+    # Machine mode: a process-tree edge walks every process, which may itself take a tick.
+    tracker = EmissionsTracker(
+        country_iso_code="FRA",
+        save_to_file=False,
+        default_cpu_power=TDP_W,
+        force_ram_power=0,
+        measure_power_secs=60,
+    )
+    tick_s = 1 / os.sysconf("SC_CLK_TCK")
+    tracker.start()
+    short = 0
+    # A loaded machine may stretch a window past a tick: tried until some are shorter.
+    for _ in range(50):
+        before_s = time.process_time()
+        tracker.start_window("blink")
+        spin(0.001)
+        data = tracker.end_window("blink")
+        own_j = (time.process_time() - before_s) * TDP_W / (os.cpu_count() or 1)
+        # Whole ticks, perhaps none: said by the method, and the band reaches the truth.
+        expected = "load_tdp_short" if data.duration < tick_s else "load_tdp"
+        assert data.cpu_method == expected, data.duration
+        low_j, high_j = band_j(data)
+        assert low_j <= own_j <= high_j, (data.duration, own_j)
+        short += expected == "load_tdp_short"
+        if short == 3:
+            break
+    tracker.stop()
+    assert short > 0
+    run = tracker.final_emissions_data
+    assert run is not None
+    assert run.cpu_method == ("load_tdp_short" if run.duration < tick_s else "load_tdp")

@@ -509,6 +509,7 @@ impl Tracker {
             rapl_zones: String::new(),
             host: crate::sensors::host::HostInfo::default(),
             cpu_resolution_j: 0.0,
+            cpu_tick_s: 0.0,
         });
         let weighted = closed
             .hourly
