@@ -444,14 +444,13 @@ impl Meter {
 
     /// Reads every sensor now and returns the totals.
     pub fn read(&mut self) -> Snapshot {
-        let now = Instant::now();
+        // Stamped when the CPU time counters were read: the share busy is then held by the
+        // integrator over exactly the span it was measured on, since the last read.
+        let (host, now) = self.probe.sample();
         let elapsed = now.saturating_duration_since(self.origin);
         let t_s = elapsed.as_secs_f64();
         self.last_full_read_s = t_s;
         let t_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        // The share busy over exactly the span the integrator holds it for: the one since the
-        // last read, timed by the same clock reading.
-        let host = self.probe.sample(now);
         let given_up = self.read_sensors(t_s, t_us, &host);
         for component in given_up {
             self.fall_back(component, t_s, &host);

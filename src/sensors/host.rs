@@ -136,14 +136,17 @@ impl HostProbe {
         self.system.is_some()
     }
 
-    /// Refreshes and returns utilisation from the previous sample to `now` (its first sample
-    /// only starts that span and reports 0 %).
-    pub fn sample(&mut self, now: Instant) -> HostSample {
+    /// Refreshes and returns utilisation since the previous sample (a first sample only starts
+    /// that span and reports 0 %), and when the CPU time counters were read: the end of the span
+    /// the figure holds for, which the caller should stamp the sample with.
+    pub fn sample(&mut self) -> (HostSample, Instant) {
         let Some(system) = self.system.as_mut() else {
-            return HostSample::default();
+            return (HostSample::default(), Instant::now());
         };
-        match self.mode {
+        let now;
+        let sample = match self.mode {
             TrackingMode::Machine => {
+                now = Instant::now();
                 let machine = MACHINE.lock().sample();
                 let (ram_used_bytes, ram_total_bytes) =
                     machine.ram_bytes.unwrap_or((0, self.info.ram_total_bytes));
@@ -173,6 +176,9 @@ impl HostProbe {
                     .map(sysinfo::Process::memory)
                     .sum();
                 let cpus = self.info.cpu_count.max(1) as f64;
+                // After the process table's refresh, which may take milliseconds: the counters
+                // are read just after this.
+                now = Instant::now();
                 let cpu_fraction = if let Some(cpu_s) = tree_cpu_s(&tree) {
                     busy_share(&mut self.last_tree_cpu, Some(cpu_s), now, cpus)
                 } else {
@@ -189,7 +195,8 @@ impl HostProbe {
                     ram_total_bytes,
                 }
             }
-        }
+        };
+        (sample, now)
     }
 }
 
