@@ -637,6 +637,19 @@ UNCERTAINTY = [
     ],
     [
         "cpu",
+        "load_tdp_short",
+        "any",
+        "0.7299",
+        "11.11",
+        "0",
+        "measured",
+        "2025",
+        "as load_tdp (Fischer 2025) over a window shorter than one tick of the kernel's CPU time "
+        "counters (USER_HZ, 10 ms): the figure is whole ticks, possibly none; every load_tdp row's "
+        "band also adds the counters' rounding (5 busy fields, a tick of one CPU each)",
+    ],
+    [
+        "cpu",
         "constant",
         "any",
         "0.5",

@@ -14,6 +14,7 @@ use crate::sensors::constant::ConstantSensor;
 use crate::sensors::cpu_load::LoadTdpSensor;
 use crate::sensors::host::{HostInfo, HostProbe};
 use crate::sensors::plan::{self, CpuSource, Fallback, Plan, RamSource};
+use crate::sensors::procfs;
 use crate::sensors::ram::RamModelSensor;
 use crate::sensors::rapl::{RaplDiscovery, RaplSensor};
 use crate::sensors::{
@@ -213,6 +214,14 @@ pub struct MeterDescription {
     pub rapl_zones: String,
     /// Static facts of the machine.
     pub host: HostInfo,
+    /// Under load x TDP, the most a window's CPU figure may be off by, J, however short the
+    /// window: its utilisation is a difference of busy-time counters that the kernel rounds down
+    /// to whole clock ticks, field by field ([`procfs::BUSY_FIELDS`] ticks at TDP per CPU). 0
+    /// where the CPU is not modelled from utilisation.
+    pub cpu_resolution_j: f64,
+    /// Under load x TDP, one clock tick of the CPU time counters, s: a window shorter than
+    /// this reads its CPU as [`Method::LoadTdpShort`]. 0 where the CPU is not so modelled.
+    pub cpu_tick_s: f64,
 }
 
 struct ChannelState {
@@ -356,6 +365,14 @@ impl Meter {
                 ram_method: plan.ram_method(),
                 gpu_method: gpu.method(),
                 rapl_zones,
+                cpu_resolution_j: match plan.cpu {
+                    CpuSource::LoadTdp { tdp_w } => resolution_j(tdp_w, probe.info()),
+                    _ => 0.0,
+                },
+                cpu_tick_s: match plan.cpu {
+                    CpuSource::LoadTdp { .. } => tick_s(),
+                    _ => 0.0,
+                },
                 host: probe.info().clone(),
             },
             probe,
@@ -427,11 +444,13 @@ impl Meter {
 
     /// Reads every sensor now and returns the totals.
     pub fn read(&mut self) -> Snapshot {
-        let elapsed = self.origin.elapsed();
+        // Stamped when the CPU time counters were read: the share busy is then held by the
+        // integrator over exactly the span it was measured on, since the last read.
+        let (host, now) = self.probe.sample();
+        let elapsed = now.saturating_duration_since(self.origin);
         let t_s = elapsed.as_secs_f64();
         self.last_full_read_s = t_s;
         let t_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        let host = self.probe.sample();
         let given_up = self.read_sensors(t_s, t_us, &host);
         for component in given_up {
             self.fall_back(component, t_s, &host);
@@ -536,6 +555,10 @@ impl Meter {
             &self.description.host,
             &mut warnings,
         );
+        if let Some(Fallback::LoadTdp { tdp_w }) = chosen {
+            self.description.cpu_resolution_j = resolution_j(tdp_w, &self.description.host);
+            self.description.cpu_tick_s = tick_s();
+        }
         let (method, sensor, fallback_name): (&mut Method, Box<dyn Sensor>, &str) = match chosen {
             Some(Fallback::LoadTdp { tdp_w }) => (
                 &mut self.description.cpu_method,
@@ -596,6 +619,20 @@ impl Meter {
             pending.push(message);
         }
     }
+}
+
+/// [`MeterDescription::cpu_resolution_j`] under load x TDP at `tdp_w` for the whole machine:
+/// one clock tick of one CPU's time per busy field; 0 where `/proc` does not say how long a
+/// tick is.
+fn resolution_j(tdp_w: f64, host: &HostInfo) -> f64 {
+    procfs::ticks_per_s().map_or(0.0, |ticks_per_s| {
+        f64::from(procfs::BUSY_FIELDS) * tdp_w / host.cpu_count.max(1) as f64 / ticks_per_s
+    })
+}
+
+/// One clock tick of the CPU time counters, s; 0 where `/proc` does not say.
+fn tick_s() -> f64 {
+    procfs::ticks_per_s().map_or(0.0, |ticks_per_s| 1.0 / ticks_per_s)
 }
 
 /// Why a reading did not count, in the words of a warning.

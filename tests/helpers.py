@@ -106,6 +106,25 @@ def rows_of(path: Path) -> list[dict[str, str]]:
     return read_csv(path)[1]
 
 
+def idle_after(work: Callable[[], object], idle_s: float = 1.0) -> float:
+    """Runs `work`, then idles `idle_s` (other work of the user's); returns the work's seconds."""
+    began = time.monotonic()
+    work()
+    work_s = time.monotonic() - began
+    time.sleep(idle_s)
+    return work_s
+
+
+def check_run_ended_with_work(path: Path, work_s: float, idle_s: float = 1.0) -> dict[str, str]:
+    """The CSV at `path`, read while idling after work of `work_s`, ends with that work's run row,
+    whose duration is the work's, not the idle time after it (issue 32); returns the row."""
+    rows = rows_of(path)
+    assert rows and rows[-1]["window"] == "", [(r["window"], r["duration"]) for r in rows]
+    duration_s = float(rows[-1]["duration"])
+    assert duration_s <= work_s + 0.05 < idle_s, (duration_s, work_s)
+    return rows[-1]
+
+
 def carbonmeter_messages(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
     """What carbonmeter's loggers said at exactly `level`."""
     return [

@@ -135,6 +135,7 @@ def test_uncertainty_rows_bracket_the_figure_and_say_their_basis() -> None:
     for quantity, method in [
         ("cpu", "rapl"),
         ("cpu", "load_tdp"),
+        ("cpu", "load_tdp_short"),
         ("cpu", "constant"),
         ("ram", "rapl"),
         ("ram", "model"),

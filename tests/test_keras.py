@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from fixtures import budget
-from helpers import rows_of
+from helpers import check_run_ended_with_work, idle_after, rows_of
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras", reason="Keras tests need the [keras] extra")
@@ -201,3 +201,20 @@ def test_the_samples_of_every_batch_are_counted_per_epoch_and_run(tmp_path: Path
     data = callback.final_emissions_data
     assert data is not None and data.samples == 500
     assert data.joules_per_sample == pytest.approx(data.energy_consumed * 3.6e6 / 500)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+def test_evaluate_and_predict_after_fit_end_their_runs_with_their_work(tmp_path: Path) -> None:
+    """Fit, then evaluate, predict, each followed by other work (issue 32)."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(64, 8)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    callback = EmissionsCallback(output_dir=str(tmp_path), country_iso_code="FRA")
+    model = tiny_model()
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[callback])
+    csv_path = tmp_path / "emissions.csv"
+    work_s = idle_after(lambda: model.evaluate(x, y, verbose=0, callbacks=[callback]))
+    assert check_run_ended_with_work(csv_path, work_s)["window"] == ""
+    work_s = idle_after(lambda: model.predict(x, verbose=0, callbacks=[callback]))
+    check_run_ended_with_work(csv_path, work_s)

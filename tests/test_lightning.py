@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from fixtures import budget
-from helpers import rows_of
+from helpers import check_run_ended_with_work, idle_after, rows_of
 
 pl = pytest.importorskip("lightning.pytorch", reason="Lightning tests need the [lightning] extra")
 torch = pytest.importorskip("torch")
@@ -143,3 +143,24 @@ def test_train_batches_are_counted_as_samples_and_validation_is_not(tmp_path: Pa
     assert rows[-1]["samples"] == "300"
     last = float(train_rows[-1]["energy_consumed"]) * 3.6e6 / 100
     assert float(fit.callback_metrics["j_per_sample"]) == pytest.approx(last)
+
+
+class PredictingRegressor(TinyRegressor):
+    def predict_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self.layer(batch[0])
+
+
+@pytest.mark.slow
+def test_validate_and_predict_after_fit_end_their_runs_with_their_work(tmp_path: Path) -> None:
+    """Fit, then validate and predict, each followed by other work (issue 32)."""
+    callback = EmissionsCallback(output_dir=str(tmp_path), country_iso_code="DEU")
+    fit = trainer(tmp_path, callback)
+    model = PredictingRegressor()
+    fit.fit(model, loader(), loader())
+    csv_path = tmp_path / "emissions.csv"
+    work_s = idle_after(lambda: fit.validate(model, loader(), verbose=False))
+    assert check_run_ended_with_work(csv_path, work_s)["window"] == ""
+    phases = [row["phase"] for row in rows_of(csv_path)]
+    assert phases[-2:] == ["validation", ""]
+    work_s = idle_after(lambda: fit.predict(model, loader()))
+    check_run_ended_with_work(csv_path, work_s)

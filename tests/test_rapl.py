@@ -214,6 +214,9 @@ tracker = carbonmeter.EmissionsTracker(
     save_to_file=False, country_iso_code="FRA", default_cpu_power=50, powercap_root=POWERCAP_ROOT
 )
 tracker.start()
+# Over a tick of the CPU time counters (10 ms): a shorter run's method reads load_tdp_short.
+import time
+time.sleep(0.02)
 tracker.stop()
 data = tracker.final_emissions_data
 print(json.dumps({"row": data.as_dict(), "records": records}))

@@ -48,6 +48,7 @@ def test_force_mode_cpu_load_uses_the_load_model_beside_rapl_dram(server: FakePo
     tracker = make_tracker(server, force_mode_cpu_load=True, default_cpu_power=120)
     tracker.start()
     server.advance("intel-rapl:0", 10**9)
+    time.sleep(0.02)  # over a tick of the CPU counters: a shorter run reads load_tdp_short
     server.advance("intel-rapl:0:2", 5_000)
     tracker.stop()
     data = tracker.final_emissions_data

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fixtures import budget
-from helpers import rows_of
+from helpers import check_run_ended_with_work, idle_after, rows_of
 
 transformers = pytest.importorskip(
     "transformers", reason="Transformers tests need the [transformers] extra"
@@ -118,15 +118,42 @@ def test_epochs_and_evaluations_land_in_the_csv_and_the_log_history(tmp_path: Pa
     assert [row["epoch"] for row in eval_rows] == ["0", "1", "2"]
     assert callback.final_emissions == pytest.approx(float(rows[-1]["emissions"]))
 
-    # predict() logs nothing: its window closes at on_predict, into the metrics it returns.
+    # predict() logs nothing: its window closes at on_predict, into the metrics it returns,
+    # and the run it began after training ends with it (issue 32).
     predicted = trainer.predict(SyntheticTokens(16)).metrics
     rows = rows_of(tmp_path / "emissions.csv")
-    assert predicted["test_co2_kg"] == pytest.approx(float(rows[-1]["emissions"]))
-    assert rows[-1]["phase"] == "eval"
-    assert callback.tracker is not None and callback.tracker.running
+    assert predicted["test_co2_kg"] == pytest.approx(float(rows[-2]["emissions"]))
+    assert rows[-2]["phase"] == "eval"
+    assert callback.tracker is not None and not callback.tracker.running
+    assert rows[-1]["window"] == ""
     callback.on_train_end(trainer.args, trainer.state, trainer.control)
-    assert not callback.tracker.running
-    assert rows_of(tmp_path / "emissions.csv")[-1]["window"] == ""
+    assert len(rows_of(tmp_path / "emissions.csv")) == len(rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("work", ["evaluate", "predict"])
+def test_a_standalone_evaluate_or_predict_ends_its_run_with_its_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, work: str
+) -> None:
+    """The seed paper's pattern: fine-tune, evaluate, then other work (issue 32)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CARBONMETER_COUNTRY_ISO_CODE", "FRA")
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=training_args(
+            tmp_path, report_to=["carbonmeter"], num_train_epochs=1, eval_strategy="no"
+        ),
+        train_dataset=SyntheticTokens(32),
+        eval_dataset=SyntheticTokens(32),
+    )
+    trainer.train()
+    if work == "evaluate":
+        work_s = idle_after(trainer.evaluate)
+    else:
+        work_s = idle_after(lambda: trainer.predict(SyntheticTokens(32)))
+    check_run_ended_with_work(tmp_path / "emissions.csv", work_s)
+    rows = rows_of(tmp_path / "emissions.csv")
+    assert [row["phase"] for row in rows] == ["train", "", "eval", ""]
 
 
 @pytest.mark.slow

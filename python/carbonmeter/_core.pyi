@@ -291,8 +291,8 @@ class EmissionsData:
         """Version of carbonmeter that wrote the row."""
     @property
     def cpu_method(self) -> str:
-        """How the CPU energy was measured. One of `rapl`, `load_tdp`, `constant`, `mixed`,
-        `other_rank` or `none` (see the methods)."""
+        """How the CPU energy was measured. One of `rapl`, `load_tdp`, `load_tdp_short`,
+        `constant`, `mixed`, `other_rank` or `none` (see the methods)."""
     @property
     def ram_method(self) -> str:
         """How the memory energy was measured. One of `rapl`, `model`, `constant`, `in_cpu`,

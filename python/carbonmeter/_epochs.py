@@ -76,8 +76,10 @@ class EpochMeter:
 
     An owned tracker is created at `begin_run`, so a callback can add what it only learns then
     (the distributed rank), and stopped at `end_run`. A shared tracker is started if idle and left
-    running. If training dies before `end_run` (an exception the framework does not report to
-    callbacks), the open epoch and the run are still written when the interpreter exits.
+    running. An epoch window opened while no run is (an evaluation or prediction after training,
+    or alone) starts the run and ends it when it closes, so its run row ends with its work, not
+    when the interpreter exits. If training dies before `end_run` (an exception the framework
+    does not report to callbacks), the open epoch and the run are still written at exit.
     """
 
     def __init__(self, tracker: EmissionsTracker | None, tracker_kwargs: dict[str, Any]) -> None:
@@ -92,6 +94,8 @@ class EpochMeter:
         self._stop_at_end = False
         self._job: JobLink | None = None
         self._windows: dict[str, EpochWindow] = {}
+        # The phase whose window started the run (outside training): the run ends with it.
+        self._run_ends_with: str | None = None
         self.last_epoch: dict[str, dict[str, float]] = {}
         self.co2_kg_total = 0.0
         # Set by the core on the epoch row that crossed co2_budget_kg (stop_over_budget=True):
@@ -118,15 +122,23 @@ class EpochMeter:
         return self._tracker
 
     def begin_epoch(
-        self, epoch: int | None, phase: str = "train", total: int | None = None
+        self,
+        epoch: int | None,
+        phase: str = "train",
+        total: int | None = None,
+        **owned_defaults: Any,
     ) -> None:
         """Opens the epoch window of `phase`, closing one left open by a skipped hook; `total`,
-        the run's number of epochs when the framework knows it, adds the projection."""
+        the run's number of epochs when the framework knows it, adds the projection. Where no
+        run is going on, one is begun (with `owned_defaults`, as `begin_run`) and ends when this
+        window closes."""
         # A window after the run stopped (an evaluation after training) starts it again, owned
-        # as at begin_run, so it is stopped at end_run or at exit, not left sampling.
+        # as at begin_run, and stops it when it closes (issue 32: a standalone evaluate's run
+        # stayed open, counting the idle time after it, until the interpreter exited).
         tracker = self._tracker
         if tracker is None or not tracker.running:
-            tracker = self.begin_run()
+            tracker = self.begin_run(**owned_defaults)
+            self._run_ends_with = phase
         if phase in self._windows:
             self.end_epoch(phase)
         # HF says sys.maxsize epochs when only max_steps bounds an unsized dataset: unknown.
@@ -141,7 +153,16 @@ class EpochMeter:
         if window is None:
             return None
         window.__exit__(None, None, None)
-        data = window.data
+        try:
+            return self._publish(phase, window.data, prefix)
+        finally:
+            if self._run_ends_with == phase:
+                self.end_run()
+
+    def _publish(
+        self, phase: str, data: EmissionsData | None, prefix: str
+    ) -> dict[str, float] | None:
+        """The metrics of a closed window of `phase` (the job's on rank 0 of a job)."""
         if data is None:
             return None
         if self._job is not None:
@@ -165,6 +186,7 @@ class EpochMeter:
 
     def end_run(self) -> EmissionsData | None:
         """Writes any partial epoch, then stops the tracker if it is owned."""
+        self._run_ends_with = None
         for phase in list(self._windows):
             self.end_epoch(phase)
         if self._tracker is None or not self._stop_at_end:

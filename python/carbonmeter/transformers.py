@@ -11,7 +11,8 @@ Each epoch's figures (`co2_kg`, `energy_kwh`, `cpu_energy_kwh`, `gpu_energy_kwh`
 of the next `on_log`. An evaluation's window closes in the `on_log` that carries its metrics (the
 Trainer logs them before `on_evaluate`), so `eval_co2_kg`, ... land in that same `logs` dict, its
 `log_history` entry and the metrics `evaluate()` returns; it is numbered by the train epoch it
-follows, so train and eval rows of one epoch share its number. Importing this module also
+follows, so train and eval rows of one epoch share its number. Outside training, an evaluation
+or prediction is a run of its own, which ends with it. Importing this module also
 registers the name `"carbonmeter"` for `TrainingArguments(report_to=[...])`: listed before
 `"wandb"`, `"comet_ml"`, `"mlflow"` or `"tensorboard"`, it runs first and those integrations
 receive `co2_kg` with the loss (a callback passed in `callbacks=` runs after the integrations, so
@@ -105,11 +106,10 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         # The Trainer has no evaluation-begin hook: the first prediction step opens the window.
+        # Outside training it begins a run of its own, which ends with the window: in the
+        # on_log of the evaluation's metrics, or at on_predict.
         if not self._epochs.is_open("eval"):
-            tracker = self._epochs.tracker
-            if tracker is None or not tracker.running:
-                self._epochs.begin_run(**_owned_defaults(args))
-            self._epochs.begin_epoch(self._train_epoch, "eval")
+            self._epochs.begin_epoch(self._train_epoch, "eval", **_owned_defaults(args))
 
     def on_evaluate(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any

@@ -8,6 +8,7 @@ use crate::intensity::weighted::Weighted;
 use crate::meter::{ComponentEnergy, Interval, MeterDescription};
 use crate::output::EmissionsRow;
 use crate::output::row::VERSION;
+use crate::sensors::Method;
 use crate::uncertainty::{self, Part};
 use crate::work::Counts;
 
@@ -106,16 +107,28 @@ fn gpu_backend(vendor: Vendor) -> &'static str {
     }
 }
 
+/// How the CPU energy of `interval` was measured: the meter's method, marked `load_tdp_short`
+/// where the window is shorter than one tick of the counters its utilisation comes from.
+fn cpu_method(description: &MeterDescription, interval: &Interval) -> Method {
+    if description.cpu_method == Method::LoadTdp && interval.duration_s < description.cpu_tick_s {
+        Method::LoadTdpShort
+    } else {
+        description.cpu_method
+    }
+}
+
 /// The band of `row`, from the methods and figures of `interval`.
 fn set_band(row: &mut EmissionsRow, description: &MeterDescription, interval: &Interval) {
     let energy = &interval.energy;
     let mut parts = vec![
         Part {
             quantity: "cpu",
-            method: description.cpu_method.as_str(),
+            method: cpu_method(description, interval).as_str(),
             backend: "any",
             energy_j: energy.cpu_j,
-            sampling_bound_j: 0.0,
+            // Utilisation is a difference of counters in whole ticks: off by a few ticks at
+            // most, however short the window (issue 32).
+            sampling_bound_j: description.cpu_resolution_j,
         },
         Part {
             quantity: "ram",
@@ -251,7 +264,7 @@ pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
         pue,
         wue: settings.wue,
         carbonmeter_version: VERSION.to_owned(),
-        cpu_method: description.cpu_method.as_str().to_owned(),
+        cpu_method: cpu_method(description, interval).as_str().to_owned(),
         ram_method: description.ram_method.as_str().to_owned(),
         gpu_method: interval.gpu.method().as_str().to_owned(),
         rapl_zones: description.rapl_zones.clone(),
@@ -367,6 +380,8 @@ mod tests {
             ram_method: Method::Model,
             gpu_method: Method::None,
             rapl_zones: "package-0".to_owned(),
+            cpu_resolution_j: 0.0,
+            cpu_tick_s: 0.0,
             host: HostInfo {
                 cpu_model: "Xeon".to_owned(),
                 cpu_count: 8,
@@ -487,6 +502,29 @@ mod tests {
             (row.projected_emissions, row.stop_reason.as_deref()),
             (None, None)
         );
+    }
+
+    #[test]
+    fn a_load_window_under_one_tick_is_marked_and_its_band_spans_the_rounding() {
+        let load = MeterDescription {
+            cpu_method: Method::LoadTdp,
+            cpu_resolution_j: 2.5,
+            cpu_tick_s: 0.01,
+            ..description()
+        };
+        let blink = Interval {
+            duration_s: 0.005,
+            energy: ComponentEnergy::default(),
+            ..interval()
+        };
+        assert_eq!(cpu_method(&load, &blink), Method::LoadTdpShort);
+        assert_eq!(cpu_method(&load, &interval()), Method::LoadTdp);
+        let mut row = row_of(&blink, None, None);
+        set_band(&mut row, &load, &blink);
+        // Nothing counted, yet up to the counters' rounding may have been used: never [0, 0].
+        assert_eq!(row.energy_consumed_low, 0.0);
+        let high_kwh = row.energy_consumed_high.expect("bounded");
+        assert!(close(high_kwh, 2.5 * 1.5 / 3.6e6), "{row:?}");
     }
 
     #[test]

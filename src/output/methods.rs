@@ -36,6 +36,12 @@ fn measured(method: Method) -> MethodInfo {
             &[CPU],
             "estimated as CPU utilisation times the processor's TDP",
         ),
+        Method::LoadTdpShort => (
+            &[CPU],
+            "estimated as CPU utilisation times the processor's TDP over a window shorter than \
+             one tick of the kernel's CPU time counters (10 ms): whole ticks, possibly none, \
+             with a band that spans their rounding",
+        ),
         Method::Model => (&[RAM], "estimated at 0.375 W per GB of memory in use"),
         Method::Constant => (
             &[CPU, RAM],

@@ -513,6 +513,8 @@ impl Tracker {
             gpu_method: crate::sensors::Method::None,
             rapl_zones: String::new(),
             host: crate::sensors::host::HostInfo::default(),
+            cpu_resolution_j: 0.0,
+            cpu_tick_s: 0.0,
         });
         let weighted = closed
             .hourly

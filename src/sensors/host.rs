@@ -6,10 +6,11 @@
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
+use std::time::Instant;
 
 use crate::runtime::ProcessLock;
 
-use super::procfs::MachineFiles;
+use super::procfs::{self, MachineFiles};
 
 use sysinfo::{
     CpuRefreshKind, MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System,
@@ -66,7 +67,10 @@ pub struct HostProbe {
     pid: Pid,
     info: HostInfo,
     /// In process mode, the tree's CPU seconds and when they were read.
-    last_tree_cpu: Option<(f64, std::time::Instant)>,
+    last_tree_cpu: Option<(f64, Instant)>,
+    /// In machine mode, the machine's busy CPU seconds and when they were read: each probe
+    /// keeps its own, so the share it reports covers exactly the span since its own last read.
+    last_machine_cpu: Option<(f64, Instant)>,
 }
 
 /// Systems of probes dropped, for the next run's probe: a new one reads `/proc/cpuinfo` again on
@@ -113,6 +117,7 @@ impl HostProbe {
             pid: Pid::from_u32(std::process::id()),
             info,
             last_tree_cpu: None,
+            last_machine_cpu: None,
         }
     }
 
@@ -131,18 +136,27 @@ impl HostProbe {
         self.system.is_some()
     }
 
-    /// Refreshes and returns utilisation since the previous sample.
-    pub fn sample(&mut self) -> HostSample {
+    /// Refreshes and returns utilisation since the previous sample (a first sample only starts
+    /// that span and reports 0 %), and when the CPU time counters were read: the end of the span
+    /// the figure holds for, which the caller should stamp the sample with.
+    pub fn sample(&mut self) -> (HostSample, Instant) {
         let Some(system) = self.system.as_mut() else {
-            return HostSample::default();
+            return (HostSample::default(), Instant::now());
         };
-        match self.mode {
+        let now;
+        let sample = match self.mode {
             TrackingMode::Machine => {
+                now = Instant::now();
                 let machine = MACHINE.lock().sample();
                 let (ram_used_bytes, ram_total_bytes) =
                     machine.ram_bytes.unwrap_or((0, self.info.ram_total_bytes));
+                let busy_s = machine
+                    .cpu
+                    .zip(procfs::ticks_per_s())
+                    .map(|(times, ticks_per_s)| times.busy as f64 / ticks_per_s);
+                let cpus = self.info.cpu_count.max(1) as f64;
                 HostSample {
-                    cpu_fraction: machine.cpu_fraction.unwrap_or(0.0),
+                    cpu_fraction: busy_share(&mut self.last_machine_cpu, busy_s, now, cpus),
                     ram_used_bytes,
                     ram_total_bytes,
                 }
@@ -162,41 +176,27 @@ impl HostProbe {
                     .map(sysinfo::Process::memory)
                     .sum();
                 let cpus = self.info.cpu_count.max(1) as f64;
-                let cpu_fraction = tree_cpu_s(&tree).map_or_else(
-                    || {
-                        let core_percent: f32 = tree
-                            .iter()
-                            .filter_map(|pid| system.process(*pid))
-                            .map(sysinfo::Process::cpu_usage)
-                            .sum();
-                        f64::from(core_percent) / 100.0 / cpus
-                    },
-                    |cpu_s| {
-                        let now = std::time::Instant::now();
-                        let fraction = self.last_tree_cpu.map_or(0.0, |(last_s, at)| {
-                            let wall_s = now.duration_since(at).as_secs_f64();
-                            if wall_s > 0.0 {
-                                (cpu_s - last_s).max(0.0) / wall_s / cpus
-                            } else {
-                                0.0
-                            }
-                        });
-                        // Never backwards: a child caught between its exit and its reaping
-                        // is counted once, when its time reaches its parent's `cutime`.
-                        let kept_s = self
-                            .last_tree_cpu
-                            .map_or(cpu_s, |(last_s, _)| last_s.max(cpu_s));
-                        self.last_tree_cpu = Some((kept_s, now));
-                        fraction
-                    },
-                );
+                // After the process table's refresh, which may take milliseconds: the counters
+                // are read just after this.
+                now = Instant::now();
+                let cpu_fraction = if let Some(cpu_s) = tree_cpu_s(&tree) {
+                    busy_share(&mut self.last_tree_cpu, Some(cpu_s), now, cpus)
+                } else {
+                    let core_percent: f32 = tree
+                        .iter()
+                        .filter_map(|pid| system.process(*pid))
+                        .map(sysinfo::Process::cpu_usage)
+                        .sum();
+                    f64::from(core_percent) / 100.0 / cpus
+                };
                 HostSample {
                     cpu_fraction: cpu_fraction.clamp(0.0, 1.0),
                     ram_used_bytes,
                     ram_total_bytes,
                 }
             }
-        }
+        };
+        (sample, now)
     }
 }
 
@@ -209,6 +209,34 @@ impl Drop for HostProbe {
             }
         }
     }
+}
+
+/// The share of `cpus` CPUs busy from `last` (busy CPU seconds, when read) to `busy_s` at `now`,
+/// the counters kept in `last` for the next span. The span's wall time is the divisor, not the
+/// counters' own total: over a few ticks that total is as coarse as the busy time it divides.
+/// 0 for a first read, or where the counters could not be read.
+fn busy_share(
+    last: &mut Option<(f64, Instant)>,
+    busy_s: Option<f64>,
+    now: Instant,
+    cpus: f64,
+) -> f64 {
+    let Some(busy_s) = busy_s else {
+        return 0.0;
+    };
+    let share = last.map_or(0.0, |(last_s, at)| {
+        let wall_s = now.saturating_duration_since(at).as_secs_f64();
+        if wall_s > 0.0 {
+            (busy_s - last_s).max(0.0) / wall_s / cpus
+        } else {
+            0.0
+        }
+    });
+    // Never backwards: a child caught between its exit and its reaping is counted once, when
+    // its time reaches its parent's `cutime`.
+    let kept_s = last.map_or(busy_s, |(last_s, _)| last_s.max(busy_s));
+    *last = Some((kept_s, now));
+    share.clamp(0.0, 1.0)
 }
 
 /// This process and every process descended from it, as PIDs (for matching GPU process lists).
@@ -228,11 +256,7 @@ pub fn process_tree_pids() -> Vec<u32> {
 /// `RUSAGE_CHILDREN` reports), so a short-lived child counts all of its time even if no sample
 /// saw it alive. `None` where `/proc` cannot be read for the root (not Linux).
 fn tree_cpu_s(tree: &[Pid]) -> Option<f64> {
-    // SAFETY: sysconf only reads a constant of the C library.
-    let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks_per_s <= 0 {
-        return None;
-    }
+    let ticks_per_s = procfs::ticks_per_s()?;
     let mut ticks: u64 = 0;
     for (position, pid) in tree.iter().enumerate() {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.as_u32()));
@@ -244,7 +268,7 @@ fn tree_cpu_s(tree: &[Pid]) -> Option<f64> {
             (Err(_), _) => {}
         }
     }
-    Some(ticks as f64 / ticks_per_s as f64)
+    Some(ticks as f64 / ticks_per_s)
 }
 
 /// utime + stime + cutime + cstime, in clock ticks, of one `/proc/<pid>/stat` line.

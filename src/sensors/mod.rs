@@ -41,6 +41,9 @@ pub enum Method {
     Rapl,
     /// CPU utilisation times the CPU's TDP.
     LoadTdp,
+    /// [`Method::LoadTdp`] over a window shorter than one tick of the CPU time counters: the
+    /// figure is whole ticks (possibly none), the band spans their rounding.
+    LoadTdpShort,
     /// A model of memory in use.
     Model,
     /// A power the user fixed.
@@ -63,9 +66,10 @@ pub enum Method {
 
 impl Method {
     /// Every method, in the enum's order (`_core.METHODS` lists them so, with what each means).
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Rapl,
         Self::LoadTdp,
+        Self::LoadTdpShort,
         Self::Model,
         Self::Constant,
         Self::InCpu,
@@ -93,6 +97,7 @@ impl Method {
         match self {
             Self::Rapl => "rapl",
             Self::LoadTdp => "load_tdp",
+            Self::LoadTdpShort => "load_tdp_short",
             Self::Model => "model",
             Self::Constant => "constant",
             Self::InCpu => "in_cpu",

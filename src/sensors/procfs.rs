@@ -1,53 +1,62 @@
 //! The whole machine's CPU time and memory in use, from `/proc/stat` and `/proc/meminfo`.
 //!
 //! A window edge may read both, so they are read the cheap way: each file opened once per
-//! process and read with one `pread` into a stack buffer, only the lines a sample needs parsed,
-//! and neither more often than every [`MIN_SAMPLE_INTERVAL`]. sysinfo opened, read and parsed
-//! every line of both on each refresh: two thirds of an edge, most of it the kernel formatting
-//! `/proc/meminfo`. What is computed is sysinfo's: the CPU share busy between two reads (over
-//! 200 ms apart: jiffies are coarse), memory in use = `MemTotal - MemAvailable`.
+//! process and read with one `pread` into a stack buffer, only the lines a sample needs parsed.
+//! sysinfo opened, read and parsed every line of both on each refresh: two thirds of an edge,
+//! most of it the kernel formatting `/proc/meminfo`, which is therefore read at most every
+//! [`RAM_SAMPLE_INTERVAL`]. `/proc/stat` is read on every sample: its counters are cumulative,
+//! so each reader (a run's probe) computes the CPU share of exactly the span since its own last
+//! read from their difference, however short (issue 32: a share kept for 200 ms made windows
+//! under 0.2 s read 0 % or a stale figure). Memory in use = `MemTotal - MemAvailable`.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// Shortest interval between two reads of the files: at 100 jiffies a second, a CPU share over
-/// a shorter one would read 0 % or 100 % by chance (sysinfo kept the last share the same way),
-/// and memory in use moves little in 200 ms. A sample sooner reports the last figures: epoch
-/// edges microseconds apart read the files once.
-pub const MIN_SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
+/// Shortest interval between two reads of `/proc/meminfo`: the kernel formats the whole file on
+/// each read, and memory in use moves little in 200 ms. A sample sooner reports the last figure.
+pub const RAM_SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
 
-/// The aggregate `cpu` line of `/proc/stat`, in jiffies.
+/// Fields of the `cpu` line summed into the busy time (user, nice, system, irq, softirq): the
+/// kernel rounds each down to a whole tick on its own, so a difference of their sum is off by
+/// under one tick per field that moved.
+pub const BUSY_FIELDS: u32 = 5;
+
+/// The clock ticks per second `/proc` counts CPU time in (`USER_HZ`, 100 on Linux); `None`
+/// where the C library does not say.
+pub fn ticks_per_s() -> Option<f64> {
+    static TICKS: OnceLock<Option<f64>> = OnceLock::new();
+    *TICKS.get_or_init(|| {
+        // SAFETY: sysconf only reads a constant of the C library.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        (ticks > 0).then_some(ticks as f64)
+    })
+}
+
+/// The aggregate `cpu` line of `/proc/stat`, in clock ticks since boot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct CpuTimes {
+pub struct CpuTimes {
     /// user + nice + system + irq + softirq (guest time is inside user and nice).
-    busy: u64,
+    pub busy: u64,
     /// busy + idle + iowait + steal.
-    total: u64,
+    pub total: u64,
 }
 
-/// The last CPU reading and the share it gave.
-#[derive(Debug, Clone, Copy)]
-struct CpuClock {
-    times: CpuTimes,
-    at: Instant,
-    fraction: f64,
-}
-
-/// Both files, open, and the CPU share last computed: one per process, since the figures are
-/// the machine's and every run of the process would compute the same ones.
+/// Both files, open, and the memory figure last read: one per process, since the figures are
+/// the machine's and every run of the process would read the same ones.
 pub struct MachineFiles {
     stat: Option<File>,
     meminfo: Option<File>,
-    cpu: Option<CpuClock>,
     ram: Option<(u64, u64)>,
+    ram_read_at: Option<Instant>,
 }
 
 /// What one sample found; `None` where a file could not be read or parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct MachineSample {
-    /// Share of all logical CPUs busy (0 to 1).
-    pub cpu_fraction: Option<f64>,
+    /// The machine's cumulative CPU time, now.
+    pub cpu: Option<CpuTimes>,
     /// `(in use, installed)` memory, in bytes.
     pub ram_bytes: Option<(u64, u64)>,
 }
@@ -58,39 +67,24 @@ impl MachineFiles {
         Self {
             stat: None,
             meminfo: None,
-            cpu: None,
             ram: None,
+            ram_read_at: None,
         }
     }
 
-    /// The figures now: both files read again when [`MIN_SAMPLE_INTERVAL`] has passed since
-    /// they were last.
+    /// The figures now: the CPU counters read again, the memory when [`RAM_SAMPLE_INTERVAL`]
+    /// has passed since it was last.
     pub fn sample(&mut self) -> MachineSample {
         let now = Instant::now();
-        let stale = self
-            .cpu
-            .is_none_or(|last| now.duration_since(last.at) >= MIN_SAMPLE_INTERVAL);
-        if stale {
+        if self
+            .ram_read_at
+            .is_none_or(|at| now.duration_since(at) >= RAM_SAMPLE_INTERVAL)
+        {
             self.ram = read_with(&mut self.meminfo, "/proc/meminfo", parse_meminfo).or(self.ram);
-        }
-        if stale && let Some(times) = read_with(&mut self.stat, "/proc/stat", parse_stat) {
-            let fraction = self.cpu.map_or(0.0, |last| {
-                let total = times.total.saturating_sub(last.times.total);
-                let busy = times.busy.saturating_sub(last.times.busy);
-                if total == 0 {
-                    last.fraction
-                } else {
-                    (busy as f64 / total as f64).clamp(0.0, 1.0)
-                }
-            });
-            self.cpu = Some(CpuClock {
-                times,
-                at: now,
-                fraction,
-            });
+            self.ram_read_at = Some(now);
         }
         MachineSample {
-            cpu_fraction: self.cpu.map(|cpu| cpu.fraction),
+            cpu: read_with(&mut self.stat, "/proc/stat", parse_stat),
             ram_bytes: self.ram,
         }
     }
@@ -213,14 +207,21 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn this_machine_reads_a_share_and_its_memory() {
+    fn this_machine_reads_its_cpu_counters_and_its_memory() {
         let mut files = MachineFiles::new();
         let first = files.sample();
         let (used, total) = first.ram_bytes.expect("/proc/meminfo on Linux");
         assert!(used > 0 && used < total, "{used} of {total}");
-        assert_eq!(first.cpu_fraction, Some(0.0));
-        std::thread::sleep(MIN_SAMPLE_INTERVAL);
-        let fraction = files.sample().cpu_fraction.expect("/proc/stat on Linux");
-        assert!((0.0..=1.0).contains(&fraction), "{fraction}");
+        let before = first.cpu.expect("/proc/stat on Linux");
+        let mut x = 0_u64;
+        let until = Instant::now() + Duration::from_millis(50);
+        while Instant::now() < until {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        assert!(x != 1);
+        // Read again at once, not kept for a while: the counters moved with this loop.
+        let after = files.sample().cpu.expect("/proc/stat on Linux");
+        assert!(after.busy > before.busy && after.total > before.total);
+        assert!(ticks_per_s().is_some_and(|ticks| ticks > 0.0));
     }
 }
