@@ -55,13 +55,16 @@ import sys
 from carbonmeter import EmissionsTracker
 tracker = EmissionsTracker(
     output_dir=sys.argv[1], country_iso_code="FRA", default_cpu_power=50,
-    measure_power_secs=60, project_name="p" * 12_000,
+    measure_power_secs=60,
 )
+# A window's name is in its row and, unlike a setting, has no size bound: 12,000 characters.
+name = "w" * 12_000
 tracker.start()
 reported = 0
 print("READY", flush=True)
 while True:
-    row = tracker.flush_data()
+    tracker.start_window(name)
+    row = tracker.end_window(name)
     reported += 1
     print(row.run_id, reported, flush=True)
 """
