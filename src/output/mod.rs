@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod csv;
+mod fsync;
 pub mod job;
 pub mod methods;
 pub mod row;
