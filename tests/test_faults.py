@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.powercap import FakePowercap, public_root, run_unprivileged
-from helpers import UJ_PER_KWH, child_env
+from helpers import UJ_PER_KWH, build_stand_in, child_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -224,6 +224,46 @@ def test_five_files_at_2000_rows_per_s_hold_descriptors_by_file_not_by_row(
     assert figures["peak"] - figures["baseline"] <= 3 * 5, figures
     for index in range(5):
         assert len(parse(out / f"out-{index}" / "emissions.csv")) == figures["rows"] // 5 + 1
+
+
+# --- A wall clock before 1970 ---------------------------------------------------------------
+
+BEFORE_1970 = """
+import sys
+from carbonmeter import EmissionsTracker
+tracker = EmissionsTracker(
+    output_dir=sys.argv[1], country_iso_code="FRA", default_cpu_power=50, measure_power_secs=60,
+)
+tracker.start()
+with tracker.epoch(0):
+    pass
+print(tracker.stop())
+"""
+
+
+@pytest.mark.slow
+def test_a_wall_clock_before_1970_writes_every_row_and_warns_once(tmp_path: Path) -> None:
+    shift = build_stand_in("wall_clock_shift.c", tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    # 2,000,000,000 s back from today: 1963.
+    env = child_env(tmp_path, LD_PRELOAD=str(shift), FAKE_WALL_SHIFT_S="-2000000000")
+    result = subprocess.run(
+        [sys.executable, "-c", BEFORE_1970, str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # Main's build: epoch() raised (chrono's panic, "system time before Unix epoch"), no row.
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "panicked" not in result.stderr
+    rows = parse(out / "emissions.csv")
+    assert [row["window"] for row in rows] == ["train-epoch-0", ""]
+    assert all(row["timestamp"].startswith("196") for row in rows), rows[0]["timestamp"]
+    assert result.stderr.count("the wall clock reads") == 1, result.stderr
 
 
 # --- SIGTERM and SIGHUP ---------------------------------------------------------------------
