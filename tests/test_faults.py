@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.powercap import FakePowercap, public_root, run_unprivileged
-from helpers import UJ_PER_KWH, build_stand_in, child_env
+from helpers import UJ_PER_KWH, build_stand_in, child_env, eventually
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -163,6 +163,80 @@ def test_update_mode_across_processes_keeps_every_run(tmp_path: Path) -> None:
         assert len({row["run_id"] for row in rows}) == 4, f"trial {trial}: {len(rows)} runs"
         assert len(rows) == 4
         assert not list(folder.glob("*.tmp")), "a temporary file left behind"
+
+
+REWRITE_FOREVER = """
+import sys
+from carbonmeter import EmissionsTracker
+tracker = EmissionsTracker(
+    output_dir=sys.argv[1], on_csv_write="update", country_iso_code="FRA",
+    default_cpu_power=50, measure_power_secs=60,
+)
+tracker.start()
+print("READY", flush=True)
+while True:
+    tracker.flush_data()
+"""
+
+REWRITE_KILLS = 40
+
+
+def seed_runs(out: Path, runs: int) -> list[str]:
+    """`out/emissions.csv` with `runs` runs of one row each (a rewrite takes a while); returns
+    their run ids."""
+    with EmissionsTracker(
+        output_dir=str(out), country_iso_code="FRA", default_cpu_power=50, project_name="seed"
+    ):
+        pass
+    path = out / "emissions.csv"
+    (row,) = parse(path)
+    run_ids = [f"seed-{index:05d}" for index in range(runs)]
+    with path.open("w", encoding="utf-8", newline="") as file:
+        writer = csv.writer(file, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows([*{**row, "run_id": run_id}.values()] for run_id in run_ids)
+    return run_ids
+
+
+@pytest.mark.slow
+def test_temporary_files_of_killed_rewrites_are_removed_by_the_next_writer(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    seeded = seed_runs(out, 2000)
+    rng = random.Random(33)
+    left_after_kill = []
+    for _ in range(REWRITE_KILLS):
+        with subprocess.Popen(
+            [sys.executable, "-c", REWRITE_FOREVER, str(out)],
+            cwd=tmp_path,
+            env=child_env(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        ) as child:
+            assert child.stdout is not None
+            ready, _, _ = select.select([child.stdout], [], [], 60)
+            assert ready and child.stdout.readline().strip() == "READY"
+            time.sleep(rng.uniform(0.0, 0.2))
+            # Killed while its temporary file exists: between making it and renaming it over.
+            eventually(lambda: any(out.glob(f"emissions.csv.{child.pid}.*.tmp")), "a rewrite", 60)
+            child.send_signal(signal.SIGKILL)
+            assert child.wait(timeout=30) == -signal.SIGKILL
+        left_after_kill.append(len(list(out.glob("emissions.csv.*.tmp"))))
+    # A killed writer leaves its own (the kill may land just after the rename); the next
+    # writer's first rewrite removes it, so they never pile up.
+    assert max(left_after_kill) <= 2, left_after_kill
+    with EmissionsTracker(
+        output_dir=str(out), on_csv_write="update", country_iso_code="FRA", default_cpu_power=50
+    ):
+        pass
+    leftovers = sorted(path.name for path in out.iterdir() if path.name != "emissions.csv")
+    # Main's build: all 40 stayed (51 MB beside a 1.3 MB file).
+    assert leftovers == [], leftovers
+    kept = {row["run_id"] for row in parse(out / "emissions.csv")}
+    assert set(seeded) <= kept
 
 
 # --- Descriptors: five files at 2,000 rows/s under a low `ulimit -n` --------------------------

@@ -421,7 +421,10 @@ impl CsvSink {
         };
         let mut output = header_line().as_bytes().to_vec();
         output.extend_from_slice(&existing.unwrap_or_else(|| encoded.to_vec()));
-        let temporary = temporary_path(&self.path);
+        // Under the lock: no rewrite of this file is under way, so a temporary file of a writer
+        // that is gone is one it was killed in.
+        super::beside::remove_stale_temporaries(&self.path);
+        let temporary = super::beside::temporary_path(&self.path);
         let written = File::create(&temporary).and_then(|mut file| {
             file.write_all(&output)?;
             file.sync_data()
@@ -475,7 +478,7 @@ impl CsvSink {
     /// Renames the file aside as CodeCarbon does (`emissions.csv.bak`, then
     /// `emissions.csv_0.bak`, ...): nothing is overwritten. Called with the file locked.
     fn set_aside(&self, why: &str) -> Result<()> {
-        let backup = backup_path(&self.path);
+        let backup = super::beside::backup_path(&self.path);
         log::warn!(
             "{} {why}: renamed to {}, starting a new file",
             self.path.display(),
@@ -504,34 +507,6 @@ fn check_writable(path: &Path, setting: &str) -> Result<()> {
         format!("{:?}", path.display().to_string()),
         format!("expected a location this process can write ({err})"),
     ))
-}
-
-/// A name of this write's own beside `path`: processes rewriting one file never share one.
-fn temporary_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(
-        ".{}.{}.tmp",
-        std::process::id(),
-        uuid::Uuid::new_v4()
-    ));
-    PathBuf::from(name)
-}
-
-fn backup_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".bak");
-    let first = PathBuf::from(name);
-    if !first.exists() {
-        return first;
-    }
-    (0_u32..u32::MAX)
-        .map(|index| {
-            let mut name = path.as_os_str().to_owned();
-            name.push(format!("_{index}.bak"));
-            PathBuf::from(name)
-        })
-        .find(|candidate| !candidate.exists())
-        .unwrap_or(first)
 }
 
 #[cfg(test)]

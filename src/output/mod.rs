@@ -1,5 +1,6 @@
 //! What a run produces: the row type and the CSV file it is appended to.
 
+mod beside;
 pub mod build;
 pub mod csv;
 mod fsync;
