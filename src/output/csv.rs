@@ -315,8 +315,10 @@ impl CsvSink {
 
     /// Writes `row`; returns once the OS has it.
     pub fn write(&self, row: &EmissionsRow) -> Result<()> {
+        // A text cell that a spreadsheet would run as a formula gets a `'` (see `formula`).
+        let row = row.for_spreadsheets();
         let mut encoded = std::mem::take(&mut *self.encoded.lock());
-        let written = encode(&mut encoded, &self.path, row).and_then(|()| match self.mode {
+        let written = encode(&mut encoded, &self.path, &row).and_then(|()| match self.mode {
             WriteMode::Append => self.append(&encoded),
             WriteMode::Update => self.replace_run(&row.run_id, &encoded),
         });

@@ -3,6 +3,7 @@
 mod beside;
 pub mod build;
 pub mod csv;
+pub mod formula;
 mod fsync;
 pub mod job;
 pub mod methods;
