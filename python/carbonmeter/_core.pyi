@@ -11,6 +11,7 @@ __all__ = [
     "COLUMNS",
     "CPU_TDP_MODEL_COUNT",
     "CSV_COLUMNS",
+    "FORMULA_STARTS",
     "GPU_TDP_ALIASES",
     "METHODS",
     "SETTINGS",
@@ -48,6 +49,9 @@ SETTINGS: Final[tuple[Setting, ...]]
 UNSERVED_SETTINGS: Final[list[str]]
 CSV_COLUMNS: Final[list[str]]
 """The CSV header: every column's name, in order."""
+FORMULA_STARTS: Final[str]
+"""Characters that start a spreadsheet formula: a text cell starting with them (after any `'`s)
+is written with one `'` in front, which a reader takes off."""
 COLUMNS: Final[tuple[Column, ...]]
 """Every column of the CSV row, in order, with its type, unit and doc (the row struct's)."""
 METHODS: Final[tuple[Method, ...]]

@@ -175,6 +175,10 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
             .collect::<Vec<_>>(),
     )?;
     module.add("CSV_COLUMNS", crate::output::row::columns())?;
+    module.add(
+        "FORMULA_STARTS",
+        String::from_iter(crate::output::formula::FORMULA_STARTS),
+    )?;
     module.add("COLUMNS", vocabulary::columns(module.py())?)?;
     module.add("METHODS", vocabulary::all_methods(module.py())?)?;
     module.add(

@@ -9,7 +9,6 @@
 //! and whole rows: a fragment a dead writer left at the end is cut before the next row, and a
 //! write that fails part-way is cut back.
 
-use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -316,8 +315,10 @@ impl CsvSink {
 
     /// Writes `row`; returns once the OS has it.
     pub fn write(&self, row: &EmissionsRow) -> Result<()> {
+        // A text cell that a spreadsheet would run as a formula gets a `'` (see `formula`).
+        let row = row.for_spreadsheets();
         let mut encoded = std::mem::take(&mut *self.encoded.lock());
-        let written = encode(&mut encoded, &self.path, row).and_then(|()| match self.mode {
+        let written = encode(&mut encoded, &self.path, &row).and_then(|()| match self.mode {
             WriteMode::Append => self.append(&encoded),
             WriteMode::Update => self.replace_run(&row.run_id, &encoded),
         });
@@ -394,7 +395,7 @@ impl CsvSink {
             return Err(Error::io(&self.path, err));
         }
         locked.keep(&self.path, locked.len + bytes.len() as u64);
-        sync_in_background(Arc::clone(&locked.file));
+        super::fsync::sync_in_background(locked.id, Arc::clone(&locked.file));
         Ok(())
     }
 
@@ -422,7 +423,10 @@ impl CsvSink {
         };
         let mut output = header_line().as_bytes().to_vec();
         output.extend_from_slice(&existing.unwrap_or_else(|| encoded.to_vec()));
-        let temporary = temporary_path(&self.path);
+        // Under the lock: no rewrite of this file is under way, so a temporary file of a writer
+        // that is gone is one it was killed in.
+        super::beside::remove_stale_temporaries(&self.path);
+        let temporary = super::beside::temporary_path(&self.path);
         let written = File::create(&temporary).and_then(|mut file| {
             file.write_all(&output)?;
             file.sync_data()
@@ -476,7 +480,7 @@ impl CsvSink {
     /// Renames the file aside as CodeCarbon does (`emissions.csv.bak`, then
     /// `emissions.csv_0.bak`, ...): nothing is overwritten. Called with the file locked.
     fn set_aside(&self, why: &str) -> Result<()> {
-        let backup = backup_path(&self.path);
+        let backup = super::beside::backup_path(&self.path);
         log::warn!(
             "{} {why}: renamed to {}, starting a new file",
             self.path.display(),
@@ -505,103 +509,6 @@ fn check_writable(path: &Path, setting: &str) -> Result<()> {
         format!("{:?}", path.display().to_string()),
         format!("expected a location this process can write ({err})"),
     ))
-}
-
-/// A name of this write's own beside `path`: processes rewriting one file never share one.
-fn temporary_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(
-        ".{}.{}.tmp",
-        std::process::id(),
-        uuid::Uuid::new_v4()
-    ));
-    PathBuf::from(name)
-}
-
-fn backup_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".bak");
-    let first = PathBuf::from(name);
-    if !first.exists() {
-        return first;
-    }
-    (0_u32..u32::MAX)
-        .map(|index| {
-            let mut name = path.as_os_str().to_owned();
-            name.push(format!("_{index}.bak"));
-            PathBuf::from(name)
-        })
-        .find(|candidate| !candidate.exists())
-        .unwrap_or(first)
-}
-
-/// Files written since the fsync thread last looked, and its wake-up.
-struct Syncs {
-    files: crate::runtime::locks::Mutex<Vec<Arc<File>>>,
-    ready: crate::runtime::locks::Condvar,
-}
-
-/// The process's fsync thread, spawned by the first row; `None` again in a forked child (whose
-/// first row spawns its own).
-static SYNCER: ProcessLock<Option<std::sync::Arc<Syncs>>> = ProcessLock::thread();
-
-fn sync_in_background(file: Arc<File>) {
-    // A failure here loses nothing a kill would: the data is already with the OS.
-    let syncs = {
-        let mut process = SYNCER.lock();
-        if let Some(syncs) = process.as_ref() {
-            std::sync::Arc::clone(syncs)
-        } else {
-            let syncs = std::sync::Arc::new(Syncs {
-                files: crate::runtime::locks::Mutex::new(Vec::new()),
-                ready: crate::runtime::locks::Condvar::new(),
-            });
-            let served = std::sync::Arc::clone(&syncs);
-            if let Err(err) = crate::runtime::spawn("fsync", move || sync_forever(&served)) {
-                log::debug!("no fsync thread: {err}");
-                return;
-            }
-            *process = Some(std::sync::Arc::clone(&syncs));
-            syncs
-        }
-    };
-    let mut files = syncs.files.lock();
-    // Not empty: the thread is awake, gathering.
-    let asleep = files.is_empty();
-    // A kept file written again before the sync needs one sync.
-    if !files.iter().any(|queued| Arc::ptr_eq(queued, &file)) {
-        files.push(file);
-    }
-    drop(files);
-    if asleep {
-        syncs.ready.notify_all();
-    }
-}
-
-/// How long the fsync thread gathers rows before it syncs them: rows written in a burst (epoch
-/// and window edges) are synced together, and none is appended to a page the kernel is writing
-/// back for the last fsync, which on a block device with stable pages waits for it.
-const FSYNC_GATHER: std::time::Duration = std::time::Duration::from_millis(500);
-
-fn sync_forever(syncs: &Syncs) {
-    loop {
-        {
-            let mut files = syncs.files.lock();
-            while files.is_empty() {
-                files = syncs.ready.wait(files);
-            }
-        }
-        std::thread::sleep(FSYNC_GATHER);
-        let files = std::mem::take(&mut *syncs.files.lock());
-        // One fsync per file covers every row written to it before the fsync began.
-        let mut synced: HashSet<(u64, u64)> = HashSet::new();
-        for file in files {
-            let key = file.metadata().map(|m| (m.dev(), m.ino())).ok();
-            if key.is_none_or(|key| synced.insert(key)) {
-                let _ = file.sync_data();
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! What a run produces: the row type and the CSV file it is appended to.
 
+mod beside;
 pub mod build;
 pub mod csv;
+pub mod formula;
+mod fsync;
 pub mod job;
 pub mod methods;
 pub mod row;

@@ -383,9 +383,100 @@ pub fn columns() -> Vec<&'static str> {
     COLUMNS.iter().map(|column| column.name).collect()
 }
 
+/// The `timestamp` column's format.
+const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+
+/// The span of wall clock readings written as they are, in unix seconds: years 0001 to 9999
+/// (the column's four digits), a day in from each end so any time zone's offset stays inside.
+const WRITTEN_UNIX_S: std::ops::RangeInclusive<i64> =
+    -62_135_596_800 + 86_400..=253_402_300_799 - 86_400;
+
+/// The wall clock reading `now` in whole unix seconds, rounded down, negative before 1970.
+fn unix_s(now: std::time::SystemTime) -> i64 {
+    match now.duration_since(std::time::UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        Err(before) => {
+            let before = before.duration();
+            let whole_s = i64::try_from(before.as_secs()).unwrap_or(i64::MAX);
+            0_i64
+                .saturating_sub(whole_s)
+                .saturating_sub(i64::from(before.subsec_nanos() > 0))
+        }
+    }
+}
+
+/// The `timestamp` column for a row made at wall clock time `now`: local time,
+/// `YYYY-MM-DDTHH:MM:SS`. Total, unlike chrono's `Local::now()`, which panics on a clock before
+/// 1970: such a clock is written as it reads (`1969-07-20T20:17:40`), and one beyond the years
+/// 0001-9999 as the nearest end of that span, so the row is written either way.
+pub fn timestamp_at(now: std::time::SystemTime) -> String {
+    let clamped_s = unix_s(now).clamp(*WRITTEN_UNIX_S.start(), *WRITTEN_UNIX_S.end());
+    chrono::DateTime::from_timestamp(clamped_s, 0).map_or_else(
+        || "1970-01-01T00:00:00".to_owned(),
+        |utc| {
+            utc.with_timezone(&chrono::Local)
+                .format(TIMESTAMP_FORMAT)
+                .to_string()
+        },
+    )
+}
+
+/// The `timestamp` column for a row made now; says once when the wall clock reads before 1970
+/// or beyond 9999, where rows' timestamps are the clock's (or clamped), not the true time.
+pub fn timestamp_now() -> String {
+    let now = std::time::SystemTime::now();
+    let unix_s = unix_s(now);
+    let timestamp = timestamp_at(now);
+    if !(0..=*WRITTEN_UNIX_S.end()).contains(&unix_s) {
+        crate::runtime::warn_once_for(
+            "wall clock out of range",
+            &format!(
+                "the wall clock reads {unix_s} s from 1970 (written {timestamp}): rows' \
+                 `timestamp` follows it; durations and energy are timed on the monotonic clock, \
+                 unaffected (set the system clock)"
+            ),
+        );
+    }
+    timestamp
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    /// `timestamp_at` in UTC, whatever the machine's zone: its text less its local offset.
+    fn utc_of(now: std::time::SystemTime) -> String {
+        chrono::NaiveDateTime::parse_from_str(&timestamp_at(now), TIMESTAMP_FORMAT)
+            .expect("the column's format")
+            .and_local_timezone(chrono::Local)
+            .earliest()
+            .expect("a local time")
+            .naive_utc()
+            .to_string()
+    }
+
+    #[test]
+    fn a_clock_before_1970_is_written_as_it_reads() {
+        // Apollo 11's landing, 1969-07-20T20:17:40Z, and half a second before the epoch.
+        let landing = UNIX_EPOCH - Duration::from_secs(14_182_940);
+        assert_eq!(utc_of(landing), "1969-07-20 20:17:40");
+        let just_before = UNIX_EPOCH - Duration::from_millis(500);
+        assert_eq!(utc_of(just_before), "1969-12-31 23:59:59");
+        assert_eq!(unix_s(just_before), -1);
+        assert_eq!(unix_s(UNIX_EPOCH + Duration::from_millis(500)), 0);
+    }
+
+    #[test]
+    fn a_clock_beyond_the_columns_years_is_clamped_not_a_panic() {
+        let far_past = UNIX_EPOCH - Duration::from_secs(i64::MAX.unsigned_abs());
+        let far_future = UNIX_EPOCH + Duration::from_secs(i64::MAX.unsigned_abs());
+        assert_eq!(&timestamp_at(far_past)[..4], "0001");
+        assert_eq!(&timestamp_at(far_future)[..4], "9999");
+        for text in [timestamp_at(far_past), timestamp_at(far_future)] {
+            assert_eq!(text.len(), "YYYY-MM-DDTHH:MM:SS".len(), "{text}");
+        }
+    }
 
     #[test]
     fn serialised_header_is_the_column_list() {

@@ -2,8 +2,6 @@
 //! it measures and the job's rows it writes on rank 0. Who measures what is planned in
 //! [`crate::job`] (pure); the job's row is added up in [`crate::output::job`].
 
-use chrono::Local;
-
 use super::Tracker;
 use crate::error::{Error, Result};
 use crate::job::{JobLabels, Member, Ownership};
@@ -140,7 +138,7 @@ impl Tracker {
             .map(|share| share.labels.job_run_id.clone())
             .unwrap_or_default();
         let mut row = crate::output::job::job_row(ranks, missing, &job_run_id)?;
-        row.timestamp = Local::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+        row.timestamp = crate::output::row::timestamp_now();
         // The run's row keeps rank 0's `stop_reason`: rank 0's run took the job's decision.
         let own = self.judge_job_epoch(&mut row);
         self.emit(&row);

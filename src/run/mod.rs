@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Local;
 use parking_lot::Mutex;
 
 use crate::config::Config;
@@ -538,7 +537,7 @@ impl Tracker {
             }
             None => measured,
         };
-        let timestamp = Local::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+        let timestamp = crate::output::row::timestamp_now();
         let mut row = build_row(&RowContext {
             timestamp: &timestamp,
             run_id: &closed.run_id,

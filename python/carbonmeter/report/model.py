@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from carbonmeter._core import TABLES, g_per_kwh_of, per_unit
+from carbonmeter._core import FORMULA_STARTS, TABLES, g_per_kwh_of, per_unit
 from carbonmeter.intensity import Intensity, lookup
 
 # The columns every CodeCarbon 2.x/3.x emissions.csv has (and ours, a superset).
@@ -251,14 +251,23 @@ def _count(row: dict[str, str], key: str) -> int | None:
         return None
 
 
-def _location(row: dict[str, str]) -> str:
+def unprefix(cell: str) -> str:
+    """A text cell of ours back to its value: carbonmeter writes a cell that would start a
+    spreadsheet formula (after any `'`s) with one `'` in front (docs/columns.md, "Formulas")."""
+    rest = cell.lstrip("'")
+    if cell.startswith("'") and rest and rest[0] in FORMULA_STARTS:
+        return cell[1:]
+    return cell
+
+
+def _location(row: dict[str, str], cell: Callable[[str], str]) -> str:
     """Where the grid is, or "" when the row names no location (the world average)."""
     if (row.get("location_source") or "") == "none":
         return ""
     if row.get("cloud_provider") and row.get("cloud_region"):
-        return f"{row['cloud_provider']} {row['cloud_region']}"
+        return f"{cell(row['cloud_provider'])} {cell(row['cloud_region'])}"
     parts = [row.get("region") or "", row.get("country_name") or row.get("country_iso_code") or ""]
-    return ", ".join(p for p in parts if p)
+    return ", ".join(cell(p) for p in parts if p)
 
 
 def _csv_files(paths: list[Path]) -> list[Path]:
@@ -282,6 +291,8 @@ def _optional(row: dict[str, str], key: str) -> float | None:
 
 
 def _run(row: dict[str, str], ours: bool, file: str) -> Run:
+    # Names read back as they were set; CodeCarbon writes them raw.
+    cell = unprefix if ours else str
     energy = _float(row, "energy_consumed")
     co2_kg = _float(row, "emissions")
     if ours:
@@ -298,9 +309,9 @@ def _run(row: dict[str, str], ours: bool, file: str) -> Run:
         methods = ("not recorded", "not recorded", "not recorded")
     return Run(
         run_id=row.get("run_id") or "",
-        project=row.get("project_name") or "(no project)",
-        experiment_id=row.get("experiment_id") or "",
-        experiment_name=row.get("experiment_name") or "",
+        project=cell(row.get("project_name") or "") or "(no project)",
+        experiment_id=cell(row.get("experiment_id") or ""),
+        experiment_name=cell(row.get("experiment_name") or ""),
         timestamp=row.get("timestamp") or "",
         duration_s=_float(row, "duration"),
         co2_kg=co2_kg,
@@ -313,7 +324,7 @@ def _run(row: dict[str, str], ours: bool, file: str) -> Run:
         cpu_count=_int(row, "cpu_count"),
         gpu_model=row.get("gpu_model") or "",
         gpu_count=_int(row, "gpu_count"),
-        location=_location(row),
+        location=_location(row, cell),
         intensity_zone=row.get("intensity_zone") or row.get("country_iso_code") or "",
         intensity_g_per_kwh=intensity,
         intensity_source=source,
@@ -369,7 +380,7 @@ def load(paths: list[Path]) -> Report:
                     runs.pop(key, None)  # the last run row of a run_id is its total
                     runs[key] = _run(row, ours, str(path))
                 elif (row.get("epoch") or "").strip():
-                    phase = row.get("phase") or "train"
+                    phase = unprefix(row.get("phase") or "") or "train"
                     number = _int(row, "epoch")
                     epochs.setdefault(key, {})[phase, number] = Epoch(
                         number,

@@ -225,7 +225,7 @@ def markdown(report: Report, zones: list[str] | None = None) -> str:
             experiment = r.experiment_name or r.experiment_id[:8]
             where = r.location or "unspecified (world average)"
             lines.append(
-                f"| {r.timestamp} | {r.run_id[:8]} | {esc(experiment)} | "
+                f"| {esc(r.timestamp)} | {esc(r.run_id[:8])} | {esc(experiment)} | "
                 f"{seconds(r.duration_s)} | "
                 f"{energy_band(r.energy_kwh, r.energy_low_kwh, r.energy_high_kwh)} | "
                 f"{co2_band(r.co2_kg, r.co2_low_kg, r.co2_high_kg)} | "
@@ -239,7 +239,8 @@ def markdown(report: Report, zones: list[str] | None = None) -> str:
                 )
                 for ep in r.epochs:
                     lines.append(
-                        f"| {ep.phase} | {ep.epoch} | {energy(ep.energy_kwh)} | {co2(ep.co2_kg)} |"
+                        f"| {esc(ep.phase)} | {ep.epoch} | {energy(ep.energy_kwh)} | "
+                        f"{co2(ep.co2_kg)} |"
                     )
         lines.append(f"\n> {esc(paragraph(runs, project))}")
     return "\n".join(lines)
@@ -282,5 +283,6 @@ def diff_markdown(result: dict[str, Any]) -> str:
             ratio = f"{gb / ga:.3g}" if ga and gb is not None else "n/a"
             cell_a = figure(ga) if ga is not None else "-"
             cell_b = figure(gb) if gb is not None else "-"
-            lines.append(f"| {key[0]} | {key[1]} | {cell_a} | {cell_b} | {ratio} |")
+            phase = markdown_escape(key[0])
+            lines.append(f"| {phase} | {key[1]} | {cell_a} | {cell_b} | {ratio} |")
     return "\n".join(lines)
