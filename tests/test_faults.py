@@ -656,7 +656,11 @@ def test_a_zone_that_keeps_failing_falls_back_and_the_row_says_mixed(
     write_counter(powercap, "garbage\n")
     for _ in range(6):
         tracker.flush()
-    time.sleep(0.05)
+    # Busy, not asleep: load x TDP reads the machine's utilisation over the span since the
+    # fallback, which an idle machine would truly put at 0 W.
+    deadline = time.monotonic() + 0.1
+    while time.monotonic() < deadline:
+        pass
     tracker.stop()
     data = tracker.final_emissions_data
     assert data is not None
