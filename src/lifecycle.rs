@@ -1,14 +1,31 @@
-//! What happens to running trackers when the process is told to end or forks.
+//! What happens to running trackers when the process is told to end, exits or forks.
 //!
 //! **SIGTERM and SIGHUP** (Slurm's time limit, `docker stop`, pod eviction, a closed terminal)
 //! end a process without unwinding, so no `stop()` would run and the run's row and its open
 //! windows' rows would be lost. While a tracker runs, and only where the signal's handler is
 //! the default one, a handler of ours is installed: it only writes the signal's number to a
 //! pipe (all a handler may safely do), and a watcher thread then stops every running tracker,
-//! which writes their rows, restores the default handler and raises the signal again, so the
-//! process ends with the signal's usual status. A handler the user or a framework installed is
-//! never replaced (CodeCarbon's is, and breaks KeyboardInterrupt there, their #1310), and the
-//! default comes back when the last tracker stops.
+//! waits (at most [`SIGNAL_STOP_WAIT`]) for stops already under way on other threads to write
+//! their last row, restores the default handler and raises the signal again, so the process
+//! ends with the signal's usual status. A run holds the handlers until its last row is written
+//! ([`Running`]), so a signal in the middle of a `stop()` waits for that stop's rows. A handler
+//! the user or a framework installed is never replaced (CodeCarbon's is, and breaks
+//! KeyboardInterrupt there, their #1310), and the default comes back when the last run stops.
+//!
+//! A framework that saves `signal.getsignal(SIGTERM)` (Python reports `SIG_DFL` for a handler
+//! installed below it), installs its own and later restores the saved value, as Lightning's
+//! signal connector does around `fit()`, puts the default back under a running tracker. The
+//! default coming back is the one change we undo: [`rearm`] installs ours again at every edge
+//! (window, epoch, flush, stop) and the watcher at least every [`REARM_PERIOD_MS`]. Registering
+//! through Python's `signal` instead, so that what frameworks save and restore is ours, would
+//! need the interpreter: a Python handler runs only on the main thread between bytecodes (not
+//! while it waits in a CUDA call or a detached `stop()`), can be installed only from the main
+//! thread, and a framework that finds a handler chains it, so ours would end the process in the
+//! middle of Lightning's own graceful SIGTERM handling.
+//!
+//! **Interpreter exit**: [`stop_all`] is what the package's `atexit` hook calls, so a run still
+//! going when the interpreter exits (an uncaught exception, `sys.exit`) writes its rows before
+//! modules are torn down, rather than when (and whether) garbage collection drops the tracker.
 //!
 //! **fork()** copies only the forking thread. The list of trackers is one of the process-wide
 //! locks of [`crate::runtime`], whose at-fork handler releases it and, in the child, forgets
@@ -17,22 +34,36 @@
 //! the child closes its copy of the watcher's pipe.
 
 use std::os::raw::c_int;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use crate::runtime::ProcessLock;
 
-/// What a signal or a fork does to a tracker; implemented by the tracker, so this module
-/// depends on nothing that depends on it.
+/// What a signal, the interpreter's exit or a fork does to a tracker; implemented by the
+/// tracker, so this module depends on nothing that depends on it.
 pub(crate) trait Managed: Send + Sync {
     /// Writes the rows of a running run and ends it; nothing when idle.
-    fn stop_for_signal(&self);
+    fn stop_running(&self);
     /// In a forked child: drops a copied run without joining or writing it.
     fn forget_after_fork(&self);
 }
 
 /// The signals whose default action ends the process and that schedulers send before a kill.
 const SIGNALS: [c_int; 2] = [libc::SIGTERM, libc::SIGHUP];
+
+/// How long a signal waits for stops under way on other threads to write their rows before it
+/// ends the process: well inside the grace before the SIGKILL that follows (`docker stop`
+/// gives 10 s, Slurm's `KillWait` and Kubernetes 30 s); a stop's own waits (the sampler, a
+/// sensor read) are bounded at 0.5 s each.
+pub(crate) const SIGNAL_STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// While a run is in progress, the watcher checks at least this often (ms) that a framework has
+/// not put the default handler back; the edges of windows check at once.
+pub(crate) const REARM_PERIOD_MS: c_int = 1000;
+
+/// The byte that wakes the watcher without a signal (signal numbers start at 1).
+const WAKE: u8 = 0;
 
 /// Trackers that can be stopped on a signal; a forked child forgets their runs.
 static TRACKERS: ProcessLock<Vec<Weak<dyn Managed>>> =
@@ -41,7 +72,12 @@ static TRACKERS: ProcessLock<Vec<Weak<dyn Managed>>> =
 /// Write end of the pipe from the signal handler to the watcher; -1 before the first run.
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
 
+/// Set once a signal is ending the process: nothing installs our handler any more, so the
+/// signal raised again ends it.
+static ENDING: AtomicBool = AtomicBool::new(false);
+
 struct Armed {
+    /// Runs started whose last row is not written yet.
     running: usize,
     installed: Vec<c_int>,
     read_fd: c_int,
@@ -59,21 +95,40 @@ static ARMED: ProcessLock<Armed> = ProcessLock::with_reset(
     disarm,
 );
 
-/// Keeps `tracker` where a signal or a fork can find it.
+/// A run's hold on the handlers, from its start until its last row is written: dropping the
+/// last one gives the default handlers back, and a signal ending the process waits for it.
+#[must_use = "the handlers are given back when this is dropped"]
+pub(crate) struct Running(());
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut armed = ARMED.lock();
+        armed.running = armed.running.saturating_sub(1);
+        if armed.running == 0 {
+            restore_defaults(&mut armed.installed);
+        }
+    }
+}
+
+/// Keeps `tracker` where a signal, the interpreter's exit or a fork can find it.
 pub(crate) fn register(tracker: &Arc<dyn Managed>) {
     let mut trackers = TRACKERS.lock();
     trackers.retain(|weak| weak.strong_count() > 0);
     trackers.push(Arc::downgrade(tracker));
 }
 
-/// A tracker started: arms the handlers if it is the first running one.
-pub(crate) fn run_started() {
+/// A run started: arms the handlers if it is the first running one. The handlers stay while
+/// the returned hold lives.
+pub(crate) fn run_started() -> Running {
     let mut armed = ARMED.lock();
     armed.running += 1;
     if armed.running > 1 {
-        return;
+        return Running(());
     }
-    if !armed.watcher {
+    if armed.watcher {
+        // Blocked without a timeout while nothing ran: from now on it checks periodically.
+        wake_watcher();
+    } else {
         match start_watcher(armed.read_fd) {
             Ok(read_fd) => {
                 armed.read_fd = read_fd;
@@ -83,36 +138,64 @@ pub(crate) fn run_started() {
                 crate::runtime::warn_once(&format!(
                     "cannot watch for SIGTERM/SIGHUP ({err}): a run ended by one loses its rows"
                 ));
-                return;
+                return Running(());
             }
         }
     }
+    arm(&mut armed.installed);
+    Running(())
+}
+
+/// Installs our handler again where a framework put the default back under a running run.
+/// Two `sigaction` queries when nothing changed; called at every edge of a run.
+pub(crate) fn rearm() {
+    if SIGNALS.iter().all(|&signal| !is_default(signal)) {
+        return;
+    }
+    let mut armed = ARMED.lock();
+    if armed.running > 0 && armed.watcher {
+        arm(&mut armed.installed);
+    }
+}
+
+/// Stops every running tracker, writing its rows: what the package's `atexit` hook calls.
+pub(crate) fn stop_all() {
+    let trackers: Vec<Arc<dyn Managed>> =
+        TRACKERS.lock().iter().filter_map(Weak::upgrade).collect();
+    for tracker in trackers {
+        tracker.stop_running();
+    }
+}
+
+/// Whether `signal`'s action is the default one.
+fn is_default(signal: c_int) -> bool {
+    // SAFETY: a zeroed sigaction is a valid out-parameter of a query.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &raw mut current) == 0
+            && current.sa_sigaction == libc::SIG_DFL
+    }
+}
+
+/// Installs our handler for each signal whose action is the default one, noting it in
+/// `installed`. Nothing once a signal is ending the process.
+fn arm(installed: &mut Vec<c_int>) {
     for signal in SIGNALS {
-        // SAFETY: a zeroed sigaction is a valid out-parameter; `on_signal` is async-signal-safe.
-        unsafe {
-            let mut current: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(signal, std::ptr::null(), &raw mut current) != 0
-                || current.sa_sigaction != libc::SIG_DFL
-            {
-                continue;
-            }
+        if ENDING.load(Ordering::SeqCst) || !is_default(signal) {
+            continue;
+        }
+        // SAFETY: a zeroed sigaction with an empty mask is valid; `on_signal` is
+        // async-signal-safe.
+        let done = unsafe {
             let mut ours: libc::sigaction = std::mem::zeroed();
             ours.sa_sigaction = on_signal as *const () as libc::sighandler_t;
             ours.sa_flags = libc::SA_RESTART;
             libc::sigemptyset(&raw mut ours.sa_mask);
-            if libc::sigaction(signal, &raw const ours, std::ptr::null_mut()) == 0 {
-                armed.installed.push(signal);
-            }
+            libc::sigaction(signal, &raw const ours, std::ptr::null_mut()) == 0
+        };
+        if done && !installed.contains(&signal) {
+            installed.push(signal);
         }
-    }
-}
-
-/// A tracker stopped: gives the default handlers back after the last running one.
-pub(crate) fn run_stopped() {
-    let mut armed = ARMED.lock();
-    armed.running = armed.running.saturating_sub(1);
-    if armed.running == 0 {
-        restore_defaults(&mut armed.installed);
     }
 }
 
@@ -136,8 +219,19 @@ fn restore_defaults(installed: &mut Vec<c_int>) {
 }
 
 extern "C" fn on_signal(signal: c_int) {
+    let byte = u8::try_from(signal).unwrap_or(WAKE);
+    if byte != WAKE {
+        send(byte);
+    }
+}
+
+fn wake_watcher() {
+    send(WAKE);
+}
+
+/// Writes `byte` to the watcher's pipe.
+fn send(byte: u8) {
     let fd = PIPE_WRITE.load(Ordering::Relaxed);
-    let byte = u8::try_from(signal).unwrap_or(0);
     // SAFETY: write(2) is async-signal-safe; the pipe is non-blocking, so a full pipe (signals
     // faster than the watcher) drops a byte rather than stalling the handler.
     unsafe {
@@ -167,27 +261,56 @@ fn start_watcher(read_fd: c_int) -> std::io::Result<c_int> {
     Ok(read_fd)
 }
 
+/// The watcher: ends the process on a signal's byte; while a run is in progress, re-arms every
+/// [`REARM_PERIOD_MS`]; otherwise sleeps until a byte comes.
 fn watch(read_fd: c_int) {
     loop {
-        let mut byte = 0_u8;
-        // SAFETY: reads one byte into a local.
-        let read = unsafe { libc::read(read_fd, (&raw mut byte).cast(), 1) };
-        if read == 1 {
-            end_process(c_int::from(byte));
-        } else if read == 0
-            || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
-        {
-            return;
+        let timeout_ms = if ARMED.lock().running > 0 {
+            REARM_PERIOD_MS
+        } else {
+            -1
+        };
+        let mut ready = libc::pollfd {
+            fd: read_fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: polls one valid pollfd.
+        match unsafe { libc::poll(&raw mut ready, 1, timeout_ms) } {
+            0 => rearm(),
+            1.. => {
+                let mut byte = WAKE;
+                // SAFETY: reads one byte into a local; poll said one is there.
+                match unsafe { libc::read(read_fd, (&raw mut byte).cast(), 1) } {
+                    1 if byte != WAKE => end_process(c_int::from(byte)),
+                    1 => {}
+                    0 => return,
+                    _ if interrupted() => {}
+                    _ => return,
+                }
+            }
+            _ if interrupted() => {}
+            _ => return,
         }
     }
 }
 
-/// Writes every running tracker's rows, then ends the process as `signal` would have.
+fn interrupted() -> bool {
+    std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+}
+
+/// Writes every running tracker's rows, waits (bounded) for stops under way on other threads,
+/// then ends the process as `signal` would have.
 fn end_process(signal: c_int) {
-    let trackers: Vec<Arc<dyn Managed>> =
-        TRACKERS.lock().iter().filter_map(Weak::upgrade).collect();
-    for tracker in trackers {
-        tracker.stop_for_signal();
+    ENDING.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + SIGNAL_STOP_WAIT;
+    loop {
+        // Again at each turn: a run started meanwhile is stopped too.
+        stop_all();
+        if ARMED.lock().running == 0 || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
     // SAFETY: restores the default action and raises the signal on this thread, which does
     // not block it: the process ends with the signal's status.
@@ -208,6 +331,7 @@ fn forget_runs(trackers: &mut Vec<Weak<dyn Managed>>) {
 /// In a forked child: the default handlers back, and no watcher (the thread was not copied).
 fn disarm(armed: &mut Armed) {
     armed.running = 0;
+    ENDING.store(false, Ordering::SeqCst);
     restore_defaults(&mut armed.installed);
     // The pipe is shared with the parent: a signal to the child must not wake its watcher.
     let write_fd = PIPE_WRITE.swap(-1, Ordering::Relaxed);
@@ -222,4 +346,36 @@ fn disarm(armed: &mut Armed) {
     }
     armed.read_fd = -1;
     armed.watcher = false;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handler_of(signal: c_int) -> libc::sighandler_t {
+        // SAFETY: a query into a zeroed out-parameter.
+        unsafe {
+            let mut current: libc::sigaction = std::mem::zeroed();
+            assert_eq!(
+                libc::sigaction(signal, std::ptr::null(), &raw mut current),
+                0
+            );
+            current.sa_sigaction
+        }
+    }
+
+    #[test]
+    fn a_default_put_back_under_a_running_run_is_armed_again_at_the_next_edge() {
+        let ours = on_signal as *const () as libc::sighandler_t;
+        // Held for the whole test, so no other test's last stop gives the default back.
+        let running = run_started();
+        assert_eq!(handler_of(libc::SIGTERM), ours);
+        // What Lightning's connector does after fit(): puts back the SIG_DFL Python reported.
+        // SAFETY: setting a signal's action to the default.
+        unsafe { libc::signal(libc::SIGTERM, libc::SIG_DFL) };
+        assert_eq!(handler_of(libc::SIGTERM), libc::SIG_DFL);
+        rearm();
+        assert_eq!(handler_of(libc::SIGTERM), ours);
+        drop(running);
+    }
 }

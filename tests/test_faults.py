@@ -440,6 +440,71 @@ def test_stop_gives_the_default_handler_back(tmp_path: Path) -> None:
     assert len(parse(out / "emissions.csv")) == 2
 
 
+# A stop that closes 2,000 open windows writes 2,001 rows; it first times one such stop (into
+# another folder), so the parent's SIGTERM lands inside the stop whatever the build's speed.
+LONG_STOP = """
+import signal, sys, time
+from carbonmeter import EmissionsTracker
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+def tracker_with_open_windows(folder):
+    tracker = EmissionsTracker(
+        output_dir=folder, country_iso_code="FRA", default_cpu_power=50, measure_power_secs=60,
+    )
+    tracker.start()
+    for window in range(int(sys.argv[3])):
+        tracker.start_window(f"w{window}")
+    return tracker
+rehearsal = tracker_with_open_windows(sys.argv[2])
+began = time.perf_counter()
+rehearsal.stop()
+took_s = time.perf_counter() - began
+tracker = tracker_with_open_windows(sys.argv[1])
+print("STOPPING", took_s, flush=True)
+tracker.stop()
+print("STOPPED", flush=True)
+"""
+
+STOP_WINDOWS = 2_000
+STOP_TRIALS = 16
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_long_stop_waits_for_its_rows(tmp_path: Path) -> None:
+    script = tmp_path / "long_stop.py"
+    script.write_text(LONG_STOP, encoding="utf-8")
+    rng = random.Random(33)
+    kept = []
+    for trial in range(STOP_TRIALS):
+        out, rehearsal = tmp_path / f"out-{trial}", tmp_path / f"rehearsal-{trial}"
+        out.mkdir()
+        rehearsal.mkdir()
+        with subprocess.Popen(
+            [sys.executable, str(script), str(out), str(rehearsal), str(STOP_WINDOWS)],
+            cwd=tmp_path,
+            env=child_env(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as child:
+            assert child.stdout is not None
+            ready, _, _ = select.select([child.stdout], [], [], 60)
+            assert ready, "the child never said STOPPING"
+            said, took_s = child.stdout.readline().split()
+            assert said == "STOPPING"
+            time.sleep(rng.uniform(0.0, float(took_s)))
+            child.send_signal(signal.SIGTERM)
+            # Ended by the signal once the rows are written, or done before it came.
+            assert child.wait(timeout=30) in (-signal.SIGTERM, 0)
+        rows = parse(out / "emissions.csv") if (out / "emissions.csv").exists() else []
+        windows = sum(row["window"] != "" for row in rows)
+        runs = sum(row["window"] == "" for row in rows)
+        kept.append((windows, runs))
+    assert kept == [(STOP_WINDOWS, 1)] * STOP_TRIALS, (
+        f"run rows kept {sum(runs == 1 for _, runs in kept)}/{STOP_TRIALS}, window rows "
+        f"{sum(windows for windows, _ in kept)}/{STOP_WINDOWS * STOP_TRIALS}"
+    )
+
+
 # --- fork -----------------------------------------------------------------------------------
 
 FORK = """

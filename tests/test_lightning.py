@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import select
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from fixtures import budget
-from helpers import check_run_ended_with_work, idle_after, rows_of
+from helpers import check_run_ended_with_work, child_env, idle_after, rows_of
 
 pl = pytest.importorskip("lightning.pytorch", reason="Lightning tests need the [lightning] extra")
 torch = pytest.importorskip("torch")
@@ -164,3 +168,97 @@ def test_validate_and_predict_after_fit_end_their_runs_with_their_work(tmp_path:
     assert phases[-2:] == ["validation", ""]
     work_s = idle_after(lambda: fit.predict(model, loader()))
     check_run_ended_with_work(csv_path, work_s)
+
+
+# --- SIGTERM around Lightning's signal connector ----------------------------------------------
+
+# Lightning's `_SignalConnector` saves `signal.getsignal(SIGTERM)` when `fit()` begins (Python
+# reports SIG_DFL for the handler the core installed below it), installs its own, and puts the
+# saved SIG_DFL back when `fit()` ends, under the still running tracker.
+AROUND_FIT = """
+import signal, sys, time
+import torch
+import lightning.pytorch as pl
+from lightning.pytorch.trainer.connectors.signal_connector import _SignalConnector
+from carbonmeter import EmissionsTracker
+from carbonmeter.lightning import EmissionsCallback
+
+when = sys.argv[2]
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+class Tiny(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 1)
+    def training_step(self, batch, batch_idx):
+        if when == "mid-fit" and self.current_epoch == 1 and batch_idx == 0:
+            print("READY", flush=True)
+            give_up = time.monotonic() + 60
+            while not self.trainer.received_sigterm and time.monotonic() < give_up:
+                time.sleep(0.01)
+            print("LIGHTNING HANDLED IT", flush=True)
+        return self.layer(batch[0]).sum()
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+samples = torch.utils.data.TensorDataset(torch.randn(64, 4))
+data = torch.utils.data.DataLoader(samples, batch_size=16)
+tracker = EmissionsTracker(
+    output_dir=sys.argv[1], country_iso_code="FRA", default_cpu_power=50, measure_power_secs=60,
+)
+tracker.start()
+callbacks = [] if when == "after-fit-no-edge" else [EmissionsCallback(tracker=tracker)]
+trainer = pl.Trainer(
+    max_epochs=2, accelerator="cpu", logger=False, callbacks=callbacks,
+    enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+)
+assert type(trainer._signal_connector) is _SignalConnector
+trainer.fit(Tiny(), data)
+assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "the connector put the default back"
+if when == "after-fit":
+    with tracker.epoch(0, phase="evaluate"):
+        print("READY", flush=True)
+        time.sleep(60)
+else:
+    # No edge after fit(): the watcher finds the default within a second.
+    time.sleep(1.5)
+    print("READY", flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("when", "status", "windows"),
+    [
+        # Lightning's handler gets it: fit() ends by its SIGTERMException (a SystemExit).
+        ("mid-fit", 0, ["train-epoch-0", "train-epoch-1", ""]),
+        ("after-fit", -signal.SIGTERM, ["train-epoch-0", "train-epoch-1", "evaluate-epoch-0", ""]),
+        ("after-fit-no-edge", -signal.SIGTERM, [""]),
+    ],
+)
+def test_sigterm_keeps_the_rows_around_lightnings_signal_connector(
+    tmp_path: Path, when: str, status: int, windows: list[str]
+) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", AROUND_FIT, str(tmp_path), when],
+        cwd=tmp_path,
+        env=child_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as child:
+        assert child.stdout is not None and child.stderr is not None
+        ready, _, _ = select.select([child.stdout], [], [], 120)
+        line = child.stdout.readline() if ready else ""
+        if line.strip() != "READY":
+            child.kill()
+            pytest.fail(f"the child never said READY: {line}{child.stderr.read()[-3000:]}")
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=60) == status, child.stderr.read()[-3000:]
+        said = child.stdout.read()
+    if when == "mid-fit":
+        assert "LIGHTNING HANDLED IT" in said
+    rows = rows_of(tmp_path / "emissions.csv")
+    assert [row["window"] for row in rows] == windows
+    assert len({row["run_id"] for row in rows}) == 1

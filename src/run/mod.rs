@@ -56,6 +56,8 @@ struct Run {
     windows: Windows,
     /// The finished epochs and what the budget decided on them.
     budget: RunBudget,
+    /// Keeps the SIGTERM/SIGHUP handlers armed until the run's last row is written.
+    armed: crate::lifecycle::Running,
 }
 
 impl Run {
@@ -293,10 +295,10 @@ impl Tracker {
             cost,
             export,
             budget: RunBudget::default(),
+            armed: crate::lifecycle::run_started(),
         };
         started.sampler = sampler_for(&started, meter, full_period_s, period_s)?;
         *run = Some(started);
-        crate::lifecycle::run_started();
         call.charge();
         Ok(())
     }
@@ -422,7 +424,6 @@ impl Tracker {
             log::warn!("Tracker already stopped or never started.");
             return None;
         };
-        crate::lifecycle::run_stopped();
         if let Some(unjudged) = run.budget.held.take() {
             // The job's decision never came for it (the edge's exchange failed): not lost.
             self.emit(&unjudged);
@@ -481,6 +482,9 @@ impl Tracker {
             row.stop_reason = Some(STOP_CO2_BUDGET.to_owned());
         }
         self.emit(&row);
+        // The last row is written: a signal that came during this stop may end the process now,
+        // and after the last run the default handlers come back.
+        drop(run.armed);
         if let Some(hourly) = &run.hourly {
             hourly.stop();
         }
@@ -597,7 +601,7 @@ impl Tracker {
 }
 
 impl crate::lifecycle::Managed for Tracker {
-    fn stop_for_signal(&self) {
+    fn stop_running(&self) {
         if self.state() == TrackerState::Running {
             self.stop_run();
         }
@@ -663,7 +667,10 @@ fn sampler_for(
 /// sampler thread itself never logs, so it never waits on the logging machinery.
 /// A sensor given up mid-run changes the methods, so the rows from then on say so. A read that
 /// does not finish within [`EDGE_DEADLINE`] gives the last snapshot instead, said once.
+/// Every edge also puts our SIGTERM/SIGHUP handler back where a framework restored the default
+/// since the last one (see [`crate::lifecycle`]).
 fn read_and_report(edges: &EdgeReader, shown: &Mutex<Shown>) -> Snapshot {
+    crate::lifecycle::rearm();
     let Some(read) = edges.read() else {
         crate::runtime::warn_once(&format!(
             "a sensor read did not finish within {} ms (a wedged driver or sysfs read): window \
