@@ -54,6 +54,27 @@ print("leaving without stop()")
 """
 
 
+# The common snippet that routes logging through tqdm.write, at the top of a script that imports
+# logging first: whether the tracker was dropped (and its row written) during the interpreter's
+# teardown depended on that order and on the class in `__main__`.
+HANDLER_CLASS_FIRST = """
+import logging, sys
+class TqdmLoggingHandler(logging.Handler):
+    def emit(self, record):
+        try:
+            print(self.format(record), file=sys.stderr)
+        except Exception:
+            self.handleError(record)
+logging.getLogger().addHandler(TqdmLoggingHandler())
+"""
+
+CRASH_MID_RUN = """
+tracker.start()
+tree.advance("intel-rapl:0", 7_000_000)
+raise RuntimeError("crash mid-run")
+"""
+
+
 FLUSH_IN_A_LOOP = """
 tracker.start()
 for i in range(1_000_000):
@@ -179,3 +200,23 @@ def test_interpreter_exit_without_stop_writes_the_run(
     _, rows = read_csv(out / "emissions.csv")
     [row] = rows
     assert round(float(row["cpu_energy"]) * UJ_PER_KWH) == 6_000_000
+
+
+def test_a_crash_in_a_script_with_a_handler_class_writes_the_run(
+    server: FakePowercap, out: Path, tmp_path: Path
+) -> None:
+    script = HANDLER_CLASS_FIRST + PRELUDE + CRASH_MID_RUN
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(server.root), str(out)],
+        cwd=tmp_path,
+        env=child_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "RuntimeError: crash mid-run" in result.stderr
+    assert (out / "emissions.csv").exists(), "no row: the run was never stopped"
+    [row] = read_csv(out / "emissions.csv")[1]
+    assert round(float(row["cpu_energy"]) * UJ_PER_KWH) == 7_000_000

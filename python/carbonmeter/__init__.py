@@ -8,6 +8,8 @@ Example:
     True
 """
 
+import atexit
+
 from carbonmeter._core import (
     CSV_COLUMNS,
     FORMULA_STARTS,
@@ -17,6 +19,7 @@ from carbonmeter._core import (
     InvalidValueError,
     TrackerStateError,
     __version__,
+    _stop_all,
     register_row_listener,
 )
 from carbonmeter._dropin import use_as_codecarbon
@@ -56,6 +59,13 @@ def _logger_set(loggers: "Any") -> "LoggerSet":
 
 # The core calls back into this package only through what it registers here.
 register_row_listener(_logger_set)
+
+# A run still going when the interpreter exits (an uncaught exception, `sys.exit`) is stopped,
+# and its rows written, before the interpreter tears modules down. Left to the tracker's
+# finaliser, the row depended on garbage collection order: a class defined in `__main__` (the
+# common tqdm `logging.Handler` snippet) keeps the module's globals, the tracker among them,
+# alive past the end, and no row was written.
+atexit.register(_stop_all)
 
 __all__ = [
     "CSV_COLUMNS",

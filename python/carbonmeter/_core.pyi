@@ -32,6 +32,7 @@ __all__ = [
     "Window",
     "_JobHandle",
     "__version__",
+    "_stop_all",
     "_warn_once",
     "estimate_co2",
     "g_per_kwh_of",
@@ -821,6 +822,11 @@ def per_unit(
 def g_per_kwh_of(co2_kg: float, energy_kwh: float) -> float | None:
     """The grid intensity, g CO2eq/kWh, that `co2_kg` emitted for `energy_kwh` implies; None
     for no energy."""
+
+def _stop_all() -> None:
+    """Stops every running tracker of the process, writing its rows: the package's `atexit`
+    hook, so a run still going at the interpreter's exit is written before modules are torn
+    down."""
 
 def _warn_once(cause: str, message: str, /) -> bool:
     """Logs `message` as a warning on the `carbonmeter` logger unless this process already

@@ -114,6 +114,16 @@ fn identity(py: Python<'_>) -> PyResult<Identity> {
         .cloned()
 }
 
+/// Stops every running tracker of the process, writing its rows: the package's `atexit` hook,
+/// so a run still going at the interpreter's exit is written before modules are torn down.
+#[pyfunction(name = "_stop_all")]
+pub fn stop_all(py: Python<'_>) -> PyResult<()> {
+    detach(py, || {
+        crate::lifecycle::stop_all();
+        Ok(())
+    })
+}
+
 /// Measures the energy and emissions of the code between `start()` and `stop()`.
 #[pyclass(frozen, subclass, name = "EmissionsTracker", module = "carbonmeter")]
 pub struct PyEmissionsTracker {
