@@ -8,6 +8,7 @@ docs/columns.md ("What is written") and docs/accuracy.md (sensors) state.
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import logging
 import os
@@ -503,6 +504,54 @@ def test_sigterm_during_a_long_stop_waits_for_its_rows(tmp_path: Path) -> None:
         f"run rows kept {sum(runs == 1 for _, runs in kept)}/{STOP_TRIALS}, window rows "
         f"{sum(windows for windows, _ in kept)}/{STOP_WINDOWS * STOP_TRIALS}"
     )
+
+
+STUCK_STOP = """
+import signal, sys
+from carbonmeter import EmissionsTracker
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+tracker = EmissionsTracker(
+    output_dir=sys.argv[1], country_iso_code="FRA", default_cpu_power=50, measure_power_secs=60,
+)
+tracker.start()
+tracker.flush()
+print("READY", flush=True)
+sys.stdin.readline()
+tracker.stop()
+"""
+
+#: How long a signal waits for a stop under way (lifecycle::SIGNAL_STOP_WAIT).
+SIGNAL_STOP_WAIT_S = 5.0
+
+
+@pytest.mark.slow
+def test_sigterm_waits_for_a_stuck_stop_only_so_long(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    with subprocess.Popen(
+        [sys.executable, "-c", STUCK_STOP, str(out)],
+        cwd=tmp_path,
+        env=child_env(tmp_path),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as child:
+        assert child.stdin is not None and child.stdout is not None
+        ready, _, _ = select.select([child.stdout], [], [], 60)
+        assert ready and child.stdout.readline().strip() == "READY"
+        # Another process holds the file's lock: the stop's row waits for it.
+        with (out / "emissions.csv").open("a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            child.stdin.write("stop\n")
+            child.stdin.flush()
+            time.sleep(0.5)
+            sent = time.monotonic()
+            child.send_signal(signal.SIGTERM)
+            status = child.wait(timeout=60)
+            waited_s = time.monotonic() - sent
+    assert status == -signal.SIGTERM
+    assert SIGNAL_STOP_WAIT_S - 0.5 <= waited_s < SIGNAL_STOP_WAIT_S + 5.0, waited_s
 
 
 # --- fork -----------------------------------------------------------------------------------
