@@ -15,8 +15,11 @@
 //! A framework that saves `signal.getsignal(SIGTERM)` (Python reports `SIG_DFL` for a handler
 //! installed below it), installs its own and later restores the saved value, as Lightning's
 //! signal connector does around `fit()`, puts the default back under a running tracker. The
-//! default coming back is the one change we undo: [`rearm`] installs ours again at every edge
-//! (window, epoch, flush, stop) and the watcher at least every [`REARM_PERIOD_MS`]. Registering
+//! default coming back is the one change we undo: [`rearm`] installs ours again when a window
+//! or epoch opens, at `flush()` and at `stop()`; the watcher checks every [`REARM_PERIOD_MS`]
+//! while a handler of ours is displaced by another (a framework's, which it may take back),
+//! and every [`SLOW_REARM_PERIOD_MS`] otherwise, so a process whose handlers no framework
+//! touches pays one wake-up of the watcher per half minute (none at a `start()`). Registering
 //! through Python's `signal` instead, so that what frameworks save and restore is ours, would
 //! need the interpreter: a Python handler runs only on the main thread between bytecodes (not
 //! while it waits in a CUDA call or a detached `stop()`), can be installed only from the main
@@ -58,9 +61,18 @@ const SIGNALS: [c_int; 2] = [libc::SIGTERM, libc::SIGHUP];
 /// sensor read) are bounded at 0.5 s each.
 pub(crate) const SIGNAL_STOP_WAIT: Duration = Duration::from_secs(5);
 
-/// While a run is in progress, the watcher checks at least this often (ms) that a framework has
-/// not put the default handler back; the edges of windows check at once.
+/// While another handler holds a signal ours was installed for (a framework's, during its
+/// `fit()`), the watcher checks this often (ms) whether the default came back; opening a
+/// window, `flush()` and `stop()` check at once.
 pub(crate) const REARM_PERIOD_MS: c_int = 1000;
+
+/// Otherwise, while a run is in progress, the watcher checks this often (ms): a displacement
+/// and restore that no window opening saw. One wake-up costs some 40 µs of CPU on a VM, so
+/// this keeps a quiet run within its idle budget (docs/performance.md).
+pub(crate) const SLOW_REARM_PERIOD_MS: c_int = 30_000;
+
+/// Whether the watcher polls every [`REARM_PERIOD_MS`] now.
+static POLLING_FAST: AtomicBool = AtomicBool::new(false);
 
 /// The byte that wakes the watcher without a signal (signal numbers start at 1).
 const WAKE: u8 = 0;
@@ -125,10 +137,7 @@ pub(crate) fn run_started() -> Running {
     if armed.running > 1 {
         return Running(());
     }
-    if armed.watcher {
-        // Blocked without a timeout while nothing ran: from now on it checks periodically.
-        wake_watcher();
-    } else {
+    if !armed.watcher {
         match start_watcher(armed.read_fd) {
             Ok(read_fd) => {
                 armed.read_fd = read_fd;
@@ -146,15 +155,32 @@ pub(crate) fn run_started() -> Running {
     Running(())
 }
 
-/// Installs our handler again where a framework put the default back under a running run.
-/// Two `sigaction` queries when nothing changed; called at every edge of a run.
+/// Installs our handler again where a framework put the default back under a running run, and
+/// has the watcher poll often while a framework's handler holds a signal that was ours.
+/// Two `sigaction` queries (0.3 µs each here) when nothing changed: called where a window
+/// opens, at `flush()` and `stop()`, not where one closes, so an epoch boundary pays it once.
 pub(crate) fn rearm() {
-    if SIGNALS.iter().all(|&signal| !is_default(signal)) {
+    let ours = ours();
+    let (mut default, mut foreign) = (false, false);
+    for signal in SIGNALS {
+        match handler_of(signal) {
+            Some(libc::SIG_DFL) => default = true,
+            Some(handler) if handler != ours && handler != libc::SIG_IGN => foreign = true,
+            _ => {}
+        }
+    }
+    if !default && !foreign {
         return;
     }
     let mut armed = ARMED.lock();
-    if armed.running > 0 && armed.watcher {
+    if armed.running == 0 || !armed.watcher {
+        return;
+    }
+    if default {
         arm(&mut armed.installed);
+    }
+    if foreign && !POLLING_FAST.load(Ordering::SeqCst) && displaced(&armed.installed) {
+        wake_watcher();
     }
 }
 
@@ -167,14 +193,33 @@ pub(crate) fn stop_all() {
     }
 }
 
-/// Whether `signal`'s action is the default one.
-fn is_default(signal: c_int) -> bool {
+fn ours() -> libc::sighandler_t {
+    on_signal as *const () as libc::sighandler_t
+}
+
+/// `signal`'s handler now (`SIG_DFL`, `SIG_IGN` or a function); `None` if it cannot be read.
+fn handler_of(signal: c_int) -> Option<libc::sighandler_t> {
     // SAFETY: a zeroed sigaction is a valid out-parameter of a query.
     unsafe {
         let mut current: libc::sigaction = std::mem::zeroed();
-        libc::sigaction(signal, std::ptr::null(), &raw mut current) == 0
-            && current.sa_sigaction == libc::SIG_DFL
+        (libc::sigaction(signal, std::ptr::null(), &raw mut current) == 0)
+            .then_some(current.sa_sigaction)
     }
+}
+
+/// Whether `signal`'s action is the default one.
+fn is_default(signal: c_int) -> bool {
+    handler_of(signal) == Some(libc::SIG_DFL)
+}
+
+/// Whether a handler other than ours now holds a signal ours was installed for: a framework's,
+/// which it may later replace with the default it saved.
+fn displaced(installed: &[c_int]) -> bool {
+    installed.iter().any(|&signal| {
+        handler_of(signal).is_some_and(|handler| {
+            handler != ours() && handler != libc::SIG_DFL && handler != libc::SIG_IGN
+        })
+    })
 }
 
 /// Installs our handler for each signal whose action is the default one, noting it in
@@ -187,11 +232,11 @@ fn arm(installed: &mut Vec<c_int>) {
         // SAFETY: a zeroed sigaction with an empty mask is valid; `on_signal` is
         // async-signal-safe.
         let done = unsafe {
-            let mut ours: libc::sigaction = std::mem::zeroed();
-            ours.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-            ours.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&raw mut ours.sa_mask);
-            libc::sigaction(signal, &raw const ours, std::ptr::null_mut()) == 0
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = ours();
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&raw mut action.sa_mask);
+            libc::sigaction(signal, &raw const action, std::ptr::null_mut()) == 0
         };
         if done && !installed.contains(&signal) {
             installed.push(signal);
@@ -207,7 +252,7 @@ fn restore_defaults(installed: &mut Vec<c_int>) {
         unsafe {
             let mut current: libc::sigaction = std::mem::zeroed();
             if libc::sigaction(signal, std::ptr::null(), &raw mut current) == 0
-                && current.sa_sigaction == on_signal as *const () as libc::sighandler_t
+                && current.sa_sigaction == ours()
             {
                 let mut default: libc::sigaction = std::mem::zeroed();
                 default.sa_sigaction = libc::SIG_DFL;
@@ -261,15 +306,17 @@ fn start_watcher(read_fd: c_int) -> std::io::Result<c_int> {
     Ok(read_fd)
 }
 
-/// The watcher: ends the process on a signal's byte; while a run is in progress, re-arms every
-/// [`REARM_PERIOD_MS`]; otherwise sleeps until a byte comes.
+/// The watcher: ends the process on a signal's byte, and re-arms every [`REARM_PERIOD_MS`]
+/// while a handler of ours is displaced, every [`SLOW_REARM_PERIOD_MS`] otherwise (a start
+/// never wakes it: a `start()` + `stop()` in a loop costs it nothing).
 fn watch(read_fd: c_int) {
     loop {
-        let timeout_ms = if ARMED.lock().running > 0 {
+        let timeout_ms = if displaced(&ARMED.lock().installed) {
             REARM_PERIOD_MS
         } else {
-            -1
+            SLOW_REARM_PERIOD_MS
         };
+        POLLING_FAST.store(timeout_ms == REARM_PERIOD_MS, Ordering::SeqCst);
         let mut ready = libc::pollfd {
             fd: read_fd,
             events: libc::POLLIN,
@@ -352,28 +399,16 @@ fn disarm(armed: &mut Armed) {
 mod tests {
     use super::*;
 
-    fn handler_of(signal: c_int) -> libc::sighandler_t {
-        // SAFETY: a query into a zeroed out-parameter.
-        unsafe {
-            let mut current: libc::sigaction = std::mem::zeroed();
-            assert_eq!(
-                libc::sigaction(signal, std::ptr::null(), &raw mut current),
-                0
-            );
-            current.sa_sigaction
-        }
-    }
-
     #[test]
-    fn a_default_put_back_under_a_running_run_is_armed_again_at_the_next_edge() {
-        let ours = on_signal as *const () as libc::sighandler_t;
+    fn a_default_put_back_under_a_running_run_is_armed_again_at_the_next_check() {
+        let ours = Some(ours());
         // Held for the whole test, so no other test's last stop gives the default back.
         let running = run_started();
         assert_eq!(handler_of(libc::SIGTERM), ours);
         // What Lightning's connector does after fit(): puts back the SIG_DFL Python reported.
         // SAFETY: setting a signal's action to the default.
         unsafe { libc::signal(libc::SIGTERM, libc::SIG_DFL) };
-        assert_eq!(handler_of(libc::SIGTERM), libc::SIG_DFL);
+        assert_eq!(handler_of(libc::SIGTERM), Some(libc::SIG_DFL));
         rearm();
         assert_eq!(handler_of(libc::SIGTERM), ours);
         drop(running);

@@ -380,6 +380,8 @@ impl Tracker {
     /// Writes a row with the totals so far and keeps running. `None` when not running.
     pub fn flush(&self) -> Option<EmissionsRow> {
         let mut call = self.charge_call();
+        // A framework may have put the default SIGTERM handler back (see `crate::lifecycle`).
+        crate::lifecycle::rearm();
         let closed = {
             let mut run = self.run.lock();
             let Some(run) = run.as_mut() else {
@@ -424,6 +426,9 @@ impl Tracker {
             log::warn!("Tracker already stopped or never started.");
             return None;
         };
+        // Ours while the rows are written, even where a framework put the default back just
+        // before (Lightning's connector does, before its callbacks' teardown stops the run).
+        crate::lifecycle::rearm();
         if let Some(unjudged) = run.budget.held.take() {
             // The job's decision never came for it (the edge's exchange failed): not lost.
             self.emit(&unjudged);
@@ -667,10 +672,7 @@ fn sampler_for(
 /// sampler thread itself never logs, so it never waits on the logging machinery.
 /// A sensor given up mid-run changes the methods, so the rows from then on say so. A read that
 /// does not finish within [`EDGE_DEADLINE`] gives the last snapshot instead, said once.
-/// Every edge also puts our SIGTERM/SIGHUP handler back where a framework restored the default
-/// since the last one (see [`crate::lifecycle`]).
 fn read_and_report(edges: &EdgeReader, shown: &Mutex<Shown>) -> Snapshot {
-    crate::lifecycle::rearm();
     let Some(read) = edges.read() else {
         crate::runtime::warn_once(&format!(
             "a sensor read did not finish within {} ms (a wedged driver or sysfs read): window \

@@ -121,6 +121,9 @@ impl Tracker {
         if self.state() == TrackerState::Idle {
             self.start()?;
         }
+        // Where a framework put the default SIGTERM handler back since the last window opened
+        // (see `crate::lifecycle`); at opens only, so an epoch boundary pays it once.
+        crate::lifecycle::rearm();
         let mut call = self.charge_call();
         let mut guard = self.run.lock();
         let run = guard.as_mut().ok_or_else(|| {
