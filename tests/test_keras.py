@@ -181,7 +181,41 @@ def test_validation_nests_in_its_epoch_and_evaluate_and_predict_are_phases(
     assert after_fit == pytest.approx(float(rows[4]["emissions"]))
     assert callback.last_evaluation is not None
     assert callback.last_evaluation["co2_kg"] == pytest.approx(float(rows[5]["emissions"]))
-    assert callback.final_emissions == pytest.approx(float(rows[8]["emissions"]))
+    # The training's figure stays the callback's, whatever ran after it (issue 32).
+    assert callback.final_emissions == pytest.approx(after_fit)
+    assert callback.last_prediction is not None
+    assert callback.last_prediction["co2_kg"] == pytest.approx(float(rows[7]["emissions"]))
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+def test_fit_evaluate_predict_are_one_training_for_the_callback_and_the_report(
+    tmp_path: Path,
+) -> None:
+    """fit + evaluate + predict: `final_emissions` is fit's and the report's overview counts one
+    run for the experiment, the evaluation's energy in its sums (issue 32)."""
+    from carbonmeter.report.model import load, overview
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(64, 8)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    callback = EmissionsCallback(output_dir=str(tmp_path), country_iso_code="FRA")
+    model = tiny_model()
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[callback])
+    model.evaluate(x, y, verbose=0, callbacks=[callback])
+    model.predict(x, verbose=0, callbacks=[callback])
+
+    rows = rows_of(tmp_path / "emissions.csv")
+    run_rows = [row for row in rows if row["window"] == ""]
+    assert len(run_rows) == 3  # fit, evaluate, predict: each run ends with its call
+    assert len({row["experiment_id"] for row in run_rows}) == 1
+    assert callback.final_emissions == pytest.approx(float(run_rows[0]["emissions"]))
+    data = callback.final_emissions_data
+    assert data is not None and data.run_id == run_rows[0]["run_id"]
+    (line,) = overview(load([tmp_path]))
+    assert line["runs"] == 1
+    assert line["energy_kwh"] == pytest.approx(
+        sum(float(row["energy_consumed"]) for row in run_rows)
+    )
 
 
 def test_the_samples_of_every_batch_are_counted_per_epoch_and_run(tmp_path: Path) -> None:

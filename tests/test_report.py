@@ -108,6 +108,40 @@ def test_overview_has_one_line_per_experiment_with_its_sums(three_experiments: P
         assert line["co2_g"] == pytest.approx(sum(float(r["emissions"]) for r in mine) * 1000)
 
 
+def measure_evaluation(folder: Path, experiment_id: str) -> None:
+    """A run with one `evaluate` epoch row and no training, as an evaluate after fit writes."""
+    tracker = EmissionsTracker(
+        output_dir=str(folder),
+        experiment_id=experiment_id,
+        country_iso_code="FRA",
+        force_cpu_power=40.0,
+        force_ram_power=5.0,
+    )
+    tracker.start()
+    with tracker.epoch(None, "evaluate"):
+        sum(i * i for i in range(20_000))
+    tracker.stop()
+
+
+def test_an_evaluation_only_run_is_a_phase_of_its_experiments_training(tmp_path: Path) -> None:
+    trained = "5b0fa12a-3dd7-45bb-9766-000000000001"
+    evaluated = "5b0fa12a-3dd7-45bb-9766-000000000002"
+    measure(tmp_path, epochs=1, experiment_id=trained)
+    measure_evaluation(tmp_path, trained)
+    measure_evaluation(tmp_path, trained)
+    measure_evaluation(tmp_path, evaluated)
+    measure_evaluation(tmp_path, evaluated)
+    loaded = report.load([tmp_path])
+    lines = {line["experiment_id"]: line for line in report.overview(loaded)}
+    run_rows = [row for row in rows_of(tmp_path / "emissions.csv") if row["window"] == ""]
+    # Training plus two evaluations: one run; evaluations alone: each is a run (issue 32).
+    assert (lines[trained]["runs"], lines[evaluated]["runs"]) == (1, 2)
+    for experiment_id, line in lines.items():
+        mine = [r for r in run_rows if r["experiment_id"] == experiment_id]
+        assert line["energy_kwh"] == pytest.approx(sum(float(r["energy_consumed"]) for r in mine))
+    assert report.totals(loaded.runs)["runs"] == 3
+
+
 def test_overview_comes_first_in_every_format(three_experiments: Path) -> None:
     data = json.loads(carbonmeter("report", str(three_experiments), "--format", "json").stdout)
     assert next(iter(data)) == "overview"

@@ -18,6 +18,12 @@ loggers that should receive its values.
 Validation inside `fit` is the phase `validation`, numbered by its epoch and nested in that
 epoch's window (as in Lightning); a standalone `evaluate` or `predict` is the phase `evaluate` or
 `predict`, numbered from 0 per phase, with its own row.
+
+Each call is measured in a run that ends with the call (so no idle time between calls is
+counted), all under the experiment of the callback's tracker: the report counts an
+evaluation-only run as a phase of its experiment's training, not as a run of its own.
+`final_emissions` and `final_emissions_data` stay the training's (`fit`'s) run, whatever ran
+after it; `last_evaluation` and `last_prediction` hold the later calls' figures.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import Any
 
 import keras
 
-from carbonmeter._core import EmissionsTracker
+from carbonmeter._core import EmissionsData, EmissionsTracker
 from carbonmeter._epochs import EpochMeter, MeasuredCallback, batch_samples
 
 logger = logging.getLogger(__name__)
@@ -48,6 +54,8 @@ class EmissionsCallback(MeasuredCallback, keras.callbacks.Callback):
         self._epochs = EpochMeter(tracker, tracker_kwargs)
         self._epoch: int | None = None  # the fit epoch in progress; None outside fit
         self._counting: tuple[Any, Any] | None = None  # (our wrapper, the model's step)
+        # The last fit's run: the callback's figure, not the evaluate or predict after it.
+        self._training: EmissionsData | None = None
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._epochs.begin_run()
@@ -107,7 +115,7 @@ class EmissionsCallback(MeasuredCallback, keras.callbacks.Callback):
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self._stop_counting()
-        self._epochs.end_run()
+        self._training = self._epochs.end_run()
 
     def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
         if self._epoch is not None:
@@ -138,6 +146,24 @@ class EmissionsCallback(MeasuredCallback, keras.callbacks.Callback):
         self._epochs.end_run()
 
     @property
+    def final_emissions(self) -> float | None:
+        """The last `fit`'s kg CO2eq once it has ended (issue 32: not the `evaluate` or
+        `predict` after it); without a `fit`, as `EmissionsTracker.final_emissions`."""
+        data = self.final_emissions_data
+        return data.emissions if data is not None else None
+
+    @property
+    def final_emissions_data(self) -> EmissionsData | None:
+        """The last `fit`'s run once it has ended; without a `fit` (or with a shared tracker,
+        whose run is the caller's), the tracker's last run."""
+        return self._training or super().final_emissions_data
+
+    @property
     def last_evaluation(self) -> dict[str, float] | None:
         """The figures of the last standalone `evaluate` (`co2_kg`, `energy_kwh`, ...)."""
         return self._epochs.last_epoch.get("evaluate")
+
+    @property
+    def last_prediction(self) -> dict[str, float] | None:
+        """The figures of the last `predict` (`co2_kg`, `energy_kwh`, ...)."""
+        return self._epochs.last_epoch.get("predict")

@@ -104,6 +104,12 @@ class Run:
         return f"{self.experiment_name} {short}{rank}" if self.experiment_name else short + rank
 
     @property
+    def evaluation_only(self) -> bool:
+        """A run of epoch rows none of which is training: an `evaluate` or `predict` after (or
+        without) a training, measured as a run that ends with its work (issue 32)."""
+        return bool(self.epochs) and all(e.phase != "train" for e in self.epochs)
+
+    @property
     def where(self) -> str:
         """`in France`, or `at an unspecified location, world-average intensity`."""
         if self.location:
@@ -400,10 +406,26 @@ def load(paths: list[Path]) -> Report:
     return Report(ordered, [str(f) for f in files])
 
 
+def run_count(runs: list[Run]) -> int:
+    """The runs a person ran: an evaluation-only run (Keras `evaluate` / `predict`, HF
+    `evaluate()` after training) is a phase of its experiment's training, counted with it; only
+    where none trained is each counted as a run. Its energy stays in the sums."""
+    experiments: dict[tuple[str, str, str], list[Run]] = {}
+    for run in runs:
+        key = (run.project, run.experiment_id, run.experiment_name)
+        experiments.setdefault(key, []).append(run)
+    count = 0
+    for group in experiments.values():
+        trainings = [r for r in group if not r.evaluation_only]
+        count += len(trainings or group)
+    return count
+
+
 def totals(runs: list[Run]) -> dict[str, float]:
-    """Sums over runs: kg CO2eq, kWh (and per component), seconds, and the run count."""
+    """Sums over runs: kg CO2eq, kWh (and per component), seconds, and the run count (as
+    `run_count`)."""
     return {
-        "runs": len(runs),
+        "runs": run_count(runs),
         "co2_kg": sum(r.co2_kg for r in runs),
         "energy_kwh": sum(r.energy_kwh for r in runs),
         "cpu_kwh": sum(r.cpu_kwh for r in runs),
