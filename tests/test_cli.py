@@ -17,6 +17,7 @@ import sysconfig
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import CHROMIUM_FLAGS, rows_of
@@ -528,6 +529,88 @@ def test_report_reads_codecarbon_csvs() -> None:
     assert "CO$_2$eq" in latex and "AMD EPYC" in latex and "France" in latex
     markdown = carbonmeter("report", str(CODECARBON_CSV), "--format", "markdown").stdout
     assert "| started |" in markdown and "codecarbon" in markdown
+
+
+# CodeCarbon 2.x's columns (2.3): fewer than ours or 3.x's, no experiment_id, no water.
+CODECARBON_2_COLUMNS = (
+    "timestamp,project_name,run_id,duration,emissions,emissions_rate,cpu_power,gpu_power,"
+    "ram_power,cpu_energy,gpu_energy,ram_energy,energy_consumed,country_name,country_iso_code,"
+    "region,cloud_provider,cloud_region,os,python_version,codecarbon_version,cpu_count,"
+    "cpu_model,gpu_count,gpu_model,longitude,latitude,ram_total_size,tracking_mode,on_cloud,pue"
+).split(",")
+
+
+def append_codecarbon_2_block(path: Path, energies_kwh: list[float]) -> None:
+    """CodeCarbon 2.x appending to our file: its own header line, then a run row per energy."""
+    with path.open("a", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(
+            handle, fieldnames=CODECARBON_2_COLUMNS, restval="", lineterminator="\n"
+        )
+        writer.writeheader()
+        for n, energy_kwh in enumerate(energies_kwh):
+            writer.writerow(
+                {
+                    "timestamp": f"2026-12-0{n + 1}T10:00:00",
+                    "project_name": "legacy",
+                    "run_id": f"00000000-0000-0000-0000-00000000000{n}",
+                    "duration": "3600.0",
+                    "emissions": str(energy_kwh * 0.056),
+                    "cpu_energy": str(energy_kwh),
+                    "gpu_energy": "0",
+                    "ram_energy": "0",
+                    "energy_consumed": str(energy_kwh),
+                    "country_name": "France",
+                    "country_iso_code": "FRA",
+                    "codecarbon_version": "2.3.4",
+                    "tracking_mode": "machine",
+                    "pue": "1.0",
+                }
+            )
+
+
+def report_json(path: Path) -> tuple[dict[str, Any], str]:
+    """`carbonmeter report --format json` of `path`: the JSON and what went to stderr."""
+    result = carbonmeter("report", str(path), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout), result.stderr
+
+
+@pytest.mark.slow
+def test_report_reads_an_appended_codecarbon_2_block_by_its_own_header(isolated: Path) -> None:
+    path = write_runs(isolated)
+    ours = expected_runs(path)
+    appended_kwh = [0.5, 0.25]
+    append_codecarbon_2_block(path, appended_kwh)
+    data, stderr = report_json(path)
+    truth_kwh = sum(float(r["energy_consumed"]) for r in ours.values()) + sum(appended_kwh)
+    assert data["totals"]["energy_kwh"] == pytest.approx(truth_kwh, rel=1e-12)
+    assert data["totals"]["runs"] == len(ours) + len(appended_kwh)
+    writers = {r["writer"] for p in data["projects"] for e in p["experiments"] for r in e["runs"]}
+    assert "CodeCarbon 2.3.4" in writers
+    assert "warning" not in stderr
+
+
+@pytest.mark.slow
+def test_report_skips_a_row_with_an_extra_field_and_names_its_line(isolated: Path) -> None:
+    path = write_runs(isolated)
+    ours = expected_runs(path)
+    with path.open(encoding="utf-8", newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    run_row = next(r for r in rows if not r[header.index("window")])
+    # A run row of a run of its own with one field too many, as line 2 of the file.
+    bad = [*run_row, "extra"]
+    bad[header.index("run_id")] = "ffffffff-0000-0000-0000-000000000000"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows([header, bad, *rows])
+    data, stderr = report_json(path)
+    kept = {r["run_id"] for p in data["projects"] for e in p["experiments"] for r in e["runs"]}
+    assert kept == set(ours)
+    assert data["totals"]["energy_kwh"] == pytest.approx(
+        sum(float(r["energy_consumed"]) for r in ours.values()), rel=1e-12
+    )
+    (warning,) = stderr.strip().splitlines()
+    assert warning.startswith("carbonmeter: warning:"), warning
+    assert "skipped 1 row" in warning and f"line 2 ({len(header) + 1} fields)" in warning, warning
 
 
 HREF = re.compile(r"""(?:href|src)\s*=\s*["']([^"']*)["']""", re.IGNORECASE)

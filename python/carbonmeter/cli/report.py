@@ -38,6 +38,9 @@ def main(args: argparse.Namespace) -> int:
 
     paths = args.paths or ["emissions.csv"]
     data = report.load([Path(p) for p in paths])
+    for warning in data.warnings:
+        # Said before any output, so a total that leaves rows out never reads as complete.
+        print(f"carbonmeter: warning: {warning}", file=sys.stderr)
     zones = args.compare.split(",") if args.compare is not None else None
     if zones is not None:
         report.what_if(data, zones)  # a bad zone fails here, before anything is written

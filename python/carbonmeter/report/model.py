@@ -21,6 +21,7 @@ from typing import Any
 
 from carbonmeter._core import FORMULA_STARTS, TABLES, g_per_kwh_of, per_unit
 from carbonmeter.intensity import Intensity, lookup
+from carbonmeter.report import blocks
 
 # The columns every CodeCarbon 2.x/3.x emissions.csv has (and ours, a superset).
 REQUIRED = (
@@ -136,6 +137,8 @@ class Report:
 
     runs: list[Run]
     files: list[str]
+    # Rows left out, one line per file that had some (`blocks.Skipped.message`).
+    warnings: list[str] = field(default_factory=list)
 
     def projects(self) -> dict[str, list[Experiment]]:
         """project -> its experiments (by experiment id and name), each with runs in time order."""
@@ -359,42 +362,40 @@ def _run(row: dict[str, str], ours: bool, file: str) -> Run:
 
 
 def load(paths: list[Path]) -> Report:
-    """Reads every CSV (folders searched for *.csv) into runs; a ValueError for a bad file."""
+    """Reads every CSV (folders searched for *.csv) into runs; a ValueError for a bad file.
+
+    Each block of a file is read by its own header (`blocks.rows`); rows that fit no header
+    are left out and said in `Report.warnings`."""
     runs: dict[tuple[str, str, str], Run] = {}
     epochs: dict[tuple[str, str, str], dict[tuple[str, int], Epoch]] = {}
+    warnings: list[str] = []
     files = _csv_files([Path(p) for p in paths])
     for path in files:
-        with path.open(encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle)
-            header = reader.fieldnames or []
-            missing = [c for c in REQUIRED if c not in header]
-            if missing:
-                raise ValueError(
-                    f"{str(path)!r} is not a carbonmeter or CodeCarbon emissions CSV: no "
-                    f"{', '.join(missing)} column{'s' if len(missing) > 1 else ''}"
-                )
+        skipped = blocks.Skipped(str(path))
+        for row, header in blocks.rows(path, REQUIRED, skipped):
             ours = "carbonmeter_version" in header
-            for row in reader:
-                # Ranks of a distributed run write their own rows: each is a run of its own.
-                key = (
-                    row.get("project_name") or "",
-                    row.get("run_id") or "",
-                    row.get("rank") or "",
+            # Ranks of a distributed run write their own rows: each is a run of its own.
+            key = (
+                row.get("project_name") or "",
+                row.get("run_id") or "",
+                row.get("rank") or "",
+            )
+            window = (row.get("window") or "").strip()
+            if not window:
+                runs.pop(key, None)  # the last run row of a run_id is its total
+                runs[key] = _run(row, ours, str(path))
+            elif (row.get("epoch") or "").strip():
+                phase = unprefix(row.get("phase") or "") or "train"
+                number = _int(row, "epoch")
+                epochs.setdefault(key, {})[phase, number] = Epoch(
+                    number,
+                    phase,
+                    _float(row, "duration"),
+                    _float(row, "energy_consumed"),
+                    _float(row, "emissions"),
                 )
-                window = (row.get("window") or "").strip()
-                if not window:
-                    runs.pop(key, None)  # the last run row of a run_id is its total
-                    runs[key] = _run(row, ours, str(path))
-                elif (row.get("epoch") or "").strip():
-                    phase = unprefix(row.get("phase") or "") or "train"
-                    number = _int(row, "epoch")
-                    epochs.setdefault(key, {})[phase, number] = Epoch(
-                        number,
-                        phase,
-                        _float(row, "duration"),
-                        _float(row, "energy_consumed"),
-                        _float(row, "emissions"),
-                    )
+        if skipped.lines:
+            warnings.append(skipped.message())
     for key, run in runs.items():
         run.epochs = sorted(epochs.get(key, {}).values(), key=lambda e: (e.phase, e.epoch))
     # A distributed job counts once: by its rank 0's scope=job rows where it wrote them (the
@@ -403,7 +404,7 @@ def load(paths: list[Path]) -> Report:
     counted = [r for r in runs.values() if not (r.scope == "rank" and r.job_id in gathered)]
     # Stable: runs of one second keep the order their files wrote them in.
     ordered = sorted(counted, key=lambda r: r.timestamp)
-    return Report(ordered, [str(f) for f in files])
+    return Report(ordered, [str(f) for f in files], warnings)
 
 
 def run_count(runs: list[Run]) -> int:
