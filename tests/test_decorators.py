@@ -84,3 +84,44 @@ def test_decorator_measures_a_coroutine_until_it_finishes(
     [row] = rows
     assert to_uj(float(row["cpu_energy"])) == 3_300_000
     assert float(row["duration"]) >= 0.01
+
+
+def test_experiment_name_labels_each_row_and_the_last_call_is_read_back(
+    server: FakePowercap, tmp_path: Path
+) -> None:
+    @track_emissions(
+        experiment_name="sweep-3",
+        output_dir=str(tmp_path),
+        country_iso_code="FRA",
+        powercap_root=str(server.root),
+    )
+    def step(energy_uj: int) -> None:
+        server.advance("intel-rapl:0", energy_uj)
+        if energy_uj > 10_000:
+            raise RuntimeError("diverged")
+
+    assert step.last_emissions_data is None  # type: ignore[attr-defined]
+    step(4_000)
+    first = step.last_emissions_data  # type: ignore[attr-defined]
+    assert first is not None and to_uj(first.cpu_energy) == 4_000
+    # A call that raises still leaves its own data, not the previous call's.
+    with pytest.raises(RuntimeError, match="diverged"):
+        step(50_000)
+    data = step.last_emissions_data  # type: ignore[attr-defined]
+    assert to_uj(data.cpu_energy) == 50_000
+    _, rows = read_csv(tmp_path / "emissions.csv")
+    assert [row["experiment_name"] for row in rows] == ["sweep-3", "sweep-3"]
+    assert data.run_id == rows[1]["run_id"] and data.experiment_name == "sweep-3"
+
+
+def test_a_coroutine_leaves_its_last_emissions_data(tmp_path: Path) -> None:
+    @track_emissions(output_dir=str(tmp_path), country_iso_code="DEU")
+    async def fetch() -> str:
+        await asyncio.sleep(0.01)
+        return "fetched"
+
+    assert fetch.last_emissions_data is None  # type: ignore[attr-defined]
+    assert asyncio.run(fetch()) == "fetched"
+    data = fetch.last_emissions_data  # type: ignore[attr-defined]
+    _, [row] = read_csv(tmp_path / "emissions.csv")
+    assert data.run_id == row["run_id"] and data.duration >= 0.01

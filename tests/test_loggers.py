@@ -419,3 +419,24 @@ def test_wandb_gets_the_per_unit_figures_beside_co2(offline_clients: Path) -> No
         float(run_data["energy_consumed"]) * 3.6e6 / 2048
     )
     assert "run_j_per_request" not in summary
+
+
+def test_the_readmes_custom_logger_receives_each_epochs_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The block as the README shows it (test_readme.py runs it too): a tracker we do not ship.
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    [block] = [
+        block
+        for block in readme.split("```python\n")[1:]
+        if "(EmissionsLogger)" in block.split("```")[0]
+    ]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    exec(compile(block.split("```")[0], "README.md", "exec"), namespace)
+    logger = namespace["logger"]
+    assert [epoch for epoch, _, _ in logger.epochs] == [0, 1, 2]
+    assert all(co2_kg > 0 and energy_kwh > 0 for _, co2_kg, energy_kwh in logger.epochs)
+    total = sum(co2_kg for _, co2_kg, _ in logger.epochs)
+    assert logger.summary["run_co2_kg"] >= total * 0.999
+    assert logger.summary["country_iso_code"] == "FRA"

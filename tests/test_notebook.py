@@ -4,6 +4,7 @@ carbonmeter`, the `%%carbonmeter` cell magic and `%carbonmeter start` / `stop`."
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,3 +123,43 @@ def test_unloading_stops_a_running_session_and_bad_commands_say_what_is_allowed(
 
     with pytest.raises(UsageError, match=r"'pause'.*start.*stop"):
         shell.run_line_magic("carbonmeter", "pause")
+
+
+def test_the_magics_take_the_trackers_settings_as_flags(
+    shell: Any, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The flags win over CARBONMETER_COUNTRY_ISO_CODE=FRA, as `carbonmeter run`'s do.
+    cell = "%%carbonmeter --country-iso-code DEU --experiment-name 'cell one'\nx = 2\nx * 3"
+    result = shell.run_cell(cell)
+    assert result.success and result.result == 6
+    shell.run_cell("%carbonmeter start --country-iso-code SWE --project-name sess")
+    shell.run_cell("%carbonmeter stop")
+    lines = [line for line in capsys.readouterr().out.splitlines() if "g/kWh" in line]
+    assert "(DEU" in lines[0] and "(SWE" in lines[1]
+    cell_row, session_row = rows_of(isolated / "emissions.csv")
+    assert (cell_row["country_iso_code"], cell_row["experiment_name"]) == ("DEU", "cell one")
+    assert (session_row["country_iso_code"], session_row["project_name"]) == ("SWE", "sess")
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        ("--country-iso-code XXX", 'country_iso_code="XXX"'),
+        ("--pue abc", "'abc'"),
+        ("--tracking-mode nope", "'nope'"),
+        ("--no-such-flag", "--no-such-flag"),
+    ],
+)
+def test_a_bad_flag_or_value_is_named_and_the_cell_does_not_run(
+    shell: Any, isolated: Path, flags: str, named: str
+) -> None:
+    from IPython.core.error import UsageError
+
+    result = shell.run_cell(f"%%carbonmeter {flags}\nran = True")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert named in str(result.error_in_exec)
+    assert "ran" not in shell.user_ns
+    assert not (isolated / "emissions.csv").exists()
+    with pytest.raises(UsageError, match=re.escape(named)):
+        shell.run_line_magic("carbonmeter", f"start {flags}")
+    assert shell.run_cell("%carbonmeter stop").success  # nothing was started

@@ -27,7 +27,12 @@ def track_emissions(
     (`@track_emissions(project_name="bert", country_iso_code="FRA")`); `offline=True` uses
     `OfflineEmissionsTracker`. The function's value is returned; if it raises, the row is written
     first and the exception propagates unchanged. Coroutine functions are measured until they
-    finish.
+    finish. `experiment_name="sweep-3"` labels every call's row, as any setting does.
+
+    After each call, `train.last_emissions_data` holds that call's `EmissionsData` (None before
+    the first call), also when the call raised. It is one attribute per decorated function: under
+    concurrent calls (threads, tasks) it holds the call that finished last, so read it from the
+    caller only when calls do not overlap, or take each call's row from `emissions.csv`.
 
     Example:
         >>> from carbonmeter import track_emissions
@@ -36,6 +41,8 @@ def track_emissions(
         ...     return "done"
         >>> train()
         'done'
+        >>> train.last_emissions_data.country_iso_code
+        'FRA'
     """
     names = [setting.name for setting in SETTINGS]
     unknown = sorted(set(tracker_kwargs) - set(names))
@@ -54,16 +61,27 @@ def track_emissions(
 
             @functools.wraps(function)
             async def measured_coroutine(*args: Any, **kwargs: Any) -> Any:
-                with tracker_class(**tracker_kwargs):
-                    return await function(*args, **kwargs)
+                tracker = tracker_class(**tracker_kwargs)
+                try:
+                    with tracker:
+                        return await function(*args, **kwargs)
+                finally:
+                    # Set after the `with` wrote the row, so it is this call's, raised or not.
+                    measured_coroutine.last_emissions_data = tracker.final_emissions_data  # type: ignore[attr-defined]
 
+            measured_coroutine.last_emissions_data = None  # type: ignore[attr-defined]
             return measured_coroutine  # type: ignore[return-value]
 
         @functools.wraps(function)
         def measured(*args: Any, **kwargs: Any) -> Any:
-            with tracker_class(**tracker_kwargs):
-                return function(*args, **kwargs)
+            tracker = tracker_class(**tracker_kwargs)
+            try:
+                with tracker:
+                    return function(*args, **kwargs)
+            finally:
+                measured.last_emissions_data = tracker.final_emissions_data  # type: ignore[attr-defined]
 
+        measured.last_emissions_data = None  # type: ignore[attr-defined]
         return measured  # type: ignore[return-value]
 
     if fn is not None:

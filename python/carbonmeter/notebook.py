@@ -11,21 +11,45 @@ and `.codecarbon.config`, the row written to `emissions.csv` as usual) and print
 when the cell raises or is interrupted, whose traceback IPython then shows as for any cell.
 `%carbonmeter start` / `%carbonmeter stop` measure everything in between as one run; a session
 left running is stopped by `%unload_ext carbonmeter` or when the kernel exits.
+Both take the tracker's settings as the CLI's flags, which win over the variables and files:
+`%%carbonmeter --country-iso-code FRA --project-name bert`, `%carbonmeter start --pue 1.2`
+(`%%carbonmeter --help` lists them). A bad flag or value is a `UsageError` naming it, raised
+before the cell runs.
 """
 
 from __future__ import annotations
 
 import ast
 import atexit
+import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from carbonmeter import _format
-from carbonmeter._core import EmissionsData, EmissionsTracker
+from carbonmeter._core import EmissionsData, EmissionsTracker, InvalidValueError
 
-USAGE = "%carbonmeter start | %carbonmeter stop, or %%carbonmeter as a cell's first line"
+USAGE = (
+    "%carbonmeter start [FLAGS] | %carbonmeter stop, or %%carbonmeter [FLAGS] as a cell's "
+    "first line (FLAGS: the tracker settings of `carbonmeter run`, e.g. --country-iso-code FRA)"
+)
+
+
+def tracker_from_flags(flags: str, prog: str) -> EmissionsTracker | None:
+    """A tracker with the settings `flags` give; None after `--help`, which printed them."""
+    # Imported here: the CLI's subcommands are not needed to measure a cell without flags.
+    from carbonmeter import cli
+
+    try:
+        settings = cli.parse_tracker_flags(shlex.split(flags), prog) if flags.strip() else {}
+        return EmissionsTracker(**settings)
+    except SystemExit:  # argparse after printing --help
+        return None
+    except (ValueError, cli.UsageError) as err:
+        # An InvalidValueError already names the setting and the value; argparse's names the flag.
+        prefix = "" if isinstance(err, InvalidValueError) else f"{prog}: "
+        raise UsageError(f"{prefix}{err}") from None
 
 
 def summary_line(what: str, data: EmissionsData) -> str:
@@ -50,23 +74,24 @@ class CarbonmeterMagics(Magics):
     @line_cell_magic
     def carbonmeter(self, line: str, cell: str | None = None) -> Any:
         if cell is not None:
-            if line.strip():
-                raise UsageError(f"%%carbonmeter takes no arguments (got {line.strip()!r})")
-            return self._measure_cell(cell)
-        command = line.strip()
+            tracker = tracker_from_flags(line, "%%carbonmeter")
+            return None if tracker is None else self._measure_cell(cell, tracker)
+        command, _, flags = line.strip().partition(" ")
         if command == "start":
-            self.start_session()
-        elif command == "stop":
+            self.start_session(flags)
+        elif command == "stop" and not flags.strip():
             self.stop_session()
         else:
-            raise UsageError(f"unknown %carbonmeter command {command!r}: expected {USAGE}")
+            raise UsageError(f"unknown %carbonmeter command {line.strip()!r}: expected {USAGE}")
         return None
 
-    def start_session(self) -> None:
+    def start_session(self, flags: str = "") -> None:
         if self.session is not None and self.session.running:
             print("carbonmeter: already measuring this session (%carbonmeter stop ends it)")
             return
-        tracker = EmissionsTracker()
+        tracker = tracker_from_flags(flags, "%carbonmeter start")
+        if tracker is None:
+            return
         tracker.start()
         self.session = tracker
         print("carbonmeter: measuring this session until %carbonmeter stop")
@@ -87,7 +112,7 @@ class CarbonmeterMagics(Magics):
         if tracker is not None and tracker.running:
             tracker.stop()
 
-    def _measure_cell(self, cell: str) -> Any:
+    def _measure_cell(self, cell: str, tracker: EmissionsTracker) -> Any:
         # Run as %%time does, in the user's namespace and not through a nested run_cell, so an
         # error or Ctrl-C propagates and IPython reports it once, as for any cell.
         shell = self.shell
@@ -101,7 +126,6 @@ class CarbonmeterMagics(Magics):
         if module.body and isinstance(module.body[-1], ast.Expr):
             last = ast.Expression(module.body.pop().value)
         namespace = shell.user_ns
-        tracker = EmissionsTracker()
         tracker.start()
         outcome = "cell"
         try:

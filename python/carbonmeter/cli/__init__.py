@@ -26,7 +26,7 @@ from carbonmeter._core import SETTINGS, Setting, __version__
 from carbonmeter.cli import estimate, intensity, monitor, report, run
 from carbonmeter.cli._common import UsageError, number
 
-__all__ = ["TRACKER_FLAGS", "UsageError", "build_parser", "main"]
+__all__ = ["TRACKER_FLAGS", "UsageError", "build_parser", "main", "parse_tracker_flags"]
 
 # Every setting a flag can carry: served, not a Python object, not another name for one.
 _FLAG_SETTINGS: dict[str, Setting] = {
@@ -166,6 +166,14 @@ _COMMANDS: tuple[tuple[str, ModuleType, Sequence[str]], ...] = (
     ("estimate", estimate, (*_LOCATION, *estimate.SETTING_NAMES)),
     ("intensity", intensity, _LOCATION),
 )
+
+
+def parse_tracker_flags(argv: Sequence[str], prog: str) -> dict[str, Any]:
+    """`EmissionsTracker` keyword arguments from tracker flags alone, as `run` spells them (for
+    `%%carbonmeter --country-iso-code FRA`); a bad flag or value raises `UsageError` naming it."""
+    parser = _Parser(prog=prog, description="Measure with these tracker settings.")
+    _add_settings(parser, TRACKER_FLAGS)
+    return _settings(parser.parse_args(argv))
 
 
 def build_parser() -> argparse.ArgumentParser:
