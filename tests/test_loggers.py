@@ -49,9 +49,11 @@ def epoch_rows(path: Path) -> list[dict[str, str]]:
         return [row for row in csv.DictReader(file) if row["epoch"]]
 
 
-def run_row(path: Path) -> dict[str, str]:
+def run_row(path: Path, run_id: str | None = None) -> dict[str, str]:
+    """The last run row of the file, or of the run `run_id`."""
     with path.open(encoding="utf-8", newline="") as file:
-        return [row for row in csv.DictReader(file) if not row["window"]][-1]
+        rows = [row for row in csv.DictReader(file) if not row["window"]]
+    return [row for row in rows if run_id in (None, row["run_id"])][-1]
 
 
 def wandb_file(root: Path) -> Path:
@@ -308,7 +310,11 @@ def test_hf_report_to_carbonmeter_then_wandb_logs_co2_once_per_epoch(
     assert [row["epoch"] for row in train_rows] == ["0", "1", "2"]
     assert [row["epoch"] for row in eval_rows] == ["0", "1", "2", "2"]
     summary = wandb_summary(path)
-    run_data = run_row(offline_clients / "emissions.csv")
+    # train() is a run and the standalone evaluate() after it another, each ended with its
+    # work: the summary holds the training's totals.
+    run_data = run_row(offline_clients / "emissions.csv", train_rows[0]["run_id"])
+    assert run_row(offline_clients / "emissions.csv")["run_id"] == eval_rows[-1]["run_id"]
+    assert eval_rows[-1]["run_id"] != run_data["run_id"]
     assert summary["run_co2_kg"] == pytest.approx(float(run_data["emissions"]))
     assert summary["intensity_method"] == run_data["intensity_method"]
     assert summary["gpu_method"] == run_data["gpu_method"]
