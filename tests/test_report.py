@@ -140,6 +140,10 @@ def test_an_evaluation_only_run_is_a_phase_of_its_experiments_training(tmp_path:
         mine = [r for r in run_rows if r["experiment_id"] == experiment_id]
         assert line["energy_kwh"] == pytest.approx(sum(float(r["energy_consumed"]) for r in mine))
     assert report.totals(loaded.runs)["runs"] == 3
+    # The page's runs table heads each experiment as the overview counts it.
+    page = report_html.render(loaded)
+    assert ": 1 run and 2 evaluations, " in page
+    assert ": 2 runs, " in page
 
 
 def test_overview_comes_first_in_every_format(three_experiments: Path) -> None:

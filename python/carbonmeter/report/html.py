@@ -23,6 +23,7 @@ from carbonmeter.report.model import (
     overview,
     overview_columns,
     plural,
+    run_count,
     totals,
     what_if,
 )
@@ -261,9 +262,15 @@ def _runs_table(experiments: list[Experiment]) -> str:
     rows = []
     for experiment in experiments:
         et = totals(experiment.runs)
+        # Counted as the overview counts them: evaluations after a training are its phases.
+        runs = run_count(experiment.runs)
+        evaluations = len(experiment.runs) - runs
+        counted = plural(runs, "run") + (
+            f" and {plural(evaluations, 'evaluation')}" if evaluations else ""
+        )
         rows.append(
             f"<tr class='group'><td colspan='8'><b>{escape(experiment.label)}</b>: "
-            f"{plural(len(experiment.runs), 'run')}, {co2(et['co2_kg'])} CO2eq, "
+            f"{counted}, {co2(et['co2_kg'])} CO2eq, "
             f"{energy(et['energy_kwh'])}</td></tr>"
         )
         for r in experiment.runs:
