@@ -26,20 +26,9 @@ use crate::sensors::{
 pub struct MeterConfig {
     /// Root of the powercap tree.
     pub powercap_root: PathBuf,
-    /// Machine or process tree.
-    pub tracking_mode: TrackingMode,
-    /// Count RAPL `dram` zones as RAM energy.
-    pub rapl_include_dram: bool,
-    /// Count RAPL `psys` as CPU energy instead of the packages.
-    pub rapl_prefer_psys: bool,
-    /// Use load × TDP even where RAPL is readable.
-    pub force_mode_cpu_load: bool,
-    /// A fixed CPU power in W instead of any measurement.
-    pub force_cpu_power_w: Option<f64>,
-    /// A fixed RAM power in W instead of any measurement.
-    pub force_ram_power_w: Option<f64>,
-    /// TDP of the whole CPU in W when the model is not in the table.
-    pub default_cpu_power_w: Option<f64>,
+    /// The settings the CPU and RAM sources are chosen by; `measures_host` is given per meter
+    /// (see [`Self::sources_for`]).
+    pub sources: plan::Settings,
     /// GPU library and selection.
     pub gpu: GpuConfig,
 }
@@ -47,16 +36,10 @@ pub struct MeterConfig {
 impl MeterConfig {
     /// The settings [`plan::plan`] chooses sources by, for a meter that measures the host's
     /// CPU and RAM or (without `measures_host`) leaves them to another rank.
-    pub fn sources(&self, measures_host: bool) -> plan::Settings {
+    pub fn sources_for(&self, measures_host: bool) -> plan::Settings {
         plan::Settings {
-            tracking_mode: self.tracking_mode,
-            rapl_include_dram: self.rapl_include_dram,
-            rapl_prefer_psys: self.rapl_prefer_psys,
-            force_mode_cpu_load: self.force_mode_cpu_load,
-            force_cpu_power_w: self.force_cpu_power_w,
-            force_ram_power_w: self.force_ram_power_w,
-            default_cpu_power_w: self.default_cpu_power_w,
             measures_host,
+            ..self.sources
         }
     }
 
@@ -65,13 +48,7 @@ impl MeterConfig {
     pub fn powercap_only(powercap_root: &Path) -> Self {
         Self {
             powercap_root: powercap_root.to_owned(),
-            tracking_mode: TrackingMode::Machine,
-            rapl_include_dram: true,
-            rapl_prefer_psys: false,
-            force_mode_cpu_load: false,
-            force_cpu_power_w: None,
-            force_ram_power_w: None,
-            default_cpu_power_w: None,
+            sources: plan::Settings::DEFAULT,
             gpu: GpuConfig {
                 cuda_visible_devices: Some(String::new()),
                 ..GpuConfig::default()
@@ -278,7 +255,7 @@ impl Meter {
         measures_host: bool,
     ) -> (Self, Snapshot, Vec<String>) {
         let mut warnings = Vec::new();
-        let probe = HostProbe::new(config.tracking_mode);
+        let probe = HostProbe::new(config.sources.tracking_mode);
         if !probe.is_available() {
             warnings.push(
                 "cannot read CPU and memory utilisation on this system: load and RAM models \
@@ -287,7 +264,7 @@ impl Meter {
             );
         }
         let host = probe.info().clone();
-        let settings = config.sources(measures_host);
+        let settings = config.sources_for(measures_host);
         let rapl = if plan::needs_rapl(&settings) {
             discover_rapl(&config.powercap_root, &mut warnings)
         } else {
@@ -305,8 +282,8 @@ impl Meter {
             },
         );
         warnings.extend(plan.warnings.iter().cloned());
-        let gpu = GpuMeter::discover(&config.gpu, config.tracking_mode, &mut warnings);
-        let mut meter = Self::execute(&plan, rapl, gpu, probe, config.default_cpu_power_w);
+        let gpu = GpuMeter::discover(&config.gpu, config.sources.tracking_mode, &mut warnings);
+        let mut meter = Self::execute(&plan, rapl, gpu, probe, config.sources.default_cpu_power_w);
         let first = meter.read();
         (meter, first, warnings)
     }

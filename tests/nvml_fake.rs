@@ -5,7 +5,7 @@ mod common;
 
 use std::fmt::Write;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use carbonmeter::testing::config::{Config, Environment, RawValue};
@@ -50,17 +50,11 @@ impl FakeNvml {
 }
 
 fn meter_config(gpu: GpuConfig) -> MeterConfig {
-    MeterConfig {
-        powercap_root: PathBuf::from("/nonexistent-powercap"),
-        tracking_mode: TrackingMode::Machine,
-        rapl_include_dram: true,
-        rapl_prefer_psys: false,
-        force_mode_cpu_load: false,
-        force_cpu_power_w: Some(0.0),
-        force_ram_power_w: Some(0.0),
-        default_cpu_power_w: None,
-        gpu,
-    }
+    let mut config = MeterConfig::powercap_only(Path::new("/nonexistent-powercap"));
+    config.sources.force_cpu_power_w = Some(0.0);
+    config.sources.force_ram_power_w = Some(0.0);
+    config.gpu = gpu;
+    config
 }
 
 fn devices(count: usize) -> String {
@@ -551,7 +545,7 @@ fn process_mode_counts_only_gpus_running_this_process_tree() {
         + "procs 1 1\n";
     let fake = FakeNvml::new(&control);
     let mut config = meter_config(fake.gpu_config());
-    config.tracking_mode = TrackingMode::Process;
+    config.sources.tracking_mode = TrackingMode::Process;
     let (mut meter, _) = Meter::discover(&config);
     let start = meter.read();
     let later = control.replace(
@@ -844,7 +838,7 @@ fn process_mode_without_v3_queries_says_so_once_and_counts_the_gpus_whole() {
         cuda_visible_devices: None,
         ..GpuConfig::default()
     });
-    config.tracking_mode = TrackingMode::Process;
+    config.sources.tracking_mode = TrackingMode::Process;
     let (mut meter, warnings) = Meter::discover(&config);
     let about_v3: Vec<&String> = warnings.iter().filter(|w| w.contains("v3")).collect();
     assert_eq!(about_v3.len(), 1, "{warnings:?}");

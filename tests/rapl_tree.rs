@@ -187,7 +187,7 @@ fn windows_of_one_run_add_up_exactly() {
 fn psys_replaces_packages_when_preferred() {
     let tree = server_tree();
     let mut config = MeterConfig::powercap_only(tree.path());
-    config.rapl_prefer_psys = true;
+    config.sources.rapl_prefer_psys = true;
     let (mut meter, _) = Meter::discover(&config);
     let start = meter.read();
     tree.advance("intel-rapl:0", 1_000_000);

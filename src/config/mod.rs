@@ -27,6 +27,7 @@ use crate::output::OutputConfig;
 use crate::output::csv::WriteMode;
 use crate::projection::Budget;
 use crate::sensors::TrackingMode;
+use crate::sensors::plan;
 
 /// What to wait for at window edges so a window counts only the work dispatched inside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -149,13 +150,20 @@ fn meter(layers: &mut Layers) -> Result<MeterConfig> {
     };
     Ok(MeterConfig {
         powercap_root: PathBuf::from(powercap_root),
-        tracking_mode,
-        rapl_include_dram: required("rapl_include_dram", layers.flag("rapl_include_dram")?)?,
-        rapl_prefer_psys: required("rapl_prefer_psys", layers.flag("rapl_prefer_psys")?)?,
-        force_mode_cpu_load: required("force_mode_cpu_load", layers.flag("force_mode_cpu_load")?)?,
-        force_cpu_power_w: layers.number("force_cpu_power")?,
-        force_ram_power_w: layers.number("force_ram_power")?,
-        default_cpu_power_w: layers.number("default_cpu_power")?,
+        sources: plan::Settings {
+            tracking_mode,
+            rapl_include_dram: required("rapl_include_dram", layers.flag("rapl_include_dram")?)?,
+            rapl_prefer_psys: required("rapl_prefer_psys", layers.flag("rapl_prefer_psys")?)?,
+            force_mode_cpu_load: required(
+                "force_mode_cpu_load",
+                layers.flag("force_mode_cpu_load")?,
+            )?,
+            force_cpu_power_w: layers.number("force_cpu_power")?,
+            force_ram_power_w: layers.number("force_ram_power")?,
+            default_cpu_power_w: layers.number("default_cpu_power")?,
+            // A distributed job decides per meter (`MeterConfig::sources_for`).
+            measures_host: true,
+        },
         gpu,
     })
 }
@@ -533,7 +541,7 @@ mod tests {
         assert_eq!(config.experiment_id, schema::DEFAULT_EXPERIMENT_ID);
         assert_eq!(config.pue, 1.0);
         assert_eq!(config.output.path, Some(dir.path().join("emissions.csv")));
-        assert!(config.meter.rapl_include_dram);
+        assert!(config.meter.sources.rapl_include_dram);
     }
 
     #[test]

@@ -169,7 +169,7 @@ impl Tracker {
             project_name: config.project_name.clone(),
             experiment_id: config.experiment_id.clone(),
             experiment_name: config.experiment_name.clone(),
-            tracking_mode: config.meter.tracking_mode.as_str().to_owned(),
+            tracking_mode: config.meter.sources.tracking_mode.as_str().to_owned(),
             pue: config.pue,
             wue: config.wue,
             rank: config.rank,

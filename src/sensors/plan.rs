@@ -41,6 +41,18 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// CodeCarbon's defaults: machine mode, DRAM counted, nothing forced, the host measured here.
+    pub const DEFAULT: Self = Self {
+        tracking_mode: TrackingMode::Machine,
+        rapl_include_dram: true,
+        rapl_prefer_psys: false,
+        force_mode_cpu_load: false,
+        force_cpu_power_w: None,
+        force_ram_power_w: None,
+        default_cpu_power_w: None,
+        measures_host: true,
+    };
+
     /// In machine mode, another rank measures this host.
     fn elsewhere(&self) -> bool {
         !self.measures_host && self.tracking_mode == TrackingMode::Machine
@@ -267,16 +279,7 @@ mod tests {
     use Component::{Cpu, Psys, Ram};
 
     /// The defaults of the settings: machine mode, DRAM counted, nothing forced.
-    const D: Settings = Settings {
-        tracking_mode: TrackingMode::Machine,
-        rapl_include_dram: true,
-        rapl_prefer_psys: false,
-        force_mode_cpu_load: false,
-        force_cpu_power_w: None,
-        force_ram_power_w: None,
-        default_cpu_power_w: None,
-        measures_host: true,
-    };
+    const D: Settings = Settings::DEFAULT;
 
     fn defaults() -> Settings {
         D
