@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import select
 import shutil
 import subprocess
 import time
@@ -157,3 +158,12 @@ def build_stand_in(source: str, folder: Path, *defines: str) -> Path:
     flags = ["-shared", "-fPIC", "-O1", "-Wall", "-Werror", *defines]
     subprocess.run([compiler, *flags, "-o", str(library), str(FIXTURES / source)], check=True)
     return library
+
+
+def wait_ready(child: subprocess.Popen[str], timeout_s: float = 60.0) -> None:
+    """Waits for a child's `READY` line; fails with what it said instead."""
+    assert child.stdout is not None
+    ready, _, _ = select.select([child.stdout], [], [], timeout_s)
+    assert ready, "the child never said READY"
+    line = child.stdout.readline()
+    assert line.strip() == "READY", line + (child.stderr.read() if child.stderr else "")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import select
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.powercap import FakePowercap
-from helpers import UJ_PER_KWH, child_env, read_csv
+from helpers import UJ_PER_KWH, child_env, read_csv, wait_ready
 
 from carbonmeter import CSV_COLUMNS
 
@@ -91,11 +90,7 @@ def command(body: str, tree: FakePowercap, out: Path) -> list[str]:
 
 def kill_when_ready(child: subprocess.Popen[str], delay_s: float = 0.0) -> None:
     """Waits for the child's READY line, then SIGKILLs it (after `delay_s`)."""
-    assert child.stdout is not None
-    ready, _, _ = select.select([child.stdout], [], [], 30)
-    assert ready, "the child never said READY"
-    line = child.stdout.readline()
-    assert line.strip() == "READY", line + (child.stderr.read() if child.stderr else "")
+    wait_ready(child, 30)
     time.sleep(delay_s)
     child.send_signal(signal.SIGKILL)
     assert child.wait(timeout=30) == -signal.SIGKILL

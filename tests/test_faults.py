@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.powercap import FakePowercap, public_root, run_unprivileged
-from helpers import UJ_PER_KWH, build_stand_in, child_env, eventually
+from helpers import UJ_PER_KWH, build_stand_in, child_env, eventually, wait_ready
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -91,9 +91,7 @@ def test_sigkill_at_random_moments_loses_no_reported_row(tmp_path: Path) -> None
             stderr=subprocess.DEVNULL,
             text=True,
         ) as child:
-            assert child.stdout is not None
-            ready, _, _ = select.select([child.stdout], [], [], 60)
-            assert ready and child.stdout.readline().strip() == "READY"
+            wait_ready(child)
             time.sleep(rng.uniform(0.0, 0.03))
             child.send_signal(signal.SIGKILL)
             lines = child.stdout.read().split("\n")
@@ -220,9 +218,7 @@ def test_temporary_files_of_killed_rewrites_are_removed_by_the_next_writer(
             stderr=subprocess.DEVNULL,
             text=True,
         ) as child:
-            assert child.stdout is not None
-            ready, _, _ = select.select([child.stdout], [], [], 60)
-            assert ready and child.stdout.readline().strip() == "READY"
+            wait_ready(child)
             time.sleep(rng.uniform(0.0, 0.2))
             # Killed while its temporary file exists: between making it and renaming it over.
             eventually(lambda: any(out.glob(f"emissions.csv.{child.pid}.*.tmp")), "a rewrite", 60)
@@ -387,9 +383,7 @@ def start_mid_epoch(tmp_path: Path, variant: str) -> tuple[subprocess.Popen[str]
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert child.stdout is not None
-    ready, _, _ = select.select([child.stdout], [], [], 60)
-    assert ready and child.stdout.readline().strip() == "READY"
+    wait_ready(child)
     return child, out
 
 
@@ -537,9 +531,8 @@ def test_sigterm_waits_for_a_stuck_stop_only_so_long(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     ) as child:
-        assert child.stdin is not None and child.stdout is not None
-        ready, _, _ = select.select([child.stdout], [], [], 60)
-        assert ready and child.stdout.readline().strip() == "READY"
+        assert child.stdin is not None
+        wait_ready(child)
         # Another process holds the file's lock: the stop's row waits for it.
         with (out / "emissions.csv").open("a") as held:
             fcntl.flock(held, fcntl.LOCK_EX)

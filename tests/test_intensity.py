@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 import carbonmeter
-from carbonmeter import EmissionsTracker, InvalidValueError
+from carbonmeter import EmissionsData, EmissionsTracker, InvalidValueError
 from carbonmeter.intensity import Intensity, lookup
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -376,6 +376,22 @@ def live_tracker(server: FakeElectricityMaps, tmp_path: Path, **kwargs: object) 
     return EmissionsTracker(**settings)
 
 
+def short_live_run(server: FakeElectricityMaps, tmp_path: Path) -> EmissionsData:
+    """A 0.1 s run with a flush against `server`, which is shut down after it: the run's data."""
+    try:
+        tracker = live_tracker(server, tmp_path)
+        tracker.start()
+        time.sleep(0.1)
+        tracker.flush()
+        tracker.stop()
+    finally:
+        server.shutdown()
+        server.server_close()
+    data = tracker.final_emissions_data
+    assert data is not None
+    return data
+
+
 def assert_token_nowhere(tmp_path: Path, *texts: str) -> None:
     for path in tmp_path.rglob("*"):
         if path.is_file():
@@ -553,17 +569,7 @@ def test_live_failure_falls_back_to_the_table_with_one_warning(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="carbonmeter")
     server = serve(3600.0, (999.0,), mode)
-    try:
-        tracker = live_tracker(server, tmp_path)
-        tracker.start()
-        time.sleep(0.1)
-        tracker.flush()
-        tracker.stop()
-    finally:
-        server.shutdown()
-        server.server_close()
-    data = tracker.final_emissions_data
-    assert data is not None
+    data = short_live_run(server, tmp_path)
     assert data.intensity_method == "table"
     assert data.intensity_g_per_kwh == float(COUNTRIES["FRA"]["g_per_kwh"])
     assert data.intensity_zone == "FRA"
@@ -684,17 +690,7 @@ def test_an_absurd_figure_falls_back_to_the_table_with_one_warning(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="carbonmeter")
     server = serve(3600.0, (1e308,))
-    try:
-        tracker = live_tracker(server, tmp_path)
-        tracker.start()
-        time.sleep(0.1)
-        tracker.flush()
-        tracker.stop()
-    finally:
-        server.shutdown()
-        server.server_close()
-    data = tracker.final_emissions_data
-    assert data is not None
+    data = short_live_run(server, tmp_path)
     fra = float(COUNTRIES["FRA"]["g_per_kwh"])
     assert (data.intensity_method, data.intensity_g_per_kwh) == ("table", fra)
     assert "implausible figure 1e308 g CO2eq/kWh" in data.intensity_source

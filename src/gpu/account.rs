@@ -332,17 +332,8 @@ fn cross_check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::{CROSS_CHECK_WINDOW_S, Vendor};
-
-    fn info(index: u32, name: &str) -> GpuInfo {
-        GpuInfo {
-            vendor: Vendor::Nvidia,
-            index,
-            uuid: format!("GPU-{index}"),
-            name: name.to_owned(),
-            pci_bus_id: None,
-        }
-    }
+    use crate::gpu::CROSS_CHECK_WINDOW_S;
+    use crate::gpu::tests::info;
 
     /// A counter-and-power device whose counter says `counter_w` and power `polled_w`, both
     /// steady, compared over `seconds`; returns the warning, if any.

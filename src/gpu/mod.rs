@@ -502,7 +502,8 @@ impl GpuMeter {
 mod tests {
     use super::*;
 
-    fn info(index: u32, name: &str) -> GpuInfo {
+    /// An NVIDIA GPU at `index` named `name`; the accounting tests share it.
+    pub(super) fn info(index: u32, name: &str) -> GpuInfo {
         GpuInfo {
             vendor: Vendor::Nvidia,
             index,
