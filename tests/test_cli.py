@@ -373,8 +373,11 @@ def test_estimate_finds_cpus_through_the_core_lookup() -> None:
     [
         ("NVIDIA A100-SXM4-80GB", "A100 SXM4 80 GB", 400),
         ("NVIDIA H100 80GB HBM3", "H100 SXM", 700),
-        ("Tesla V100-SXM2-16GB", "Tesla V100-SXM2-16GB", 250),
-        ("A100 40GB", "A100 PCIe 40/80GB", 250),
+        # The datasheet's 300 W (the calculator's 250 W was the PCIe board's; issue 30).
+        ("Tesla V100-SXM2-16GB", "Tesla V100-SXM2-16GB", 300),
+        ("NVIDIA A100-PCIE-40GB", "A100 PCIe 40GB", 250),
+        ("NVIDIA A100 80GB PCIe", "A100 PCIe 80GB", 300),
+        ("NVIDIA H100 PCIe", "H100 PCIe", 350),
     ],
 )
 def test_estimate_reads_nvidia_smi_names_and_short_forms(
@@ -388,16 +391,22 @@ def test_estimate_reads_nvidia_smi_names_and_short_forms(
 
 
 def test_estimate_a100_80gb_is_a_gpu_never_the_intel_cpu() -> None:
-    # Intel's "A100" CPU (3 W) is in the CPU table; "A100 80GB" is the A100 GPU whose name is
-    # closest (the PCIe entry also names a 40 GB card), and the chosen entry is printed.
+    # Intel's "A100" CPU (3 W) is in the CPU table; "A100 80GB" names the A100 GPU, but two
+    # boards of it (SXM4 400 W, PCIe 300 W): refused with both, never the CPU (issue 30).
     result = carbonmeter("estimate", "--hardware", "A100 80GB", "--hours", "1", "--country", "FRA")
+    assert_one_line_error(
+        result, "A100 80GB", "ambiguous", '"A100 SXM4 80 GB" (400 W)', '"A100 PCIe 80GB" (300 W)'
+    )
+    assert "3 W" not in result.stderr
+    result = carbonmeter(
+        "estimate", "--hardware", "A100 SXM4 80GB", "--hours", "1", "--country", "FRA"
+    )
     assert result.returncode == 0, result.stderr
     assert "1 x A100 SXM4 80 GB (gpu, 400 W)" in result.stdout, result.stdout
-    assert "3 W" not in result.stdout
-    # A bare model number names no variant: refused, with both A100s offered.
+    # A bare model number names no variant: refused, with the A100s offered.
     result = carbonmeter("estimate", "--hardware", "A100", "--hours", "1", "--country", "FRA")
     assert_one_line_error(
-        result, "A100", "ambiguous", '"A100 PCIe 40/80GB" (250 W)', '"A100 SXM4 80 GB" (400 W)'
+        result, "A100", "ambiguous", '"A100 PCIe 40GB" (250 W)', '"A100 SXM4 80 GB" (400 W)'
     )
     assert "3 W" not in result.stderr
 

@@ -781,6 +781,9 @@ class HardwareTdp:
     @property
     def table(self) -> str:
         """`gpu_tdp.csv` or `cpu_tdp.csv`."""
+    @property
+    def note(self) -> str | None:
+        """Where the vendor's figure replaced the ML CO2 Impact calculator's, the calculator's."""
 
 def lookup_hardware(name: str) -> HardwareTdp:
     """The device `name` means: the GPU table, then the CPU table by brand string.

@@ -47,6 +47,11 @@ impl PyHardwareTdp {
         self.device.table
     }
 
+    #[getter]
+    fn note(&self) -> Option<&str> {
+        self.device.note.as_deref()
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "HardwareTdp(model={:?}, kind={:?}, tdp_w={}, table={:?})",
