@@ -489,11 +489,17 @@ mod tests {
         ];
         for (name, model, tdp_w) in cases {
             let device = found(name);
-            assert_eq!((device.model.as_str(), device.tdp_w), (model, tdp_w), "{name}");
+            assert_eq!(
+                (device.model.as_str(), device.tdp_w),
+                (model, tdp_w),
+                "{name}"
+            );
         }
         // Where the vendor's figure replaced the calculator's, the calculator's is the note.
         let v100 = found("Tesla V100-SXM2-16GB");
-        let note = v100.note.expect("a corrected row keeps the calculator's figure");
+        let note = v100
+            .note
+            .expect("a corrected row keeps the calculator's figure");
         assert!(note.contains("250 W"), "{note}");
         assert!(found("NVIDIA H100 PCIe").note.is_some());
         assert_eq!(found("Tesla T4").note, None);
@@ -502,9 +508,22 @@ mod tests {
     #[test]
     fn a_name_that_fits_several_boards_lists_them_all() {
         for (name, boards) in [
-            ("A100 40GB", &["\"A100 SXM4 40 GB\" (400 W)", "\"A100 PCIe 40GB\" (250 W)"][..]),
-            ("A100 80GB", &["\"A100 SXM4 80 GB\" (400 W)", "\"A100 PCIe 80GB\" (300 W)"][..]),
-            ("H100", &["\"H100 SXM\" (700 W)", "\"H100 PCIe\" (350 W)", "\"H100 NVL\" (400 W)"][..]),
+            (
+                "A100 40GB",
+                &["\"A100 SXM4 40 GB\" (400 W)", "\"A100 PCIe 40GB\" (250 W)"][..],
+            ),
+            (
+                "A100 80GB",
+                &["\"A100 SXM4 80 GB\" (400 W)", "\"A100 PCIe 80GB\" (300 W)"][..],
+            ),
+            (
+                "H100",
+                &[
+                    "\"H100 SXM\" (700 W)",
+                    "\"H100 PCIe\" (350 W)",
+                    "\"H100 NVL\" (400 W)",
+                ][..],
+            ),
         ] {
             let message = refused(name);
             assert!(message.contains("ambiguous"), "{message}");

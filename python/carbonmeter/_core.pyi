@@ -220,7 +220,8 @@ class EmissionsData:
         """CPU + GPU + RAM energy, PUE included (`psys_energy` is never added in)."""
     @property
     def water_consumed(self) -> float:
-        """Water: `energy_consumed` x `wue`."""
+        """CodeCarbon's water: `energy_consumed` x `wue` (on-site only, 0 without a `wue`); the
+        whole water, on-site and off-site, is `water_total`."""
     @property
     def country_name(self) -> str | None:
         """Country of the grid used, when known."""
@@ -290,7 +291,7 @@ class EmissionsData:
         """Power usage effectiveness applied: it multiplies every component's energy and power."""
     @property
     def wue(self) -> float:
-        """Water usage effectiveness applied."""
+        """The `wue` setting (0 when unset, as CodeCarbon writes it)."""
     @property
     def carbonmeter_version(self) -> str:
         """Version of carbonmeter that wrote the row."""
@@ -435,6 +436,71 @@ class EmissionsData:
     def unattributed_energy(self) -> float | None:
         """Energy (PUE included) measured while no shared window was open, on run and flush rows
         of a run that had shared windows: the idle energy no request is charged; empty otherwise."""
+    @property
+    def embodied_emissions(self) -> float | None:
+        """Embodied carbon of the hardware used: each device's manufacturing figure
+        (`data/embodied_carbon.csv`) x `duration` / `hardware_lifetime_years`, each GPU counted
+        whole and the host at its share (all of it under `machine` tracking, the CPU share
+        measured under `process`); empty, never 0, when a device has no figure
+        (`embodied_missing`). Not in `emissions`, which stays electricity only."""
+    @property
+    def embodied_emissions_low(self) -> float | None:
+        """Lowest plausible `embodied_emissions`: each device's lowest sourced figure over a life
+        1.5 x the setting (6 years at the default 4)."""
+    @property
+    def embodied_emissions_high(self) -> float | None:
+        """Highest plausible `embodied_emissions`: each device's highest figure (BoaviztAPI's
+        model, an upper bound, where it has one) over a life 0.75 x the setting (3 years)."""
+    @property
+    def embodied_missing(self) -> str | None:
+        """The devices (as their driver names them) with no embodied figure, comma-separated;
+        empty when every device has one."""
+    @property
+    def total_emissions(self) -> float | None:
+        """`emissions` + `embodied_emissions`; empty when the embodied figure is."""
+    @property
+    def hardware_lifetime_years(self) -> float:
+        """The `hardware_lifetime_years` setting the embodied figures are spread over."""
+    @property
+    def water_onsite(self) -> float | None:
+        """On-site (data-centre cooling) water: IT energy (`energy_consumed` / `pue`) x the
+        on-site WUE: the `wue` setting when set, else the cloud region's published WUE, else its
+        provider's fleet figure; empty when none is known. (`water_consumed` keeps CodeCarbon's
+        `energy_consumed` x `wue`, on-site only.)"""
+    @property
+    def water_onsite_low(self) -> float | None:
+        """Lowest plausible `water_onsite`: the energy band; 0 for a WUE that counts water
+        withdrawn (consumption is at most the withdrawal)."""
+    @property
+    def water_onsite_high(self) -> float | None:
+        """Highest plausible `water_onsite`; empty when the energy is unbounded."""
+    @property
+    def water_onsite_source(self) -> str | None:
+        """Where the on-site WUE comes from (`wue setting 1.8 L/kWh`, `aws:us-east-1 0.06 L/kWh
+        (withdrawal, ...)`); empty when none is known."""
+    @property
+    def water_offsite(self) -> float:
+        """Off-site water, consumed generating the electricity: `energy_consumed` (PUE included)
+        x the grid country's L/kWh (`data/water_intensity.csv`, WRI 2020), else WRI's average."""
+    @property
+    def water_offsite_low(self) -> float:
+        """Lowest plausible `water_offsite`: the energy band, and for the average the lowest
+        country's factor."""
+    @property
+    def water_offsite_high(self) -> float | None:
+        """Highest plausible `water_offsite`; empty when the energy is unbounded."""
+    @property
+    def water_offsite_source(self) -> str:
+        """Which off-site factor was used, and why when it is the average."""
+    @property
+    def water_total(self) -> float | None:
+        """`water_onsite` + `water_offsite`; empty when the on-site WUE is unknown."""
+    @property
+    def water_total_low(self) -> float:
+        """Lowest plausible `water_total` (an unknown on-site term counts 0)."""
+    @property
+    def water_total_high(self) -> float | None:
+        """Highest plausible `water_total`; empty when a term is unknown or unbounded."""
     # end: the columns
     def _json(self) -> str: ...
     @property
@@ -524,6 +590,7 @@ class EmissionsTracker:
         amdsmi_library: str | PathLike[str] | None = ...,
         hwmon_root: str | PathLike[str] | None = ...,
         loggers: Sequence[Any] | None = ...,
+        hardware_lifetime_years: float | None = ...,
         api_call_interval: Any = ...,
         api_endpoint: Any = ...,
         api_key: Any = ...,

@@ -55,8 +55,11 @@ pub struct RowSettings {
     pub tracking_mode: String,
     /// Power usage effectiveness applied to every energy.
     pub pue: f64,
-    /// Water usage effectiveness, L/kWh.
-    pub wue: f64,
+    /// Water usage effectiveness, L/kWh, when set (CodeCarbon's `water_consumed` reads 0
+    /// without it; the on-site water then comes from the cloud region, if any).
+    pub wue: Option<f64>,
+    /// Years the hardware's embodied carbon is spread over.
+    pub hardware_lifetime_years: f64,
     /// Distributed rank, when known.
     pub rank: Option<u32>,
     /// Share of the plug's energy the PSU delivers to the components, when set.
@@ -239,7 +242,7 @@ pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
         gpu_energy: kwh(energy.gpu_j),
         ram_energy: kwh(energy.ram_j),
         energy_consumed,
-        water_consumed: energy_consumed * settings.wue,
+        water_consumed: energy_consumed * settings.wue.unwrap_or(0.0),
         country_name: intensity.country_name.clone(),
         country_iso_code: intensity.country_iso_code.clone(),
         region: intensity.region.clone(),
@@ -262,7 +265,7 @@ pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
         ram_used_gb: interval.ram_used_gb,
         on_cloud: on_cloud(intensity),
         pue,
-        wue: settings.wue,
+        wue: settings.wue.unwrap_or(0.0),
         carbonmeter_version: VERSION.to_owned(),
         cpu_method: cpu_method(description, interval).as_str().to_owned(),
         ram_method: description.ram_method.as_str().to_owned(),
@@ -304,6 +307,7 @@ pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
     }
     row.emissions_rate = carbon::rate_per_s(row.emissions, duration_s);
     set_band(&mut row, description, interval);
+    crate::output::footprint::set_footprint(&mut row, context);
     row
 }
 
@@ -398,7 +402,8 @@ mod tests {
             experiment_name: "sst2".to_owned(),
             tracking_mode: "machine".to_owned(),
             pue: 1.5,
-            wue: 2.0,
+            wue: Some(2.0),
+            hardware_lifetime_years: 4.0,
             rank: Some(3),
             psu_efficiency: Some(0.8),
         }

@@ -172,6 +172,7 @@ impl Tracker {
             tracking_mode: config.meter.sources.tracking_mode.as_str().to_owned(),
             pue: config.pue,
             wue: config.wue,
+            hardware_lifetime_years: config.hardware_lifetime_years,
             rank: config.rank,
             psu_efficiency: config.psu_efficiency,
         };

@@ -1,0 +1,85 @@
+//! The whole footprint of a run beside its electricity: the hardware's embodied carbon
+//! ([`embodied`]) and the water of cooling and of generating the electricity ([`water`]), each
+//! from a sourced table, with a band. Pure: no clock, no sensor; the row builder calls it.
+
+pub mod embodied;
+pub mod water;
+
+use embodied::{Charge, RunEmbodied};
+
+/// The default `hardware_lifetime_years`: the middle of the 3 to 6 years peers use, and the
+/// four years of use of the Dell and HPE server PCFs and BoaviztAPI's server archetypes.
+pub const DEFAULT_LIFETIME_YEARS: f64 = 4.0;
+
+/// What a run's footprint is computed from.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// The GPUs the run counted, as their driver names them.
+    pub gpu_names: &'a [&'a str],
+    /// The share of the host charged: 1 for `machine` tracking, the CPU share measured for
+    /// `process` tracking.
+    pub host_share: f64,
+    /// Time measured, s.
+    pub duration_s: f64,
+    /// The `hardware_lifetime_years` setting.
+    pub lifetime_years: f64,
+    /// Energy drawn, kWh (PUE included), and its band.
+    pub energy_kwh: (f64, f64, Option<f64>),
+    /// The PUE applied.
+    pub pue: f64,
+    /// The user's `wue`, when set.
+    pub user_wue: Option<f64>,
+    /// The grid's country.
+    pub country_iso3: Option<&'a str>,
+    /// The cloud provider and region, when set.
+    pub cloud: (Option<&'a str>, Option<&'a str>),
+}
+
+/// A run's embodied carbon and water.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Footprint {
+    /// Embodied kg CO2eq with its band; `None` when a device is missing from the table.
+    pub embodied: Option<Charge>,
+    /// The devices the embodied table lacks, as their driver names them.
+    pub embodied_missing: Vec<String>,
+    /// Water, L: on-site and off-site, each with its band.
+    pub water: water::Water,
+    /// Where the on-site WUE comes from, when one is known.
+    pub onsite_label: Option<String>,
+    /// Where the off-site factor comes from.
+    pub offsite_label: String,
+}
+
+/// The footprint of `inputs`. A device missing from the embodied table is said once, by name.
+pub fn footprint(inputs: &Inputs<'_>) -> Footprint {
+    let (embodied, embodied_missing) = match embodied::run(
+        inputs.gpu_names,
+        inputs.host_share,
+        inputs.duration_s,
+        inputs.lifetime_years,
+    ) {
+        RunEmbodied::Charged(charge) => (Some(charge), Vec::new()),
+        RunEmbodied::Missing(missing) => {
+            for device in &missing {
+                crate::runtime::warn_once_for(
+                    &format!("embodied carbon of {device}"),
+                    &format!(
+                        "embodied carbon: {device} is not in data/embodied_carbon.csv (no \
+                         sourced figure), so embodied_emissions and total_emissions are left \
+                         empty, never 0"
+                    ),
+                );
+            }
+            (None, missing)
+        }
+    };
+    let onsite = water::onsite(inputs.user_wue, inputs.cloud.0, inputs.cloud.1);
+    let offsite = water::offsite(inputs.country_iso3);
+    Footprint {
+        embodied,
+        embodied_missing,
+        water: water::water(inputs.energy_kwh, inputs.pue, onsite.as_ref(), &offsite),
+        onsite_label: onsite.map(|wue| wue.label),
+        offsite_label: offsite.label,
+    }
+}
