@@ -873,6 +873,25 @@ def estimate_co2(
     """`(energy_kwh, co2_kg)` of `count` devices of `tdp_w` W for `hours` at `pue` on a grid of
     `g_per_kwh`: the ML CO2 Impact calculator's formula, as `carbonmeter estimate` uses it."""
 
+def estimate_footprint(
+    model: str,
+    count: int,
+    hours: float,
+    energy_kwh: float,
+    pue: float,
+    lifetime_years: float,
+    wue: float | None = None,
+    country_iso3: str | None = None,
+    cloud_provider: str | None = None,
+    cloud_region: str | None = None,
+) -> dict[str, Any]:
+    """The embodied carbon of `count` devices of `model` (a `gpu_tdp.csv` model) over `hours`
+    at `lifetime_years`, and the water of `energy_kwh` drawn at `pue` (on-site from `wue` or the
+    cloud region, off-site from the country): `embodied_kg` (+ `_low`, `_high`; `None` without
+    a figure), `embodied_kg_per_device`, `embodied_device`, `embodied_basis`, `embodied_year`,
+    `embodied_source`, `embodied_upper_bound_only`, `water_onsite_l` (`None` without a WUE),
+    `water_onsite_source`, `water_offsite_l` (+ `_low`, `_high`), `water_offsite_source`."""
+
 class _RowListener(Protocol):
     """What the registered factory returns for a tracker's `loggers=` argument."""
 
