@@ -3,6 +3,7 @@
 //! from a sourced table, with a band. Pure: no clock, no sensor; the row builder calls it.
 
 pub mod embodied;
+pub mod running;
 pub mod water;
 
 use embodied::{Charge, RunEmbodied};
