@@ -185,9 +185,10 @@ def footprint_lines(
             + f" CO2eq (the devices only; {footprint['embodied_device']}, "
             f"{footprint['embodied_basis']}, {footprint['embodied_year']})"
         )
-    water = f"water off-site: {litres(footprint['water_offsite_l'])} ({footprint['water_offsite_source']})"
+    offsite = litres(footprint["water_offsite_l"])
+    water = f"water off-site: {offsite} ({footprint['water_offsite_source']})"
     if footprint["water_onsite_l"] is None:
-        water += "; on-site: unknown (set --wue or a cloud region)"
+        water += "; on-site: not known (set --wue or a cloud region)"
     else:
         water += (
             f"; on-site: {litres(footprint['water_onsite_l'])} ({footprint['water_onsite_source']})"

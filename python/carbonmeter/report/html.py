@@ -27,7 +27,7 @@ from carbonmeter.report.model import (
     totals,
     what_if,
 )
-from carbonmeter.report.text import latex_escape, paragraph
+from carbonmeter.report.text import footprint_sentence, latex_escape, paragraph
 
 COMPONENTS = (
     ("CPU", "cpu_kwh", "#2563eb"),
@@ -443,6 +443,7 @@ def render(report: Report, zones: list[str] | None = None) -> str:
         _card(seconds(grand["duration_s"]), "measured"),
         _card(str(int(grand["runs"])), "run" if grand["runs"] == 1 else "runs"),
         "</section>",
+        f'<p class="note">{escape(footprint_sentence(report.runs).strip())}</p>',
         '<p class="note">That is about as much as</p><section class="cards equiv">',
     ]
     for i, e in enumerate(factors, start=1):
