@@ -476,6 +476,64 @@ mod tests {
     }
 
     #[test]
+    fn the_footprint_is_hand_arithmetic_on_the_rows_energy() {
+        // 100 s of a host (900 kg over 4 y = 35,064 h), no GPU, in France at PUE 1.5, wue 2.
+        let row = row_of(&interval(), None, None);
+        let host_kg = 900.0 * 100.0 / (35_064.0 * 3600.0);
+        assert!(close(row.embodied_emissions.unwrap_or(0.0), host_kg));
+        assert!(close(
+            row.total_emissions.unwrap_or(0.0),
+            row.emissions + host_kg
+        ));
+        assert_eq!(
+            (row.embodied_missing.as_deref(), row.hardware_lifetime_years),
+            (None, 4.0)
+        );
+        // Water: IT energy (7500 J / 1.5) x wue 2 on-site, drawn energy x 3.6737 L/kWh off-site;
+        // CodeCarbon's water_consumed is the drawn energy x wue.
+        let onsite = 5000.0 / 3.6e6 * 2.0;
+        assert!(close(row.water_onsite.unwrap_or(0.0), onsite));
+        assert!(close(row.water_offsite, 7500.0 / 3.6e6 * 3.6737));
+        assert!(close(
+            row.water_total.unwrap_or(0.0),
+            onsite + row.water_offsite
+        ));
+        assert!(close(row.water_consumed, 1.5 * onsite));
+        assert_eq!(
+            row.water_onsite_source.as_deref(),
+            Some("wue setting 2 L/kWh")
+        );
+        // Process tracking: the host at the processes' CPU share (25 %); no wue: no on-site.
+        let process = RowSettings {
+            tracking_mode: "process".to_owned(),
+            wue: None,
+            ..settings()
+        };
+        let row = build_row(&RowContext {
+            settings: &process,
+            timestamp: "",
+            run_id: "",
+            identity: &Identity::default(),
+            intensity: &intensity(),
+            location_source: "country",
+            description: &description(),
+            interval: &interval(),
+            window: None,
+            hourly: None,
+            tracker_cpu_s: 0.0,
+            counts: Counts::default(),
+            shared: false,
+            unattributed: None,
+        });
+        assert!(close(row.embodied_emissions.unwrap_or(0.0), host_kg * 0.25));
+        assert_eq!(
+            (row.water_onsite, row.water_total, row.wue),
+            (None, None, 0.0)
+        );
+        assert_eq!(row.water_consumed, 0.0);
+    }
+
+    #[test]
     fn the_band_is_the_error_models_and_wall_energy_divides_by_the_psu() {
         let row = row_of(&interval(), None, None);
         let rapl = uncertainty::lookup("cpu", "rapl", "any").expect("row");
