@@ -202,6 +202,10 @@ pub fn run(
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    reason = "figures parsed from the tables or copied, compared exactly"
+)]
 mod tests {
     use super::*;
 

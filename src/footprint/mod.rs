@@ -137,6 +137,10 @@ pub fn estimate(
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    reason = "figures parsed from the tables or copied, compared exactly"
+)]
 mod tests {
     use super::*;
 

@@ -96,6 +96,10 @@ impl Rates {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    reason = "figures parsed from the tables or copied, compared exactly"
+)]
 mod tests {
     use super::*;
 

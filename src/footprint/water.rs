@@ -153,7 +153,7 @@ pub fn onsite(
     };
     let row = region
         .map(str::trim)
-        .and_then(|region| newest(region))
+        .and_then(&newest)
         .or_else(|| newest("fleet"))?;
     Some(Onsite {
         l_per_kwh: row.l_per_kwh,
@@ -203,6 +203,10 @@ pub fn water(
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    reason = "figures parsed from the tables or copied, compared exactly"
+)]
 mod tests {
     use super::*;
 
