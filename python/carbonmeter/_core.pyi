@@ -35,6 +35,7 @@ __all__ = [
     "_stop_all",
     "_warn_once",
     "estimate_co2",
+    "estimate_footprint",
     "g_per_kwh_of",
     "gpu_tdp_table",
     "lookup_cpu_tdp",
