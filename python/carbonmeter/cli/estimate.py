@@ -39,7 +39,10 @@ class _ListHardware(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kwargs: Any) -> NoReturn:
         for device in gpu_tdp_table():
             memory = f", {device.memory_gb:g} GB" if device.memory_gb else ""
-            print(f"{device.model}  ({device.kind}, {device.tdp_w:g} W{memory}, {device.year})")
+            note = f"; {device.note}" if device.note else ""
+            print(
+                f"{device.model}  ({device.kind}, {device.tdp_w:g} W{memory}, {device.year}{note})"
+            )
         for alias, model in GPU_TDP_ALIASES:
             print(f"{alias}  (nvidia-smi's name for {model})")
         print(
@@ -73,6 +76,9 @@ def main(args: argparse.Namespace) -> int:
     grid = lookup(**args.location)
     energy_kwh, co2_kg = estimate_co2(device.tdp_w, args.count, args.hours, pue, grid.g_per_kwh)
     tdp_source = f"{device.source}, {device.year} (data/{device.table})"
+    if device.note:
+        # The vendor's figure replaced the ML CO2 Impact calculator's: say what it was.
+        tdp_source += f"; {device.note}"
     result = {
         "hardware": device.model,
         "kind": device.kind,
