@@ -53,12 +53,16 @@ fn sum_footprint(row: &mut EmissionsRow, ranks: &[EmissionsRow]) {
     row.water_total = sum_all(|r| r.water_total);
     row.water_total_low = sum(|r| r.water_total_low);
     row.water_total_high = sum_all(|r| r.water_total_high);
-    let mut missing: Vec<&str> = ranks
+    let mut missing: Vec<&str> = Vec::new();
+    for name in ranks
         .iter()
         .filter_map(|r| r.embodied_missing.as_deref())
         .flat_map(|names| names.split(", "))
-        .collect();
-    missing.dedup();
+    {
+        if !missing.contains(&name) {
+            missing.push(name);
+        }
+    }
     row.embodied_missing = (!missing.is_empty()).then(|| missing.join(", "));
 }
 
@@ -262,6 +266,42 @@ mod tests {
         let partial = job_row(&rows[1..], &[1, 3], "job-run").expect("row");
         assert_eq!(partial.missing_ranks.as_deref(), Some("1,3"));
         assert_eq!(job_row(&[], &[0], "x"), None);
+    }
+
+    #[test]
+    fn the_jobs_footprint_adds_up_and_a_missing_device_empties_it() {
+        let with = |row: EmissionsRow, embodied: Option<f64>, onsite: Option<f64>| EmissionsRow {
+            embodied_emissions: embodied,
+            total_emissions: embodied.map(|kg| row.emissions + kg),
+            embodied_missing: embodied
+                .is_none()
+                .then(|| "NVIDIA A100-SXM4-80GB".to_owned()),
+            water_offsite: 2.0,
+            water_onsite: onsite,
+            water_total: onsite.map(|l| l + 2.0),
+            ..row
+        };
+        let rows = [
+            with(rank_row(1, 0.0, 0.25, 10.0, false), Some(0.25), Some(0.5)),
+            with(rank_row(0, 0.5, 0.25, 9.5, true), Some(0.5), Some(0.25)),
+        ];
+        let job = job_row(&rows, &[], "job-run").expect("row");
+        assert_eq!(
+            (job.embodied_emissions, job.total_emissions),
+            (Some(0.75), Some(1.25))
+        );
+        assert_eq!((job.water_offsite, job.water_total), (4.0, Some(4.75)));
+        let rows = [
+            with(rank_row(1, 0.0, 0.25, 10.0, false), None, None),
+            with(rank_row(0, 0.5, 0.25, 9.5, true), Some(0.5), Some(0.25)),
+        ];
+        let job = job_row(&rows, &[], "job-run").expect("row");
+        assert_eq!((job.embodied_emissions, job.total_emissions), (None, None));
+        assert_eq!(
+            job.embodied_missing.as_deref(),
+            Some("NVIDIA A100-SXM4-80GB")
+        );
+        assert_eq!((job.water_onsite, job.water_total), (None, None));
     }
 
     #[test]
