@@ -665,8 +665,18 @@ def build_embodied(ref: Path, gpu_models: set[str], report: Report) -> str:
         if model and model != "server" and model not in gpu_models:
             raise ValueError(f"{where}: {device!r} -> {model!r}, not a row of gpu_tdp.csv")
         rows.append(
-            [model, use, device, kind, fmt_number(kg), clean(row["per"]), clean(row["boundary"]),
-             basis, str(year), source]
+            [
+                model,
+                use,
+                device,
+                kind,
+                fmt_number(kg),
+                clean(row["per"]),
+                clean(row["boundary"]),
+                basis,
+                str(year),
+                source,
+            ]
         )
     figures: dict[str, int] = {}
     for model, use, *_ in rows:
@@ -702,8 +712,15 @@ def build_water_intensity(ref: Path, report: Report) -> str:
         if not source:
             raise ValueError(f"{where}: {iso3} has no source")
         rows.append(
-            [iso3, clean(row["country_name"]), fmt_number(litres), clean(row["scope"]),
-             clean(row["basis"]), str(year), source]
+            [
+                iso3,
+                clean(row["country_name"]),
+                fmt_number(litres),
+                clean(row["scope"]),
+                clean(row["basis"]),
+                str(year),
+                source,
+            ]
         )
     rows.sort(key=lambda r: r[0])
     report(f"water_intensity.csv: {len(rows)} rows")
@@ -732,14 +749,32 @@ def build_datacenter_wue(ref: Path, report: Report) -> str:
         if not source:
             raise ValueError(f"{where}: {provider}/{region} has no source")
         rows.append(
-            [provider, region, location, fmt_number(litres), scope, clean(row["period"]),
-             clean(row["basis"]), str(year), source]
+            [
+                provider,
+                region,
+                location,
+                fmt_number(litres),
+                scope,
+                clean(row["period"]),
+                clean(row["basis"]),
+                str(year),
+                source,
+            ]
         )
     rows.sort(key=lambda r: (r[0], r[1], -int(r[7])))
     report(f"datacenter_wue.csv: {len(rows)} rows")
     return to_csv(
-        ["provider", "region", "location", "l_per_kwh", "scope", "period", "basis", "year",
-         "source"],
+        [
+            "provider",
+            "region",
+            "location",
+            "l_per_kwh",
+            "scope",
+            "period",
+            "basis",
+            "year",
+            "source",
+        ],
         rows,
     )
 

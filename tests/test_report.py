@@ -622,3 +622,8 @@ def test_the_paragraph_gives_electricity_embodied_and_water_side_by_side(tmp_pat
         ):
             assert "embodied in the hardware" in text
     assert "(on-site water not known" in sentence
+    # The JSON totals carry the same sums (None where a figure is not known, never 0).
+    footprint = report.to_json(data)["totals"]["footprint"]
+    assert footprint["embodied_kg"] == pytest.approx(float(row["embodied_emissions"]))
+    assert footprint["water_offsite_l"] == pytest.approx(float(row["water_offsite"]))
+    assert footprint["water_l"] is None

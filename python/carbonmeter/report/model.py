@@ -723,6 +723,7 @@ def to_json(report: Report, zones: list[str] | None = None) -> dict[str, Any]:
         return {
             **_with_per_unit(sums, runs),
             "equivalents": {e.key: e.of(sums["co2_kg"], sums["energy_kwh"]) for e in factors},
+            "footprint": footprint_totals(runs),
         }
 
     projects = []
