@@ -285,6 +285,12 @@ class Page:
         self.send("Page.navigate", session=True, url=url)
         self.wait_for("Page.loadEventFired")
 
+    def reload(self) -> None:
+        """Reloads the page (its address as it is now, hash included) and waits for it."""
+        self.events.clear()
+        self.send("Page.reload", session=True)
+        self.wait_for("Page.loadEventFired")
+
     def wait_for(self, method: str, timeout_s: float = 30.0) -> dict[str, Any]:
         """The next protocol event named `method` (one already seen since `open` counts)."""
         for event in self.events:

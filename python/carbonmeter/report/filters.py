@@ -67,7 +67,12 @@ SCRIPT = """
   const bar = document.getElementById("filters");
   if (!bar) return;
   bar.hidden = false;
+  // The choice lives in the address (#project=...&experiment=...): a reload, a served page
+  // refreshing itself or a shared link shows the same selection.
   const state = { project: "", experiment: "" };
+  const saved = new URLSearchParams(location.hash.slice(1));
+  state.project = saved.get("project") || "";
+  state.experiment = saved.get("experiment") || "";
   const summary = document.getElementById("selection");
   const projects = bar.querySelectorAll('button[data-filter="project"]').length - 1;
   const mass = (kg) => kg >= 1 ? `${kg.toPrecision(3)} kg` : kg >= 1e-3
@@ -100,6 +105,12 @@ SCRIPT = """
     summary.textContent = `Showing ${what}: ${runs} run${runs === 1 ? "" : "s"}, `
       + `${mass(co2)} CO2eq, ${kwh(energy)}.`;
   }
+  function remember() {
+    const chosen = new URLSearchParams();
+    if (state.project) chosen.set("project", state.project);
+    if (state.experiment) chosen.set("experiment", state.experiment);
+    history.replaceState(null, "", `${location.pathname}${location.search}#${chosen}`);
+  }
   bar.addEventListener("click", (event) => {
     const button = event.target.closest("button");
     if (!button) return;
@@ -110,6 +121,7 @@ SCRIPT = """
       state.experiment = button.dataset.value;
       if (button.dataset.project) state.project = button.dataset.project;
     }
+    remember();
     apply();
   });
   apply();

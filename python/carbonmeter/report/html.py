@@ -633,6 +633,18 @@ def render(report: Report, zones: list[str] | None = None) -> str:
     return _page(title, body, filters.SCRIPT if bar else "")
 
 
+def waiting_page(reason: str) -> str:
+    """What `--serve` shows before there is a report to show: why, and that it will reload."""
+    return _page(
+        "carbonmeter: waiting for runs",
+        [
+            "<main><h1>Emissions report</h1><p class='sub'>No report yet: "
+            f"{escape(reason)}.</p><p class='note'>This page reloads when the files change.</p>"
+            "</main>"
+        ],
+    )
+
+
 def _page(title: str, body: list[str], script: str = "") -> str:
     tail = f"<script>{script}</script>" if script else ""
     return (
