@@ -216,3 +216,13 @@ def test_comparisons_in_chromium(runs: dict[str, Path], zone: str, tmp_path: Pat
     for tile in seen["tiles"]:
         assert tile["fill"] == rgb(maps.colour(states[tile["region"]])), tile
     assert "g CO2eq/kWh" in seen["legend"]
+
+
+def test_the_tiles_outline_the_state_a_run_was_in(runs: dict[str, Path]) -> None:
+    assert whatif.region_of("gcp:us-central1") == "US-IA"  # "Council Bluffs, Iowa, USA"
+    assert whatif.region_of("US-KS") == "US-KS"
+    assert whatif.region_of("SPNO") is None  # a subregion crosses state lines
+    for zone, state in (("gcp:us-central1", "US-IA"), ("US-KS", "US-KS")):
+        page = report_html.render(report.load([runs[zone]]))
+        outlined = re.findall(r'<g data-region="(US-[A-Z]{2})"[^>]*><rect [^>]*stroke=', page)
+        assert outlined == [state], zone

@@ -458,7 +458,9 @@ def _what_if(report: Report, zones: list[str] | None, links: list[str]) -> str:
     energy_kwh = sum(r.energy_kwh for r in report.runs)
     countries = {whatif.country_of().get(z, "") for z in used} - {""}
     mapped = [c for c in sorted(countries) if c in maps.REGION_MAPS]
-    region = "".join(maps.region_map(c, energy_kwh, used) for c in mapped)
+    # A cloud region's state is outlined too: its grid is that state's.
+    places = used | {r for r in map(whatif.region_of, used) if r is not None}
+    region = "".join(maps.region_map(c, energy_kwh, places) for c in mapped)
     mapped_names = ", ".join(whatif.names().get(c, c) for c in mapped)
     return (
         "<h2>What if it ran elsewhere</h2><p class='sub'>The same "

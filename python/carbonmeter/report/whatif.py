@@ -125,3 +125,18 @@ def boundaries() -> list[tuple[str, str, str]]:
 def regions_of(country: str) -> list[Grid]:
     """The regions of `country` (ISO alpha-3) in region_intensity.csv, not eGRID's."""
     return list(_grids()["region"].get(country, []))
+
+
+def region_of(zone: str) -> str | None:
+    """The table region a grid lies in: itself for a region, the region a cloud region's city
+    is in (`gcp:us-central1`, "Council Bluffs, Iowa, USA", is in `US-IA`), else None."""
+    if ":" not in zone:
+        return (
+            zone
+            if any(zone in (g.zone for g in gs) for gs in _grids()["region"].values())
+            else None
+        )
+    country = country_of().get(zone, "")
+    parts = {part.strip() for part in names().get(zone, "").split(",")}
+    found = [g.zone for g in regions_of(country) if g.name in parts]
+    return found[0] if len(found) == 1 else None
