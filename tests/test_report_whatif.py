@@ -99,7 +99,7 @@ def test_the_page_names_the_cleanest_peer(runs: dict[str, Path], zone: str) -> N
     dirtiest = max(lines, key=lambda w: w["g_per_kwh"])
     for kept in (zone, best["zone"], dirtiest["zone"]):
         assert f">{kept}" in chart, kept
-    assert chart.count("<rect") <= report_html.WHAT_IF_BARS
+    assert chart.count("<rect") == report_html.CUT_BARS
 
 
 def test_a_country_without_regions_keeps_the_telling_countries(tmp_path: Path) -> None:
@@ -226,3 +226,19 @@ def test_the_tiles_outline_the_state_a_run_was_in(runs: dict[str, Path]) -> None
         page = report_html.render(report.load([runs[zone]]))
         outlined = re.findall(r'<g data-region="(US-[A-Z]{2})"[^>]*><rect [^>]*stroke=', page)
         assert outlined == [state], zone
+
+
+@pytest.mark.parametrize("country", sorted(maps.REGION_MAPS))
+def test_every_region_of_a_mapped_country_has_one_tile(country: str) -> None:
+    layout = maps.REGION_MAPS[country]
+    assert set(layout) == {g.zone for g in whatif.regions_of(country)}
+    assert len(set(layout.values())) == len(layout)  # no two regions on one square
+
+
+def test_a_nordic_zone_gets_its_countrys_tiles(tmp_path: Path) -> None:
+    measure(tmp_path, project_name="nordic", region="SE3")
+    page = report_html.render(report.load([tmp_path]))
+    tiles = re.findall(r'<g data-region="([^"]+)"', page)
+    assert tiles == ["SE1", "SE2", "SE3", "SE4"]
+    assert "each region of Sweden" in page
+    assert re.search(r'<g data-region="SE3"[^>]*><rect [^>]*stroke=', page)

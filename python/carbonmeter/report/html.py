@@ -82,7 +82,7 @@ table.overview td, table.overview th { font-size: 14px; }
 .used { font-weight: 650; }
 tr.group td { background: var(--card); font-size: 13px; }
 .recommend { background: #f0fdf4; border: 1px solid #bbf7d0; border-radius: 8px;
-             padding: 8px 12px; }
+             padding: 8px 12px; margin: 10px 0; }
 .maps { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
 .maps figure { margin: 0; }
 figure.world { flex: 1 1 560px; }
@@ -372,9 +372,11 @@ def _overview_table(report: Report) -> str:
     return f'<table class="overview"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
-# The what-if chart shows at most this many grids (the used ones, the cleanest, the dirtiest);
-# a provider's forty regions are all in the table folded under it.
+# The what-if chart shows every grid up to WHAT_IF_BARS (the default set of countries fits);
+# past that, CUT_BARS of them: the ones used, the cleanest, the dirtiest. A provider's forty
+# regions are all in the list folded under it.
 WHAT_IF_BARS = 10
+CUT_BARS = 8
 
 
 def _grid_label(zone: str) -> str:
@@ -384,13 +386,13 @@ def _grid_label(zone: str) -> str:
 
 
 def _charted(lines: list[dict[str, Any]], used: set[str]) -> list[dict[str, Any]]:
-    """The lines the chart shows: all of them, in the order given, up to WHAT_IF_BARS; else the
-    used grids, then the cleanest others and the dirtiest, clean to dirty."""
+    """The lines the chart shows: all of them, in the order given, up to WHAT_IF_BARS; else
+    CUT_BARS: the used grids, then the cleanest others and the dirtiest, clean to dirty."""
     if len(lines) <= WHAT_IF_BARS:
         return lines
     mine = [w for w in lines if w["zone"] in used]
     others = sorted((w for w in lines if w["zone"] not in used), key=lambda w: w["g_per_kwh"])
-    room = max(WHAT_IF_BARS - 1 - len(mine), 1)
+    room = max(CUT_BARS - 1 - len(mine), 1)
     return [*mine, *others[:room], others[-1]]
 
 
@@ -465,7 +467,7 @@ def _what_if(report: Report, zones: list[str] | None, links: list[str]) -> str:
     return (
         "<h2>What if it ran elsewhere</h2><p class='sub'>The same "
         f"{energy(energy_kwh)} at each grid's yearly average{among}: the grids used in colour, "
-        "the cleanest in green; <code>--compare FRA,gcp:europe-west1</code> picks others</p>"
+        "the cleanest in green; <code>--compare</code> picks others</p>"
         + _recommendation(lines, used)
         + hbar_chart(bars, "CO2eq of the same energy on other grids")
         + f"<details class='fold'><summary>all {plural(len(lines), 'grid')} compared, with "

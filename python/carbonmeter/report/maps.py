@@ -1,6 +1,7 @@
 """The report's maps as inline SVG: the same energy's CO2eq in every country (a choropleth of
-Natural Earth's public-domain outlines, data/world_boundaries.csv) and across the US states (a
-tile grid: one square per state, placed as on a map; no outlines of states ship with us).
+Natural Earth's public-domain outlines, data/world_boundaries.csv) and across the regions of the
+US, Canada, Norway and Sweden (tile grids: one square per region, placed as on a map; no
+outlines of regions ship with us).
 
 No script draws them and nothing loads: each shape is a `<path>` or `<rect>` with its colour,
 its figures in `data-` attributes and a `<title>` tooltip; the legend is HTML beside it.
@@ -95,13 +96,25 @@ US_TILES = {
     "US-OK": (3, 6), "US-LA": (4, 6), "US-MS": (5, 6), "US-AL": (6, 6), "US-GA": (7, 6),
     "US-HI": (0, 7), "US-TX": (3, 7), "US-FL": (8, 7),
 }  # fmt: skip
+CANADA_TILES = {
+    "CA-YT": (0, 0), "CA-NT": (1, 0), "CA-NU": (2, 0), "CA-NL": (6, 0),
+    "CA-BC": (0, 1), "CA-AB": (1, 1), "CA-SK": (2, 1), "CA-MB": (3, 1), "CA-ON": (4, 1),
+    "CA-QC": (5, 1), "CA-PE": (6, 1),
+    "CA-NB": (5, 2), "CA-NS": (6, 2),
+}  # fmt: skip
+# The Nordic bidding zones, north to south.
+NORWAY_TILES = {"NO4": (1, 0), "NO3": (0, 1), "NO5": (0, 2), "NO1": (1, 2), "NO2": (0, 3)}
+SWEDEN_TILES = {"SE1": (0, 0), "SE2": (0, 1), "SE3": (0, 2), "SE4": (0, 3)}
 TILE, GAP = 44, 4
+# A tile grid is drawn at most this fraction of its own units wide (about 26 px a tile), so a
+# country of four tiles stays small beside the world map.
+TILE_SCALE = 0.6
 # The tiles are drawn about 330 px wide: html.py's CSS sets their labels at 16 units, which
 # read at the page's small print size; this centres them.
 TILE_FONT = 16
-# Countries with a tile layout; the others with regions in the tables (Canada, China, Norway,
-# Sweden) are compared in the chart, not mapped: no layout or outline of theirs ships with us.
-REGION_MAPS = {"USA": US_TILES}
+# Countries with a tile layout. China's 30 provinces are compared in the chart, not mapped: no
+# outline of them ships with us, and no tile layout of them is settled enough to read.
+REGION_MAPS = {"USA": US_TILES, "CAN": CANADA_TILES, "NOR": NORWAY_TILES, "SWE": SWEDEN_TILES}
 
 
 def region_map(country: str, energy_kwh: float, used: set[str]) -> str:
@@ -136,6 +149,7 @@ def region_map(country: str, energy_kwh: float, used: set[str]) -> str:
     width, height = cols * step + 2, rows * step + 2
     return (
         f'<svg class="map tiles" viewBox="0 0 {width} {height}" role="img" '
+        f'style="max-width: {width * TILE_SCALE:.0f}px" '
         f'aria-label="CO2eq of the same energy by region">'
         f"<title>CO2eq of the same energy by region</title>{''.join(tiles)}</svg>"
     )
