@@ -58,7 +58,10 @@ COLUMNS: Final[tuple[Column, ...]]
 METHODS: Final[tuple[Method, ...]]
 """Every value of the `*_method` columns, with the columns it appears in and what it means."""
 TABLES: Final[dict[str, str]]
-"""Embedded CSV text of the reporting tables: gpu_tdp.csv, cpu_tdp.csv, equivalents.csv."""
+"""Embedded CSV text of the reporting tables by file name: gpu_tdp.csv, cpu_tdp.csv,
+equivalents.csv, country_intensity.csv, uncertainty.csv, world_boundaries.csv, and the intensity
+tables the report compares grids with (cloud_regions.csv, region_intensity.csv,
+egrid_subregions.csv)."""
 GPU_TDP_ALIASES: Final[list[tuple[str, str]]]
 """Names nvidia-smi prints that the GPU table spells otherwise: (name, table model)."""
 CPU_TDP_MODEL_COUNT: Final[int]

@@ -21,7 +21,7 @@ from typing import Any
 
 from carbonmeter._core import FORMULA_STARTS, TABLES, g_per_kwh_of, per_unit
 from carbonmeter.intensity import Intensity, lookup
-from carbonmeter.report import blocks
+from carbonmeter.report import blocks, whatif
 
 # The columns every CodeCarbon 2.x/3.x emissions.csv has (and ours, a superset).
 REQUIRED = (
@@ -601,13 +601,19 @@ def extreme_countries() -> tuple[str, str]:
 
 
 def default_zones(report: Report) -> list[str]:
-    """The grids the runs used (those the tables know), then a handful of telling ones."""
+    """The grids the runs used (those the tables know), then their peers (`whatif.peers`), or
+    where they have none a handful of telling countries."""
     used = []
     for zone in dict.fromkeys(r.intensity_zone for r in report.runs if r.intensity_zone):
         try:
             used.append(grid(zone).zone)
         except ValueError:
             continue  # a zone of another writer's spelling: the report still shows the rest
+    # A run on a cloud region, a region or an eGRID subregion is compared with the grids it
+    # could have moved to: its provider's other regions, its country's (issue 32).
+    peers = whatif.peer_zones(used)
+    if peers:
+        return list(dict.fromkeys([*used, *peers]))
     cleanest, dirtiest = extreme_countries()
     return list(dict.fromkeys([*used, cleanest, *DEFAULT_COMPARE, dirtiest, "World"]))
 
