@@ -102,6 +102,9 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(3)
         if self.server.mode == "garbage":
             return self._reply(200, b"<html>maintenance</html>")
+        if self.server.mode == "elsewhere":  # the same server, named otherwise: another host
+            port = self.server.server_address[1]
+            return self._reply(302, b"", location=f"http://localhost:{port}{self.path}")
         if url.path.startswith("/v3/"):
             if self.headers.get("auth-token") != TOKEN:
                 return self._reply(401, b'{"error":"unauthorized"}')
@@ -111,8 +114,10 @@ class _Handler(BaseHTTPRequestHandler):
             body = self.server.neso(url.path)
         self._reply(200, json.dumps(body).encode())
 
-    def _reply(self, status: int, body: bytes) -> None:
+    def _reply(self, status: int, body: bytes, location: str | None = None) -> None:
         self.send_response(status)
+        if location is not None:
+            self.send_header("Location", location)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -205,6 +210,20 @@ def test_a_refused_token_starts_now_and_is_never_shown(forecasts: list[FakeForec
     assert chosen.start_unix_s == chosen.now_unix_s
     assert chosen.reason is not None and "HTTP 401" in chosen.reason
     assert "wrong-token-5678" not in chosen.reason + repr(chosen)
+
+
+def test_a_redirect_to_another_host_is_not_followed(forecasts: list[FakeForecasts]) -> None:
+    server = serve(forecasts, [400.0, 90.0], mode="elsewhere")
+    chosen = plan(
+        "1h",
+        "5h",
+        country_iso_code="DEU",
+        electricitymaps_api_token=TOKEN,
+        electricitymaps_base_url=f"{server.url}/v3",
+    )
+    assert chosen.reason is not None
+    assert "redirected to another host (localhost:" in chosen.reason
+    assert len(server.requests) == 1, "the token went to one host, once"
 
 
 def test_a_slow_source_times_out_and_starts_now(forecasts: list[FakeForecasts]) -> None:
