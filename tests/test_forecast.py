@@ -381,6 +381,31 @@ def test_run_when_greener_writes_the_schedule_in_its_row(
     assert main(["run", "-d", "1h", "--", "true"]) == 2
 
 
+def test_the_report_says_what_waiting_saved(
+    forecasts: list[FakeForecasts], isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = serve(forecasts, [150.0] * 96)
+    wait_for_greener(
+        "1h", "4h", country_iso_code="GBR", neso_base_url=server.url, stream=io.StringIO()
+    )
+    with EmissionsTracker(
+        country_iso_code="GBR", output_dir=str(isolated), force_cpu_power=3600.0
+    ) as tracker:
+        time.sleep(0.2)
+    # The forecast at submission read 250 (a row as a wait that chose a later start writes it).
+    path = isolated / "emissions.csv"
+    path.write_text(path.read_text().replace(",150.0,150.0", ",150.0,250.0"), encoding="utf-8")
+    (row,) = rows_of(path)
+    assert row["submitted_intensity_g_per_kwh"] == "250.0"
+    assert main(["report", str(path), "--format", "json"]) == 0
+    (waited,) = json.loads(capsys.readouterr().out)["what_if_when"]
+    energy_kwh = float(row["energy_consumed"])
+    assert waited["saved_kg"] == pytest.approx(energy_kwh * 100 / 1000)
+    assert waited["run_id"] == tracker.final_emissions_data.run_id  # type: ignore[union-attr]
+    assert main(["report", str(path), "--format", "markdown"]) == 0
+    assert "## What waiting for a cleaner start saved" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_sigint_during_the_wait_exits_130_without_running(
     forecasts: list[FakeForecasts], tmp_path: Path
