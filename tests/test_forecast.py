@@ -170,6 +170,17 @@ def test_neso_best_window_is_the_one_found_by_hand(forecasts: list[FakeForecasts
     assert token is None
 
 
+def test_a_forecast_is_fetched_once_a_half_hour(forecasts: list[FakeForecasts]) -> None:
+    server = serve(forecasts, BY_HAND)
+    first = plan("1h", "4h", country_iso_code="GBR", neso_base_url=server.url)
+    if half_hour_start(time.time()) != half_hour_start(first.now_unix_s):
+        pytest.skip("the half hour turned between the two plans")
+    second = plan("2h", "6h", country_iso_code="GBR", neso_base_url=server.url)
+    assert len(server.requests) == 1
+    # Four half hours: 187.5, 137.5, 112.5 (200, 50, 100, 100 from 1 h), 137.5, 175.
+    assert second.best_g_per_kwh == pytest.approx(112.5)
+
+
 def test_neso_by_postcode_reads_the_regional_shape(forecasts: list[FakeForecasts]) -> None:
     server = serve(forecasts, BY_HAND)
     chosen = plan("1h", "4h", postcode="ox1 3qd", neso_base_url=server.url)
