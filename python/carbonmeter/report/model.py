@@ -96,6 +96,11 @@ class Run:
     tracker_cpu_s: float | None = None
     scope: str = ""
     job_id: str = ""
+    # A carbon-aware wait's forecast figures (carbonmeter wait): at the start it chose, and had
+    # it started at submission; None without one.
+    scheduled_start: str = ""
+    scheduled_g_per_kwh: float | None = None
+    submitted_g_per_kwh: float | None = None
 
     @property
     def label(self) -> str:
@@ -358,6 +363,9 @@ def _run(row: dict[str, str], ours: bool, file: str) -> Run:
         samples=_count(row, "samples"),
         tokens=_count(row, "tokens"),
         requests=_count(row, "requests"),
+        scheduled_start=row.get("scheduled_start") or "",
+        scheduled_g_per_kwh=_optional(row, "scheduled_intensity_g_per_kwh"),
+        submitted_g_per_kwh=_optional(row, "submitted_intensity_g_per_kwh"),
     )
 
 
@@ -636,6 +644,28 @@ def what_if(report: Report, zones: list[str] | None = None) -> list[dict[str, An
     return out
 
 
+def what_if_when(report: Report) -> list[dict[str, Any]]:
+    """For each run that waited for a cleaner start (`carbonmeter wait`): its energy at the
+    forecast's figure for the window it waited for and at the figure had it started at
+    submission, and the difference, what waiting is expected to have saved."""
+    out = []
+    for run in report.runs:
+        scheduled, submitted = run.scheduled_g_per_kwh, run.submitted_g_per_kwh
+        if scheduled is None or submitted is None:
+            continue
+        out.append(
+            {
+                "run_id": run.run_id,
+                "scheduled_start": run.scheduled_start,
+                "energy_kwh": run.energy_kwh,
+                "scheduled_g_per_kwh": scheduled,
+                "submitted_g_per_kwh": submitted,
+                "saved_kg": run.energy_kwh * (submitted - scheduled) / 1000.0,
+            }
+        )
+    return out
+
+
 # --- comparing two runs ---------------------------------------------------------------------
 
 
@@ -733,6 +763,7 @@ def to_json(report: Report, zones: list[str] | None = None) -> dict[str, Any]:
         "files": report.files,
         "totals": with_equivalents(totals(report.runs), report.runs),
         "what_if": what_if(report, zones),
+        "what_if_when": what_if_when(report),
         "projects": projects,
         "equivalent_factors": [e.__dict__ for e in factors],
     }
