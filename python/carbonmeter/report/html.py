@@ -512,6 +512,10 @@ def _as_of(timestamp: str) -> str:
     return timestamp[5:16].replace("T", " ")
 
 
+def _footprint(report: Report) -> str:
+    return footprint_sentence(report.runs).strip()
+
+
 def render(report: Report, zones: list[str] | None = None) -> str:
     """The whole page: the overview table first, then totals, what if and each project."""
     links: list[str] = []
@@ -542,7 +546,8 @@ def render(report: Report, zones: list[str] | None = None) -> str:
         _card(seconds(grand["duration_s"]), "measured"),
         _card(str(int(grand["runs"])), "run" if grand["runs"] == 1 else "runs"),
         "</section>",
-        f'<p class="note">{escape(footprint_sentence(report.runs).strip())}</p>',
+        # Electricity, embodied carbon and water side by side; nothing for CodeCarbon's rows.
+        f'<p class="note">{escape(footprint)}</p>' if (footprint := _footprint(report)) else "",
         '<p class="note">That is about as much as</p><section class="cards equiv">',
     ]
     for i, e in enumerate(factors, start=1):
