@@ -23,6 +23,7 @@ from fixtures.offline_runs import (  # noqa: E402
 )
 
 from carbonmeter import EmissionsTracker, InvalidValueError  # noqa: E402
+from carbonmeter._epochs import ALL_METRICS, DEFAULT_METRICS  # noqa: E402
 from carbonmeter.loggers.comet import CometLogger  # noqa: E402
 from carbonmeter.loggers.wandb import WandbLogger  # noqa: E402
 
@@ -47,6 +48,11 @@ def offline_clients(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def epoch_rows(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as file:
         return [row for row in csv.DictReader(file) if row["epoch"]]
+
+
+def csv_rows(folder: Path) -> list[dict[str, str]]:
+    with (folder / "emissions.csv").open(encoding="utf-8", newline="") as file:
+        return list(csv.DictReader(file))
 
 
 def run_row(path: Path, run_id: str | None = None) -> dict[str, str]:
@@ -94,7 +100,9 @@ def test_wandb_gets_each_epoch_and_the_run_summary(offline_clients: Path) -> Non
     assert per_epoch(history, "co2_kg") == pytest.approx(expected)
     totals = per_epoch(history, "co2_kg_total")
     assert totals[2] == pytest.approx(sum(expected.values()))
-    assert set(per_epoch(history, "power_w")) == {0, 1, 2}
+    # The default figures only (issue 32): power and per-component energies on request.
+    assert per_epoch(history, "power_w") == {}
+    assert per_epoch(history, "ram_energy_kwh") == {}
     assert [row["loss"] for row in history if "loss" in row][:3] == pytest.approx([1, 0.5, 1 / 3])
     # Our values join the user's steps (commit=False) instead of adding steps of their own.
     steps = [row for row in history if "loss" in row or "co2_kg" in row]
@@ -168,9 +176,74 @@ def test_a_client_that_raises_warns_once_and_training_goes_on(
     assert tracker.final_emissions is not None
 
 
+# What W&B keeps beside the figures of a step.
+WANDB_OWN_KEYS = {"epoch", "loss", "_step", "_timestamp", "_runtime"}
+
+
+def test_wandb_gets_the_default_figures_only_and_all_on_request(offline_clients: Path) -> None:
+    """Issue 32: 12 W&B panels of ours were too many; the default is the figures users read,
+    `log_metrics="all"` sends every one."""
+    keys: dict[str, set[str]] = {}
+    for choice in (None, "all"):
+        folder = offline_clients / str(choice)
+        folder.mkdir()
+        run = wandb.init(project="carbonmeter-test", dir=str(folder), mode="offline")
+        tracker = EmissionsTracker(
+            output_dir=str(folder), country_iso_code="FRA", loggers=["wandb"], log_metrics=choice
+        )
+        for epoch in range(2):
+            with tracker.epoch(total=2):
+                sum(i * i for i in range(20_000))
+            run.log({"loss": 1.0 / (epoch + 1)})
+        tracker.stop()
+        run.finish()
+        wandb.teardown()
+        history = wandb_history(wandb_file(folder))
+        keys[str(choice)] = {key for row in history for key in row} - WANDB_OWN_KEYS
+    assert keys["None"] == set(DEFAULT_METRICS)
+    assert keys["all"] == set(ALL_METRICS) - {
+        "j_per_sample",
+        "j_per_token",
+        "j_per_request",
+        "co2_g_per_1k_tokens",
+    }
+
+
+def test_an_unknown_log_metrics_name_is_refused_at_construction() -> None:
+    with pytest.raises(InvalidValueError, match=r"'co2'.*co2_kg, co2_kg_low"):
+        EmissionsTracker(save_to_file=False, loggers=["wandb"], log_metrics=["co2"])
+
+
+def test_named_windows_reach_wandb_under_their_name(offline_clients: Path) -> None:
+    run = wandb.init(project="carbonmeter-test", dir=str(offline_clients), mode="offline")
+    tracker = EmissionsTracker(
+        output_dir=str(offline_clients), country_iso_code="FRA", loggers=["wandb"]
+    )
+    tracker.start()
+    with tracker.window("data"):
+        sum(i * i for i in range(20_000))
+    run.log({"loss": 1.0})
+    tracker.start_window("eval")
+    tracker.end_window("eval")
+    tracker.stop()
+    run.finish()
+    wandb.teardown()
+
+    history = wandb_history(wandb_file(offline_clients))
+    windows = {r["window"]: float(r["emissions"]) for r in csv_rows(offline_clients) if r["window"]}
+    assert [row["window/data/co2_kg"] for row in history if "window/data/co2_kg" in row] == (
+        pytest.approx([windows["data"]])
+    )
+    # Joined to the user's step, as epochs are.
+    assert all("loss" in row for row in history if "window/data/co2_kg" in row)
+    assert [row["window/eval/co2_kg"] for row in history if "window/eval/co2_kg" in row] == (
+        pytest.approx([windows["eval"]])
+    )
+
+
 def test_unknown_logger_name_is_refused_at_construction() -> None:
-    with pytest.raises(InvalidValueError, match="'tensorboard'"):
-        EmissionsTracker(save_to_file=False, loggers=["tensorboard"])
+    with pytest.raises(InvalidValueError, match="'neptune'"):
+        EmissionsTracker(save_to_file=False, loggers=["neptune"])
 
 
 @pytest.mark.slow
@@ -384,14 +457,17 @@ print(before, after_wandb, WandbLogger is Wandb and CometLogger is Comet)
     assert result.stdout.split() == ["[]", "['wandb']", "True"]
     import carbonmeter.loggers
 
-    with pytest.raises(AttributeError, match="TensorboardLogger"):
-        _ = carbonmeter.loggers.TensorboardLogger
+    with pytest.raises(AttributeError, match="NeptuneLogger"):
+        _ = carbonmeter.loggers.NeptuneLogger
 
 
 def test_wandb_gets_the_per_unit_figures_beside_co2(offline_clients: Path) -> None:
     run = wandb.init(project="carbonmeter-test", dir=str(offline_clients), mode="offline")
     tracker = EmissionsTracker(
-        output_dir=str(offline_clients), country_iso_code="FRA", loggers=["wandb"]
+        output_dir=str(offline_clients),
+        country_iso_code="FRA",
+        loggers=["wandb"],
+        log_metrics=["default", "j_per_sample", "j_per_token", "co2_g_per_1k_tokens"],
     )
     for _ in range(2):
         with tracker.epoch():
@@ -418,6 +494,7 @@ def test_wandb_gets_the_per_unit_figures_beside_co2(offline_clients: Path) -> No
         {epoch: g / 1.024 for epoch, g in co2_g.items()}
     )
     assert set(per_epoch(history, "co2_kg")) == {0, 1}
+    assert per_epoch(history, "power_w") == {}  # not listed in log_metrics
     summary = wandb_summary(path)
     run_data = run_row(offline_clients / "emissions.csv")
     assert (summary["run_samples"], summary["run_tokens"]) == (64, 2048)

@@ -336,7 +336,7 @@ pub const SETTINGS: &[Setting] = &[
     endpoint("otlp_endpoint", Unset, "OTLP/HTTP endpoint for metrics (or OTEL_EXPORTER_OTLP_ENDPOINT)"),
     trusted(row("amdsmi_library", Kind::Path, Unset, "the amd-smi library to load (libamd_smi.so, then /opt/rocm/lib/libamd_smi.so, by default)")),
     trusted(row("hwmon_root", Kind::Path, Str(DEFAULT_HWMON_ROOT), "root of the hwmon tree: Intel xe/i915 and amdgpu cards, Jetson ina3221 rails")),
-    trusted(row("loggers", Kind::Object, Unset, "loggers to send each row to: \"wandb\", \"comet\" or logger objects")),
+    trusted(row("loggers", Kind::Object, Unset, "loggers to send each row to: \"wandb\", \"comet\", \"mlflow\", \"tensorboard\" or logger objects")),
     unserved("api_call_interval"),
     unserved("api_endpoint"),
     unserved("api_key"),
@@ -349,6 +349,7 @@ pub const SETTINGS: &[Setting] = &[
     unserved("emissions_endpoint"),
     unserved("logger_preamble"),
     unserved("metadata"),
+    row("log_metrics", Kind::List, Unset, "figures the callbacks and loggers send per epoch: unset for co2_kg, its band, energy_kwh, co2_kg_total and the projection; \"all\", or a list of names"),
 ];
 
 /// The row named `name`.

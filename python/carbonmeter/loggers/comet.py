@@ -52,6 +52,13 @@ class CometLogger(EmissionsLogger):
             experiment.log_metrics(metrics, step=step, epoch=epoch)
             self._epoch_step = None if joined else epoch
 
+    def log_window(self, name: str, metrics: dict[str, float], index: int) -> None:
+        """A named window's figures at the user's current step, else at `index`."""
+        experiment = self._target()
+        if experiment is not None:
+            current = getattr(experiment, "curr_step", None)
+            experiment.log_metrics(metrics, step=index if current is None else current)
+
     def log_summary(self, summary: dict[str, Any]) -> None:
         experiment = self._target()
         if experiment is not None:
