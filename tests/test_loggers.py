@@ -21,6 +21,7 @@ from fixtures.offline_runs import (  # noqa: E402
     wandb_history,
     wandb_summary,
 )
+from fixtures.tiny_models import hf_tiny_bert, lightning_tiny  # noqa: E402
 
 from carbonmeter import EmissionsTracker, InvalidValueError  # noqa: E402
 from carbonmeter._epochs import ALL_METRICS, DEFAULT_METRICS  # noqa: E402
@@ -272,26 +273,14 @@ def test_keras_callback_logs_each_epoch_once_to_wandb(offline_clients: Path) -> 
 @pytest.mark.slow
 def test_lightning_wandb_logger_receives_co2_once_per_epoch(offline_clients: Path) -> None:
     pl = pytest.importorskip("lightning.pytorch")
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 
     from carbonmeter.lightning import EmissionsCallback
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
 
-    class Tiny(pl.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.layer = torch.nn.Linear(4, 1)
-
-        def training_step(self, batch: Any, batch_idx: int) -> Any:
-            (x,) = batch
-            return self.layer(x).pow(2).mean()
-
-        def configure_optimizers(self) -> Any:
-            return torch.optim.SGD(self.parameters(), lr=0.01)
-
-    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(32, 4)), 8)
+    module, data = lightning_tiny()
     # The Lightning route: our callback logs through pl_module.log, Lightning's WandbLogger
     # forwards it; no loggers= here, or W&B would get every value twice.
     trainer = pl.Trainer(
@@ -304,7 +293,7 @@ def test_lightning_wandb_logger_receives_co2_once_per_epoch(offline_clients: Pat
         enable_model_summary=False,
         log_every_n_steps=1,
     )
-    trainer.fit(Tiny(), data)
+    trainer.fit(module, data)
     wandb.finish()
     wandb.teardown()
 
@@ -330,21 +319,12 @@ def test_hf_report_to_carbonmeter_then_wandb_logs_co2_once_per_epoch(
     """Also: evaluations land in the step of their eval/loss, a standalone evaluate() reaches
     W&B, train and eval rows of an epoch share its number, the summary holds the run totals."""
     transformers = pytest.importorskip("transformers")
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     import carbonmeter.transformers  # noqa: F401  (registers report_to="carbonmeter")
 
     monkeypatch.setenv("CARBONMETER_COUNTRY_ISO_CODE", "FRA")
     run = wandb.init(project="carbonmeter-test", dir=str(offline_clients), mode="offline")
-    config = transformers.BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-    )
-    ids = torch.randint(0, 50, (32, 8), generator=torch.Generator().manual_seed(0))
-    data = [{"input_ids": row, "labels": torch.tensor(0)} for row in ids]
+    model, data = hf_tiny_bert(32)
     args = transformers.TrainingArguments(
         output_dir=str(offline_clients / "hf"),
         num_train_epochs=3,
@@ -358,7 +338,6 @@ def test_hf_report_to_carbonmeter_then_wandb_logs_co2_once_per_epoch(
         disable_tqdm=True,
         use_cpu=True,
     )
-    model = transformers.BertForSequenceClassification(config)
     trainer = transformers.Trainer(
         model=model, args=args, train_dataset=data, eval_dataset=data[:16]
     )
@@ -398,7 +377,7 @@ def test_hf_report_to_comet_gets_the_run_totals(
     offline_clients: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     transformers = pytest.importorskip("transformers")
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     import carbonmeter.transformers  # noqa: F401  (registers report_to="carbonmeter")
 
     monkeypatch.setenv("CARBONMETER_COUNTRY_ISO_CODE", "FRA")
@@ -407,16 +386,7 @@ def test_hf_report_to_comet_gets_the_run_totals(
         project_name="carbonmeter-test",
         log_env_host=False,
     )
-    config = transformers.BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-    )
-    ids = torch.randint(0, 50, (16, 8), generator=torch.Generator().manual_seed(0))
-    data = [{"input_ids": row, "labels": torch.tensor(0)} for row in ids]
+    model, data = hf_tiny_bert(16)
     args = transformers.TrainingArguments(
         output_dir=str(offline_clients / "hf"),
         num_train_epochs=2,
@@ -427,7 +397,6 @@ def test_hf_report_to_comet_gets_the_run_totals(
         disable_tqdm=True,
         use_cpu=True,
     )
-    model = transformers.BertForSequenceClassification(config)
     transformers.Trainer(model=model, args=args, train_dataset=data).train()
     experiment.end()
 

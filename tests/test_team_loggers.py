@@ -257,49 +257,30 @@ def test_tensorboard_writes_into_the_writer_passed_with_all_figures(tmp_path: Pa
     assert {"power_w", "co2_kg_projected_high", "run_co2_kg"} <= scalar_tags(tmp_path / "tb")
 
 
-class TinyLightning:
-    """A 4 -> 1 linear Lightning module and its loader, made on first use (Lightning imports
-    in seconds)."""
+def fit_lightning(tmp_path: Path, logger: Any, **callback_kwargs: Any) -> None:
+    """Three epochs of the tiny module with our callback and `logger`."""
+    pl = pytest.importorskip("lightning.pytorch")
+    from fixtures.tiny_models import lightning_tiny
 
-    @staticmethod
-    def fit(tmp_path: Path, logger: Any, **callback_kwargs: Any) -> Any:
-        pl = pytest.importorskip("lightning.pytorch")
-        torch = pytest.importorskip("torch")
-        from carbonmeter.lightning import EmissionsCallback
+    from carbonmeter.lightning import EmissionsCallback
 
-        logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-
-        class Tiny(pl.LightningModule):
-            def __init__(self) -> None:
-                super().__init__()
-                self.layer = torch.nn.Linear(4, 1)
-
-            def training_step(self, batch: Any, batch_idx: int) -> Any:
-                (x,) = batch
-                loss = self.layer(x).pow(2).mean()
-                self.log("loss", loss)
-                return loss
-
-            def configure_optimizers(self) -> Any:
-                return torch.optim.SGD(self.parameters(), lr=0.01)
-
-        data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(32, 4)), 8)
-        callback = EmissionsCallback(
-            output_dir=str(tmp_path), country_iso_code="FRA", **callback_kwargs
-        )
-        trainer = pl.Trainer(
-            max_epochs=3,
-            accelerator="cpu",
-            default_root_dir=tmp_path,
-            logger=logger,
-            callbacks=[callback],
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            log_every_n_steps=1,
-        )
-        trainer.fit(Tiny(), data)
-        return trainer
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    module, data = lightning_tiny()
+    callback = EmissionsCallback(
+        output_dir=str(tmp_path), country_iso_code="FRA", **callback_kwargs
+    )
+    trainer = pl.Trainer(
+        max_epochs=3,
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+        logger=logger,
+        callbacks=[callback],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+    )
+    trainer.fit(module, data)
 
 
 @pytest.mark.slow
@@ -310,7 +291,7 @@ def test_lightning_mlflow_logger_gets_our_epochs_and_the_run_totals(
     logger = pl_loggers.MLFlowLogger(
         experiment_name="lightning", tracking_uri=os.environ["MLFLOW_TRACKING_URI"]
     )
-    TinyLightning.fit(tmp_path, logger)
+    fit_lightning(tmp_path, logger)
     run_id = logger.run_id
     rows = epoch_rows(tmp_path / "emissions.csv")
     logged = [metric.value for metric in store.get_metric_history(run_id, "co2_kg")]
@@ -329,7 +310,7 @@ def test_lightning_tensorboard_logger_gets_our_epochs_and_the_run_totals(
 ) -> None:
     pl_loggers = pytest.importorskip("lightning.pytorch.loggers")
     logger = pl_loggers.TensorBoardLogger(str(tmp_path), name="tb", version=0)
-    TinyLightning.fit(tmp_path, logger, log_metrics="all")
+    fit_lightning(tmp_path, logger, log_metrics="all")
     log_dir = tmp_path / "tb" / "version_0"
     rows = epoch_rows(tmp_path / "emissions.csv")
     logged = scalars(log_dir, "co2_kg")
@@ -347,22 +328,14 @@ def test_hf_report_to_mlflow_gets_co2_at_the_loss_steps_and_the_run_totals(
     store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     transformers = pytest.importorskip("transformers")
-    torch = pytest.importorskip("torch")
+    from fixtures.tiny_models import hf_tiny_bert
+
     import carbonmeter.transformers  # noqa: F401  (registers report_to="carbonmeter")
 
     monkeypatch.setenv("CARBONMETER_COUNTRY_ISO_CODE", "FRA")
     monkeypatch.setenv("CARBONMETER_OUTPUT_DIR", str(tmp_path))
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "hf-report-to")
-    config = transformers.BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-    )
-    ids = torch.randint(0, 50, (16, 8), generator=torch.Generator().manual_seed(0))
-    data = [{"input_ids": row, "labels": torch.tensor(0)} for row in ids]
+    model, data = hf_tiny_bert(16)
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path / "hf"),
         num_train_epochs=2,
@@ -373,7 +346,6 @@ def test_hf_report_to_mlflow_gets_co2_at_the_loss_steps_and_the_run_totals(
         disable_tqdm=True,
         use_cpu=True,
     )
-    model = transformers.BertForSequenceClassification(config)
     transformers.Trainer(model=model, args=args, train_dataset=data).train()
 
     experiment = store.get_experiment_by_name("hf-report-to")
