@@ -112,6 +112,18 @@ def test_a_shared_tracker_is_started_but_not_stopped(tmp_path: Path) -> None:
     assert windows == ["train-epoch-0", "train-epoch-1", ""]
 
 
+def test_a_shared_trackers_log_metrics_choose_the_figures(tmp_path: Path) -> None:
+    from carbonmeter import EmissionsTracker
+
+    tracker = EmissionsTracker(save_to_file=False, country_iso_code="FRA", log_metrics="co2_kg")
+    x = np.ones((32, 8), dtype="float32")
+    history = tiny_model().fit(
+        x, x[:, :1], epochs=2, verbose=0, callbacks=[EmissionsCallback(tracker)]
+    )
+    tracker.stop()
+    assert set(history.history) == {"loss", "co2_kg"}
+
+
 def test_passing_a_tracker_and_kwargs_is_refused() -> None:
     from carbonmeter import EmissionsTracker
 

@@ -136,10 +136,34 @@ def test_comet_gets_each_epoch_and_the_run_summary(offline_clients: Path) -> Non
     expected = {int(row["epoch"]): float(row["emissions"]) for row in rows}
     assert comet_metrics(archive, "co2_kg") == pytest.approx(expected)
     assert comet_metrics(archive, "co2_kg_total")[2] == pytest.approx(sum(expected.values()))
+    assert comet_metrics(archive, "ram_energy_kwh") == {}  # the default figures only
     others = comet_others(archive)
     run_data = run_row(offline_clients / "emissions.csv")
     assert float(others["run_co2_kg"]) == pytest.approx(float(run_data["emissions"]))
     assert others["intensity_method"] == "table"
+
+
+def test_named_windows_reach_comet_under_their_name(offline_clients: Path) -> None:
+    experiment = comet_ml.OfflineExperiment(
+        offline_directory=str(offline_clients / "comet"),
+        project_name="carbonmeter-test",
+        log_env_host=False,
+    )
+    tracker = EmissionsTracker(
+        output_dir=str(offline_clients), country_iso_code="FRA", loggers=[CometLogger(experiment)]
+    )
+    tracker.start()
+    for _ in range(2):
+        with tracker.window("data"):
+            sum(i * i for i in range(20_000))
+    tracker.stop()
+    experiment.end()
+
+    (archive,) = (offline_clients / "comet").glob("*.zip")
+    windows = [float(r["emissions"]) for r in csv_rows(offline_clients) if r["window"] == "data"]
+    assert sorted(comet_metrics(archive, "window/data/co2_kg").values()) == pytest.approx(
+        sorted(windows)
+    )
 
 
 def test_without_an_active_run_the_logger_warns_once_and_logs_nothing(

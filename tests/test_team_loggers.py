@@ -179,6 +179,27 @@ def test_named_windows_reach_mlflow_and_tensorboard_under_their_name(
     assert scalars(log_dir, "window/eval/co2_kg") == pytest.approx({0: eval_kg[0]}, rel=1e-6)
 
 
+def test_a_servers_shared_windows_are_one_series_under_their_name(tmp_path: Path) -> None:
+    log_dir = tmp_path / "tb"
+    tracker = EmissionsTracker(
+        output_dir=str(tmp_path),
+        country_iso_code="FRA",
+        loggers=[TensorboardLogger(log_dir=log_dir)],
+    )
+    tracker.start()
+    with tracker.window("request", shared=True), tracker.window("request", shared=True):
+        sum(i * i for i in range(20_000))
+    tracker.stop()
+    windows = [row for row in rows_of(tmp_path / "emissions.csv") if row["window"]]
+    assert sorted(row["window"] for row in windows) == ["request-0", "request-1"]
+    tags = {tag for tag in scalar_tags(log_dir) if tag.startswith("window/")}
+    assert {"window/request/co2_kg", "window/request/energy_kwh"} <= tags
+    assert all(tag.startswith("window/request/") for tag in tags)
+    assert sorted(scalars(log_dir, "window/request/co2_kg").values()) == pytest.approx(
+        sorted(float(row["emissions"]) for row in windows), rel=1e-6
+    )
+
+
 def test_a_logger_without_log_window_says_once_that_windows_are_not_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -180,6 +180,7 @@ class EpochMeter:
         starts it if idle."""
         if self._tracker is None:
             self._tracker = EmissionsTracker(**{**owned_defaults, **self._tracker_kwargs})
+        # A shared tracker's setting too: the figures are the tracker's choice, however made.
         self._chosen = chosen_metrics(self._tracker.log_metrics)
         if not self._tracker.running:
             # Before start: the tracker then measures only this rank's share of the job.

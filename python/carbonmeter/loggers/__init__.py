@@ -187,6 +187,11 @@ class LoggerSet:
         name = data.window
         if not name:
             return
+        base, _, number = name.rpartition("-")
+        if data.attribution is not None and base and number.isdigit():
+            # A server's shared windows are `<name>-<n>`: one series under `<name>`, not one
+            # metric name per request.
+            name = base
         index = self._windows_seen.get(name, 0)
         self._windows_seen[name] = index + 1
         metrics = epoch_metrics(data, f"window/{name}/", self._chosen)
