@@ -24,7 +24,7 @@ from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E4
 from carbonmeter import EmissionsTracker  # noqa: E402
 from carbonmeter._epochs import DEFAULT_METRICS  # noqa: E402
 from carbonmeter.loggers.mlflow import MlflowLogger  # noqa: E402
-from carbonmeter.loggers.tensorboard import PROVENANCE_TAG, TensorboardLogger  # noqa: E402
+from carbonmeter.loggers.tensorboard import PROVENANCE_TAG, TensorBoardLogger  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +41,18 @@ def store(store_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
     mlflow.set_tracking_uri(uri)
+    # The fluent API remembers the experiment last set (HF's MLflowCallback sets one): each
+    # test names its own, in the store it uses.
+    mlflow.set_experiment(f"test-{tmp_path.name}")
     try:
         yield mlflow.MlflowClient(uri)
     finally:
         while mlflow.active_run() is not None:
             mlflow.end_run()
         mlflow.set_tracking_uri(None)
+        # mlflow has no public call to forget the experiment set; a later test's store has no
+        # such experiment.
+        mlflow.tracking.fluent._active_experiment_id = None
 
 
 def history(client: Any, run_id: str, key: str) -> dict[int, float]:
@@ -153,7 +159,7 @@ def test_named_windows_reach_mlflow_and_tensorboard_under_their_name(
         tracker = EmissionsTracker(
             output_dir=str(tmp_path),
             country_iso_code="FRA",
-            loggers=["mlflow", TensorboardLogger(log_dir=log_dir)],
+            loggers=["mlflow", TensorBoardLogger(log_dir=log_dir)],
         )
         tracker.start()
         for _ in range(2):
@@ -184,7 +190,7 @@ def test_a_servers_shared_windows_are_one_series_under_their_name(tmp_path: Path
     tracker = EmissionsTracker(
         output_dir=str(tmp_path),
         country_iso_code="FRA",
-        loggers=[TensorboardLogger(log_dir=log_dir)],
+        loggers=[TensorBoardLogger(log_dir=log_dir)],
     )
     tracker.start()
     with tracker.window("request", shared=True), tracker.window("request", shared=True):
@@ -263,7 +269,7 @@ def test_tensorboard_writes_into_the_writer_passed_with_all_figures(tmp_path: Pa
     tracker = EmissionsTracker(
         output_dir=str(tmp_path),
         country_iso_code="FRA",
-        loggers=[TensorboardLogger(writer)],
+        loggers=[TensorBoardLogger(writer)],
         log_metrics="all",
     )
     three_epochs(tracker)
@@ -402,7 +408,7 @@ def test_keras_callback_loggers_tensorboard_writes_our_epochs(
     callback = EmissionsCallback(
         output_dir=str(tmp_path),
         country_iso_code="FRA",
-        loggers=[TensorboardLogger(log_dir=log_dir)],
+        loggers=[TensorBoardLogger(log_dir=log_dir)],
     )
     history = model.fit(x, x[:, :1], epochs=3, verbose=0, callbacks=[callback])
     assert list(scalars(log_dir, "co2_kg").values()) == pytest.approx(

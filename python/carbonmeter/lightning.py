@@ -113,9 +113,9 @@ class EmissionsCallback(MeasuredCallback, pl.Callback):
 
                 summary_loggers.append(MlflowLogger(each.run_id, client=each.experiment))
             elif isinstance(each, pl.loggers.TensorBoardLogger):
-                from carbonmeter.loggers.tensorboard import TensorboardLogger
+                from carbonmeter.loggers.tensorboard import TensorBoardLogger
 
-                summary_loggers.append(TensorboardLogger(each.experiment))
+                summary_loggers.append(TensorBoardLogger(each.experiment))
         if summary_loggers:
             LoggerSet(summary_loggers).run_stopped(data)
 

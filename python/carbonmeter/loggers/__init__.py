@@ -3,7 +3,7 @@ to the loss.
 
 Attach them with `EmissionsTracker(loggers=["wandb", "comet", "mlflow", "tensorboard"])` (or
 logger objects such as `WandbLogger(run)`, `CometLogger(experiment)`, `MlflowLogger(run_id)` and
-`TensorboardLogger(writer)`, all importable from here), or the same `loggers=` argument of any
+`TensorBoardLogger(writer)`, all importable from here), or the same `loggers=` argument of any
 framework callback. Each epoch window's figures join the user's own step, with the epoch beside
 them. By default those users read: `co2_kg` (that epoch) with its band `co2_kg_low` /
 `co2_kg_high`, `energy_kwh`, `co2_kg_total` (cumulative) and `co2_kg_projected` (the whole run,
@@ -93,9 +93,9 @@ def _logger_named(name: str) -> EmissionsLogger:
 
         return MlflowLogger()
     if name == "tensorboard":
-        from carbonmeter.loggers.tensorboard import TensorboardLogger
+        from carbonmeter.loggers.tensorboard import TensorBoardLogger
 
-        return TensorboardLogger()
+        return TensorBoardLogger()
     raise InvalidValueError(
         f'invalid loggers entry {name!r}: expected "wandb", "comet", "mlflow", "tensorboard" '
         "or an EmissionsLogger"
@@ -209,7 +209,7 @@ _LAZY = {
     "WandbLogger": "carbonmeter.loggers.wandb",
     "CometLogger": "carbonmeter.loggers.comet",
     "MlflowLogger": "carbonmeter.loggers.mlflow",
-    "TensorboardLogger": "carbonmeter.loggers.tensorboard",
+    "TensorBoardLogger": "carbonmeter.loggers.tensorboard",
 }
 
 
@@ -231,7 +231,7 @@ __all__ = [
     "EmissionsLogger",
     "LoggerSet",
     "MlflowLogger",
-    "TensorboardLogger",
+    "TensorBoardLogger",
     "WandbLogger",
     "run_summary",
 ]

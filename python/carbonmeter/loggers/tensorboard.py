@@ -1,9 +1,9 @@
-"""`TensorboardLogger`: carbonmeter's figures as TensorBoard scalars.
+"""`TensorBoardLogger`: carbonmeter's figures as TensorBoard scalars.
 
 Example:
     >>> from torch.utils.tensorboard import SummaryWriter  # doctest: +SKIP
     >>> writer = SummaryWriter("runs/bert")  # doctest: +SKIP
-    >>> tracker = EmissionsTracker(loggers=[TensorboardLogger(writer)])  # doctest: +SKIP
+    >>> tracker = EmissionsTracker(loggers=[TensorBoardLogger(writer)])  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def default_log_dir() -> Path:
     return Path("runs") / f"{stamp}_{socket.gethostname()}-carbonmeter"
 
 
-class TensorboardLogger(EmissionsLogger):
+class TensorBoardLogger(EmissionsLogger):
     """Writes each epoch's figures as scalars with the epoch as step, and when the run stops its
     totals as scalars and their provenance as one text summary (`carbonmeter/provenance`).
 
