@@ -623,6 +623,7 @@ class EmissionsTracker:
         emissions_endpoint: Any = ...,
         logger_preamble: Any = ...,
         metadata: Any = ...,
+        log_metrics: Sequence[int | str] | None = ...,
     ) -> Self: ...
     def start(self) -> None:
         """Starts measuring; a second call on a running tracker only warns."""
@@ -678,6 +679,9 @@ class EmissionsTracker:
         """cloud, region, country, timezone:<IANA zone> or none (world average)."""
     @property
     def cloud_provider(self) -> str | None: ...
+    @property
+    def log_metrics(self) -> list[str] | None:
+        """The figures chosen for callbacks and loggers, None for the default ones."""
     @property
     def output_path(self) -> str | None: ...
     def _job(self) -> _JobHandle:
@@ -992,8 +996,9 @@ def _warn_once(cause: str, message: str, /) -> bool:
     """Logs `message` as a warning on the `carbonmeter` logger unless this process already
     said something for `cause` (in Python or in the core); returns whether it logged."""
 
-def register_row_listener(factory: Callable[[Any], _RowListener], /) -> None:
-    """Registers what the core calls with a tracker's `loggers=` argument at construction.
+def register_row_listener(factory: Callable[[Any, list[str] | None], _RowListener], /) -> None:
+    """Registers what the core calls with a tracker's `loggers=` argument and its
+    `log_metrics` setting at construction.
 
     The object it returns gets `window_closed(data)` when a window closes and
     `run_stopped(data)` when the run stops. `import carbonmeter` registers
