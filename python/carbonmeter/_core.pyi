@@ -435,6 +435,10 @@ class EmissionsData:
     def unattributed_energy(self) -> float | None:
         """Energy (PUE included) measured while no shared window was open, on run and flush rows
         of a run that had shared windows: the idle energy no request is charged; empty otherwise."""
+    @property
+    def user(self) -> str | None:
+        """The `user` setting, else the login name (`$USER`, `$LOGNAME`, `$USERNAME`): whose run
+        it is, for a team's report; empty when the setting is `-` or no name is known."""
     # end: the columns
     def _json(self) -> str: ...
     @property
@@ -524,6 +528,7 @@ class EmissionsTracker:
         amdsmi_library: str | PathLike[str] | None = ...,
         hwmon_root: str | PathLike[str] | None = ...,
         loggers: Sequence[Any] | None = ...,
+        user: str | None = ...,
         api_call_interval: Any = ...,
         api_endpoint: Any = ...,
         api_key: Any = ...,

@@ -337,6 +337,7 @@ pub const SETTINGS: &[Setting] = &[
     trusted(row("amdsmi_library", Kind::Path, Unset, "the amd-smi library to load (libamd_smi.so, then /opt/rocm/lib/libamd_smi.so, by default)")),
     trusted(row("hwmon_root", Kind::Path, Str(DEFAULT_HWMON_ROOT), "root of the hwmon tree: Intel xe/i915 and amdgpu cards, Jetson ina3221 rails")),
     trusted(row("loggers", Kind::Object, Unset, "loggers to send each row to: \"wandb\", \"comet\" or logger objects")),
+    row("user", Kind::Str, Unset, "who ran it, written in every row's user column (default: the login name; \"-\" leaves it blank)"),
     unserved("api_call_interval"),
     unserved("api_endpoint"),
     unserved("api_key"),

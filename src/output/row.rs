@@ -376,6 +376,9 @@ emissions_row! {($)
     /// a run that had shared windows: the idle energy no request is charged; empty otherwise.
     #[unit = "kWh"]
     unattributed_energy: Option<f64>,
+    /// The `user` setting, else the login name (`$USER`, `$LOGNAME`, `$USERNAME`): whose run it
+    /// is, for a team's report; empty when the setting is `-` or no name is known.
+    user: Option<String>,
 }
 
 /// The header line of our CSV, column names in order.

@@ -174,6 +174,7 @@ impl Tracker {
             wue: config.wue,
             rank: config.rank,
             psu_efficiency: config.psu_efficiency,
+            user: config.user.clone(),
         };
         Ok(Self {
             config,
