@@ -426,8 +426,9 @@ def write_copies(
     runs: list[dict[str, str]],
     phases: dict[str, int],
 ) -> None:
-    """One run per item of `runs` (its cells over the template's run row), each with
-    `phases[phase]` epoch rows of each phase; energy and CO2 vary by epoch."""
+    """One run per item of `runs` (its cells over the template's run row, and its names over
+    its epoch rows'), each with `phases[phase]` epoch rows of each phase; energy and CO2 vary
+    by epoch."""
     header, epoch_row, run_row = template
     at = {name: i for i, name in enumerate(header)}
     with path.open("w", encoding="utf-8", newline="") as handle:
@@ -437,7 +438,9 @@ def write_copies(
             for phase, count in phases.items():
                 for epoch in range(count):
                     row = list(epoch_row)
-                    row[at["run_id"]] = cells["run_id"]
+                    for name, value in cells.items():
+                        if name not in ("timestamp", "duration", "energy_consumed", "emissions"):
+                            row[at[name]] = value
                     row[at["phase"]] = phase
                     row[at["epoch"]] = str(epoch)
                     row[at["window"]] = f"{phase}-epoch-{epoch}"
@@ -491,6 +494,42 @@ def test_epochs_are_held_as_numbers_not_objects(
     assert len(data.runs) == 10 and len(data.runs[0].series) == 2000
     # Main's build: 20,000 Epoch objects, 9.6 MB at the peak; now arrays of numbers.
     assert peak_b < 3_000_000, peak_b
+
+
+def test_the_quick_cut_reads_every_cell_as_csv_does(
+    tmp_path: Path, template: tuple[list[str], list[str], list[str]]
+) -> None:
+    # Names that need quoting: a comma, quotes, a line break, a lone quote, a formula guard.
+    names = ["a,b", 'say "hi"', "two\nlines", '"', "plain", "'=1+2", ""]
+    runs = [
+        {"run_id": f"eeeeeeee-000{n}", "project_name": name, "experiment_name": f"x,{name}"}
+        for n, name in enumerate(names)
+    ]
+    path = tmp_path / "emissions.csv"
+    write_copies(path, template, runs, {"train": 3})
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    # The phase of one epoch row quoted too: two quoted cells on one line.
+    rows[1]["phase"] = "val,idation"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\r\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    data = report.load([path])
+    assert sorted(r.project for r in data.runs) == sorted(
+        [n.removeprefix("'") if n.startswith("'=") else n for n in names[:-1]] + ["(no project)"]
+    )
+    by_id = {r.run_id: r for r in data.runs}
+    for row in rows:
+        if row["window"]:
+            (epoch,) = [
+                e
+                for e in by_id[row["run_id"]].epochs
+                if (e.phase, e.epoch) == (row["phase"], int(row["epoch"]))
+            ]
+            assert epoch.energy_kwh == float(row["energy_consumed"])
+            assert epoch.co2_kg == float(row["emissions"])
+    assert not data.warnings
 
 
 def test_a_repeated_epoch_row_replaces_the_earlier() -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -60,11 +61,14 @@ class Block:
 
     header: list[str]
     at: dict[str, int]
-    # The wanted columns of a row's head, in order ("" for one this header lacks).
-    wanted: Callable[[list[str]], tuple[str, ...]]
-    # The fields `Row.head` holds exactly: up to the last column the caller wants, and one
-    # empty cell after them that the missing columns point at.
+    # The wanted columns of a row's head, in order (b"" for one this header lacks).
+    wanted: Callable[[list[bytes]], tuple[bytes, ...]]
+    # The fields a row's head holds exactly: up to the last column the caller wants (then one
+    # empty cell that the columns this header lacks point at).
     cut: int
+    # The wanted columns' indexes, sorted: cells before a quoted one that no one wants are
+    # left unsplit (`_cut`).
+    indexes: list[int]
 
     @classmethod
     def of(cls, header: list[str], wanted: tuple[str, ...]) -> Block:
@@ -73,56 +77,69 @@ class Block:
         where = [at.get(n, -1) for n in wanted]
         if len(where) < 2:
             where += [-1] * (2 - len(where))  # itemgetter of one index gives a bare cell
-        return cls(header, at, itemgetter(*where), cut)
+        indexes = sorted(i for i in where if i >= 0)
+        return cls(header, at, itemgetter(*where), cut, indexes)
 
-    def cells(self, record: str) -> dict[str, str]:
+    def cells(self, record: bytes) -> dict[str, str]:
         """Every column of `record` by name (read with `csv`)."""
         return dict(zip(self.header, _parse(record), strict=True))
 
 
-def _cut(line: str, n: int) -> tuple[list[str], int] | None:
-    """The first `n` fields of a one-line record (and maybe one more piece, the rest of the
-    line), and its field count; None when only `csv` can read it exactly."""
-    quotes = line.count('"')
+def _cut(line: bytes, quotes: int, block: Block) -> tuple[list[bytes], int] | None:
+    """The first `block.cut` fields of a one-line record of `quotes` quote characters (and
+    maybe one more piece, the rest of the line), and its field count; None when only `csv` can
+    read it exactly. Cells between the wanted ones before a quoted cell read as b""."""
+    n = block.cut
     if quotes == 0:
-        return line.split(",", n), line.count(",") + 1
+        return line.split(b",", n), line.count(b",") + 1
     if quotes != 2:
         return None
-    pre, inside, post = line.split('"')
-    if (pre and pre[-1] != ",") or (post and post[0] != ","):
+    pre, inside, post = line.split(b'"')
+    if (pre and pre[-1:] != b",") or (post and post[:1] != b","):
         return None  # a quote inside a cell, not around it
-    at = pre.count(",")  # the quoted cell's index
-    count = at + post.count(",") + 1
+    at = pre.count(b",")  # the quoted cell's index
+    count = at + post.count(b",") + 1
     if n <= at:
-        return pre.split(",", n), count
-    return [*pre.split(",")[:at], inside, *post.split(",", n - at)[1:]], count
+        return pre.split(b",", n), count
+    # Split only up to the last wanted cell before the quoted one.
+    before = bisect_left(block.indexes, at)
+    upto = block.indexes[before - 1] + 1 if before else 0
+    head = pre.split(b",", upto)[:upto]
+    head += [b""] * (at - upto)
+    head.append(inside)
+    head += post.split(b",", n - at)[1:]
+    return head, count
 
 
-def _parse(record: str) -> list[str]:
-    return next(csv.reader(io.StringIO(record)), [])
+def _parse(record: bytes) -> list[str]:
+    return next(csv.reader(io.StringIO(record.decode("utf-8"), newline="")), [])
 
 
-# One data row: its block, its first fields (`Block.cut` of them, exact, then "";
-# `block.wanted(head)` picks the wanted ones), the record (`Block.cells` reads it whole) and
-# its line.
-Row = tuple[Block, list[str], str, int]
+# One data row: its block, its first fields as bytes (`Block.cut` of them, then b""; the
+# wanted ones exact, which `block.wanted(head)` picks), the record (`Block.cells` reads it
+# whole) and its line. Bytes, not text: decoding every line of a million-row file costs more
+# than the rest of reading it, and `float()` reads bytes.
+Row = tuple[Block, list[bytes], bytes, int]
 
 
-def _records(handle: Iterator[str]) -> Iterator[tuple[int, str]]:
-    """Each record with the number of its first line: lines joined while a quoted cell is open."""
+def _records(handle: Iterator[bytes]) -> Iterator[tuple[int, int, bytes]]:
+    """Each record with the number of its first line and its count of quote characters:
+    lines joined while a quoted cell is open."""
     number = 0
     for line in handle:
         number += 1
-        if line.count('"') % 2:
+        quotes = line.count(b'"')
+        if quotes % 2:
             start, pending = number, [line]
             for more in handle:
                 number += 1
                 pending.append(more)
-                if more.count('"') % 2:
+                quotes += more.count(b'"')
+                if quotes % 2 == 0:
                     break
-            yield start, "".join(pending).rstrip("\r\n")
+            yield start, quotes, b"".join(pending).rstrip(b"\r\n")
         else:
-            yield number, line.rstrip("\r\n")
+            yield number, quotes, line.rstrip(b"\r\n")
 
 
 def rows(
@@ -134,10 +151,10 @@ def rows(
     that fit no header go to `skipped`; blank lines are not rows. `wanted` names the columns
     the caller reads from the row's head; any column is in `Block.cells(record)`.
     """
-    with path.open(encoding="utf-8", newline="") as handle:
+    with path.open("rb") as handle:
         records = _records(handle)
         first = next(records, None)
-        header = _parse(first[1]) if first else []
+        header = _parse(first[2]) if first else []
         missing = [c for c in required if c not in header]
         if missing:
             raise ValueError(
@@ -148,28 +165,27 @@ def rows(
         # Headers of this file by field count: a row that fits an earlier block's header (its
         # writer appended after the other's block) is still read by its own columns.
         blocks = {len(header): block}
-        for number, record in records:
+        for number, quotes, record in records:
             if not record:
                 continue
-            # A cheap test first: a data row names no column (a full read decides).
-            if "energy_consumed" in record and "run_id" in record:
+            # Cheap tests first: a data row starts with its timestamp's digits and names no
+            # column (a full read decides).
+            if not record[:1].isdigit() and b"energy_consumed" in record and b"run_id" in record:
                 fields = _parse(record)
                 if is_header(fields, required):
                     block = Block.of(fields, wanted)
                     blocks[len(fields)] = block
                     continue
-            quick = _cut(record, block.cut)
-            if quick is None:
-                head = _parse(record)
-                count = len(head)
-            else:
-                head, count = quick
+            quick = _cut(record, quotes, block)
+            count = len(_parse(record)) if quick is None else quick[1]
             fits = block if count == len(block.header) else blocks.get(count)
             if fits is None:
                 skipped.lines.append((number, count))
                 skipped.header_fields = set(blocks)
                 continue
             if quick is None or fits is not block:
-                head = _parse(record)[: fits.cut]
-            head.append("")
+                head = [cell.encode() for cell in _parse(record)[: fits.cut]]
+            else:
+                head = quick[0]
+            head.append(b"")
             yield fits, head, record, number

@@ -551,9 +551,9 @@ EPOCH_COLUMNS = (
 )
 
 
-def _number(text: str) -> float:
+def _number(text: bytes) -> float:
     try:
-        return float(text) if text else 0.0
+        return float(text) if text.strip() else 0.0
     except ValueError:
         return 0.0
 
@@ -567,8 +567,10 @@ def load(paths: Iterable[Path | str]) -> Report:
     are left out and said in `Report.warnings`. A file named twice is read once, and a run
     found in two files (a copied file) counts once: its rows are keyed by project, run id and
     rank, and the last row read wins."""
-    runs: dict[tuple[str, str, str], Run] = {}
-    series: dict[tuple[str, str, str], EpochSeries] = {}
+    # Keyed by the cells as bytes: epoch rows are never decoded (`blocks.Row`).
+    runs: dict[tuple[bytes, bytes, bytes], Run] = {}
+    series: dict[tuple[bytes, bytes, bytes], EpochSeries] = {}
+    phases: dict[bytes, str] = {}
     warnings: list[str] = []
     files = _csv_files([Path(p) for p in paths])
     for path in files:
@@ -585,11 +587,13 @@ def load(paths: Iterable[Path | str]) -> Report:
             elif epoch.strip():
                 if key not in series:
                     series[key] = EpochSeries()
+                if phase not in phases:
+                    phases[phase] = unprefix(phase.decode("utf-8", "replace")) or "train"
                 try:
                     figures = (float(duration), float(energy), float(co2))
                 except ValueError:
                     figures = (_number(duration), _number(energy), _number(co2))
-                series[key].add(unprefix(phase) or "train", int(_number(epoch)), *figures)
+                series[key].add(phases[phase], int(_number(epoch)), *figures)
         if skipped.lines:
             warnings.append(skipped.message())
     for key, run in runs.items():
