@@ -165,6 +165,7 @@ def rows(
         # Headers of this file by field count: a row that fits an earlier block's header (its
         # writer appended after the other's block) is still read by its own columns.
         blocks = {len(header): block}
+        width = len(header)
         for number, quotes, record in records:
             if not record:
                 continue
@@ -174,11 +175,12 @@ def rows(
                 fields = _parse(record)
                 if is_header(fields, required):
                     block = Block.of(fields, wanted)
-                    blocks[len(fields)] = block
+                    width = len(fields)
+                    blocks[width] = block
                     continue
             quick = _cut(record, quotes, block)
             count = len(_parse(record)) if quick is None else quick[1]
-            fits = block if count == len(block.header) else blocks.get(count)
+            fits = block if count == width else blocks.get(count)
             if fits is None:
                 skipped.lines.append((number, count))
                 skipped.header_fields = set(blocks)

@@ -85,6 +85,7 @@ class EpochSeries:
     co2_kg: array[float] = field(default_factory=lambda: array("d"))
     # The last epoch of each phase: epochs arrive in order, so only a repeat needs `_where`.
     _last: dict[int, int] = field(default_factory=dict)
+    _index: dict[str, int] = field(default_factory=dict)
     _where: dict[tuple[int, int], int] | None = None
 
     def __len__(self) -> int:
@@ -92,13 +93,11 @@ class EpochSeries:
 
     def add(self, phase: str, number: int, duration_s: float, energy: float, co2: float) -> None:
         """One epoch row."""
-        try:
-            p = self.phases.index(phase)
-        except ValueError:
-            p = len(self.phases)
+        p = self._index.get(phase)
+        if p is None:
+            p = self._index[phase] = len(self.phases)
             self.phases.append(phase)
-        last = self._last.get(p)
-        if last is None or number > last:
+        if number > self._last.get(p, -(2**63)):
             self._last[p] = number
             if self._where is not None:
                 self._where[p, number] = len(self.epoch)
@@ -585,15 +584,18 @@ def load(paths: Iterable[Path | str]) -> Report:
                 runs.pop(key, None)  # the last run row of a run_id is its total
                 runs[key] = _run(block.cells(record), ours, str(path))
             elif epoch.strip():
-                if key not in series:
-                    series[key] = EpochSeries()
-                if phase not in phases:
-                    phases[phase] = unprefix(phase.decode("utf-8", "replace")) or "train"
+                runs_epochs = series.get(key)
+                if runs_epochs is None:
+                    runs_epochs = series[key] = EpochSeries()
+                name = phases.get(phase)
+                if name is None:
+                    name = phases[phase] = unprefix(phase.decode("utf-8", "replace")) or "train"
                 try:
-                    figures = (float(duration), float(energy), float(co2))
+                    number, figures = int(epoch), (float(duration), float(energy), float(co2))
                 except ValueError:
+                    number = int(_number(epoch))
                     figures = (_number(duration), _number(energy), _number(co2))
-                series[key].add(phases[phase], int(_number(epoch)), *figures)
+                runs_epochs.add(name, number, *figures)
         if skipped.lines:
             warnings.append(skipped.message())
     for key, run in runs.items():
