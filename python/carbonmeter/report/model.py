@@ -26,7 +26,7 @@ from typing import Any
 
 from carbonmeter._core import FORMULA_STARTS, TABLES, g_per_kwh_of, per_unit
 from carbonmeter.intensity import Intensity, lookup
-from carbonmeter.report import blocks
+from carbonmeter.report import blocks, whatif
 
 # The columns every CodeCarbon 2.x/3.x emissions.csv has (and ours, a superset).
 REQUIRED = (
@@ -227,6 +227,11 @@ class Run:
     job_id: str = ""
     host: str = ""
     user: str = ""
+    # A carbon-aware wait's forecast figures (carbonmeter wait): at the start it chose, and had
+    # it started at submission; None without one.
+    scheduled_start: str = ""
+    scheduled_g_per_kwh: float | None = None
+    submitted_g_per_kwh: float | None = None
 
     @property
     def epochs(self) -> list[Epoch]:
@@ -533,6 +538,9 @@ def _run(row: dict[str, str], ours: bool, file: str) -> Run:
         requests=_count(row, "requests"),
         host=cell(row.get("host") or ""),
         user=cell(row.get("user") or ""),
+        scheduled_start=row.get("scheduled_start") or "",
+        scheduled_g_per_kwh=_optional(row, "scheduled_intensity_g_per_kwh"),
+        submitted_g_per_kwh=_optional(row, "submitted_intensity_g_per_kwh"),
     )
 
 
@@ -697,6 +705,21 @@ def _with_per_unit(sums: dict[str, float], runs: list[Run]) -> dict[str, Any]:
 def when_text(when: datetime.datetime | None) -> str:
     """`2026-12-07 16:18:05`, or `?` when the row's time was unreadable."""
     return "?" if when is None else when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def start_text(run: Run, year: bool = True) -> str:
+    """When `run` started: `2026-12-07 16:17:30`, or `12-07 16:17:30` without the `year`."""
+    if run.started is None:
+        return when_text(None)
+    return run.started.strftime("%Y-%m-%d %H:%M:%S" if year else "%m-%d %H:%M:%S")
+
+
+def end_text(run: Run) -> str:
+    """When `run` ended, short: `16:20:00` on the day it started, else as `when_text`."""
+    started, ended = run.started, run.ended
+    if started is not None and ended is not None and started.date() == ended.date():
+        return ended.strftime("%H:%M:%S")
+    return when_text(ended)
 
 
 # Label formats from coarse to fine, for runs within a day, within a year, and beyond.
@@ -933,9 +956,16 @@ def used_zones(report: Report) -> list[str]:
 
 
 def default_zones(report: Report) -> list[str]:
-    """The grids the runs used (those the tables know), then a handful of telling ones."""
+    """The grids the runs used (those the tables know), then their peers (`whatif.peers`), or
+    where they have none a handful of telling countries."""
+    used = used_zones(report)
+    # A run on a cloud region, a region or an eGRID subregion is compared with the grids it
+    # could have moved to: its provider's other regions, its country's (issue 32).
+    peers = whatif.peer_zones(used)
+    if peers:
+        return list(dict.fromkeys([*used, *peers]))
     cleanest, dirtiest = extreme_countries()
-    return list(dict.fromkeys([*used_zones(report), cleanest, *DEFAULT_COMPARE, dirtiest, "World"]))
+    return list(dict.fromkeys([*used, cleanest, *DEFAULT_COMPARE, dirtiest, "World"]))
 
 
 def what_if(report: Report, zones: list[str] | None = None) -> list[dict[str, Any]]:
@@ -954,6 +984,28 @@ def what_if(report: Report, zones: list[str] | None = None) -> list[dict[str, An
                 "emissions_kg": energy_kwh * found.g_per_kwh / 1000.0,
                 "source": found.source,
                 "year": found.year,
+            }
+        )
+    return out
+
+
+def what_if_when(report: Report) -> list[dict[str, Any]]:
+    """For each run that waited for a cleaner start (`carbonmeter wait`): its energy at the
+    forecast's figure for the window it waited for and at the figure had it started at
+    submission, and the difference, what waiting is expected to have saved."""
+    out = []
+    for run in report.runs:
+        scheduled, submitted = run.scheduled_g_per_kwh, run.submitted_g_per_kwh
+        if scheduled is None or submitted is None:
+            continue
+        out.append(
+            {
+                "run_id": run.run_id,
+                "scheduled_start": run.scheduled_start,
+                "energy_kwh": run.energy_kwh,
+                "scheduled_g_per_kwh": scheduled,
+                "submitted_g_per_kwh": submitted,
+                "saved_kg": run.energy_kwh * (submitted - scheduled) / 1000.0,
             }
         )
     return out
@@ -1060,6 +1112,7 @@ def to_json(
         "files": report.files,
         "totals": with_equivalents(totals(report.runs), report.runs),
         "what_if": what_if(report, zones),
+        "what_if_when": what_if_when(report),
         "projects": projects,
         "equivalent_factors": [e.__dict__ for e in factors],
     }
