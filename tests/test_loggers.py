@@ -446,3 +446,14 @@ def test_the_readmes_custom_logger_receives_each_epochs_values(
     total = sum(co2_kg for _, co2_kg, _ in logger.epochs)
     assert logger.summary["run_co2_kg"] >= total * 0.999
     assert logger.summary["country_iso_code"] == "FRA"
+    # The whole footprint (issue 30): electricity, embodied carbon and water side by side.
+    summary = logger.summary
+    assert summary["run_embodied_co2_kg"] > 0
+    assert summary["run_total_co2_kg"] == pytest.approx(
+        summary["run_co2_kg"] + summary["run_embodied_co2_kg"]
+    )
+    # France (WRI: 3.6737 L/kWh) x the energy drawn.
+    assert summary["run_water_offsite_l"] == pytest.approx(summary["run_energy_kwh"] * 3.6737)
+    assert summary["hardware_lifetime_years"] == 4
+    # France, no cloud, no wue: off-site only; the unknown on-site term is left out, not 0.
+    assert "run_water_onsite_l" not in logger.summary and "run_water_l" not in logger.summary

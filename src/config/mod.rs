@@ -58,8 +58,10 @@ pub struct Config {
     pub intensity: IntensityConfig,
     /// Power usage effectiveness, >= 1.
     pub pue: f64,
-    /// Water usage effectiveness, L/kWh, >= 0.
-    pub wue: f64,
+    /// Water usage effectiveness, L/kWh, >= 0, when set.
+    pub wue: Option<f64>,
+    /// Years the hardware's embodied carbon is spread over.
+    pub hardware_lifetime_years: f64,
     /// Sensor choice.
     pub meter: MeterConfig,
     /// Distributed rank written in every row, when set.
@@ -485,7 +487,11 @@ impl Config {
         let measure_power_secs =
             required("measure_power_secs", layers.number("measure_power_secs")?)?;
         let pue = required("pue", layers.number("pue")?)?;
-        let wue = required("wue", layers.number("wue")?)?;
+        let wue = layers.number("wue")?;
+        let hardware_lifetime_years = required(
+            "hardware_lifetime_years",
+            layers.number("hardware_lifetime_years")?,
+        )?;
         let output = output(&mut layers)?;
         let log_level = log_level(&mut layers)?;
         let meter = meter(&mut layers)?;
@@ -521,6 +527,7 @@ impl Config {
             intensity,
             pue,
             wue,
+            hardware_lifetime_years,
             meter,
             rank,
             sync,

@@ -107,7 +107,24 @@ def run_summary(data: EmissionsData) -> dict[str, Any]:
             if value is not None
         },
         **per_unit_metrics(data, "run_"),
+        **footprint_summary(data),
     }
+
+
+def footprint_summary(data: EmissionsData) -> dict[str, Any]:
+    """The run's embodied carbon and water (docs/footprint.md); a figure left empty (a device
+    without an embodied figure, an unknown on-site WUE) is left out, never logged as 0."""
+    figures = {
+        "run_embodied_co2_kg": data.embodied_emissions,
+        "run_embodied_co2_kg_low": data.embodied_emissions_low,
+        "run_embodied_co2_kg_high": data.embodied_emissions_high,
+        "run_total_co2_kg": data.total_emissions,
+        "run_water_l": data.water_total,
+        "run_water_onsite_l": data.water_onsite,
+        "run_water_offsite_l": data.water_offsite,
+        "hardware_lifetime_years": data.hardware_lifetime_years,
+    }
+    return {key: value for key, value in figures.items() if value is not None}
 
 
 class LoggerSet:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from carbonmeter._core import METHODS
-from carbonmeter._format import co2, co2_band, energy, energy_band, seconds
+from carbonmeter._format import co2, co2_band, energy, energy_band, litres, seconds
 from carbonmeter.report.model import (
     EPOCH_DETAIL,
     Report,
@@ -14,6 +14,7 @@ from carbonmeter.report.model import (
     band_totals,
     equivalents,
     figure,
+    footprint_totals,
     group_columns,
     groups,
     overview,
@@ -118,6 +119,27 @@ def _bands_note(band: dict[str, float | None]) -> str:
     return note
 
 
+def footprint_sentence(runs: list[Run]) -> str:
+    """`X kg CO2eq from electricity, Y kg embodied in the hardware, Z L of water`, or what of it
+    is known (docs/footprint.md); empty for runs that carry none of it (CodeCarbon's)."""
+    found = footprint_totals(runs)
+    if found["water_offsite_l"] is None:
+        return ""
+    parts = [f"{co2(sum(r.co2_kg for r in runs))} CO2eq from electricity"]
+    if found["embodied_kg"] is None:
+        parts.append("embodied carbon not counted (a device has no sourced figure)")
+    else:
+        parts.append(f"{co2(found['embodied_kg'])} embodied in the hardware")
+    if found["water_l"] is None:
+        offsite = litres(found["water_offsite_l"])
+        parts.append(
+            f"{offsite} of water off-site (on-site water not known: no wue or cloud region)"
+        )
+    else:
+        parts.append(f"{litres(found['water_l'])} of water")
+    return f" In all: {_join(parts)}."
+
+
 def paragraph(runs: list[Run], project: str) -> str:
     """A plain-text paragraph for a paper; `latex()` escapes it."""
     energy_kwh = sum(r.energy_kwh for r in runs)
@@ -134,7 +156,7 @@ def paragraph(runs: list[Run], project: str) -> str:
         f" of electricity, including a power usage effectiveness (PUE) of {pues}, and emitted "
         f"{co2_band(co2_kg, band['co2_low_kg'], band['co2_high_kg'])} CO2eq, at a grid carbon "
         f"intensity of {_intensities(runs)}. {_methods(runs)} Measured with {writers}."
-        f"{_bands_note(band)}"
+        f"{_bands_note(band)}{footprint_sentence(runs)}"
     )
 
 
@@ -220,7 +242,8 @@ def markdown(report: Report, zones: list[str] | None = None, group_by: str | Non
     grand = totals(report.runs)
     lines.append(
         f"\n{plural(int(grand['runs']), 'run')}, {energy(grand['energy_kwh'])}, "
-        f"**{co2(grand['co2_kg'])} CO2eq**, {seconds(grand['duration_s'])} measured.\n"
+        f"**{co2(grand['co2_kg'])} CO2eq**, {seconds(grand['duration_s'])} measured."
+        f"{footprint_sentence(report.runs)}\n"
     )
     lines.append("| equivalent | source |\n|---|---|")
     for e in equivalents():
