@@ -463,7 +463,7 @@ def test_past_the_threshold_epochs_are_summarised_not_listed(
     data = report.load([path])
     assert sum(len(r.series) for r in data.runs) == 3000 > report.model.EPOCH_DETAIL
     page = report_html.render(data)
-    # Main's build: a table row and a bar per epoch, 3,000 of each (1.6 MB for 3,000 epochs,
+    # Main's build: a table row and a bar per epoch, 3,000 of each (0.87 MB for 3,000 epochs,
     # 268 MB for a million). Now a line per run and phase, and curves of 60 steps at most.
     assert page.count("<tr>") < 60, page.count("<tr>")
     assert len(page.encode()) < 300_000, len(page.encode())
