@@ -35,8 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compare",
         metavar="ZONES",
-        help="restate the total at these grids, comma-separated (FRA,USA,SPNO,gcp:europe-west1); "
-        "by default the grids used, the cleanest and dirtiest countries, a few others and World",
+        help="restate the total at these grids, comma-separated (FRA,USA,SPNO,gcp:europe-west1), "
+        "the grids used always first; by default a cloud run's provider regions, a region's "
+        "country regions or the eGRID subregions, else a few countries and World",
     )
     for key, what in (
         ("project", "projects"),
