@@ -18,7 +18,9 @@ const HOST_COVERED: f64 = 0.98;
 
 /// This run's claim.
 pub(super) struct RunClaim {
-    registry: Registry,
+    /// `None` where the job has no name on this host or no runtime folder can be kept: the
+    /// GPUs of other ranks are then left to them, as their plan says.
+    registry: Option<Registry>,
     id: String,
     /// The wall clock, s since the Unix epoch, at the meter's time 0.
     origin_wall_s: f64,
@@ -42,15 +44,19 @@ impl RunClaim {
     /// Counts in `interval` (from meter time `from_t_s` to `to_t_s`) only what this run owns
     /// for that span: each foreign GPU for the part of it no other live tracker claims.
     fn count(&self, interval: &mut Interval, from_t_s: f64, to_t_s: f64) {
-        let read = match self.registry.read() {
+        let Some(registry) = &self.registry else {
+            drop_foreign(interval, &self.foreign, |_| 1.0);
+            return;
+        };
+        let read = match registry.read() {
             Ok(read) => read,
             Err(err) => {
                 crate::runtime::warn_once_for(
-                    &format!("claims-unreadable/{}", self.registry.path().display()),
+                    &format!("claims-unreadable/{}", registry.path().display()),
                     &format!(
                         "cannot read the claims of this job's trackers on this host ({}: {err}): \
                          the GPUs of other ranks are left to them",
-                        self.registry.path().display()
+                        registry.path().display()
                     ),
                 );
                 drop_foreign(interval, &self.foreign, |_| 1.0);
@@ -83,7 +89,7 @@ impl RunClaim {
             // or stop a moment apart).
             if !self.joined && covered < HOST_COVERED && span.1 - span.0 > 1.0 {
                 crate::runtime::warn_once_for(
-                    &format!("host-uncounted/{}", self.registry.path().display()),
+                    &format!("host-uncounted/{}", registry.path().display()),
                     &format!(
                         "host {}'s CPU and RAM, and the GPUs no running tracker claims, were \
                          counted by nobody for {:.0} % of rank {}'s row: the host's measuring \
@@ -148,11 +154,13 @@ fn parts(claim: &Claim) -> String {
 impl RunClaim {
     /// Claims what this run counts, from its start snapshot on (or from when the rank told the
     /// job its facts, where it joined through a process group); warns once when another live
-    /// tracker counts a part of it too. `None` outside a job or where the registry cannot be
-    /// kept.
-    pub(super) fn make(share: &JobShare, start: &Snapshot) -> Option<Arc<Self>> {
-        let key = share.key.as_deref().filter(|key| !key.is_empty())?;
-        let registry = Registry::for_job(key, &share.labels.host)?;
+    /// tracker counts a part of it too.
+    pub(super) fn make(share: &JobShare, start: &Snapshot) -> Arc<Self> {
+        let registry = share
+            .key
+            .as_deref()
+            .filter(|key| !key.is_empty())
+            .and_then(|key| Registry::for_job(key, &share.labels.host));
         let now_wall_s = wall_now_s();
         let origin_wall_s = now_wall_s - start.t_s;
         let (pid, pid_start, pid_ns) = claims::this_process();
@@ -171,30 +179,10 @@ impl RunClaim {
             until_s: None,
             died: false,
         };
-        let mine = claim.clone();
-        match registry.claim(claim) {
-            Ok(clashing) => {
-                for other in clashing {
-                    crate::runtime::warn_once(&format!(
-                        "ranks {} and {} both count {} of host {}: counted twice (a rank's \
-                         tracker set to measure more than its share, or two trackers of one \
-                         rank); give each rank its own tracker with the default settings",
-                        other.rank,
-                        mine.rank,
-                        mine.overlaps(&other).join(", "),
-                        share.labels.host
-                    ));
-                }
-            }
-            Err(err) => {
-                crate::runtime::warn_once(&format!(
-                    "cannot record this rank's parts in {} ({err}): the GPUs of other ranks are \
-                     left to them",
-                    registry.path().display()
-                ));
-            }
+        if let Some(registry) = &registry {
+            record(registry, claim, &share.labels.host);
         }
-        Some(Arc::new(Self {
+        Arc::new(Self {
             registry,
             id,
             origin_wall_s,
@@ -208,7 +196,31 @@ impl RunClaim {
             rank: share.labels.rank,
             host_name: share.labels.host.clone(),
             joined: !share.labels.job_run_id.is_empty(),
-        }))
+        })
+    }
+}
+
+/// Adds `claim` to `registry`; warns once per part another live tracker counts too.
+fn record(registry: &Registry, claim: Claim, host: &str) {
+    let mine = claim.clone();
+    match registry.claim(claim) {
+        Ok(clashing) => {
+            for other in clashing {
+                crate::runtime::warn_once(&format!(
+                    "ranks {} and {} both count {} of host {host}: counted twice (a rank's \
+                     tracker set to measure more than its share, or two trackers of one rank); \
+                     give each rank its own tracker with the default settings",
+                    other.rank,
+                    mine.rank,
+                    mine.overlaps(&other).join(", "),
+                ));
+            }
+        }
+        Err(err) => crate::runtime::warn_once(&format!(
+            "cannot record this rank's parts in {} ({err}): the GPUs of other ranks are left \
+             to them",
+            registry.path().display()
+        )),
     }
 }
 
@@ -228,8 +240,41 @@ impl Tracker {
         let Some(claim) = self.claim.lock().take() else {
             return;
         };
-        if let Err(err) = claim.registry.release(&claim.id, claim.wall_s(end_t_s)) {
-            log::debug!("claim left in {}: {err}", claim.registry.path().display());
+        if let Some(registry) = &claim.registry
+            && let Err(err) = registry.release(&claim.id, claim.wall_s(end_t_s))
+        {
+            log::debug!("claim left in {}: {err}", registry.path().display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(gpus: &[&str], until_s: Option<f64>, died: bool) -> Claim {
+        Claim {
+            id: "other".to_owned(),
+            rank: 1,
+            pid: 1,
+            pid_start: 0,
+            pid_ns: String::new(),
+            host: false,
+            gpus: gpus.iter().map(|g| (*g).to_owned()).collect(),
+            since_s: 0.0,
+            until_s,
+            died,
+        }
+    }
+
+    #[test]
+    fn a_joined_ranks_gpu_returns_only_after_its_owner_died() {
+        let released = [claim(&["G1"], Some(5.0), false)];
+        assert!(after_death(&released, "G1", (0.0, 10.0)).abs() < 1e-12);
+        let died = [claim(&["G1"], Some(5.0), true)];
+        assert!((after_death(&died, "G1", (0.0, 10.0)) - 0.5).abs() < 1e-12);
+        assert!((after_death(&died, "G1", (6.0, 10.0)) - 1.0).abs() < 1e-12);
+        assert!(after_death(&died, "G0", (6.0, 10.0)).abs() < 1e-12);
+        assert!(after_death(&died, "G1", (0.0, 4.0)).abs() < 1e-12);
     }
 }

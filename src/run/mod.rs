@@ -306,7 +306,7 @@ impl Tracker {
         } = found;
         *self.claim.lock() = share
             .as_ref()
-            .and_then(|share| claims::RunClaim::make(share, &start));
+            .map(|share| claims::RunClaim::make(share, &start));
         let hourly = self.start_hourly(&start);
         let (full_period_s, period_s) = self.tick_periods_s(&meter, hourly.is_some());
         self.shown.lock().description = Some(meter.description().clone());
