@@ -259,11 +259,12 @@ def free_port() -> int:
 
 
 def run_by_hand(
-    tmp_path: Path, library: Path, kill: int
+    tmp_path: Path, library: Path, kill: int, gpus: int = 0
 ) -> tuple[list[subprocess.Popen[str]], str, float]:
-    """A job of two ranks on one host, launched by hand, whose rank `kill` SIGKILLs itself in
-    epoch 1 of 3; returns the ranks, the other rank's stderr and how long it ran, in s."""
-    host = make_host(tmp_path, "node", 0, library)
+    """A job of two ranks on one host with `gpus` GPUs, launched by hand, whose rank `kill`
+    SIGKILLs itself in epoch 1 of 3; returns the ranks, the other rank's stderr and how long it
+    ran, in s."""
+    host = make_host(tmp_path, "node", gpus, library)
     config = {
         "output_dir": str(tmp_path),
         "hosts": [host.settings()] * 2,
@@ -295,6 +296,19 @@ def test_a_rank_killed_mid_epoch_is_reported_missing_and_nothing_hangs(
     # One bounded wait (2 s) for the dead rank, not one per edge.
     assert stderr.count("sent no figures") == 1, stderr[-4000:]
     print(f"rank 0 of a job missing rank 1 finished in {finished_s:.1f} s")
+
+
+def test_a_killed_ranks_gpu_goes_back_to_rank_zero_under_job_tracker(
+    tmp_path: Path, fake_nvml_library: Path
+) -> None:
+    _, stderr, _ = run_by_hand(tmp_path, fake_nvml_library, kill=1, gpus=2)
+    own = {r["window"]: r for r in rows_of(tmp_path / "emissions.csv") if r["rank"] == "0"}
+    # Epoch 1, in which rank 1 died, leaves its GPU to it; from epoch 2 on rank 0 counts it.
+    assert (own["train-epoch-0"]["gpu_count"], own["train-epoch-2"]["gpu_count"]) == ("1", "2")
+    gpu_w = float(own["train-epoch-2"]["gpu_power"])
+    print(f"rank 0's GPU power in the epoch after rank 1 died: {gpu_w:.1f} W of {2 * GPU_W} W")
+    assert gpu_w == pytest.approx(2 * GPU_W, rel=0.03)
+    assert stderr.count("ended without releasing") == 1, stderr[-4000:]
 
 
 def test_rank_zero_dying_with_the_store_costs_the_others_one_warning_not_their_training(
