@@ -585,6 +585,18 @@ def test_rank_zero_alone_counts_the_whole_host_and_waits_for_nobody(
         assert not [r for r in rows if r["scope"] == "job"]
 
 
+def test_a_host_whose_measuring_rank_runs_no_tracker_says_what_nobody_counted(
+    tmp_path: Path, fake_nvml_library: Path
+) -> None:
+    host = make_host(tmp_path, "node", 2, fake_nvml_library)
+    config = {"hosts": [host.settings()] * 2, "pattern": "rank1", "pg": False, "epochs": 2}
+    with advancing([host]):
+        result = run_torchrun(tmp_path, 2, {**config, "epoch_s": 1.0}, script=PLAIN_SCRIPT)
+    (own,) = [r for r in rows_of(tmp_path / "emissions.csv") if r["scope"] == "rank"]
+    assert (own["rank"], own["gpu_count"], own["cpu_method"]) == ("1", "1", "other_rank")
+    assert result.stderr.count("counted by nobody") == 1, result.stderr[-4000:]
+
+
 @pytest.mark.parametrize("pg", [True, False], ids=["process_group", "environment"])
 def test_every_rank_tracking_counts_each_part_once(
     tmp_path: Path, fake_nvml_library: Path, pg: bool

@@ -3,7 +3,8 @@
 Usage: ddp_plain.py CONFIG_JSON, launched by torchrun (or with RANK, WORLD_SIZE, LOCAL_RANK,
 MASTER_ADDR and MASTER_PORT set by hand). The config names the output folder, the epochs and
 their length, per rank the `host` setting, its powercap tree and its NVML stand-in, and:
-`pattern`: `rank0` (rank 0 alone runs a tracker over every epoch), `every` (each rank does) or
+`pattern`: `rank0` (rank 0 alone runs a tracker over every epoch; `rank1`: rank 1 alone), `every`
+(each rank does) or
 `per_epoch` (each rank starts and stops one every epoch, the seed W&B loop); `pg`: whether the
 ranks call `init_process_group`; `late`: epochs rank 1 starts its tracker late; `leave`: the
 epoch after which rank 1 stops its tracker; `kill`: the epoch in which rank 1 SIGKILLs itself.
@@ -40,7 +41,7 @@ kwargs = {
 if config.get("set_host"):
     kwargs["host"] = host["name"]
 pattern = config["pattern"]
-tracks = pattern != "rank0" or rank == 0
+tracks = {"rank0": rank == 0, "rank1": rank == 1}.get(pattern, True)
 kill = config.get("kill")
 
 
