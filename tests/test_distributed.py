@@ -679,3 +679,58 @@ def test_a_killed_ranks_gpu_goes_back_to_the_measuring_rank_with_one_warning(
     print(f"counted/true, the epoch after rank 1 was killed: {ratio}")
     assert ratio == pytest.approx(1.0, abs=0.03)
     assert stderr.count("ended without releasing") == 1, stderr[-4000:]
+
+
+@pytest.mark.parametrize("pg", [True, False], ids=["process_group", "environment"])
+def test_every_rank_of_two_hosts_tracking_counts_each_host_once(
+    tmp_path: Path, fake_nvml_library: Path, pg: bool
+) -> None:
+    # Two torchrun agents, one per host, meet at one rendezvous: ranks 0-1 on one, 2-3 on the
+    # other, each with its own LOCAL_RANK (the environment's split, without a process group).
+    hosts = [make_host(tmp_path, name, 1, fake_nvml_library) for name in ("a", "b")]
+    config = {
+        "output_dir": str(tmp_path),
+        "hosts": [hosts[0].settings()] * 2 + [hosts[1].settings()] * 2,
+        "set_host": True,
+        "pattern": "every",
+        "pg": pg,
+        "epochs": 2,
+        "epoch_s": 1.0,
+    }
+    endpoint = f"127.0.0.1:{free_port()}"
+    agents = [
+        subprocess.Popen(
+            [
+                *(sys.executable, "-m", "torch.distributed.run", "--nnodes=2"),
+                *("--nproc-per-node=2", "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}"),
+                *("--rdzv-id=two-hosts", str(PLAIN_SCRIPT), json.dumps(config)),
+            ],
+            cwd=tmp_path,
+            env=job_env(tmp_path),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in hosts
+    ]
+    with advancing(hosts):
+        errors = [agent.communicate(timeout=240)[1] for agent in agents]
+    assert [agent.returncode for agent in agents] == [0, 0], errors[0][-3000:] + errors[1][-3000:]
+    rows = rows_of(tmp_path / "emissions.csv")
+    ranks = {r["rank"]: r for r in rows if r["scope"] == "rank"}
+    measuring = {rank: (r["host"], r["cpu_method"], r["gpu_count"]) for rank, r in ranks.items()}
+    assert measuring == {
+        "0": ("a", "rapl", "1"),
+        "1": ("a", "other_rank", "0"),
+        "2": ("b", "rapl", "1"),
+        "3": ("b", "other_rank", "0"),
+    }
+    span_s = max(float(r["duration"]) for r in ranks.values())
+    truth_j = sum(host.power_w() for host in hosts) * span_s
+    ratio = round(sum(map(energy_j, ranks.values())) / truth_j, 4)
+    mode = "process group" if pg else "environment"
+    print(f"counted/true, every rank of two hosts ({mode}): {ratio}")
+    assert ratio == pytest.approx(1.0, abs=0.03)
+    if pg:
+        (job,) = [r for r in rows if r["scope"] == "job"]
+        assert energy_j(job) == pytest.approx(sum(map(energy_j, ranks.values())), rel=1e-9)
