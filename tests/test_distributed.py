@@ -597,6 +597,16 @@ def test_a_host_whose_measuring_rank_runs_no_tracker_says_what_nobody_counted(
     assert result.stderr.count("counted by nobody") == 1, result.stderr[-4000:]
 
 
+def test_two_trackers_counting_one_part_say_so_once(
+    tmp_path: Path, fake_nvml_library: Path
+) -> None:
+    host = make_host(tmp_path, "node", 2, fake_nvml_library)
+    config = {"hosts": [host.settings()] * 2, "pattern": "every", "pg": False, "twice": True}
+    with advancing([host]):
+        result = run_torchrun(tmp_path, 2, {**config, "epochs": 1, "epoch_s": 0.5}, PLAIN_SCRIPT)
+    assert result.stderr.count("counted twice") == 1, result.stderr[-4000:]
+
+
 @pytest.mark.parametrize("pg", [True, False], ids=["process_group", "environment"])
 def test_every_rank_tracking_counts_each_part_once(
     tmp_path: Path, fake_nvml_library: Path, pg: bool

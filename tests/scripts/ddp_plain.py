@@ -7,7 +7,8 @@ their length, per rank the `host` setting, its powercap tree and its NVML stand-
 (each rank does) or
 `per_epoch` (each rank starts and stops one every epoch, the seed W&B loop); `pg`: whether the
 ranks call `init_process_group`; `late`: epochs rank 1 starts its tracker late; `leave`: the
-epoch after which rank 1 stops its tracker; `kill`: the epoch in which rank 1 SIGKILLs itself.
+epoch after which rank 1 stops its tracker; `kill`: the epoch in which rank 1 SIGKILLs itself;
+`twice`: rank 0 runs a second tracker beside its first for a moment.
 Without a process group the ranks line their epochs up on files in the output folder. Each rank
 writes `result-<rank>.json`: what its stops returned and how long they took.
 """
@@ -91,6 +92,10 @@ for epoch in range(config["epochs"]):
     if starts_now:
         tracker = EmissionsTracker(**kwargs)
         tracker.start()
+        if config.get("twice") and rank == 0 and epoch == 0:
+            # A second tracker of the same rank counts its parts again: said once.
+            with EmissionsTracker(**kwargs):
+                time.sleep(0.1)
     end = time.monotonic() + config["epoch_s"]
     while time.monotonic() < end:
         if rank == 1 and epoch == kill and time.monotonic() > end - config["epoch_s"] / 2:
