@@ -63,16 +63,7 @@ impl RunClaim {
                 return;
             }
         };
-        for dead in &read.died {
-            crate::runtime::warn_once(&format!(
-                "rank {} (pid {}) ended without releasing its parts of host {} ({}): the host's \
-                 measuring rank counts them from now on",
-                dead.rank,
-                dead.pid,
-                self.host_name,
-                parts(dead)
-            ));
-        }
+        say_died(&read.died, &self.host_name);
         let span = (self.wall_s(from_t_s), self.wall_s(to_t_s));
         let now_s = wall_now_s();
         if self.host && self.joined {
@@ -137,6 +128,19 @@ fn after_death(claims: &[Claim], gpu: &str, (from_s, to_s): (f64, f64)) -> f64 {
         return 0.0;
     }
     ((to_s - died_s.max(from_s)) / (to_s - from_s)).clamp(0.0, 1.0)
+}
+
+/// Says once for each claimant found dead which parts return to the host's measuring rank.
+fn say_died(died: &[Claim], host: &str) {
+    for dead in died {
+        crate::runtime::warn_once(&format!(
+            "rank {} (pid {}) ended without releasing its parts of host {host} ({}): the host's \
+             measuring rank counts them from now on",
+            dead.rank,
+            dead.pid,
+            parts(dead)
+        ));
+    }
 }
 
 fn parts(claim: &Claim) -> String {
@@ -204,7 +208,8 @@ impl RunClaim {
 fn record(registry: &Registry, claim: Claim, host: &str) {
     let mine = claim.clone();
     match registry.claim(claim) {
-        Ok(clashing) => {
+        Ok((clashing, died)) => {
+            say_died(&died, host);
             for other in clashing {
                 crate::runtime::warn_once(&format!(
                     "ranks {} and {} both count {} of host {host}: counted twice (a rank's \
@@ -240,10 +245,11 @@ impl Tracker {
         let Some(claim) = self.claim.lock().take() else {
             return;
         };
-        if let Some(registry) = &claim.registry
-            && let Err(err) = registry.release(&claim.id, claim.wall_s(end_t_s))
-        {
-            log::debug!("claim left in {}: {err}", registry.path().display());
+        if let Some(registry) = &claim.registry {
+            match registry.release(&claim.id, claim.wall_s(end_t_s)) {
+                Ok(died) => say_died(&died, &claim.host_name),
+                Err(err) => log::debug!("claim left in {}: {err}", registry.path().display()),
+            }
         }
     }
 }

@@ -198,8 +198,9 @@ impl Registry {
         Self { path }
     }
 
-    /// Adds `claim`; returns the live claims of others that count a part it counts too.
-    pub(crate) fn claim(&self, claim: Claim) -> std::io::Result<Vec<Claim>> {
+    /// Adds `claim`; returns the live claims of others that count a part it counts too, and
+    /// the claims found dead now.
+    pub(crate) fn claim(&self, claim: Claim) -> std::io::Result<(Vec<Claim>, Vec<Claim>)> {
         self.update(|claims| {
             let clashing = claims
                 .iter()
@@ -212,35 +213,29 @@ impl Registry {
     }
 
     /// Ends the claim `id` at `until_s`; the file goes when no claim in it is held any more.
-    pub(crate) fn release(&self, id: &str, until_s: f64) -> std::io::Result<()> {
-        self.update(|claims| {
+    /// Returns the claims found dead now.
+    pub(crate) fn release(&self, id: &str, until_s: f64) -> std::io::Result<Vec<Claim>> {
+        let ((), died) = self.update(|claims| {
             for claim in claims.iter_mut().filter(|c| c.id == id) {
                 claim.until_s.get_or_insert(until_s);
             }
-        })
+        })?;
+        Ok(died)
     }
 
     /// Every claim, those of dead claimants ended now.
     pub(crate) fn read(&self) -> std::io::Result<Scan> {
-        let now_s = wall_now_s();
-        let (_, _, our_ns) = this_process();
-        let mut died = Vec::new();
-        let claims = self.update(|claims| {
-            for claim in claims.iter_mut().filter(|c| c.until_s.is_none()) {
-                if !alive(claim, &our_ns) {
-                    claim.until_s = Some(now_s);
-                    claim.died = true;
-                    died.push(claim.clone());
-                }
-            }
-            claims.clone()
-        })?;
+        let (claims, died) = self.update(|claims| claims.clone())?;
         Ok(Scan { claims, died })
     }
 
-    /// Runs `change` on the claims under the file's lock and writes them back; drops old
+    /// Runs `change` on the claims under the file's lock and writes them back; first ends the
+    /// claims of dead claimants (returned, each found once by one caller), and drops old
     /// released claims, and the file itself once none is held.
-    fn update<T>(&self, change: impl FnOnce(&mut Vec<Claim>) -> T) -> std::io::Result<T> {
+    fn update<T>(
+        &self,
+        change: impl FnOnce(&mut Vec<Claim>) -> T,
+    ) -> std::io::Result<(T, Vec<Claim>)> {
         let deadline = Instant::now() + LOCK_WAIT;
         let (file, _locked) = loop {
             let file = OpenOptions::new()
@@ -265,8 +260,17 @@ impl Registry {
         // A torn or foreign file is started afresh: claims are re-made at every run's start.
         let mut claims: Vec<Claim> = serde_json::from_str(&text).unwrap_or_default();
         let before = claims.clone();
-        let result = change(&mut claims);
         let now_s = wall_now_s();
+        let (_, _, our_ns) = this_process();
+        let mut died = Vec::new();
+        for claim in claims.iter_mut().filter(|c| c.until_s.is_none()) {
+            if !alive(claim, &our_ns) {
+                claim.until_s = Some(now_s);
+                claim.died = true;
+                died.push(claim.clone());
+            }
+        }
+        let result = change(&mut claims);
         claims.retain(|c| {
             c.until_s
                 .is_none_or(|until| now_s - until < KEEP_RELEASED_S)
@@ -275,7 +279,7 @@ impl Registry {
             // Nothing held: no running tracker of the job on this host needs the file (rows
             // are made before their run releases its claim), so the last one out removes it.
             drop(std::fs::remove_file(&self.path));
-            return Ok(result);
+            return Ok((result, died));
         }
         if claims != before {
             let json = serde_json::to_string(&claims).map_err(std::io::Error::other)?;
@@ -283,7 +287,7 @@ impl Registry {
             handle.seek(SeekFrom::Start(0))?;
             handle.write_all(json.as_bytes())?;
         }
-        Ok(result)
+        Ok((result, died))
     }
 
     /// Its path (for messages).
@@ -390,11 +394,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let registry = Registry::at(dir.path().join("claims.json"));
         let now = wall_now_s();
-        let clash = registry
+        let (clash, _) = registry
             .claim(claim("one", true, &["G0"], now, None))
             .expect("claim");
         assert!(clash.is_empty());
-        let clash = registry
+        let (clash, _) = registry
             .claim(claim("two", false, &["G0", "G1"], now, None))
             .expect("claim");
         assert_eq!(clash.len(), 1);
