@@ -314,9 +314,14 @@ fn budget(layers: &mut Layers) -> Result<Budget> {
             "expected co2_budget_kg=<kg> beside it: there is no budget to stop at",
         ));
     }
+    let patience = layers.number("patience")?.map_or(1, |epochs| epochs as u32);
     Ok(Budget {
         co2_budget_kg,
         stop_over_budget,
+        payoff: crate::payoff::PayoffRule {
+            min_gain_per_kg: layers.number("min_gain_per_kg")?,
+            patience,
+        },
     })
 }
 

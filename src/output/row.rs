@@ -347,7 +347,8 @@ emissions_row! {($)
     /// Epoch rows, when the number of epochs is known: the whole run's projected duration.
     #[unit = "s"]
     projected_duration: Option<f64>,
-    /// Why training was asked to stop after this row (`co2_budget`), if it was.
+    /// Why training was asked to stop after this row (`co2_budget`, or `min_gain_per_kg` when
+    /// the monitored metric stopped paying for its emissions), if it was.
     stop_reason: Option<String>,
     /// `rank` (one rank's share of a distributed job) or `job` (the whole job, written by
     /// rank 0); empty for a single process.
@@ -376,6 +377,15 @@ emissions_row! {($)
     /// a run that had shared windows: the idle energy no request is charged; empty otherwise.
     #[unit = "kWh"]
     unattributed_energy: Option<f64>,
+    /// The metric recorded in the epoch (`monitor=` of the callbacks, `epoch.record(name,
+    /// value)`), such as `val_accuracy`; empty when none was.
+    metric_name: Option<String>,
+    /// That metric's value at the end of the epoch.
+    metric_value: Option<f64>,
+    /// The metric's improvement since the run's first epoch per kg CO2eq emitted after it
+    /// (negative when it got worse); empty before the second epoch or when nothing was emitted.
+    #[unit = "metric units/kg CO2eq"]
+    metric_gain_per_kg: Option<f64>,
 }
 
 /// The header line of our CSV, column names in order.

@@ -6,6 +6,7 @@
 
 mod budget;
 mod job;
+mod payoff;
 mod windows;
 
 use std::collections::BTreeMap;
@@ -31,6 +32,7 @@ use crate::work::{Counts, shared_interval};
 
 use budget::RunBudget;
 pub use budget::STOP_CO2_BUDGET;
+pub use payoff::STOP_MIN_GAIN;
 use job::JobShare;
 pub use windows::WindowOptions;
 use windows::Windows;
@@ -485,6 +487,8 @@ impl Tracker {
         });
         if run.budget.over_budget {
             row.stop_reason = Some(STOP_CO2_BUDGET.to_owned());
+        } else if run.budget.stopped_paying {
+            row.stop_reason = Some(STOP_MIN_GAIN.to_owned());
         }
         self.emit(&row);
         // The last row is written: a signal that came during this stop may end the process now,

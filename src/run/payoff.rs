@@ -1,0 +1,148 @@
+//! The monitored metric of a run's epochs: recorded in an open epoch window, written in its row
+//! with its gain per kg CO2eq since the first epoch, and judged against `min_gain_per_kg`.
+
+use super::Tracker;
+use super::budget::{BudgetJudge, RunBudget};
+use crate::error::{Error, Result};
+use crate::output::EmissionsRow;
+use crate::payoff::{Direction, MetricHistory};
+
+/// What `stop_reason` says when the monitored metric gained less than `min_gain_per_kg`.
+pub const STOP_MIN_GAIN: &str = "min_gain_per_kg";
+
+/// What the run's training epochs emitted so far, and their projected total when known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Spent {
+    pub(super) kg: f64,
+    pub(super) projected_kg: Option<f64>,
+}
+
+/// A metric recorded in an open window.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct RecordedMetric {
+    pub(super) name: String,
+    pub(super) value: f64,
+    pub(super) direction: Direction,
+}
+
+impl Tracker {
+    /// Records the metric `name` = `value` in the open window `window`: its row gets
+    /// `metric_name` and `metric_value` and, for an epoch, the gain per kg since the first
+    /// epoch. `mode` is `max`, `min` or `auto` (from the name: a loss improves downwards). A
+    /// later record in the same window replaces it.
+    pub fn record_metric(&self, window: &str, name: &str, value: f64, mode: &str) -> Result<()> {
+        let direction = Direction::from_mode(mode, name)
+            .ok_or_else(|| Error::invalid("mode", format!("{mode:?}"), "expected \"max\", \"min\" or \"auto\""))?;
+        if name.trim().is_empty() {
+            return Err(Error::invalid("name", format!("{name:?}"), "expected a metric name"));
+        }
+        if !value.is_finite() {
+            return Err(Error::invalid(
+                "value",
+                value.to_string(),
+                format!("expected a finite number for metric {name:?}"),
+            ));
+        }
+        let mut guard = self.run.lock();
+        let run = guard.as_mut().ok_or_else(|| {
+            Error::State(format!(
+                "metric {name:?} not recorded: the tracker is not running"
+            ))
+        })?;
+        let open = &mut run.windows.open;
+        let names = open.iter().map(|w| format!("{:?}", w.name)).collect::<Vec<_>>();
+        let open_window = open
+            .iter_mut()
+            .find(|open_window| open_window.name == window)
+            .ok_or_else(|| {
+                Error::State(format!(
+                    "metric {name:?} not recorded: window {window:?} is not open; open windows: {}",
+                    names.join(", ")
+                ))
+            })?;
+        open_window.metric = Some(RecordedMetric {
+            name: name.to_owned(),
+            value,
+            direction,
+        });
+        Ok(())
+    }
+
+    /// Adds the epoch row's metric to the run's history (`spent`: what the run's training
+    /// epochs emitted so far), fills in `metric_gain_per_kg`, and judges `min_gain_per_kg`:
+    /// warns once with what stopping saves, and marks the row and the run.
+    pub(super) fn judge_payoff(
+        &self,
+        budget: &mut RunBudget,
+        row: &mut EmissionsRow,
+        phase: &str,
+        mode: Direction,
+        spent: Spent,
+    ) {
+        let (Some(name), Some(value)) = (row.metric_name.clone(), row.metric_value) else {
+            return;
+        };
+        let spent_kg = spent.kg;
+        let history = budget
+            .metric
+            .get_or_insert_with(|| MetricHistory::new(&name, mode));
+        if history.name != name {
+            crate::runtime::warn_once(&format!(
+                "epoch metric {name:?} differs from the run's first, {:?}: its gain per kg is \
+                 measured from this epoch on",
+                history.name
+            ));
+            *history = MetricHistory::new(&name, mode);
+        }
+        history.push(value, spent_kg);
+        row.metric_gain_per_kg = history.gain_per_kg_since_first();
+        let rule = self.config.budget.payoff;
+        if rule.min_gain_per_kg.is_none() || budget.stopped_paying {
+            return;
+        }
+        if self.budget_judge() != BudgetJudge::Run {
+            crate::runtime::warn_once(
+                "min_gain_per_kg is not checked in a distributed job: a rank's share of the \
+                 emissions would stop it alone (use it in single-process runs)",
+            );
+            return;
+        }
+        let Some(stop) = history.stopped_paying(rule) else {
+            return;
+        };
+        budget.stopped_paying = true;
+        row.stop_reason = Some(STOP_MIN_GAIN.to_owned());
+        let epoch = row.epoch.unwrap_or_default();
+        let saved = match spent.projected_kg {
+            Some(projected_kg) if projected_kg > spent_kg => format!(
+                "stopping saves about {} kg CO2eq, {:.0}% of the projected {} kg",
+                kg(projected_kg - spent_kg),
+                100.0 * (projected_kg - spent_kg) / projected_kg,
+                kg(projected_kg),
+            ),
+            _ => "the run's epoch count is unknown, so what stopping saves is not projected"
+                .to_owned(),
+        };
+        log::warn!(
+            target: "carbonmeter",
+            "training stopped paying after {phase} epoch {epoch}: {name} gained {:.4} over the \
+             last {} epoch(s), {:.4} per kg CO2eq of their {} kg, under min_gain_per_kg={}; \
+             training is asked to stop; {saved}",
+            stop.gain,
+            rule.patience.max(1),
+            stop.gain_per_kg,
+            kg(stop.cost_kg),
+            rule.min_gain_per_kg.unwrap_or_default(),
+        );
+    }
+}
+
+/// A mass in kg for a warning: four significant figures, in scientific notation when small (a
+/// laptop's epoch emits micrograms).
+fn kg(value_kg: f64) -> String {
+    if value_kg != 0.0 && value_kg.abs() < 1e-3 {
+        format!("{value_kg:.3e}")
+    } else {
+        format!("{value_kg:.4}")
+    }
+}
