@@ -173,8 +173,14 @@ mod tests {
         // 0.3 gained over the 1.0 kg of epochs 1 and 2.
         let per_kg = rising.gain_per_kg_since_first().expect("two epochs");
         assert!((per_kg - 0.3).abs() < 1e-12, "{per_kg}");
-        assert_eq!(history(Direction::Max, &[0.5], 0.5).gain_per_kg_since_first(), None);
-        assert_eq!(history(Direction::Max, &[0.5, 0.6], 0.0).gain_per_kg_since_first(), None);
+        assert_eq!(
+            history(Direction::Max, &[0.5], 0.5).gain_per_kg_since_first(),
+            None
+        );
+        assert_eq!(
+            history(Direction::Max, &[0.5, 0.6], 0.0).gain_per_kg_since_first(),
+            None
+        );
         let falling_loss = history(Direction::Min, &[2.0, 1.0], 1.0);
         assert_eq!(falling_loss.gain_per_kg_since_first(), Some(1.0));
     }
@@ -214,8 +220,14 @@ mod tests {
             .stopped_paying(rule)
             .expect("no gain");
         assert!(dipped.gain.abs() < f64::EPSILON, "{}", dipped.gain);
-        assert_eq!(history(Direction::Min, &[1.0, 1.5], 0.0).stopped_paying(rule), None);
+        assert_eq!(
+            history(Direction::Min, &[1.0, 1.5], 0.0).stopped_paying(rule),
+            None
+        );
         let no_rule = PayoffRule::default();
-        assert_eq!(history(Direction::Min, &[1.0, 1.5], 1.0).stopped_paying(no_rule), None);
+        assert_eq!(
+            history(Direction::Min, &[1.0, 1.5], 1.0).stopped_paying(no_rule),
+            None
+        );
     }
 }

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::Tracker;
-use crate::output::EmissionsRow;
 use super::payoff::Spent;
+use crate::output::EmissionsRow;
 use crate::payoff::Direction;
 use crate::projection::{self, EpochCost};
 

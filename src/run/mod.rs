@@ -32,8 +32,8 @@ use crate::work::{Counts, shared_interval};
 
 use budget::RunBudget;
 pub use budget::STOP_CO2_BUDGET;
-pub use payoff::STOP_MIN_GAIN;
 use job::JobShare;
+pub use payoff::STOP_MIN_GAIN;
 pub use windows::WindowOptions;
 use windows::Windows;
 

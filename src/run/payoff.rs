@@ -31,10 +31,19 @@ impl Tracker {
     /// epoch. `mode` is `max`, `min` or `auto` (from the name: a loss improves downwards). A
     /// later record in the same window replaces it.
     pub fn record_metric(&self, window: &str, name: &str, value: f64, mode: &str) -> Result<()> {
-        let direction = Direction::from_mode(mode, name)
-            .ok_or_else(|| Error::invalid("mode", format!("{mode:?}"), "expected \"max\", \"min\" or \"auto\""))?;
+        let direction = Direction::from_mode(mode, name).ok_or_else(|| {
+            Error::invalid(
+                "mode",
+                format!("{mode:?}"),
+                "expected \"max\", \"min\" or \"auto\"",
+            )
+        })?;
         if name.trim().is_empty() {
-            return Err(Error::invalid("name", format!("{name:?}"), "expected a metric name"));
+            return Err(Error::invalid(
+                "name",
+                format!("{name:?}"),
+                "expected a metric name",
+            ));
         }
         if !value.is_finite() {
             return Err(Error::invalid(
@@ -50,7 +59,10 @@ impl Tracker {
             ))
         })?;
         let open = &mut run.windows.open;
-        let names = open.iter().map(|w| format!("{:?}", w.name)).collect::<Vec<_>>();
+        let names = open
+            .iter()
+            .map(|w| format!("{:?}", w.name))
+            .collect::<Vec<_>>();
         let open_window = open
             .iter_mut()
             .find(|open_window| open_window.name == window)

@@ -294,7 +294,11 @@ impl Tracker {
             && labels.epoch.is_some()
             && let Some(phase) = &labels.phase
         {
-            self.finish_epoch(&mut row, phase, metric.as_ref().map(|metric| metric.direction));
+            self.finish_epoch(
+                &mut row,
+                phase,
+                metric.as_ref().map(|metric| metric.direction),
+            );
             if self.config.budget.stop_over_budget && self.budget_judge() == BudgetJudge::Job {
                 // Written by `job_decision` (or by `write_job_row` on rank 0) once the job's
                 // row is judged; a row still held from an edge nobody decided is written now.
