@@ -33,6 +33,14 @@ impl Direction {
         }
     }
 
+    /// The `metric_direction` column's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Max => "max",
+            Self::Min => "min",
+        }
+    }
+
     /// How much better `to` is than `from` (negative when worse).
     fn gain(self, from: f64, to: f64) -> f64 {
         match self {

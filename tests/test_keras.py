@@ -266,9 +266,7 @@ def test_training_stops_once_the_metric_gains_too_little_per_kg(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     x = np.ones((64, 8), dtype="float32")
-    callback = EmissionsCallback(
-        output_dir=str(tmp_path), monitor="val_score", **plateau.SETTINGS
-    )
+    callback = EmissionsCallback(output_dir=str(tmp_path), monitor="val_score", **plateau.SETTINGS)
     recorder = LogsRecorder()
     history = tiny_model().fit(
         x,
@@ -277,9 +275,7 @@ def test_training_stops_once_the_metric_gains_too_little_per_kg(
         verbose=0,
         callbacks=[ScriptedScore(), callback, EpochFloor(), recorder],
     )
-    saved = plateau.check_stopped_paying(
-        rows_of(tmp_path / "emissions.csv"), "train", "val_score"
-    )
+    saved = plateau.check_stopped_paying(rows_of(tmp_path / "emissions.csv"), "train", "val_score")
     assert len(history.history["loss"]) == plateau.STOP_EPOCH + 1
     assert saved > 0.7, saved
     # The gain per kg since the first epoch reaches the logs (and so History and the loggers).

@@ -287,9 +287,7 @@ def test_training_stops_once_the_metric_gains_too_little_per_kg(tmp_path: Path) 
         log_every_n_steps=1,
     )
     fit.fit(PlateauingRegressor(), loader(), loader())
-    saved = plateau.check_stopped_paying(
-        rows_of(tmp_path / "emissions.csv"), "train", "val_score"
-    )
+    saved = plateau.check_stopped_paying(rows_of(tmp_path / "emissions.csv"), "train", "val_score")
     assert fit.current_epoch == plateau.STOP_EPOCH + 1
     assert saved > 0.7, saved
     assert "val_score_per_kg" in fit.callback_metrics

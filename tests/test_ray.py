@@ -84,7 +84,7 @@ def test_the_stopper_ends_the_experiment_at_its_budget(local_ray: Any, tmp_path:
     # experiment within its first two trials.
     budget_kg = 1.0e-4
     stopper = CO2Stopper(budget_kg)
-    results, callback = run_tuner(tmp_path, stopper, iterations=5)
+    _results, callback = run_tuner(tmp_path, stopper, iterations=5)
     assert stopper.co2_kg_total >= budget_kg
     runs = [row for row in rows_of(tmp_path / "rows" / "emissions.csv") if row["window"] == ""]
     assert len(runs) < 4

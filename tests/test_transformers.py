@@ -274,9 +274,7 @@ def test_training_stops_once_the_metric_gains_too_little_per_kg(tmp_path: Path) 
         callbacks=[callback, EpochFloor()],
     )
     trainer.train()
-    saved = plateau.check_stopped_paying(
-        rows_of(tmp_path / "emissions.csv"), "eval", "eval_score"
-    )
+    saved = plateau.check_stopped_paying(rows_of(tmp_path / "emissions.csv"), "eval", "eval_score")
     assert round(trainer.state.epoch or 0) == plateau.STOP_EPOCH + 1
     assert saved > 0.7, saved
     logged = [entry for entry in trainer.state.log_history if "eval_score_per_kg" in entry]

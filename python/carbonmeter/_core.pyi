@@ -444,6 +444,10 @@ class EmissionsData:
     def metric_value(self) -> float | None:
         """That metric's value at the end of the epoch."""
     @property
+    def metric_direction(self) -> str | None:
+        """Which way the metric improves: `max` or `min` (as recorded, or guessed from its name:
+        a loss, error or perplexity improves downwards)."""
+    @property
     def metric_gain_per_kg(self) -> float | None:
         """The metric's improvement since the run's first epoch per kg CO2eq emitted after it
         (negative when it got worse); empty before the second epoch or when nothing was emitted."""

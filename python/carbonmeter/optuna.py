@@ -153,8 +153,7 @@ def measured(
 def study_co2_kg(study: optuna.Study) -> float:
     """The kg CO2eq of the study's measured trials so far (finished, pruned and failed)."""
     return sum(
-        float(trial.user_attrs.get(CO2_KG, 0.0))
-        for trial in study.get_trials(deepcopy=False)
+        float(trial.user_attrs.get(CO2_KG, 0.0)) for trial in study.get_trials(deepcopy=False)
     )
 
 
@@ -197,11 +196,11 @@ class CO2Budget:
 
 
 __all__ = [
-    "CO2Budget",
     "CO2_KG",
     "DURATION_S",
     "ENERGY_KWH",
     "RUN_ID",
+    "CO2Budget",
     "measured",
     "study_co2_kg",
     "study_experiment_id",

@@ -382,6 +382,9 @@ emissions_row! {($)
     metric_name: Option<String>,
     /// That metric's value at the end of the epoch.
     metric_value: Option<f64>,
+    /// Which way the metric improves: `max` or `min` (as recorded, or guessed from its name:
+    /// a loss, error or perplexity improves downwards).
+    metric_direction: Option<String>,
     /// The metric's improvement since the run's first epoch per kg CO2eq emitted after it
     /// (negative when it got worse); empty before the second epoch or when nothing was emitted.
     #[unit = "metric units/kg CO2eq"]

@@ -289,6 +289,7 @@ impl Tracker {
         if let Some(metric) = &metric {
             row.metric_name = Some(metric.name.clone());
             row.metric_value = Some(metric.value);
+            row.metric_direction = Some(metric.direction.as_str().to_owned());
         }
         if let Some((_, labels)) = &closed.window
             && labels.epoch.is_some()

@@ -55,7 +55,9 @@ def main(args: argparse.Namespace) -> int:
             print(report.text.diff_markdown(result))
         return 0
     if args.format == "json":
-        print(to_json(report.to_json(data, zones)))
+        print(
+            to_json({**report.to_json(data, zones), "tradeoff": report.tradeoff.to_json(data.runs)})
+        )
     elif args.format == "markdown":
         print(report.text.markdown(data, zones))
     elif args.format == "latex":

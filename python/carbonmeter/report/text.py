@@ -7,6 +7,7 @@ from typing import Any
 
 from carbonmeter._core import METHODS
 from carbonmeter._format import co2, co2_band, energy, energy_band, seconds
+from carbonmeter.report import tradeoff
 from carbonmeter.report.model import (
     Report,
     Run,
@@ -129,7 +130,7 @@ def paragraph(runs: list[Run], project: str) -> str:
         f" of electricity, including a power usage effectiveness (PUE) of {pues}, and emitted "
         f"{co2_band(co2_kg, band['co2_low_kg'], band['co2_high_kg'])} CO2eq, at a grid carbon "
         f"intensity of {_intensities(runs)}. {_methods(runs)} Measured with {writers}."
-        f"{_bands_note(band)}"
+        f"{_bands_note(band)}{tradeoff.search_sentence(runs)}"
     )
 
 
@@ -242,6 +243,7 @@ def markdown(report: Report, zones: list[str] | None = None) -> str:
                         f"| {esc(ep.phase)} | {ep.epoch} | {energy(ep.energy_kwh)} | "
                         f"{co2(ep.co2_kg)} |"
                     )
+        lines.append(tradeoff.markdown(runs))
         lines.append(f"\n> {esc(paragraph(runs, project))}")
     return "\n".join(lines)
 
