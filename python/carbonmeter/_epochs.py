@@ -7,6 +7,7 @@ Framework modules only translate their hooks into `begin_run` / `begin_epoch` / 
 from __future__ import annotations
 
 import atexit
+import math
 import weakref
 from typing import Any
 
@@ -83,7 +84,15 @@ class Monitor:
                 "min_gain_per_kg cannot judge them",
             )
             return None
-        return float(value.item() if hasattr(value, "item") else value)
+        number = float(value.item() if hasattr(value, "item") else value)
+        if not math.isfinite(number):
+            # A diverged run's NaN loss: not a figure to judge, and never a crash in training.
+            _warn_once(
+                f"monitor/{self.name}/finite",
+                f"monitored metric {self.name!r} is {number}: that epoch's row has no metric_value",
+            )
+            return None
+        return number
 
     def metric(self, logs: Any) -> tuple[str, float, str] | None:
         """What `EpochMeter.end_epoch` records: (name, value, mode), or None."""

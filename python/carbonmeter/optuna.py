@@ -21,6 +21,7 @@ row's `metric_value` (the report's trade-off and Pareto front read it).
 from __future__ import annotations
 
 import functools
+import math
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, overload
@@ -57,9 +58,11 @@ def _first_value(value: Any) -> float | None:
     if isinstance(value, Sequence) and not isinstance(value, str):
         value = value[0] if value else None
     try:
-        return float(value) if value is not None else None
+        number = float(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+    # A NaN objective (a diverged trial) is no metric; the trial is still measured.
+    return number if number is not None and math.isfinite(number) else None
 
 
 def _measure(

@@ -25,6 +25,7 @@ metrics before handing them to `ray.tune.report`.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -64,8 +65,10 @@ class _TrialMeter:
         if window is None:
             return {}
         value = metrics.get(self.metric) if self.metric is not None else None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            window.record(str(self.metric), float(value), mode=self.mode)
+        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        # A NaN metric (a diverged trial) is no figure; the report still goes to Tune.
+        if number is not None and math.isfinite(number):
+            window.record(str(self.metric), float(number), mode=self.mode)
         window.__exit__(None, None, None)
         self._epoch += 1
         data = window.data
