@@ -12,7 +12,9 @@ from fixtures import plateau
 from helpers import carbonmeter_messages, make_tracker, rows_of
 
 import carbonmeter
+import carbonmeter.loggers
 from carbonmeter._epochs import Monitor
+from carbonmeter.distributed import JobTracker
 
 
 def test_a_hand_loop_stops_paying_at_the_plateau(
@@ -74,3 +76,51 @@ def test_a_nan_metric_is_left_out_with_a_warning_not_a_crash() -> None:
         Monitor(None, "auto", {"min_gain_per_kg": 1.0})
     with pytest.raises(ValueError, match="mode"):
         Monitor("acc", "up", {})
+
+
+class Recorder(carbonmeter.loggers.EmissionsLogger):
+    """A logger that keeps what it is sent."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epochs: list[dict[str, float]] = []
+
+    def log_epoch(self, metrics: dict[str, float], epoch: int) -> None:
+        self.epochs.append(metrics)
+
+    def log_summary(self, summary: dict[str, object]) -> None:
+        pass
+
+
+def test_the_loggers_get_the_gain_per_kg_since_the_first_epoch() -> None:
+    recorder = Recorder()
+    tracker = make_tracker(loggers=[recorder], force_cpu_power=100)
+    for epoch in range(3):
+        with tracker.epoch(epoch) as window:
+            time.sleep(0.01)
+            window.record("val_accuracy", 0.5 + 0.1 * epoch)
+    tracker.stop()
+    assert "val_accuracy_per_kg" not in recorder.epochs[0]
+    assert window.data is not None
+    assert recorder.epochs[2]["val_accuracy_per_kg"] == pytest.approx(
+        window.data.metric_gain_per_kg
+    )
+    assert recorder.epochs[2]["val_accuracy_per_kg"] > 0
+
+
+def test_a_job_tracker_outside_a_job_stops_paying_too(tmp_path: Path) -> None:
+    job = JobTracker(output_dir=str(tmp_path), **plateau.SETTINGS)
+    job.start()
+    with pytest.raises(carbonmeter.TrackerStateError, match="no train epoch is open"):
+        job.record("val_score", 0.5)
+    for epoch in range(plateau.MAX_EPOCHS):
+        with job.epoch(epoch, total=plateau.MAX_EPOCHS):
+            time.sleep(plateau.EPOCH_FLOOR_S)
+            job.record("val_score", plateau.score(epoch))
+        if job.stop_reason is not None:
+            break
+    job.stop()
+    saved = plateau.check_stopped_paying(rows_of(tmp_path / "emissions.csv"), "train", "val_score")
+    assert saved > 0.7, saved

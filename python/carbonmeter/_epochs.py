@@ -11,7 +11,13 @@ import math
 import weakref
 from typing import Any
 
-from carbonmeter._core import EmissionsData, EmissionsTracker, EpochWindow, _warn_once
+from carbonmeter._core import (
+    EmissionsData,
+    EmissionsTracker,
+    EpochWindow,
+    TrackerStateError,
+    _warn_once,
+)
 from carbonmeter._distributed import JobLink
 
 
@@ -238,6 +244,15 @@ class EpochMeter:
         metrics = epoch_metrics(data, prefix)
         self.last_epoch[phase] = metrics
         return metrics
+
+    def record(self, phase: str, name: str, value: float, mode: str = "auto") -> None:
+        """Records metric `name` = `value` in the open epoch window of `phase`."""
+        window = self._windows.get(phase)
+        if window is None:
+            raise TrackerStateError(
+                f"metric {name!r} not recorded: no {phase} epoch is open (record inside it)"
+            )
+        window.record(name, value, mode=mode)
 
     def count(self, samples: int | None = None, tokens: int | None = None) -> None:
         """Counts work done in the open windows and the run (nothing before the run begins)."""
