@@ -158,3 +158,78 @@ fn kg(value_kg: f64) -> String {
         format!("{value_kg:.4}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{Config, Environment, RawValue};
+    use crate::run::Identity;
+
+    /// A tracker at a forced 1 kW and 1 kg per kWh that writes no file, judging
+    /// `min_gain_per_kg` = 1 over 2 epochs of a 10-epoch run.
+    fn judging() -> Tracker {
+        let kwargs = [
+            ("save_to_file", RawValue::Bool(false)),
+            ("country_iso_code", RawValue::Str("FRA".to_owned())),
+            ("force_cpu_power", RawValue::Str("1000".to_owned())),
+            ("force_ram_power", RawValue::Str("0".to_owned())),
+            (
+                "force_carbon_intensity_g_co2e_kwh",
+                RawValue::Str("1000".to_owned()),
+            ),
+            ("min_gain_per_kg", RawValue::Str("1".to_owned())),
+            ("patience", RawValue::Int(2)),
+            ("measure_power_secs", RawValue::Str("3600".to_owned())),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect();
+        let config = Config::resolve(kwargs, Environment::default()).expect("config");
+        let tracker = Tracker::new(config, Identity::default()).expect("tracker");
+        tracker.set_epoch_total("train", 10);
+        tracker
+    }
+
+    fn epoch(tracker: &Tracker, value: f64) -> EmissionsRow {
+        let name = tracker.start_epoch(None, "train").expect("epoch");
+        std::thread::sleep(Duration::from_millis(10));
+        tracker
+            .record_metric(&name, "val_accuracy", value, "auto")
+            .expect("record");
+        tracker.end_window(&name).expect("end")
+    }
+
+    #[test]
+    fn the_run_stops_after_the_epochs_that_gained_too_little_and_its_row_says_why() {
+        let tracker = judging();
+        let rows: Vec<EmissionsRow> = [0.5, 0.6, 0.7, 0.7, 0.7]
+            .into_iter()
+            .map(|value| epoch(&tracker, value))
+            .collect();
+        let stops: Vec<Option<&str>> = rows.iter().map(|r| r.stop_reason.as_deref()).collect();
+        assert_eq!(stops, [None, None, None, None, Some(STOP_MIN_GAIN)]);
+        assert_eq!(rows[0].metric_gain_per_kg, None);
+        assert!(rows[1].metric_gain_per_kg.is_some_and(|gain| gain > 0.0));
+        assert_eq!(rows[4].metric_direction.as_deref(), Some("max"));
+        let run = tracker.stop().expect("run row");
+        assert_eq!(run.stop_reason.as_deref(), Some(STOP_MIN_GAIN));
+        assert_eq!(run.metric_name, None);
+    }
+
+    #[test]
+    fn a_metric_needs_an_open_window_a_finite_value_and_a_known_mode() {
+        let tracker = judging();
+        let name = tracker.start_epoch(None, "train").expect("epoch");
+        assert!(matches!(
+            tracker.record_metric("other", "acc", 0.5, "auto"),
+            Err(Error::State(_))
+        ));
+        for (value, mode) in [(f64::NAN, "auto"), (0.5, "best")] {
+            assert!(tracker.record_metric(&name, "acc", value, mode).is_err());
+        }
+        tracker.end_window(&name).expect("end");
+        tracker.stop();
+    }
+}
