@@ -13,14 +13,14 @@ build-dev:
 
 format:
 	cargo fmt --all
-	$(PYTHON) -m ruff format python tests examples benches data
-	$(PYTHON) -m ruff check --fix python tests examples benches data
+	$(PYTHON) -m ruff format python tests examples benches data dashboards
+	$(PYTHON) -m ruff check --fix python tests examples benches data dashboards
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --locked -- -D warnings
-	$(PYTHON) -m ruff check python tests examples benches data
-	$(PYTHON) -m ruff format --check python tests examples benches data
+	$(PYTHON) -m ruff check python tests examples benches data dashboards
+	$(PYTHON) -m ruff format --check python tests examples benches data dashboards
 	$(PYTHON) -m mypy.stubtest carbonmeter._core
 	$(PYTHON) -m mypy --strict python/carbonmeter
 

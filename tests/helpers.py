@@ -5,6 +5,8 @@ environment, reading rows back, log lines, and the stand-in vendor libraries bui
 from __future__ import annotations
 
 import csv
+import fcntl
+import json
 import math
 import os
 import select
@@ -167,3 +169,166 @@ def wait_ready(child: subprocess.Popen[str], timeout_s: float = 60.0) -> None:
     assert ready, "the child never said READY"
     line = child.stdout.readline()
     assert line.strip() == "READY", line + (child.stderr.read() if child.stderr else "")
+
+
+class Page:
+    """A page in headless Chromium, driven over the DevTools protocol on a pipe
+    (`--remote-debugging-pipe`: NUL-terminated JSON on fds 3 and 4, no port, no websocket): real
+    mouse clicks at an element's centre, page-side reads, and every console message and
+    uncaught exception the page produced (`problems`). Use as a context manager."""
+
+    def __init__(self, profile: Path, *flags: str, width: int = 1100, height: int = 1400) -> None:
+        browser = shutil.which("chromium")
+        assert browser is not None
+        to_child, self._write = os.pipe()
+        self._read, from_child = os.pipe()
+
+        def wire() -> None:  # runs in the child: the protocol's fds are 3 and 4
+            # Moved above 10 first, so neither end is overwritten by the other's dup2.
+            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_child, from_child)]
+            os.dup2(high[0], 3)
+            os.dup2(high[1], 4)
+
+        self.process = subprocess.Popen(
+            [
+                browser,
+                *CHROMIUM_FLAGS,
+                "--remote-debugging-pipe",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},{height}",
+                *flags,
+                "about:blank",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            # Kept open past the child's closing of other fds: `wire` has made them the pipes.
+            pass_fds=(3, 4),
+            preexec_fn=wire,
+        )
+        os.close(to_child)
+        os.close(from_child)
+        self._buffer = b""
+        self._next_id = 0
+        self.problems: list[str] = []
+        self.events: list[dict[str, Any]] = []
+        targets = self.send("Target.getTargets")["targetInfos"]
+        target = next(t["targetId"] for t in targets if t["type"] == "page")
+        attached = self.send("Target.attachToTarget", targetId=target, flatten=True)
+        self.session = attached["sessionId"]
+        for domain in ("Page", "Runtime", "Log"):
+            self.send(f"{domain}.enable", session=True)
+
+    def __enter__(self) -> Page:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close")
+        except (OSError, AssertionError):
+            pass
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        for fd in (self._write, self._read):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _message(self, timeout_s: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while b"\0" not in self._buffer:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self._read], [], [], max(left, 0))
+            assert ready, "Chromium did not answer in time"
+            chunk = os.read(self._read, 1 << 16)
+            assert chunk, "Chromium closed the protocol pipe"
+            self._buffer += chunk
+        raw, _, self._buffer = self._buffer.partition(b"\0")
+        message: dict[str, Any] = json.loads(raw)
+        method = message.get("method", "")
+        params = message.get("params", {})
+        if method == "Runtime.consoleAPICalled":
+            args = " ".join(str(a.get("value", a.get("description", ""))) for a in params["args"])
+            self.problems.append(f"console.{params['type']}: {args}")
+        elif method == "Runtime.exceptionThrown":
+            self.problems.append(f"exception: {params['exceptionDetails']}")
+        elif method == "Log.entryAdded":
+            self.problems.append(f"log {params['entry']['level']}: {params['entry']['text']}")
+        if method:
+            self.events.append(message)
+        return message
+
+    def send(
+        self, method: str, session: bool = False, timeout_s: float = 30.0, **params: Any
+    ) -> Any:
+        self._next_id += 1
+        command: dict[str, Any] = {"id": self._next_id, "method": method, "params": params}
+        if session:
+            command["sessionId"] = self.session
+        os.write(self._write, json.dumps(command).encode() + b"\0")
+        while True:
+            message = self._message(timeout_s)
+            if message.get("id") == self._next_id:
+                assert "error" not in message, (method, message["error"])
+                return message.get("result", {})
+
+    def open(self, url: str) -> None:
+        """Loads `url` and waits for its load event."""
+        self.events.clear()
+        self.send("Page.navigate", session=True, url=url)
+        self.wait_for("Page.loadEventFired")
+
+    def reload(self) -> None:
+        """Reloads the page (its address as it is now, hash included) and waits for it."""
+        self.events.clear()
+        self.send("Page.reload", session=True)
+        self.wait_for("Page.loadEventFired")
+
+    def wait_for(self, method: str, timeout_s: float = 30.0) -> dict[str, Any]:
+        """The next protocol event named `method` (one already seen since `open` counts)."""
+        for event in self.events:
+            if event["method"] == method:
+                self.events.remove(event)
+                return event
+        deadline = time.monotonic() + timeout_s
+        while True:
+            message = self._message(max(deadline - time.monotonic(), 0.01))
+            if message.get("method") == method:
+                self.events.remove(message)
+                return message
+
+    def evaluate(self, expression: str) -> Any:
+        """The JSON value of a page-side expression."""
+        result = self.send(
+            "Runtime.evaluate", session=True, expression=expression, returnByValue=True
+        )
+        assert "exceptionDetails" not in result, result["exceptionDetails"]
+        return result["result"].get("value")
+
+    def click(self, selector: str) -> None:
+        """A real left click (pressed, released) at the centre of the element `selector` finds,
+        scrolled into view first."""
+        box = self.evaluate(
+            f"(() => {{ const el = document.querySelector({json.dumps(selector)});"
+            " if (!el) return null; el.scrollIntoView({block: 'center'});"
+            " const r = el.getBoundingClientRect();"
+            " return {x: r.x + r.width / 2, y: r.y + r.height / 2, w: r.width}; })()"
+        )
+        assert box is not None and box["w"] > 0, f"nothing visible to click at {selector!r}"
+        for kind in ("mousePressed", "mouseReleased"):
+            self.send(
+                "Input.dispatchMouseEvent",
+                session=True,
+                type=kind,
+                x=box["x"],
+                y=box["y"],
+                button="left",
+                clickCount=1,
+            )

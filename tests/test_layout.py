@@ -293,3 +293,41 @@ def test_the_runtime_check_sees_a_bare_lock_and_a_spawn(tmp_path: Path) -> None:
         "a.rs: static CACHE",
         "a.rs: thread::spawn",
     ]
+
+
+# The report's modules import one way (model <- text <- html; whatif and maps below model and
+# html): a module-level import circle would make one of them half-initialised when imported.
+REPORT = SRC.parent / "python" / "carbonmeter" / "report"
+# The grids compared and the map's shapes come from the embedded tables only.
+_TABLE_READERS = {"whatif": {"carbonmeter._core"}}
+
+
+def report_graph(folder: Path) -> dict[str, set[str]]:
+    """report module -> what it imports from carbonmeter at module level: report modules by
+    their short name (`model`), others in full (`carbonmeter._core`)."""
+    import ast
+
+    graph: dict[str, set[str]] = {}
+    for path in sorted(folder.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found: set[str] = set()
+        for node in tree.body:
+            if not isinstance(node, ast.ImportFrom) or not node.module:
+                continue
+            if node.module == "carbonmeter.report":
+                found |= {alias.name for alias in node.names}
+            elif node.module.startswith("carbonmeter.report."):
+                found.add(node.module.rsplit(".", 1)[1])
+            elif node.module.startswith("carbonmeter"):
+                found.add(node.module)
+        graph[path.stem] = found
+    return graph
+
+
+def test_report_modules_import_in_one_direction() -> None:
+    graph = report_graph(REPORT)
+    local = {name: {t for t in targets if t in graph} for name, targets in graph.items()}
+    assert find_circle({k: v for k, v in local.items() if k != "__init__"}) is None
+    for module, allowed in _TABLE_READERS.items():
+        assert graph[module] <= allowed, (module, graph[module])
+    assert "whatif" in local["model"] and "model" not in local["whatif"]

@@ -513,7 +513,8 @@ def test_one_run_page_in_chromium(tmp_path: Path) -> None:
     assert "1 run in 1 project" in text and "1 runs" not in text
     assert "All runs over time" not in text  # one project: no second chart of the same runs
     result = check_in_chromium(page, ARTIFACTS / "report-1-run.png", max_height=3200)
-    assert result["svgs"] == 3  # energy split, what if, the run's epochs (folded)
+    # energy split, what if, the world map, the US states (SPNO is in the US), the run's epochs
+    assert result["svgs"] == 5
 
 
 @pytest.mark.slow

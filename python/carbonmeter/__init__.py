@@ -34,16 +34,24 @@ if TYPE_CHECKING:
     from typing import Any
 
     from carbonmeter.decorators import track_emissions
+    from carbonmeter.forecast import greener, wait_for_greener
     from carbonmeter.loggers import LoggerSet
 
 
 def __getattr__(name: str) -> "Any":
-    """`track_emissions` on first use: its module needs `typing` and `functools` (PEP 562)."""
+    """`track_emissions`, `wait_for_greener` and `greener` on first use: their modules need
+    `typing` and `functools` (PEP 562)."""
     if name == "track_emissions":
         from carbonmeter.decorators import track_emissions
 
         globals()[name] = track_emissions
         return track_emissions
+    if name in ("wait_for_greener", "greener"):
+        from carbonmeter import forecast as module
+
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'carbonmeter' has no attribute {name!r}")
 
 
@@ -77,8 +85,10 @@ __all__ = [
     "OfflineEmissionsTracker",
     "TrackerStateError",
     "__version__",
+    "greener",
     "track_emissions",
     "use_as_codecarbon",
+    "wait_for_greener",
 ]
 
 

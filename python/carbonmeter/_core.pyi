@@ -22,6 +22,7 @@ __all__ = [
     "EmissionsData",
     "EmissionsTracker",
     "EpochWindow",
+    "GreenerPlan",
     "HardwareTdp",
     "Intensity",
     "InvalidValueError",
@@ -32,6 +33,8 @@ __all__ = [
     "Window",
     "_JobHandle",
     "__version__",
+    "_plan_greener",
+    "_schedule_next_run",
     "_stop_all",
     "_warn_once",
     "estimate_co2",
@@ -58,7 +61,10 @@ COLUMNS: Final[tuple[Column, ...]]
 METHODS: Final[tuple[Method, ...]]
 """Every value of the `*_method` columns, with the columns it appears in and what it means."""
 TABLES: Final[dict[str, str]]
-"""Embedded CSV text of the reporting tables: gpu_tdp.csv, cpu_tdp.csv, equivalents.csv."""
+"""Embedded CSV text of the reporting tables by file name: gpu_tdp.csv, cpu_tdp.csv,
+equivalents.csv, country_intensity.csv, uncertainty.csv, world_boundaries.csv, and the intensity
+tables the report compares grids with (cloud_regions.csv, region_intensity.csv,
+egrid_subregions.csv)."""
 GPU_TDP_ALIASES: Final[list[tuple[str, str]]]
 """Names nvidia-smi prints that the GPU table spells otherwise: (name, table model)."""
 CPU_TDP_MODEL_COUNT: Final[int]
@@ -437,6 +443,18 @@ class EmissionsData:
         """Energy (PUE included) measured while no shared window was open, on run and flush rows
         of a run that had shared windows: the idle energy no request is charged; empty otherwise."""
     @property
+    def scheduled_start(self) -> str | None:
+        """The start a carbon-aware wait (`carbonmeter wait`, `run --when-greener`,
+        `wait_for_greener`) chose for this run, UTC `YYYY-MM-DDTHH:MM:SSZ`; empty without one."""
+    @property
+    def scheduled_intensity_g_per_kwh(self) -> float | None:
+        """The forecast's mean intensity over the run from `scheduled_start`; empty when the wait
+        had no forecast."""
+    @property
+    def submitted_intensity_g_per_kwh(self) -> float | None:
+        """The forecast's mean intensity over the run had it started when the wait began: against
+        `scheduled_intensity_g_per_kwh`, what waiting saved."""
+    @property
     def metric_name(self) -> str | None:
         """The metric recorded in the epoch (`monitor=` of the callbacks, `epoch.record(name,
         value)`), such as `val_accuracy`; empty when none was."""
@@ -540,6 +558,7 @@ class EmissionsTracker:
         amdsmi_library: str | PathLike[str] | None = ...,
         hwmon_root: str | PathLike[str] | None = ...,
         loggers: Sequence[Any] | None = ...,
+        neso_base_url: str | None = ...,
         api_call_interval: Any = ...,
         api_endpoint: Any = ...,
         api_key: Any = ...,
@@ -855,6 +874,57 @@ def per_unit(
 def g_per_kwh_of(co2_kg: float, energy_kwh: float) -> float | None:
     """The grid intensity, g CO2eq/kWh, that `co2_kg` emitted for `energy_kwh` implies; None
     for no energy."""
+
+@final
+class GreenerPlan:
+    """When to start a run so its mean forecast intensity is lowest (`carbonmeter.forecast`)."""
+
+    @property
+    def start_unix_s(self) -> float:
+        """Unix time to start at, s (`now_unix_s` when starting now)."""
+    @property
+    def now_unix_s(self) -> float:
+        """Unix time the plan was made, s."""
+    @property
+    def best_g_per_kwh(self) -> float | None:
+        """Mean forecast intensity over the run from `start_unix_s`, g CO2eq/kWh."""
+    @property
+    def now_g_per_kwh(self) -> float | None:
+        """Mean forecast intensity over the run started now, g CO2eq/kWh."""
+    @property
+    def searched_until_unix_s(self) -> float | None:
+        """Unix time the forecast was searched until (the deadline or its end)."""
+    @property
+    def reason(self) -> str | None:
+        """Why the run starts now without the forecast choosing it, or None."""
+    @property
+    def source(self) -> str:
+        """The forecast's source (`none` when no source covers the grid)."""
+    @property
+    def zone(self) -> str:
+        """The grid's zone, as the tables name it."""
+    @property
+    def start_iso(self) -> str:
+        """The start, local time, ISO 8601 with its offset."""
+    @property
+    def start_slurm(self) -> str:
+        """The start in Slurm's `sbatch --begin` form, local time."""
+    @property
+    def start_at(self) -> str:
+        """The start in `at -t`'s form, `CCYYMMDDhhmm.SS`, local time."""
+
+def _plan_greener(
+    duration_s: float,
+    within_s: float,
+    now_unix_s: float,
+    postcode: str | None = None,
+    **settings: Any,
+) -> GreenerPlan:
+    """Plans a carbon-aware start for the grid that the tracker `settings` locate (see
+    `carbonmeter.forecast.plan`)."""
+
+def _schedule_next_run(plan: GreenerPlan) -> None:
+    """The next tracker started in this process records `plan` in its rows."""
 
 def _stop_all() -> None:
     """Stops every running tracker of the process, writing its rows: the package's `atexit`

@@ -3,6 +3,7 @@
 mod data;
 mod detach;
 pub(crate) mod errors;
+mod forecast;
 mod hardware;
 mod intensity;
 mod listener;
@@ -212,5 +213,8 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(listener::register_row_listener, module)?)?;
     module.add_function(wrap_pyfunction!(once::warn_once, module)?)?;
     module.add_function(wrap_pyfunction!(tracker::stop_all, module)?)?;
+    module.add_class::<forecast::PyGreenerPlan>()?;
+    module.add_function(wrap_pyfunction!(forecast::plan_greener, module)?)?;
+    module.add_function(wrap_pyfunction!(forecast::schedule_next_run, module)?)?;
     Ok(())
 }

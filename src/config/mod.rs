@@ -283,6 +283,7 @@ fn live_settings(layers: &mut Layers) -> Result<LiveSettings> {
             .filter(|zone| !zone.is_empty()),
         timeout_s: env_seconds(layers, LIVE_TIMEOUT_S_ENV)?.unwrap_or(defaults.timeout_s),
         hour_s: env_seconds(layers, HOUR_S_ENV)?.unwrap_or(defaults.hour_s),
+        neso_base_url: required("neso_base_url", layers.text("neso_base_url")?)?,
     })
 }
 
@@ -448,6 +449,17 @@ fn hostname(env: &Environment) -> String {
         .or_else(|| env.vars.get("HOSTNAME").cloned())
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// The grid settings alone (location, forced figure, live and forecast sources), validated as
+/// [`Config::resolve`] validates them: for `carbonmeter wait`, which measures nothing.
+pub fn resolve_intensity(
+    kwargs: BTreeMap<String, RawValue>,
+    env: Environment,
+) -> Result<IntensityConfig> {
+    sources::unserved_kwargs(&kwargs)?;
+    let mut layers = Layers::new(kwargs, env)?;
+    intensity(&mut layers)
 }
 
 impl Config {

@@ -24,7 +24,7 @@
 use crate::export::DEFAULT_PROMETHEUS_URL;
 use crate::gpu::DEFAULT_GPU_POLL_S;
 use crate::gpu::hwmon::DEFAULT_HWMON_ROOT;
-use crate::intensity::live::DEFAULT_BASE_URL;
+use crate::intensity::live::{DEFAULT_BASE_URL, NESO_BASE_URL};
 use crate::sensors::rapl::DEFAULT_POWERCAP_ROOT;
 
 /// What a setting holds; decides its parser, its CLI flag and its Python type.
@@ -337,6 +337,7 @@ pub const SETTINGS: &[Setting] = &[
     trusted(row("amdsmi_library", Kind::Path, Unset, "the amd-smi library to load (libamd_smi.so, then /opt/rocm/lib/libamd_smi.so, by default)")),
     trusted(row("hwmon_root", Kind::Path, Str(DEFAULT_HWMON_ROOT), "root of the hwmon tree: Intel xe/i915 and amdgpu cards, Jetson ina3221 rails")),
     trusted(row("loggers", Kind::Object, Unset, "loggers to send each row to: \"wandb\", \"comet\" or logger objects")),
+    endpoint("neso_base_url", Str(NESO_BASE_URL), "NESO Carbon Intensity API root: Great Britain's forecast for `carbonmeter wait`"),
     unserved("api_call_interval"),
     unserved("api_endpoint"),
     unserved("api_key"),
@@ -431,6 +432,7 @@ mod tests {
                 "amdsmi_library",
                 "hwmon_root",
                 "loggers",
+                "neso_base_url",
             ]
         );
         for setting in SETTINGS {

@@ -18,6 +18,8 @@ use crate::runtime::locks::{Condvar, Mutex};
 
 /// Electricity Maps' v3 API.
 pub const DEFAULT_BASE_URL: &str = "https://api.electricitymap.org/v3";
+/// NESO's Carbon Intensity API (Great Britain, no key).
+pub const NESO_BASE_URL: &str = "https://api.carbonintensity.org.uk";
 /// Seconds one request may take before the table is used instead.
 pub const DEFAULT_TIMEOUT_S: f64 = 5.0;
 /// Environment variable Electricity Maps' own tools read the token from.
@@ -68,6 +70,8 @@ pub struct LiveSettings {
     pub timeout_s: f64,
     /// Length of an hour, s (3600; shorter only in tests).
     pub hour_s: f64,
+    /// NESO's Carbon Intensity API root, for Great Britain's forecast (no token).
+    pub neso_base_url: String,
 }
 
 impl Default for LiveSettings {
@@ -78,6 +82,7 @@ impl Default for LiveSettings {
             zone: None,
             timeout_s: DEFAULT_TIMEOUT_S,
             hour_s: 3600.0,
+            neso_base_url: NESO_BASE_URL.to_owned(),
         }
     }
 }
@@ -164,7 +169,7 @@ impl FetchFault {
     }
 
     /// The fault with `secret` removed from any text it carries from elsewhere.
-    fn redacted(self, secret: &Secret) -> Self {
+    pub(crate) fn redacted(self, secret: &Secret) -> Self {
         match self {
             Self::Transport(text) => Self::Transport(secret.redact(&text)),
             Self::Unreadable(text) => Self::Unreadable(secret.redact(&text)),
@@ -276,15 +281,7 @@ impl LiveFetcher {
         });
         let timeout = Duration::from_secs_f64(settings.timeout_s.max(0.001));
         let worker = Worker {
-            agent: ureq::Agent::new_with_config(
-                ureq::Agent::config_builder()
-                    .timeout_global(Some(timeout))
-                    .http_status_as_error(false)
-                    // The client would carry the `auth-token` header to any host: `get`
-                    // follows same-host redirects itself.
-                    .max_redirects(0)
-                    .build(),
-            ),
+            agent: agent(timeout),
             token,
             zone: zone.to_owned(),
             base_url: settings.base_url.trim_end_matches('/').to_owned(),
@@ -480,45 +477,75 @@ impl Worker {
 
     fn get(&self, endpoint: &str) -> Result<String, FetchFault> {
         let url = format!("{}/carbon-intensity/{endpoint}", self.base_url);
-        let mut response = self.call(self.agent.get(&url).query("zone", &self.zone))?;
-        let mut at = url;
-        // Redirects are followed here, not by the client, so the token only goes where the
-        // base URL points: to the same scheme, host and port, a few times at most.
-        for _ in 0..MAX_REDIRECTS {
-            if !response.status().is_redirection() {
-                break;
-            }
-            let location = response
-                .headers()
-                .get("location")
-                .and_then(|value| value.to_str().ok())
-                .ok_or(FetchFault::Status {
-                    status: response.status().as_u16(),
-                })?;
-            at = same_origin(&at, location)?;
-            response = self.call(self.agent.get(&at))?;
-        }
-        let status = response.status();
-        if !status.is_success() {
-            return Err(FetchFault::from_status(status.as_u16()));
-        }
-        response
-            .into_body()
-            .with_config()
-            .limit(4 * 1024 * 1024)
-            .read_to_string()
-            .map_err(FetchFault::from_client)
+        get_text(
+            &self.agent,
+            &url,
+            &[("zone", &self.zone)],
+            Some(&self.token),
+        )
     }
+}
 
-    fn call(
-        &self,
-        request: ureq::RequestBuilder<ureq::typestate::WithoutBody>,
-    ) -> Result<ureq::http::Response<ureq::Body>, FetchFault> {
-        request
-            .header("auth-token", self.token.expose())
-            .call()
-            .map_err(FetchFault::from_client)
+/// The HTTP client of every intensity source: `timeout` for a whole request, statuses as
+/// values, and no redirect followed by the client itself (see [`get_text`]).
+pub(crate) fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            // The client would carry the `auth-token` header to any host: `get_text`
+            // follows same-host redirects itself.
+            .max_redirects(0)
+            .build(),
+    )
+}
+
+/// The body of a GET of `url` with `query`, the token (if any) in the `auth-token` header.
+/// Redirects are followed here, not by the client, so the token only goes where the URL
+/// points: to the same scheme, host and port, a few times at most. At most 4 MiB are read.
+pub(crate) fn get_text(
+    agent: &ureq::Agent,
+    url: &str,
+    query: &[(&str, &str)],
+    token: Option<&Secret>,
+) -> Result<String, FetchFault> {
+    let call = |request: ureq::RequestBuilder<ureq::typestate::WithoutBody>| {
+        let request = match token {
+            Some(token) => request.header("auth-token", token.expose()),
+            None => request,
+        };
+        request.call().map_err(FetchFault::from_client)
+    };
+    let mut request = agent.get(url);
+    for (key, value) in query {
+        request = request.query(*key, *value);
     }
+    let mut response = call(request)?;
+    let mut at = url.to_owned();
+    for _ in 0..MAX_REDIRECTS {
+        if !response.status().is_redirection() {
+            break;
+        }
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|value| value.to_str().ok())
+            .ok_or(FetchFault::Status {
+                status: response.status().as_u16(),
+            })?;
+        at = same_origin(&at, location)?;
+        response = call(agent.get(&at))?;
+    }
+    let status = response.status();
+    if !status.is_success() {
+        return Err(FetchFault::from_status(status.as_u16()));
+    }
+    response
+        .into_body()
+        .with_config()
+        .limit(4 * 1024 * 1024)
+        .read_to_string()
+        .map_err(FetchFault::from_client)
 }
 
 /// Same-host redirects followed per request.

@@ -1,5 +1,7 @@
 //! Carbon intensity of the electricity used: which grid, and how many g CO2eq per kWh.
 
+pub mod forecast;
+pub mod forecast_sources;
 pub mod hourly;
 pub mod live;
 pub mod resolve;

@@ -4,12 +4,10 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-use crate::tables::COUNTRY_CSV;
+use crate::tables::{CLOUD_CSV, COUNTRY_CSV, EGRID_CSV, REGION_CSV};
 
 const WORLD_CSV: &str = include_str!("../../data/world_intensity.csv");
-const REGION_CSV: &str = include_str!("../../data/region_intensity.csv");
-const EGRID_CSV: &str = include_str!("../../data/egrid_subregions.csv");
-const CLOUD_CSV: &str = include_str!("../../data/cloud_regions.csv");
+
 // No core path uses lifecycle factors; the table is embedded for its tests only, which keep
 // data/source_factors.csv parseable and sourced.
 #[cfg(test)]

@@ -377,6 +377,17 @@ emissions_row! {($)
     /// a run that had shared windows: the idle energy no request is charged; empty otherwise.
     #[unit = "kWh"]
     unattributed_energy: Option<f64>,
+    /// The start a carbon-aware wait (`carbonmeter wait`, `run --when-greener`,
+    /// `wait_for_greener`) chose for this run, UTC `YYYY-MM-DDTHH:MM:SSZ`; empty without one.
+    scheduled_start: Option<String>,
+    /// The forecast's mean intensity over the run from `scheduled_start`; empty when the wait
+    /// had no forecast.
+    #[unit = "g CO2eq/kWh"]
+    scheduled_intensity_g_per_kwh: Option<f64>,
+    /// The forecast's mean intensity over the run had it started when the wait began: against
+    /// `scheduled_intensity_g_per_kwh`, what waiting saved.
+    #[unit = "g CO2eq/kWh"]
+    submitted_intensity_g_per_kwh: Option<f64>,
     /// The metric recorded in the epoch (`monitor=` of the callbacks, `epoch.record(name,
     /// value)`), such as `val_accuracy`; empty when none was.
     metric_name: Option<String>,

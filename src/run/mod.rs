@@ -20,6 +20,7 @@ use crate::cost::{CallCost, CostMeter, thread_cpu_ns};
 use crate::edges::{EDGE_DEADLINE, EdgeReader};
 use crate::error::{Error, Result};
 use crate::export::{Exporter, RunExport, RunLabels};
+use crate::intensity::forecast::{self, Scheduled};
 use crate::intensity::resolve::Resolved;
 use crate::intensity::weighted::{HourlyRun, Weighted};
 use crate::intensity::{self, Intensity};
@@ -126,6 +127,8 @@ pub struct Tracker {
     /// This tracker's share of a distributed job, once joined (kept across runs).
     job: Mutex<Option<JobShare>>,
     exporter: Option<Arc<Exporter>>,
+    /// The carbon-aware wait the current run followed, taken at its `start()`.
+    scheduled: Mutex<Option<Scheduled>>,
 }
 
 /// What a tracker shows between calls, updated at each edge and stop.
@@ -189,6 +192,7 @@ impl Tracker {
             epoch_totals: Mutex::new(BTreeMap::new()),
             job: Mutex::new(None),
             exporter,
+            scheduled: Mutex::new(None),
         })
     }
 
@@ -281,6 +285,7 @@ impl Tracker {
             start,
         } = found;
         let hourly = self.start_hourly(&start);
+        *self.scheduled.lock() = forecast::PENDING.take();
         let (full_period_s, period_s) = self.tick_periods_s(&meter, hourly.is_some());
         self.shown.lock().description = Some(meter.description().clone());
         // Contended by the sampler and the edge reader: a fork-safe lock (see `crate::runtime::locks`).
@@ -571,6 +576,11 @@ impl Tracker {
             unattributed: closed.unattributed,
         });
         self.label_row(&mut row);
+        if let Some(scheduled) = *self.scheduled.lock() {
+            row.scheduled_start = Some(forecast::iso_utc(scheduled.start_unix_s));
+            row.scheduled_intensity_g_per_kwh = scheduled.scheduled_g_per_kwh;
+            row.submitted_intensity_g_per_kwh = scheduled.submitted_g_per_kwh;
+        }
         row
     }
 

@@ -147,13 +147,10 @@ impl HostProbe {
         let sample = match self.mode {
             TrackingMode::Machine => {
                 now = Instant::now();
-                let machine = MACHINE.lock().sample();
+                let machine = MACHINE.lock().sample(now);
                 let (ram_used_bytes, ram_total_bytes) =
                     machine.ram_bytes.unwrap_or((0, self.info.ram_total_bytes));
-                let busy_s = machine
-                    .cpu
-                    .zip(procfs::ticks_per_s())
-                    .map(|(times, ticks_per_s)| times.busy as f64 / ticks_per_s);
+                let busy_s = machine.busy_s;
                 let cpus = self.info.cpu_count.max(1) as f64;
                 HostSample {
                     cpu_fraction: busy_share(&mut self.last_machine_cpu, busy_s, now, cpus),

@@ -1,22 +1,27 @@
-//! The whole machine's CPU time and memory in use, from `/proc/stat` and `/proc/meminfo`.
+//! The whole machine's CPU time and memory in use, from `/proc/stat`, `/proc/uptime` and
+//! `/proc/meminfo`.
 //!
-//! A window edge may read both, so they are read the cheap way: each file opened once per
+//! A window edge may read them, so they are read the cheap way: each file opened once per
 //! process and read with one `pread` into a stack buffer, only the lines a sample needs parsed.
-//! sysinfo opened, read and parsed every line of both on each refresh: two thirds of an edge,
-//! most of it the kernel formatting `/proc/meminfo`, which is therefore read at most every
-//! [`RAM_SAMPLE_INTERVAL`]. `/proc/stat` is read on every sample: its counters are cumulative,
-//! so each reader (a run's probe) computes the CPU share of exactly the span since its own last
-//! read from their difference, however short (issue 32: a share kept for 200 ms made windows
-//! under 0.2 s read 0 % or a stale figure). Memory in use = `MemTotal - MemAvailable`.
+//! The kernel formats a whole file on each read, and `/proc/stat` (every CPU's line and the
+//! `intr` line, 1-100 KB) costs about 20 µs, five times `/proc/uptime` (17 bytes). So the busy
+//! time is read exactly from `/proc/stat` at most every [`SLOW_SAMPLE_INTERVAL`], and a sample
+//! in between carries it forward with `/proc/uptime`'s idle time: busy grows by the wall time
+//! times the online CPUs less the idle time that passed. Busy time stays cumulative, so each
+//! reader (a run's probe) computes the CPU share of exactly the span since its own last read,
+//! however short (issue 32: a share kept for 200 ms made windows under 0.2 s read 0 % or a
+//! stale figure). `/proc/meminfo` is read at the same slow pace: memory in use moves little in
+//! 200 ms. Memory in use = `MemTotal - MemAvailable`.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// Shortest interval between two reads of `/proc/meminfo`: the kernel formats the whole file on
-/// each read, and memory in use moves little in 200 ms. A sample sooner reports the last figure.
-pub const RAM_SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
+/// Shortest interval between two reads of `/proc/meminfo` and of the exact busy time in
+/// `/proc/stat`: the kernel formats each whole file on every read. A sample sooner reports the
+/// last memory figure and carries the busy time forward with `/proc/uptime`.
+pub const SLOW_SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Fields of the `cpu` line summed into the busy time (user, nice, system, irq, softirq): the
 /// kernel rounds each down to a whole tick on its own, so a difference of their sum is off by
@@ -34,7 +39,7 @@ pub fn ticks_per_s() -> Option<f64> {
     })
 }
 
-/// The aggregate `cpu` line of `/proc/stat`, in clock ticks since boot.
+/// What `/proc/stat` says of the machine's CPU time, in clock ticks since boot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CpuTimes {
     /// user + nice + system + irq + softirq (guest time is inside user and nice).
@@ -43,20 +48,32 @@ pub struct CpuTimes {
     pub total: u64,
 }
 
-/// Both files, open, and the memory figure last read: one per process, since the figures are
-/// the machine's and every run of the process would read the same ones.
+/// The last exact reading of the busy time, and `/proc/uptime`'s idle time at that moment.
+#[derive(Debug, Clone, Copy)]
+struct BusyAnchor {
+    busy_s: f64,
+    idle_s: f64,
+    online_cpus: u32,
+    at: Instant,
+}
+
+/// The files, open, and the figures last read: one per process, since the figures are the
+/// machine's and every run of the process would read the same ones.
 pub struct MachineFiles {
     stat: Option<File>,
+    uptime: Option<File>,
+    online: Option<File>,
     meminfo: Option<File>,
     ram: Option<(u64, u64)>,
-    ram_read_at: Option<Instant>,
+    anchor: Option<BusyAnchor>,
+    slow_read_at: Option<Instant>,
 }
 
 /// What one sample found; `None` where a file could not be read or parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct MachineSample {
-    /// The machine's cumulative CPU time, now.
-    pub cpu: Option<CpuTimes>,
+    /// The machine's cumulative busy CPU time at the sample's instant, s.
+    pub busy_s: Option<f64>,
     /// `(in use, installed)` memory, in bytes.
     pub ram_bytes: Option<(u64, u64)>,
 }
@@ -66,28 +83,89 @@ impl MachineFiles {
     pub const fn new() -> Self {
         Self {
             stat: None,
+            uptime: None,
+            online: None,
             meminfo: None,
             ram: None,
-            ram_read_at: None,
+            anchor: None,
+            slow_read_at: None,
         }
     }
 
-    /// The figures now: the CPU counters read again, the memory when [`RAM_SAMPLE_INTERVAL`]
-    /// has passed since it was last.
-    pub fn sample(&mut self) -> MachineSample {
-        let now = Instant::now();
-        if self
-            .ram_read_at
-            .is_none_or(|at| now.duration_since(at) >= RAM_SAMPLE_INTERVAL)
-        {
+    /// The figures at `now` (an instant just taken): the busy time read exactly when
+    /// [`SLOW_SAMPLE_INTERVAL`] has passed since the last exact read, else carried forward from
+    /// it; the memory read again at the same pace.
+    pub fn sample(&mut self, now: Instant) -> MachineSample {
+        let slow_due = self
+            .slow_read_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= SLOW_SAMPLE_INTERVAL);
+        if slow_due {
+            self.slow_read_at = Some(now);
             self.ram = read_with(&mut self.meminfo, "/proc/meminfo", parse_meminfo).or(self.ram);
-            self.ram_read_at = Some(now);
+            return MachineSample {
+                busy_s: self.read_exact(now),
+                ram_bytes: self.ram,
+            };
         }
+        let carried = self.anchor.and_then(|anchor| {
+            let idle_s = read_with(&mut self.uptime, "/proc/uptime", parse_uptime_idle_s)?;
+            Some(carry_busy_s(&anchor, idle_s, now))
+        });
         MachineSample {
-            cpu: read_with(&mut self.stat, "/proc/stat", parse_stat),
+            // Without `/proc/uptime` every sample reads `/proc/stat`, as before it was used.
+            busy_s: carried.or_else(|| self.read_exact(now)),
             ram_bytes: self.ram,
         }
     }
+
+    /// The busy time from `/proc/stat`, anchoring later samples to it (with `/proc/uptime`'s
+    /// idle time read just after, the nearest moment to the same instant).
+    fn read_exact(&mut self, now: Instant) -> Option<f64> {
+        let times = read_with(&mut self.stat, "/proc/stat", parse_stat)?;
+        let busy_s = times.busy as f64 / ticks_per_s()?;
+        let idle_s = read_with(&mut self.uptime, "/proc/uptime", parse_uptime_idle_s);
+        // The CPUs whose idle time `/proc/uptime` adds up: those online.
+        let online_cpus = read_with(&mut self.online, ONLINE_CPUS, parse_cpu_list);
+        self.anchor = idle_s
+            .zip(online_cpus)
+            .map(|(idle_s, online_cpus)| BusyAnchor {
+                busy_s,
+                idle_s,
+                online_cpus,
+                at: now,
+            });
+        Some(busy_s)
+    }
+}
+
+/// The busy time at `now` carried forward from `anchor`: every online CPU's wall time since,
+/// less the idle time that passed. iowait and steal time since the anchor count as busy until
+/// the next exact read (at most [`SLOW_SAMPLE_INTERVAL`] later), which takes them out again.
+fn carry_busy_s(anchor: &BusyAnchor, idle_s: f64, now: Instant) -> f64 {
+    let wall_s = now.saturating_duration_since(anchor.at).as_secs_f64();
+    let cpu_s = wall_s * f64::from(anchor.online_cpus);
+    let busy_since_s = (cpu_s - (idle_s - anchor.idle_s).max(0.0)).clamp(0.0, cpu_s);
+    anchor.busy_s + busy_since_s
+}
+
+/// The CPUs online, as a list of ranges (`0-3,8-11`).
+const ONLINE_CPUS: &str = "/sys/devices/system/cpu/online";
+
+/// How many CPUs a kernel CPU list (`0-3,8,10-11`) names; `None` when it names none.
+fn parse_cpu_list(text: &str) -> Option<u32> {
+    let mut count: u32 = 0;
+    for part in text.trim().split(',') {
+        let (first, last) = part.split_once('-').unwrap_or((part, part));
+        let (first, last): (u32, u32) = (first.parse().ok()?, last.parse().ok()?);
+        count = count.checked_add(last.checked_sub(first)?.checked_add(1)?)?;
+    }
+    (count > 0).then_some(count)
+}
+
+/// The second field of `/proc/uptime`: the idle time of all CPUs together, s (two decimals).
+fn parse_uptime_idle_s(text: &str) -> Option<f64> {
+    let idle_s: f64 = text.split_ascii_whitespace().nth(1)?.parse().ok()?;
+    (idle_s.is_finite() && idle_s >= 0.0).then_some(idle_s)
 }
 
 /// Reads `file` (opened at `path` on first use) from its start and parses it. The file is
@@ -99,8 +177,8 @@ fn read_with<T>(file: &mut Option<File>, path: &str, parse: fn(&str) -> Option<T
             *file = File::open(path).ok();
         }
         let open = file.as_ref()?;
-        // Both files fit: /proc/meminfo is about 1.5 KB, and only the first line of /proc/stat
-        // is parsed.
+        // /proc/meminfo is about 1.5 KB, /proc/uptime 17 bytes, and only the first line of
+        // /proc/stat is parsed.
         let mut buffer = [0_u8; 4096];
         let parsed = open
             .read_at(&mut buffer, 0)
@@ -185,6 +263,41 @@ mod tests {
     }
 
     #[test]
+    fn uptime_gives_the_idle_time_of_all_cpus() {
+        assert_eq!(parse_uptime_idle_s("10655.48 5662.64\n"), Some(5662.64));
+        assert_eq!(parse_uptime_idle_s("10655.48\n"), None);
+        assert_eq!(parse_uptime_idle_s("1 -2\n"), None);
+        assert_eq!(parse_uptime_idle_s("1 nan\n"), None);
+    }
+
+    #[test]
+    fn cpu_lists_count_their_ranges() {
+        assert_eq!(parse_cpu_list("0-1\n"), Some(2));
+        assert_eq!(parse_cpu_list("0\n"), Some(1));
+        assert_eq!(parse_cpu_list("0-3,8,10-11\n"), Some(7));
+        assert_eq!(parse_cpu_list("3-1\n"), None);
+        assert_eq!(parse_cpu_list("\n"), None);
+    }
+
+    #[test]
+    fn busy_time_is_carried_forward_by_wall_time_less_idle_time() {
+        let at = Instant::now();
+        let anchor = BusyAnchor {
+            busy_s: 100.0,
+            idle_s: 50.0,
+            online_cpus: 4,
+            at,
+        };
+        let later = at + Duration::from_millis(100);
+        // 0.4 CPU seconds passed, 0.3 of them idle: 0.1 busy.
+        assert!((carry_busy_s(&anchor, 50.3, later) - 100.1).abs() < 1e-9);
+        // Idle time rounded past the wall time, or going back, never moves busy time back or
+        // past every CPU busy.
+        assert!((carry_busy_s(&anchor, 50.5, later) - 100.0).abs() < 1e-9);
+        assert!((carry_busy_s(&anchor, 49.0, later) - 100.4).abs() < 1e-9);
+    }
+
+    #[test]
     fn memory_in_use_is_total_less_available() {
         let meminfo = "MemTotal:       16000000 kB\nMemFree:         1000000 kB\n\
                        MemAvailable:    6000000 kB\nBuffers:          100000 kB\n";
@@ -209,19 +322,40 @@ mod tests {
     #[test]
     fn this_machine_reads_its_cpu_counters_and_its_memory() {
         let mut files = MachineFiles::new();
-        let first = files.sample();
+        let first = files.sample(Instant::now());
         let (used, total) = first.ram_bytes.expect("/proc/meminfo on Linux");
         assert!(used > 0 && used < total, "{used} of {total}");
-        let before = first.cpu.expect("/proc/stat on Linux");
-        let mut x = 0_u64;
-        let until = Instant::now() + Duration::from_millis(50);
-        while Instant::now() < until {
-            x = x.wrapping_mul(31).wrapping_add(7);
-        }
-        assert!(x != 1);
-        // Read again at once, not kept for a while: the counters moved with this loop.
-        let after = files.sample().cpu.expect("/proc/stat on Linux");
-        assert!(after.busy > before.busy && after.total > before.total);
+        let before = first.busy_s.expect("/proc/stat on Linux");
+        assert!(
+            files.anchor.is_some(),
+            "/proc/uptime and the online CPUs read"
+        );
+        let spin = |ms| {
+            let mut x = 0_u64;
+            let until = Instant::now() + Duration::from_millis(ms);
+            while Instant::now() < until {
+                x = x.wrapping_mul(31).wrapping_add(7);
+            }
+            assert!(x != 1);
+        };
+        spin(50);
+        // Read again at once, carried forward by /proc/uptime: the busy time moved with this
+        // loop, by about its 50 ms (this thread) and at most the machine's CPUs' wall time.
+        let carried = files
+            .sample(Instant::now())
+            .busy_s
+            .expect("carried forward");
+        let cpus = f64::from(files.anchor.map_or(1, |anchor| anchor.online_cpus));
+        assert!(carried - before > 0.02, "{before} -> {carried}");
+        assert!(carried - before < 0.2 * cpus, "{before} -> {carried}");
+        // An exact read after the slow interval agrees with the carried figure within the
+        // counters' resolution and what ran meanwhile.
+        spin(210);
+        let exact = files
+            .sample(Instant::now())
+            .busy_s
+            .expect("/proc/stat on Linux");
+        assert!(exact - carried > 0.15, "{carried} -> {exact}");
         assert!(ticks_per_s().is_some_and(|ticks| ticks > 0.0));
     }
 }

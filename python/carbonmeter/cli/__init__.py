@@ -10,6 +10,7 @@ Example:
     $ carbonmeter run --country-iso-code FRA -- python train.py
     $ carbonmeter report runs/ -o report.html
     $ carbonmeter estimate --hardware "A100 SXM4 80 GB" --count 8 --hours 24 --country FRA
+    $ carbonmeter wait --duration 2h --within 12h --country GBR -- python train.py
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 from carbonmeter._core import SETTINGS, Setting, __version__
-from carbonmeter.cli import estimate, intensity, monitor, report, run
+from carbonmeter.cli import estimate, intensity, monitor, report, run, wait
 from carbonmeter.cli._common import UsageError, number
 
 __all__ = ["TRACKER_FLAGS", "UsageError", "build_parser", "main", "parse_tracker_flags"]
@@ -165,6 +166,7 @@ _COMMANDS: tuple[tuple[str, ModuleType, Sequence[str]], ...] = (
     ("report", report, ()),
     ("estimate", estimate, (*_LOCATION, *estimate.SETTING_NAMES)),
     ("intensity", intensity, _LOCATION),
+    ("wait", wait, (*_LOCATION, *wait.SETTING_NAMES)),
 )
 
 
@@ -207,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prog = "carbonmeter"
     try:
         # `run [options] -- CMD`: everything after the first `--` is the command, untouched.
-        if argv[:1] == ["run"] and "--" in argv:
+        if argv[:1] in (["run"], ["wait"]) and "--" in argv:
             split = argv.index("--")
             args = parser.parse_args(argv[:split])
             args.command = argv[split + 1 :]

@@ -13,6 +13,7 @@ from typing import Any
 from carbonmeter._core import EmissionsTracker
 from carbonmeter._format import seconds
 from carbonmeter.cli._common import UsageError, make_output_dir, summary
+from carbonmeter.cli.wait import add_greener_arguments, wait_for_start
 
 HELP = "run a command and measure it"
 DESCRIPTION = (
@@ -23,6 +24,13 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--when-greener",
+        action="store_true",
+        help="first wait for the cleanest start in the grid's forecast (see carbonmeter wait); "
+        "needs --duration and --within",
+    )
+    add_greener_arguments(parser, required=False)
     parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
 
 
@@ -51,6 +59,18 @@ def main(args: argparse.Namespace) -> int:
         return 126 if found else 127
     make_output_dir(args.settings)
     tracker = EmissionsTracker(**args.settings)
+    if args.when_greener:
+        if args.duration is None or args.within is None:
+            raise UsageError("--when-greener needs --duration and --within")
+        try:
+            # After the tracker's settings were checked, before it starts: its run records
+            # the start it waited for.
+            wait_for_start(args)
+        except KeyboardInterrupt:
+            print("carbonmeter run: interrupted before the start", file=sys.stderr)
+            return 130
+    elif args.duration is not None or args.within is not None:
+        raise UsageError("--duration and --within go with --when-greener")
     child: subprocess.Popen[bytes] | None = None
     received: list[int] = []
 

@@ -1,6 +1,7 @@
-"""The report as one self-contained HTML page: inline CSS and SVG charts, no script, no network.
+"""The report as one self-contained HTML page: inline CSS and SVG charts and maps, no network.
 
-The only links are the citations of the sources (equivalence factors, grid intensities).
+The only links are the citations of the sources (equivalence factors, grid intensities). The one
+script is the selectors' (`filters.py`), inline; the page reads the same without it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from carbonmeter._core import __version__
 from carbonmeter._format import co2, co2_band, energy, energy_band, seconds
-from carbonmeter.report import tradeoff
+from carbonmeter.report import filters, maps, tradeoff, whatif
 from carbonmeter.report.model import (
     Experiment,
     Report,
@@ -80,6 +81,14 @@ details.fold > summary { cursor: pointer; font-size: 13px; color: var(--muted); 
 table.overview td, table.overview th { font-size: 14px; }
 .used { font-weight: 650; }
 tr.group td { background: var(--card); font-size: 13px; }
+.recommend { background: #f0fdf4; border: 1px solid #bbf7d0; border-radius: 8px;
+             padding: 8px 12px; margin: 10px 0; }
+.maps { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
+.maps figure { margin: 0; }
+figure.world { flex: 1 1 560px; }
+figure.region { flex: 0 1 340px; }
+svg text.tile { fill: #111827; font-weight: 600; font-size: 16px; }
+.map-legend { font-size: 12px; }
 """
 
 
@@ -269,8 +278,9 @@ def _runs_table(experiments: list[Experiment]) -> str:
         counted = plural(runs, "run") + (
             f" and {plural(evaluations, 'evaluation')}" if evaluations else ""
         )
+        tag = filters.attrs(experiment.project, experiment.label)
         rows.append(
-            f"<tr class='group'><td colspan='8'><b>{escape(experiment.label)}</b>: "
+            f"<tr class='group'{tag}><td colspan='8'><b>{escape(experiment.label)}</b>: "
             f"{counted}, {co2(et['co2_kg'])} CO2eq, "
             f"{energy(et['energy_kwh'])}</td></tr>"
         )
@@ -280,7 +290,9 @@ def _runs_table(experiments: list[Experiment]) -> str:
                 f" + {escape(r.gpu_model)}" if r.gpu_count and r.gpu_model else ""
             )
             rows.append(
-                f"<tr><td>{escape(r.timestamp[:19].replace('T', ' '))}</td>"
+                f"<tr class='run'{tag} data-co2-kg='{r.co2_kg:.9g}' "
+                f"data-kwh='{r.energy_kwh:.9g}'>"
+                f"<td>{escape(r.timestamp[:19].replace('T', ' '))}</td>"
                 f"<td><code>{escape(r.run_id[:8])}</code>"
                 + (f" rank {escape(r.rank)}" if r.rank else "")
                 + "</td>"
@@ -356,39 +368,123 @@ def _overview_table(report: Report) -> str:
             else f"<td>{escape(c.text(line[c.key]))}</td>"
             for c in columns
         )
-        rows.append(f"<tr>{cells}</tr>")
+        rows.append(f"<tr{filters.attrs(line['project'], line['experiment'])}>{cells}</tr>")
     return f'<table class="overview"><tr>{head}</tr>{"".join(rows)}</table>'
+
+
+# The what-if chart shows every grid up to WHAT_IF_BARS (the default set of countries fits);
+# past that, CUT_BARS of them: the ones used, the cleanest, the dirtiest. A provider's forty
+# regions are all in the list folded under it.
+WHAT_IF_BARS = 10
+CUT_BARS = 8
+
+
+def _grid_label(zone: str) -> str:
+    """`gcp:europe-north1 (Hamina, Finland)`, `US-KS (Kansas)`, `FRA (France)`, `World`."""
+    name = whatif.names().get(zone, "")
+    return f"{zone} ({name})" if name and name != zone and zone != "World" else zone
+
+
+def _charted(lines: list[dict[str, Any]], used: set[str]) -> list[dict[str, Any]]:
+    """The lines the chart shows: all of them, in the order given, up to WHAT_IF_BARS; else
+    CUT_BARS: the used grids, then the cleanest others and the dirtiest, clean to dirty."""
+    if len(lines) <= WHAT_IF_BARS:
+        return lines
+    mine = [w for w in lines if w["zone"] in used]
+    others = sorted((w for w in lines if w["zone"] not in used), key=lambda w: w["g_per_kwh"])
+    room = max(CUT_BARS - 1 - len(mine), 1)
+    return [*mine, *others[:room], others[-1]]
+
+
+def _recommendation(lines: list[dict[str, Any]], used: set[str]) -> str:
+    """One line naming the cleanest grid compared, and what the energy would have emitted
+    there beside what it emitted on the grid used."""
+    if not lines:
+        return ""
+    best = min(lines, key=lambda w: (w["g_per_kwh"], w["zone"] not in used))
+    label = escape(_grid_label(best["zone"]))
+    if best["zone"] in used:
+        return (
+            f"<p class='recommend' id='recommended' data-zone='{escape(best['zone'])}'>"
+            f"<b>{label}</b>, the grid used, is already the cleanest of these "
+            f"({best['g_per_kwh']:.0f} g CO2eq/kWh).</p>"
+        )
+    here = [w for w in lines if w["zone"] in used]
+    versus = ""
+    if here:
+        now = here[0]
+        saved = 1 - best["emissions_kg"] / now["emissions_kg"] if now["emissions_kg"] else 0.0
+        versus = (
+            f" instead of {co2(now['emissions_kg'])} on {escape(now['zone'])}"
+            f" ({100 * saved:.3g} % less)"
+        )
+    return (
+        f"<p class='recommend' id='recommended' data-zone='{escape(best['zone'])}'>"
+        f"Cleanest of these: <b>{label}</b>, {best['g_per_kwh']:.0f} g CO2eq/kWh: the same "
+        f"energy would have emitted {co2(best['emissions_kg'])} CO2eq there{versus}.</p>"
+    )
 
 
 def _what_if(report: Report, zones: list[str] | None, links: list[str]) -> str:
     lines = what_if(report, zones)
     used = {r.intensity_zone for r in report.runs}
+    best = min(lines, key=lambda w: (w["g_per_kwh"], w["zone"] not in used), default=None)
+    shown = _charted(lines, used)
+
+    def bar_colour(zone: str) -> str:
+        if zone in used:
+            return "#0f766e"
+        return "#65a30d" if best is not None and zone == best["zone"] else "#9ca3af"
+
     bars = [
         (
-            w["zone"],
+            _grid_label(w["zone"]),
             w["emissions_kg"],
-            "#0f766e" if w["zone"] in used else "#9ca3af",
+            bar_colour(w["zone"]),
             f"{co2(w['emissions_kg'])} at {w['g_per_kwh']:.0f} g/kWh",
             f"{w['zone']}: {w['g_per_kwh']:.0f} g CO2eq/kWh ({w['source']}"
             + (f", {w['year']})" if w["year"] else ")"),
         )
-        for w in lines
+        for w in shown
     ]
     sources = "".join(
-        f"<li{' class=used' if w['zone'] in used else ''}>{escape(w['zone'])}: "
-        f"{w['g_per_kwh']:.0f} g CO2eq/kWh, {_linked(w['source'], links)}"
-        + (f" ({w['year']})" if w["year"] else "")
-        + "</li>"
+        f"<li{' class=used' if w['zone'] in used else ''}>{escape(_grid_label(w['zone']))}: "
+        f"{w['g_per_kwh']:.0f} g CO2eq/kWh, {co2(w['emissions_kg'])} CO2eq, "
+        f"{_linked(w['source'], links)}" + (f" ({w['year']})" if w["year"] else "") + "</li>"
         for w in lines
     )
+    peer_titles = [p.title for p in map(whatif.peers, sorted(used)) if p is not None]
+    among = (
+        f", beside {', '.join(dict.fromkeys(peer_titles))}" if zones is None and peer_titles else ""
+    )
+    energy_kwh = sum(r.energy_kwh for r in report.runs)
+    countries = {whatif.country_of().get(z, "") for z in used} - {""}
+    mapped = [c for c in sorted(countries) if c in maps.REGION_MAPS]
+    # A cloud region's state is outlined too: its grid is that state's.
+    places = used | {r for r in map(whatif.region_of, used) if r is not None}
+    region = "".join(maps.region_map(c, energy_kwh, places) for c in mapped)
+    mapped_names = ", ".join(whatif.names().get(c, c) for c in mapped)
     return (
         "<h2>What if it ran elsewhere</h2><p class='sub'>The same "
-        f"{energy(sum(r.energy_kwh for r in report.runs))} at each grid's yearly average "
-        "(the grids used are in colour; <code>--compare FRA,USA,gcp:europe-west1</code> picks "
-        "others)</p>"
+        f"{energy(energy_kwh)} at each grid's yearly average{among}: the grids used in colour, "
+        "the cleanest in green; <code>--compare</code> picks others</p>"
+        + _recommendation(lines, used)
         + hbar_chart(bars, "CO2eq of the same energy on other grids")
-        + f"<details class='fold'><summary>sources of these intensities</summary>"
-        f"<ul class='note'>{sources}</ul></details>"
+        + f"<details class='fold'><summary>all {plural(len(lines), 'grid')} compared, with "
+        f"their sources</summary><ul class='note'>{sources}</ul></details>"
+        + "<h3>The same energy in every country"
+        + (f" and each region of {escape(mapped_names)}" if region else "")
+        + "</h3><div class='maps'><figure class='world'>"
+        + maps.world_map(energy_kwh, countries)
+        + "</figure>"
+        + (
+            f"<figure class='region'>{region}<figcaption class='note'>{escape(mapped_names)}, "
+            "one square per region</figcaption></figure>"
+            if region
+            else ""
+        )
+        + f"</div>{maps.legend(energy_kwh)}"
+        + "<p class='note'>Outlines: Natural Earth 1:110m (public domain), simplified.</p>"
     )
 
 
@@ -425,11 +521,13 @@ def render(report: Report, zones: list[str] | None = None) -> str:
     projects = report.projects()
     project_runs = report.project_runs()
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    bar = filters.selector_bar(report)
     body = [
         "<main><header><h1>Emissions report</h1>",
         f'<p class="sub">{plural(len(report.runs), "run")} in {plural(len(projects), "project")}'
         f", from {plural(len(report.files), 'file')}; written {now} by "
         f"carbonmeter {escape(__version__)}</p></header>",
+        bar,
         _overview_table(report),
         '<section class="cards">',
         _card(
@@ -473,7 +571,7 @@ def render(report: Report, zones: list[str] | None = None) -> str:
     for project, experiments in projects.items():
         runs = project_runs[project]
         t = totals(runs)
-        body.append(f"<section><h2>{escape(project)}</h2>")
+        body.append(f"<section class='project'{filters.attrs(project)}><h2>{escape(project)}</h2>")
         body.append(
             f'<p class="sub">{plural(len(runs), "run")}, '
             f"{plural(len(experiments), 'experiment')}: "
@@ -535,17 +633,33 @@ def render(report: Report, zones: list[str] | None = None) -> str:
     body.append("</ol>")
     files = ", ".join(escape(f) for f in report.files)
     body.append(f'<p class="note">Files: {files}</p></footer></main>')
+    title = f"carbonmeter: {co2(grand['co2_kg'])} CO2eq over {plural(len(report.runs), 'run')}"
+    # The selectors' script only where there is a bar for it to show.
+    return _page(title, body, filters.SCRIPT if bar else "")
+
+
+def waiting_page(reason: str) -> str:
+    """What `--serve` shows before there is a report to show: why, and that it will reload."""
     return _page(
-        f"carbonmeter: {co2(grand['co2_kg'])} CO2eq over {plural(len(report.runs), 'run')}", body
+        "carbonmeter: waiting for runs",
+        [
+            "<main><h1>Emissions report</h1><p class='sub'>No report yet: "
+            f"{escape(reason)}.</p><p class='note'>This page reloads when the files change.</p>"
+            "</main>"
+        ],
     )
 
 
-def _page(title: str, body: list[str]) -> str:
+def _page(title: str, body: list[str], script: str = "") -> str:
+    tail = f"<script>{script}</script>" if script else ""
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title>"
-        f"<style>{CSS}</style></head><body>" + "".join(body) + "</body></html>\n"
+        f"<style>{CSS}{filters.CSS}</style></head><body>"
+        + "".join(body)
+        + tail
+        + "</body></html>\n"
     )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from carbonmeter._core import FORMULA_STARTS, TABLES, g_per_kwh_of, per_unit
 from carbonmeter.intensity import Intensity, lookup
-from carbonmeter.report import blocks
+from carbonmeter.report import blocks, whatif
 
 # The columns every CodeCarbon 2.x/3.x emissions.csv has (and ours, a superset).
 REQUIRED = (
@@ -96,6 +96,11 @@ class Run:
     tracker_cpu_s: float | None = None
     scope: str = ""
     job_id: str = ""
+    # A carbon-aware wait's forecast figures (carbonmeter wait): at the start it chose, and had
+    # it started at submission; None without one.
+    scheduled_start: str = ""
+    scheduled_g_per_kwh: float | None = None
+    submitted_g_per_kwh: float | None = None
 
     @property
     def label(self) -> str:
@@ -358,6 +363,9 @@ def _run(row: dict[str, str], ours: bool, file: str) -> Run:
         samples=_count(row, "samples"),
         tokens=_count(row, "tokens"),
         requests=_count(row, "requests"),
+        scheduled_start=row.get("scheduled_start") or "",
+        scheduled_g_per_kwh=_optional(row, "scheduled_intensity_g_per_kwh"),
+        submitted_g_per_kwh=_optional(row, "submitted_intensity_g_per_kwh"),
     )
 
 
@@ -601,13 +609,19 @@ def extreme_countries() -> tuple[str, str]:
 
 
 def default_zones(report: Report) -> list[str]:
-    """The grids the runs used (those the tables know), then a handful of telling ones."""
+    """The grids the runs used (those the tables know), then their peers (`whatif.peers`), or
+    where they have none a handful of telling countries."""
     used = []
     for zone in dict.fromkeys(r.intensity_zone for r in report.runs if r.intensity_zone):
         try:
             used.append(grid(zone).zone)
         except ValueError:
             continue  # a zone of another writer's spelling: the report still shows the rest
+    # A run on a cloud region, a region or an eGRID subregion is compared with the grids it
+    # could have moved to: its provider's other regions, its country's (issue 32).
+    peers = whatif.peer_zones(used)
+    if peers:
+        return list(dict.fromkeys([*used, *peers]))
     cleanest, dirtiest = extreme_countries()
     return list(dict.fromkeys([*used, cleanest, *DEFAULT_COMPARE, dirtiest, "World"]))
 
@@ -625,6 +639,28 @@ def what_if(report: Report, zones: list[str] | None = None) -> list[dict[str, An
                 "emissions_kg": energy_kwh * found.g_per_kwh / 1000.0,
                 "source": found.source,
                 "year": found.year,
+            }
+        )
+    return out
+
+
+def what_if_when(report: Report) -> list[dict[str, Any]]:
+    """For each run that waited for a cleaner start (`carbonmeter wait`): its energy at the
+    forecast's figure for the window it waited for and at the figure had it started at
+    submission, and the difference, what waiting is expected to have saved."""
+    out = []
+    for run in report.runs:
+        scheduled, submitted = run.scheduled_g_per_kwh, run.submitted_g_per_kwh
+        if scheduled is None or submitted is None:
+            continue
+        out.append(
+            {
+                "run_id": run.run_id,
+                "scheduled_start": run.scheduled_start,
+                "energy_kwh": run.energy_kwh,
+                "scheduled_g_per_kwh": scheduled,
+                "submitted_g_per_kwh": submitted,
+                "saved_kg": run.energy_kwh * (submitted - scheduled) / 1000.0,
             }
         )
     return out
@@ -727,6 +763,7 @@ def to_json(report: Report, zones: list[str] | None = None) -> dict[str, Any]:
         "files": report.files,
         "totals": with_equivalents(totals(report.runs), report.runs),
         "what_if": what_if(report, zones),
+        "what_if_when": what_if_when(report),
         "projects": projects,
         "equivalent_factors": [e.__dict__ for e in factors],
     }

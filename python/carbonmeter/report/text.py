@@ -19,6 +19,7 @@ from carbonmeter.report.model import (
     plural,
     totals,
     what_if,
+    what_if_when,
 )
 
 _LATEX_SPECIAL = {
@@ -211,6 +212,23 @@ def markdown(report: Report, zones: list[str] | None = None) -> str:
         [_what_if_cells(w) for w in what_if(report, zones)],
         [False, True, True, False],
     )
+    waited = what_if_when(report)
+    if waited:
+        lines.append("\n## What waiting for a cleaner start saved\n")
+        lines += _md_table(
+            ["run", "started", "g/kWh at submission", "g/kWh waited for", "saved (g CO2eq)"],
+            [
+                [
+                    esc(w["run_id"][:8]),
+                    esc(w["scheduled_start"]),
+                    f"{w['submitted_g_per_kwh']:.0f}",
+                    f"{w['scheduled_g_per_kwh']:.0f}",
+                    f"{w['saved_kg'] * 1000:.3g}",
+                ]
+                for w in waited
+            ],
+            [False, False, True, True, True],
+        )
     for project, runs in report.project_runs().items():
         t = totals(runs)
         lines.append(

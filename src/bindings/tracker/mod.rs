@@ -23,7 +23,7 @@ use crate::run::{Identity, Tracker, TrackerState};
 pub use job::PyJobHandle;
 pub use windows::{PyEpochWindow, PyWindow};
 
-fn to_raw(key: &str, value: &Bound<'_, PyAny>) -> PyResult<Option<RawValue>> {
+pub(crate) fn to_raw(key: &str, value: &Bound<'_, PyAny>) -> PyResult<Option<RawValue>> {
     if value.is_none() {
         return Ok(None);
     }
