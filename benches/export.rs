@@ -53,6 +53,7 @@ fn sample() -> Arc<Sample> {
         start_unix_ns: 1_700_000_000_000_000_000,
         time_unix_ns: 1_700_000_060_000_000_000,
         last: false,
+        footprint: None,
     })
 }
 

@@ -512,9 +512,271 @@ def build_gpu_tdp(ref: Path, report: Report) -> str:
             str(year),
             source,
         ]
+    out = apply_gpu_tdp_corrections(ref, out, report)
     rows = sorted(out.values(), key=lambda r: (r[1], r[0].casefold()))
     report(f"gpu_tdp.csv: {len(rows)} rows ({len(GPU_TDP_ADDED)} added from spec pages)")
-    return to_csv(["model", "kind", "tdp_w", "memory_gb", "year", "source"], rows)
+    return to_csv(["model", "kind", "tdp_w", "memory_gb", "year", "source", "note"], rows)
+
+
+# gpu_tdp_corrections.csv (issue 30): where the calculator's figure disagrees with the vendor's
+# datasheet, the row takes the vendor's figure and keeps the calculator's as a `note`. The one
+# "A100 PCIe 40/80GB" row is right for the 40 GB card only, so it becomes two rows.
+GPU_TDP_SPLIT = {
+    "A100 PCIe 40/80GB": ("A100 PCIe 40GB", 40.0),
+}
+# Correction names that are not a row's name: the model the row is written under, and its memory.
+GPU_TDP_CORRECTION_ROWS = {
+    "A100 PCIe 40/80GB (80 GB variant)": ("A100 PCIe 80GB", 80.0),
+    "H100 PCIe (missing from file)": ("H100 PCIe", 80.0),
+    "A100 SXM4 40 GB (missing from file)": ("A100 SXM4 40 GB", 40.0),
+    "H200 SXM 141GB (missing from file)": ("H200 SXM", 141.0),
+    "B200 (HGX, missing from file)": ("B200", 180.0),
+    "A10 (missing from file; A10G row exists)": ("A10", 24.0),
+    "AMD Instinct MI300X (missing from file)": ("AMD Instinct MI300X", 192.0),
+}
+# Memory the correction states for an existing row (GTX 750: a 1 GB card, the list says 24).
+GPU_MEMORY_CORRECTIONS = {"GTX 750": 1.0}
+
+
+def apply_gpu_tdp_corrections(
+    ref: Path, out: dict[str, list[str]], report: Report
+) -> dict[str, list[str]]:
+    """Vendor figures over the calculator's; rows gain a `note` column (empty where none)."""
+    for model, (renamed, memory_gb) in GPU_TDP_SPLIT.items():
+        row = out.pop(model.casefold())
+        calculator_w = row[2]
+        row[0], row[3] = renamed, fmt_number(memory_gb)
+        row.append(f"ML CO2 Impact calculator: one row {model!r}, {calculator_w} W, for both cards")
+        out[renamed.casefold()] = row
+    for row in out.values():
+        if len(row) == 6:
+            row.append("")
+    for i, ref_row in enumerate(read_reference(ref, "gpu_tdp_corrections.csv"), start=2):
+        where = f"gpu_tdp_corrections.csv:{i}"
+        name, vendor_w = clean(ref_row["name"]), float(ref_row["vendor_w"])
+        current = clean(ref_row["current_w"] or "")
+        source, year = clean(ref_row["source"]), check_year(int(ref_row["year"]), where)
+        if not source:
+            raise ValueError(f"{where}: {name!r} has no source")
+        if name in GPU_TDP_CORRECTION_ROWS:
+            model, memory_gb = GPU_TDP_CORRECTION_ROWS[name]
+            existing = out.get(model.casefold())
+            if existing is not None:
+                if float(existing[2]) != vendor_w:
+                    raise ValueError(f"{where}: {model!r} is {existing[2]} W, vendor {vendor_w}")
+                report(f"gpu_tdp: {model!r} already at the vendor's {vendor_w:g} W")
+                continue
+            note = f"ML CO2 Impact calculator: {current} W" if current else ""
+            if not current:
+                note = "not in the ML CO2 Impact calculator's list"
+            out[model.casefold()] = [
+                model,
+                "gpu",
+                fmt_number(vendor_w),
+                fmt_number(memory_gb),
+                str(year),
+                source,
+                note,
+            ]
+            report(f"gpu_tdp: {model!r} {vendor_w:g} W from the vendor ({note})")
+            continue
+        row = out.get(name.casefold())
+        if row is None:
+            raise ValueError(f"{where}: {name!r} is not a row of gpu_tdp.csv")
+        if float(row[2]) != float(current):
+            raise ValueError(f"{where}: {name!r} is {row[2]} W, the correction says {current}")
+        row[6] = f"ML CO2 Impact calculator: {row[2]} W ({row[5]})"
+        row[2], row[4], row[5] = fmt_number(vendor_w), str(year), source
+        if name in GPU_MEMORY_CORRECTIONS:
+            row[3] = fmt_number(GPU_MEMORY_CORRECTIONS[name])
+        report(f"gpu_tdp: {name!r} {current} W -> vendor {vendor_w:g} W")
+    return out
+
+
+# embodied_carbon.csv (issue 30): what each reference row is used for. `model` is the row of
+# gpu_tdp.csv it belongs to (the name the GPU lookup resolves nvidia-smi's names to), `server`
+# for the host, empty where carbonmeter charges nothing with it. `use`: `figure` (the one the
+# run is charged: a vendor PCF beats a teardown LCA beats a model), `band` (another sourced
+# figure for the same device: widens the band), `upper_bound` (BoaviztAPI's model, 2-5x above
+# the PCFs where both exist: only ever a band's top, or the figure where nothing else exists),
+# `none` (a baseboard, an instance share with its host inside, a component factor, a device
+# carbonmeter does not meter).
+EMBODIED_USE = {
+    "NVIDIA HGX H100 baseboard (8x H100 SXM5 80GB, NVSwitch)": ("", "none"),
+    "NVIDIA H100 SXM5 80GB": ("H100 SXM", "figure"),
+    "NVIDIA HGX B200 baseboard (8x B200)": ("", "none"),
+    "NVIDIA B200": ("B200", "figure"),
+    "NVIDIA A100 SXM4 40GB": ("A100 SXM4 40 GB", "band"),
+    "NVIDIA A100 (share of an 8-GPU cloud instance)": ("", "none"),
+    "Google TPU v6e (Trillium) chip": ("", "none"),
+    "Google TPU v6e host server (without accelerators)": ("", "none"),
+    "NVIDIA H100 80GB (EcoLogits 0.11 default)": ("H100 SXM", "band"),
+    "NVIDIA A100 SXM4 40GB (ADEME LCA)": ("A100 SXM4 40 GB", "figure"),
+    "NVIDIA A100 PCIe 40GB (ADEME LCA)": ("A100 PCIe 40GB", "figure"),
+    "NVIDIA H100 PCIe 80GB (ADEME LCA)": ("H100 PCIe", "figure"),
+    "NVIDIA GH200 (ADEME LCA)": ("", "none"),
+    "NVIDIA L4 (ADEME LCA)": ("L4", "figure"),
+    "NVIDIA Tesla P100 PCIe 16GB (ADEME LCA)": ("Tesla P100", "figure"),
+    "NVIDIA TITAN RTX (ADEME LCA)": ("Titan RTX", "figure"),
+    "NVIDIA RTX A4500 (ADEME LCA)": ("", "none"),
+    "NVIDIA GeForce GTX 1080 Ti (ADEME LCA)": ("GTX 1080 Ti", "figure"),
+    "NVIDIA A100 PCIe 40GB (ADEME/Hubblo parametric model)": ("A100 PCIe 40GB", "band"),
+    "NVIDIA H100 SXM 80GB (BoaviztAPI model)": ("H100 SXM", "upper_bound"),
+    "NVIDIA A100 SXM4 40GB (BoaviztAPI model)": ("A100 SXM4 40 GB", "upper_bound"),
+    "NVIDIA L4 (BoaviztAPI model)": ("L4", "upper_bound"),
+    "NVIDIA B200 180GB (BoaviztAPI model)": ("B200", "upper_bound"),
+    "AMD Instinct MI300X 192GB (BoaviztAPI model)": ("AMD Instinct MI300X", "upper_bound"),
+    "NVIDIA L40S 48GB (BoaviztAPI model)": ("L40S", "upper_bound"),
+    "NVIDIA T4 (BoaviztAPI model)": ("T4", "upper_bound"),
+    "NVIDIA A10 (BoaviztAPI model)": ("A10", "upper_bound"),
+    "2-socket rack server, BoaviztAPI archetype platform_compute_low": ("server", "band"),
+    "2-socket rack server, BoaviztAPI archetype platform_compute_medium": ("server", "figure"),
+    "2-socket rack server, BoaviztAPI archetype platform_compute_high": ("server", "band"),
+    "2-socket rack server, BoaviztAPI archetype dellR740": ("server", "band"),
+    "AWS p5.48xlarge host without its 8 GPUs": ("server", "band"),
+    "AWS p4d.24xlarge host without its 8 GPUs": ("server", "band"),
+    "Dell PowerEdge R740 (manufacturer PCF)": ("server", "band"),
+    "Dell PowerEdge R640 (manufacturer PCF)": ("server", "band"),
+    "Dell PowerEdge R6525 (manufacturer PCF)": ("server", "band"),
+    "HPE ProLiant DL380 Gen10 (manufacturer PCF)": ("server", "band"),
+    "HPE ProLiant DL385 Gen10 (manufacturer PCF)": ("server", "band"),
+}
+EMBODIED_KINDS = {"gpu", "accelerator", "server", "cpu", "dram_per_gb", "ssd_per_tb"}
+EMBODIED_BASES = {"vendor", "peer-reviewed", "dataset", "secondary", "assumed"}
+EMBODIED_USES = {"figure", "band", "upper_bound", "none"}
+EMBODIED_KG_MAX = 20_000.0
+
+
+def build_embodied(ref: Path, gpu_models: set[str], report: Report) -> str:
+    rows = []
+    for i, row in enumerate(read_reference(ref, "embodied_carbon.csv"), start=2):
+        where = f"embodied_carbon.csv:{i}"
+        device, kind = clean(row["device"]), clean(row["kind"])
+        basis, source = clean(row["basis"]), clean(row["source"])
+        year = check_year(int(row["year"]), where)
+        if kind not in EMBODIED_KINDS or basis not in EMBODIED_BASES:
+            raise ValueError(f"{where}: kind {kind!r} or basis {basis!r} unknown")
+        if not source:
+            raise ValueError(f"{where}: {device!r} has no source")
+        kg = float(row["kgco2e"])
+        if not 0 < kg <= EMBODIED_KG_MAX:
+            raise ValueError(f"{where}: kgco2e {kg} not in (0, {EMBODIED_KG_MAX:g}]")
+        model, use = EMBODIED_USE.get(device, ("", "none"))
+        if model and model != "server" and model not in gpu_models:
+            raise ValueError(f"{where}: {device!r} -> {model!r}, not a row of gpu_tdp.csv")
+        rows.append(
+            [
+                model,
+                use,
+                device,
+                kind,
+                fmt_number(kg),
+                clean(row["per"]),
+                clean(row["boundary"]),
+                basis,
+                str(year),
+                source,
+            ]
+        )
+    figures: dict[str, int] = {}
+    for model, use, *_ in rows:
+        if use == "figure":
+            figures[model] = figures.get(model, 0) + 1
+    for model, use, device, *_ in rows:
+        if model and figures.get(model, 0) > 1:
+            raise ValueError(f"embodied: {model!r} has {figures[model]} figures")
+        if model and use not in EMBODIED_USES:
+            raise ValueError(f"embodied: {device!r} use {use!r}")
+    rows.sort(key=lambda r: (r[0] == "", r[0].casefold(), r[1], r[2].casefold()))
+    charged = len({r[0] for r in rows if r[0]})
+    report(f"embodied_carbon.csv: {len(rows)} rows, {charged} devices charged")
+    return to_csv(
+        ["model", "use", "device", "kind", "kgco2e", "per", "boundary", "basis", "year", "source"],
+        rows,
+    )
+
+
+WATER_L_PER_KWH_MAX = 100.0
+
+
+def build_water_intensity(ref: Path, report: Report) -> str:
+    rows = []
+    for i, row in enumerate(read_reference(ref, "water_intensity.csv"), start=2):
+        where = f"water_intensity.csv:{i}"
+        iso3, litres = clean(row["country_iso_code"]), float(row["l_per_kwh"])
+        if not re.fullmatch(r"[A-Z]{3}", iso3):
+            raise ValueError(f"{where}: code {iso3!r} is not ISO 3166-1 alpha-3")
+        if not 0 <= litres <= WATER_L_PER_KWH_MAX:
+            raise ValueError(f"{where}: {litres} L/kWh outside [0, {WATER_L_PER_KWH_MAX:g}]")
+        source, year = clean(row["source"]), check_year(int(row["year"]), where)
+        if not source:
+            raise ValueError(f"{where}: {iso3} has no source")
+        rows.append(
+            [
+                iso3,
+                clean(row["country_name"]),
+                fmt_number(litres),
+                clean(row["scope"]),
+                clean(row["basis"]),
+                str(year),
+                source,
+            ]
+        )
+    rows.sort(key=lambda r: r[0])
+    report(f"water_intensity.csv: {len(rows)} rows")
+    return to_csv(["iso3", "name", "l_per_kwh", "scope", "basis", "year", "source"], rows)
+
+
+# datacenter_wue.csv: Azure's 2022 fact sheets file Finland under `northeurope` beside Ireland;
+# Azure's North Europe region is Ireland, so the Finland row is left out.
+WUE_DROPPED = {("azure", "northeurope", "Finland")}
+WUE_SCOPES = {"withdrawal", "consumption", "not stated"}
+
+
+def build_datacenter_wue(ref: Path, report: Report) -> str:
+    rows = []
+    for i, row in enumerate(read_reference(ref, "datacenter_wue.csv"), start=2):
+        where = f"datacenter_wue.csv:{i}"
+        provider, region = clean(row["provider"]).lower(), clean(row["region"])
+        location = clean(row["location"])
+        if (provider, region, location) in WUE_DROPPED:
+            report(f"datacenter_wue: {provider}/{region} {location!r} dropped (another country)")
+            continue
+        litres, scope = float(row["l_per_kwh"]), clean(row["scope"])
+        if not 0 <= litres <= WATER_L_PER_KWH_MAX or scope not in WUE_SCOPES:
+            raise ValueError(f"{where}: {litres} L/kWh or scope {scope!r} out of range")
+        source, year = clean(row["source"]), check_year(int(row["year"]), where)
+        if not source:
+            raise ValueError(f"{where}: {provider}/{region} has no source")
+        rows.append(
+            [
+                provider,
+                region,
+                location,
+                fmt_number(litres),
+                scope,
+                clean(row["period"]),
+                clean(row["basis"]),
+                str(year),
+                source,
+            ]
+        )
+    rows.sort(key=lambda r: (r[0], r[1], -int(r[7])))
+    report(f"datacenter_wue.csv: {len(rows)} rows")
+    return to_csv(
+        [
+            "provider",
+            "region",
+            "location",
+            "l_per_kwh",
+            "scope",
+            "period",
+            "basis",
+            "year",
+            "source",
+        ],
+        rows,
+    )
 
 
 # equivalents.csv is not built from the references: these few factors are cited here, each with
@@ -902,6 +1164,8 @@ def build_timezones(zoneinfo: Path, report: Report) -> str | None:
 
 def build_all(ref: Path, report: Report) -> dict[str, str]:
     country, world = build_country_and_world(ref, report)
+    gpu_tdp = build_gpu_tdp(ref, report)
+    gpu_models = {row["model"] for row in csv.DictReader(io.StringIO(gpu_tdp))}
     return {
         "country_intensity.csv": country,
         "world_intensity.csv": world,
@@ -910,7 +1174,10 @@ def build_all(ref: Path, report: Report) -> dict[str, str]:
         "cloud_regions.csv": build_cloud(ref, report),
         "source_factors.csv": build_source_factors(ref, report),
         "cpu_tdp.csv": build_cpu_tdp(ref, report),
-        "gpu_tdp.csv": build_gpu_tdp(ref, report),
+        "gpu_tdp.csv": gpu_tdp,
+        "embodied_carbon.csv": build_embodied(ref, gpu_models, report),
+        "water_intensity.csv": build_water_intensity(ref, report),
+        "datacenter_wue.csv": build_datacenter_wue(ref, report),
         "equivalents.csv": build_equivalents(report),
         "uncertainty.csv": build_uncertainty(report),
     }

@@ -47,6 +47,8 @@ pub struct Device {
     pub year: u16,
     /// The table it was found in: `gpu_tdp.csv` or `cpu_tdp.csv`.
     pub table: &'static str,
+    /// Where the vendor's figure replaced the ML CO2 Impact calculator's, the calculator's.
+    pub note: Option<String>,
 }
 
 /// Names nvidia-smi prints that the ML CO2 Impact table spells by form factor instead. The H100
@@ -161,6 +163,11 @@ fn gpu_table() -> &'static [GpuEntry] {
                     year: record.get(4)?.trim().parse().ok()?,
                     source: record.get(5)?.trim().to_owned(),
                     table: "gpu_tdp.csv",
+                    note: record
+                        .get(6)
+                        .map(str::trim)
+                        .filter(|note| !note.is_empty())
+                        .map(str::to_owned),
                     model: model.clone(),
                 };
                 Some(GpuEntry {
@@ -190,6 +197,7 @@ fn cpu_entry(record: &csv::StringRecord) -> Option<CpuEntry> {
             source: record.get(2)?.trim().to_owned(),
             year: record.get(3)?.trim().parse().ok()?,
             table: "cpu_tdp.csv",
+            note: None,
             model,
         },
     })
@@ -437,7 +445,6 @@ mod tests {
         let cases = [
             ("NVIDIA A100-SXM4-80GB", "A100 SXM4 80 GB", 400.0),
             ("NVIDIA H100 80GB HBM3", "H100 SXM", 700.0),
-            ("Tesla V100-SXM2-16GB", "Tesla V100-SXM2-16GB", 250.0),
             ("NVIDIA GeForce RTX 4090", "RTX 4090", 450.0),
             ("Tesla T4", "T4", 70.0),
         ];
@@ -451,6 +458,78 @@ mod tests {
             assert_eq!(device.kind, DeviceKind::Gpu, "{name}");
             assert_eq!((device.table, device.year), ("gpu_tdp.csv", 2023), "{name}");
             assert!(!device.source.is_empty(), "{name}");
+        }
+    }
+
+    /// The common training GPUs, by the name nvidia-smi (or amd-smi) prints, against the
+    /// board power on the vendor's datasheet (data/README.md, "gpu_tdp.csv", issue 30).
+    #[test]
+    fn common_training_gpus_have_their_datasheet_tdp() {
+        let cases = [
+            ("Tesla V100-SXM2-16GB", "Tesla V100-SXM2-16GB", 300.0),
+            ("Tesla V100-SXM2-32GB", "Tesla V100-SXM2-32GB", 300.0),
+            ("Tesla V100-PCIE-16GB", "Tesla V100-PCIE-16GB", 250.0),
+            ("NVIDIA A100-SXM4-40GB", "A100 SXM4 40 GB", 400.0),
+            ("NVIDIA A100-SXM4-80GB", "A100 SXM4 80 GB", 400.0),
+            ("NVIDIA A100-PCIE-40GB", "A100 PCIe 40GB", 250.0),
+            ("NVIDIA A100 80GB PCIe", "A100 PCIe 80GB", 300.0),
+            ("NVIDIA H100 80GB HBM3", "H100 SXM", 700.0),
+            ("NVIDIA H100 PCIe", "H100 PCIe", 350.0),
+            ("NVIDIA H100 NVL", "H100 NVL", 400.0),
+            ("NVIDIA H200", "H200 SXM", 700.0),
+            ("NVIDIA B200", "B200", 1000.0),
+            ("NVIDIA L4", "L4", 72.0),
+            ("NVIDIA L40S", "L40S", 350.0),
+            ("Tesla T4", "T4", 70.0),
+            ("NVIDIA A10", "A10", 150.0),
+            ("NVIDIA A10G", "A10G", 150.0),
+            ("NVIDIA GeForce RTX 4090", "RTX 4090", 450.0),
+            ("NVIDIA GeForce RTX 3090", "RTX 3090", 350.0),
+            ("AMD Instinct MI300X", "AMD Instinct MI300X", 750.0),
+        ];
+        for (name, model, tdp_w) in cases {
+            let device = found(name);
+            assert_eq!(
+                (device.model.as_str(), device.tdp_w),
+                (model, tdp_w),
+                "{name}"
+            );
+        }
+        // Where the vendor's figure replaced the calculator's, the calculator's is the note.
+        let v100 = found("Tesla V100-SXM2-16GB");
+        let note = v100
+            .note
+            .expect("a corrected row keeps the calculator's figure");
+        assert!(note.contains("250 W"), "{note}");
+        assert!(found("NVIDIA H100 PCIe").note.is_some());
+        assert_eq!(found("Tesla T4").note, None);
+    }
+
+    #[test]
+    fn a_name_that_fits_several_boards_lists_them_all() {
+        for (name, boards) in [
+            (
+                "A100 40GB",
+                &["\"A100 SXM4 40 GB\" (400 W)", "\"A100 PCIe 40GB\" (250 W)"][..],
+            ),
+            (
+                "A100 80GB",
+                &["\"A100 SXM4 80 GB\" (400 W)", "\"A100 PCIe 80GB\" (300 W)"][..],
+            ),
+            (
+                "H100",
+                &[
+                    "\"H100 SXM\" (700 W)",
+                    "\"H100 PCIe\" (350 W)",
+                    "\"H100 NVL\" (400 W)",
+                ][..],
+            ),
+        ] {
+            let message = refused(name);
+            assert!(message.contains("ambiguous"), "{message}");
+            for board in boards {
+                assert!(message.contains(board), "{name}: {message}");
+            }
         }
     }
 
@@ -482,7 +561,7 @@ mod tests {
             ("t4", "T4"),
             ("A10G", "A10G"),
             ("k80", "Tesla K80"),
-            ("A100 40GB", "A100 PCIe 40/80GB"),
+            ("A100 PCIe 40GB", "A100 PCIe 40GB"),
             ("a100 sxm4 80gb", "A100 SXM4 80 GB"),
             ("GTX 1080", "GTX 1080"),
             ("3080ti", "RTX 3080 TI"),
@@ -496,15 +575,17 @@ mod tests {
     fn a100_80gb_is_never_the_intel_a100_cpu() {
         // The CPU table has Intel's 3 W "A100"; before, "A100 80GB" matched it.
         assert!(lookup_cpu("A100 80GB").is_some_and(|cpu| cpu.tdp_w < 10.0));
-        // A qualified name picks the closest entry; the printed entry says which.
-        let chosen = lookup("A100 80GB").expect("A100 80GB is a GPU");
+        // A qualified name picks the closest entry; the printed entry says which. Since the
+        // calculator's one PCIe row became the 40 GB and the 80 GB board (issue 30), "A100
+        // 80GB" fits two boards and is refused with both (see the test below).
+        let chosen = lookup("A100 SXM4 80GB").expect("A100 80GB is a GPU");
         assert_eq!(chosen.model, "A100 SXM4 80 GB");
         assert!(chosen.tdp_w > 300.0, "{chosen:?}");
         assert_eq!(
-            lookup("A100 40GB").map(|d| d.model).ok().as_deref(),
-            Some("A100 PCIe 40/80GB")
+            lookup("A100 PCIe 40GB").map(|d| d.model).ok().as_deref(),
+            Some("A100 PCIe 40GB")
         );
-        for name in ["A100", "A100 SXM4 40GB"] {
+        for name in ["A100", "A100 80GB"] {
             match lookup(name) {
                 Ok(device) => panic!("{name} found {device:?}"),
                 Err(err) => {
@@ -517,10 +598,7 @@ mod tests {
         }
         let message = refused("A100");
         assert!(message.contains("ambiguous"), "{message}");
-        assert!(
-            message.contains("\"A100 PCIe 40/80GB\" (250 W)"),
-            "{message}"
-        );
+        assert!(message.contains("\"A100 PCIe 40GB\" (250 W)"), "{message}");
         assert!(message.contains("\"A100 SXM4 80 GB\" (400 W)"), "{message}");
     }
 
@@ -556,7 +634,7 @@ mod tests {
         for (alias, model) in gpu_aliases() {
             assert!(models.iter().any(|m| m == model), "{alias} -> {model}");
         }
-        assert_eq!(models.len(), 56);
+        assert_eq!(models.len(), 62);
         assert!(cpu_model_count() > 4000);
         assert_eq!(cpu_model_count(), cpu_table().len());
     }

@@ -11,6 +11,7 @@ pub(crate) mod cost;
 pub(crate) mod edges;
 pub(crate) mod error;
 pub(crate) mod export;
+pub(crate) mod footprint;
 pub(crate) mod gpu;
 pub(crate) mod hardware;
 pub(crate) mod integrator;

@@ -373,8 +373,11 @@ def test_estimate_finds_cpus_through_the_core_lookup() -> None:
     [
         ("NVIDIA A100-SXM4-80GB", "A100 SXM4 80 GB", 400),
         ("NVIDIA H100 80GB HBM3", "H100 SXM", 700),
-        ("Tesla V100-SXM2-16GB", "Tesla V100-SXM2-16GB", 250),
-        ("A100 40GB", "A100 PCIe 40/80GB", 250),
+        # The datasheet's 300 W (the calculator's 250 W was the PCIe board's; issue 30).
+        ("Tesla V100-SXM2-16GB", "Tesla V100-SXM2-16GB", 300),
+        ("NVIDIA A100-PCIE-40GB", "A100 PCIe 40GB", 250),
+        ("NVIDIA A100 80GB PCIe", "A100 PCIe 80GB", 300),
+        ("NVIDIA H100 PCIe", "H100 PCIe", 350),
     ],
 )
 def test_estimate_reads_nvidia_smi_names_and_short_forms(
@@ -388,16 +391,22 @@ def test_estimate_reads_nvidia_smi_names_and_short_forms(
 
 
 def test_estimate_a100_80gb_is_a_gpu_never_the_intel_cpu() -> None:
-    # Intel's "A100" CPU (3 W) is in the CPU table; "A100 80GB" is the A100 GPU whose name is
-    # closest (the PCIe entry also names a 40 GB card), and the chosen entry is printed.
+    # Intel's "A100" CPU (3 W) is in the CPU table; "A100 80GB" names the A100 GPU, but two
+    # boards of it (SXM4 400 W, PCIe 300 W): refused with both, never the CPU (issue 30).
     result = carbonmeter("estimate", "--hardware", "A100 80GB", "--hours", "1", "--country", "FRA")
+    assert_one_line_error(
+        result, "A100 80GB", "ambiguous", '"A100 SXM4 80 GB" (400 W)', '"A100 PCIe 80GB" (300 W)'
+    )
+    assert "3 W" not in result.stderr
+    result = carbonmeter(
+        "estimate", "--hardware", "A100 SXM4 80GB", "--hours", "1", "--country", "FRA"
+    )
     assert result.returncode == 0, result.stderr
     assert "1 x A100 SXM4 80 GB (gpu, 400 W)" in result.stdout, result.stdout
-    assert "3 W" not in result.stdout
-    # A bare model number names no variant: refused, with both A100s offered.
+    # A bare model number names no variant: refused, with the A100s offered.
     result = carbonmeter("estimate", "--hardware", "A100", "--hours", "1", "--country", "FRA")
     assert_one_line_error(
-        result, "A100", "ambiguous", '"A100 PCIe 40/80GB" (250 W)', '"A100 SXM4 80 GB" (400 W)'
+        result, "A100", "ambiguous", '"A100 PCIe 40GB" (250 W)', '"A100 SXM4 80 GB" (400 W)'
     )
     assert "3 W" not in result.stderr
 
@@ -793,3 +802,46 @@ def test_report_in_headless_chromium(isolated: Path) -> None:
     browser_own = ("update.googleapis.com", "accounts.google.com", "clients2.google.com/time/")
     from_page = [r for r in proxy.requests if not any(host in r for host in browser_own)]
     assert from_page == [], proxy.requests
+
+
+def test_estimate_adds_embodied_carbon_and_water_by_hand_arithmetic() -> None:
+    # 8 H100 SXM (700 W) for 24 h at PUE 1.2 in France: 161.28 kWh. Embodied: NVIDIA's HGX
+    # H100 PCF / 8 = 164 kg per GPU over 4 y x 8,766 h: 8 x 164 x 24 / 35,064 = 0.89801 kg.
+    # Water: off-site 161.28 kWh x 3.6737 L/kWh (WRI, FRA) = 592.49 L; on-site with --wue 0.5,
+    # IT energy 161.28 / 1.2 = 134.4 kWh x 0.5 = 67.2 L.
+    args = ("--hardware", "NVIDIA H100 80GB HBM3", "--count", "8", "--hours", "24")
+    result = carbonmeter(
+        "estimate", *args, "--country", "FRA", "--pue", "1.2", "--wue", "0.5", "--format", "json"
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["energy_kwh"] == pytest.approx(161.28)
+    assert data["hardware_lifetime_years"] == 4
+    assert data["embodied_kg"] == pytest.approx(8 * 164 * 24 / 35_064)
+    assert data["embodied_kg_low"] < data["embodied_kg"] < data["embodied_kg_high"]
+    assert data["water_offsite_l"] == pytest.approx(161.28 * 3.6737)
+    assert data["water_onsite_l"] == pytest.approx(67.2)
+    assert "FRA" in data["water_offsite_source"]
+    # A 5-year life: the figure over 43,830 h.
+    result = carbonmeter(
+        "estimate", *args, "--country", "FRA", "--hardware-lifetime-years", "5", "--format", "json"
+    )
+    data = json.loads(result.stdout)
+    assert data["embodied_kg"] == pytest.approx(8 * 164 * 24 / 43_830)
+    assert data["water_onsite_l"] is None
+    # The text lines; a device without a figure says so, never 0.
+    result = carbonmeter(
+        "estimate",
+        "--hardware",
+        "NVIDIA A100-SXM4-80GB",
+        "--hours",
+        "1",
+        "--cloud-provider",
+        "aws",
+        "--cloud-region",
+        "us-east-1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "embodied: no sourced figure for A100 SXM4 80 GB" in result.stdout
+    # 0.4 kWh at AWS us-east-1 (0.06 L/kWh, withdrawn): 24 mL on-site.
+    assert "on-site: 24 mL (aws:us-east-1 0.06 L/kWh (withdrawal" in result.stdout

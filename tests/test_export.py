@@ -286,6 +286,13 @@ def test_otlp_last_points_equal_the_csv_and_credentials_stay_out(
     assert sum(emissions.values()) == pytest.approx(float(row["emissions"]) * 1000, rel=0.005)
     phases = {dict(k).get("phase") for k in energy}
     assert phases == {"train", "validation", None}
+    # The whole footprint (issue 30): embodied carbon and off-site water, as the run row has
+    # them; no on-site point without a WUE (never a 0).
+    [embodied_g] = receiver.last_points("carbonmeter.embodied").values()
+    assert embodied_g == pytest.approx(float(row["embodied_emissions"]) * 1000, rel=0.005)
+    water = {dict(k)["term"]: v for k, v in receiver.last_points("carbonmeter.water").items()}
+    assert set(water) == {"offsite"}
+    assert water["offsite"] == pytest.approx(float(row["water_offsite"]), rel=0.005)
     path, content_type, request = receiver.requests[-1]
     assert (path, content_type) == ("/v1/metrics", "application/x-protobuf")
     resource = request.resource_metrics[0]

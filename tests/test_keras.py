@@ -16,6 +16,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras", reason="Keras tests need the [keras] extra")
 np = pytest.importorskip("numpy")
 
+from carbonmeter._epochs import ALL_METRICS, DEFAULT_METRICS  # noqa: E402
 from carbonmeter.keras import EmissionsCallback  # noqa: E402
 
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -69,8 +70,34 @@ def test_three_epochs_give_three_epoch_rows_a_run_row_and_logs(tmp_path: Path) -
     epochs_kwh = sum(float(row["energy_consumed"]) for row in rows[:3])
     assert 0 < epochs_kwh <= float(rows[3]["energy_consumed"])
     assert [logs["co2_kg"] for logs in recorder.seen] == history.history["co2_kg"]
-    assert all("ram_energy_kwh" in logs and "loss" in logs for logs in recorder.seen)
+    # The default figures only (issue 32: 18 keys per epoch were too many).
+    for logs in recorder.seen:
+        assert {"loss", "co2_kg", "energy_kwh", "co2_kg_total"} <= set(logs)
+        assert set(logs) - {"loss"} <= set(DEFAULT_METRICS)
+    assert history.history["co2_kg_total"][-1] == pytest.approx(sum(history.history["co2_kg"]))
     assert callback.tracker is not None and not callback.tracker.running
+
+
+def test_log_metrics_all_puts_every_figure_in_the_logs(tmp_path: Path) -> None:
+    x = np.ones((64, 8), dtype="float32")
+    callback = EmissionsCallback(
+        output_dir=str(tmp_path), country_iso_code="FRA", log_metrics="all"
+    )
+    history = tiny_model().fit(
+        x, x[:, :1], epochs=2, validation_split=0.25, verbose=0, callbacks=[callback]
+    )
+    rows = rows_of(tmp_path / "emissions.csv")
+    train_rows = [row for row in rows if row["phase"] == "train"]
+    assert history.history["ram_energy_kwh"] == pytest.approx(
+        [float(row["ram_energy"]) for row in train_rows]
+    )
+    # Every figure the windows have: no per-token or per-request figure without their counts.
+    counted_only = {"j_per_token", "j_per_request", "co2_g_per_1k_tokens"}
+    ours = set(ALL_METRICS) - counted_only
+    assert ours <= set(history.history)
+    validation = {f"val_{name}" for name in ours - {"co2_kg_total", "j_per_sample"}}
+    validation -= {f"val_{name}" for name in ALL_METRICS if name.startswith("co2_kg_projected")}
+    assert validation <= set(history.history)
 
 
 def test_a_shared_tracker_is_started_but_not_stopped(tmp_path: Path) -> None:
@@ -83,6 +110,18 @@ def test_a_shared_tracker_is_started_but_not_stopped(tmp_path: Path) -> None:
     tracker.stop()
     windows = [row["window"] for row in rows_of(tmp_path / "emissions.csv")]
     assert windows == ["train-epoch-0", "train-epoch-1", ""]
+
+
+def test_a_shared_trackers_log_metrics_choose_the_figures(tmp_path: Path) -> None:
+    from carbonmeter import EmissionsTracker
+
+    tracker = EmissionsTracker(save_to_file=False, country_iso_code="FRA", log_metrics="co2_kg")
+    x = np.ones((32, 8), dtype="float32")
+    history = tiny_model().fit(
+        x, x[:, :1], epochs=2, verbose=0, callbacks=[EmissionsCallback(tracker)]
+    )
+    tracker.stop()
+    assert set(history.history) == {"loss", "co2_kg"}
 
 
 def test_passing_a_tracker_and_kwargs_is_refused() -> None:
@@ -222,7 +261,9 @@ def test_the_samples_of_every_batch_are_counted_per_epoch_and_run(tmp_path: Path
     # 250 samples in batches of 32: seven full batches and one of 26, every epoch.
     rng = np.random.default_rng(1)
     x = rng.normal(size=(250, 8)).astype("float32")
-    callback = EmissionsCallback(output_dir=str(tmp_path), country_iso_code="FRA")
+    callback = EmissionsCallback(
+        output_dir=str(tmp_path), country_iso_code="FRA", log_metrics=["default", "j_per_sample"]
+    )
     history = tiny_model().fit(
         x, x.sum(axis=1, keepdims=True), epochs=2, batch_size=32, verbose=0, callbacks=[callback]
     )

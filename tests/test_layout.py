@@ -137,6 +137,14 @@ def test_the_reports_tradeoff_sits_between_model_and_text() -> None:
     assert imports and {module or name for module, name in imports} <= {"blocks", "model"}
 
 
+def test_the_footprint_is_pure_arithmetic_on_tables() -> None:
+    # Embodied carbon and water (issue 30) are computed from the embodied tables, the GPU name
+    # lookup and the carbon arithmetic alone: no clock, sensor, row or I/O, so the row builder,
+    # the export and `estimate` all call the same figures.
+    graph = module_graph(SRC)
+    assert graph["footprint"] <= {"hardware", "runtime", "carbon"}, sorted(graph["footprint"])
+
+
 def test_the_checks_see_a_circle_and_a_pyo3_use(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "mod.rs").write_text("pub mod inner;\nuse crate::{b::Thing, error};\n")

@@ -86,13 +86,27 @@ def test_train_epochs_and_validation_passes_are_measured_and_logged(tmp_path: Pa
     )
     metrics = fit.callback_metrics
     assert float(metrics["co2_kg"]) == pytest.approx(float(train_rows[-1]["emissions"]))
-    assert "val_co2_kg" in metrics and "ram_energy_kwh" in metrics
+    assert "val_co2_kg" in metrics and "co2_kg_total" in metrics
+    # The default figures only (issue 32); the energies per component on request.
+    assert "ram_energy_kwh" not in metrics and "val_ram_energy_kwh" not in metrics
 
     logged = rows_of(next((tmp_path / "logs").rglob("metrics.csv")))
     logged_co2 = [float(row["co2_kg"]) for row in logged if row.get("co2_kg")]
     assert logged_co2 == pytest.approx([float(r["emissions"]) for r in train_rows])
     assert callback.final_emissions_data is not None
     assert callback.final_emissions == pytest.approx(float(rows[-1]["emissions"]))
+
+
+def test_log_metrics_all_logs_every_figure(tmp_path: Path) -> None:
+    callback = EmissionsCallback(
+        output_dir=str(tmp_path), country_iso_code="DEU", log_metrics="all"
+    )
+    fit = trainer(tmp_path, callback)
+    fit.fit(TinyRegressor(), loader(), loader())
+    train_rows = [row for row in rows_of(tmp_path / "emissions.csv") if row["phase"] == "train"]
+    metrics = fit.callback_metrics
+    assert float(metrics["ram_energy_kwh"]) == pytest.approx(float(train_rows[-1]["ram_energy"]))
+    assert {"power_w", "cpu_energy_kwh", "j_per_sample", "val_ram_energy_kwh"} <= set(metrics)
 
 
 def test_an_exception_mid_epoch_leaves_the_partial_epoch_and_the_run(tmp_path: Path) -> None:
@@ -136,7 +150,9 @@ def test_train_batches_are_counted_as_samples_and_validation_is_not(tmp_path: Pa
     x = torch.randn(100, 8, generator=generator)
     data = torch.utils.data.TensorDataset(x, x.sum(dim=1, keepdim=True))
     train = torch.utils.data.DataLoader(data, batch_size=32)
-    callback = EmissionsCallback(output_dir=str(tmp_path), country_iso_code="DEU")
+    callback = EmissionsCallback(
+        output_dir=str(tmp_path), country_iso_code="DEU", log_metrics="default,j_per_sample"
+    )
     fit = trainer(tmp_path, callback)
     fit.fit(TinyRegressor(), train, loader())
 

@@ -21,8 +21,10 @@ from fixtures.offline_runs import (  # noqa: E402
     wandb_history,
     wandb_summary,
 )
+from fixtures.tiny_models import hf_tiny_bert, lightning_tiny  # noqa: E402
 
 from carbonmeter import EmissionsTracker, InvalidValueError  # noqa: E402
+from carbonmeter._epochs import ALL_METRICS, DEFAULT_METRICS  # noqa: E402
 from carbonmeter.loggers.comet import CometLogger  # noqa: E402
 from carbonmeter.loggers.wandb import WandbLogger  # noqa: E402
 
@@ -47,6 +49,11 @@ def offline_clients(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def epoch_rows(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as file:
         return [row for row in csv.DictReader(file) if row["epoch"]]
+
+
+def csv_rows(folder: Path) -> list[dict[str, str]]:
+    with (folder / "emissions.csv").open(encoding="utf-8", newline="") as file:
+        return list(csv.DictReader(file))
 
 
 def run_row(path: Path, run_id: str | None = None) -> dict[str, str]:
@@ -94,7 +101,9 @@ def test_wandb_gets_each_epoch_and_the_run_summary(offline_clients: Path) -> Non
     assert per_epoch(history, "co2_kg") == pytest.approx(expected)
     totals = per_epoch(history, "co2_kg_total")
     assert totals[2] == pytest.approx(sum(expected.values()))
-    assert set(per_epoch(history, "power_w")) == {0, 1, 2}
+    # The default figures only (issue 32): power and per-component energies on request.
+    assert per_epoch(history, "power_w") == {}
+    assert per_epoch(history, "ram_energy_kwh") == {}
     assert [row["loss"] for row in history if "loss" in row][:3] == pytest.approx([1, 0.5, 1 / 3])
     # Our values join the user's steps (commit=False) instead of adding steps of their own.
     steps = [row for row in history if "loss" in row or "co2_kg" in row]
@@ -127,10 +136,34 @@ def test_comet_gets_each_epoch_and_the_run_summary(offline_clients: Path) -> Non
     expected = {int(row["epoch"]): float(row["emissions"]) for row in rows}
     assert comet_metrics(archive, "co2_kg") == pytest.approx(expected)
     assert comet_metrics(archive, "co2_kg_total")[2] == pytest.approx(sum(expected.values()))
+    assert comet_metrics(archive, "ram_energy_kwh") == {}  # the default figures only
     others = comet_others(archive)
     run_data = run_row(offline_clients / "emissions.csv")
     assert float(others["run_co2_kg"]) == pytest.approx(float(run_data["emissions"]))
     assert others["intensity_method"] == "table"
+
+
+def test_named_windows_reach_comet_under_their_name(offline_clients: Path) -> None:
+    experiment = comet_ml.OfflineExperiment(
+        offline_directory=str(offline_clients / "comet"),
+        project_name="carbonmeter-test",
+        log_env_host=False,
+    )
+    tracker = EmissionsTracker(
+        output_dir=str(offline_clients), country_iso_code="FRA", loggers=[CometLogger(experiment)]
+    )
+    tracker.start()
+    for _ in range(2):
+        with tracker.window("data"):
+            sum(i * i for i in range(20_000))
+    tracker.stop()
+    experiment.end()
+
+    (archive,) = (offline_clients / "comet").glob("*.zip")
+    windows = [float(r["emissions"]) for r in csv_rows(offline_clients) if r["window"] == "data"]
+    assert sorted(comet_metrics(archive, "window/data/co2_kg").values()) == pytest.approx(
+        sorted(windows)
+    )
 
 
 def test_without_an_active_run_the_logger_warns_once_and_logs_nothing(
@@ -168,9 +201,74 @@ def test_a_client_that_raises_warns_once_and_training_goes_on(
     assert tracker.final_emissions is not None
 
 
+# What W&B keeps beside the figures of a step.
+WANDB_OWN_KEYS = {"epoch", "loss", "_step", "_timestamp", "_runtime"}
+
+
+def test_wandb_gets_the_default_figures_only_and_all_on_request(offline_clients: Path) -> None:
+    """Issue 32: 12 W&B panels of ours were too many; the default is the figures users read,
+    `log_metrics="all"` sends every one."""
+    keys: dict[str, set[str]] = {}
+    for choice in (None, "all"):
+        folder = offline_clients / str(choice)
+        folder.mkdir()
+        run = wandb.init(project="carbonmeter-test", dir=str(folder), mode="offline")
+        tracker = EmissionsTracker(
+            output_dir=str(folder), country_iso_code="FRA", loggers=["wandb"], log_metrics=choice
+        )
+        for epoch in range(2):
+            with tracker.epoch(total=2):
+                sum(i * i for i in range(20_000))
+            run.log({"loss": 1.0 / (epoch + 1)})
+        tracker.stop()
+        run.finish()
+        wandb.teardown()
+        history = wandb_history(wandb_file(folder))
+        keys[str(choice)] = {key for row in history for key in row} - WANDB_OWN_KEYS
+    assert keys["None"] == set(DEFAULT_METRICS)
+    assert keys["all"] == set(ALL_METRICS) - {
+        "j_per_sample",
+        "j_per_token",
+        "j_per_request",
+        "co2_g_per_1k_tokens",
+    }
+
+
+def test_an_unknown_log_metrics_name_is_refused_at_construction() -> None:
+    with pytest.raises(InvalidValueError, match=r"'co2'.*co2_kg, co2_kg_low"):
+        EmissionsTracker(save_to_file=False, loggers=["wandb"], log_metrics=["co2"])
+
+
+def test_named_windows_reach_wandb_under_their_name(offline_clients: Path) -> None:
+    run = wandb.init(project="carbonmeter-test", dir=str(offline_clients), mode="offline")
+    tracker = EmissionsTracker(
+        output_dir=str(offline_clients), country_iso_code="FRA", loggers=["wandb"]
+    )
+    tracker.start()
+    with tracker.window("data"):
+        sum(i * i for i in range(20_000))
+    run.log({"loss": 1.0})
+    tracker.start_window("eval")
+    tracker.end_window("eval")
+    tracker.stop()
+    run.finish()
+    wandb.teardown()
+
+    history = wandb_history(wandb_file(offline_clients))
+    windows = {r["window"]: float(r["emissions"]) for r in csv_rows(offline_clients) if r["window"]}
+    assert [row["window/data/co2_kg"] for row in history if "window/data/co2_kg" in row] == (
+        pytest.approx([windows["data"]])
+    )
+    # Joined to the user's step, as epochs are.
+    assert all("loss" in row for row in history if "window/data/co2_kg" in row)
+    assert [row["window/eval/co2_kg"] for row in history if "window/eval/co2_kg" in row] == (
+        pytest.approx([windows["eval"]])
+    )
+
+
 def test_unknown_logger_name_is_refused_at_construction() -> None:
-    with pytest.raises(InvalidValueError, match="'tensorboard'"):
-        EmissionsTracker(save_to_file=False, loggers=["tensorboard"])
+    with pytest.raises(InvalidValueError, match="'neptune'"):
+        EmissionsTracker(save_to_file=False, loggers=["neptune"])
 
 
 @pytest.mark.slow
@@ -199,26 +297,14 @@ def test_keras_callback_logs_each_epoch_once_to_wandb(offline_clients: Path) -> 
 @pytest.mark.slow
 def test_lightning_wandb_logger_receives_co2_once_per_epoch(offline_clients: Path) -> None:
     pl = pytest.importorskip("lightning.pytorch")
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 
     from carbonmeter.lightning import EmissionsCallback
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
 
-    class Tiny(pl.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.layer = torch.nn.Linear(4, 1)
-
-        def training_step(self, batch: Any, batch_idx: int) -> Any:
-            (x,) = batch
-            return self.layer(x).pow(2).mean()
-
-        def configure_optimizers(self) -> Any:
-            return torch.optim.SGD(self.parameters(), lr=0.01)
-
-    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(32, 4)), 8)
+    module, data = lightning_tiny()
     # The Lightning route: our callback logs through pl_module.log, Lightning's WandbLogger
     # forwards it; no loggers= here, or W&B would get every value twice.
     trainer = pl.Trainer(
@@ -231,7 +317,7 @@ def test_lightning_wandb_logger_receives_co2_once_per_epoch(offline_clients: Pat
         enable_model_summary=False,
         log_every_n_steps=1,
     )
-    trainer.fit(Tiny(), data)
+    trainer.fit(module, data)
     wandb.finish()
     wandb.teardown()
 
@@ -257,21 +343,12 @@ def test_hf_report_to_carbonmeter_then_wandb_logs_co2_once_per_epoch(
     """Also: evaluations land in the step of their eval/loss, a standalone evaluate() reaches
     W&B, train and eval rows of an epoch share its number, the summary holds the run totals."""
     transformers = pytest.importorskip("transformers")
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     import carbonmeter.transformers  # noqa: F401  (registers report_to="carbonmeter")
 
     monkeypatch.setenv("CARBONMETER_COUNTRY_ISO_CODE", "FRA")
     run = wandb.init(project="carbonmeter-test", dir=str(offline_clients), mode="offline")
-    config = transformers.BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-    )
-    ids = torch.randint(0, 50, (32, 8), generator=torch.Generator().manual_seed(0))
-    data = [{"input_ids": row, "labels": torch.tensor(0)} for row in ids]
+    model, data = hf_tiny_bert(32)
     args = transformers.TrainingArguments(
         output_dir=str(offline_clients / "hf"),
         num_train_epochs=3,
@@ -285,7 +362,6 @@ def test_hf_report_to_carbonmeter_then_wandb_logs_co2_once_per_epoch(
         disable_tqdm=True,
         use_cpu=True,
     )
-    model = transformers.BertForSequenceClassification(config)
     trainer = transformers.Trainer(
         model=model, args=args, train_dataset=data, eval_dataset=data[:16]
     )
@@ -325,7 +401,7 @@ def test_hf_report_to_comet_gets_the_run_totals(
     offline_clients: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     transformers = pytest.importorskip("transformers")
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     import carbonmeter.transformers  # noqa: F401  (registers report_to="carbonmeter")
 
     monkeypatch.setenv("CARBONMETER_COUNTRY_ISO_CODE", "FRA")
@@ -334,16 +410,7 @@ def test_hf_report_to_comet_gets_the_run_totals(
         project_name="carbonmeter-test",
         log_env_host=False,
     )
-    config = transformers.BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-    )
-    ids = torch.randint(0, 50, (16, 8), generator=torch.Generator().manual_seed(0))
-    data = [{"input_ids": row, "labels": torch.tensor(0)} for row in ids]
+    model, data = hf_tiny_bert(16)
     args = transformers.TrainingArguments(
         output_dir=str(offline_clients / "hf"),
         num_train_epochs=2,
@@ -354,7 +421,6 @@ def test_hf_report_to_comet_gets_the_run_totals(
         disable_tqdm=True,
         use_cpu=True,
     )
-    model = transformers.BertForSequenceClassification(config)
     transformers.Trainer(model=model, args=args, train_dataset=data).train()
     experiment.end()
 
@@ -384,14 +450,17 @@ print(before, after_wandb, WandbLogger is Wandb and CometLogger is Comet)
     assert result.stdout.split() == ["[]", "['wandb']", "True"]
     import carbonmeter.loggers
 
-    with pytest.raises(AttributeError, match="TensorboardLogger"):
-        _ = carbonmeter.loggers.TensorboardLogger
+    with pytest.raises(AttributeError, match="NeptuneLogger"):
+        _ = carbonmeter.loggers.NeptuneLogger
 
 
 def test_wandb_gets_the_per_unit_figures_beside_co2(offline_clients: Path) -> None:
     run = wandb.init(project="carbonmeter-test", dir=str(offline_clients), mode="offline")
     tracker = EmissionsTracker(
-        output_dir=str(offline_clients), country_iso_code="FRA", loggers=["wandb"]
+        output_dir=str(offline_clients),
+        country_iso_code="FRA",
+        loggers=["wandb"],
+        log_metrics=["default", "j_per_sample", "j_per_token", "co2_g_per_1k_tokens"],
     )
     for _ in range(2):
         with tracker.epoch():
@@ -418,6 +487,7 @@ def test_wandb_gets_the_per_unit_figures_beside_co2(offline_clients: Path) -> No
         {epoch: g / 1.024 for epoch, g in co2_g.items()}
     )
     assert set(per_epoch(history, "co2_kg")) == {0, 1}
+    assert per_epoch(history, "power_w") == {}  # not listed in log_metrics
     summary = wandb_summary(path)
     run_data = run_row(offline_clients / "emissions.csv")
     assert (summary["run_samples"], summary["run_tokens"]) == (64, 2048)
@@ -446,3 +516,14 @@ def test_the_readmes_custom_logger_receives_each_epochs_values(
     total = sum(co2_kg for _, co2_kg, _ in logger.epochs)
     assert logger.summary["run_co2_kg"] >= total * 0.999
     assert logger.summary["country_iso_code"] == "FRA"
+    # The whole footprint (issue 30): electricity, embodied carbon and water side by side.
+    summary = logger.summary
+    assert summary["run_embodied_co2_kg"] > 0
+    assert summary["run_total_co2_kg"] == pytest.approx(
+        summary["run_co2_kg"] + summary["run_embodied_co2_kg"]
+    )
+    # France (WRI: 3.6737 L/kWh) x the energy drawn.
+    assert summary["run_water_offsite_l"] == pytest.approx(summary["run_energy_kwh"] * 3.6737)
+    assert summary["hardware_lifetime_years"] == 4
+    # France, no cloud, no wue: off-site only; the unknown on-site term is left out, not 0.
+    assert "run_water_onsite_l" not in logger.summary and "run_water_l" not in logger.summary

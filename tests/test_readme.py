@@ -72,7 +72,7 @@ def test_python_block_runs(
         example = block[len(FRAGMENT) :].split(".py", 1)[0] + ".py"
         assert (REPO / example).is_file(), example
         return
-    for module in ("keras", "lightning", "transformers", "wandb", "comet_ml"):
+    for module in ("keras", "lightning", "transformers", "wandb", "comet_ml", "mlflow"):
         if f"import {module}" in block or f"carbonmeter.{module}" in block:
             pytest.importorskip(module, reason=f"this block of {page.name} needs {module}")
     exec(code, {"__name__": "readme"})

@@ -17,6 +17,7 @@ import pytest
 from helpers import CHROMIUM_FLAGS, rows_of
 
 from carbonmeter import EmissionsTracker, report
+from carbonmeter._format import co2, litres
 from carbonmeter.intensity import lookup
 from carbonmeter.report import html as report_html
 from carbonmeter.report.model import equivalents, extreme_countries
@@ -596,3 +597,34 @@ def test_hf_tasks_example_prints_the_papers_table(tmp_path: Path) -> None:
     assert "\n".join(table) in md
     epochs = [r for r in rows_of(tmp_path / "emissions.csv") if r["epoch"]]
     assert len(epochs) == 12  # two epochs of each task, measured by the HF callback
+
+
+def test_the_paragraph_gives_electricity_embodied_and_water_side_by_side(tmp_path: Path) -> None:
+    """Issue 30: "X kg CO2eq from electricity, Y kg embodied, Z L of water", the run row's own
+    figures, in every format; with an on-site WUE the water is the total, without it off-site."""
+    for name, wue in (("wet", 1.8), ("dry", None)):
+        (tmp_path / name).mkdir()
+        measure(tmp_path / name, project_name=name, wue=wue)
+    for folder, water_column in (("wet", "water_total"), ("dry", "water_offsite")):
+        [row] = last_run_rows(tmp_path / folder / "emissions.csv").values()
+        data = report.load([tmp_path / folder])
+        sentence = report.text.footprint_sentence(data.runs)
+        assert float(row["embodied_emissions"]) > 0
+        expected = (
+            f" In all: {co2(float(row['emissions']))} CO2eq from electricity, "
+            f"{co2(float(row['embodied_emissions']))} embodied in the hardware"
+        )
+        assert sentence.startswith(expected), sentence
+        assert litres(float(row[water_column])) in sentence, sentence
+        for text in (
+            report.text.markdown(data),
+            report.text.latex(data),
+            report_html.render(data),
+        ):
+            assert "embodied in the hardware" in text
+    assert "(on-site water not known" in sentence
+    # The JSON totals carry the same sums (None where a figure is not known, never 0).
+    footprint = report.to_json(data)["totals"]["footprint"]
+    assert footprint["embodied_kg"] == pytest.approx(float(row["embodied_emissions"]))
+    assert footprint["water_offsite_l"] == pytest.approx(float(row["water_offsite"]))
+    assert footprint["water_l"] is None

@@ -16,8 +16,9 @@ pytestmark = pytest.mark.usefixtures("isolated")
 class Recorder:
     """A row listener that keeps what the core hands it."""
 
-    def __init__(self, spec: Any) -> None:
+    def __init__(self, spec: Any, log_metrics: list[str] | None) -> None:
         self.spec = spec
+        self.log_metrics = log_metrics
         self.calls: list[tuple[str, str | None]] = []
 
     def window_closed(self, data: EmissionsData) -> None:
@@ -31,8 +32,8 @@ class Recorder:
 def recorders() -> Iterator[list[Recorder]]:
     made: list[Recorder] = []
 
-    def factory(spec: Any) -> Recorder:
-        made.append(Recorder(spec))
+    def factory(spec: Any, log_metrics: list[str] | None) -> Recorder:
+        made.append(Recorder(spec, log_metrics))
         return made[-1]
 
     _core.register_row_listener(factory)
@@ -45,6 +46,10 @@ def recorders() -> Iterator[list[Recorder]]:
 def test_the_core_calls_the_listener_python_registered(recorders: list[Recorder]) -> None:
     tracker = EmissionsTracker(save_to_file=False, loggers=["anything"])
     assert [recorder.spec for recorder in recorders] == [["anything"]]
+    # The log_metrics setting comes with it, resolved by the core (None: the default figures).
+    assert recorders[0].log_metrics is None
+    EmissionsTracker(save_to_file=False, loggers=["anything"], log_metrics="co2_kg, power_w")
+    assert recorders[1].log_metrics == ["co2_kg", "power_w"]
     tracker.start()
     tracker.start_window("load")
     tracker.end_window("load")

@@ -109,6 +109,10 @@ def test_epochs_and_evaluations_land_in_the_csv_and_the_log_history(tmp_path: Pa
     history = trainer.state.log_history
     logged = [entry["co2_kg"] for entry in history if "co2_kg" in entry]
     assert logged == pytest.approx([float(row["emissions"]) for row in train_rows])
+    # Each epoch's figures joined the epoch's own entry, with its loss (issue 32: no CO2-only
+    # entry of ours beside it).
+    assert all("loss" in entry for entry in history if "co2_kg" in entry)
+    assert len([entry for entry in history if "loss" in entry]) == 3
     assert sum("eval_co2_kg" in entry for entry in history) == 3
     # An evaluation's figures sit in the log entry of its metrics, numbered by its epoch.
     evaluations = [entry for entry in history if "eval_loss" in entry]
@@ -163,6 +167,8 @@ def test_report_to_carbonmeter_runs_before_later_callbacks(
     # Built by the Trainer from its name, the callback takes its settings from the environment.
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CARBONMETER_COUNTRY_ISO_CODE", "FRA")
+    # The figures are chosen there too (issue 32's log_metrics, as a list in the environment).
+    monkeypatch.setenv("CARBONMETER_LOG_METRICS", "co2_kg, power_w")
     recorder = LogsRecorder()
     trainer = Trainer(
         model=tiny_bert(),
@@ -178,6 +184,8 @@ def test_report_to_carbonmeter_runs_before_later_callbacks(
     with_co2 = [logs for logs in recorder.logs if "co2_kg" in logs]
     assert len(with_co2) == 2
     assert all("loss" in logs for logs in with_co2)
+    assert {"co2_kg", "power_w"} <= set(with_co2[0])
+    assert not {"energy_kwh", "co2_kg_low", "co2_kg_total"} & set(with_co2[0])
     assert len(rows_of(tmp_path / "emissions.csv")) == 3
 
 
@@ -223,7 +231,9 @@ def test_the_budget_stops_training_after_the_crossing_epoch(tmp_path: Path) -> N
 @pytest.mark.slow
 def test_samples_and_the_trainers_token_count_reach_the_rows(tmp_path: Path) -> None:
     # 40 samples in batches of 16: 16, 16 and 8 per epoch, 16 tokens each.
-    callback = EmissionsCallback(output_dir=str(tmp_path), country_iso_code="FRA")
+    callback = EmissionsCallback(
+        output_dir=str(tmp_path), country_iso_code="FRA", log_metrics="all"
+    )
     trainer = Trainer(
         model=tiny_bert(),
         args=training_args(
@@ -242,6 +252,9 @@ def test_samples_and_the_trainers_token_count_reach_the_rows(tmp_path: Path) -> 
     ]
     assert trainer.state.num_input_tokens_seen == 1280
     history = [entry for entry in trainer.state.log_history if "j_per_token" in entry]
+    # Joined to the epoch's own entries, one each, with all the figures asked for.
+    assert len(history) == 2 and all("loss" in entry for entry in history)
+    assert all("ram_energy_kwh" in entry and "j_per_sample" in entry for entry in history)
     assert [entry["j_per_token"] for entry in history] == pytest.approx(
         [float(row["energy_consumed"]) * 3.6e6 / 640 for row in rows[:2]]
     )

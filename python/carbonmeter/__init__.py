@@ -55,14 +55,15 @@ def __getattr__(name: str) -> "Any":
     raise AttributeError(f"module 'carbonmeter' has no attribute {name!r}")
 
 
-def _logger_set(loggers: "Any") -> "LoggerSet":
-    """The row listener of a tracker given `loggers=`: a `carbonmeter.loggers.LoggerSet`.
+def _logger_set(loggers: "Any", log_metrics: "list[str] | None" = None) -> "LoggerSet":
+    """The row listener of a tracker given `loggers=` (and its `log_metrics` setting): a
+    `carbonmeter.loggers.LoggerSet`.
 
     Imported on first use, so `import carbonmeter` does not pay for `logging`.
     """
     from carbonmeter.loggers import LoggerSet
 
-    return LoggerSet(loggers)
+    return LoggerSet(loggers, log_metrics)
 
 
 # The core calls back into this package only through what it registers here.

@@ -38,6 +38,7 @@ __all__ = [
     "_stop_all",
     "_warn_once",
     "estimate_co2",
+    "estimate_footprint",
     "g_per_kwh_of",
     "gpu_tdp_table",
     "lookup_cpu_tdp",
@@ -226,7 +227,8 @@ class EmissionsData:
         """CPU + GPU + RAM energy, PUE included (`psys_energy` is never added in)."""
     @property
     def water_consumed(self) -> float:
-        """Water: `energy_consumed` x `wue`."""
+        """CodeCarbon's water: `energy_consumed` x `wue` (on-site only, 0 without a `wue`); the
+        whole water, on-site and off-site, is `water_total`."""
     @property
     def country_name(self) -> str | None:
         """Country of the grid used, when known."""
@@ -296,7 +298,7 @@ class EmissionsData:
         """Power usage effectiveness applied: it multiplies every component's energy and power."""
     @property
     def wue(self) -> float:
-        """Water usage effectiveness applied."""
+        """The `wue` setting (0 when unset, as CodeCarbon writes it)."""
     @property
     def carbonmeter_version(self) -> str:
         """Version of carbonmeter that wrote the row."""
@@ -455,6 +457,71 @@ class EmissionsData:
         """The forecast's mean intensity over the run had it started when the wait began: against
         `scheduled_intensity_g_per_kwh`, what waiting saved."""
     @property
+    def embodied_emissions(self) -> float | None:
+        """Embodied carbon of the hardware used: each device's manufacturing figure
+        (`data/embodied_carbon.csv`) x `duration` / `hardware_lifetime_years`, each GPU counted
+        whole and the host at its share (all of it under `machine` tracking, the CPU share
+        measured under `process`); empty, never 0, when a device has no figure
+        (`embodied_missing`). Not in `emissions`, which stays electricity only."""
+    @property
+    def embodied_emissions_low(self) -> float | None:
+        """Lowest plausible `embodied_emissions`: each device's lowest sourced figure over a life
+        1.5 x the setting (6 years at the default 4)."""
+    @property
+    def embodied_emissions_high(self) -> float | None:
+        """Highest plausible `embodied_emissions`: each device's highest figure (BoaviztAPI's
+        model, an upper bound, where it has one) over a life 0.75 x the setting (3 years)."""
+    @property
+    def embodied_missing(self) -> str | None:
+        """The devices (as their driver names them) with no embodied figure, comma-separated;
+        empty when every device has one."""
+    @property
+    def total_emissions(self) -> float | None:
+        """`emissions` + `embodied_emissions`; empty when the embodied figure is."""
+    @property
+    def hardware_lifetime_years(self) -> float:
+        """The `hardware_lifetime_years` setting the embodied figures are spread over."""
+    @property
+    def water_onsite(self) -> float | None:
+        """On-site (data-centre cooling) water: IT energy (`energy_consumed` / `pue`) x the
+        on-site WUE: the `wue` setting when set, else the cloud region's published WUE, else its
+        provider's fleet figure; empty when none is known. (`water_consumed` keeps CodeCarbon's
+        `energy_consumed` x `wue`, on-site only.)"""
+    @property
+    def water_onsite_low(self) -> float | None:
+        """Lowest plausible `water_onsite`: the energy band; 0 for a WUE that counts water
+        withdrawn (consumption is at most the withdrawal)."""
+    @property
+    def water_onsite_high(self) -> float | None:
+        """Highest plausible `water_onsite`; empty when the energy is unbounded."""
+    @property
+    def water_onsite_source(self) -> str | None:
+        """Where the on-site WUE comes from (`wue setting 1.8 L/kWh`, `aws:us-east-1 0.06 L/kWh
+        (withdrawal, ...)`); empty when none is known."""
+    @property
+    def water_offsite(self) -> float:
+        """Off-site water, consumed generating the electricity: `energy_consumed` (PUE included)
+        x the grid country's L/kWh (`data/water_intensity.csv`, WRI 2020), else WRI's average."""
+    @property
+    def water_offsite_low(self) -> float:
+        """Lowest plausible `water_offsite`: the energy band, and for the average the lowest
+        country's factor."""
+    @property
+    def water_offsite_high(self) -> float | None:
+        """Highest plausible `water_offsite`; empty when the energy is unbounded."""
+    @property
+    def water_offsite_source(self) -> str:
+        """Which off-site factor was used, and why when it is the average."""
+    @property
+    def water_total(self) -> float | None:
+        """`water_onsite` + `water_offsite`; empty when the on-site WUE is unknown."""
+    @property
+    def water_total_low(self) -> float:
+        """Lowest plausible `water_total` (an unknown on-site term counts 0)."""
+    @property
+    def water_total_high(self) -> float | None:
+        """Highest plausible `water_total`; empty when a term is unknown or unbounded."""
+    @property
     def metric_name(self) -> str | None:
         """The metric recorded in the epoch (`monitor=` of the callbacks, `epoch.record(name,
         value)`), such as `val_accuracy`; empty when none was."""
@@ -559,6 +626,7 @@ class EmissionsTracker:
         hwmon_root: str | PathLike[str] | None = ...,
         loggers: Sequence[Any] | None = ...,
         neso_base_url: str | None = ...,
+        hardware_lifetime_years: float | None = ...,
         api_call_interval: Any = ...,
         api_endpoint: Any = ...,
         api_key: Any = ...,
@@ -571,6 +639,7 @@ class EmissionsTracker:
         emissions_endpoint: Any = ...,
         logger_preamble: Any = ...,
         metadata: Any = ...,
+        log_metrics: Sequence[int | str] | None = ...,
         min_gain_per_kg: float | None = ...,
         patience: int | None = ...,
     ) -> Self: ...
@@ -628,6 +697,9 @@ class EmissionsTracker:
         """cloud, region, country, timezone:<IANA zone> or none (world average)."""
     @property
     def cloud_provider(self) -> str | None: ...
+    @property
+    def log_metrics(self) -> list[str] | None:
+        """The figures chosen for callbacks and loggers, None for the default ones."""
     @property
     def output_path(self) -> str | None: ...
     def _job(self) -> _JobHandle:
@@ -833,6 +905,9 @@ class HardwareTdp:
     @property
     def table(self) -> str:
         """`gpu_tdp.csv` or `cpu_tdp.csv`."""
+    @property
+    def note(self) -> str | None:
+        """Where the vendor's figure replaced the ML CO2 Impact calculator's, the calculator's."""
 
 def lookup_hardware(name: str) -> HardwareTdp:
     """The device `name` means: the GPU table, then the CPU table by brand string.
@@ -854,6 +929,25 @@ def estimate_co2(
 ) -> tuple[float, float]:
     """`(energy_kwh, co2_kg)` of `count` devices of `tdp_w` W for `hours` at `pue` on a grid of
     `g_per_kwh`: the ML CO2 Impact calculator's formula, as `carbonmeter estimate` uses it."""
+
+def estimate_footprint(
+    model: str,
+    count: int,
+    hours: float,
+    energy_kwh: float,
+    pue: float,
+    lifetime_years: float,
+    wue: float | None = None,
+    country_iso3: str | None = None,
+    cloud_provider: str | None = None,
+    cloud_region: str | None = None,
+) -> dict[str, Any]:
+    """The embodied carbon of `count` devices of `model` (a `gpu_tdp.csv` model) over `hours`
+    at `lifetime_years`, and the water of `energy_kwh` drawn at `pue` (on-site from `wue` or the
+    cloud region, off-site from the country): `embodied_kg` (+ `_low`, `_high`; `None` without
+    a figure), `embodied_kg_per_device`, `embodied_device`, `embodied_basis`, `embodied_year`,
+    `embodied_source`, `embodied_upper_bound_only`, `water_onsite_l` (`None` without a WUE),
+    `water_onsite_source`, `water_offsite_l` (+ `_low`, `_high`), `water_offsite_source`."""
 
 class _RowListener(Protocol):
     """What the registered factory returns for a tracker's `loggers=` argument."""
@@ -935,8 +1029,9 @@ def _warn_once(cause: str, message: str, /) -> bool:
     """Logs `message` as a warning on the `carbonmeter` logger unless this process already
     said something for `cause` (in Python or in the core); returns whether it logged."""
 
-def register_row_listener(factory: Callable[[Any], _RowListener], /) -> None:
-    """Registers what the core calls with a tracker's `loggers=` argument at construction.
+def register_row_listener(factory: Callable[[Any, list[str] | None], _RowListener], /) -> None:
+    """Registers what the core calls with a tracker's `loggers=` argument and its
+    `log_metrics` setting at construction.
 
     The object it returns gets `window_closed(data)` when a window closes and
     `run_stopped(data)` when the run stops. `import carbonmeter` registers

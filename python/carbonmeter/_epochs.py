@@ -9,12 +9,14 @@ from __future__ import annotations
 import atexit
 import math
 import weakref
+from collections.abc import Iterable
 from typing import Any
 
 from carbonmeter._core import (
     EmissionsData,
     EmissionsTracker,
     EpochWindow,
+    InvalidValueError,
     TrackerStateError,
     _warn_once,
 )
@@ -33,29 +35,96 @@ def per_unit_metrics(data: EmissionsData, prefix: str = "") -> dict[str, float]:
     return {f"{prefix}{key}": value for key, value in figures.items() if value is not None}
 
 
-def epoch_metrics(data: EmissionsData, prefix: str = "") -> dict[str, float]:
-    """The figures a callback publishes for one window, under stable names: `co2_kg` with its
-    band (`co2_kg_low`, `co2_kg_high` when bounded) and, when the epoch count is known, the
-    run's projection (`co2_kg_projected`)."""
+# What users read of an epoch (issue 32: 18 keys per Keras epoch were too many): sent unless
+# `log_metrics` asks for more or other figures.
+DEFAULT_METRICS = (
+    "co2_kg",
+    "co2_kg_low",
+    "co2_kg_high",
+    "energy_kwh",
+    "co2_kg_total",
+    "co2_kg_projected",
+)
+# Every figure a window can give, in the order they are sent.
+ALL_METRICS = (
+    *DEFAULT_METRICS,
+    "co2_kg_projected_low",
+    "co2_kg_projected_high",
+    "cpu_energy_kwh",
+    "gpu_energy_kwh",
+    "ram_energy_kwh",
+    "power_w",
+    "j_per_sample",
+    "j_per_token",
+    "j_per_request",
+    "co2_g_per_1k_tokens",
+)
+
+
+def chosen_metrics(log_metrics: str | Iterable[str] | None) -> frozenset[str]:
+    """The figures the `log_metrics` setting asks for: the default ones when unset, every one
+    for `"all"`, else the names listed (`"default"` among them stands for the default ones).
+
+    Raises:
+        InvalidValueError: a name that is no figure, with the names allowed.
+    """
+    if log_metrics is None:
+        return frozenset(DEFAULT_METRICS)
+    names = log_metrics.split(",") if isinstance(log_metrics, str) else list(log_metrics)
+    chosen: set[str] = set()
+    for raw in names:
+        name = str(raw).strip()
+        if name == "all":
+            return frozenset(ALL_METRICS)
+        if name == "default":
+            chosen.update(DEFAULT_METRICS)
+        elif name in ALL_METRICS:
+            chosen.add(name)
+        elif name:
+            allowed = ", ".join(ALL_METRICS)
+            raise InvalidValueError(
+                f'invalid log_metrics entry {name!r}: expected "all", "default" or '
+                f"figure names among {allowed}"
+            )
+    return frozenset(chosen)
+
+
+def epoch_metrics(
+    data: EmissionsData,
+    prefix: str = "",
+    chosen: frozenset[str] | None = None,
+    co2_kg_total: float | None = None,
+) -> dict[str, float]:
+    """The figures a callback or logger sends for one window, under stable names, the phase's
+    `prefix` before each: those of `chosen` (default: `DEFAULT_METRICS`) that the window has.
+    `co2_kg` with its band (`co2_kg_low`, `co2_kg_high` when bounded), the run's projection
+    (`co2_kg_projected`) when the epoch count is known, the cumulative `co2_kg_total` of the
+    train epochs when given; on request the energies, power and per-unit figures."""
+    figures = {
+        "co2_kg": data.emissions,
+        "co2_kg_low": data.emissions_low,
+        "co2_kg_high": data.emissions_high,
+        "energy_kwh": data.energy_consumed,
+        "co2_kg_total": co2_kg_total,
+        "co2_kg_projected": data.projected_emissions,
+        "co2_kg_projected_low": data.projected_emissions_low,
+        "co2_kg_projected_high": data.projected_emissions_high,
+        "cpu_energy_kwh": data.cpu_energy,
+        "gpu_energy_kwh": data.gpu_energy,
+        "ram_energy_kwh": data.ram_energy,
+        "power_w": data.cpu_power + data.gpu_power + data.ram_power,
+        **per_unit_metrics(data),
+    }
+    wanted = frozenset(DEFAULT_METRICS) if chosen is None else chosen
     metrics = {
-        f"{prefix}co2_kg": data.emissions,
-        f"{prefix}co2_kg_low": data.emissions_low,
-        f"{prefix}energy_kwh": data.energy_consumed,
-        f"{prefix}cpu_energy_kwh": data.cpu_energy,
-        f"{prefix}gpu_energy_kwh": data.gpu_energy,
-        f"{prefix}ram_energy_kwh": data.ram_energy,
-        **per_unit_metrics(data, prefix),
+        f"{prefix}{key}": value
+        for key, value in figures.items()
+        if key in wanted and value is not None
     }
-    optional = {
-        f"{prefix}co2_kg_high": data.emissions_high,
-        f"{prefix}co2_kg_projected": data.projected_emissions,
-        f"{prefix}co2_kg_projected_low": data.projected_emissions_low,
-        f"{prefix}co2_kg_projected_high": data.projected_emissions_high,
-    }
-    metrics.update({key: value for key, value in optional.items() if value is not None})
     if data.metric_name is not None and data.metric_gain_per_kg is not None:
-        # The metric's gain since the first epoch per kg after it: `val_accuracy_per_kg`. Its
-        # name already carries its phase (`val_`, `eval_`), so no prefix is added.
+        # The monitored metric's gain since the first epoch per kg after it, always sent (the
+        # user named that metric): `val_accuracy_per_kg`. Its name already carries its phase
+        # (`val_`, `eval_`), so no prefix is added.
         metrics[f"{data.metric_name}_per_kg"] = data.metric_gain_per_kg
     return metrics
 
@@ -157,6 +226,8 @@ class EpochMeter:
         self._run_ends_with: str | None = None
         self.last_epoch: dict[str, dict[str, float]] = {}
         self.co2_kg_total = 0.0
+        # The figures published: the tracker's log_metrics setting, read when the run begins.
+        self._chosen = frozenset(DEFAULT_METRICS)
         # Set by the core on the epoch row that crossed co2_budget_kg (stop_over_budget=True)
         # or whose metric stopped paying (min_gain_per_kg): the framework callback then stops
         # training its own way.
@@ -172,6 +243,8 @@ class EpochMeter:
         starts it if idle."""
         if self._tracker is None:
             self._tracker = EmissionsTracker(**{**owned_defaults, **self._tracker_kwargs})
+        # A shared tracker's setting too: the figures are the tracker's choice, however made.
+        self._chosen = chosen_metrics(self._tracker.log_metrics)
         if not self._tracker.running:
             # Before start: the tracker then measures only this rank's share of the job.
             self._job = JobLink.join(self._tracker)
@@ -237,11 +310,13 @@ class EpochMeter:
         if self._job is not None:
             # Rank 0 publishes the job's figures, the other ranks their own.
             data = self._job.edge(data) or data
+        total = None
         if phase == "train":
             self.co2_kg_total += data.emissions
+            total = self.co2_kg_total
         if data.stop_reason is not None:
             self.stop_reason = data.stop_reason
-        metrics = epoch_metrics(data, prefix)
+        metrics = epoch_metrics(data, prefix, self._chosen, co2_kg_total=total)
         self.last_epoch[phase] = metrics
         return metrics
 

@@ -50,6 +50,11 @@ def co2_band(kg: float, low: float | None, high: float | None) -> str:
     return _band(kg, low, high, [(1e3, "t"), (1.0, "kg"), (1e-3, "g"), (1e-6, "mg")])
 
 
+def litres(value: float) -> str:
+    """`0.0123` -> `12.3 mL`; `1234` -> `1.23 m3`."""
+    return _scaled(value, [(1e3, "m3"), (1.0, "L"), (1e-3, "mL"), (1e-6, "uL")])
+
+
 def seconds(value: float) -> str:
     """`42.1` -> `42.1 s`; `5400` -> `1 h 30 min`."""
     if value < 60:

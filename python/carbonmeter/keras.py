@@ -8,12 +8,12 @@ Example:
     >>> model.fit(x, y, epochs=3, validation_split=0.2, callbacks=[callback])  # doctest: +SKIP
     >>> model.evaluate(x, y, callbacks=[callback])  # doctest: +SKIP
 
-Each epoch's figures are put into the epoch's `logs` (`co2_kg`, `co2_kg_low`, `co2_kg_high`,
-`co2_kg_projected`, `energy_kwh`, `cpu_energy_kwh`, `gpu_energy_kwh`, `ram_energy_kwh`;
-`val_co2_kg`, ... for its validation, and `j_per_sample` from the samples of the training batches
-seen, counted on the torch backend), so `History`, `CSVLogger`, progress bars and logger callbacks
-see them. Keras hands one `logs` dict to the callbacks in list order: put this callback before the
-loggers that should receive its values.
+Each epoch's figures are put into the epoch's `logs` (by default `co2_kg`, `co2_kg_low`,
+`co2_kg_high`, `energy_kwh`, `co2_kg_total` and `co2_kg_projected`; `val_co2_kg`, ... for its
+validation; `EmissionsCallback(log_metrics="all")` adds the energies per component, `power_w` and
+`j_per_sample` from the samples of the training batches seen, counted on the torch backend), so
+`History`, `CSVLogger`, progress bars and logger callbacks see them. Keras hands one `logs` dict to
+the callbacks in list order: put this callback before the loggers that should receive its values.
 
 Validation inside `fit` is the phase `validation`, numbered by its epoch and nested in that
 epoch's window (as in Lightning); a standalone `evaluate` or `predict` is the phase `evaluate` or

@@ -6,15 +6,20 @@ Example:
     >>> from carbonmeter.lightning import EmissionsCallback  # doctest: +SKIP
     >>> trainer = pl.Trainer(max_epochs=3, callbacks=[EmissionsCallback()])  # doctest: +SKIP
 
-Train epochs are logged as `co2_kg`, `energy_kwh`, `cpu_energy_kwh`, `gpu_energy_kwh` and
-`ram_energy_kwh`, with `j_per_sample` (the samples of every training batch are counted);
-validation passes (which run inside the train epoch, so their window nests in
-it) as `val_co2_kg`, ... The callback subclasses `lightning.pytorch.Callback` (the `lightning`
-package), or `pytorch_lightning.Callback` when only `pytorch_lightning` is installed.
+Train epochs are logged as `co2_kg`, `energy_kwh`, ... (the samples of every training batch are
+counted, for `j_per_sample`); validation passes (which run inside the train epoch, so their window
+nests in it) as `val_co2_kg`, ... The callback subclasses `lightning.pytorch.Callback` (the
+`lightning` package), or `pytorch_lightning.Callback` when only `pytorch_lightning` is installed.
+
+Which figures are logged is the `log_metrics` setting's choice (by default `co2_kg`, its band,
+`energy_kwh`, `co2_kg_total` and the projection; `log_metrics="all"` for the energies per
+component, power and per-sample figures too), as in `carbonmeter.loggers`.
 
 When training ends, the run's totals (`run_co2_kg`, `run_energy_kwh`, the intensity with its
 source, the methods) go to the summary of each Lightning `WandbLogger` (`run.summary`) and
-`CometLogger` (`log_others`) of the trainer, under the names `carbonmeter.loggers` uses.
+`CometLogger` (`log_others`) of the trainer, as metrics and tags of each `MLFlowLogger`'s run,
+and as scalars and a text summary of each `TensorBoardLogger`, under the names
+`carbonmeter.loggers` uses.
 
 In a DDP run each rank measures only its share (its host's CPU and RAM on the lowest local rank,
 each GPU on one rank) and writes its rows with `scope=rank`; global rank 0 gathers them into the
@@ -120,6 +125,14 @@ class EmissionsCallback(MeasuredCallback, pl.Callback):
                 from carbonmeter.loggers.comet import CometLogger
 
                 summary_loggers.append(CometLogger(each.experiment))
+            elif isinstance(each, pl.loggers.MLFlowLogger) and each.run_id is not None:
+                from carbonmeter.loggers.mlflow import MlflowLogger
+
+                summary_loggers.append(MlflowLogger(each.run_id, client=each.experiment))
+            elif isinstance(each, pl.loggers.TensorBoardLogger):
+                from carbonmeter.loggers.tensorboard import TensorBoardLogger
+
+                summary_loggers.append(TensorBoardLogger(each.experiment))
         if summary_loggers:
             LoggerSet(summary_loggers).run_stopped(data)
 

@@ -5,21 +5,24 @@ Example:
     >>> from carbonmeter.transformers import EmissionsCallback  # doctest: +SKIP
     >>> trainer = Trainer(model, args, callbacks=[EmissionsCallback()])  # doctest: +SKIP
 
-Each epoch's figures (`co2_kg`, `energy_kwh`, `cpu_energy_kwh`, `gpu_energy_kwh`,
-`ram_energy_kwh`, `j_per_sample`, and `j_per_token` with `co2_g_per_1k_tokens` when
-`include_num_input_tokens_seen` is on) are appended to `state.log_history` and added to the `logs`
-of the next `on_log`. An evaluation's window closes in the `on_log` that carries its metrics (the
-Trainer logs them before `on_evaluate`), so `eval_co2_kg`, ... land in that same `logs` dict, its
-`log_history` entry and the metrics `evaluate()` returns; it is numbered by the train epoch it
-follows, so train and eval rows of one epoch share its number. Outside training, an evaluation
-or prediction is a run of its own, which ends with it. Importing this module also
+Each epoch's figures (by default `co2_kg`, its band, `energy_kwh`, `co2_kg_total` and the
+projection; with the `log_metrics` setting also the energies per component, `power_w`,
+`j_per_sample`, and `j_per_token` with `co2_g_per_1k_tokens` when `include_num_input_tokens_seen`
+is on) are added to the `logs` of the next `on_log` and join the epoch's own `state.log_history`
+entry (with `logging_strategy="epoch"`); only where the Trainer logs nothing at the epoch's end do
+they get an entry of their own. An evaluation's window closes in the `on_log` that carries its
+metrics (the Trainer logs them before `on_evaluate`), so `eval_co2_kg`, ... land in that same
+`logs` dict, its `log_history` entry and the metrics `evaluate()` returns; it is numbered by the
+train epoch it follows, so train and eval rows of one epoch share its number. Outside training,
+an evaluation or prediction is a run of its own, which ends with it. Importing this module also
 registers the name `"carbonmeter"` for `TrainingArguments(report_to=[...])`: listed before
 `"wandb"`, `"comet_ml"`, `"mlflow"` or `"tensorboard"`, it runs first and those integrations
 receive `co2_kg` with the loss (a callback passed in `callbacks=` runs after the integrations, so
 they would not see it). Use one way or the other, not both. Built from that name, the callback
 takes its settings from `CARBONMETER_*` variables and `.codecarbon.config`, and
 `TrainingArguments.run_name` as its `experiment_name`. When training ends, the run's totals go
-to the summary of the W&B run and Comet experiment of `report_to`.
+to the summary of the W&B run and Comet experiment of `report_to`, and as metrics and tags to its
+MLflow run.
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
         self._pending_logs: dict[str, float] = {}
         self._train_epoch: int | None = None  # the last train epoch begun
         self._last_eval: dict[str, float] = {}
+        # The step whose log entry the last epoch's figures wait to join; None when none wait.
+        self._joining: int | None = None
         self._tokens_seen = 0
         self._epoch_samples = 0
 
@@ -116,7 +121,7 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
     def on_epoch_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        self._publish(state, self._epochs.end_epoch("train"))
+        self._publish(state, control, self._epochs.end_epoch("train"))
         if self._epochs.stop_reason is not None:
             # co2_budget_kg crossed with stop_over_budget=True: the Trainer's own way to stop.
             control.should_training_stop = True
@@ -167,6 +172,12 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
             return
         if self._pending_logs:
             logs.update(self._pending_logs)
+            joined = self._joining is not None and state.log_history
+            if joined and state.log_history[-1].get("step") == self._joining:
+                state.log_history[-1].update(self._pending_logs)
+            elif self._joining is not None:
+                self._add_own_entry(state)
+            self._joining = None
             self._pending_logs.clear()
         if self._epochs.is_open("eval"):
             # Only an evaluation logs while its window is open: these are its metrics, handed
@@ -185,6 +196,10 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
     def on_train_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
+        if self._joining is not None:
+            # The log the figures waited for never came: they get their own entry.
+            self._add_own_entry(state)
+            self._pending_logs.clear()
         data = self._epochs.end_run()
         if data is None:
             return
@@ -200,6 +215,12 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
             from carbonmeter.loggers.comet import CometLogger
 
             summary_loggers.append(CometLogger())
+        if "mlflow" in report_to:
+            # HF's MLflowCallback ends its run after this callback's on_train_end when
+            # "carbonmeter" is listed first, so the run is still the active one here.
+            from carbonmeter.loggers.mlflow import MlflowLogger
+
+            summary_loggers.append(MlflowLogger())
         if summary_loggers:
             LoggerSet(summary_loggers).run_stopped(data)
 
@@ -213,11 +234,24 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
         prefix = runtime.removesuffix("runtime")
         return self._epochs.end_epoch("eval", prefix=prefix, metric=metric)
 
-    def _publish(self, state: TrainerState, metrics: dict[str, float] | None) -> None:
+    def _publish(
+        self, state: TrainerState, control: TrainerControl, metrics: dict[str, float] | None
+    ) -> None:
         if metrics is None:
             return
-        state.log_history.append({**metrics, "epoch": state.epoch, "step": state.global_step})
         self._pending_logs.update(metrics)
+        if control.should_log:
+            # The Trainer logs the epoch's loss right after on_epoch_end: the figures join that
+            # entry of log_history (issue 32: no CO2-only entry of our own beside it).
+            self._joining = state.global_step
+        else:
+            self._add_own_entry(state)
+
+    def _add_own_entry(self, state: TrainerState) -> None:
+        """An entry of our own in log_history, where no log of the Trainer's follows."""
+        self._joining = None
+        own = {**self._pending_logs, "epoch": state.epoch, "step": state.global_step}
+        state.log_history.append(own)
 
 
 def _eval_monitor(monitor: Monitor, args: TrainingArguments, gated: bool) -> Monitor:

@@ -8,8 +8,8 @@ use super::errors::CarbonmeterError;
 use crate::output::EmissionsRow;
 use crate::runtime::ProcessLock;
 
-/// The factory `carbonmeter` registered: called with a tracker's `loggers=` argument, it
-/// returns an object with `window_closed(data)` and `run_stopped(data)`.
+/// The factory `carbonmeter` registered: called with a tracker's `loggers=` argument and its
+/// `log_metrics` setting (a list, or `None` for the default figures), it returns an object with `window_closed(data)` and `run_stopped(data)`.
 static FACTORY: ProcessLock<Option<Py<PyAny>>> = ProcessLock::new(None);
 
 /// Registers the factory of row listeners (`carbonmeter/__init__.py` does, at import); a later
@@ -32,9 +32,12 @@ pub fn register_row_listener(factory: Bound<'_, PyAny>) -> PyResult<()> {
 pub(crate) struct Listener(Option<Py<PyAny>>);
 
 impl Listener {
-    /// Builds the listener from the `loggers=` argument (names or logger objects); a bad name
-    /// raises here, at construction, not mid-training.
-    pub(crate) fn new(spec: Option<Bound<'_, PyAny>>) -> PyResult<Self> {
+    /// Builds the listener from the `loggers=` argument (names or logger objects) and the
+    /// figures chosen to send; a bad name raises here, at construction, not mid-training.
+    pub(crate) fn new(
+        spec: Option<Bound<'_, PyAny>>,
+        log_metrics: Option<Vec<String>>,
+    ) -> PyResult<Self> {
         let Some(spec) = spec.filter(|spec| !spec.is_none()) else {
             return Ok(Self(None));
         };
@@ -47,7 +50,9 @@ impl Listener {
                  rather than carbonmeter._core alone",
             ));
         };
-        Ok(Self(Some(factory.bind(py).call1((spec,))?.unbind())))
+        Ok(Self(Some(
+            factory.bind(py).call1((spec, log_metrics))?.unbind(),
+        )))
     }
 
     pub(crate) fn clone_ref(&self, py: Python<'_>) -> Self {

@@ -208,6 +208,7 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(hardware::lookup_hardware, module)?)?;
     module.add_function(wrap_pyfunction!(hardware::gpu_tdp_table, module)?)?;
     module.add_function(wrap_pyfunction!(hardware::estimate_co2, module)?)?;
+    module.add_function(wrap_pyfunction!(hardware::estimate_footprint, module)?)?;
     module.add("GPU_TDP_ALIASES", crate::hardware::gpu_aliases())?;
     module.add("CPU_TDP_MODEL_COUNT", crate::hardware::cpu_model_count())?;
     module.add_function(wrap_pyfunction!(listener::register_row_listener, module)?)?;

@@ -58,8 +58,10 @@ pub struct Config {
     pub intensity: IntensityConfig,
     /// Power usage effectiveness, >= 1.
     pub pue: f64,
-    /// Water usage effectiveness, L/kWh, >= 0.
-    pub wue: f64,
+    /// Water usage effectiveness, L/kWh, >= 0, when set.
+    pub wue: Option<f64>,
+    /// Years the hardware's embodied carbon is spread over.
+    pub hardware_lifetime_years: f64,
     /// Sensor choice.
     pub meter: MeterConfig,
     /// Distributed rank written in every row, when set.
@@ -82,6 +84,9 @@ pub struct Config {
     pub unserved: Vec<String>,
     /// Where each setting not from a keyword argument came from, for a debug line.
     pub origins: Vec<(String, String)>,
+    /// The figures callbacks and loggers send per epoch, when chosen (the Python package
+    /// checks the names; the core only carries them).
+    pub log_metrics: Option<Vec<String>>,
 }
 
 /// Hidden test settings (environment only): the length of an "hour" for hourly intensity, and
@@ -117,13 +122,14 @@ fn output(layers: &mut Layers) -> Result<OutputConfig> {
     })
 }
 
-fn gpu_ids(layers: &mut Layers) -> Result<Option<Vec<String>>> {
-    Ok(layers.get("gpu_ids")?.map(|raw| match raw {
+/// A list setting: a list, or comma-separated text (the environment and config files).
+fn text_list(layers: &mut Layers, key: &str) -> Result<Option<Vec<String>>> {
+    Ok(layers.get(key)?.map(|raw| match raw {
         RawValue::List(items) => items,
         RawValue::Str(text) => text
             .split(',')
             .map(str::trim)
-            .filter(|id| !id.is_empty())
+            .filter(|item| !item.is_empty())
             .map(str::to_owned)
             .collect(),
         other => vec![other.render()],
@@ -139,7 +145,7 @@ fn meter(layers: &mut Layers) -> Result<MeterConfig> {
     let powercap_root = required("powercap_root", layers.text("powercap_root")?)?;
     let gpu = GpuConfig {
         nvml_library: layers.text("nvml_library")?.map(PathBuf::from),
-        gpu_ids: gpu_ids(layers)?,
+        gpu_ids: text_list(layers, "gpu_ids")?,
         cuda_visible_devices: layers.env.vars.get("CUDA_VISIBLE_DEVICES").cloned(),
         poll_interval_s: required("gpu_poll_secs", layers.number("gpu_poll_secs")?)?,
         amdsmi_library: layers.text("amdsmi_library")?.map(PathBuf::from),
@@ -488,7 +494,11 @@ impl Config {
         let measure_power_secs =
             required("measure_power_secs", layers.number("measure_power_secs")?)?;
         let pue = required("pue", layers.number("pue")?)?;
-        let wue = required("wue", layers.number("wue")?)?;
+        let wue = layers.number("wue")?;
+        let hardware_lifetime_years = required(
+            "hardware_lifetime_years",
+            layers.number("hardware_lifetime_years")?,
+        )?;
         let output = output(&mut layers)?;
         let log_level = log_level(&mut layers)?;
         let meter = meter(&mut layers)?;
@@ -509,6 +519,7 @@ impl Config {
         let job = crate::job::detect(&layers.env.vars);
         let job_wait_s = required("job_wait_secs", layers.number("job_wait_secs")?)?;
         let export = export(&mut layers)?;
+        let log_metrics = text_list(&mut layers, "log_metrics")?;
         Ok(Self {
             host,
             job,
@@ -522,6 +533,7 @@ impl Config {
             intensity,
             pue,
             wue,
+            hardware_lifetime_years,
             meter,
             rank,
             sync,
@@ -530,6 +542,7 @@ impl Config {
             export,
             unserved,
             origins: std::mem::take(&mut layers.origins),
+            log_metrics,
         })
     }
 }

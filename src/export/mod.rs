@@ -244,6 +244,8 @@ pub struct Sample {
     pub time_unix_ns: u64,
     /// The run's last sample (sent even while its target backs off).
     pub last: bool,
+    /// Embodied carbon and water since the start (docs/footprint.md).
+    pub footprint: Option<crate::footprint::running::Running>,
 }
 
 impl Sample {
@@ -321,6 +323,8 @@ pub struct RunExport {
     start_unix_ns: u64,
     pue: f64,
     g_per_kwh: f64,
+    /// How the run's embodied carbon and water grow.
+    pub rates: Option<crate::footprint::running::Rates>,
     state: Mutex<RunState>,
     exporter: Arc<Exporter>,
 }
@@ -340,6 +344,7 @@ impl RunExport {
             start_unix_ns: unix_ns(),
             pue,
             g_per_kwh,
+            rates: None,
             state: Mutex::new(RunState {
                 phase: None,
                 last_energy_j: BTreeMap::new(),
@@ -402,6 +407,12 @@ impl RunExport {
                 start_unix_ns: self.start_unix_ns,
                 time_unix_ns: unix_ns(),
                 last,
+                footprint: self.rates.map(|rates| {
+                    let busy_s = snapshot.cpu_busy_s - self.start.cpu_busy_s;
+                    let energy_j = state.energy_j.values().sum::<f64>();
+                    let duration_s = snapshot.t_s - self.start.t_s;
+                    rates.running(duration_s, busy_s, crate::carbon::kwh(energy_j))
+                }),
             }
         };
         self.exporter.submit(sample)

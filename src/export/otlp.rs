@@ -17,6 +17,10 @@ pub const EMISSIONS: &str = "carbonmeter.emissions";
 pub const POWER: &str = "carbonmeter.power";
 /// Grid intensity: a Gauge, unit `g/kWh`.
 pub const INTENSITY: &str = "carbonmeter.intensity";
+/// Embodied carbon counter (docs/footprint.md); no point while a device has no figure.
+pub const EMBODIED: &str = "carbonmeter.embodied";
+/// Water counter, by `term` (`offsite`, and `onsite` where a WUE is known).
+pub const WATER: &str = "carbonmeter.water";
 
 const AGGREGATION_TEMPORALITY_CUMULATIVE: u64 = 2;
 
@@ -127,6 +131,25 @@ fn points(sample: &Sample, metric: &str) -> Vec<Point> {
                 }
             })
             .collect(),
+        EMBODIED => sample
+            .footprint
+            .and_then(|f| f.embodied_g)
+            .map(|grams| Point {
+                attributes: Vec::new(),
+                value: grams,
+            })
+            .into_iter()
+            .collect(),
+        WATER => sample
+            .footprint
+            .map(|f| f.water_terms())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(term, litres)| Point {
+                attributes: vec![("term", term.to_owned())],
+                value: litres,
+            })
+            .collect(),
         _ => vec![Point {
             attributes: Vec::new(),
             value: sample.intensity_g_per_kwh,
@@ -136,7 +159,7 @@ fn points(sample: &Sample, metric: &str) -> Vec<Point> {
 
 /// The request body for `samples` (one per run).
 pub fn encode(samples: &[Arc<Sample>]) -> Vec<u8> {
-    const METRICS: [(&str, &str, &str, bool); 4] = [
+    const METRICS: [(&str, &str, &str, bool); 6] = [
         (
             ENERGY,
             "J",
@@ -160,6 +183,18 @@ pub fn encode(samples: &[Arc<Sample>]) -> Vec<u8> {
             "g/kWh",
             "Grid carbon intensity in use, CO2eq.",
             false,
+        ),
+        (
+            EMBODIED,
+            "g",
+            "Embodied carbon of the hardware charged since the run started, CO2eq.",
+            true,
+        ),
+        (
+            WATER,
+            "L",
+            "Water since the run started: off-site (electricity) and on-site (cooling).",
+            true,
         ),
     ];
     let mut request = Message::default();

@@ -15,8 +15,12 @@ pub const EMISSIONS: &str = "carbonmeter_emissions_grams_total";
 pub const POWER: &str = "carbonmeter_power_watts";
 /// Grid intensity gauge.
 pub const INTENSITY: &str = "carbonmeter_intensity_grams_per_kwh";
+/// Embodied carbon counter (docs/footprint.md); no point while a device has no figure.
+pub const EMBODIED: &str = "carbonmeter_embodied_grams_total";
+/// Water counter, by `term` (`offsite`, and `onsite` where a WUE is known).
+pub const WATER: &str = "carbonmeter_water_litres_total";
 
-const FAMILIES: [(&str, &str, &str); 4] = [
+const FAMILIES: [(&str, &str, &str); 6] = [
     (
         ENERGY,
         "counter",
@@ -36,6 +40,16 @@ const FAMILIES: [(&str, &str, &str); 4] = [
         INTENSITY,
         "gauge",
         "Grid carbon intensity in use, g CO2eq/kWh.",
+    ),
+    (
+        EMBODIED,
+        "counter",
+        "Embodied carbon of the hardware charged since the run started, g CO2eq.",
+    ),
+    (
+        WATER,
+        "counter",
+        "Water since the run started, L: off-site (electricity) and on-site (cooling).",
     ),
 ];
 
@@ -116,6 +130,20 @@ pub fn encode(samples: &[Arc<Sample>], skip: &[&str]) -> String {
                             extra.push(("device", device.clone()));
                         }
                         line(extra, *power_w);
+                    }
+                }
+                EMBODIED => {
+                    if let Some(grams) = sample.footprint.and_then(|f| f.embodied_g) {
+                        line(Vec::new(), grams);
+                    }
+                }
+                WATER => {
+                    for (term, litres) in sample
+                        .footprint
+                        .map(|f| f.water_terms())
+                        .unwrap_or_default()
+                    {
+                        line(vec![("term", term.to_owned())], litres);
                     }
                 }
                 _ => line(Vec::new(), sample.intensity_g_per_kwh),
@@ -303,6 +331,7 @@ mod tests {
             start_unix_ns: 0,
             time_unix_ns: 0,
             last: false,
+            footprint: None,
         }
     }
 

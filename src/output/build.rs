@@ -55,8 +55,11 @@ pub struct RowSettings {
     pub tracking_mode: String,
     /// Power usage effectiveness applied to every energy.
     pub pue: f64,
-    /// Water usage effectiveness, L/kWh.
-    pub wue: f64,
+    /// Water usage effectiveness, L/kWh, when set (CodeCarbon's `water_consumed` reads 0
+    /// without it; the on-site water then comes from the cloud region, if any).
+    pub wue: Option<f64>,
+    /// Years the hardware's embodied carbon is spread over.
+    pub hardware_lifetime_years: f64,
     /// Distributed rank, when known.
     pub rank: Option<u32>,
     /// Share of the plug's energy the PSU delivers to the components, when set.
@@ -239,7 +242,7 @@ pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
         gpu_energy: kwh(energy.gpu_j),
         ram_energy: kwh(energy.ram_j),
         energy_consumed,
-        water_consumed: energy_consumed * settings.wue,
+        water_consumed: energy_consumed * settings.wue.unwrap_or(0.0),
         country_name: intensity.country_name.clone(),
         country_iso_code: intensity.country_iso_code.clone(),
         region: intensity.region.clone(),
@@ -262,7 +265,7 @@ pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
         ram_used_gb: interval.ram_used_gb,
         on_cloud: on_cloud(intensity),
         pue,
-        wue: settings.wue,
+        wue: settings.wue.unwrap_or(0.0),
         carbonmeter_version: VERSION.to_owned(),
         cpu_method: cpu_method(description, interval).as_str().to_owned(),
         ram_method: description.ram_method.as_str().to_owned(),
@@ -304,6 +307,7 @@ pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
     }
     row.emissions_rate = carbon::rate_per_s(row.emissions, duration_s);
     set_band(&mut row, description, interval);
+    crate::output::footprint::set_footprint(&mut row, context);
     row
 }
 
@@ -398,7 +402,8 @@ mod tests {
             experiment_name: "sst2".to_owned(),
             tracking_mode: "machine".to_owned(),
             pue: 1.5,
-            wue: 2.0,
+            wue: Some(2.0),
+            hardware_lifetime_years: 4.0,
             rank: Some(3),
             psu_efficiency: Some(0.8),
         }
@@ -468,6 +473,64 @@ mod tests {
         assert!(close(row.emissions_rate, row.emissions / 100.0));
         assert!(close(row.water_consumed, row.energy_consumed * 2.0));
         assert_eq!(row.duration, 100.0);
+    }
+
+    #[test]
+    fn the_footprint_is_hand_arithmetic_on_the_rows_energy() {
+        // 100 s of a host (900 kg over 4 y = 35,064 h), no GPU, in France at PUE 1.5, wue 2.
+        let row = row_of(&interval(), None, None);
+        let host_kg = 900.0 * 100.0 / (35_064.0 * 3600.0);
+        assert!(close(row.embodied_emissions.unwrap_or(0.0), host_kg));
+        assert!(close(
+            row.total_emissions.unwrap_or(0.0),
+            row.emissions + host_kg
+        ));
+        assert_eq!(
+            (row.embodied_missing.as_deref(), row.hardware_lifetime_years),
+            (None, 4.0)
+        );
+        // Water: IT energy (7500 J / 1.5) x wue 2 on-site, drawn energy x 3.6737 L/kWh off-site;
+        // CodeCarbon's water_consumed is the drawn energy x wue.
+        let onsite = 5000.0 / 3.6e6 * 2.0;
+        assert!(close(row.water_onsite.unwrap_or(0.0), onsite));
+        assert!(close(row.water_offsite, 7500.0 / 3.6e6 * 3.6737));
+        assert!(close(
+            row.water_total.unwrap_or(0.0),
+            onsite + row.water_offsite
+        ));
+        assert!(close(row.water_consumed, 1.5 * onsite));
+        assert_eq!(
+            row.water_onsite_source.as_deref(),
+            Some("wue setting 2 L/kWh")
+        );
+        // Process tracking: the host at the processes' CPU share (25 %); no wue: no on-site.
+        let process = RowSettings {
+            tracking_mode: "process".to_owned(),
+            wue: None,
+            ..settings()
+        };
+        let row = build_row(&RowContext {
+            settings: &process,
+            timestamp: "",
+            run_id: "",
+            identity: &Identity::default(),
+            intensity: &intensity(),
+            location_source: "country",
+            description: &description(),
+            interval: &interval(),
+            window: None,
+            hourly: None,
+            tracker_cpu_s: 0.0,
+            counts: Counts::default(),
+            shared: false,
+            unattributed: None,
+        });
+        assert!(close(row.embodied_emissions.unwrap_or(0.0), host_kg * 0.25));
+        assert_eq!(
+            (row.water_onsite, row.water_total, row.wue),
+            (None, None, 0.0)
+        );
+        assert_eq!(row.water_consumed, 0.0);
     }
 
     #[test]

@@ -33,6 +33,39 @@ fn joined_method<'a>(methods: impl Iterator<Item = &'a str>) -> String {
     }
 }
 
+/// The job's footprint columns: each rank charges its own GPUs and its host share, so the
+/// job's footprint is the sum; a rank with a device missing from the embodied table leaves the
+/// job's empty too, and a rank without an on-site WUE the job's on-site water.
+fn sum_footprint(row: &mut EmissionsRow, ranks: &[EmissionsRow]) {
+    let sum = |field: fn(&EmissionsRow) -> f64| ranks.iter().map(field).sum::<f64>();
+    let sum_all =
+        |field: fn(&EmissionsRow) -> Option<f64>| ranks.iter().map(field).sum::<Option<f64>>();
+    row.embodied_emissions = sum_all(|r| r.embodied_emissions);
+    row.embodied_emissions_low = sum_all(|r| r.embodied_emissions_low);
+    row.embodied_emissions_high = sum_all(|r| r.embodied_emissions_high);
+    row.total_emissions = sum_all(|r| r.total_emissions);
+    row.water_onsite = sum_all(|r| r.water_onsite);
+    row.water_onsite_low = sum_all(|r| r.water_onsite_low);
+    row.water_onsite_high = sum_all(|r| r.water_onsite_high);
+    row.water_offsite = sum(|r| r.water_offsite);
+    row.water_offsite_low = sum(|r| r.water_offsite_low);
+    row.water_offsite_high = sum_all(|r| r.water_offsite_high);
+    row.water_total = sum_all(|r| r.water_total);
+    row.water_total_low = sum(|r| r.water_total_low);
+    row.water_total_high = sum_all(|r| r.water_total_high);
+    let mut missing: Vec<&str> = Vec::new();
+    for name in ranks
+        .iter()
+        .filter_map(|r| r.embodied_missing.as_deref())
+        .flat_map(|names| names.split(", "))
+    {
+        if !missing.contains(&name) {
+            missing.push(name);
+        }
+    }
+    row.embodied_missing = (!missing.is_empty()).then(|| missing.join(", "));
+}
+
 /// The job's row for one window (or the run), from its ranks' rows of that window: every energy,
 /// emission and volume summed (each part was measured by one rank only), over the longest rank's
 /// span; powers are those sums over that span. `missing` are the ranks whose row never came.
@@ -51,6 +84,7 @@ pub fn job_row(ranks: &[EmissionsRow], missing: &[u32], job_run_id: &str) -> Opt
     row.psys_energy = sum(|r| r.psys_energy);
     row.emissions = sum(|r| r.emissions);
     row.water_consumed = sum(|r| r.water_consumed);
+    sum_footprint(&mut row, ranks);
     // The bands add as the figures do (each rank's part is its own measurement); an unbounded
     // rank leaves the job unbounded. Our own cost and the work done add up over the ranks.
     row.energy_consumed_low = sum(|r| r.energy_consumed_low);
@@ -232,6 +266,42 @@ mod tests {
         let partial = job_row(&rows[1..], &[1, 3], "job-run").expect("row");
         assert_eq!(partial.missing_ranks.as_deref(), Some("1,3"));
         assert_eq!(job_row(&[], &[0], "x"), None);
+    }
+
+    #[test]
+    fn the_jobs_footprint_adds_up_and_a_missing_device_empties_it() {
+        let with = |row: EmissionsRow, embodied: Option<f64>, onsite: Option<f64>| EmissionsRow {
+            embodied_emissions: embodied,
+            total_emissions: embodied.map(|kg| row.emissions + kg),
+            embodied_missing: embodied
+                .is_none()
+                .then(|| "NVIDIA A100-SXM4-80GB".to_owned()),
+            water_offsite: 2.0,
+            water_onsite: onsite,
+            water_total: onsite.map(|l| l + 2.0),
+            ..row
+        };
+        let rows = [
+            with(rank_row(1, 0.0, 0.25, 10.0, false), Some(0.25), Some(0.5)),
+            with(rank_row(0, 0.5, 0.25, 9.5, true), Some(0.5), Some(0.25)),
+        ];
+        let job = job_row(&rows, &[], "job-run").expect("row");
+        assert_eq!(
+            (job.embodied_emissions, job.total_emissions),
+            (Some(0.75), Some(1.25))
+        );
+        assert_eq!((job.water_offsite, job.water_total), (4.0, Some(4.75)));
+        let rows = [
+            with(rank_row(1, 0.0, 0.25, 10.0, false), None, None),
+            with(rank_row(0, 0.5, 0.25, 9.5, true), Some(0.5), Some(0.25)),
+        ];
+        let job = job_row(&rows, &[], "job-run").expect("row");
+        assert_eq!((job.embodied_emissions, job.total_emissions), (None, None));
+        assert_eq!(
+            job.embodied_missing.as_deref(),
+            Some("NVIDIA A100-SXM4-80GB")
+        );
+        assert_eq!((job.water_onsite, job.water_total), (None, None));
     }
 
     #[test]

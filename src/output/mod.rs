@@ -3,6 +3,7 @@
 mod beside;
 pub mod build;
 pub mod csv;
+pub mod footprint;
 pub mod formula;
 mod fsync;
 pub mod job;

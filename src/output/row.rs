@@ -206,7 +206,8 @@ emissions_row! {($)
     /// CPU + GPU + RAM energy, PUE included (`psys_energy` is never added in).
     #[unit = "kWh"]
     energy_consumed: f64,
-    /// Water: `energy_consumed` x `wue`.
+    /// CodeCarbon's water: `energy_consumed` x `wue` (on-site only, 0 without a `wue`); the
+    /// whole water, on-site and off-site, is `water_total`.
     #[unit = "L"]
     water_consumed: f64,
     /// Country of the grid used, when known.
@@ -261,7 +262,7 @@ emissions_row! {($)
     on_cloud: String,
     /// Power usage effectiveness applied: it multiplies every component's energy and power.
     pue: f64,
-    /// Water usage effectiveness applied.
+    /// The `wue` setting (0 when unset, as CodeCarbon writes it).
     #[unit = "L/kWh"]
     wue: f64,
     /// Version of carbonmeter that wrote the row.
@@ -388,6 +389,68 @@ emissions_row! {($)
     /// `scheduled_intensity_g_per_kwh`, what waiting saved.
     #[unit = "g CO2eq/kWh"]
     submitted_intensity_g_per_kwh: Option<f64>,
+    /// Embodied carbon of the hardware used: each device's manufacturing figure
+    /// (`data/embodied_carbon.csv`) x `duration` / `hardware_lifetime_years`, each GPU counted
+    /// whole and the host at its share (all of it under `machine` tracking, the CPU share
+    /// measured under `process`); empty, never 0, when a device has no figure
+    /// (`embodied_missing`). Not in `emissions`, which stays electricity only.
+    #[unit = "kg CO2eq"]
+    embodied_emissions: Option<f64>,
+    /// Lowest plausible `embodied_emissions`: each device's lowest sourced figure over a life
+    /// 1.5 x the setting (6 years at the default 4).
+    #[unit = "kg CO2eq"]
+    embodied_emissions_low: Option<f64>,
+    /// Highest plausible `embodied_emissions`: each device's highest figure (BoaviztAPI's
+    /// model, an upper bound, where it has one) over a life 0.75 x the setting (3 years).
+    #[unit = "kg CO2eq"]
+    embodied_emissions_high: Option<f64>,
+    /// The devices (as their driver names them) with no embodied figure, comma-separated;
+    /// empty when every device has one.
+    embodied_missing: Option<String>,
+    /// `emissions` + `embodied_emissions`; empty when the embodied figure is.
+    #[unit = "kg CO2eq"]
+    total_emissions: Option<f64>,
+    /// The `hardware_lifetime_years` setting the embodied figures are spread over.
+    #[unit = "years"]
+    hardware_lifetime_years: f64,
+    /// On-site (data-centre cooling) water: IT energy (`energy_consumed` / `pue`) x the
+    /// on-site WUE: the `wue` setting when set, else the cloud region's published WUE, else
+    /// its provider's fleet figure; empty when none is known. (`water_consumed` keeps
+    /// CodeCarbon's `energy_consumed` x `wue`, on-site only.)
+    #[unit = "L"]
+    water_onsite: Option<f64>,
+    /// Lowest plausible `water_onsite`: the energy band; 0 for a WUE that counts water
+    /// withdrawn (consumption is at most the withdrawal).
+    #[unit = "L"]
+    water_onsite_low: Option<f64>,
+    /// Highest plausible `water_onsite`; empty when the energy is unbounded.
+    #[unit = "L"]
+    water_onsite_high: Option<f64>,
+    /// Where the on-site WUE comes from (`wue setting 1.8 L/kWh`, `aws:us-east-1 0.06 L/kWh
+    /// (withdrawal, ...)`); empty when none is known.
+    water_onsite_source: Option<String>,
+    /// Off-site water, consumed generating the electricity: `energy_consumed` (PUE included)
+    /// x the grid country's L/kWh (`data/water_intensity.csv`, WRI 2020), else WRI's average.
+    #[unit = "L"]
+    water_offsite: f64,
+    /// Lowest plausible `water_offsite`: the energy band, and for the average the lowest
+    /// country's factor.
+    #[unit = "L"]
+    water_offsite_low: f64,
+    /// Highest plausible `water_offsite`; empty when the energy is unbounded.
+    #[unit = "L"]
+    water_offsite_high: Option<f64>,
+    /// Which off-site factor was used, and why when it is the average.
+    water_offsite_source: String,
+    /// `water_onsite` + `water_offsite`; empty when the on-site WUE is unknown.
+    #[unit = "L"]
+    water_total: Option<f64>,
+    /// Lowest plausible `water_total` (an unknown on-site term counts 0).
+    #[unit = "L"]
+    water_total_low: f64,
+    /// Highest plausible `water_total`; empty when a term is unknown or unbounded.
+    #[unit = "L"]
+    water_total_high: Option<f64>,
     /// The metric recorded in the epoch (`monitor=` of the callbacks, `epoch.record(name,
     /// value)`), such as `val_accuracy`; empty when none was.
     metric_name: Option<String>,

@@ -5,6 +5,7 @@
 //! and checks them against `co2_budget_kg`; [`job`] is this tracker's part in a distributed job.
 
 mod budget;
+mod footprint;
 mod job;
 mod payoff;
 mod windows;
@@ -177,6 +178,7 @@ impl Tracker {
             tracking_mode: config.meter.sources.tracking_mode.as_str().to_owned(),
             pue: config.pue,
             wue: config.wue,
+            hardware_lifetime_years: config.hardware_lifetime_years,
             rank: config.rank,
             psu_efficiency: config.psu_efficiency,
         };
@@ -375,13 +377,15 @@ impl Tracker {
             host: share.map(|share| share.labels.host.clone()),
             rank: share.map(|share| share.labels.rank).or(self.config.rank),
         };
-        Some(Arc::new(RunExport::new(
+        let mut export = RunExport::new(
             Arc::clone(exporter),
             labels,
             start,
             self.config.pue,
             self.intensity.g_per_kwh,
-        )))
+        );
+        export.rates = Some(self.footprint_rates(share, start));
+        Some(Arc::new(export))
     }
 
     /// Writes a row with the totals so far and keeps running. `None` when not running.

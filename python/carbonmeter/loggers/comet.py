@@ -28,7 +28,8 @@ class CometLogger(EmissionsLogger):
     def __init__(self, experiment: Any = None) -> None:
         super().__init__()
         self._experiment = experiment
-        self._epoch_step: int | None = None
+        # The step we last logged at ourselves (not the user's); None after joining theirs.
+        self._own_step: int | None = None
 
     def _target(self) -> Any:
         experiment = self._experiment
@@ -41,16 +42,27 @@ class CometLogger(EmissionsLogger):
             )
         return experiment
 
+    def _step(self, experiment: Any, own: int) -> int:
+        """The user's current step, else `own` (the epoch, or the window's index)."""
+        # Comet keeps the last step logged as its current one, ours included: a step we set
+        # ourselves is not the user's.
+        current: int | None = getattr(experiment, "curr_step", None)
+        if current is not None and current != self._own_step:
+            self._own_step = None
+            return current
+        self._own_step = own
+        return own
+
     def log_epoch(self, metrics: dict[str, float], epoch: int) -> None:
         experiment = self._target()
         if experiment is not None:
-            # Comet keeps the last step logged as its current one, ours included: a step we set
-            # from the epoch is not the user's.
-            current = getattr(experiment, "curr_step", None)
-            joined = current is not None and current != self._epoch_step
-            step = current if joined else epoch
-            experiment.log_metrics(metrics, step=step, epoch=epoch)
-            self._epoch_step = None if joined else epoch
+            experiment.log_metrics(metrics, step=self._step(experiment, epoch), epoch=epoch)
+
+    def log_window(self, name: str, metrics: dict[str, float], index: int) -> None:
+        """A named window's figures at the user's current step, else at `index`."""
+        experiment = self._target()
+        if experiment is not None:
+            experiment.log_metrics(metrics, step=self._step(experiment, index))
 
     def log_summary(self, summary: dict[str, Any]) -> None:
         experiment = self._target()

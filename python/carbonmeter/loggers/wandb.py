@@ -53,6 +53,15 @@ class WandbLogger(EmissionsLogger):
         run.log({"epoch": epoch, **metrics}, commit=False)
         self._pending_step = run.step
 
+    def log_window(self, name: str, metrics: dict[str, float], index: int) -> None:
+        """A named window's figures join the user's next step, as an epoch's do."""
+        run = self._target()
+        if run is None:
+            return
+        self._commit_pending(run)
+        run.log(metrics, commit=False)
+        self._pending_step = run.step
+
     def log_summary(self, summary: dict[str, Any]) -> None:
         run = self._target()
         if run is not None:

@@ -29,7 +29,7 @@ from carbonmeter.report.model import (
     totals,
     what_if,
 )
-from carbonmeter.report.text import latex_escape, paragraph
+from carbonmeter.report.text import footprint_sentence, latex_escape, paragraph
 
 COMPONENTS = (
     ("CPU", "cpu_kwh", "#2563eb"),
@@ -512,6 +512,10 @@ def _as_of(timestamp: str) -> str:
     return timestamp[5:16].replace("T", " ")
 
 
+def _footprint(report: Report) -> str:
+    return footprint_sentence(report.runs).strip()
+
+
 def render(report: Report, zones: list[str] | None = None) -> str:
     """The whole page: the overview table first, then totals, what if and each project."""
     links: list[str] = []
@@ -542,6 +546,8 @@ def render(report: Report, zones: list[str] | None = None) -> str:
         _card(seconds(grand["duration_s"]), "measured"),
         _card(str(int(grand["runs"])), "run" if grand["runs"] == 1 else "runs"),
         "</section>",
+        # Electricity, embodied carbon and water side by side; nothing for CodeCarbon's rows.
+        f'<p class="note">{escape(footprint)}</p>' if (footprint := _footprint(report)) else "",
         '<p class="note">That is about as much as</p><section class="cards equiv">',
     ]
     for i, e in enumerate(factors, start=1):

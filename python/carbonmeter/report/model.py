@@ -96,6 +96,10 @@ class Run:
     tracker_cpu_s: float | None = None
     scope: str = ""
     job_id: str = ""
+    # The whole footprint (docs/footprint.md); None for CodeCarbon rows and unknown figures.
+    embodied_kg: float | None = None
+    water_l: float | None = None
+    water_offsite_l: float | None = None
     # A carbon-aware wait's forecast figures (carbonmeter wait): at the start it chose, and had
     # it started at submission; None without one.
     scheduled_start: str = ""
@@ -363,6 +367,9 @@ def _run(row: dict[str, str], ours: bool, file: str) -> Run:
         samples=_count(row, "samples"),
         tokens=_count(row, "tokens"),
         requests=_count(row, "requests"),
+        embodied_kg=_optional(row, "embodied_emissions"),
+        water_l=_optional(row, "water_total"),
+        water_offsite_l=_optional(row, "water_offsite"),
         scheduled_start=row.get("scheduled_start") or "",
         scheduled_g_per_kwh=_optional(row, "scheduled_intensity_g_per_kwh"),
         submitted_g_per_kwh=_optional(row, "submitted_intensity_g_per_kwh"),
@@ -441,6 +448,21 @@ def totals(runs: list[Run]) -> dict[str, float]:
         "gpu_kwh": sum(r.gpu_kwh for r in runs),
         "ram_kwh": sum(r.ram_kwh for r in runs),
         "duration_s": sum(r.duration_s for r in runs),
+    }
+
+
+def footprint_totals(runs: list[Run]) -> dict[str, float | None]:
+    """Sums of the runs' embodied carbon (kg) and water (L, total and off-site): None where a
+    run lacks the figure (a CodeCarbon row, a device without an embodied figure, an unknown
+    on-site WUE), never a partial sum."""
+
+    def total(values: list[float | None]) -> float | None:
+        return sum(v for v in values if v is not None) if None not in values else None
+
+    return {
+        "embodied_kg": total([r.embodied_kg for r in runs]),
+        "water_l": total([r.water_l for r in runs]),
+        "water_offsite_l": total([r.water_offsite_l for r in runs]),
     }
 
 
@@ -737,6 +759,7 @@ def to_json(report: Report, zones: list[str] | None = None) -> dict[str, Any]:
         return {
             **_with_per_unit(sums, runs),
             "equivalents": {e.key: e.of(sums["co2_kg"], sums["energy_kwh"]) for e in factors},
+            "footprint": footprint_totals(runs),
         }
 
     projects = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from carbonmeter._core import METHODS
-from carbonmeter._format import co2, co2_band, energy, energy_band, seconds
+from carbonmeter._format import co2, co2_band, energy, energy_band, litres, seconds
 from carbonmeter.report import tradeoff
 from carbonmeter.report.model import (
     Report,
@@ -14,6 +14,7 @@ from carbonmeter.report.model import (
     band_totals,
     equivalents,
     figure,
+    footprint_totals,
     overview,
     overview_columns,
     plural,
@@ -115,6 +116,27 @@ def _bands_note(band: dict[str, float | None]) -> str:
     return note
 
 
+def footprint_sentence(runs: list[Run]) -> str:
+    """`X kg CO2eq from electricity, Y kg embodied in the hardware, Z L of water`, or what of it
+    is known (docs/footprint.md); empty for runs that carry none of it (CodeCarbon's)."""
+    found = footprint_totals(runs)
+    if found["water_offsite_l"] is None:
+        return ""
+    parts = [f"{co2(sum(r.co2_kg for r in runs))} CO2eq from electricity"]
+    if found["embodied_kg"] is None:
+        parts.append("embodied carbon not counted (a device has no sourced figure)")
+    else:
+        parts.append(f"{co2(found['embodied_kg'])} embodied in the hardware")
+    if found["water_l"] is None:
+        offsite = litres(found["water_offsite_l"])
+        parts.append(
+            f"{offsite} of water off-site (on-site water not known: no wue or cloud region)"
+        )
+    else:
+        parts.append(f"{litres(found['water_l'])} of water")
+    return f" In all: {_join(parts)}."
+
+
 def paragraph(runs: list[Run], project: str) -> str:
     """A plain-text paragraph for a paper; `latex()` escapes it."""
     energy_kwh = sum(r.energy_kwh for r in runs)
@@ -131,7 +153,7 @@ def paragraph(runs: list[Run], project: str) -> str:
         f" of electricity, including a power usage effectiveness (PUE) of {pues}, and emitted "
         f"{co2_band(co2_kg, band['co2_low_kg'], band['co2_high_kg'])} CO2eq, at a grid carbon "
         f"intensity of {_intensities(runs)}. {_methods(runs)} Measured with {writers}."
-        f"{_bands_note(band)}{tradeoff.search_sentence(runs)}"
+        f"{_bands_note(band)}{footprint_sentence(runs)}{tradeoff.search_sentence(runs)}"
     )
 
 
@@ -200,7 +222,8 @@ def markdown(report: Report, zones: list[str] | None = None) -> str:
     grand = totals(report.runs)
     lines.append(
         f"\n{plural(int(grand['runs']), 'run')}, {energy(grand['energy_kwh'])}, "
-        f"**{co2(grand['co2_kg'])} CO2eq**, {seconds(grand['duration_s'])} measured.\n"
+        f"**{co2(grand['co2_kg'])} CO2eq**, {seconds(grand['duration_s'])} measured."
+        f"{footprint_sentence(report.runs)}\n"
     )
     lines.append("| equivalent | source |\n|---|---|")
     for e in equivalents():

@@ -156,7 +156,7 @@ impl PyEmissionsTracker {
         if config.log_level.is_some() {
             super::connect_logging(py, config.log_level.as_deref())?;
         }
-        let loggers = Listener::new(loggers)?;
+        let loggers = Listener::new(loggers, config.log_metrics.clone())?;
         let inner = detach(py, || Tracker::shared(config, identity))?;
         Ok(Self { inner, loggers })
     }
@@ -236,6 +236,12 @@ impl PyEmissionsTracker {
     #[getter]
     fn cloud_provider(&self) -> Option<String> {
         self.inner.config().intensity.cloud_provider.clone()
+    }
+
+    /// Resolved `log_metrics`: the figures sent per epoch, `None` for the default ones.
+    #[getter]
+    fn log_metrics(&self) -> Option<Vec<String>> {
+        self.inner.config().log_metrics.clone()
     }
 
     /// The CSV file rows go to, or `None` with `save_to_file=False`.
