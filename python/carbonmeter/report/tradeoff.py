@@ -30,6 +30,8 @@ from carbonmeter.report.model import REQUIRED, Run, plural, unprefix
 #: Phases whose epochs are the training's cost; a metric recorded in another phase (an
 #: evaluation after each epoch) is set against what these emitted up to it.
 COST_PHASES = ("train", "trial")
+#: The columns read from a row's head before it is read whole.
+WANTED = ("epoch", "metric_name")
 #: A run has flattened at the first epoch that reached this share of its whole gain.
 FLAT_SHARE = 0.95
 
@@ -128,9 +130,11 @@ def _metric_rows(files: set[str]) -> dict[tuple[str, str], list[dict[str, str]]]
         path = Path(file)
         if not path.is_file():
             continue
-        for row, header in blocks.rows(path, REQUIRED, blocks.Skipped(file)):
-            if "metric_name" not in header or not (row.get("epoch") or "").strip():
+        for block, head, record, _ in blocks.rows(path, REQUIRED, blocks.Skipped(file), WANTED):
+            # Only epoch rows of files that record metrics are read whole.
+            if "metric_name" not in block.at or not block.wanted(head)[0].strip():
                 continue
+            row = block.cells(record)
             found.setdefault(_key(row.get("run_id") or "", row.get("rank") or ""), []).append(row)
     return found
 
