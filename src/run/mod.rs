@@ -8,6 +8,7 @@ mod budget;
 mod claims;
 mod footprint;
 mod job;
+mod payoff;
 mod windows;
 
 use std::collections::BTreeMap;
@@ -35,6 +36,7 @@ use crate::work::{Counts, shared_interval};
 use budget::RunBudget;
 pub use budget::STOP_CO2_BUDGET;
 use job::JobShare;
+pub use payoff::STOP_MIN_GAIN;
 pub use windows::WindowOptions;
 use windows::Windows;
 
@@ -525,6 +527,8 @@ impl Tracker {
         });
         if run.budget.over_budget {
             row.stop_reason = Some(STOP_CO2_BUDGET.to_owned());
+        } else if run.budget.stopped_paying {
+            row.stop_reason = Some(STOP_MIN_GAIN.to_owned());
         }
         self.emit(&row);
         self.release_parts(end_t_s);
