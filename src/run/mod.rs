@@ -528,8 +528,8 @@ impl Tracker {
         }
         self.emit(&row);
         self.release_parts(end_t_s);
-        // The last row is written: a signal that came during this stop may end the process now,
-        // and after the last run the default handlers come back.
+        // The last row is written: a signal that came during this stop may end the process now
+        // (after the last run, our handlers stay and end it as the default would).
         drop(run.armed);
         if let Some(hourly) = &run.hourly {
             hourly.stop();
