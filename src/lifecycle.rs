@@ -312,7 +312,10 @@ fn start_watcher(read_fd: c_int) -> std::io::Result<c_int> {
 /// while a handler of ours is displaced, every [`SLOW_REARM_PERIOD_MS`] otherwise (a start
 /// never wakes it: a `start()` + `stop()` in a loop costs it nothing).
 fn watch(read_fd: c_int) {
+    // Its start and each wake-up are charged to the runs in progress (`crate::cost`).
+    let mut account = crate::cost::ThreadAccount::default();
     loop {
+        account.publish();
         let timeout_ms = if displaced(&ARMED.lock().installed) {
             REARM_PERIOD_MS
         } else {

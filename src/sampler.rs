@@ -24,6 +24,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::cost::{ThreadAccount, thread_cpu_ns};
 use crate::runtime::ProcessLock;
 use crate::runtime::locks::{Condvar, Mutex, MutexGuard};
 
@@ -143,6 +144,8 @@ impl Drop for EndOnDrop {
 }
 
 fn serve(shared: &Shared) {
+    // The CPU of this loop outside the ticks (its start, each wake-up) is counted too.
+    let mut account = ThreadAccount::default();
     let mut state = shared.state.lock();
     loop {
         let now = shared.clock.now();
@@ -154,11 +157,13 @@ fn serve(shared: &Shared) {
             .map(|(index, entry)| (index, entry.deadline));
         let Some((index, deadline)) = earliest else {
             state.sleeping_until = None;
+            account.publish();
             state = shared.wake.wait(state);
             continue;
         };
         if deadline > now {
             state.sleeping_until = Some(deadline);
+            account.publish();
             (state, _) = shared.clock.wait_until(&shared.wake, state, deadline);
             state.sleeping_until = None;
             continue;
@@ -166,7 +171,10 @@ fn serve(shared: &Shared) {
         let mut entry = state.waiting.swap_remove(index);
         state.running = Some(entry.id);
         drop(state);
+        // The tick charges its own run.
+        let since_ns = thread_cpu_ns();
         let panicked = catch_unwind(AssertUnwindSafe(&mut entry.tick)).is_err();
+        account.charged_since(since_ns);
         if panicked {
             log::error!("carbonmeter sampler stopped a run's ticks after a panic in a sensor read");
         }

@@ -237,6 +237,14 @@ impl Tracker {
             .map(|run| CostMeter::call(&run.cost))
     }
 
+    /// [`Tracker::charge_call`] by the thread's CPU clock: for flush() and stop().
+    fn charge_cpu_call(&self) -> Option<CallCost> {
+        self.run
+            .lock()
+            .as_ref()
+            .map(|run| CostMeter::cpu_call(&run.cost))
+    }
+
     /// The validated settings.
     pub fn config(&self) -> &Config {
         &self.config
@@ -347,7 +355,7 @@ impl Tracker {
             Some(exporter) => CostMeter::with_thread(exporter.cpu_clock()),
             None => CostMeter::default(),
         });
-        let call = CostMeter::call(&cost);
+        let call = CostMeter::cpu_call(&cost);
         let share = self.job_share();
         let mut meter_config = self.config.meter.clone();
         if let Some(share) = &share {
@@ -418,7 +426,7 @@ impl Tracker {
 
     /// Writes a row with the totals so far and keeps running. `None` when not running.
     pub fn flush(&self) -> Option<EmissionsRow> {
-        let mut call = self.charge_call();
+        let mut call = self.charge_cpu_call();
         // A framework may have put the default SIGTERM handler back (see `crate::lifecycle`).
         crate::lifecycle::rearm();
         let closed = {
@@ -460,7 +468,7 @@ impl Tracker {
     /// Ends the run like [`Tracker::stop`], and also returns the rows of the windows it had to
     /// close. `None` (with a warning) when no run was in progress.
     pub fn stop_run(&self) -> Option<Stopped> {
-        let mut call = self.charge_call();
+        let mut call = self.charge_cpu_call();
         let Some(mut run) = self.run.lock().take() else {
             log::warn!("Tracker already stopped or never started.");
             return None;
