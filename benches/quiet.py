@@ -109,10 +109,8 @@ print("RESULT", rss_kib() - bare, 0)
 """
 
 
-def child(source: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", source, *args], stdout=subprocess.PIPE, text=True
-    )
+def child(source: str, *args: str, python: str = sys.executable) -> subprocess.Popen[str]:
+    return subprocess.Popen([python, "-c", source, *args], stdout=subprocess.PIPE, text=True)
 
 
 def result(process: subprocess.Popen[str]) -> list[str]:
@@ -123,31 +121,45 @@ def result(process: subprocess.Popen[str]) -> list[str]:
     raise RuntimeError(f"no RESULT from a child: {out!r}")
 
 
-def sampler(seconds: float, runs: int) -> None:
-    """`runs` sleepers and `runs` trackers at once: the same load on both."""
-    processes = [(track, child(SAMPLER_CHILD, str(seconds), track)) for track in "01" * runs]
-    cpu: dict[str, list[float]] = {"0": [], "1": []}
-    wakes: dict[str, list[int]] = {}
-    for track, process in processes:
+def sampler(seconds: float, runs: int, baseline: str | None) -> None:
+    """`runs` sleepers and `runs` trackers at once (and `runs` of the baseline's build): the
+    same load on all."""
+    kinds = {"sleeping process": (sys.executable, "0"), "tracker started": (sys.executable, "1")}
+    if baseline:
+        kinds["baseline tracker"] = (baseline, "1")
+    processes = [
+        (kind, child(SAMPLER_CHILD, str(seconds), track, python=python))
+        for _ in range(runs)
+        for kind, (python, track) in kinds.items()
+    ]
+    cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
+    wakes: dict[str, dict[str, list[int]]] = {kind: {} for kind in kinds}
+    for kind, process in processes:
         spent, wall, threads = result(process)
-        cpu[track].append(1e3 * float(spent) / float(wall))
-        if track == "1":
-            for pair in threads.split(","):
-                name, count = pair.split("=")
-                wakes.setdefault(name, []).append(int(count))
-    idle, tracked = statistics.median(cpu["0"]), statistics.median(cpu["1"])
+        cpu[kind].append(1e3 * float(spent) / float(wall))
+        for pair in threads.split(","):
+            name, count = pair.split("=")
+            wakes[kind].setdefault(name, []).append(int(count))
+    idle = statistics.median(cpu["sleeping process"])
     print(f"sampler, default period, {seconds:g} s, medians of {runs} side by side:")
-    print(f"  sleeping process     {idle:.4f} CPU ms/s  {sorted(round(x, 4) for x in cpu['0'])}")
-    print(f"  tracker started      {tracked:.4f} CPU ms/s  {sorted(round(x, 4) for x in cpu['1'])}")
-    print(f"  marginal             {tracked - idle:.4f} CPU ms/s; ratio {tracked / idle:.2f}x")
-    waking = ", ".join(
-        f"{name} {statistics.median(n):g}" for name, n in sorted(wakes.items()) if ":" not in name
-    )
-    print(f"  wake-ups per thread over the sleep (median): {waking}")
-    spent = ", ".join(
-        f"{name[:-3]} {statistics.median(n):g} µs" for name, n in sorted(wakes.items()) if ":" in name
-    )
-    print(f"  CPU per thread over the sleep (median, schedstat; threads started in start()): {spent}")
+    for kind, samples in cpu.items():
+        figure = statistics.median(samples)
+        print(
+            f"  {kind:<18} {figure:.4f} CPU ms/s {sorted(round(x, 4) for x in samples)}; "
+            f"marginal {figure - idle:.4f}, ratio {figure / idle:.2f}x"
+        )
+        counts = wakes[kind]
+        waking = ", ".join(
+            f"{name} {statistics.median(n):g}"
+            for name, n in sorted(counts.items())
+            if ":" not in name
+        )
+        spent = ", ".join(
+            f"{name[:-3]} {statistics.median(n):g} µs"
+            for name, n in sorted(counts.items())
+            if ":" in name
+        )
+        print(f"    wake-ups per thread: {waking}; CPU per thread (schedstat): {spent}")
 
 
 def own_account(seconds: float, runs: int) -> None:
@@ -214,6 +226,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", default="sampler,own,warm,import")
+    parser.add_argument("--baseline", help="another build's python, run beside this one")
     args = parser.parse_args()
     only = set(args.only.split(","))
     os.environ.setdefault("CARBONMETER_LOG_LEVEL", "error")
@@ -224,7 +237,7 @@ def main() -> int:
     if "own" in only:
         own_account(min(args.seconds, 1.0), args.runs)
     if "sampler" in only:
-        sampler(args.seconds, args.runs)
+        sampler(args.seconds, args.runs, args.baseline)
     return 0
 
 
