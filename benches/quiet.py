@@ -13,7 +13,8 @@ processes started side by side:
   beyond a bare one's over the same calls (start, sleep, stop), from getrusage;
 - **warm start/stop**: the system calls of one `start()`+`stop()` of a new tracker after the
   first (sigaction, failed opens), from strace where it is installed;
-- **import**: `python -X importtime`'s total for `carbonmeter` and the RSS import adds.
+- **import**: the CPU a fresh interpreter spends on `import carbonmeter` beyond a bare one
+  (wait4) and the RSS import adds.
 
 Usage: python benches/quiet.py [--seconds 60] [--runs 5] [--only sampler,own,warm,import]
 """
@@ -197,28 +198,29 @@ def warm_syscalls() -> None:
     print(f"warm start()+stop(), system calls per pair (10 pairs, all threads): {shown}")
 
 
-def import_cost(runs: int) -> None:
-    totals, bare = [], []
-    for _ in range(runs):
-        for target, sink in (("carbonmeter", totals), ("", bare)):
-            code = f"import {target}" if target else "pass"
-            out = subprocess.run(
-                [sys.executable, "-X", "importtime", "-c", code],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            cumulative = [
-                int(line.split("|")[1])
-                for line in out.stderr.splitlines()
-                if line.startswith("import time:") and line.rstrip().endswith(f"| {target}")
-            ]
-            sink.append(cumulative[-1] if target else 0)
-    rss = [float(result(child(RSS_CHILD))[0]) for _ in range(max(3, runs // 3))]
-    print(
-        f"import carbonmeter: {statistics.median(totals) / 1e3:.3f} ms (-X importtime, "
-        f"cumulative, median of {runs}), RSS added {statistics.median(rss) / 1024:.2f} MiB"
-    )
+def child_cpu_s(python: str, code: str) -> float:
+    """CPU (user + system) a fresh interpreter running `code` used, from wait4."""
+    process = subprocess.Popen([python, "-c", code])
+    _, _, usage = os.wait4(process.pid, 0)
+    return usage.ru_utime + usage.ru_stime
+
+
+def import_cost(runs: int, baseline: str | None) -> None:
+    """CPU a fresh interpreter spends to import carbonmeter beyond a bare one, interleaved."""
+    pythons = {"this build": sys.executable}
+    if baseline:
+        pythons["baseline"] = baseline
+    for label, python in pythons.items():
+        bare, imported = [], []
+        for _ in range(runs):
+            bare.append(child_cpu_s(python, "pass"))
+            imported.append(child_cpu_s(python, "import carbonmeter"))
+        added_ms = 1e3 * (statistics.median(imported) - statistics.median(bare))
+        rss = [float(result(child(RSS_CHILD, python=python))[0]) for _ in range(max(3, runs // 3))]
+        print(
+            f"import carbonmeter ({label}): {added_ms:.2f} CPU ms over a bare interpreter "
+            f"(medians of {runs} interleaved), RSS added {statistics.median(rss) / 1024:.2f} MiB"
+        )
 
 
 def main() -> int:
@@ -231,7 +233,7 @@ def main() -> int:
     only = set(args.only.split(","))
     os.environ.setdefault("CARBONMETER_LOG_LEVEL", "error")
     if "import" in only:
-        import_cost(max(args.runs, 21))
+        import_cost(max(args.runs, 21), args.baseline)
     if "warm" in only:
         warm_syscalls()
     if "own" in only:
