@@ -156,6 +156,7 @@ impl CostMeter {
         CallCost {
             meter: Arc::clone(meter),
             since: Since::Wall(Instant::now()),
+            finished: false,
         }
     }
 
@@ -166,6 +167,7 @@ impl CostMeter {
         CallCost {
             meter: Arc::clone(meter),
             since,
+            finished: false,
         }
     }
 }
@@ -183,9 +185,19 @@ enum Since {
 pub struct CallCost {
     meter: Arc<CostMeter>,
     since: Since,
+    /// Charged for the last time by [`CallCost::finish`]: nothing more on drop.
+    finished: bool,
 }
 
 impl CallCost {
+    /// Charges the call for the last time: where the charge ends the call (`start()`), or no
+    /// row will read the total again (`stop()`, once its last row's total is read). Saves the
+    /// drop's clock read, a system call on the CPU clock.
+    pub fn finish(mut self) {
+        self.charge();
+        self.finished = true;
+    }
+
     /// Charges the time spent since the last charge, so a total read now includes it.
     pub fn charge(&mut self) {
         let spent_ns = match self.since {
@@ -206,7 +218,9 @@ impl CallCost {
 
 impl Drop for CallCost {
     fn drop(&mut self) {
-        self.charge();
+        if !self.finished {
+            self.charge();
+        }
     }
 }
 

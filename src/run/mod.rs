@@ -314,7 +314,7 @@ impl Tracker {
         }
         let Found {
             cost,
-            mut call,
+            call,
             share,
             meter,
             start,
@@ -344,7 +344,7 @@ impl Tracker {
         };
         started.sampler = sampler_for(&started, meter, full_period_s, period_s)?;
         *run = Some(started);
-        call.charge();
+        call.finish();
         Ok(())
     }
 
@@ -488,8 +488,9 @@ impl Tracker {
             ));
         }
         let end = read_and_report(&run.edges, &self.shown);
-        if let Some(call) = &mut call {
-            call.charge();
+        // The run's last charge: what stop() spends after its total is read is in no row.
+        if let Some(call) = call.take() {
+            call.finish();
         }
         let end_t_s = end.t_s;
         let end_cost_s = run.cost.total_s();
