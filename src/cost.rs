@@ -2,12 +2,16 @@
 //! (`CLOCK_THREAD_CPUTIME_ID`), and the time its calls hold the user's thread, never estimated.
 //!
 //! The sampler and edge threads serve every run of the process, so each charges a run the CPU
-//! time of the work it did for that run (its clock before and after); a call on the user's
-//! thread charges the time it took, by the monotonic clock, up to the moment a row reads the
-//! total and again when it returns. That is what the call took from the user's training, and
-//! at least its CPU time: reading a thread's CPU clock is a system call, the monotonic clock is
-//! read in user space (`benches/warm.py` times both), and an epoch edge read the first three
-//! times. A row's `tracker_cpu_seconds` is the total at its end minus the total at its start.
+//! time of the work it did for that run (its clock before and after). What they and the signal
+//! watcher spend for no run in particular (starting, waking, sleeping again, the watcher's
+//! checks) is published to one process-wide total ([`ThreadAccount`]) that every run in progress
+//! is charged from its start on: the threads' whole CPU time is in the rows, once per run.
+//!
+//! `start()`, `flush()` and `stop()` charge their thread's CPU clock: a call preempted on a
+//! loaded machine is not charged another process's time. A window edge, the hot path, charges
+//! the time it held the user's thread by the monotonic clock, read in user space, where a
+//! thread's CPU clock is a system call (`benches/warm.py` times both): at least its CPU time.
+//! A row's `tracker_cpu_seconds` is the total at its end minus the total at its start.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,15 +48,67 @@ pub fn publish_thread_clock(clock: &AtomicU64) {
     }
 }
 
-/// The running CPU-time totals of one run.
+/// CPU time the process's sampler, edge and signal-watcher threads spent outside the work they
+/// charged to a run, ns: see [`ThreadAccount`].
+static UNCHARGED_NS: AtomicU64 = AtomicU64::new(0);
+
+/// One background thread's account of the CPU it spent for no run in particular: created when
+/// the thread starts (its CPU clock starts at zero), told what it charged to runs, and
+/// published before each sleep, so its start-up and every wake-up end in the rows too.
 #[derive(Debug, Default)]
+pub struct ThreadAccount {
+    published_ns: u64,
+    charged_ns: u64,
+}
+
+impl ThreadAccount {
+    /// Notes work since `since_ns` that this thread charged to a run itself.
+    pub fn charged_since(&mut self, since_ns: Option<u64>) -> Option<u64> {
+        let now = thread_cpu_ns();
+        if let (Some(since), Some(now)) = (since_ns, now) {
+            self.charged_ns = self.charged_ns.saturating_add(now.saturating_sub(since));
+        }
+        now
+    }
+
+    /// Adds what the thread spent since the last publication, less what it charged to runs, to
+    /// the process's uncharged total: called before the thread sleeps.
+    pub fn publish(&mut self) {
+        let Some(now) = thread_cpu_ns() else {
+            return;
+        };
+        let spent = now
+            .saturating_sub(self.published_ns)
+            .saturating_sub(self.charged_ns);
+        UNCHARGED_NS.fetch_add(spent, Ordering::Relaxed);
+        self.published_ns = now;
+        self.charged_ns = 0;
+    }
+}
+
+/// The running CPU-time totals of one run.
+#[derive(Debug)]
 pub struct CostMeter {
     /// CPU time the process's sampler and edge threads spent on this run, ns.
     threads_ns: AtomicU64,
-    /// Sum of the finished parts of calls on the user's thread, ns of the monotonic clock.
+    /// Sum of the finished parts of calls on the user's thread, ns.
     calls_ns: AtomicU64,
     /// A longer-lived thread of ours (the exporter) and its clock when the run began, ns.
     shared_thread: Option<(Arc<AtomicU64>, u64)>,
+    /// [`UNCHARGED_NS`] when the run began.
+    uncharged_baseline_ns: u64,
+}
+
+impl Default for CostMeter {
+    /// A meter that counts from now on, the background threads' uncharged CPU included.
+    fn default() -> Self {
+        Self {
+            threads_ns: AtomicU64::new(0),
+            calls_ns: AtomicU64::new(0),
+            shared_thread: None,
+            uncharged_baseline_ns: UNCHARGED_NS.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl CostMeter {
@@ -82,43 +138,89 @@ impl CostMeter {
             .map_or(0, |(clock, baseline_ns)| {
                 clock.load(Ordering::Relaxed).saturating_sub(*baseline_ns)
             });
+        let uncharged_ns = UNCHARGED_NS
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.uncharged_baseline_ns);
         let ns = self
             .threads_ns
             .load(Ordering::Relaxed)
             .saturating_add(self.calls_ns.load(Ordering::Relaxed))
-            .saturating_add(shared_ns);
+            .saturating_add(shared_ns)
+            .saturating_add(uncharged_ns);
         ns as f64 / 1e9
     }
 
-    /// Starts charging the time the current call takes to `meter` until the guard drops.
+    /// Starts charging the time the current call takes to `meter`, by the monotonic clock,
+    /// until the guard drops: for window edges, where a CPU clock read would be a system call.
     pub fn call(meter: &Arc<Self>) -> CallCost {
         CallCost {
             meter: Arc::clone(meter),
-            since: Instant::now(),
+            since: Since::Wall(Instant::now()),
+            finished: false,
         }
     }
+
+    /// [`CostMeter::call`] by the calling thread's CPU clock (two system calls): for `start()`,
+    /// `flush()` and `stop()`, which a loaded machine may preempt for milliseconds.
+    pub fn cpu_call(meter: &Arc<Self>) -> CallCost {
+        let since = thread_cpu_ns().map_or_else(|| Since::Wall(Instant::now()), Since::Cpu);
+        CallCost {
+            meter: Arc::clone(meter),
+            since,
+            finished: false,
+        }
+    }
+}
+
+/// Where a call's charge counts from.
+#[derive(Debug, Clone, Copy)]
+enum Since {
+    Wall(Instant),
+    /// The thread's CPU clock, ns.
+    Cpu(u64),
 }
 
 /// A call on the user's thread, charged to its [`CostMeter`] by [`CallCost::charge`] and on drop.
 #[derive(Debug)]
 pub struct CallCost {
     meter: Arc<CostMeter>,
-    since: Instant,
+    since: Since,
+    /// Charged for the last time by [`CallCost::finish`]: nothing more on drop.
+    finished: bool,
 }
 
 impl CallCost {
+    /// Charges the call for the last time: where the charge ends the call (`start()`), or no
+    /// row will read the total again (`stop()`, once its last row's total is read). Saves the
+    /// drop's clock read, a system call on the CPU clock.
+    pub fn finish(mut self) {
+        self.charge();
+        self.finished = true;
+    }
+
     /// Charges the time spent since the last charge, so a total read now includes it.
     pub fn charge(&mut self) {
-        let now = Instant::now();
-        let spent_ns = u64::try_from(now.duration_since(self.since).as_nanos()).unwrap_or(u64::MAX);
+        let spent_ns = match self.since {
+            Since::Wall(since) => {
+                let now = Instant::now();
+                self.since = Since::Wall(now);
+                u64::try_from(now.duration_since(since).as_nanos()).unwrap_or(u64::MAX)
+            }
+            Since::Cpu(since) => {
+                let now = thread_cpu_ns().unwrap_or(since);
+                self.since = Since::Cpu(now);
+                now.saturating_sub(since)
+            }
+        };
         self.meter.calls_ns.fetch_add(spent_ns, Ordering::Relaxed);
-        self.since = now;
     }
 }
 
 impl Drop for CallCost {
     fn drop(&mut self) {
-        self.charge();
+        if !self.finished {
+            self.charge();
+        }
     }
 }
 

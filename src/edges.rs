@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::cost::{CostMeter, thread_cpu_ns};
+use crate::cost::{CostMeter, ThreadAccount, thread_cpu_ns};
 use crate::intensity::weighted::HourlyRun;
 use crate::meter::{Meter, MeterDescription, Snapshot};
 use crate::runtime::ProcessLock;
@@ -127,6 +127,8 @@ fn process_queue() -> Arc<Queue> {
 fn serve(queue: &Queue) {
     // The run served last: the CPU spent looking for the next request is charged to it.
     let mut served: Option<Arc<RunEdges>> = None;
+    // The CPU of this loop outside the reads it charges (its start, each wake-up) is counted too.
+    let mut account = ThreadAccount::default();
     loop {
         let (run, seq) = {
             let mut pending = queue.pending.lock();
@@ -144,9 +146,11 @@ fn serve(queue: &Queue) {
                 spin_until(|| queue.queued.load(Ordering::Acquire) > 0);
                 if let Some(last) = served.take() {
                     last.cost.charge_thread_since(looked_since_ns);
+                    account.charged_since(looked_since_ns);
                 }
                 pending = queue.pending.lock();
                 if pending.runs.is_empty() {
+                    account.publish();
                     pending = queue.ready.wait(pending);
                 }
                 pending.idle -= 1;
@@ -155,6 +159,7 @@ fn serve(queue: &Queue) {
         let since_ns = thread_cpu_ns();
         let read = run.read_meter();
         run.cost.charge_thread_since(since_ns);
+        account.charged_since(since_ns);
         // Answered even when the edge gave up waiting: the sequence number tells it apart from
         // the next request's answer.
         *run.reply.lock() = Reply {

@@ -10,7 +10,11 @@
 //! ends with the signal's usual status. A run holds the handlers until its last row is written
 //! ([`Running`]), so a signal in the middle of a `stop()` waits for that stop's rows. A handler
 //! the user or a framework installed is never replaced (CodeCarbon's is, and breaks
-//! KeyboardInterrupt there, their #1310), and the default comes back when the last run stops.
+//! KeyboardInterrupt there, their #1310). Once installed, ours stays when the last run stops:
+//! with no run in progress it ends the process at once, as the default would (the watcher
+//! finds nothing to stop and raises the signal again with the default action), and a warm
+//! `start()`+`stop()` then pays 4 `sigaction` queries rather than 10 calls that installed,
+//! checked and restored both handlers each time. A forked child gets the defaults back.
 //!
 //! A framework that saves `signal.getsignal(SIGTERM)` (Python reports `SIG_DFL` for a handler
 //! installed below it), installs its own and later restores the saved value, as Lightning's
@@ -18,8 +22,10 @@
 //! default coming back is the one change we undo: [`rearm`] installs ours again when a window
 //! or epoch opens, at `flush()` and at `stop()`; the watcher checks every [`REARM_PERIOD_MS`]
 //! while a handler of ours is displaced by another (a framework's, which it may take back),
-//! and every [`SLOW_REARM_PERIOD_MS`] otherwise, so a process whose handlers no framework
-//! touches pays one wake-up of the watcher per half minute (none at a `start()`). Registering
+//! and the sampler thread every [`SLOW_REARM_PERIOD_MS`] otherwise, on a tick of its own
+//! registered by the process's first run: it falls in the same wake-up as a run's tick at the
+//! default period (15 s), so a process whose handlers no framework touches pays no wake-up of
+//! its own for it (the watcher did, twice a minute), and none at a `start()`. Registering
 //! through Python's `signal` instead, so that what frameworks save and restore is ours, would
 //! need the interpreter: a Python handler runs only on the main thread between bytecodes (not
 //! while it waits in a CUDA call or a detached `stop()`), can be installed only from the main
@@ -66,10 +72,10 @@ pub(crate) const SIGNAL_STOP_WAIT: Duration = Duration::from_secs(5);
 /// window, `flush()` and `stop()` check at once.
 pub(crate) const REARM_PERIOD_MS: c_int = 1000;
 
-/// Otherwise, while a run is in progress, the watcher checks this often (ms): a displacement
-/// and restore that no window opening saw. One wake-up costs some 40 µs of CPU on a VM, so
-/// this keeps a quiet run within its idle budget (docs/performance.md).
-pub(crate) const SLOW_REARM_PERIOD_MS: c_int = 30_000;
+/// Otherwise the sampler thread checks this often (ms): a displacement and restore that no
+/// window opening saw. A multiple of the default `measure_power_secs` (15 s), so the check
+/// shares a run's wake-ups rather than adding its own (one costs some 40 µs of CPU on a VM).
+pub(crate) const SLOW_REARM_PERIOD_MS: u64 = 30_000;
 
 /// Whether the watcher polls every [`REARM_PERIOD_MS`] now.
 static POLLING_FAST: AtomicBool = AtomicBool::new(false);
@@ -94,6 +100,8 @@ struct Armed {
     installed: Vec<c_int>,
     read_fd: c_int,
     watcher: bool,
+    /// The sampler's tick that checks every [`SLOW_REARM_PERIOD_MS`], from the first run on.
+    check: Option<crate::sampler::Sampler>,
 }
 
 /// The handlers and the watcher; a forked child starts disarmed, with no watcher.
@@ -103,22 +111,21 @@ static ARMED: ProcessLock<Armed> = ProcessLock::with_reset(
         installed: Vec::new(),
         read_fd: -1,
         watcher: false,
+        check: None,
     },
     disarm,
 );
 
-/// A run's hold on the handlers, from its start until its last row is written: dropping the
-/// last one gives the default handlers back, and a signal ending the process waits for it.
-#[must_use = "the handlers are given back when this is dropped"]
+/// A run's hold on the handlers, from its start until its last row is written: a signal
+/// ending the process waits for it. Our handlers stay after the last one (see the module's
+/// notes): with nothing running they end the process as the default would.
+#[must_use = "a signal ending the process waits for the run until this is dropped"]
 pub(crate) struct Running(());
 
 impl Drop for Running {
     fn drop(&mut self) {
         let mut armed = ARMED.lock();
         armed.running = armed.running.saturating_sub(1);
-        if armed.running == 0 {
-            restore_defaults(&mut armed.installed);
-        }
     }
 }
 
@@ -152,6 +159,15 @@ pub(crate) fn run_started() -> Running {
         }
     }
     arm(&mut armed.installed);
+    if armed.check.is_none() {
+        // Up to half a period early where a run's tick wakes the thread anyway: checked every
+        // 15 to 30 s, and at the default measure_power_secs with no wake-up of its own.
+        let period = Duration::from_millis(SLOW_REARM_PERIOD_MS);
+        match crate::sampler::Sampler::register_with_slack(period, period / 2, rearm) {
+            Ok(check) => armed.check = Some(check),
+            Err(err) => log::debug!("no periodic SIGTERM/SIGHUP check: {err}"),
+        }
+    }
     Running(())
 }
 
@@ -307,14 +323,17 @@ fn start_watcher(read_fd: c_int) -> std::io::Result<c_int> {
 }
 
 /// The watcher: ends the process on a signal's byte, and re-arms every [`REARM_PERIOD_MS`]
-/// while a handler of ours is displaced, every [`SLOW_REARM_PERIOD_MS`] otherwise (a start
-/// never wakes it: a `start()` + `stop()` in a loop costs it nothing).
+/// while a handler of ours is displaced; otherwise it sleeps until a byte comes (the sampler's
+/// tick checks every [`SLOW_REARM_PERIOD_MS`]; a start never wakes it).
 fn watch(read_fd: c_int) {
+    // Its start and each wake-up are charged to the runs in progress (`crate::cost`).
+    let mut account = crate::cost::ThreadAccount::default();
     loop {
+        account.publish();
         let timeout_ms = if displaced(&ARMED.lock().installed) {
             REARM_PERIOD_MS
         } else {
-            SLOW_REARM_PERIOD_MS
+            -1
         };
         POLLING_FAST.store(timeout_ms == REARM_PERIOD_MS, Ordering::SeqCst);
         let mut ready = libc::pollfd {
@@ -393,6 +412,8 @@ fn disarm(armed: &mut Armed) {
     }
     armed.read_fd = -1;
     armed.watcher = false;
+    // The parent's sampler thread was not copied: its registration is forgotten, not undone.
+    std::mem::forget(armed.check.take());
 }
 
 #[cfg(test)]
@@ -412,5 +433,19 @@ mod tests {
         rearm();
         assert_eq!(handler_of(libc::SIGTERM), ours);
         drop(running);
+    }
+
+    #[test]
+    fn the_handlers_stay_between_runs_so_a_warm_start_installs_nothing() {
+        let ours = Some(ours());
+        drop(run_started());
+        // Kept after the last run (no restore): the next start finds ours and only queries.
+        assert_eq!(handler_of(libc::SIGTERM), ours);
+        assert_eq!(handler_of(libc::SIGHUP), ours);
+        let again = run_started();
+        assert_eq!(handler_of(libc::SIGTERM), ours);
+        // The periodic check rides on the sampler thread, registered once per process.
+        assert!(ARMED.lock().check.is_some());
+        drop(again);
     }
 }

@@ -24,6 +24,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::cost::{ThreadAccount, thread_cpu_ns};
 use crate::runtime::ProcessLock;
 use crate::runtime::locks::{Condvar, Mutex, MutexGuard};
 
@@ -74,6 +75,9 @@ impl Clock for SystemClock {
 struct Entry {
     id: u64,
     period: Duration,
+    /// How early the tick may run when the thread is awake anyway: a check that need not come
+    /// on time shares another tick's wake-up rather than adding its own.
+    slack: Duration,
     start: Instant,
     ticks: u32,
     deadline: Instant,
@@ -143,6 +147,8 @@ impl Drop for EndOnDrop {
 }
 
 fn serve(shared: &Shared) {
+    // The CPU of this loop outside the ticks (its start, each wake-up) is counted too.
+    let mut account = ThreadAccount::default();
     let mut state = shared.state.lock();
     loop {
         let now = shared.clock.now();
@@ -152,13 +158,27 @@ fn serve(shared: &Shared) {
             .enumerate()
             .min_by_key(|(_, entry)| entry.deadline)
             .map(|(index, entry)| (index, entry.deadline));
+        // Awake for another tick: one whose slack reaches back to now runs in the same wake-up.
+        let early = state.waiting.iter().position(|entry| {
+            entry.slack > Duration::ZERO
+                && entry
+                    .deadline
+                    .checked_sub(entry.slack)
+                    .is_some_and(|from| from <= now)
+        });
+        let earliest = match (earliest, early) {
+            (Some((_, deadline)), Some(index)) if deadline > now => Some((index, now)),
+            _ => earliest,
+        };
         let Some((index, deadline)) = earliest else {
             state.sleeping_until = None;
+            account.publish();
             state = shared.wake.wait(state);
             continue;
         };
         if deadline > now {
             state.sleeping_until = Some(deadline);
+            account.publish();
             (state, _) = shared.clock.wait_until(&shared.wake, state, deadline);
             state.sleeping_until = None;
             continue;
@@ -166,7 +186,10 @@ fn serve(shared: &Shared) {
         let mut entry = state.waiting.swap_remove(index);
         state.running = Some(entry.id);
         drop(state);
+        // The tick charges its own run.
+        let since_ns = thread_cpu_ns();
         let panicked = catch_unwind(AssertUnwindSafe(&mut entry.tick)).is_err();
+        account.charged_since(since_ns);
         if panicked {
             log::error!("carbonmeter sampler stopped a run's ticks after a panic in a sensor read");
         }
@@ -229,12 +252,29 @@ impl Sampler {
         period: Duration,
         tick: impl FnMut() + Send + 'static,
     ) -> std::io::Result<Self> {
-        Ok(Self::register_on(process_sampler()?, period, tick))
+        Ok(Self::register_on(
+            process_sampler()?,
+            period,
+            Duration::ZERO,
+            tick,
+        ))
+    }
+
+    /// [`Sampler::register`] for a tick that may run up to `slack` before its deadline where
+    /// the thread wakes for another tick then: it adds a wake-up of its own only where no
+    /// other tick comes within `slack` of its deadline.
+    pub fn register_with_slack(
+        period: Duration,
+        slack: Duration,
+        tick: impl FnMut() + Send + 'static,
+    ) -> std::io::Result<Self> {
+        Ok(Self::register_on(process_sampler()?, period, slack, tick))
     }
 
     fn register_on(
         shared: Arc<Shared>,
         period: Duration,
+        slack: Duration,
         tick: impl FnMut() + Send + 'static,
     ) -> Self {
         let period = period.max(Duration::from_millis(1));
@@ -246,6 +286,7 @@ impl Sampler {
         state.waiting.push(Entry {
             id,
             period,
+            slack,
             start,
             ticks: 1,
             deadline,
@@ -376,7 +417,8 @@ mod tests {
 
         /// Registers `tick` and waits until the thread has taken it in (see [`Bench::settle`]).
         fn register(&self, period: Duration, tick: impl FnMut() + Send + 'static) -> Sampler {
-            let sampler = Sampler::register_on(Arc::clone(&self.shared), period, tick);
+            let sampler =
+                Sampler::register_on(Arc::clone(&self.shared), period, Duration::ZERO, tick);
             self.settle();
             sampler
         }
@@ -496,6 +538,40 @@ mod tests {
                 .all(|id| *id == first)
         );
         assert_ne!(first, std::thread::current().id());
+    }
+
+    #[test]
+    fn a_tick_with_slack_shares_the_wake_ups_of_another() {
+        let bench = Bench::new();
+        let checks = Arc::new(AtomicU32::new(0));
+        let counter = Arc::clone(&checks);
+        let mut check =
+            Sampler::register_on(Arc::clone(&bench.shared), 30 * MS, 15 * MS, move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+            });
+        bench.settle();
+        // Alone, it wakes the thread at its deadline only.
+        bench.advance(29 * MS);
+        assert_eq!(
+            checks.load(Ordering::SeqCst),
+            0,
+            "ran before its deadline, alone"
+        );
+        bench.advance(MS);
+        assert_eq!(checks.load(Ordering::SeqCst), 1);
+        // Beside a tick every 10 ms, it runs in that tick's wake-up once within its slack
+        // (at 50 ms, not 60), and every 30 ms from then on.
+        let (mut fast, count) = bench.counting(10 * MS);
+        for _ in 0..6 {
+            bench.advance(10 * MS);
+        }
+        assert_eq!(count.load(Ordering::SeqCst), 6);
+        assert_eq!(
+            checks.load(Ordering::SeqCst),
+            3,
+            "checks at 30, 50 and 80 ms"
+        );
+        assert!(fast.stop() && check.stop());
     }
 
     #[test]

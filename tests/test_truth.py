@@ -201,9 +201,73 @@ def test_tracker_cpu_seconds_is_measured_small_and_grows_with_the_sampler(isolat
         assert data is not None
         return data
 
+    # start() and stop() are charged by their thread's CPU clock: under load a preempted call
+    # was charged other processes' time, and the slow run came out dearer than the fast one
+    # about one time in four.
     slow, fast = run(0.5), run(0.01)
     assert 0 < slow.tracker_cpu_seconds < 0.05 * slow.duration
     assert fast.tracker_cpu_seconds > slow.tracker_cpu_seconds
+
+
+# A warm run at 100 Hz in a fresh process; prints its tracker_cpu_seconds, the CPU its calls
+# took on the main thread and the CPU its threads spent meanwhile (`schedstat`, the kernel's
+# own account), all in s.
+OWN_ACCOUNT = """
+import os, time
+from carbonmeter import EmissionsTracker
+
+def threads_s():
+    total = 0
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/comm") as comm:
+            if not comm.read().startswith("carbonmeter-"):
+                continue
+        with open(f"/proc/self/task/{tid}/schedstat") as stat:
+            total += int(stat.read().split()[0])
+    return total / 1e9
+
+def run(period_s):
+    tracker = EmissionsTracker(
+        country_iso_code="FRA", save_to_file=False, default_cpu_power=50,
+        measure_power_secs=period_s,
+    )
+    threads, calls = threads_s(), time.thread_time()
+    tracker.start()
+    calls = time.thread_time() - calls
+    time.sleep(0.5)
+    stopping = time.thread_time()
+    tracker.stop()
+    calls += time.thread_time() - stopping
+    return tracker.final_emissions_data.tracker_cpu_seconds, calls, threads_s() - threads
+
+run(0.5)  # the threads start in this one
+print("RESULT", *run(0.01))
+"""
+
+
+@pytest.mark.slow
+def test_tracker_cpu_seconds_counts_what_its_threads_spend_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    from helpers import child_env
+
+    out = subprocess.run(
+        [sys.executable, "-c", OWN_ACCOUNT],
+        env=child_env(tmp_path),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    own_s, calls_s, threads_s = (float(x) for x in out.split("RESULT")[1].split())
+    # The calls' CPU measured from Python includes the bindings', so this is a lower bound on
+    # what the run charged for its threads: some 0.5 of their CPU when only their reads were
+    # counted (each wake-up and sleep of the sampler was not), 0.9 since.
+    assert own_s - calls_s >= 0.75 * threads_s, (own_s, calls_s, threads_s)
+    # And no more than the kernel says the calls and threads spent: no wall time counted.
+    assert own_s <= calls_s + 1.05 * threads_s + 50e-6, (own_s, calls_s, threads_s)
 
 
 def test_psu_efficiency_gives_the_energy_at_the_plug(isolated: Path) -> None:

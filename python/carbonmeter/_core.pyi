@@ -8,15 +8,8 @@ from typing import Any, Final, Protocol, final
 from typing_extensions import Self, disjoint_base
 
 __all__ = [
-    "COLUMNS",
-    "CPU_TDP_MODEL_COUNT",
     "CSV_COLUMNS",
     "FORMULA_STARTS",
-    "GPU_TDP_ALIASES",
-    "METHODS",
-    "SETTINGS",
-    "TABLES",
-    "UNSERVED_SETTINGS",
     "CarbonmeterError",
     "Column",
     "EmissionsData",
@@ -32,6 +25,7 @@ __all__ = [
     "TrackerStateError",
     "Window",
     "_JobHandle",
+    "__getattr__",
     "__version__",
     "_plan_greener",
     "_register_job_hook",
@@ -50,6 +44,12 @@ __all__ = [
 ]
 
 __version__: Final[str]
+
+# SETTINGS, UNSERVED_SETTINGS, COLUMNS, METHODS, TABLES, GPU_TDP_ALIASES and
+# CPU_TDP_MODEL_COUNT are built on first use by the module's `__getattr__` (PEP 562), so they
+# are declared below but not in `__all__` (not in the module's namespace until read).
+def __getattr__(name: str) -> object: ...
+
 SETTINGS: Final[tuple[Setting, ...]]
 """Every setting `EmissionsTracker` accepts (served ones, then CodeCarbon's unserved ones)."""
 UNSERVED_SETTINGS: Final[list[str]]

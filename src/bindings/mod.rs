@@ -166,29 +166,12 @@ impl log::Log for Speaker {
 
 pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", crate::run::VERSION)?;
-    module.add("SETTINGS", settings::settings(module.py())?)?;
-    module.add(
-        "UNSERVED_SETTINGS",
-        crate::config::SETTINGS
-            .iter()
-            .filter(|setting| !setting.served)
-            .map(|setting| setting.name)
-            .collect::<Vec<_>>(),
-    )?;
     module.add("CSV_COLUMNS", crate::output::row::columns())?;
     module.add(
         "FORMULA_STARTS",
         String::from_iter(crate::output::formula::FORMULA_STARTS),
     )?;
-    module.add("COLUMNS", vocabulary::columns(module.py())?)?;
-    module.add("METHODS", vocabulary::all_methods(module.py())?)?;
-    module.add(
-        "TABLES",
-        crate::tables::TABLES
-            .iter()
-            .copied()
-            .collect::<std::collections::BTreeMap<_, _>>(),
-    )?;
+    module.add_function(wrap_pyfunction!(lazy_attribute, module)?)?;
     errors::register(module)?;
     module.add_class::<tracker::PyEmissionsTracker>()?;
     module.add_class::<tracker::PyOfflineEmissionsTracker>()?;
@@ -209,8 +192,6 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(hardware::gpu_tdp_table, module)?)?;
     module.add_function(wrap_pyfunction!(hardware::estimate_co2, module)?)?;
     module.add_function(wrap_pyfunction!(hardware::estimate_footprint, module)?)?;
-    module.add("GPU_TDP_ALIASES", crate::hardware::gpu_aliases())?;
-    module.add("CPU_TDP_MODEL_COUNT", crate::hardware::cpu_model_count())?;
     module.add_function(wrap_pyfunction!(listener::register_row_listener, module)?)?;
     module.add_function(wrap_pyfunction!(tracker::register_job_hook, module)?)?;
     module.add_function(wrap_pyfunction!(once::warn_once, module)?)?;
@@ -219,4 +200,41 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(forecast::plan_greener, module)?)?;
     module.add_function(wrap_pyfunction!(forecast::schedule_next_run, module)?)?;
     Ok(())
+}
+
+/// The module's tables of settings, columns, methods and hardware, built on first use (PEP
+/// 562's module `__getattr__`) and kept in the module: `import carbonmeter` built some 300
+/// Python objects for them that a training script never reads.
+#[pyfunction(pass_module, name = "__getattr__")]
+fn lazy_attribute(module: &Bound<'_, PyModule>, name: &str) -> PyResult<Py<PyAny>> {
+    let py = module.py();
+    let value: Bound<'_, PyAny> = match name {
+        "SETTINGS" => settings::settings(py)?.into_any(),
+        "UNSERVED_SETTINGS" => crate::config::SETTINGS
+            .iter()
+            .filter(|setting| !setting.served)
+            .map(|setting| setting.name)
+            .collect::<Vec<_>>()
+            .into_pyobject(py)?
+            .into_any(),
+        "COLUMNS" => vocabulary::columns(py)?.into_any(),
+        "METHODS" => vocabulary::all_methods(py)?.into_any(),
+        "TABLES" => crate::tables::TABLES
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_pyobject(py)?
+            .into_any(),
+        "GPU_TDP_ALIASES" => crate::hardware::gpu_aliases().into_pyobject(py)?.into_any(),
+        "CPU_TDP_MODEL_COUNT" => crate::hardware::cpu_model_count()
+            .into_pyobject(py)?
+            .into_any(),
+        _ => {
+            return Err(pyo3::exceptions::PyAttributeError::new_err(format!(
+                "module 'carbonmeter._core' has no attribute '{name}'"
+            )));
+        }
+    };
+    module.setattr(name, &value)?;
+    Ok(value.unbind())
 }

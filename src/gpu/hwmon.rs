@@ -84,7 +84,7 @@ struct Chip {
 }
 
 fn chips(root: &Path) -> Vec<Chip> {
-    let Ok(entries) = fs::read_dir(root) else {
+    let Some(entries) = crate::sensors::class_entries(root) else {
         return Vec::new();
     };
     let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();

@@ -239,6 +239,14 @@ impl Tracker {
             .map(|run| CostMeter::call(&run.cost))
     }
 
+    /// [`Tracker::charge_call`] by the thread's CPU clock: for flush() and stop().
+    fn charge_cpu_call(&self) -> Option<CallCost> {
+        self.run
+            .lock()
+            .as_ref()
+            .map(|run| CostMeter::cpu_call(&run.cost))
+    }
+
     /// The validated settings.
     pub fn config(&self) -> &Config {
         &self.config
@@ -308,7 +316,7 @@ impl Tracker {
         }
         let Found {
             cost,
-            mut call,
+            call,
             share,
             meter,
             start,
@@ -338,7 +346,7 @@ impl Tracker {
         };
         started.sampler = sampler_for(&started, meter, full_period_s, period_s)?;
         *run = Some(started);
-        call.charge();
+        call.finish();
         Ok(())
     }
 
@@ -349,7 +357,7 @@ impl Tracker {
             Some(exporter) => CostMeter::with_thread(exporter.cpu_clock()),
             None => CostMeter::default(),
         });
-        let call = CostMeter::call(&cost);
+        let call = CostMeter::cpu_call(&cost);
         let share = self.job_share();
         let mut meter_config = self.config.meter.clone();
         if let Some(share) = &share {
@@ -420,7 +428,7 @@ impl Tracker {
 
     /// Writes a row with the totals so far and keeps running. `None` when not running.
     pub fn flush(&self) -> Option<EmissionsRow> {
-        let mut call = self.charge_call();
+        let mut call = self.charge_cpu_call();
         // A framework may have put the default SIGTERM handler back (see `crate::lifecycle`).
         crate::lifecycle::rearm();
         let closed = {
@@ -462,7 +470,7 @@ impl Tracker {
     /// Ends the run like [`Tracker::stop`], and also returns the rows of the windows it had to
     /// close. `None` (with a warning) when no run was in progress.
     pub fn stop_run(&self) -> Option<Stopped> {
-        let mut call = self.charge_call();
+        let mut call = self.charge_cpu_call();
         let Some(mut run) = self.run.lock().take() else {
             log::warn!("Tracker already stopped or never started.");
             return None;
@@ -482,8 +490,9 @@ impl Tracker {
             ));
         }
         let end = read_and_report(&run.edges, &self.shown);
-        if let Some(call) = &mut call {
-            call.charge();
+        // The run's last charge: what stop() spends after its total is read is in no row.
+        if let Some(call) = call.take() {
+            call.finish();
         }
         let end_t_s = end.t_s;
         let end_cost_s = run.cost.total_s();
@@ -532,8 +541,8 @@ impl Tracker {
         }
         self.emit(&row);
         self.release_parts(end_t_s);
-        // The last row is written: a signal that came during this stop may end the process now,
-        // and after the last run the default handlers come back.
+        // The last row is written: a signal that came during this stop may end the process now
+        // (after the last run, our handlers stay and end it as the default would).
         drop(run.armed);
         if let Some(hourly) = &run.hourly {
             hourly.stop();

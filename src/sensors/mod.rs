@@ -195,3 +195,27 @@ pub trait Sensor: Send {
     /// need not be read again.
     fn stop(&mut self, _channel: usize) {}
 }
+
+/// Folders of sysfs classes (`/sys/class/powercap`, `/sys/class/hwmon`) found missing in this
+/// process: a kernel without the class does not grow it between two runs here, so every later
+/// discovery skips the failed `open` (two per `start()` on a machine with neither). A class
+/// that appears later (a module loaded mid-process) is seen by the next process.
+static MISSING_CLASSES: crate::runtime::ProcessLock<Vec<std::path::PathBuf>> =
+    crate::runtime::ProcessLock::new(Vec::new());
+
+/// The entries of the sysfs class folder `root`; `None` where it cannot be listed, at once
+/// (no system call) where it was found missing before in this process.
+pub(crate) fn class_entries(root: &std::path::Path) -> Option<std::fs::ReadDir> {
+    if MISSING_CLASSES.lock().iter().any(|missing| missing == root) {
+        return None;
+    }
+    match std::fs::read_dir(root) {
+        Ok(entries) => Some(entries),
+        Err(err) => {
+            if err.kind() == std::io::ErrorKind::NotFound {
+                MISSING_CLASSES.lock().push(root.to_path_buf());
+            }
+            None
+        }
+    }
+}

@@ -122,7 +122,7 @@ impl RaplSensor {
     /// Finds the RAPL zones under `root`. `warnings` gets one line per zone that had to be
     /// skipped for a reason other than permissions.
     pub fn discover(root: &Path, warnings: &mut Vec<String>) -> RaplDiscovery {
-        let Ok(entries) = std::fs::read_dir(root) else {
+        let Some(entries) = super::class_entries(root) else {
             return RaplDiscovery::Absent;
         };
         let mut candidates: Vec<(bool, Vec<u32>, String, PathBuf)> = entries
