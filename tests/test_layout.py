@@ -23,7 +23,10 @@ _PYO3 = re.compile(r"\bpyo3\b")
 
 
 def _code(path: Path) -> str:
-    """The file without its test module and comments (a doc line may name any path)."""
+    """The file without its test module and comments (a doc line may name any path); a test
+    module in a file of its own (`tests.rs`, declared `#[cfg(test)] mod tests;`) has none."""
+    if path.name == "tests.rs":
+        return ""
     text = path.read_text(encoding="utf-8")
     tests = _TESTS.search(text)
     if tests:
