@@ -77,7 +77,11 @@ pub mod testing {
     }
     /// See `crate::sensors`.
     pub mod sensors {
-        pub use crate::sensors::{HostSample, Method, Sensor, TrackingMode};
+        pub use crate::sensors::{Component, HostSample, Method, Sensor, TrackingMode};
+        /// See `crate::sensors::ioreport`.
+        pub mod ioreport {
+            pub use crate::sensors::ioreport::{IoReport, IoReportSensor, PartEnergy};
+        }
         /// See `crate::sensors::rapl`.
         pub mod rapl {
             pub use crate::sensors::rapl::{GIVE_UP_AFTER_FAILURES, RaplDiscovery, RaplSensor};

@@ -13,7 +13,8 @@ use crate::runtime::Causes;
 use crate::sensors::constant::ConstantSensor;
 use crate::sensors::cpu_load::LoadTdpSensor;
 use crate::sensors::host::{HostInfo, HostProbe};
-use crate::sensors::plan::{self, CpuSource, Fallback, Plan, RamSource};
+use crate::sensors::ioreport::{self, IoReportSensor};
+use crate::sensors::plan::{self, CpuSource, Fallback, Plan, Platform, RamSource};
 use crate::sensors::procfs;
 use crate::sensors::ram::RamModelSensor;
 use crate::sensors::rapl::{RaplDiscovery, RaplSensor};
@@ -274,16 +275,31 @@ impl Meter {
             .iter()
             .flat_map(|sensor| sensor.zones().iter().map(|zone| zone.component))
             .collect();
+        let platform = if plan::needs_rapl(&settings) {
+            discover_ioreport(config.gpu.ioreport_library.as_deref(), &mut warnings)
+        } else {
+            None
+        };
+        let platform_components = platform.as_ref().map(|sensor| sensor.components().to_vec());
         let plan = plan::plan(
             &settings,
             &plan::Found {
                 rapl_zones: &zones,
+                platform: platform_components
+                    .as_deref()
+                    .map(|components| (Platform::IoReport, components)),
                 host: &host,
             },
         );
         warnings.extend(plan.warnings.iter().cloned());
         let gpu = GpuMeter::discover(&config.gpu, config.sources.tracking_mode, &mut warnings);
-        let mut meter = Self::execute(&plan, rapl, gpu, probe, config.sources.default_cpu_power_w);
+        let mut meter = Self::execute(
+            &plan,
+            Sources { rapl, platform },
+            gpu,
+            probe,
+            config.sources.default_cpu_power_w,
+        );
         let first = meter.read();
         (meter, first, warnings)
     }
@@ -291,12 +307,26 @@ impl Meter {
     /// A meter that reads the sources `plan` chose.
     fn execute(
         plan: &Plan,
-        rapl: Option<RaplSensor>,
+        found: Sources,
         gpu: GpuMeter,
         probe: HostProbe,
         default_cpu_power_w: Option<f64>,
     ) -> Self {
+        let Sources { rapl, platform } = found;
         let mut sensors: Vec<Box<dyn Sensor>> = Vec::new();
+        if let Some(mut sensor) = platform {
+            let chosen: Vec<Component> = [
+                (plan.cpu == CpuSource::Platform(Platform::IoReport)).then_some(Component::Cpu),
+                (plan.ram == RamSource::Platform(Platform::IoReport)).then_some(Component::Ram),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            sensor.keep(&chosen);
+            if !sensor.components().is_empty() {
+                sensors.push(Box::new(sensor));
+            }
+        }
         let (mut rapl_zones, mut max_read_interval_s) = (String::new(), f64::INFINITY);
         if let Some(mut sensor) = rapl {
             sensor.keep(&plan.rapl);
@@ -316,14 +346,14 @@ impl Meter {
             CpuSource::Constant { power_w } => {
                 sensors.push(Box::new(ConstantSensor::new(Component::Cpu, power_w)));
             }
-            CpuSource::Rapl | CpuSource::OtherRank => {}
+            CpuSource::Rapl | CpuSource::OtherRank | CpuSource::Platform(_) => {}
         }
         match plan.ram {
             RamSource::Model => sensors.push(Box::new(RamModelSensor)),
             RamSource::Constant { power_w } => {
                 sensors.push(Box::new(ConstantSensor::new(Component::Ram, power_w)));
             }
-            RamSource::Rapl | RamSource::InCpu | RamSource::OtherRank => {}
+            RamSource::Rapl | RamSource::InCpu | RamSource::OtherRank | RamSource::Platform(_) => {}
         }
         let channels = sensors
             .iter()
@@ -493,7 +523,7 @@ impl Meter {
                     }
                     Fed::Ended { fault, failures } => {
                         sensor.stop(index);
-                        if state.channel.method == Method::Rapl {
+                        if has_fallback(state.channel.method) {
                             given_up.push(state.channel.component);
                         }
                         let what = match (&fault, failures) {
@@ -549,7 +579,8 @@ impl Meter {
             ),
             None => return,
         };
-        if *method != Method::Rapl {
+        let given_up = *method;
+        if !has_fallback(given_up) {
             return;
         }
         *method = Method::Mixed;
@@ -558,7 +589,7 @@ impl Meter {
         }
         for (zones, states) in self.sensors.iter_mut().zip(self.channels.iter_mut()) {
             for (index, state) in states.iter_mut().enumerate() {
-                if state.channel.method == Method::Rapl && state.channel.component == component {
+                if state.channel.method == given_up && state.channel.component == component {
                     state.track.retire();
                     zones.stop(index);
                 }
@@ -568,7 +599,8 @@ impl Meter {
             &mut self.warned,
             &mut self.pending_warnings,
             format!(
-                "RAPL gave up for {component:?}: {fallback_name} from now on (method \"mixed\")"
+                "{} gave up for {component:?}: {fallback_name} from now on (method \"mixed\")",
+                source_name(given_up)
             ),
         );
         let mut sensor = sensor;
@@ -610,6 +642,46 @@ fn resolution_j(tdp_w: f64, host: &HostInfo) -> f64 {
 /// One clock tick of the CPU time counters, s; 0 where `/proc` does not say.
 fn tick_s() -> f64 {
     procfs::ticks_per_s().map_or(0.0, |ticks_per_s| 1.0 / ticks_per_s)
+}
+
+/// The hardware sources found at discovery, before the plan chose among them.
+struct Sources {
+    rapl: Option<RaplSensor>,
+    platform: Option<IoReportSensor>,
+}
+
+/// Whether a component measured by `method` has a model to take over when its source gives
+/// up mid-run: the hardware counters do.
+fn has_fallback(method: Method) -> bool {
+    matches!(method, Method::Rapl | Method::IoReport)
+}
+
+/// The source's name in the warning that it gave up.
+fn source_name(method: Method) -> &'static str {
+    match method {
+        Method::IoReport => "IOReport",
+        _ => "RAPL",
+    }
+}
+
+/// IOReport where there is one to load (macOS, or a library the settings name), if it has
+/// energy channels; `warnings` gets why not when the user named the library.
+fn discover_ioreport(named: Option<&Path>, warnings: &mut Vec<String>) -> Option<IoReportSensor> {
+    let library = ioreport::library(named)?;
+    match IoReportSensor::discover(&library) {
+        Ok((sensor, _)) => {
+            warnings.extend(sensor.warnings());
+            Some(sensor)
+        }
+        Err(line) => {
+            if named.is_some() {
+                warnings.push(line);
+            } else {
+                log::debug!("{line}");
+            }
+            None
+        }
+    }
 }
 
 /// Why a reading did not count, in the words of a warning.

@@ -611,6 +611,7 @@ class EmissionsTracker:
         loggers: Sequence[Any] | None = ...,
         neso_base_url: str | None = ...,
         hardware_lifetime_years: float | None = ...,
+        ioreport_library: str | PathLike[str] | None = ...,
         api_call_interval: Any = ...,
         api_endpoint: Any = ...,
         api_key: Any = ...,

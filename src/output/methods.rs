@@ -53,8 +53,8 @@ fn measured(method: Method) -> MethodInfo {
         ),
         Method::GpuCounter => (
             &[GPU],
-            "read from the GPUs' energy counters (NVML, amd-smi, or the kernel's xe and i915 \
-             drivers)",
+            "read from the GPUs' energy counters (NVML, amd-smi, the kernel's xe and i915 \
+             drivers, or Apple's IOReport)",
         ),
         Method::GpuPolled => (&[GPU], "integrated from the GPUs' power readings"),
         Method::Mixed => (
@@ -73,6 +73,12 @@ fn measured(method: Method) -> MethodInfo {
              read NaN, never a measured 0",
         ),
         Method::None => (&[CPU, RAM, GPU], "not measured"),
+        Method::IoReport => (
+            &[CPU, RAM],
+            "read from Apple Silicon's IOReport energy channels without privileges (CPU Energy \
+             with the Neural Engine for the CPU, DRAM for memory): Apple's own energy model, \
+             not a meter",
+        ),
     };
     MethodInfo {
         name: method.as_str(),

@@ -3,8 +3,10 @@
 //!
 //! The rules, in order: another rank measures the host (`other_rank`); a forced power wins
 //! (`constant`); RAPL where it was found and wanted (packages, or `psys` when preferred, which
-//! then covers memory too: `in_cpu`); else the models (load x TDP for the CPU, memory in use for
-//! RAM). RAPL is read only in machine mode: its counters are the machine's.
+//! then covers memory too: `in_cpu`); else the platform's own source where it measures the
+//! component (Apple Silicon's IOReport); else the models (load x TDP for the CPU, memory in use
+//! for RAM). RAPL and the platform sources are read only in machine mode: their counters are
+//! the machine's.
 
 use super::cpu_load::lookup_cpu_tdp;
 use super::host::HostInfo;
@@ -73,9 +75,26 @@ impl Settings {
     }
 }
 
-/// Whether RAPL is worth looking for: some component would be measured by it if found.
+/// Whether RAPL, or a platform's source, is worth looking for: some component would be
+/// measured by it if found.
 pub fn needs_rapl(settings: &Settings) -> bool {
     settings.wants_rapl_cpu() || settings.wants_rapl_ram()
+}
+
+/// A platform's own source of CPU and RAM energy, where RAPL is not what the OS gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    /// Apple Silicon's IOReport energy channels.
+    IoReport,
+}
+
+impl Platform {
+    /// The `*_method` value of what it measures.
+    pub fn method(self) -> Method {
+        match self {
+            Self::IoReport => Method::IoReport,
+        }
+    }
 }
 
 /// What discovery found.
@@ -84,6 +103,8 @@ pub struct Found<'a> {
     /// The component of each readable RAPL zone, in the sensor's order (empty when RAPL is
     /// absent, unreadable or was not looked for).
     pub rapl_zones: &'a [Component],
+    /// The platform source found and the components it measures (CPU, RAM), if any.
+    pub platform: Option<(Platform, &'a [Component])>,
     /// The machine, for the CPU's TDP.
     pub host: &'a HostInfo,
 }
@@ -105,6 +126,8 @@ pub enum CpuSource {
     },
     /// Another rank of the job measures it.
     OtherRank,
+    /// The platform's own source.
+    Platform(Platform),
 }
 
 /// Where RAM energy comes from.
@@ -123,6 +146,8 @@ pub enum RamSource {
     },
     /// Another rank of the job measures it.
     OtherRank,
+    /// The platform's own source.
+    Platform(Platform),
 }
 
 /// The sources chosen.
@@ -146,6 +171,7 @@ impl Plan {
             CpuSource::LoadTdp { .. } => Method::LoadTdp,
             CpuSource::Constant { .. } => Method::Constant,
             CpuSource::OtherRank => Method::OtherRank,
+            CpuSource::Platform(platform) => platform.method(),
         }
     }
 
@@ -157,6 +183,7 @@ impl Plan {
             RamSource::Model => Method::Model,
             RamSource::Constant { .. } => Method::Constant,
             RamSource::OtherRank => Method::OtherRank,
+            RamSource::Platform(platform) => platform.method(),
         }
     }
 }
@@ -179,6 +206,12 @@ pub fn plan(settings: &Settings, found: &Found<'_>) -> Plan {
         })
         .collect();
     let kept = |wanted: Component| rapl.contains(&Some(wanted));
+    let platform = |wanted: Component| {
+        found
+            .platform
+            .filter(|(_, components)| components.contains(&wanted))
+            .map(|(platform, _)| platform)
+    };
     let mut warnings = Vec::new();
     let cpu = if settings.elsewhere() {
         CpuSource::OtherRank
@@ -186,6 +219,8 @@ pub fn plan(settings: &Settings, found: &Found<'_>) -> Plan {
         CpuSource::Constant { power_w }
     } else if kept(Component::Cpu) {
         CpuSource::Rapl
+    } else if let Some(platform) = platform(Component::Cpu).filter(|_| wants_cpu) {
+        CpuSource::Platform(platform)
     } else {
         CpuSource::LoadTdp {
             tdp_w: cpu_tdp_w(settings.default_cpu_power_w, found.host, &mut warnings),
@@ -199,6 +234,8 @@ pub fn plan(settings: &Settings, found: &Found<'_>) -> Plan {
         RamSource::Rapl
     } else if psys_as_cpu {
         RamSource::InCpu
+    } else if let Some(platform) = platform(Component::Ram).filter(|_| wants_ram) {
+        RamSource::Platform(platform)
     } else {
         RamSource::Model
     };
@@ -476,6 +513,7 @@ mod tests {
         for row in ROWS {
             let found = Found {
                 rapl_zones: row.zones,
+                platform: None,
                 host: &host,
             };
             let plan = plan(&row.settings, &found);
@@ -533,6 +571,7 @@ mod tests {
         let host = host();
         let found = Found {
             rapl_zones: SERVER,
+            platform: None,
             host: &host,
         };
         let preferred = Settings {
@@ -589,10 +628,104 @@ mod tests {
         // Through the plan: the warning is the plan's, said by the meter once.
         let found = Found {
             rapl_zones: &[],
+            platform: None,
             host: &unknown,
         };
         let plan = plan(&defaults(), &found);
         assert_eq!(plan.cpu, CpuSource::LoadTdp { tdp_w: 32.0 });
         assert_eq!(plan.warnings.len(), 1);
+    }
+
+    #[test]
+    fn a_platform_source_measures_what_rapl_does_not_and_the_settings_allow() {
+        let host = host();
+        let both: &[Component] = &[Cpu, Ram];
+        let cases: &[(
+            &str,
+            Settings,
+            &[Component],
+            &[Component],
+            CpuSource,
+            RamSource,
+        )] = &[
+            (
+                "Apple Silicon: CPU and DRAM from IOReport",
+                D,
+                &[],
+                both,
+                CpuSource::Platform(Platform::IoReport),
+                RamSource::Platform(Platform::IoReport),
+            ),
+            (
+                "no DRAM channel: RAM modelled",
+                D,
+                &[],
+                &[Cpu],
+                CpuSource::Platform(Platform::IoReport),
+                RamSource::Model,
+            ),
+            (
+                "RAPL found too: RAPL first",
+                D,
+                &[Cpu, Ram],
+                both,
+                CpuSource::Rapl,
+                RamSource::Rapl,
+            ),
+            (
+                "process mode: the machine's counters are not the process's",
+                Settings {
+                    tracking_mode: TrackingMode::Process,
+                    ..D
+                },
+                &[],
+                both,
+                LOAD_TDP,
+                RamSource::Model,
+            ),
+            (
+                "load mode forced, dram not counted",
+                Settings {
+                    force_mode_cpu_load: true,
+                    rapl_include_dram: false,
+                    ..D
+                },
+                &[],
+                both,
+                LOAD_TDP,
+                RamSource::Model,
+            ),
+            (
+                "forced powers win",
+                Settings {
+                    force_cpu_power_w: Some(42.0),
+                    force_ram_power_w: Some(7.0),
+                    ..D
+                },
+                &[],
+                both,
+                CpuSource::Constant { power_w: 42.0 },
+                RamSource::Constant { power_w: 7.0 },
+            ),
+        ];
+        for (case, settings, zones, components, cpu, ram) in cases {
+            let found = Found {
+                rapl_zones: zones,
+                platform: Some((Platform::IoReport, components)),
+                host: &host,
+            };
+            let plan = plan(settings, &found);
+            assert_eq!((plan.cpu, plan.ram), (*cpu, *ram), "{case}");
+        }
+        let found = Found {
+            rapl_zones: &[],
+            platform: Some((Platform::IoReport, both)),
+            host: &host,
+        };
+        let chosen = plan(&D, &found);
+        assert_eq!(
+            (chosen.cpu_method().as_str(), chosen.ram_method().as_str()),
+            ("ioreport", "ioreport")
+        );
     }
 }
