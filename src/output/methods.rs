@@ -79,6 +79,11 @@ fn measured(method: Method) -> MethodInfo {
              with the Neural Engine for the CPU, DRAM for memory): Apple's own energy model, \
              not a meter",
         ),
+        Method::Emi => (
+            &[CPU, RAM],
+            "read from Windows' Energy Meter Interface without admin rights (the processor's \
+             RAPL package and DRAM counters, as Windows exposes them)",
+        ),
     };
     MethodInfo {
         name: method.as_str(),

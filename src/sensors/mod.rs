@@ -10,6 +10,7 @@
 pub mod cf;
 pub mod constant;
 pub mod cpu_load;
+pub mod emi;
 pub mod host;
 pub mod ioreport;
 pub mod plan;
@@ -66,11 +67,13 @@ pub enum Method {
     None,
     /// Apple Silicon's IOReport "Energy Model" channels.
     IoReport,
+    /// Windows' Energy Meter Interface (the RAPL counters, read without admin rights).
+    Emi,
 }
 
 impl Method {
     /// Every method, in the enum's order (`_core.METHODS` lists them so, with what each means).
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::Rapl,
         Self::LoadTdp,
         Self::LoadTdpShort,
@@ -84,6 +87,7 @@ impl Method {
         Self::Unmeasured,
         Self::None,
         Self::IoReport,
+        Self::Emi,
     ];
 
     /// The method written as `name` in a row's `*_method` column.
@@ -113,6 +117,7 @@ impl Method {
             Self::Unmeasured => "unmeasured",
             Self::None => "none",
             Self::IoReport => "ioreport",
+            Self::Emi => "emi",
         }
     }
 }
