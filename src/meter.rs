@@ -12,12 +12,14 @@ use crate::integrator::{EnergyTrack, Fed, PowerAccumulator, PowerKind, PowerSamp
 use crate::runtime::Causes;
 use crate::sensors::constant::ConstantSensor;
 use crate::sensors::cpu_load::LoadTdpSensor;
+use crate::sensors::emi::EmiSensor;
 use crate::sensors::host::{HostInfo, HostProbe};
 use crate::sensors::ioreport::{self, IoReportSensor};
 use crate::sensors::plan::{self, CpuSource, Fallback, Plan, Platform, RamSource};
 use crate::sensors::procfs;
 use crate::sensors::ram::RamModelSensor;
 use crate::sensors::rapl::{RaplDiscovery, RaplSensor};
+use crate::sensors::win32;
 use crate::sensors::{
     Channel, ChannelKind, Component, HostSample, Method, Sensor, SensorFault, TrackingMode,
 };
@@ -32,6 +34,9 @@ pub struct MeterConfig {
     pub sources: plan::Settings,
     /// GPU library and selection.
     pub gpu: GpuConfig,
+    /// A library standing in for Windows' setupapi.dll and kernel32.dll, for the Energy Meter
+    /// Interface; `None` is the system's on Windows and none elsewhere.
+    pub emi_library: Option<PathBuf>,
 }
 
 impl MeterConfig {
@@ -54,6 +59,7 @@ impl MeterConfig {
                 cuda_visible_devices: Some(String::new()),
                 ..GpuConfig::default()
             },
+            emi_library: None,
         }
     }
 }
@@ -276,18 +282,19 @@ impl Meter {
             .flat_map(|sensor| sensor.zones().iter().map(|zone| zone.component))
             .collect();
         let platform = if plan::needs_rapl(&settings) {
-            discover_ioreport(config.gpu.ioreport_library.as_deref(), &mut warnings)
+            discover_platform(config, &mut warnings)
         } else {
             None
         };
-        let platform_components = platform.as_ref().map(|sensor| sensor.components().to_vec());
+        let platform_components = platform.as_ref().map(PlatformSensor::components);
         let plan = plan::plan(
             &settings,
             &plan::Found {
                 rapl_zones: &zones,
-                platform: platform_components
-                    .as_deref()
-                    .map(|components| (Platform::IoReport, components)),
+                platform: platform
+                    .as_ref()
+                    .map(PlatformSensor::platform)
+                    .zip(platform_components.as_deref()),
                 host: &host,
             },
         );
@@ -316,15 +323,15 @@ impl Meter {
         let mut sensors: Vec<Box<dyn Sensor>> = Vec::new();
         if let Some(mut sensor) = platform {
             let chosen: Vec<Component> = [
-                (plan.cpu == CpuSource::Platform(Platform::IoReport)).then_some(Component::Cpu),
-                (plan.ram == RamSource::Platform(Platform::IoReport)).then_some(Component::Ram),
+                matches!(plan.cpu, CpuSource::Platform(_)).then_some(Component::Cpu),
+                matches!(plan.ram, RamSource::Platform(_)).then_some(Component::Ram),
             ]
             .into_iter()
             .flatten()
             .collect();
             sensor.keep(&chosen);
             if !sensor.components().is_empty() {
-                sensors.push(Box::new(sensor));
+                sensors.push(sensor.boxed());
             }
         }
         let (mut rapl_zones, mut max_read_interval_s) = (String::new(), f64::INFINITY);
@@ -647,20 +654,84 @@ fn tick_s() -> f64 {
 /// The hardware sources found at discovery, before the plan chose among them.
 struct Sources {
     rapl: Option<RaplSensor>,
-    platform: Option<IoReportSensor>,
+    platform: Option<PlatformSensor>,
+}
+
+/// The platform's own source of CPU and RAM energy, found.
+enum PlatformSensor {
+    IoReport(IoReportSensor),
+    Emi(EmiSensor),
+}
+
+impl PlatformSensor {
+    fn platform(&self) -> Platform {
+        match self {
+            Self::IoReport(_) => Platform::IoReport,
+            Self::Emi(_) => Platform::Emi,
+        }
+    }
+
+    fn components(&self) -> Vec<Component> {
+        match self {
+            Self::IoReport(sensor) => sensor.components(),
+            Self::Emi(sensor) => sensor.components(),
+        }
+    }
+
+    fn keep(&mut self, components: &[Component]) {
+        match self {
+            Self::IoReport(sensor) => sensor.keep(components),
+            Self::Emi(sensor) => sensor.keep(components),
+        }
+    }
+
+    fn boxed(self) -> Box<dyn Sensor> {
+        match self {
+            Self::IoReport(sensor) => Box::new(sensor),
+            Self::Emi(sensor) => Box::new(sensor),
+        }
+    }
 }
 
 /// Whether a component measured by `method` has a model to take over when its source gives
 /// up mid-run: the hardware counters do.
 fn has_fallback(method: Method) -> bool {
-    matches!(method, Method::Rapl | Method::IoReport)
+    matches!(method, Method::Rapl | Method::IoReport | Method::Emi)
 }
 
 /// The source's name in the warning that it gave up.
 fn source_name(method: Method) -> &'static str {
     match method {
         Method::IoReport => "IOReport",
+        Method::Emi => "EMI",
         _ => "RAPL",
+    }
+}
+
+/// The platform's own source: IOReport (macOS, or a library the settings name), else EMI
+/// (Windows, or a stand-in the settings name).
+fn discover_platform(config: &MeterConfig, warnings: &mut Vec<String>) -> Option<PlatformSensor> {
+    if let Some(sensor) = discover_ioreport(config.gpu.ioreport_library.as_deref(), warnings) {
+        return Some(PlatformSensor::IoReport(sensor));
+    }
+    let libraries = win32::libraries(config.emi_library.as_deref());
+    if libraries.is_empty() {
+        return None;
+    }
+    let found = win32::open_meters(&libraries).and_then(|meters| {
+        EmiSensor::discover(meters, warnings)
+            .ok_or_else(|| "no EMI package or DRAM channel".to_owned())
+    });
+    match found {
+        Ok(sensor) => Some(PlatformSensor::Emi(sensor)),
+        Err(line) => {
+            if config.emi_library.is_some() {
+                warnings.push(line);
+            } else {
+                log::debug!("{line}");
+            }
+            None
+        }
     }
 }
 

@@ -612,6 +612,7 @@ class EmissionsTracker:
         neso_base_url: str | None = ...,
         hardware_lifetime_years: float | None = ...,
         ioreport_library: str | PathLike[str] | None = ...,
+        emi_library: str | PathLike[str] | None = ...,
         api_call_interval: Any = ...,
         api_endpoint: Any = ...,
         api_key: Any = ...,

@@ -172,6 +172,7 @@ fn meter(layers: &mut Layers) -> Result<MeterConfig> {
             measures_host: true,
         },
         gpu,
+        emi_library: layers.text("emi_library")?.map(PathBuf::from),
     })
 }
 

@@ -341,6 +341,7 @@ pub const SETTINGS: &[Setting] = &[
     number("hardware_lifetime_years", Float(crate::footprint::DEFAULT_LIFETIME_YEARS), Range { max: Some(30.0), ..Range::above(0.0, "years") }, "years the hardware's embodied carbon is spread over (band: 0.75x to 1.5x, 3 to 6 years at the default 4)"),
     trusted(row("loggers", Kind::Object, Unset, "loggers to send each row to: \"wandb\", \"comet\", \"mlflow\", \"tensorboard\" or logger objects")),
     trusted(row("ioreport_library", Kind::Path, Unset, "the IOReport library to load for Apple Silicon's CPU, GPU, Neural Engine and DRAM energy (/usr/lib/libIOReport.dylib on macOS by default; none elsewhere)")),
+    trusted(row("emi_library", Kind::Path, Unset, "a library giving the Win32 calls that read Windows' Energy Meter Interface (setupapi.dll and kernel32.dll on Windows by default; none elsewhere)")),
     unserved("api_call_interval"),
     unserved("api_endpoint"),
     unserved("api_key"),
@@ -435,6 +436,7 @@ mod tests {
                 "loggers",
                 "neso_base_url",
                 "ioreport_library",
+                "emi_library",
             ]
         );
         for setting in SETTINGS {

@@ -353,6 +353,11 @@ impl EmiSensor {
         }
         components
     }
+
+    /// Keeps only the channels of `components` (those the plan chose EMI for).
+    pub fn keep(&mut self, components: &[Component]) {
+        self.chosen.retain(|c| components.contains(&c.component));
+    }
 }
 
 impl Sensor for EmiSensor {

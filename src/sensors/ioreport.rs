@@ -402,8 +402,8 @@ impl IoReportSensor {
     }
 
     /// The components read.
-    pub fn components(&self) -> &[Component] {
-        &self.components
+    pub fn components(&self) -> Vec<Component> {
+        self.components.clone()
     }
 
     /// What discovery should say: energy channels left out for units it does not know.

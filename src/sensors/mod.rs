@@ -17,6 +17,7 @@ pub mod plan;
 pub mod procfs;
 pub mod ram;
 pub mod rapl;
+pub mod win32;
 
 use std::fmt;
 

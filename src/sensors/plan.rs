@@ -4,7 +4,7 @@
 //! The rules, in order: another rank measures the host (`other_rank`); a forced power wins
 //! (`constant`); RAPL where it was found and wanted (packages, or `psys` when preferred, which
 //! then covers memory too: `in_cpu`); else the platform's own source where it measures the
-//! component (Apple Silicon's IOReport); else the models (load x TDP for the CPU, memory in use
+//! component (Apple Silicon's IOReport, Windows' EMI); else the models (load x TDP for the CPU, memory in use
 //! for RAM). RAPL and the platform sources are read only in machine mode: their counters are
 //! the machine's.
 
@@ -86,6 +86,8 @@ pub fn needs_rapl(settings: &Settings) -> bool {
 pub enum Platform {
     /// Apple Silicon's IOReport energy channels.
     IoReport,
+    /// Windows' Energy Meter Interface.
+    Emi,
 }
 
 impl Platform {
@@ -93,6 +95,7 @@ impl Platform {
     pub fn method(self) -> Method {
         match self {
             Self::IoReport => Method::IoReport,
+            Self::Emi => Method::Emi,
         }
     }
 }
