@@ -13,6 +13,7 @@ use crate::runtime::Causes;
 use crate::sensors::constant::ConstantSensor;
 use crate::sensors::cpu_load::LoadTdpSensor;
 use crate::sensors::emi::EmiSensor;
+use crate::sensors::grace::GraceSensor;
 use crate::sensors::host::{HostInfo, HostProbe};
 use crate::sensors::ioreport::{self, IoReportSensor};
 use crate::sensors::plan::{self, CpuSource, Fallback, Plan, Platform, RamSource};
@@ -661,6 +662,7 @@ struct Sources {
 enum PlatformSensor {
     IoReport(IoReportSensor),
     Emi(EmiSensor),
+    Grace(GraceSensor),
 }
 
 impl PlatformSensor {
@@ -668,6 +670,9 @@ impl PlatformSensor {
         match self {
             Self::IoReport(_) => Platform::IoReport,
             Self::Emi(_) => Platform::Emi,
+            Self::Grace(sensor) => Platform::Grace {
+                memory_in_cpu: sensor.memory_inside(),
+            },
         }
     }
 
@@ -675,6 +680,7 @@ impl PlatformSensor {
         match self {
             Self::IoReport(sensor) => sensor.components(),
             Self::Emi(sensor) => sensor.components(),
+            Self::Grace(sensor) => sensor.components(),
         }
     }
 
@@ -682,6 +688,7 @@ impl PlatformSensor {
         match self {
             Self::IoReport(sensor) => sensor.keep(components),
             Self::Emi(sensor) => sensor.keep(components),
+            Self::Grace(sensor) => sensor.keep(components),
         }
     }
 
@@ -689,6 +696,7 @@ impl PlatformSensor {
         match self {
             Self::IoReport(sensor) => Box::new(sensor),
             Self::Emi(sensor) => Box::new(sensor),
+            Self::Grace(sensor) => Box::new(sensor),
         }
     }
 }
@@ -716,7 +724,9 @@ fn discover_platform(config: &MeterConfig, warnings: &mut Vec<String>) -> Option
     }
     let libraries = win32::libraries(config.emi_library.as_deref());
     if libraries.is_empty() {
-        return None;
+        let grace = GraceSensor::discover(&config.gpu.hwmon_root)?;
+        log::debug!("Grace power meters summed: {}", grace.labels().join(", "));
+        return Some(PlatformSensor::Grace(grace));
     }
     let found = win32::open_meters(&libraries).and_then(|meters| {
         EmiSensor::discover(meters, warnings)

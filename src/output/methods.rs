@@ -84,6 +84,12 @@ fn measured(method: Method) -> MethodInfo {
             "read from Windows' Energy Meter Interface without admin rights (the processor's \
              RAPL package and DRAM counters, as Windows exposes them)",
         ),
+        Method::Hwmon => (
+            &[CPU],
+            "integrated from the ACPI power meters the kernel exposes through hwmon, polled \
+             (NVIDIA Grace: each socket's Grace rail, memory included, or its CPU and SysIO \
+             rails; never the module rail, which holds the GPU)",
+        ),
     };
     MethodInfo {
         name: method.as_str(),

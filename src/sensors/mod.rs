@@ -11,6 +11,7 @@ pub mod cf;
 pub mod constant;
 pub mod cpu_load;
 pub mod emi;
+pub mod grace;
 pub mod host;
 pub mod ioreport;
 pub mod plan;
@@ -70,11 +71,13 @@ pub enum Method {
     IoReport,
     /// Windows' Energy Meter Interface (the RAPL counters, read without admin rights).
     Emi,
+    /// ACPI power meters through hwmon, polled (NVIDIA Grace).
+    Hwmon,
 }
 
 impl Method {
     /// Every method, in the enum's order (`_core.METHODS` lists them so, with what each means).
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::Rapl,
         Self::LoadTdp,
         Self::LoadTdpShort,
@@ -89,6 +92,7 @@ impl Method {
         Self::None,
         Self::IoReport,
         Self::Emi,
+        Self::Hwmon,
     ];
 
     /// The method written as `name` in a row's `*_method` column.
@@ -119,6 +123,7 @@ impl Method {
             Self::None => "none",
             Self::IoReport => "ioreport",
             Self::Emi => "emi",
+            Self::Hwmon => "hwmon",
         }
     }
 }

@@ -4,7 +4,8 @@
 //! The rules, in order: another rank measures the host (`other_rank`); a forced power wins
 //! (`constant`); RAPL where it was found and wanted (packages, or `psys` when preferred, which
 //! then covers memory too: `in_cpu`); else the platform's own source where it measures the
-//! component (Apple Silicon's IOReport, Windows' EMI); else the models (load x TDP for the CPU, memory in use
+//! component (Apple Silicon's IOReport, Windows' EMI, NVIDIA Grace's power meters, which may
+//! hold memory: `in_cpu`); else the models (load x TDP for the CPU, memory in use
 //! for RAM). RAPL and the platform sources are read only in machine mode: their counters are
 //! the machine's.
 
@@ -88,6 +89,11 @@ pub enum Platform {
     IoReport,
     /// Windows' Energy Meter Interface.
     Emi,
+    /// NVIDIA Grace's ACPI power meters (hwmon): CPU only.
+    Grace {
+        /// Every socket's Grace rail is summed, and memory is inside it.
+        memory_in_cpu: bool,
+    },
 }
 
 impl Platform {
@@ -96,6 +102,7 @@ impl Platform {
         match self {
             Self::IoReport => Method::IoReport,
             Self::Emi => Method::Emi,
+            Self::Grace { .. } => Method::Hwmon,
         }
     }
 }
@@ -235,7 +242,14 @@ pub fn plan(settings: &Settings, found: &Found<'_>) -> Plan {
         RamSource::Constant { power_w }
     } else if kept(Component::Ram) {
         RamSource::Rapl
-    } else if psys_as_cpu {
+    } else if psys_as_cpu
+        || matches!(
+            cpu,
+            CpuSource::Platform(Platform::Grace {
+                memory_in_cpu: true
+            })
+        )
+    {
         RamSource::InCpu
     } else if let Some(platform) = platform(Component::Ram).filter(|_| wants_ram) {
         RamSource::Platform(platform)
@@ -730,5 +744,37 @@ mod tests {
             (chosen.cpu_method().as_str(), chosen.ram_method().as_str()),
             ("ioreport", "ioreport")
         );
+    }
+
+    #[test]
+    fn grace_measures_the_cpu_with_memory_inside_when_its_grace_rails_are_summed() {
+        let host = host();
+        for (memory_in_cpu, ram) in [(true, RamSource::InCpu), (false, RamSource::Model)] {
+            let grace = Platform::Grace { memory_in_cpu };
+            let found = Found {
+                rapl_zones: &[],
+                platform: Some((grace, &[Cpu])),
+                host: &host,
+            };
+            let plan = plan(&D, &found);
+            assert_eq!((plan.cpu, plan.ram), (CpuSource::Platform(grace), ram));
+            assert_eq!(plan.cpu_method().as_str(), "hwmon");
+        }
+        // A forced CPU power: memory is no longer inside anything measured.
+        let found = Found {
+            rapl_zones: &[],
+            platform: Some((
+                Platform::Grace {
+                    memory_in_cpu: true,
+                },
+                &[Cpu],
+            )),
+            host: &host,
+        };
+        let forced = Settings {
+            force_cpu_power_w: Some(42.0),
+            ..D
+        };
+        assert_eq!(plan(&forced, &found).ram, RamSource::Model);
     }
 }
