@@ -15,6 +15,11 @@ pub mod grace;
 pub mod host;
 pub mod ioreport;
 pub mod plan;
+// `/proc` is Linux's: elsewhere, and in the portable build, sysinfo's system-wide figures.
+#[cfg_attr(
+    any(carbonmeter_portable, not(target_os = "linux")),
+    path = "procfs_portable.rs"
+)]
 pub mod procfs;
 pub mod ram;
 pub mod rapl;
