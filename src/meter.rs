@@ -12,15 +12,12 @@ use crate::integrator::{EnergyTrack, Fed, PowerAccumulator, PowerKind, PowerSamp
 use crate::runtime::Causes;
 use crate::sensors::constant::ConstantSensor;
 use crate::sensors::cpu_load::LoadTdpSensor;
-use crate::sensors::emi::EmiSensor;
-use crate::sensors::grace::GraceSensor;
 use crate::sensors::host::{HostInfo, HostProbe};
-use crate::sensors::ioreport::{self, IoReportSensor};
-use crate::sensors::plan::{self, CpuSource, Fallback, Plan, Platform, RamSource};
+use crate::sensors::plan::{self, CpuSource, Fallback, Plan, RamSource};
+use crate::sensors::platform::{self as platform_source, PlatformSensor};
 use crate::sensors::procfs;
 use crate::sensors::ram::RamModelSensor;
 use crate::sensors::rapl::{RaplDiscovery, RaplSensor};
-use crate::sensors::win32;
 use crate::sensors::{
     Channel, ChannelKind, Component, HostSample, Method, Sensor, SensorFault, TrackingMode,
 };
@@ -283,7 +280,14 @@ impl Meter {
             .flat_map(|sensor| sensor.zones().iter().map(|zone| zone.component))
             .collect();
         let platform = if plan::needs_rapl(&settings) {
-            discover_platform(config, &mut warnings)
+            platform_source::discover(
+                &platform_source::Roots {
+                    ioreport_library: config.gpu.ioreport_library.as_deref(),
+                    emi_library: config.emi_library.as_deref(),
+                    hwmon_root: &config.gpu.hwmon_root,
+                },
+                &mut warnings,
+            )
         } else {
             None
         };
@@ -658,49 +662,6 @@ struct Sources {
     platform: Option<PlatformSensor>,
 }
 
-/// The platform's own source of CPU and RAM energy, found.
-enum PlatformSensor {
-    IoReport(IoReportSensor),
-    Emi(EmiSensor),
-    Grace(GraceSensor),
-}
-
-impl PlatformSensor {
-    fn platform(&self) -> Platform {
-        match self {
-            Self::IoReport(_) => Platform::IoReport,
-            Self::Emi(_) => Platform::Emi,
-            Self::Grace(sensor) => Platform::Grace {
-                memory_in_cpu: sensor.memory_inside(),
-            },
-        }
-    }
-
-    fn components(&self) -> Vec<Component> {
-        match self {
-            Self::IoReport(sensor) => sensor.components(),
-            Self::Emi(sensor) => sensor.components(),
-            Self::Grace(sensor) => sensor.components(),
-        }
-    }
-
-    fn keep(&mut self, components: &[Component]) {
-        match self {
-            Self::IoReport(sensor) => sensor.keep(components),
-            Self::Emi(sensor) => sensor.keep(components),
-            Self::Grace(sensor) => sensor.keep(components),
-        }
-    }
-
-    fn boxed(self) -> Box<dyn Sensor> {
-        match self {
-            Self::IoReport(sensor) => Box::new(sensor),
-            Self::Emi(sensor) => Box::new(sensor),
-            Self::Grace(sensor) => Box::new(sensor),
-        }
-    }
-}
-
 /// Whether a component measured by `method` has a model to take over when its source gives
 /// up mid-run: the hardware counters do.
 fn has_fallback(method: Method) -> bool {
@@ -713,55 +674,6 @@ fn source_name(method: Method) -> &'static str {
         Method::IoReport => "IOReport",
         Method::Emi => "EMI",
         _ => "RAPL",
-    }
-}
-
-/// The platform's own source: IOReport (macOS, or a library the settings name), else EMI
-/// (Windows, or a stand-in the settings name).
-fn discover_platform(config: &MeterConfig, warnings: &mut Vec<String>) -> Option<PlatformSensor> {
-    if let Some(sensor) = discover_ioreport(config.gpu.ioreport_library.as_deref(), warnings) {
-        return Some(PlatformSensor::IoReport(sensor));
-    }
-    let libraries = win32::libraries(config.emi_library.as_deref());
-    if libraries.is_empty() {
-        let grace = GraceSensor::discover(&config.gpu.hwmon_root)?;
-        log::debug!("Grace power meters summed: {}", grace.labels().join(", "));
-        return Some(PlatformSensor::Grace(grace));
-    }
-    let found = win32::open_meters(&libraries).and_then(|meters| {
-        EmiSensor::discover(meters, warnings)
-            .ok_or_else(|| "no EMI package or DRAM channel".to_owned())
-    });
-    match found {
-        Ok(sensor) => Some(PlatformSensor::Emi(sensor)),
-        Err(line) => {
-            if config.emi_library.is_some() {
-                warnings.push(line);
-            } else {
-                log::debug!("{line}");
-            }
-            None
-        }
-    }
-}
-
-/// IOReport where there is one to load (macOS, or a library the settings name), if it has
-/// energy channels; `warnings` gets why not when the user named the library.
-fn discover_ioreport(named: Option<&Path>, warnings: &mut Vec<String>) -> Option<IoReportSensor> {
-    let library = ioreport::library(named)?;
-    match IoReportSensor::discover(&library) {
-        Ok((sensor, _)) => {
-            warnings.extend(sensor.warnings());
-            Some(sensor)
-        }
-        Err(line) => {
-            if named.is_some() {
-                warnings.push(line);
-            } else {
-                log::debug!("{line}");
-            }
-            None
-        }
     }
 }
 

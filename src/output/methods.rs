@@ -49,7 +49,8 @@ fn measured(method: Method) -> MethodInfo {
         ),
         Method::InCpu => (
             &[RAM],
-            "included in the CPU figure (the RAPL platform counter, psys)",
+            "included in the CPU figure (the RAPL platform counter, psys, or an NVIDIA Grace \
+             socket's rail, which holds its memory)",
         ),
         Method::GpuCounter => (
             &[GPU],

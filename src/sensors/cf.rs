@@ -89,8 +89,9 @@ impl CoreFoundation {
         }
         let mut buffer = [0 as c_char; TEXT_BUFFER];
         // SAFETY: `string` is a CFString the caller holds; the buffer's size is passed.
-        let done =
-            unsafe { (self.string_get)(string, buffer.as_mut_ptr(), TEXT_BUFFER as isize, UTF8) };
+        let done = unsafe {
+            (self.string_get)(string, buffer.as_mut_ptr(), TEXT_BUFFER.cast_signed(), UTF8)
+        };
         if done == 0 {
             return None;
         }

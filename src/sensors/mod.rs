@@ -15,6 +15,7 @@ pub mod grace;
 pub mod host;
 pub mod ioreport;
 pub mod plan;
+pub mod platform;
 // `/proc` is Linux's: elsewhere, and in the portable build, sysinfo's system-wide figures.
 #[cfg_attr(
     any(carbonmeter_portable, not(target_os = "linux")),

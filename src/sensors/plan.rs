@@ -655,16 +655,18 @@ mod tests {
 
     #[test]
     fn a_platform_source_measures_what_rapl_does_not_and_the_settings_allow() {
-        let host = host();
-        let both: &[Component] = &[Cpu, Ram];
-        let cases: &[(
-            &str,
+        // (case, settings, RAPL zones, the platform's components, CPU source, RAM source)
+        type Case = (
+            &'static str,
             Settings,
-            &[Component],
-            &[Component],
+            &'static [Component],
+            &'static [Component],
             CpuSource,
             RamSource,
-        )] = &[
+        );
+        let host = host();
+        let both: &'static [Component] = &[Cpu, Ram];
+        let cases: &[Case] = &[
             (
                 "Apple Silicon: CPU and DRAM from IOReport",
                 D,

@@ -147,7 +147,7 @@ impl Api {
         // SAFETY: a GUID that lives through the call, no enumerator, no window.
         let list = unsafe {
             (self.get_class_devs)(
-                &GUID_DEVICE_ENERGY_METER,
+                &raw const GUID_DEVICE_ENERGY_METER,
                 std::ptr::null(),
                 0,
                 DIGCF_PRESENT | DIGCF_DEVICEINTERFACE,
@@ -169,7 +169,7 @@ impl Api {
                 (self.enum_interfaces)(
                     list,
                     std::ptr::null_mut(),
-                    &GUID_DEVICE_ENERGY_METER,
+                    &raw const GUID_DEVICE_ENERGY_METER,
                     index,
                     &raw mut interface,
                 )
