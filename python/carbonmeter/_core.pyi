@@ -612,8 +612,6 @@ class EmissionsTracker:
         loggers: Sequence[Any] | None = ...,
         neso_base_url: str | None = ...,
         hardware_lifetime_years: float | None = ...,
-        ioreport_library: str | PathLike[str] | None = ...,
-        emi_library: str | PathLike[str] | None = ...,
         api_call_interval: Any = ...,
         api_endpoint: Any = ...,
         api_key: Any = ...,
@@ -627,6 +625,8 @@ class EmissionsTracker:
         logger_preamble: Any = ...,
         metadata: Any = ...,
         log_metrics: Sequence[int | str] | None = ...,
+        ioreport_library: str | PathLike[str] | None = ...,
+        emi_library: str | PathLike[str] | None = ...,
     ) -> Self: ...
     def start(self) -> None:
         """Starts measuring; a second call on a running tracker only warns."""

@@ -336,12 +336,9 @@ pub const SETTINGS: &[Setting] = &[
     endpoint("otlp_endpoint", Unset, "OTLP/HTTP endpoint for metrics (or OTEL_EXPORTER_OTLP_ENDPOINT)"),
     trusted(row("amdsmi_library", Kind::Path, Unset, "the amd-smi library to load (libamd_smi.so, then /opt/rocm/lib/libamd_smi.so, by default)")),
     trusted(row("hwmon_root", Kind::Path, Str(DEFAULT_HWMON_ROOT), "root of the hwmon tree: Intel xe/i915 and amdgpu cards, Jetson ina3221 rails")),
-    trusted(row("loggers", Kind::Object, Unset, "loggers to send each row to: \"wandb\", \"comet\" or logger objects")),
+    trusted(row("loggers", Kind::Object, Unset, "loggers to send each row to: \"wandb\", \"comet\", \"mlflow\", \"tensorboard\" or logger objects")),
     endpoint("neso_base_url", Str(NESO_BASE_URL), "NESO Carbon Intensity API root: Great Britain's forecast for `carbonmeter wait`"),
     number("hardware_lifetime_years", Float(crate::footprint::DEFAULT_LIFETIME_YEARS), Range { max: Some(30.0), ..Range::above(0.0, "years") }, "years the hardware's embodied carbon is spread over (band: 0.75x to 1.5x, 3 to 6 years at the default 4)"),
-    trusted(row("loggers", Kind::Object, Unset, "loggers to send each row to: \"wandb\", \"comet\", \"mlflow\", \"tensorboard\" or logger objects")),
-    trusted(row("ioreport_library", Kind::Path, Unset, "the IOReport library to load for Apple Silicon's CPU, GPU, Neural Engine and DRAM energy (/usr/lib/libIOReport.dylib on macOS by default; none elsewhere)")),
-    trusted(row("emi_library", Kind::Path, Unset, "a library giving the Win32 calls that read Windows' Energy Meter Interface (setupapi.dll and kernel32.dll on Windows by default; none elsewhere)")),
     unserved("api_call_interval"),
     unserved("api_endpoint"),
     unserved("api_key"),
@@ -355,6 +352,8 @@ pub const SETTINGS: &[Setting] = &[
     unserved("logger_preamble"),
     unserved("metadata"),
     row("log_metrics", Kind::List, Unset, "figures the callbacks and loggers send per epoch: unset for co2_kg, its band, energy_kwh, co2_kg_total and the projection; \"all\", or a list of names"),
+    trusted(row("ioreport_library", Kind::Path, Unset, "the IOReport library to load for Apple Silicon's CPU, GPU, Neural Engine and DRAM energy (/usr/lib/libIOReport.dylib on macOS by default; none elsewhere)")),
+    trusted(row("emi_library", Kind::Path, Unset, "a library giving the Win32 calls that read Windows' Energy Meter Interface (setupapi.dll and kernel32.dll on Windows by default; none elsewhere)")),
 ];
 
 /// The row named `name`.
