@@ -110,7 +110,9 @@ def test_mlflow_gets_each_epoch_the_totals_and_the_provenance_once(
     )
     data = store.get_run(run_id).data
     # The default figures only (issue 32): no per-component energies, no power.
-    per_epoch = {key for key in data.metrics if not key.startswith(("run_", "intensity", "pue"))}
+    # The run's summary: totals, the grid, PUE and the lifetime the embodied figure assumes.
+    summary_keys = ("run_", "intensity", "pue", "hardware_lifetime_years")
+    per_epoch = {key for key in data.metrics if not key.startswith(summary_keys)}
     assert per_epoch == set(DEFAULT_METRICS)
     total = run_row(tmp_path / "emissions.csv")
     assert data.metrics["run_co2_kg"] == pytest.approx(float(total["emissions"]))

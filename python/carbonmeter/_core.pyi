@@ -521,6 +521,10 @@ class EmissionsData:
     @property
     def water_total_high(self) -> float | None:
         """Highest plausible `water_total`; empty when a term is unknown or unbounded."""
+    @property
+    def user(self) -> str | None:
+        """The `user` setting, else the login name (`$USER`, `$LOGNAME`, `$USERNAME`): whose run
+        it is, for a team's report; empty when the setting is `-` or no name is known."""
     # end: the columns
     def _json(self) -> str: ...
     @property
@@ -612,6 +616,7 @@ class EmissionsTracker:
         loggers: Sequence[Any] | None = ...,
         neso_base_url: str | None = ...,
         hardware_lifetime_years: float | None = ...,
+        user: str | None = ...,
         api_call_interval: Any = ...,
         api_endpoint: Any = ...,
         api_key: Any = ...,

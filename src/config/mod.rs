@@ -74,6 +74,8 @@ pub struct Config {
     pub budget: Budget,
     /// The `host` setting, else the hostname.
     pub host: String,
+    /// The `user` setting, else the login name; `None` when blanked or unknown.
+    pub user: Option<String>,
     /// The distributed job the launcher's environment describes, if any.
     pub job: Option<crate::job::JobEnv>,
     /// Longest wait of global rank 0 for the other ranks' figures at an edge, seconds.
@@ -445,6 +447,23 @@ fn log_level(layers: &mut Layers) -> Result<Option<String>> {
         .map_err(|_| refused())
 }
 
+/// The `user` value that leaves the column empty, for a team that must not record names. An
+/// empty value cannot say it: every layer reads an empty value as not given.
+pub const NO_USER: &str = "-";
+
+/// Who runs this process: the `user` setting when given ([`NO_USER`] leaves the column
+/// empty), else the login name from the environment, else nothing.
+fn user(setting: Option<String>, env: &Environment) -> Option<String> {
+    match setting {
+        Some(name) => Some(name.trim().to_owned()).filter(|name| name != NO_USER),
+        None => ["USER", "LOGNAME", "USERNAME"]
+            .iter()
+            .find_map(|key| env.vars.get(*key))
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty()),
+    }
+}
+
 /// The machine's name: the kernel's, else `$HOSTNAME`, else `localhost`.
 fn hostname(env: &Environment) -> String {
     sysinfo::System::host_name()
@@ -496,12 +515,14 @@ impl Config {
             Some(host) if !host.trim().is_empty() => host.trim().to_owned(),
             _ => hostname(&layers.env),
         };
+        let user = user(layers.text("user")?, &layers.env);
         let job = crate::job::detect(&layers.env.vars);
         let job_wait_s = required("job_wait_secs", layers.number("job_wait_secs")?)?;
         let export = export(&mut layers)?;
         let log_metrics = text_list(&mut layers, "log_metrics")?;
         Ok(Self {
             host,
+            user,
             job,
             job_wait_s,
             project_name: required("project_name", layers.text("project_name")?)?,
@@ -569,6 +590,29 @@ mod tests {
         assert_eq!(config.pue, 1.0);
         assert_eq!(config.output.path, Some(dir.path().join("emissions.csv")));
         assert!(config.meter.sources.rapl_include_dram);
+    }
+
+    #[test]
+    fn user_is_the_login_name_unless_set_or_blanked() {
+        let resolve = |pairs: &[(&str, RawValue)], vars: &[(&str, &str)]| {
+            let mut all = vec![("save_to_file", RawValue::Bool(false))];
+            all.extend_from_slice(pairs);
+            Config::resolve(kwargs(&all), env_with(vars, None))
+                .expect("config")
+                .user
+        };
+        let login = [("LOGNAME", "lin"), ("USER", "ada")];
+        assert_eq!(resolve(&[], &login).as_deref(), Some("ada"));
+        assert_eq!(resolve(&[], &[("LOGNAME", "lin")]).as_deref(), Some("lin"));
+        assert_eq!(resolve(&[], &[]), None);
+        let named = [("user", RawValue::Str(" grace ".into()))];
+        assert_eq!(resolve(&named, &login).as_deref(), Some("grace"));
+        assert_eq!(
+            resolve(&[("user", RawValue::Str(NO_USER.into()))], &login),
+            None
+        );
+        let blanked = [("CARBONMETER_USER", "-"), ("USER", "ada")];
+        assert_eq!(resolve(&[], &blanked), None);
     }
 
     #[test]

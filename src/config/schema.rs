@@ -339,6 +339,7 @@ pub const SETTINGS: &[Setting] = &[
     trusted(row("loggers", Kind::Object, Unset, "loggers to send each row to: \"wandb\", \"comet\", \"mlflow\", \"tensorboard\" or logger objects")),
     endpoint("neso_base_url", Str(NESO_BASE_URL), "NESO Carbon Intensity API root: Great Britain's forecast for `carbonmeter wait`"),
     number("hardware_lifetime_years", Float(crate::footprint::DEFAULT_LIFETIME_YEARS), Range { max: Some(30.0), ..Range::above(0.0, "years") }, "years the hardware's embodied carbon is spread over (band: 0.75x to 1.5x, 3 to 6 years at the default 4)"),
+    row("user", Kind::Str, Unset, "who ran it, written in every row's user column (default: the login name; \"-\" leaves it blank)"),
     unserved("api_call_interval"),
     unserved("api_endpoint"),
     unserved("api_key"),

@@ -64,6 +64,8 @@ pub struct RowSettings {
     pub rank: Option<u32>,
     /// Share of the plug's energy the PSU delivers to the components, when set.
     pub psu_efficiency: Option<f64>,
+    /// Who ran it (`user` column), when known and not blanked.
+    pub user: Option<String>,
 }
 
 /// Everything one row is made of.
@@ -294,6 +296,7 @@ pub fn build_row(context: &RowContext<'_>) -> EmissionsRow {
         requests: context.counts.requests,
         attribution: context.shared.then(|| "time_share".to_owned()),
         unattributed_energy: context.unattributed.map(|idle| idle.counted(kwh)),
+        user: settings.user.clone(),
         ..EmissionsRow::default()
     };
     if interval.gpu.method() == crate::sensors::Method::Unmeasured {
@@ -407,6 +410,7 @@ mod tests {
             hardware_lifetime_years: 4.0,
             rank: Some(3),
             psu_efficiency: Some(0.8),
+            user: Some("ada".to_owned()),
         }
     }
 
@@ -611,6 +615,7 @@ mod tests {
             ("rapl", "model")
         );
         assert_eq!(row.gpu_method, "none");
+        assert_eq!(row.user.as_deref(), Some("ada"));
         assert_eq!((row.gpu_count, row.gpu_devices.as_str()), (0, "[]"));
         assert_eq!(row.intensity_g_per_kwh, 50.0);
         assert_eq!(row.intensity_year, Some(2024));

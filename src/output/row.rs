@@ -450,6 +450,9 @@ emissions_row! {($)
     /// Highest plausible `water_total`; empty when a term is unknown or unbounded.
     #[unit = "L"]
     water_total_high: Option<f64>,
+    /// The `user` setting, else the login name (`$USER`, `$LOGNAME`, `$USERNAME`): whose run it
+    /// is, for a team's report; empty when the setting is `-` or no name is known.
+    user: Option<String>,
 }
 
 /// The header line of our CSV, column names in order.

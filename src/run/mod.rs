@@ -179,6 +179,7 @@ impl Tracker {
             hardware_lifetime_years: config.hardware_lifetime_years,
             rank: config.rank,
             psu_efficiency: config.psu_efficiency,
+            user: config.user.clone(),
         };
         Ok(Self {
             config,

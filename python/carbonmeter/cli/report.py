@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from carbonmeter.cli._common import to_json
+from carbonmeter.report.model import RUN_KEYS, Report
+
+# The filters: a `RUN_KEYS` key and its flag's destination.
+FILTERS = {
+    "project": "project",
+    "experiment": "experiment",
+    "host": "hostname",
+    "user": "user",
+    "job": "job",
+}
 
 HELP = "an HTML report (or LaTeX, JSON, Markdown) of emissions CSVs"
 DESCRIPTION = (
-    "Reads emissions CSVs (carbonmeter's or CodeCarbon's; folders are searched for *.csv) and "
-    "writes one self-contained HTML page, or prints --format latex, json or markdown."
+    "Reads emissions CSVs (carbonmeter's or CodeCarbon's; folders are searched for *.csv, "
+    "globs such as 'runs/**/emissions*.csv' expanded; a file or run found twice counts once) "
+    "and writes one self-contained HTML page, or prints --format latex, json or markdown. "
+    "Warnings about skipped rows go to stderr only."
 )
 
 
@@ -22,8 +35,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compare",
         metavar="ZONES",
-        help="restate the total at these grids, comma-separated (FRA,USA,SPNO,gcp:europe-west1); "
-        "by default the grids used, the cleanest and dirtiest countries, a few others and World",
+        help="restate the total at these grids, comma-separated (FRA,USA,SPNO,gcp:europe-west1), "
+        "the grids used always first; by default a cloud run's provider regions, a region's "
+        "country regions or the eGRID subregions, else a few countries and World",
+    )
+    for key, what in (
+        ("project", "projects"),
+        ("experiment", "experiments (names or ids)"),
+        ("hostname", "hosts"),
+        ("user", "users"),
+        ("job", "job ids"),
+    ):
+        parser.add_argument(
+            f"--{key}",
+            action="append",
+            metavar=key.upper() + "S",
+            help=f"only the runs of these {what}, comma-separated (repeatable)",
+        )
+    # (`--hostname` filters by the `host` column: `--host` is --serve's address.)
+    parser.add_argument("--since", metavar="DATE", help="only runs started on or after DATE")
+    parser.add_argument("--until", metavar="DATE", help="only runs started on or before DATE")
+    parser.add_argument(
+        "--group-by",
+        choices=tuple(RUN_KEYS),
+        help="add a table of the runs' sums by project, experiment, host, user, job, date or month",
     )
     parser.add_argument(
         "--diff",
@@ -52,13 +87,28 @@ def main(args: argparse.Namespace) -> int:
     from carbonmeter import report
 
     paths = args.paths or ["emissions.csv"]
+    since = report.model.parse_when(args.since) if args.since else None
+    until = report.model.parse_when(args.until, end=True) if args.until else None
+    where = {
+        key: [v.strip() for value in getattr(args, flag) for v in value.split(",") if v.strip()]
+        for key, flag in FILTERS.items()
+        if getattr(args, flag)
+    }
     zones = args.compare.split(",") if args.compare is not None else None
     if args.serve:
-        return _serve(args, paths, zones)
+
+        def render(data: report.Report, zones: list[str] | None) -> str:
+            if where or since or until:
+                data = report.model.select(data, where, since, until)
+            return report.html.render(data, zones, args.group_by)
+
+        return _serve(args, paths, zones, render)
     data = report.load([Path(p) for p in paths])
     for warning in data.warnings:
         # Said before any output, so a total that leaves rows out never reads as complete.
         print(f"carbonmeter: warning: {warning}", file=sys.stderr)
+    if where or since or until:
+        data = report.model.select(data, where, since, until)
     if zones is not None:
         report.what_if(data, zones)  # a bad zone fails here, before anything is written
     if args.diff:
@@ -72,20 +122,25 @@ def main(args: argparse.Namespace) -> int:
             print(report.text.diff_markdown(result))
         return 0
     if args.format == "json":
-        print(to_json(report.to_json(data, zones)))
+        print(to_json(report.to_json(data, zones, args.group_by)))
     elif args.format == "markdown":
-        print(report.text.markdown(data, zones))
+        print(report.text.markdown(data, zones, args.group_by))
     elif args.format == "latex":
         print(report.text.latex(data))
     else:
         out = Path(args.output)
-        out.write_text(report.html.render(data, zones), encoding="utf-8")
+        out.write_text(report.html.render(data, zones, args.group_by), encoding="utf-8")
         runs = report.model.plural(len(data.runs), "run")
         print(f"carbonmeter: report of {runs} written to {out}", file=sys.stderr)
     return 0
 
 
-def _serve(args: argparse.Namespace, paths: list[str], zones: list[str] | None) -> int:
+def _serve(
+    args: argparse.Namespace,
+    paths: list[str],
+    zones: list[str] | None,
+    render: Callable[[Report, list[str] | None], str],
+) -> int:
     from carbonmeter.report import model, serve
 
     if args.refresh < 1:
@@ -94,4 +149,4 @@ def _serve(args: argparse.Namespace, paths: list[str], zones: list[str] | None) 
         raise ValueError("--serve serves the HTML report: drop --diff and --format")
     for zone in zones or []:
         model.grid(zone)  # a bad zone fails here, before the server starts
-    return serve.serve(paths, zones, args.host, args.port, args.refresh)
+    return serve.serve(paths, zones, args.host, args.port, args.refresh, render)

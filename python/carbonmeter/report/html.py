@@ -16,16 +16,23 @@ from carbonmeter._core import __version__
 from carbonmeter._format import co2, co2_band, energy, energy_band, seconds
 from carbonmeter.report import filters, maps, whatif
 from carbonmeter.report.model import (
+    CURVE_POINTS,
+    EPOCH_DETAIL,
     Experiment,
     Report,
     Run,
     band_totals,
+    end_text,
     equivalents,
     figure,
+    group_columns,
+    groups,
     overview,
     overview_columns,
     plural,
     run_count,
+    start_text,
+    time_labels,
     totals,
     what_if,
 )
@@ -36,6 +43,8 @@ COMPONENTS = (
     ("GPU", "gpu_kwh", "#16a34a"),
     ("RAM", "ram_kwh", "#f59e0b"),
 )
+# Past EPOCH_DETAIL epochs, the curves of this many runs (those that emitted most) are drawn.
+CURVE_RUNS = 10
 PHASE_COLORS = {"train": "#0f766e", "validation": "#7c3aed", "eval": "#db2777"}
 URL = re.compile(r"https?://[^\s,;)\"'<>]+")
 
@@ -270,6 +279,9 @@ def _card(value: str, key: str, extra: str = "") -> str:
 def _runs_table(experiments: list[Experiment]) -> str:
     """One table of a project's runs, a heading line per experiment with its sums."""
     rows = []
+    # The year only where the runs span more than one: the table stays one line a run.
+    years = {r.started.year for e in experiments for r in e.runs if r.started}
+    year = len(years) > 1
     for experiment in experiments:
         et = totals(experiment.runs)
         # Counted as the overview counts them: evaluations after a training are its phases.
@@ -292,7 +304,7 @@ def _runs_table(experiments: list[Experiment]) -> str:
             rows.append(
                 f"<tr class='run'{tag} data-co2-kg='{r.co2_kg:.9g}' "
                 f"data-kwh='{r.energy_kwh:.9g}'>"
-                f"<td>{escape(r.timestamp[:19].replace('T', ' '))}</td>"
+                f"<td>{escape(start_text(r, year))}&ndash;{end_text(r)}</td>"
                 f"<td><code>{escape(r.run_id[:8])}</code>"
                 + (f" rank {escape(r.rank)}" if r.rank else "")
                 + "</td>"
@@ -305,27 +317,39 @@ def _runs_table(experiments: list[Experiment]) -> str:
                 f"<td>{hw}</td></tr>"
             )
     return (
-        '<table><tr><th>started</th><th>run</th><th class="n">duration</th>'
+        '<table><tr><th>started&ndash;ended</th><th>run</th><th class="n">duration</th>'
         '<th class="n">energy</th><th class="n">CO2eq</th><th class="n">g/kWh</th>'
         "<th>location</th><th>hardware</th></tr>" + "".join(rows) + "</table>"
     )
 
 
-def epoch_chart(run: Run, height: int = 200) -> str:
-    """CO2eq per epoch of one run, train first, with a legend of its phases."""
-    phases = sorted({e.phase for e in run.epochs}, key=lambda p: (p != "train", p))
-    bars = [
-        (
-            f"{e.epoch}" if len(phases) == 1 else f"{e.phase[:1]}{e.epoch}",
-            e.co2_kg,
-            PHASE_COLORS.get(e.phase, "#0f766e"),
-            f"{e.phase} epoch {e.epoch}: {co2(e.co2_kg)} CO2eq, {energy(e.energy_kwh)}, "
-            f"{seconds(e.duration_s)}",
-        )
-        for phase in phases
-        for e in run.epochs
-        if e.phase == phase
-    ]
+def epoch_chart(run: Run, height: int = 200, detailed: bool = True) -> str:
+    """CO2eq per epoch of one run, train first, with a legend of its phases; not `detailed`,
+    the mean of each step of its curve (`EpochSeries.curve`)."""
+    phases = list(run.series.counts())
+    if detailed:
+        bars = [
+            (
+                f"{e.epoch}" if len(phases) == 1 else f"{e.phase[:1]}{e.epoch}",
+                e.co2_kg,
+                PHASE_COLORS.get(e.phase, "#0f766e"),
+                f"{e.phase} epoch {e.epoch}: {co2(e.co2_kg)} CO2eq, {energy(e.energy_kwh)}, "
+                f"{seconds(e.duration_s)}",
+            )
+            for phase in phases
+            for e in run.epochs
+            if e.phase == phase
+        ]
+    else:
+        bars = [
+            (
+                f"{first}" if len(phases) == 1 else f"{phase[:1]}{first}",
+                mean_kg,
+                PHASE_COLORS.get(phase, "#0f766e"),
+                f"{phase} epochs {first}-{last}: {co2(mean_kg)} CO2eq per epoch (mean)",
+            )
+            for phase, first, last, mean_kg in run.series.curve()
+        ]
     legend = "".join(
         f'<span><span class="swatch" style="background:{PHASE_COLORS.get(p, "#0f766e")}">'
         f"</span>{escape(p)}</span>"
@@ -333,6 +357,33 @@ def epoch_chart(run: Run, height: int = 200) -> str:
     )
     return bar_chart(bars, "co2", f"CO2eq per epoch of run {run.label}", height=height) + (
         f'<div class="legend">{legend}</div>'
+    )
+
+
+def _epoch_summaries(runs: list[Run]) -> str:
+    """A line per run and phase: epochs, sums, the least and most CO2eq of one epoch; then the
+    curves of the runs that emitted most (issue 33: not a table row per epoch)."""
+    rows = "".join(
+        f"<tr><td>{escape(r.label)}</td><td>{escape(phase)}</td>"
+        f"<td class='n'>{int(s['epochs'])}</td><td class='n'>{seconds(s['duration_s'])}</td>"
+        f"<td class='n'>{energy(s['energy_kwh'])}</td><td class='n'>{co2(s['co2_kg'])}</td>"
+        f"<td class='n'>{co2(s['co2_min_kg'])}-{co2(s['co2_max_kg'])}</td></tr>"
+        for r in runs
+        for phase, s in r.series.summary().items()
+    )
+    largest = sorted(runs, key=lambda r: -r.co2_kg)[:CURVE_RUNS]
+    curves = "".join(
+        f"<h3>Run {escape(r.label)}: {escape(r.epoch_words())}</h3>"
+        + epoch_chart(r, detailed=False)
+        for r in largest
+    )
+    return (
+        f"<p class='note'>More than {EPOCH_DETAIL:,} epochs in the report: each run's are "
+        f"summarised, and the curves of the {plural(len(largest), 'run')} that emitted most "
+        f"are drawn in at most {CURVE_POINTS} steps (<code>--format json</code> has every "
+        "run's summary).</p><table><tr><th>run</th><th>phase</th><th class='n'>epochs</th>"
+        "<th class='n'>duration</th><th class='n'>energy</th><th class='n'>CO2eq</th>"
+        f"<th class='n'>CO2eq per epoch (least-most)</th></tr>{rows}</table>{curves}"
     )
 
 
@@ -344,7 +395,7 @@ def _epochs(run: Run) -> str:
         for e in run.epochs
     )
     return (
-        f"<h3>Run {escape(run.label)}: {plural(len(run.epochs), 'epoch')}, "
+        f"<h3>Run {escape(run.label)}: {escape(run.epoch_words())}, "
         f"{co2(sum(e.co2_kg for e in run.epochs))} CO2eq</h3>"
         + epoch_chart(run)
         + "<details class='fold'><summary>epoch table</summary><table><tr><th>phase</th>"
@@ -508,16 +559,34 @@ def _intensities_used(report: Report, links: list[str]) -> str:
     return f"<h2>Grid intensity used</h2><ul>{''.join(items)}</ul>"
 
 
-def _as_of(timestamp: str) -> str:
-    return timestamp[5:16].replace("T", " ")
+def _groups_table(report: Report, by: str) -> str:
+    """`--group-by`'s table: a line per value with its runs' sums."""
+    columns = group_columns(by)
+    head = "".join(
+        f'<th class="n">{escape(c.heading)}</th>' if c.numeric else f"<th>{escape(c.heading)}</th>"
+        for c in columns
+    )
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="n">{escape(c.text(line[c.key]))}</td>'
+            if c.numeric
+            else f"<td>{escape(c.text(line[c.key]))}</td>"
+            for c in columns
+        )
+        + "</tr>"
+        for line in groups(report, by)
+    )
+    return f'<h3>By {escape(by)}</h3><table class="overview"><tr>{head}</tr>{rows}</table>'
 
 
 def _footprint(report: Report) -> str:
     return footprint_sentence(report.runs).strip()
 
 
-def render(report: Report, zones: list[str] | None = None) -> str:
-    """The whole page: the overview table first, then totals, what if and each project."""
+def render(report: Report, zones: list[str] | None = None, group_by: str | None = None) -> str:
+    """The whole page: the overview table first (then `group_by`'s), then totals, what if and
+    each project."""
     links: list[str] = []
     grand = totals(report.runs)
     band = band_totals(report.runs)
@@ -533,6 +602,7 @@ def render(report: Report, zones: list[str] | None = None) -> str:
         f"carbonmeter {escape(__version__)}</p></header>",
         bar,
         _overview_table(report),
+        _groups_table(report, group_by) if group_by else "",
         '<section class="cards">',
         _card(
             co2_band(grand["co2_kg"], band["co2_low_kg"], band["co2_high_kg"]),
@@ -559,13 +629,15 @@ def render(report: Report, zones: list[str] | None = None) -> str:
         body.append("<h3>All runs over time (CO2eq per run, oldest first)</h3>")
         bars = [
             (
-                _as_of(r.timestamp),
+                label,
                 r.co2_kg,
                 colour[r.project],
                 f"{r.project} {r.label} {r.timestamp[:16]}: {co2(r.co2_kg)} CO2eq, "
                 f"{energy(r.energy_kwh)}",
             )
-            for r in report.runs
+            for r, label in zip(
+                report.runs, time_labels([r.started for r in report.runs]), strict=True
+            )
         ]
         body.append(bar_chart(bars, "co2", "CO2eq per run over time"))
         legend = "".join(
@@ -589,12 +661,12 @@ def render(report: Report, zones: list[str] | None = None) -> str:
         if len(runs) > 1:
             bars = [
                 (
-                    _as_of(r.timestamp),
+                    label,
                     r.co2_kg,
                     colour[project],
                     f"{r.label}: {co2(r.co2_kg)} CO2eq, {energy(r.energy_kwh)}",
                 )
-                for r in runs
+                for r, label in zip(runs, time_labels([r.started for r in runs]), strict=True)
             ]
             chart = bar_chart(bars, "co2", f"CO2eq per run of {project}", height=200)
             if len(projects) == 1:
@@ -607,7 +679,7 @@ def render(report: Report, zones: list[str] | None = None) -> str:
                 )
         body.append("<h3>Runs, by experiment</h3>")
         body.append(_runs_table(experiments))
-        with_epochs = [run for run in runs if run.epochs]
+        with_epochs = [run for run in runs if len(run.series)]
         if with_epochs:
             # Folded past a few runs: a report of many stays a page to scroll, each curve one
             # click away.
@@ -615,7 +687,11 @@ def render(report: Report, zones: list[str] | None = None) -> str:
             body.append(
                 f"<details class='fold'{unfold}><summary>Per epoch: CO2eq of each epoch of "
                 f"{plural(len(with_epochs), 'run')}</summary>"
-                + "".join(_epochs(run) for run in with_epochs)
+                + (
+                    "".join(_epochs(run) for run in with_epochs)
+                    if report.detailed
+                    else _epoch_summaries(with_epochs)
+                )
                 + "</details>"
             )
         body.append(

@@ -12,9 +12,14 @@ way: model <- text <- html, and `report/__init__.py` only re-exports.
 from __future__ import annotations
 
 import csv
+import datetime
+import glob
 import io
+import itertools
 import math
-from collections.abc import Callable
+import os
+from array import array
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +54,130 @@ class Epoch:
     duration_s: float
     energy_kwh: float
     co2_kg: float
+
+
+# A report of more epoch rows than this lists none of them: each run's epochs are summarised by
+# phase and drawn as a curve of at most CURVE_POINTS points (issue 33: a million epoch rows made
+# a 268 MB page). Below it every epoch is a table row and a bar, as before.
+EPOCH_DETAIL = 2_000
+CURVE_POINTS = 60
+
+# How a phase's epochs are counted in words: "3 epochs and 3 validations".
+PHASE_WORDS = {"train": "epoch", "validation": "validation", "eval": "evaluation"}
+
+
+def phase_count(phase: str, n: int) -> str:
+    """`3 epochs`, `1 validation`, `2 test epochs`."""
+    return plural(n, PHASE_WORDS[phase]) if phase in PHASE_WORDS else plural(n, f"{phase} epoch")
+
+
+@dataclass
+class EpochSeries:
+    """Every epoch row of one run, in arrays of numbers (a million epochs take ~30 MB, not the
+    ~1 GB of a million objects). A later row of the same phase and epoch replaces the earlier,
+    as a run's last row is its total."""
+
+    phases: list[str] = field(default_factory=list)
+    phase: array[int] = field(default_factory=lambda: array("H"))
+    epoch: array[int] = field(default_factory=lambda: array("q"))
+    duration_s: array[float] = field(default_factory=lambda: array("d"))
+    energy_kwh: array[float] = field(default_factory=lambda: array("d"))
+    co2_kg: array[float] = field(default_factory=lambda: array("d"))
+    # The last epoch of each phase: epochs arrive in order, so only a repeat needs `_where`.
+    _last: dict[int, int] = field(default_factory=dict)
+    _index: dict[str, int] = field(default_factory=dict)
+    _where: dict[tuple[int, int], int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def add(self, phase: str, number: int, duration_s: float, energy: float, co2: float) -> None:
+        """One epoch row."""
+        p = self._index.get(phase)
+        if p is None:
+            p = self._index[phase] = len(self.phases)
+            self.phases.append(phase)
+        if number > self._last.get(p, -(2**63)):
+            self._last[p] = number
+            if self._where is not None:
+                self._where[p, number] = len(self.epoch)
+        else:
+            if self._where is None:
+                self._where = {
+                    key: i for i, key in enumerate(zip(self.phase, self.epoch, strict=True))
+                }
+            i = self._where.get((p, number))
+            if i is not None:
+                self.duration_s[i], self.energy_kwh[i], self.co2_kg[i] = duration_s, energy, co2
+                return
+            self._where[p, number] = len(self.epoch)
+        self.phase.append(p)
+        self.epoch.append(number)
+        self.duration_s.append(duration_s)
+        self.energy_kwh.append(energy)
+        self.co2_kg.append(co2)
+
+    def _order(self) -> list[int]:
+        return sorted(range(len(self)), key=lambda i: (self.phases[self.phase[i]], self.epoch[i]))
+
+    def epochs(self) -> list[Epoch]:
+        """Every epoch, by phase then number."""
+        return [
+            Epoch(
+                self.epoch[i],
+                self.phases[self.phase[i]],
+                self.duration_s[i],
+                self.energy_kwh[i],
+                self.co2_kg[i],
+            )
+            for i in self._order()
+        ]
+
+    def counts(self) -> dict[str, int]:
+        """Epochs per phase, train first."""
+        out = {name: 0 for name in sorted(self.phases, key=lambda p: (p != "train", p))}
+        for p in self.phase:
+            out[self.phases[p]] += 1
+        return out
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Per phase: epochs, their total duration, energy and CO2eq, and the least and most
+        CO2eq of one epoch."""
+        out: dict[str, dict[str, float]] = {}
+        for phase, count in self.counts().items():
+            p = self.phases.index(phase)
+            co2s = [c for q, c in zip(self.phase, self.co2_kg, strict=True) if q == p]
+            out[phase] = {
+                "epochs": count,
+                "duration_s": sum(
+                    d for q, d in zip(self.phase, self.duration_s, strict=True) if q == p
+                ),
+                "energy_kwh": sum(
+                    e for q, e in zip(self.phase, self.energy_kwh, strict=True) if q == p
+                ),
+                "co2_kg": sum(co2s),
+                "co2_min_kg": min(co2s),
+                "co2_max_kg": max(co2s),
+            }
+        return out
+
+    def curve(self, points: int = CURVE_POINTS) -> list[tuple[str, int, int, float]]:
+        """CO2eq per epoch in at most `points` steps per phase, train first: (phase, first and
+        last epoch of the step, mean kg CO2eq of its epochs). A run of no more epochs than
+        `points` gives one step per epoch."""
+        out = []
+        for phase in self.counts():
+            p = self.phases.index(phase)
+            pairs = sorted(
+                (e, c)
+                for q, e, c in zip(self.phase, self.epoch, self.co2_kg, strict=True)
+                if q == p
+            )
+            size = math.ceil(len(pairs) / points)
+            for start in range(0, len(pairs), size):
+                step = pairs[start : start + size]
+                out.append((phase, step[0][0], step[-1][0], sum(c for _, c in step) / len(step)))
+        return out
 
 
 @dataclass
@@ -87,7 +216,7 @@ class Run:
     samples: int | None = None
     tokens: int | None = None
     requests: int | None = None
-    epochs: list[Epoch] = field(default_factory=list)
+    series: EpochSeries = field(default_factory=EpochSeries, repr=False)
     # The error band (None for CodeCarbon rows; a None high is unbounded) and our own cost.
     energy_low_kwh: float | None = None
     energy_high_kwh: float | None = None
@@ -96,6 +225,8 @@ class Run:
     tracker_cpu_s: float | None = None
     scope: str = ""
     job_id: str = ""
+    host: str = ""
+    user: str = ""
     # The whole footprint (docs/footprint.md); None for CodeCarbon rows and unknown figures.
     embodied_kg: float | None = None
     water_l: float | None = None
@@ -105,6 +236,34 @@ class Run:
     scheduled_start: str = ""
     scheduled_g_per_kwh: float | None = None
     submitted_g_per_kwh: float | None = None
+
+    @property
+    def epochs(self) -> list[Epoch]:
+        """Every epoch row of the run, by phase then number."""
+        return self.series.epochs()
+
+    @property
+    def ended(self) -> datetime.datetime | None:
+        """When the run ended: its last row's `timestamp` (None when unreadable)."""
+        try:
+            return datetime.datetime.fromisoformat(self.timestamp)
+        except ValueError:
+            return None
+
+    @property
+    def started(self) -> datetime.datetime | None:
+        """When the run started: its end less its duration (the row is written at the end)."""
+        ended = self.ended
+        if ended is None or not math.isfinite(self.duration_s):
+            return None
+        return ended - datetime.timedelta(seconds=max(self.duration_s, 0.0))
+
+    def epoch_words(self) -> str:
+        """Its epochs counted by phase: `3 epochs and 3 validations`."""
+        words = [phase_count(phase, n) for phase, n in self.series.counts().items()]
+        return (
+            " and ".join([", ".join(words[:-1]), words[-1]]) if len(words) > 1 else "".join(words)
+        )
 
     @property
     def label(self) -> str:
@@ -117,7 +276,7 @@ class Run:
     def evaluation_only(self) -> bool:
         """A run of epoch rows none of which is training: an `evaluate` or `predict` after (or
         without) a training, measured as a run that ends with its work (issue 32)."""
-        return bool(self.epochs) and all(e.phase != "train" for e in self.epochs)
+        return len(self.series) > 0 and "train" not in self.series.phases
 
     @property
     def where(self) -> str:
@@ -146,8 +305,14 @@ class Report:
 
     runs: list[Run]
     files: list[str]
-    # Rows left out, one line per file that had some (`blocks.Skipped.message`).
+    # Rows left out, one line per file that had some (`blocks.Skipped.message`): for stderr,
+    # never written into a report's output.
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def detailed(self) -> bool:
+        """Whether every epoch is listed (else each run's are summarised, `EPOCH_DETAIL`)."""
+        return sum(len(r.series) for r in self.runs) <= EPOCH_DETAIL
 
     def projects(self) -> dict[str, list[Experiment]]:
         """project -> its experiments (by experiment id and name), each with runs in time order."""
@@ -289,18 +454,26 @@ def _location(row: dict[str, str], cell: Callable[[str], str]) -> str:
 
 
 def _csv_files(paths: list[Path]) -> list[Path]:
-    files: list[Path] = []
+    """The CSVs named: files, folders (searched recursively for *.csv) and globs (`**` too),
+    each file once however many paths name it."""
+    files: dict[str, Path] = {}
     for path in paths:
         if path.is_dir():
             found = sorted(path.rglob("*.csv"))
             if not found:
                 raise ValueError(f"no *.csv file in folder {str(path)!r}")
-            files.extend(found)
         elif path.is_file():
-            files.append(path)
+            found = [path]
+        elif glob.has_magic(str(path)):
+            matched = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+            found = [f for m in matched for f in (sorted(m.rglob("*.csv")) if m.is_dir() else [m])]
+            if not found:
+                raise ValueError(f"no file matches {str(path)!r}")
         else:
             raise ValueError(f"no such file or folder {str(path)!r}: expected emissions CSVs")
-    return files
+        for file in found:
+            files.setdefault(os.path.realpath(file), file)
+    return list(files.values())
 
 
 def _optional(row: dict[str, str], key: str) -> float | None:
@@ -367,6 +540,8 @@ def _run(row: dict[str, str], ours: bool, file: str) -> Run:
         samples=_count(row, "samples"),
         tokens=_count(row, "tokens"),
         requests=_count(row, "requests"),
+        host=cell(row.get("host") or ""),
+        user=cell(row.get("user") or ""),
         embodied_kg=_optional(row, "embodied_emissions"),
         water_l=_optional(row, "water_total"),
         water_offsite_l=_optional(row, "water_offsite"),
@@ -376,43 +551,70 @@ def _run(row: dict[str, str], ours: bool, file: str) -> Run:
     )
 
 
-def load(paths: list[Path]) -> Report:
-    """Reads every CSV (folders searched for *.csv) into runs; a ValueError for a bad file.
+# The columns an epoch row is read by (the rest of a row is read only for run rows).
+EPOCH_COLUMNS = (
+    "project_name",
+    "run_id",
+    "rank",
+    "window",
+    "epoch",
+    "phase",
+    "duration",
+    "energy_consumed",
+    "emissions",
+)
+
+
+def _number(text: bytes) -> float:
+    try:
+        return float(text) if text.strip() else 0.0
+    except ValueError:
+        return 0.0
+
+
+def load(paths: Iterable[Path | str]) -> Report:
+    """Reads every CSV (folders searched for *.csv, globs expanded) into runs; a ValueError for
+    a bad file. Files are streamed: no row is kept, only each run's last run row and its epochs'
+    figures (`EpochSeries`).
 
     Each block of a file is read by its own header (`blocks.rows`); rows that fit no header
-    are left out and said in `Report.warnings`."""
-    runs: dict[tuple[str, str, str], Run] = {}
-    epochs: dict[tuple[str, str, str], dict[tuple[str, int], Epoch]] = {}
+    are left out and said in `Report.warnings`. A file named twice is read once, and a run
+    found in two files (a copied file) counts once: its rows are keyed by project, run id and
+    rank, and the last row read wins."""
+    # Keyed by the cells as bytes: epoch rows are never decoded (`blocks.Row`).
+    runs: dict[tuple[bytes, bytes, bytes], Run] = {}
+    series: dict[tuple[bytes, bytes, bytes], EpochSeries] = {}
+    phases: dict[bytes, str] = {}
     warnings: list[str] = []
     files = _csv_files([Path(p) for p in paths])
     for path in files:
         skipped = blocks.Skipped(str(path))
-        for row, header in blocks.rows(path, REQUIRED, skipped):
-            ours = "carbonmeter_version" in header
+        for block, head, record, _ in blocks.rows(path, REQUIRED, skipped, EPOCH_COLUMNS):
+            # This loop runs once per row (a million in issue 33's file): plain indexing only.
+            project, run_id, rank, window, epoch, phase, duration, energy, co2 = block.wanted(head)
             # Ranks of a distributed run write their own rows: each is a run of its own.
-            key = (
-                row.get("project_name") or "",
-                row.get("run_id") or "",
-                row.get("rank") or "",
-            )
-            window = (row.get("window") or "").strip()
-            if not window:
+            key = (project, run_id, rank)
+            if not window.strip():
+                ours = "carbonmeter_version" in block.at
                 runs.pop(key, None)  # the last run row of a run_id is its total
-                runs[key] = _run(row, ours, str(path))
-            elif (row.get("epoch") or "").strip():
-                phase = unprefix(row.get("phase") or "") or "train"
-                number = _int(row, "epoch")
-                epochs.setdefault(key, {})[phase, number] = Epoch(
-                    number,
-                    phase,
-                    _float(row, "duration"),
-                    _float(row, "energy_consumed"),
-                    _float(row, "emissions"),
-                )
+                runs[key] = _run(block.cells(record), ours, str(path))
+            elif epoch.strip():
+                runs_epochs = series.get(key)
+                if runs_epochs is None:
+                    runs_epochs = series[key] = EpochSeries()
+                name = phases.get(phase)
+                if name is None:
+                    name = phases[phase] = unprefix(phase.decode("utf-8", "replace")) or "train"
+                try:
+                    number, figures = int(epoch), (float(duration), float(energy), float(co2))
+                except ValueError:
+                    number = int(_number(epoch))
+                    figures = (_number(duration), _number(energy), _number(co2))
+                runs_epochs.add(name, number, *figures)
         if skipped.lines:
             warnings.append(skipped.message())
     for key, run in runs.items():
-        run.epochs = sorted(epochs.get(key, {}).values(), key=lambda e: (e.phase, e.epoch))
+        run.series = series.get(key, run.series)
     # A distributed job counts once: by its rank 0's scope=job rows where it wrote them (the
     # ranks' own rows then stay out); without them, by its ranks' rows, each part measured once.
     gathered = {run.job_id for run in runs.values() if run.scope == "job"}
@@ -522,6 +724,53 @@ def _with_per_unit(sums: dict[str, float], runs: list[Run]) -> dict[str, Any]:
     return out
 
 
+def when_text(when: datetime.datetime | None) -> str:
+    """`2026-12-07 16:18:05`, or `?` when the row's time was unreadable."""
+    return "?" if when is None else when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def start_text(run: Run, year: bool = True) -> str:
+    """When `run` started: `2026-12-07 16:17:30`, or `12-07 16:17:30` without the `year`."""
+    if run.started is None:
+        return when_text(None)
+    return run.started.strftime("%Y-%m-%d %H:%M:%S" if year else "%m-%d %H:%M:%S")
+
+
+def end_text(run: Run) -> str:
+    """When `run` ended, short: `16:20:00` on the day it started, else as `when_text`."""
+    started, ended = run.started, run.ended
+    if started is not None and ended is not None and started.date() == ended.date():
+        return ended.strftime("%H:%M:%S")
+    return when_text(ended)
+
+
+# Label formats from coarse to fine, for runs within a day, within a year, and beyond.
+_LABEL_FORMATS = (
+    (datetime.timedelta(days=1), ("%H:%M", "%H:%M:%S")),
+    (datetime.timedelta(days=365), ("%m-%d", "%m-%d %H:%M", "%m-%d %H:%M:%S")),
+    (datetime.timedelta.max, ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S")),
+)
+
+
+def time_labels(times: list[datetime.datetime | None]) -> list[str]:
+    """Labels of points in time by the span they cover: `16:18:05` for runs of one minute,
+    `12-07 16:18` for runs of some days, `2026-12-07` across years; the coarsest format that
+    tells each point from the one before it (issue 32: not `12-07 16:18` four times)."""
+    known = [t for t in times if t is not None]
+    if not known:
+        return ["?" for _ in times]
+    first, last = min(known), max(known)
+    span = last - first
+    formats = next(f for limit, f in _LABEL_FORMATS if span < limit)
+    if span < datetime.timedelta(days=1) and first.date() != last.date():
+        formats = _LABEL_FORMATS[1][1][1:]  # past midnight: the date tells the hours apart
+    for fmt in formats:
+        labels = ["?" if t is None else t.strftime(fmt) for t in times]
+        if all(a != b for a, b in itertools.pairwise(labels)):
+            return labels
+    return labels
+
+
 def plural(n: int, word: str) -> str:
     """`1 run`, `2 runs`."""
     return f"{n} {word}{'' if n == 1 else 's'}"
@@ -597,6 +846,93 @@ def overview(report: Report) -> list[dict[str, Any]]:
     return lines
 
 
+# --- a team's view: filters and groups -------------------------------------------------------
+
+
+def _experiment_of(run: Run) -> str:
+    return run.experiment_name or run.experiment_id[:8]
+
+
+# What a run is filtered and grouped by: `--project`, `--group-by user`, ...
+RUN_KEYS: dict[str, Callable[[Run], str]] = {
+    "project": lambda r: r.project,
+    "experiment": _experiment_of,
+    "host": lambda r: r.host,
+    "user": lambda r: r.user,
+    "job": lambda r: r.job_id,
+    "date": lambda r: r.started.date().isoformat() if r.started else "",
+    "month": lambda r: r.started.strftime("%Y-%m") if r.started else "",
+}
+
+
+def parse_when(text: str, end: bool = False) -> datetime.datetime:
+    """`2026-12-07` or `2026-12-07T16:00`; a bare date as `end` is the end of that day (so
+    `--until 2026-12-07` keeps the runs of the 7th). A ValueError naming the format otherwise."""
+    try:
+        when = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a date: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM"
+        ) from None
+    if end and len(text.strip()) == 10:
+        when += datetime.timedelta(days=1)
+    return when.replace(tzinfo=None)
+
+
+def select(
+    report: Report,
+    where: dict[str, list[str]] | None = None,
+    since: datetime.datetime | None = None,
+    until: datetime.datetime | None = None,
+) -> Report:
+    """The runs of `report` whose `RUN_KEYS` values are among `where`'s (an experiment by name
+    or id), that started at or after `since` and before `until`."""
+    kept = []
+    for run in report.runs:
+        ok = all(
+            RUN_KEYS[key](run) in values or (key == "experiment" and run.experiment_id in values)
+            for key, values in (where or {}).items()
+        )
+        started = run.started
+        if since is not None and (started is None or started < since):
+            ok = False
+        if until is not None and (started is None or started >= until):
+            ok = False
+        if ok:
+            kept.append(run)
+    return Report(kept, report.files, report.warnings)
+
+
+def groups(report: Report, by: str) -> list[dict[str, Any]]:
+    """One line per value of `by` (a `RUN_KEYS` key): runs, duration, energy and CO2eq, largest
+    CO2eq first; runs without that value are under "(none)"."""
+    key = RUN_KEYS[by]
+    grouped: dict[str, list[Run]] = {}
+    for run in report.runs:
+        grouped.setdefault(key(run) or "(none)", []).append(run)
+    lines = []
+    for value, runs in grouped.items():
+        sums = totals(runs)
+        band = band_totals(runs)
+        line: dict[str, Any] = {
+            by: value,
+            "runs": int(sums["runs"]),
+            "duration_min": sums["duration_s"] / 60.0,
+            "energy_kwh": sums["energy_kwh"],
+            "co2_g": sums["co2_kg"] * 1000.0,
+            "co2_low_g": None if band["co2_low_kg"] is None else band["co2_low_kg"] * 1e3,
+            "co2_high_g": None if band["co2_high_kg"] is None else band["co2_high_kg"] * 1e3,
+        }
+        line["co2_band_g"] = _g_band(line)
+        lines.append(line)
+    return sorted(lines, key=lambda line: -line["co2_g"])
+
+
+def group_columns(by: str) -> tuple[Column, ...]:
+    """The columns of `groups(report, by)`: the group, then the overview's figures."""
+    return (Column(by, by.capitalize(), str, numeric=False), *OVERVIEW_COLUMNS[2:])
+
+
 # --- what if it ran elsewhere ---------------------------------------------------------------
 
 # Grids shown beside the one used when --compare is not given, with the cleanest and dirtiest
@@ -630,15 +966,21 @@ def extreme_countries() -> tuple[str, str]:
     return rows[0]["iso3"], rows[-1]["iso3"]
 
 
-def default_zones(report: Report) -> list[str]:
-    """The grids the runs used (those the tables know), then their peers (`whatif.peers`), or
-    where they have none a handful of telling countries."""
+def used_zones(report: Report) -> list[str]:
+    """The grids the runs used, those the tables know, as the tables spell them."""
     used = []
     for zone in dict.fromkeys(r.intensity_zone for r in report.runs if r.intensity_zone):
         try:
             used.append(grid(zone).zone)
         except ValueError:
             continue  # a zone of another writer's spelling: the report still shows the rest
+    return used
+
+
+def default_zones(report: Report) -> list[str]:
+    """The grids the runs used (those the tables know), then their peers (`whatif.peers`), or
+    where they have none a handful of telling countries."""
+    used = used_zones(report)
     # A run on a cloud region, a region or an eGRID subregion is compared with the grids it
     # could have moved to: its provider's other regions, its country's (issue 32).
     peers = whatif.peer_zones(used)
@@ -649,10 +991,13 @@ def default_zones(report: Report) -> list[str]:
 
 
 def what_if(report: Report, zones: list[str] | None = None) -> list[dict[str, Any]]:
-    """The report's total energy restated at each grid's table intensity (energy x g/kWh)."""
+    """The report's total energy restated at each grid's table intensity (energy x g/kWh): the
+    grids used first, always (issue 32: `--compare` kept only the grids it named), then `zones`
+    (by default `default_zones`)."""
     energy_kwh = sum(r.energy_kwh for r in report.runs)
     out = []
-    for zone in zones if zones is not None else default_zones(report):
+    named = default_zones(report) if zones is None else [grid(z).zone for z in zones]
+    for zone in dict.fromkeys([*used_zones(report), *named]):
         found = grid(zone)
         out.append(
             {
@@ -751,8 +1096,11 @@ def diff(report: Report, first: str, second: str) -> dict[str, Any]:
 # --- JSON -----------------------------------------------------------------------------------
 
 
-def to_json(report: Report, zones: list[str] | None = None) -> dict[str, Any]:
-    """The report as plain data: the overview first, totals, what if, then the projects."""
+def to_json(
+    report: Report, zones: list[str] | None = None, group_by: str | None = None
+) -> dict[str, Any]:
+    """The report as plain data: the overview first (and `groups` by `group_by`), totals, what
+    if, then the projects."""
     factors = equivalents()
 
     def with_equivalents(sums: dict[str, float], runs: list[Run]) -> dict[str, Any]:
@@ -775,7 +1123,7 @@ def to_json(report: Report, zones: list[str] | None = None) -> dict[str, Any]:
                         "experiment_name": e.name,
                         "label": e.label,
                         "totals": _with_per_unit(totals(e.runs), e.runs),
-                        "runs": [_run_json(r) for r in e.runs],
+                        "runs": [_run_json(r, report.detailed) for r in e.runs],
                     }
                     for e in experiments
                 ],
@@ -783,6 +1131,7 @@ def to_json(report: Report, zones: list[str] | None = None) -> dict[str, Any]:
         )
     return {
         "overview": overview(report),
+        **({"groups": {"by": group_by, "lines": groups(report, group_by)}} if group_by else {}),
         "files": report.files,
         "totals": with_equivalents(totals(report.runs), report.runs),
         "what_if": what_if(report, zones),
@@ -792,8 +1141,17 @@ def to_json(report: Report, zones: list[str] | None = None) -> dict[str, Any]:
     }
 
 
-def _run_json(run: Run) -> dict[str, Any]:
-    out = {k: v for k, v in run.__dict__.items() if k != "epochs"}
+def _iso(when: datetime.datetime | None) -> str | None:
+    return None if when is None else when.isoformat(timespec="seconds")
+
+
+def _run_json(run: Run, detailed: bool) -> dict[str, Any]:
+    """A run's figures; its epochs listed when the report lists them (`Report.detailed`), and
+    summarised by phase always."""
+    out = {k: v for k, v in run.__dict__.items() if k != "series"}
     out["label"] = run.label
-    out["epochs"] = [e.__dict__ for e in run.epochs]
+    out["started"] = _iso(run.started)
+    out["ended"] = _iso(run.ended)
+    out["epochs"] = [e.__dict__ for e in run.epochs] if detailed else []
+    out["epoch_summary"] = run.series.summary()
     return out

@@ -156,10 +156,16 @@ def handler(board: Board, hosts: tuple[str, ...]) -> type[BaseHTTPRequestHandler
 
 
 def serve(
-    paths: list[str], zones: list[str] | None, host: str, port: int, interval_s: float
+    paths: list[str],
+    zones: list[str] | None,
+    host: str,
+    port: int,
+    interval_s: float,
+    render: Callable[[model.Report, list[str] | None], str] = html.render,
 ) -> int:
-    """Serves until interrupted; prints the address on stderr first."""
-    board = Board(paths, zones, interval_s)
+    """Serves until interrupted; prints the address on stderr first. `render` makes the page
+    (`carbonmeter report`'s filters and --group-by wrap `html.render`)."""
+    board = Board(paths, zones, interval_s, render)
     loopback = host in LOOPBACK_HOSTS
     # On the loopback address only its own names are answered; bound to another address on
     # purpose, any name is.

@@ -8,18 +8,22 @@ from typing import Any
 from carbonmeter._core import METHODS
 from carbonmeter._format import co2, co2_band, energy, energy_band, litres, seconds
 from carbonmeter.report.model import (
+    EPOCH_DETAIL,
     Report,
     Run,
     band_totals,
     equivalents,
     figure,
     footprint_totals,
+    group_columns,
+    groups,
     overview,
     overview_columns,
     plural,
     totals,
     what_if,
     what_if_when,
+    when_text,
 )
 
 _LATEX_SPECIAL = {
@@ -214,10 +218,27 @@ def overview_markdown(report: Report) -> str:
     return "\n".join(_md_table(headings, cells, [c.numeric for c in columns]))
 
 
-def markdown(report: Report, zones: list[str] | None = None) -> str:
-    """The overview table first, then totals, equivalents, what if, and a section per project."""
+def groups_markdown(report: Report, by: str) -> str:
+    """`--group-by`'s table: a line per project, user, host, ... with its runs' sums."""
+    columns = group_columns(by)
+    cells = [
+        [
+            markdown_escape(c.text(line[c.key])) if not c.numeric else c.text(line[c.key])
+            for c in columns
+        ]
+        for line in groups(report, by)
+    ]
+    table = _md_table([c.heading for c in columns], cells, [c.numeric for c in columns])
+    return f"## By {by}\n\n" + "\n".join(table)
+
+
+def markdown(report: Report, zones: list[str] | None = None, group_by: str | None = None) -> str:
+    """The overview table first (then `--group-by`'s), then totals, equivalents, what if, and
+    a section per project."""
     esc = markdown_escape
     lines = ["# Emissions report", "", overview_markdown(report)]
+    if group_by:
+        lines += ["", groups_markdown(report, group_by)]
     grand = totals(report.runs)
     lines.append(
         f"\n{plural(int(grand['runs']), 'run')}, {energy(grand['energy_kwh'])}, "
@@ -259,32 +280,59 @@ def markdown(report: Report, zones: list[str] | None = None) -> str:
             f"{co2(t['co2_kg'])} CO2eq.\n"
         )
         lines.append(
-            "| started | run | experiment | duration | energy | CO2eq | g/kWh | location |\n"
-            "|---|---|---|---|---|---|---|---|"
+            "| started | ended | run | experiment | duration | energy | CO2eq | g/kWh | "
+            "location |\n|---|---|---|---|---|---|---|---|---|"
         )
         for r in runs:
             experiment = r.experiment_name or r.experiment_id[:8]
             where = r.location or "unspecified (world average)"
             lines.append(
-                f"| {esc(r.timestamp)} | {esc(r.run_id[:8])} | {esc(experiment)} | "
+                f"| {when_text(r.started)} | "
+                f"{when_text(r.ended) if r.ended else esc(r.timestamp)} | "
+                f"{esc(r.run_id[:8])} | "
+                f"{esc(experiment)} | "
                 f"{seconds(r.duration_s)} | "
                 f"{energy_band(r.energy_kwh, r.energy_low_kwh, r.energy_high_kwh)} | "
                 f"{co2_band(r.co2_kg, r.co2_low_kg, r.co2_high_kg)} | "
                 f"{r.intensity_g_per_kwh:.0f} | {esc(where)} |"
             )
-        for r in runs:
-            if r.epochs:
-                lines.append(
-                    f"\nEpochs of run {esc(r.label)}:\n\n| phase | epoch | energy | CO2eq |\n"
-                    "|---|---|---|---|"
-                )
-                for ep in r.epochs:
-                    lines.append(
-                        f"| {esc(ep.phase)} | {ep.epoch} | {energy(ep.energy_kwh)} | "
-                        f"{co2(ep.co2_kg)} |"
-                    )
+        lines += _epochs_markdown(runs, report.detailed)
         lines.append(f"\n> {esc(paragraph(runs, project))}")
     return "\n".join(lines)
+
+
+def _epochs_markdown(runs: list[Run], detailed: bool) -> list[str]:
+    """Each epoch of each run; past `EPOCH_DETAIL` epochs in the report, a line per run and
+    phase instead (epochs, their sums, the least and most CO2eq of one epoch)."""
+    esc = markdown_escape
+    lines: list[str] = []
+    if not detailed:
+        with_epochs = [r for r in runs if len(r.series)]
+        if with_epochs:
+            lines.append(
+                f"\nEpochs, summarised (more than {EPOCH_DETAIL:,} in the report):\n\n"
+                "| run | phase | epochs | energy | CO2eq | CO2eq per epoch (least-most) |\n"
+                "|---|---|---:|---:|---:|---:|"
+            )
+        for r in with_epochs:
+            for phase, s in r.series.summary().items():
+                lines.append(
+                    f"| {esc(r.label)} | {esc(phase)} | {int(s['epochs'])} | "
+                    f"{energy(s['energy_kwh'])} | {co2(s['co2_kg'])} | "
+                    f"{co2(s['co2_min_kg'])}-{co2(s['co2_max_kg'])} |"
+                )
+        return lines
+    for r in runs:
+        if len(r.series):
+            lines.append(
+                f"\nEpochs of run {esc(r.label)} ({esc(r.epoch_words())}):\n\n"
+                "| phase | epoch | energy | CO2eq |\n|---|---|---|---|"
+            )
+            for ep in r.epochs:
+                lines.append(
+                    f"| {esc(ep.phase)} | {ep.epoch} | {energy(ep.energy_kwh)} | {co2(ep.co2_kg)} |"
+                )
+    return lines
 
 
 def _what_if_cells(line: dict[str, Any]) -> list[str]:
