@@ -27,6 +27,15 @@ pub struct JobEnv {
     pub job_id: Option<String>,
     /// `torchrun`, `openmpi` or `slurm`: whose variables were read.
     pub launcher: &'static str,
+    /// `MASTER_ADDR:MASTER_PORT`, when set: names the job on its hosts when no job id does.
+    pub rendezvous: Option<String>,
+}
+
+impl JobEnv {
+    /// What names this job among the host's processes: its id, else its rendezvous address.
+    pub fn key(&self) -> Option<&str> {
+        self.job_id.as_deref().or(self.rendezvous.as_deref())
+    }
 }
 
 fn var_u32(vars: &BTreeMap<String, String>, name: &str) -> Option<u32> {
@@ -89,12 +98,16 @@ pub fn detect(vars: &BTreeMap<String, String>) -> Option<JobEnv> {
                 local_world_size: var_u32(vars, local_world),
                 job_id: job_id.clone(),
                 launcher,
+                rendezvous: vars
+                    .get("MASTER_ADDR")
+                    .zip(vars.get("MASTER_PORT"))
+                    .map(|(addr, port)| format!("{}:{}", addr.trim(), port.trim())),
             })
         })
 }
 
 /// One rank's facts, published to every other rank before measuring starts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Member {
     /// Global rank.
     pub rank: u32,
@@ -110,6 +123,10 @@ pub struct Member {
     pub job_id: String,
     /// The id of the job's rows this rank proposes (rank 0's is used).
     pub job_run_id: String,
+    /// When this rank published its facts, s since the Unix epoch: its parts are its own from
+    /// then on (it starts measuring right after the ranks have exchanged them).
+    #[serde(default)]
+    pub since_s: f64,
 }
 
 /// What one rank measures.
@@ -255,6 +272,7 @@ mod tests {
             current_gpu: None,
             job_id: format!("job-{rank}"),
             job_run_id: format!("run-{rank}"),
+            since_s: 0.0,
         }
     }
 
@@ -396,6 +414,7 @@ mod tests {
             local_world_size: Some(2),
             job_id: None,
             launcher: "torchrun",
+            rendezvous: None,
         };
         let gpus = vec!["G0".to_owned(), "G1".to_owned()];
         assert_eq!(

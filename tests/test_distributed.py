@@ -104,14 +104,14 @@ def energy_j(row: dict[str, str]) -> float:
 
 
 def run_torchrun(
-    tmp_path: Path, processes: int, config: dict[str, object]
+    tmp_path: Path, processes: int, config: dict[str, object], script: Path = RANK_SCRIPT
 ) -> subprocess.CompletedProcess[str]:
-    """The job of `processes` ranks of RANK_SCRIPT under torchrun; asserts it succeeded."""
+    """The job of `processes` ranks of `script` under torchrun; asserts it succeeded."""
     config = {"output_dir": str(tmp_path), **config}
     result = subprocess.run(
         [
             *(sys.executable, "-m", "torch.distributed.run", "--standalone"),
-            *(f"--nproc-per-node={processes}", str(RANK_SCRIPT), json.dumps(config)),
+            *(f"--nproc-per-node={processes}", str(script), json.dumps(config)),
         ],
         cwd=tmp_path,
         env=job_env(tmp_path),
@@ -130,7 +130,7 @@ def torchrun(tmp_path: Path, processes: int, config: dict[str, object]) -> list[
 
 
 def launch_by_hand(
-    tmp_path: Path, config: dict[str, object], piped: int
+    tmp_path: Path, config: dict[str, object], piped: int, script: Path = RANK_SCRIPT
 ) -> list[subprocess.Popen[str]]:
     """Two ranks of RANK_SCRIPT started by hand, not torchrun, whose agent would stop the others
     when one dies: rank 0 then hosts the job's TCPStore. Rank `piped`'s stderr is piped."""
@@ -148,7 +148,7 @@ def launch_by_hand(
         )
         ranks.append(
             subprocess.Popen(
-                [sys.executable, str(RANK_SCRIPT), json.dumps(config)],
+                [sys.executable, str(script), json.dumps(config)],
                 cwd=tmp_path,
                 env=env,
                 stderr=subprocess.PIPE if rank == piped else subprocess.DEVNULL,
@@ -259,11 +259,12 @@ def free_port() -> int:
 
 
 def run_by_hand(
-    tmp_path: Path, library: Path, kill: int
+    tmp_path: Path, library: Path, kill: int, gpus: int = 0
 ) -> tuple[list[subprocess.Popen[str]], str, float]:
-    """A job of two ranks on one host, launched by hand, whose rank `kill` SIGKILLs itself in
-    epoch 1 of 3; returns the ranks, the other rank's stderr and how long it ran, in s."""
-    host = make_host(tmp_path, "node", 0, library)
+    """A job of two ranks on one host with `gpus` GPUs, launched by hand, whose rank `kill`
+    SIGKILLs itself in epoch 1 of 3; returns the ranks, the other rank's stderr and how long it
+    ran, in s."""
+    host = make_host(tmp_path, "node", gpus, library)
     config = {
         "output_dir": str(tmp_path),
         "hosts": [host.settings()] * 2,
@@ -295,6 +296,19 @@ def test_a_rank_killed_mid_epoch_is_reported_missing_and_nothing_hangs(
     # One bounded wait (2 s) for the dead rank, not one per edge.
     assert stderr.count("sent no figures") == 1, stderr[-4000:]
     print(f"rank 0 of a job missing rank 1 finished in {finished_s:.1f} s")
+
+
+def test_a_killed_ranks_gpu_goes_back_to_rank_zero_under_job_tracker(
+    tmp_path: Path, fake_nvml_library: Path
+) -> None:
+    _, stderr, _ = run_by_hand(tmp_path, fake_nvml_library, kill=1, gpus=2)
+    own = {r["window"]: r for r in rows_of(tmp_path / "emissions.csv") if r["rank"] == "0"}
+    # Epoch 1, in which rank 1 died, leaves its GPU to it; from epoch 2 on rank 0 counts it.
+    assert (own["train-epoch-0"]["gpu_count"], own["train-epoch-2"]["gpu_count"]) == ("1", "2")
+    gpu_w = float(own["train-epoch-2"]["gpu_power"])
+    print(f"rank 0's GPU power in the epoch after rank 1 died: {gpu_w:.1f} W of {2 * GPU_W} W")
+    assert gpu_w == pytest.approx(2 * GPU_W, rel=0.03)
+    assert stderr.count("ended without releasing") == 1, stderr[-4000:]
 
 
 def test_rank_zero_dying_with_the_store_costs_the_others_one_warning_not_their_training(
@@ -503,3 +517,230 @@ def test_lightning_ddp_stops_both_ranks_after_the_same_epoch_on_the_jobs_budget(
     ran = check_stopped_together(rows, budget_kg, world=2, max_epochs=epochs, shares_under=False)
     assert result.stderr.count("carbon budget exceeded") == 1, result.stderr[-4000:]
     print(f"Lightning DDP: the job's budget stopped both ranks after {ran} of {epochs} epochs")
+
+
+# Plain `EmissionsTracker`s under DDP (issue 26): whoever tracks, each part is counted once.
+PLAIN_SCRIPT = HERE / "scripts" / "ddp_plain.py"
+
+
+def plain_job(
+    tmp_path: Path, library: Path, pattern: str, pg: bool, **extra: object
+) -> tuple[Host, list[dict[str, str]], list[list[dict[str, object]]]]:
+    """Two ranks of PLAIN_SCRIPT on one host with two GPUs under torchrun; returns the host,
+    the rows and each rank's results (what its stops returned)."""
+    host = make_host(tmp_path, "node", 2, library)
+    config = {"hosts": [host.settings()] * 2, "pattern": pattern, "pg": pg, **extra}
+    config.setdefault("epochs", 3)
+    config.setdefault("epoch_s", 1.0)
+    with advancing([host]):
+        run_torchrun(tmp_path, 2, config, script=PLAIN_SCRIPT)
+    results = [
+        json.loads((tmp_path / f"result-{rank}.json").read_text(encoding="utf-8"))
+        for rank in range(2)
+    ]
+    return host, rows_of(tmp_path / "emissions.csv"), results
+
+
+def counted_ratio(runs: list[dict[str, str]], host: Host, span_s: float) -> float:
+    """What `runs` (rank rows of one span) counted over the host's known power for `span_s`."""
+    return round(sum(energy_j(r) for r in runs) / (host.power_w() * span_s), 4)
+
+
+def check_rank_zero_gives_the_job(
+    rows: list[dict[str, str]], results: list[list[dict[str, object]]], runs: int
+) -> None:
+    """Rank 0's stops return the job's rows (one per run of its tracker), each the sum of the
+    ranks' rows of that run; `rank_emissions_data` is rank 0's own row."""
+    job = [r for r in rows if r["scope"] == "job"]
+    own = [r for r in rows if r["scope"] == "rank" and r["rank"] == "0"]
+    assert len(job) == len(own) == len(results[0]) == runs
+    for job_row, own_row, result in zip(job, own, results[0], strict=True):
+        assert result["final_scope"] == "job"
+        assert result["returned"] == pytest.approx(float(job_row["emissions"]), rel=1e-9)
+        assert result["final_emissions"] == result["returned"]
+        assert result["own_emissions"] == pytest.approx(float(own_row["emissions"]), rel=1e-9)
+    for result in results[1]:
+        assert result["final_scope"] == "rank"
+        assert result["returned"] == result["own_emissions"]
+
+
+@pytest.mark.parametrize("pg", [True, False], ids=["process_group", "environment"])
+def test_rank_zero_alone_counts_the_whole_host_and_waits_for_nobody(
+    tmp_path: Path, fake_nvml_library: Path, pg: bool
+) -> None:
+    host, rows, results = plain_job(tmp_path, fake_nvml_library, "rank0", pg)
+    (own,) = [r for r in rows if r["scope"] == "rank"]
+    ratio = counted_ratio([own], host, float(own["duration"]))
+    print(f"counted/true, rank 0 alone ({'process group' if pg else 'environment'}): {ratio}")
+    assert ratio == pytest.approx(1.0, abs=0.03)
+    assert own["gpu_count"] == "2" and own["cpu_method"] == "rapl"
+    assert results[1] == []
+    # Alone, rank 0 waits for no rank: its stop() returns within 1 s.
+    assert results[0][0]["stop_s"] < 1.0
+    if pg:
+        check_rank_zero_gives_the_job(rows, results, runs=1)
+        (job,) = [r for r in rows if r["scope"] == "job"]
+        assert job["missing_ranks"] == ""
+    else:
+        assert not [r for r in rows if r["scope"] == "job"]
+
+
+def test_a_host_whose_measuring_rank_runs_no_tracker_says_what_nobody_counted(
+    tmp_path: Path, fake_nvml_library: Path
+) -> None:
+    host = make_host(tmp_path, "node", 2, fake_nvml_library)
+    config = {"hosts": [host.settings()] * 2, "pattern": "rank1", "pg": False, "epochs": 2}
+    with advancing([host]):
+        result = run_torchrun(tmp_path, 2, {**config, "epoch_s": 1.0}, script=PLAIN_SCRIPT)
+    (own,) = [r for r in rows_of(tmp_path / "emissions.csv") if r["scope"] == "rank"]
+    assert (own["rank"], own["gpu_count"], own["cpu_method"]) == ("1", "1", "other_rank")
+    assert result.stderr.count("counted by nobody") == 1, result.stderr[-4000:]
+
+
+def test_two_trackers_counting_one_part_say_so_once(
+    tmp_path: Path, fake_nvml_library: Path
+) -> None:
+    host = make_host(tmp_path, "node", 2, fake_nvml_library)
+    config = {"hosts": [host.settings()] * 2, "pattern": "every", "pg": False, "twice": True}
+    with advancing([host]):
+        result = run_torchrun(tmp_path, 2, {**config, "epochs": 1, "epoch_s": 0.5}, PLAIN_SCRIPT)
+    assert result.stderr.count("counted twice") == 1, result.stderr[-4000:]
+
+
+@pytest.mark.parametrize("pg", [True, False], ids=["process_group", "environment"])
+def test_every_rank_tracking_counts_each_part_once(
+    tmp_path: Path, fake_nvml_library: Path, pg: bool
+) -> None:
+    host, rows, results = plain_job(tmp_path, fake_nvml_library, "every", pg)
+    ranks = {r["rank"]: r for r in rows if r["scope"] == "rank"}
+    span_s = max(float(r["duration"]) for r in ranks.values())
+    ratio = counted_ratio(list(ranks.values()), host, span_s)
+    print(f"counted/true, every rank ({'process group' if pg else 'environment'}): {ratio}")
+    assert ratio == pytest.approx(1.0, abs=0.03)
+    # Rank 1 counts its GPU; rank 0 counts it only in the moments rank 1's tracker was not yet
+    # (or no longer) running.
+    assert ranks["1"]["gpu_count"] == "1"
+    if pg:
+        check_rank_zero_gives_the_job(rows, results, runs=1)
+        (job,) = [r for r in rows if r["scope"] == "job"]
+        assert energy_j(job) == pytest.approx(sum(map(energy_j, ranks.values())), rel=1e-9)
+
+
+@pytest.mark.parametrize("pg", [True, False], ids=["process_group", "environment"])
+def test_a_tracker_per_epoch_on_every_rank_counts_each_epoch_once(
+    tmp_path: Path, fake_nvml_library: Path, pg: bool
+) -> None:
+    host, rows, results = plain_job(tmp_path, fake_nvml_library, "per_epoch", pg)
+    own = [[r for r in rows if r["scope"] == "rank" and r["rank"] == str(k)] for k in range(2)]
+    ratios = []
+    for epoch in zip(*own, strict=True):
+        span_s = max(float(r["duration"]) for r in epoch)
+        ratios.append(counted_ratio(list(epoch), host, span_s))
+    mode = "process group" if pg else "environment"
+    print(f"counted/true, a tracker per epoch ({mode}): {ratios}")
+    assert ratios == pytest.approx([1.0] * 3, abs=0.03)
+    if pg:
+        check_rank_zero_gives_the_job(rows, results, runs=3)
+
+
+@pytest.mark.parametrize(
+    ("change", "pg"),
+    [("late", True), ("leave", True), ("late", False), ("leave", False)],
+)
+def test_a_rank_starting_late_or_leaving_early_leaves_its_gpu_to_the_measuring_rank(
+    tmp_path: Path, fake_nvml_library: Path, change: str, pg: bool
+) -> None:
+    # `late`: rank 1 starts its tracker in epoch 1; `leave`: it stops it after epoch 0.
+    epoch = 1 if change == "late" else 0
+    host, rows, results = plain_job(tmp_path, fake_nvml_library, "every", pg, **{change: epoch})
+    ranks = {r["rank"]: r for r in rows if r["scope"] == "rank"}
+    ratio = counted_ratio(list(ranks.values()), host, float(ranks["0"]["duration"]))
+    print(f"counted/true, rank 1 {change} ({'process group' if pg else 'environment'}): {ratio}")
+    assert ratio == pytest.approx(1.0, abs=0.03)
+    # Rank 0 counted GPU 1 while rank 1 had no tracker.
+    assert ranks["0"]["gpu_count"] == "2"
+    if pg:
+        check_rank_zero_gives_the_job(rows, results, runs=1)
+
+
+def test_a_killed_ranks_gpu_goes_back_to_the_measuring_rank_with_one_warning(
+    tmp_path: Path, fake_nvml_library: Path
+) -> None:
+    host = make_host(tmp_path, "node", 2, fake_nvml_library)
+    config = {
+        "output_dir": str(tmp_path),
+        "hosts": [host.settings()] * 2,
+        "pattern": "per_epoch",
+        "pg": False,
+        "epochs": 3,
+        "epoch_s": 0.8,
+        "kill": 1,
+    }
+    ranks = launch_by_hand(tmp_path, config, piped=0, script=PLAIN_SCRIPT)
+    with advancing([host]):
+        _, stderr = ranks[0].communicate(timeout=120)
+        ranks[1].wait(timeout=60)
+    assert ranks[1].returncode == -9
+    assert ranks[0].returncode == 0, stderr[-4000:]
+    own = [r for r in rows_of(tmp_path / "emissions.csv") if r["rank"] == "0"]
+    # Epoch 1, in which rank 1 died, is its own; from epoch 2 on its GPU is rank 0's.
+    assert len(own) == 3 and own[2]["gpu_count"] == "2"
+    ratio = counted_ratio([own[2]], host, float(own[2]["duration"]))
+    print(f"counted/true, the epoch after rank 1 was killed: {ratio}")
+    assert ratio == pytest.approx(1.0, abs=0.03)
+    assert stderr.count("ended without releasing") == 1, stderr[-4000:]
+
+
+@pytest.mark.parametrize("pg", [True, False], ids=["process_group", "environment"])
+def test_every_rank_of_two_hosts_tracking_counts_each_host_once(
+    tmp_path: Path, fake_nvml_library: Path, pg: bool
+) -> None:
+    # Two torchrun agents, one per host, meet at one rendezvous: ranks 0-1 on one, 2-3 on the
+    # other, each with its own LOCAL_RANK (the environment's split, without a process group).
+    hosts = [make_host(tmp_path, name, 1, fake_nvml_library) for name in ("a", "b")]
+    config = {
+        "output_dir": str(tmp_path),
+        "hosts": [hosts[0].settings()] * 2 + [hosts[1].settings()] * 2,
+        "set_host": True,
+        "pattern": "every",
+        "pg": pg,
+        "epochs": 2,
+        "epoch_s": 1.0,
+    }
+    endpoint = f"127.0.0.1:{free_port()}"
+    agents = [
+        subprocess.Popen(
+            [
+                *(sys.executable, "-m", "torch.distributed.run", "--nnodes=2"),
+                *("--nproc-per-node=2", "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}"),
+                *("--rdzv-id=two-hosts", str(PLAIN_SCRIPT), json.dumps(config)),
+            ],
+            cwd=tmp_path,
+            env=job_env(tmp_path),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in hosts
+    ]
+    with advancing(hosts):
+        errors = [agent.communicate(timeout=240)[1] for agent in agents]
+    assert [agent.returncode for agent in agents] == [0, 0], errors[0][-3000:] + errors[1][-3000:]
+    rows = rows_of(tmp_path / "emissions.csv")
+    ranks = {r["rank"]: r for r in rows if r["scope"] == "rank"}
+    measuring = {rank: (r["host"], r["cpu_method"], r["gpu_count"]) for rank, r in ranks.items()}
+    assert measuring == {
+        "0": ("a", "rapl", "1"),
+        "1": ("a", "other_rank", "0"),
+        "2": ("b", "rapl", "1"),
+        "3": ("b", "other_rank", "0"),
+    }
+    span_s = max(float(r["duration"]) for r in ranks.values())
+    truth_j = sum(host.power_w() for host in hosts) * span_s
+    ratio = round(sum(map(energy_j, ranks.values())) / truth_j, 4)
+    mode = "process group" if pg else "environment"
+    print(f"counted/true, every rank of two hosts ({mode}): {ratio}")
+    assert ratio == pytest.approx(1.0, abs=0.03)
+    if pg:
+        (job,) = [r for r in rows if r["scope"] == "job"]
+        assert energy_j(job) == pytest.approx(sum(map(energy_j, ranks.values())), rel=1e-9)

@@ -19,6 +19,7 @@ from carbonmeter._core import (
     InvalidValueError,
     TrackerStateError,
     __version__,
+    _register_job_hook,
     _stop_all,
     register_row_listener,
 )
@@ -66,8 +67,22 @@ def _logger_set(loggers: "Any", log_metrics: "list[str] | None" = None) -> "Logg
     return LoggerSet(loggers, log_metrics)
 
 
+def _link_job_run(handle: "Any") -> "Any":
+    """A plain tracker's run on a rank of a job, linked to the job's other trackers through the
+    process group's store (`carbonmeter._distributed.TrackerLink`); `None` where torch was never
+    imported, without importing anything."""
+    import sys
+
+    if "torch" not in sys.modules:
+        return None
+    from carbonmeter._distributed import link_run
+
+    return link_run(handle)
+
+
 # The core calls back into this package only through what it registers here.
 register_row_listener(_logger_set)
+_register_job_hook(_link_job_run)
 
 # A run still going when the interpreter exits (an uncaught exception, `sys.exit`) is stopped,
 # and its rows written, before the interpreter tears modules down. Left to the tracker's

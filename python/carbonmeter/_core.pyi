@@ -34,6 +34,7 @@ __all__ = [
     "_JobHandle",
     "__version__",
     "_plan_greener",
+    "_register_job_hook",
     "_schedule_next_run",
     "_stop_all",
     "_warn_once",
@@ -677,7 +678,13 @@ class EmissionsTracker:
     @property
     def final_emissions(self) -> float | None: ...
     @property
-    def final_emissions_data(self) -> EmissionsData | None: ...
+    def final_emissions_data(self) -> EmissionsData | None:
+        """The last stopped run's figures; on rank 0 of a job whose process group is
+        initialised, the job's (`scope` "job"), gathered from every rank that ran a tracker."""
+    @property
+    def rank_emissions_data(self) -> EmissionsData | None:
+        """This rank's own share of the last stopped run: `final_emissions_data`, except on
+        rank 0 of a job, where that is the job's."""
     @property
     def project_name(self) -> str: ...
     @property
@@ -1003,6 +1010,10 @@ def _stop_all() -> None:
 def _warn_once(cause: str, message: str, /) -> bool:
     """Logs `message` as a warning on the `carbonmeter` logger unless this process already
     said something for `cause` (in Python or in the core); returns whether it logged."""
+
+def _register_job_hook(hook: Callable[[_JobHandle], Any], /) -> None:
+    """Registers what the core calls with a plain tracker's `_JobHandle` when its run starts as
+    a rank of a job: it returns the run's link (with `stopped(data)`), or `None`."""
 
 def register_row_listener(factory: Callable[[Any, list[str] | None], _RowListener], /) -> None:
     """Registers what the core calls with a tracker's `loggers=` argument and its

@@ -65,6 +65,19 @@ def _current_gpu_uuid() -> str | None:
     return uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}"
 
 
+def _default_store(dist: Any) -> Any | None:
+    """The process group's key-value store; `None` (with a warning) where it cannot be had."""
+    try:
+        return dist.distributed_c10d._get_default_store()
+    except (RuntimeError, ValueError, AttributeError) as err:
+        logger.warning(
+            "cannot reach the process group's key-value store (%s): each rank writes its "
+            "own rows, with no job row",
+            err,
+        )
+        return None
+
+
 class JobLink:
     """One run of a tracker as a rank of a job: its facts published, its rows sent to rank 0,
     and on rank 0 the job's rows written."""
@@ -97,14 +110,8 @@ class JobLink:
         dist = _torch_distributed()
         if dist is None or dist.get_world_size() < 2:
             return None
-        try:
-            store = dist.distributed_c10d._get_default_store()
-        except (RuntimeError, ValueError, AttributeError) as err:
-            logger.warning(
-                "cannot reach the process group's key-value store (%s): each rank writes its "
-                "own rows, with no job row",
-                err,
-            )
+        store = _default_store(dist)
+        if store is None:
             return None
         rank, world_size = dist.get_rank(), dist.get_world_size()
         try:
@@ -233,3 +240,116 @@ class JobLink:
             "stalled): the job's rows leave them out and name them in missing_ranks, and they "
             "are not waited for again",
         )
+
+
+#: Keys of plain trackers' runs: `started/<rank>` counts a rank's runs (its announcement),
+#: `row/<run>/<rank>` holds the run row of that rank's `run`-th run until rank 0 reads it.
+TRACKERS = f"{PREFIX}/trackers"
+
+# Ranks that once sent no row in time, per store: never waited for again (a dead rank costs
+# one bounded wait, not one per run).
+_GONE: dict[int, set[int]] = {}
+
+
+class TrackerLink:
+    """One run of a plain `EmissionsTracker` on a rank of the process group's job.
+
+    Its start announces it (the rank's count of runs grows by one), so rank 0 waits only for
+    ranks that run a tracker; its stop sends its run row to rank 0. On rank 0, the stop of its
+    n-th run gathers the n-th run rows of the ranks that started one, waiting at most
+    `job_wait_secs` for those not there yet, and writes the job's run row: what its `stop()`
+    returns. Where no other rank started a tracker, nothing is waited for.
+    """
+
+    def __init__(self, handle: _JobHandle, store: Any, rank: int, world_size: int, run: int):
+        self._job = handle
+        self._store = store
+        self.rank = rank
+        self.world_size = world_size
+        self.run = run
+        self._gone = _GONE.setdefault(id(store), set())
+
+    @classmethod
+    def start(cls, handle: _JobHandle) -> TrackerLink | None:
+        """Announces a run just started on this rank; `None` without a process group of two or
+        more ranks."""
+        dist = _torch_distributed()
+        if dist is None or dist.get_world_size() < 2:
+            return None
+        store = _default_store(dist)
+        if store is None:
+            return None
+        rank, world_size = dist.get_rank(), dist.get_world_size()
+        try:
+            run = store.add(f"{TRACKERS}/started/{rank}", 1) - 1
+        except STORE_ERRORS as err:
+            _store_failed(err, "at a tracker's start")
+            return None
+        return cls(handle, store, rank, world_size, run)
+
+    def _row_key(self, rank: int) -> str:
+        return f"{TRACKERS}/row/{self.run}/{rank}"
+
+    def stopped(self, data: EmissionsData) -> EmissionsData | None:
+        """Sends this run's row to rank 0; on rank 0 returns the job's run row (written)."""
+        try:
+            if self.rank != 0:
+                self._store.set(self._row_key(self.rank), data._json())
+                return None
+            return self._gather(data)
+        except STORE_ERRORS as err:
+            _store_failed(err, "at a tracker's stop")
+            return None
+
+    def _gather(self, data: EmissionsData) -> EmissionsData | None:
+        peers = [
+            rank
+            for rank in range(1, self.world_size)
+            if rank not in self._gone
+            and self._store.add(f"{TRACKERS}/started/{rank}", 0) > self.run
+        ]
+        keys = {rank: self._row_key(rank) for rank in peers}
+        present = peers
+        if keys:
+            wait_s = self._job.wait_secs
+            try:
+                self._store.wait(list(keys.values()), timedelta(seconds=wait_s))
+            except Exception:  # the store's timeout error type differs between torch versions
+                present = [rank for rank in peers if _check(self._store, keys[rank])]
+            missing = sorted(set(peers) - set(present))
+            if missing:
+                self._gone.update(missing)
+                ranks = ", ".join(map(str, missing))
+                _warn_once(
+                    f"trackers/missing/{id(self._store)}/{ranks}",
+                    f"rank(s) {ranks} started a tracker but sent no figures within {wait_s:g} s "
+                    "of rank 0's stop (dead or stalled): the job's rows leave them out and name "
+                    "them in missing_ranks, and they are not waited for again",
+                )
+        else:
+            missing = []
+        wanted = [keys[rank] for rank in present]
+        values = [self._store.get(key) for key in wanted]
+        for key in wanted:
+            _delete(self._store, key)
+        rows = [data._json(), *(value.decode() for value in values)]
+        return self._job.row(rows, missing, True)
+
+
+def _check(store: Any, key: str) -> bool:
+    try:
+        return bool(store.check([key]))
+    except RuntimeError:
+        return False
+
+
+def _delete(store: Any, key: str) -> None:
+    try:
+        store.delete_key(key)
+    except (RuntimeError, NotImplementedError) as err:
+        logger.debug("store key %s left behind: %r", key, err)
+
+
+def link_run(handle: _JobHandle) -> TrackerLink | None:
+    """The core's hook at a plain tracker's start on a rank of a job (see `TrackerLink`)."""
+    return TrackerLink.start(handle)

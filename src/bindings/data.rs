@@ -16,6 +16,11 @@ impl PyEmissionsData {
     pub(crate) fn new(row: EmissionsRow) -> Self {
         Self { row }
     }
+
+    /// The row it shows.
+    pub(crate) fn row(&self) -> &EmissionsRow {
+        &self.row
+    }
 }
 
 fn json_to_python<'py>(py: Python<'py>, value: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {

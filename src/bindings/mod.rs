@@ -212,6 +212,7 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("GPU_TDP_ALIASES", crate::hardware::gpu_aliases())?;
     module.add("CPU_TDP_MODEL_COUNT", crate::hardware::cpu_model_count())?;
     module.add_function(wrap_pyfunction!(listener::register_row_listener, module)?)?;
+    module.add_function(wrap_pyfunction!(tracker::register_job_hook, module)?)?;
     module.add_function(wrap_pyfunction!(once::warn_once, module)?)?;
     module.add_function(wrap_pyfunction!(tracker::stop_all, module)?)?;
     module.add_class::<forecast::PyGreenerPlan>()?;

@@ -257,6 +257,7 @@ mod tests {
                 current_gpu: None,
                 job_id: "job".to_owned(),
                 job_run_id: "job-run".to_owned(),
+                since_s: 0.0,
             })
             .collect();
         tracker.join_job(&members, rank, 2).expect("join");

@@ -14,6 +14,26 @@ pub(super) struct JobShare {
     pub(super) ownership: Ownership,
     /// Whether the host has GPUs this rank leaves to others (its `gpu_method` is `other_rank`).
     gpus_elsewhere: bool,
+    /// Every GPU of the host this job's ranks select: the host's measuring rank reads them all,
+    /// to count those no other live tracker claims.
+    pub(super) host_gpus: Vec<String>,
+    /// What names the job among the host's processes (its registry of claims), if anything.
+    pub(super) key: Option<String>,
+    /// Since when this rank's parts are its own (it told the job its facts), s since the Unix
+    /// epoch; `None`: from its start.
+    pub(super) claim_since_s: Option<f64>,
+}
+
+impl JobShare {
+    /// The GPUs this rank's meter reads: every GPU of the host for its measuring rank, else its
+    /// own.
+    pub(super) fn gpus_read(&self) -> Vec<String> {
+        if self.ownership.host && !self.host_gpus.is_empty() {
+            self.host_gpus.clone()
+        } else {
+            self.ownership.gpus.clone()
+        }
+    }
 }
 
 impl Tracker {
@@ -51,6 +71,9 @@ impl Tracker {
             },
             gpus_elsewhere: ownership.gpus.len() < gpus.len(),
             ownership,
+            host_gpus: gpus,
+            key: env.key().map(str::to_owned),
+            claim_since_s: None,
         };
         *self.job.lock() = Some(share.clone());
         Some(share)
@@ -71,6 +94,7 @@ impl Tracker {
                 .and_then(|env| env.job_id.clone())
                 .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             job_run_id: uuid::Uuid::new_v4().to_string(),
+            since_s: crate::runtime::claims::wall_now_s(),
         }
     }
 
@@ -88,12 +112,16 @@ impl Tracker {
             ));
         };
         let leader = members.iter().min_by_key(|m| m.rank).unwrap_or(me);
-        let host_gpus = members
+        let mut host_gpus: Vec<String> = Vec::new();
+        for gpu in members
             .iter()
             .filter(|m| m.host == me.host)
             .flat_map(|m| &m.gpus)
-            .collect::<std::collections::BTreeSet<_>>()
-            .len();
+        {
+            if !host_gpus.contains(gpu) {
+                host_gpus.push(gpu.clone());
+            }
+        }
         *self.job.lock() = Some(JobShare {
             labels: JobLabels {
                 job_id: leader.job_id.clone(),
@@ -103,10 +131,25 @@ impl Tracker {
                 world_size,
                 rank,
             },
-            gpus_elsewhere: ownership.gpus.len() < host_gpus,
+            gpus_elsewhere: ownership.gpus.len() < host_gpus.len(),
             ownership: ownership.clone(),
+            host_gpus,
+            key: Some(leader.job_id.clone()),
+            claim_since_s: Some(me.since_s).filter(|since| *since > 0.0),
         });
         Ok(())
+    }
+
+    /// Whether this tracker is a rank of a job that it has not joined through a process group
+    /// (a plain `EmissionsTracker` under a launcher): the Python shim may link its runs to the
+    /// job's other trackers.
+    pub fn unjoined_rank(&self) -> bool {
+        self.config.job.is_some()
+            && self
+                .job
+                .lock()
+                .as_ref()
+                .is_none_or(|share| share.labels.job_run_id.is_empty())
     }
 
     /// Whether experiment loggers get this tracker's own rows: yes for a single process; in a
@@ -131,12 +174,14 @@ impl Tracker {
     /// Writes the job's row made of its ranks' rows of one window (or of the run) and returns
     /// it; `missing` are the ranks whose rows never came. `None` when `ranks` is empty.
     pub fn write_job_row(&self, ranks: &[EmissionsRow], missing: &[u32]) -> Option<EmissionsRow> {
+        // A plain tracker's runs, each gathered on its own, get an id per job row.
         let job_run_id = self
             .job
             .lock()
             .as_ref()
             .map(|share| share.labels.job_run_id.clone())
-            .unwrap_or_default();
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let mut row = crate::output::job::job_row(ranks, missing, &job_run_id)?;
         row.timestamp = crate::output::row::timestamp_now();
         // The run's row keeps rank 0's `stop_reason`: rank 0's run took the job's decision.

@@ -5,6 +5,7 @@
 //! and checks them against `co2_budget_kg`; [`job`] is this tracker's part in a distributed job.
 
 mod budget;
+mod claims;
 mod footprint;
 mod job;
 mod windows;
@@ -125,6 +126,8 @@ pub struct Tracker {
     epoch_totals: Mutex<BTreeMap<String, u32>>,
     /// This tracker's share of a distributed job, once joined (kept across runs).
     job: Mutex<Option<JobShare>>,
+    /// The running run's claim on its parts of the host, in a job.
+    claim: Mutex<Option<Arc<claims::RunClaim>>>,
     exporter: Option<Arc<Exporter>>,
     /// The carbon-aware wait the current run followed, taken at its `start()`.
     scheduled: Mutex<Option<Scheduled>>,
@@ -135,8 +138,11 @@ pub struct Tracker {
 struct Shown {
     /// Sensors chosen at the last `start()`, as the last edge found them.
     description: Option<MeterDescription>,
-    /// The row of the last `stop()`.
+    /// The row of the last `stop()`: on rank 0 of a job whose ranks' rows it gathered, the
+    /// job's row.
     last_row: Option<EmissionsRow>,
+    /// This rank's own row of the last `stop()`, where `last_row` is the job's.
+    rank_row: Option<EmissionsRow>,
 }
 
 /// What `start` finds before it takes the run lock: the sensors (NVML loaded, powercap walked)
@@ -192,6 +198,7 @@ impl Tracker {
             shown: Mutex::new(Shown::default()),
             epoch_totals: Mutex::new(BTreeMap::new()),
             job: Mutex::new(None),
+            claim: Mutex::new(None),
             exporter,
             scheduled: Mutex::new(None),
         })
@@ -214,6 +221,9 @@ impl Tracker {
         crate::runtime::locks::force_release(&self.shown);
         crate::runtime::locks::force_release(&self.epoch_totals);
         crate::runtime::locks::force_release(&self.job);
+        crate::runtime::locks::force_release(&self.claim);
+        // The parent releases the claim: the child only forgets it.
+        drop(self.claim.lock().take());
         if let Some(run) = self.run.lock().take() {
             std::mem::forget(run);
         }
@@ -256,9 +266,25 @@ impl Tracker {
         self.shown.lock().description.clone()
     }
 
-    /// The row of the last `stop()`.
+    /// The row of the last `stop()` (the job's, once [`Tracker::adopt_job_row`] gave it).
     pub fn last_row(&self) -> Option<EmissionsRow> {
         self.shown.lock().last_row.clone()
+    }
+
+    /// This rank's own row of the last `stop()`: the last row, unless it is the job's.
+    pub fn rank_row(&self) -> Option<EmissionsRow> {
+        let shown = self.shown.lock();
+        shown.rank_row.clone().or_else(|| shown.last_row.clone())
+    }
+
+    /// Makes `job`, the job's run row that rank 0 wrote from its ranks' rows, this tracker's
+    /// last row (what `final_emissions` reads); its own stays [`Tracker::rank_row`].
+    pub fn adopt_job_row(&self, job: EmissionsRow) {
+        let mut shown = self.shown.lock();
+        let own = shown.last_row.replace(job);
+        if shown.rank_row.is_none() {
+            shown.rank_row = own;
+        }
     }
 
     /// Starts a run with a new run id. Starting a running tracker only warns, as in CodeCarbon.
@@ -285,6 +311,9 @@ impl Tracker {
             meter,
             start,
         } = found;
+        *self.claim.lock() = share
+            .as_ref()
+            .map(|share| claims::RunClaim::make(share, &start));
         let hourly = self.start_hourly(&start);
         *self.scheduled.lock() = forecast::PENDING.take();
         let (full_period_s, period_s) = self.tick_periods_s(&meter, hourly.is_some());
@@ -322,7 +351,7 @@ impl Tracker {
         let share = self.job_share();
         let mut meter_config = self.config.meter.clone();
         if let Some(share) = &share {
-            meter_config.gpu.gpu_ids = Some(share.ownership.gpus.clone());
+            meter_config.gpu.gpu_ids = Some(share.gpus_read());
         }
         let measures_host = share.as_ref().is_none_or(|share| share.ownership.host);
         let (meter, start, warnings) = Meter::discover_share(&meter_config, measures_host);
@@ -454,6 +483,7 @@ impl Tracker {
         if let Some(call) = &mut call {
             call.charge();
         }
+        let end_t_s = end.t_s;
         let end_cost_s = run.cost.total_s();
         run.windows.settle(&end);
         // Queued before the rows are written, so the last push overlaps the CSV write.
@@ -497,6 +527,7 @@ impl Tracker {
             row.stop_reason = Some(STOP_CO2_BUDGET.to_owned());
         }
         self.emit(&row);
+        self.release_parts(end_t_s);
         // The last row is written: a signal that came during this stop may end the process now,
         // and after the last run the default handlers come back.
         drop(run.armed);
@@ -514,7 +545,11 @@ impl Tracker {
                 crate::runtime::warn_once(&warning);
             }
         }
-        self.shown.lock().last_row = Some(row.clone());
+        {
+            let mut shown = self.shown.lock();
+            shown.last_row = Some(row.clone());
+            shown.rank_row = None;
+        }
         Some(Stopped { windows, run: row })
     }
 
@@ -539,7 +574,11 @@ impl Tracker {
             .as_deref()
             .map(|hourly| self.weigh_hourly(hourly, &closed.start, &closed.end));
         let mut weighted = weighted;
-        let measured = closed.end.since(&closed.start);
+        let measured = self.counted(
+            closed.end.since(&closed.start),
+            closed.start.t_s,
+            closed.end.t_s,
+        );
         let interval = match closed.share {
             Some(share) => {
                 // Hour-by-hour emissions follow the window's edges: charge the same share.

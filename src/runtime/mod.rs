@@ -7,6 +7,7 @@
 //! copy of the thread, and its first use spawns its own). Every background thread starts
 //! through [`spawn`]. This module depends on no other of the crate, so any may use it.
 
+pub(crate) mod claims;
 pub(crate) mod fork;
 pub(crate) mod locks;
 pub(crate) mod once;

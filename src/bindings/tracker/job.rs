@@ -12,15 +12,81 @@ use crate::bindings::detach::detach;
 use crate::bindings::listener::Listener;
 use crate::error::Error;
 use crate::run::Tracker;
+use crate::runtime::ProcessLock;
+
+/// What `carbonmeter` registered: called with a plain tracker's `_JobHandle` when its run
+/// starts as a rank of a job, it returns the run's link to the job's other trackers (with
+/// `stopped(data)`) or `None`.
+static JOB_HOOK: ProcessLock<Option<Py<PyAny>>> = ProcessLock::new(None);
+
+/// Registers the hook that links a plain `EmissionsTracker`'s runs to its job
+/// (`carbonmeter/__init__.py` does, at import).
+#[pyfunction(name = "_register_job_hook")]
+#[pyo3(signature = (hook, /))]
+pub fn register_job_hook(hook: Bound<'_, PyAny>) {
+    *JOB_HOOK.lock() = Some(hook.unbind());
+}
+
+impl PyEmissionsTracker {
+    fn job_handle(&self, py: Python<'_>) -> PyJobHandle {
+        PyJobHandle {
+            tracker: Arc::clone(&self.inner),
+            loggers: self.loggers.clone_ref(py),
+        }
+    }
+
+    /// Links the run just started to the job's other trackers when it is a rank's plain
+    /// tracker (not one joined through the process group by a callback or `JobTracker`). A
+    /// failing hook costs a warning, never the run.
+    pub(super) fn link_run(&self, py: Python<'_>) {
+        if !self.inner.unjoined_rank() {
+            return;
+        }
+        let hook = JOB_HOOK.lock().as_ref().map(|hook| hook.clone_ref(py));
+        let Some(hook) = hook else {
+            return;
+        };
+        match hook.call1(py, (self.job_handle(py),)) {
+            Ok(link) if !link.is_none(py) => *self.link.lock() = Some(link),
+            Ok(_) => {}
+            Err(err) => crate::runtime::warn_once(&format!(
+                "cannot link this tracker to its job's other ranks ({err}): it writes its own \
+                 rows only"
+            )),
+        }
+    }
+
+    /// Hands the run's own row to its link, if any; on rank 0 that returns the job's run row,
+    /// gathered from the ranks that ran a tracker (written and logged already).
+    pub(super) fn unlink_run(
+        &self,
+        py: Python<'_>,
+        own: &crate::output::EmissionsRow,
+    ) -> Option<crate::output::EmissionsRow> {
+        let link = self.link.lock().take()?;
+        let data = Py::new(py, PyEmissionsData::new(own.clone())).ok()?;
+        match link.call_method1(py, "stopped", (data,)) {
+            Ok(job) => {
+                let job = job.bind(py);
+                let job = job.cast::<PyEmissionsData>().ok()?;
+                Some(job.get().row().clone())
+            }
+            Err(err) => {
+                crate::runtime::warn_once(&format!(
+                    "cannot gather the job's figures at this tracker's stop ({err}): it \
+                     returns its own"
+                ));
+                None
+            }
+        }
+    }
+}
 
 #[pymethods]
 impl PyEmissionsTracker {
     /// The handle `carbonmeter._distributed` speaks to this tracker's job through.
     fn _job(&self, py: Python<'_>) -> PyJobHandle {
-        PyJobHandle {
-            tracker: Arc::clone(&self.inner),
-            loggers: self.loggers.clone_ref(py),
-        }
+        self.job_handle(py)
     }
 }
 

@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::output::build::python_version;
 use crate::run::{Identity, Tracker, TrackerState};
 
-pub use job::PyJobHandle;
+pub use job::{PyJobHandle, register_job_hook};
 pub use windows::{PyEpochWindow, PyWindow};
 
 pub(crate) fn to_raw(key: &str, value: &Bound<'_, PyAny>) -> PyResult<Option<RawValue>> {
@@ -129,6 +129,8 @@ pub fn stop_all(py: Python<'_>) -> PyResult<()> {
 pub struct PyEmissionsTracker {
     inner: Arc<Tracker>,
     loggers: Listener,
+    /// The running run's link to its job's other trackers (a plain tracker as a rank).
+    link: parking_lot::Mutex<Option<Py<PyAny>>>,
 }
 
 #[pymethods]
@@ -158,13 +160,22 @@ impl PyEmissionsTracker {
         }
         let loggers = Listener::new(loggers, config.log_metrics.clone())?;
         let inner = detach(py, || Tracker::shared(config, identity))?;
-        Ok(Self { inner, loggers })
+        Ok(Self {
+            inner,
+            loggers,
+            link: parking_lot::Mutex::new(None),
+        })
     }
 
     /// Starts measuring. A second `start()` on a running tracker only warns.
     fn start(&self, py: Python<'_>) -> PyResult<()> {
         let tracker = Arc::clone(&self.inner);
-        detach(py, move || tracker.start())
+        let was_running = self.inner.state() == TrackerState::Running;
+        detach(py, move || tracker.start())?;
+        if !was_running {
+            self.link_run(py);
+        }
+        Ok(())
     }
 
     /// Stops, writes the run's row and returns its emissions in kg CO2eq (`None` if the tracker
@@ -174,6 +185,13 @@ impl PyEmissionsTracker {
         let Some(stopped) = detach(py, move || Ok(tracker.stop_run()))? else {
             return Ok(self.inner.last_row().map(|row| row.emissions));
         };
+        if let Some(job) = self.unlink_run(py, &stopped.run) {
+            // Rank 0: the job's figures are the run's (its own stay `rank_emissions_data`);
+            // its loggers got the job's row.
+            let emissions = job.emissions;
+            self.inner.adopt_job_row(job);
+            return Ok(Some(emissions));
+        }
         if self.inner.logs_own_rows() {
             for window in &stopped.windows {
                 self.loggers.window_closed(py, window);
@@ -208,10 +226,17 @@ impl PyEmissionsTracker {
         self.inner.last_row().map(|row| row.emissions)
     }
 
-    /// Everything measured in the last stopped run.
+    /// Everything measured in the last stopped run (on rank 0 of a job, the job's).
     #[getter]
     fn final_emissions_data(&self) -> Option<PyEmissionsData> {
         self.inner.last_row().map(PyEmissionsData::new)
+    }
+
+    /// This rank's own share of the last stopped run: `final_emissions_data` except on rank 0
+    /// of a job, where that is the job's.
+    #[getter]
+    fn rank_emissions_data(&self) -> Option<PyEmissionsData> {
+        self.inner.rank_row().map(PyEmissionsData::new)
     }
 
     /// Resolved `project_name`.
