@@ -31,6 +31,7 @@ pub(crate) mod job;
 pub(crate) mod lifecycle;
 pub(crate) mod meter;
 pub(crate) mod output;
+pub(crate) mod payoff;
 pub(crate) mod projection;
 pub(crate) mod run;
 pub(crate) mod runtime;

@@ -19,13 +19,15 @@
 //!   spent (the rest costs at least nothing) to twice the first epoch per remaining epoch (an
 //!   assumption, said so in `docs/budget.md`).
 
-/// The `co2_budget_kg` and `stop_over_budget` settings.
+/// The `co2_budget_kg`, `stop_over_budget`, `min_gain_per_kg` and `patience` settings.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Budget {
     /// The run's carbon budget, kg CO2eq: a warning once the projection's low end exceeds it.
     pub co2_budget_kg: Option<f64>,
     /// Ask the framework to stop after the epoch whose projection crossed the budget.
     pub stop_over_budget: bool,
+    /// Ask it to stop once the monitored metric gains too little per kg CO2eq.
+    pub payoff: crate::payoff::PayoffRule,
 }
 
 /// One finished epoch's figures.

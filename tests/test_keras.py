@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fixtures import budget
+from fixtures import budget, plateau
 from helpers import check_run_ended_with_work, idle_after, rows_of
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -293,3 +293,39 @@ def test_evaluate_and_predict_after_fit_end_their_runs_with_their_work(tmp_path:
     assert check_run_ended_with_work(csv_path, work_s)["window"] == ""
     work_s = idle_after(lambda: model.predict(x, verbose=0, callbacks=[callback]))
     check_run_ended_with_work(csv_path, work_s)
+
+
+class ScriptedScore(keras.callbacks.Callback):
+    """Puts the synthetic plateauing metric into each epoch's logs, before carbonmeter's."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["val_score"] = plateau.score(epoch)
+
+
+def test_training_stops_once_the_metric_gains_too_little_per_kg(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    x = np.ones((64, 8), dtype="float32")
+    callback = EmissionsCallback(output_dir=str(tmp_path), monitor="val_score", **plateau.SETTINGS)
+    recorder = LogsRecorder()
+    history = tiny_model().fit(
+        x,
+        x[:, :1],
+        epochs=plateau.MAX_EPOCHS,
+        verbose=0,
+        callbacks=[ScriptedScore(), callback, EpochFloor(), recorder],
+    )
+    saved = plateau.check_stopped_paying(rows_of(tmp_path / "emissions.csv"), "train", "val_score")
+    assert len(history.history["loss"]) == plateau.STOP_EPOCH + 1
+    assert saved > 0.7, saved
+    # The gain per kg since the first epoch reaches the logs (and so History and the loggers).
+    assert "val_score_per_kg" not in recorder.seen[0]
+    assert all("val_score_per_kg" in logs for logs in recorder.seen[1:])
+    [line] = [r.getMessage() for r in caplog.records if "stopped paying" in r.getMessage()]
+    assert f"epoch {plateau.STOP_EPOCH}" in line and "stopping saves about" in line
+
+
+def test_min_gain_per_kg_needs_the_metric_it_judges() -> None:
+    with pytest.raises(TypeError, match="monitor="):
+        EmissionsCallback(min_gain_per_kg=1.0)

@@ -120,6 +120,23 @@ def test_the_jobs_plan_is_pure() -> None:
     assert not any("run" in graph[module] for module in ("config", "job", "output"))
 
 
+def test_the_payoff_rule_is_pure() -> None:
+    # Whether training still pays is arithmetic on the epochs' figures: no clock, no I/O, and
+    # nothing of the crate, so the run judges it and the table tests pin it.
+    graph = module_graph(SRC)
+    assert graph["payoff"] == set(), sorted(graph["payoff"])
+    assert not re.search(r"\b(std::fs|Instant|SystemTime|File)\b", _code(SRC / "payoff.rs"))
+
+
+def test_the_reports_tradeoff_sits_between_model_and_text() -> None:
+    # model <- tradeoff <- text <- html: the trade-off reads runs, and text and html render it.
+    tradeoff = SRC.parent / "python" / "carbonmeter" / "report" / "tradeoff.py"
+    imports = re.findall(
+        r"^from carbonmeter\.report(?:\.(\w+))? import (\w+)", tradeoff.read_text(), re.M
+    )
+    assert imports and {module or name for module, name in imports} <= {"blocks", "model"}
+
+
 def test_the_footprint_is_pure_arithmetic_on_tables() -> None:
     # Embodied carbon and water (issue 30) are computed from the embodied tables, the GPU name
     # lookup and the carbon arithmetic alone: no clock, sensor, row or I/O, so the row builder,

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fixtures import budget
+from fixtures import budget, plateau
 from helpers import check_run_ended_with_work, child_env, idle_after, rows_of
 
 pl = pytest.importorskip("lightning.pytorch", reason="Lightning tests need the [lightning] extra")
@@ -278,3 +278,32 @@ def test_sigterm_keeps_the_rows_around_lightnings_signal_connector(
     rows = rows_of(tmp_path / "emissions.csv")
     assert [row["window"] for row in rows] == windows
     assert len({row["run_id"] for row in rows}) == 1
+
+
+class PlateauingRegressor(TinyRegressor):
+    """Logs the synthetic plateauing metric from its validation, as a module logs accuracy."""
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self.log("val_score", plateau.score(self.current_epoch))
+
+
+def test_training_stops_once_the_metric_gains_too_little_per_kg(tmp_path: Path) -> None:
+    callback = EmissionsCallback(output_dir=str(tmp_path), monitor="val_score", **plateau.SETTINGS)
+    fit = pl.Trainer(
+        max_epochs=plateau.MAX_EPOCHS,
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+        logger=CSVLogger(tmp_path, name="logs"),
+        callbacks=[callback, EpochFloor()],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+    )
+    fit.fit(PlateauingRegressor(), loader(), loader())
+    saved = plateau.check_stopped_paying(rows_of(tmp_path / "emissions.csv"), "train", "val_score")
+    assert fit.current_epoch == plateau.STOP_EPOCH + 1
+    assert saved > 0.7, saved
+    assert "val_score_per_kg" in fit.callback_metrics

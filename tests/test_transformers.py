@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures import budget
+from fixtures import budget, plateau
 from helpers import check_run_ended_with_work, idle_after, rows_of
 
 transformers = pytest.importorskip(
@@ -265,3 +265,30 @@ def test_samples_and_the_trainers_token_count_reach_the_rows(tmp_path: Path) -> 
     assert data is not None and data.joules_per_sample == pytest.approx(
         data.energy_consumed * 3.6e6 / 80
     )
+
+
+@pytest.mark.slow
+def test_training_stops_once_the_metric_gains_too_little_per_kg(tmp_path: Path) -> None:
+    evaluations = iter(range(plateau.MAX_EPOCHS))
+
+    def plateauing_score(prediction: Any) -> dict[str, float]:
+        # The synthetic metric of the evaluation after each epoch, as compute_metrics gives it.
+        return {"score": plateau.score(next(evaluations))}
+
+    callback = EmissionsCallback(output_dir=str(tmp_path), **plateau.SETTINGS)
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=training_args(
+            tmp_path, num_train_epochs=plateau.MAX_EPOCHS, metric_for_best_model="score"
+        ),
+        train_dataset=SyntheticTokens(16),
+        eval_dataset=SyntheticTokens(16),
+        compute_metrics=plateauing_score,
+        callbacks=[callback, EpochFloor()],
+    )
+    trainer.train()
+    saved = plateau.check_stopped_paying(rows_of(tmp_path / "emissions.csv"), "eval", "eval_score")
+    assert round(trainer.state.epoch or 0) == plateau.STOP_EPOCH + 1
+    assert saved > 0.7, saved
+    logged = [entry for entry in trainer.state.log_history if "eval_score_per_kg" in entry]
+    assert len(logged) == plateau.STOP_EPOCH

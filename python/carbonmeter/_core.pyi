@@ -407,7 +407,8 @@ class EmissionsData:
         """Epoch rows, when the number of epochs is known: the whole run's projected duration."""
     @property
     def stop_reason(self) -> str | None:
-        """Why training was asked to stop after this row (`co2_budget`), if it was."""
+        """Why training was asked to stop after this row (`co2_budget`, or `min_gain_per_kg` when
+        the monitored metric stopped paying for its emissions), if it was."""
     @property
     def scope(self) -> str | None:
         """`rank` (one rank's share of a distributed job) or `job` (the whole job, written by
@@ -526,6 +527,21 @@ class EmissionsData:
     def user(self) -> str | None:
         """The `user` setting, else the login name (`$USER`, `$LOGNAME`, `$USERNAME`): whose run
         it is, for a team's report; empty when the setting is `-` or no name is known."""
+    @property
+    def metric_name(self) -> str | None:
+        """The metric recorded in the epoch (`monitor=` of the callbacks, `epoch.record(name,
+        value)`), such as `val_accuracy`; empty when none was."""
+    @property
+    def metric_value(self) -> float | None:
+        """That metric's value at the end of the epoch."""
+    @property
+    def metric_direction(self) -> str | None:
+        """Which way the metric improves: `max` or `min` (as recorded, or guessed from its name:
+        a loss, error or perplexity improves downwards)."""
+    @property
+    def metric_gain_per_kg(self) -> float | None:
+        """The metric's improvement since the run's first epoch per kg CO2eq emitted after it
+        (negative when it got worse); empty before the second epoch or when nothing was emitted."""
     # end: the columns
     def _json(self) -> str: ...
     @property
@@ -631,6 +647,8 @@ class EmissionsTracker:
         logger_preamble: Any = ...,
         metadata: Any = ...,
         log_metrics: Sequence[int | str] | None = ...,
+        min_gain_per_kg: float | None = ...,
+        patience: int | None = ...,
         ioreport_library: str | PathLike[str] | None = ...,
         emi_library: str | PathLike[str] | None = ...,
     ) -> Self: ...
@@ -748,6 +766,21 @@ class EpochWindow:
     @property
     def data(self) -> EmissionsData | None:
         """What the epoch measured, once it has ended."""
+    def record(self, name: str, value: float, *, mode: str = "auto") -> None:
+        """Records the metric `name` = `value` in this epoch's row (`metric_name`,
+        `metric_value`, `metric_gain_per_kg`); call it inside the with-block. `mode` is "max",
+        "min" or "auto" (a name with loss, error or perplexity in it improves downwards). With
+        `min_gain_per_kg`, the run stops paying when it gains too little per kg CO2eq.
+
+        Example:
+            >>> from carbonmeter import EmissionsTracker
+            >>> tracker = EmissionsTracker(country_iso_code="FRA", save_to_file=False)
+            >>> with tracker.epoch() as epoch:
+            ...     epoch.record("val_accuracy", 0.75)
+            >>> epoch.data.metric_name, epoch.data.metric_value
+            ('val_accuracy', 0.75)
+            >>> _ = tracker.stop()
+        """
 
 @final
 class Window:

@@ -7,11 +7,19 @@ Framework modules only translate their hooks into `begin_run` / `begin_epoch` / 
 from __future__ import annotations
 
 import atexit
+import math
 import weakref
 from collections.abc import Iterable
 from typing import Any
 
-from carbonmeter._core import EmissionsData, EmissionsTracker, EpochWindow, InvalidValueError
+from carbonmeter._core import (
+    EmissionsData,
+    EmissionsTracker,
+    EpochWindow,
+    InvalidValueError,
+    TrackerStateError,
+    _warn_once,
+)
 from carbonmeter._distributed import JobLink
 
 
@@ -108,11 +116,65 @@ def epoch_metrics(
         **per_unit_metrics(data),
     }
     wanted = frozenset(DEFAULT_METRICS) if chosen is None else chosen
-    return {
+    metrics = {
         f"{prefix}{key}": value
         for key, value in figures.items()
         if key in wanted and value is not None
     }
+    if data.metric_name is not None and data.metric_gain_per_kg is not None:
+        # The monitored metric's gain since the first epoch per kg after it, always sent (the
+        # user named that metric): `val_accuracy_per_kg`. Its name already carries its phase
+        # (`val_`, `eval_`), so no prefix is added.
+        metrics[f"{data.metric_name}_per_kg"] = data.metric_gain_per_kg
+    return metrics
+
+
+class Monitor:
+    """The metric a callback records in its epoch rows (`monitor=`, as the frameworks'
+    `EarlyStopping` names it) and which way it improves (`mode`)."""
+
+    def __init__(self, monitor: str | None, mode: str, tracker_kwargs: dict[str, Any]) -> None:
+        if mode not in ("auto", "max", "min"):
+            raise ValueError(f'invalid mode {mode!r}: expected "auto", "max" or "min"')
+        if monitor is None and tracker_kwargs.get("min_gain_per_kg") is not None:
+            raise TypeError(
+                "min_gain_per_kg needs the metric it judges: pass monitor=<metric name> "
+                '(such as monitor="val_accuracy")'
+            )
+        self.name = monitor
+        self.mode = mode
+
+    def value(self, logs: Any) -> float | None:
+        """The monitored metric in `logs` (a dict of numbers or 0-d tensors), warning once
+        when it is missing (as `EarlyStopping` does); None then."""
+        if self.name is None:
+            return None
+        value = logs.get(self.name) if logs is not None else None
+        if value is None:
+            available = ", ".join(sorted(str(key) for key in (logs or {})))
+            _warn_once(
+                f"monitor/{self.name}",
+                f"monitored metric {self.name!r} is not in the epoch's metrics "
+                f"({available or 'none'}): the rows have no metric_value and "
+                "min_gain_per_kg cannot judge them",
+            )
+            return None
+        number = float(value.item() if hasattr(value, "item") else value)
+        if not math.isfinite(number):
+            # A diverged run's NaN loss: not a figure to judge, and never a crash in training.
+            _warn_once(
+                f"monitor/{self.name}/finite",
+                f"monitored metric {self.name!r} is {number}: that epoch's row has no metric_value",
+            )
+            return None
+        return number
+
+    def metric(self, logs: Any) -> tuple[str, float, str] | None:
+        """What `EpochMeter.end_epoch` records: (name, value, mode), or None."""
+        value = self.value(logs)
+        if self.name is None or value is None:
+            return None
+        return self.name, value, self.mode
 
 
 def batch_samples(batch: Any) -> int | None:
@@ -166,8 +228,9 @@ class EpochMeter:
         self.co2_kg_total = 0.0
         # The figures published: the tracker's log_metrics setting, read when the run begins.
         self._chosen = frozenset(DEFAULT_METRICS)
-        # Set by the core on the epoch row that crossed co2_budget_kg (stop_over_budget=True):
-        # the framework callback then stops training its own way.
+        # Set by the core on the epoch row that crossed co2_budget_kg (stop_over_budget=True)
+        # or whose metric stopped paying (min_gain_per_kg): the framework callback then stops
+        # training its own way.
         self.stop_reason: str | None = None
 
     @property
@@ -217,11 +280,20 @@ class EpochMeter:
         window.__enter__()
         self._windows[phase] = window
 
-    def end_epoch(self, phase: str = "train", prefix: str = "") -> dict[str, float] | None:
-        """Closes the epoch window of `phase` (its row is written) and returns its metrics."""
+    def end_epoch(
+        self,
+        phase: str = "train",
+        prefix: str = "",
+        metric: tuple[str, float, str] | None = None,
+    ) -> dict[str, float] | None:
+        """Closes the epoch window of `phase` (its row is written, with `metric`: name, value
+        and mode, when given) and returns its metrics."""
         window = self._windows.pop(phase, None)
         if window is None:
             return None
+        if metric is not None:
+            name, value, mode = metric
+            window.record(name, value, mode=mode)
         window.__exit__(None, None, None)
         try:
             return self._publish(phase, window.data, prefix)
@@ -247,6 +319,15 @@ class EpochMeter:
         metrics = epoch_metrics(data, prefix, self._chosen, co2_kg_total=total)
         self.last_epoch[phase] = metrics
         return metrics
+
+    def record(self, phase: str, name: str, value: float, mode: str = "auto") -> None:
+        """Records metric `name` = `value` in the open epoch window of `phase`."""
+        window = self._windows.get(phase)
+        if window is None:
+            raise TrackerStateError(
+                f"metric {name!r} not recorded: no {phase} epoch is open (record inside it)"
+            )
+        window.record(name, value, mode=mode)
 
     def count(self, samples: int | None = None, tokens: int | None = None) -> None:
         """Counts work done in the open windows and the run (nothing before the run begins)."""

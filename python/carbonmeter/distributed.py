@@ -58,10 +58,17 @@ class JobTracker(MeasuredCallback):
         finally:
             figures.update(self._epochs.end_epoch(phase) or {})
 
+    def record(self, name: str, value: float, phase: str = "train", mode: str = "auto") -> None:
+        """Records metric `name` = `value` in the open epoch of `phase` (inside `epoch()`): its
+        row gets `metric_name`, `metric_value` and the gain per kg. `min_gain_per_kg` judges it
+        in a single process; in a job it is not judged yet (a warning says so once)."""
+        self._epochs.record(phase, name, value, mode)
+
     @property
     def stop_reason(self) -> str | None:
         """`co2_budget` once the job crossed `co2_budget_kg` with `stop_over_budget=True`: every
-        rank sees it after the same epoch, so each leaves its loop there."""
+        rank sees it after the same epoch, so each leaves its loop there; `min_gain_per_kg` once
+        the recorded metric stopped paying (a single process)."""
         return self._epochs.stop_reason
 
     def stop(self) -> EmissionsData | None:

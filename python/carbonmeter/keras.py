@@ -34,7 +34,7 @@ from typing import Any
 import keras
 
 from carbonmeter._core import EmissionsData, EmissionsTracker
-from carbonmeter._epochs import EpochMeter, MeasuredCallback, batch_samples
+from carbonmeter._epochs import EpochMeter, MeasuredCallback, Monitor, batch_samples
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +46,24 @@ class EmissionsCallback(MeasuredCallback, keras.callbacks.Callback):
     Args:
         tracker: an `EmissionsTracker` to share (started if idle, never stopped here); by
             default the callback makes one from `tracker_kwargs` and stops it after training.
-        **tracker_kwargs: `EmissionsTracker` keyword arguments for the owned tracker.
+        monitor: a metric of the epoch's `logs` (`"val_accuracy"`, as `EarlyStopping` names
+            it) to record in each epoch row, with its gain per kg CO2eq (`<monitor>_per_kg`).
+        mode: which way it improves: `"max"`, `"min"` or `"auto"` (from the name).
+        **tracker_kwargs: `EmissionsTracker` keyword arguments for the owned tracker; with
+            `min_gain_per_kg=` (and `patience=`) training stops once the monitored metric gains
+            less than that per kg CO2eq over the last `patience` epochs.
     """
 
-    def __init__(self, tracker: EmissionsTracker | None = None, **tracker_kwargs: Any) -> None:
+    def __init__(
+        self,
+        tracker: EmissionsTracker | None = None,
+        *,
+        monitor: str | None = None,
+        mode: str = "auto",
+        **tracker_kwargs: Any,
+    ) -> None:
         super().__init__()
+        self._monitor = Monitor(monitor, mode, tracker_kwargs)
         self._epochs = EpochMeter(tracker, tracker_kwargs)
         self._epoch: int | None = None  # the fit epoch in progress; None outside fit
         self._counting: tuple[Any, Any] | None = None  # (our wrapper, the model's step)
@@ -103,14 +116,15 @@ class EmissionsCallback(MeasuredCallback, keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = None
-        metrics = self._epochs.end_epoch()
+        metrics = self._epochs.end_epoch(metric=self._monitor.metric(logs))
         if metrics is not None and logs is not None:
             logs.update(metrics)
             # Keras copies the logs it hands to on_test_end, so validation's figures are added
             # here, under the val_ prefix fit gives the validation metrics.
             logs.update(self._epochs.last_epoch.pop("validation", {}))
         if self._epochs.stop_reason is not None and self.model is not None:
-            # co2_budget_kg crossed with stop_over_budget=True: Keras's own way to stop.
+            # co2_budget_kg crossed with stop_over_budget=True, or the monitored metric stopped
+            # paying (min_gain_per_kg): Keras's own way to stop.
             self.model.stop_training = True
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:

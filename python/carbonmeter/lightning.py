@@ -37,7 +37,7 @@ except ImportError:  # only the older stand-alone package is installed
     import pytorch_lightning as pl  # type: ignore[no-redef]
 
 from carbonmeter._core import EmissionsTracker
-from carbonmeter._epochs import EpochMeter, MeasuredCallback, batch_samples
+from carbonmeter._epochs import EpochMeter, MeasuredCallback, Monitor, batch_samples
 from carbonmeter.loggers import EmissionsLogger, LoggerSet
 
 
@@ -47,11 +47,25 @@ class EmissionsCallback(MeasuredCallback, pl.Callback):
     Args:
         tracker: an `EmissionsTracker` to share (started if idle, never stopped here); by
             default the callback makes one from `tracker_kwargs` when fitting begins.
-        **tracker_kwargs: `EmissionsTracker` keyword arguments for the owned tracker.
+        monitor: a metric the module logs (`"val_acc"`, as `EarlyStopping` names it), read from
+            `trainer.callback_metrics` at each train epoch's end and recorded in its row with its
+            gain per kg CO2eq (`<monitor>_per_kg`).
+        mode: which way it improves: `"max"`, `"min"` or `"auto"` (from the name).
+        **tracker_kwargs: `EmissionsTracker` keyword arguments for the owned tracker; with
+            `min_gain_per_kg=` (and `patience=`) training stops once the monitored metric gains
+            less than that per kg CO2eq over the last `patience` epochs.
     """
 
-    def __init__(self, tracker: EmissionsTracker | None = None, **tracker_kwargs: Any) -> None:
+    def __init__(
+        self,
+        tracker: EmissionsTracker | None = None,
+        *,
+        monitor: str | None = None,
+        mode: str = "auto",
+        **tracker_kwargs: Any,
+    ) -> None:
         super().__init__()
+        self._monitor = Monitor(monitor, mode, tracker_kwargs)
         self._epochs = EpochMeter(tracker, tracker_kwargs)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -71,9 +85,12 @@ class EmissionsCallback(MeasuredCallback, pl.Callback):
         self._epochs.count(samples=batch_samples(batch))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._log(trainer, pl_module, self._epochs.end_epoch("train"))
+        # Validation ran before this hook (Lightning 2), so its metrics are in callback_metrics.
+        metric = self._monitor.metric(trainer.callback_metrics)
+        self._log(trainer, pl_module, self._epochs.end_epoch("train", metric=metric))
         if self._epochs.stop_reason is not None:
-            # co2_budget_kg crossed with stop_over_budget=True: Lightning's own way to stop.
+            # co2_budget_kg crossed with stop_over_budget=True, or the monitored metric stopped
+            # paying (min_gain_per_kg): Lightning's own way to stop.
             trainer.should_stop = True
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

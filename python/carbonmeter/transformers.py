@@ -33,7 +33,7 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from carbonmeter._core import EmissionsTracker
-from carbonmeter._epochs import EpochMeter, MeasuredCallback
+from carbonmeter._epochs import EpochMeter, MeasuredCallback, Monitor
 from carbonmeter.loggers import EmissionsLogger, LoggerSet
 
 logger = logging.getLogger(__name__)
@@ -47,10 +47,28 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
     Args:
         tracker: an `EmissionsTracker` to share (started if idle, never stopped here); by
             default the callback makes one from `tracker_kwargs` when training begins.
-        **tracker_kwargs: `EmissionsTracker` keyword arguments for the owned tracker.
+        monitor: an evaluation metric (`"accuracy"` or `"eval_accuracy"`) recorded in each
+            evaluation's row with its gain per kg CO2eq (`eval_<metric>_per_kg`); by default the
+            Trainer's `metric_for_best_model`, judged the way its `greater_is_better` says.
+        mode: which way it improves: `"max"`, `"min"` or `"auto"` (the Trainer's
+            `greater_is_better` where it is set, else from the name).
+        **tracker_kwargs: `EmissionsTracker` keyword arguments for the owned tracker; with
+            `min_gain_per_kg=` (and `patience=`) training stops once the monitored metric gains
+            less than that per kg CO2eq of the training epochs over the last `patience`
+            evaluations.
     """
 
-    def __init__(self, tracker: EmissionsTracker | None = None, **tracker_kwargs: Any) -> None:
+    def __init__(
+        self,
+        tracker: EmissionsTracker | None = None,
+        *,
+        monitor: str | None = None,
+        mode: str = "auto",
+        **tracker_kwargs: Any,
+    ) -> None:
+        # The Trainer's metric_for_best_model is only known at on_train_begin: checked there.
+        self._monitor = Monitor(monitor, mode, {})
+        self._gated = tracker_kwargs.get("min_gain_per_kg") is not None
         self._epochs = EpochMeter(tracker, tracker_kwargs)
         self._pending_logs: dict[str, float] = {}
         self._train_epoch: int | None = None  # the last train epoch begun
@@ -65,6 +83,7 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
     ) -> None:
         self._epochs.begin_run(**_owned_defaults(args))
         self._tokens_seen = state.num_input_tokens_seen or 0
+        self._monitor = _eval_monitor(self._monitor, args, self._gated)
 
     def on_epoch_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
@@ -163,7 +182,11 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
         if self._epochs.is_open("eval"):
             # Only an evaluation logs while its window is open: these are its metrics, handed
             # to the integrations after this callback (W&B's eval/loss step).
-            metrics = self._end_eval(logs)
+            metrics = self._end_eval(logs, self._monitor.metric(logs))
+            if self._epochs.stop_reason is not None:
+                # The evaluation's metric stopped paying (min_gain_per_kg): the Trainer checks
+                # this after its evaluation, before the next epoch.
+                control.should_training_stop = True
             if metrics:
                 logs.update(metrics)
                 if state.log_history and state.log_history[-1].get("step") == state.global_step:
@@ -201,11 +224,15 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
         if summary_loggers:
             LoggerSet(summary_loggers).run_stopped(data)
 
-    def _end_eval(self, logs: dict[str, Any]) -> dict[str, float] | None:
-        """Closes the evaluation window; its figures take the prefix of the metrics logged
-        (`eval_` unless `evaluate(metric_key_prefix=...)` says otherwise)."""
+    def _end_eval(
+        self, logs: dict[str, Any], metric: tuple[str, float, str] | None = None
+    ) -> dict[str, float] | None:
+        """Closes the evaluation window (recording `metric` in its row); its figures take the
+        prefix of the metrics logged (`eval_` unless `evaluate(metric_key_prefix=...)` says
+        otherwise)."""
         runtime = next((key for key in logs if key.endswith("_runtime")), "eval_runtime")
-        return self._epochs.end_epoch("eval", prefix=runtime.removesuffix("runtime"))
+        prefix = runtime.removesuffix("runtime")
+        return self._epochs.end_epoch("eval", prefix=prefix, metric=metric)
 
     def _publish(
         self, state: TrainerState, control: TrainerControl, metrics: dict[str, float] | None
@@ -225,6 +252,25 @@ class EmissionsCallback(MeasuredCallback, TrainerCallback):
         self._joining = None
         own = {**self._pending_logs, "epoch": state.epoch, "step": state.global_step}
         state.log_history.append(own)
+
+
+def _eval_monitor(monitor: Monitor, args: TrainingArguments, gated: bool) -> Monitor:
+    """The evaluation metric to record: `monitor=` or the Trainer's `metric_for_best_model`,
+    under the `eval_` prefix the Trainer logs it with (as its own best-model check does)."""
+    name = monitor.name or args.metric_for_best_model
+    mode = monitor.mode
+    if monitor.name is None and mode == "auto" and args.greater_is_better is not None:
+        mode = "max" if args.greater_is_better else "min"
+    if name is None:
+        if gated:
+            raise TypeError(
+                "min_gain_per_kg needs the metric it judges: pass monitor=<metric name> or set "
+                "TrainingArguments(metric_for_best_model=...)"
+            )
+        return monitor
+    if not name.startswith("eval_"):
+        name = f"eval_{name}"
+    return Monitor(name, mode, {})
 
 
 def _owned_defaults(args: TrainingArguments) -> dict[str, Any]:

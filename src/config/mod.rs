@@ -315,6 +315,23 @@ fn intensity(layers: &mut Layers) -> Result<IntensityConfig> {
     })
 }
 
+/// The variable a W&B sweep agent sets in each run it starts.
+pub const WANDB_SWEEP_ENV: &str = "WANDB_SWEEP_ID";
+
+/// `experiment_name`, set or by default `base`; inside a W&B sweep, whose runs belong together,
+/// `wandb-sweep-<id>` by default, so the report groups the sweep's runs with its total.
+fn experiment_name(layers: &mut Layers) -> Result<String> {
+    let sweep = layers
+        .env
+        .vars
+        .get(WANDB_SWEEP_ENV)
+        .map(|id| id.trim().to_owned());
+    match (layers.get("experiment_name")?, sweep) {
+        (None, Some(id)) if !id.is_empty() => Ok(format!("wandb-sweep-{id}")),
+        _ => required("experiment_name", layers.text("experiment_name")?),
+    }
+}
+
 fn budget(layers: &mut Layers) -> Result<Budget> {
     let co2_budget_kg = layers.number("co2_budget_kg")?;
     let stop_over_budget = required("stop_over_budget", layers.flag("stop_over_budget")?)?;
@@ -325,9 +342,14 @@ fn budget(layers: &mut Layers) -> Result<Budget> {
             "expected co2_budget_kg=<kg> beside it: there is no budget to stop at",
         ));
     }
+    let patience = layers.number("patience")?.map_or(1, |epochs| epochs as u32);
     Ok(Budget {
         co2_budget_kg,
         stop_over_budget,
+        payoff: crate::payoff::PayoffRule {
+            min_gain_per_kg: layers.number("min_gain_per_kg")?,
+            patience,
+        },
     })
 }
 
@@ -527,7 +549,7 @@ impl Config {
             job_wait_s,
             project_name: required("project_name", layers.text("project_name")?)?,
             experiment_id: required("experiment_id", layers.text("experiment_id")?)?,
-            experiment_name: required("experiment_name", layers.text("experiment_name")?)?,
+            experiment_name: experiment_name(&mut layers)?,
             measure_power_secs,
             output,
             log_level,
@@ -571,6 +593,18 @@ mod tests {
             cwd,
             home: None,
         }
+    }
+
+    #[test]
+    fn a_wandb_sweeps_runs_share_an_experiment_name_unless_one_is_set() {
+        let sweep = env_with(&[(WANDB_SWEEP_ENV, "abc123")], None);
+        let config = Config::resolve(kwargs(&[]), sweep.clone()).expect("config");
+        assert_eq!(config.experiment_name, "wandb-sweep-abc123");
+        let named = kwargs(&[("experiment_name", RawValue::Str("mine".to_owned()))]);
+        let config = Config::resolve(named, sweep).expect("config");
+        assert_eq!(config.experiment_name, "mine");
+        let config = Config::resolve(kwargs(&[]), env_with(&[], None)).expect("config");
+        assert_eq!(config.experiment_name, "base");
     }
 
     #[test]

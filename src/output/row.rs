@@ -348,7 +348,8 @@ emissions_row! {($)
     /// Epoch rows, when the number of epochs is known: the whole run's projected duration.
     #[unit = "s"]
     projected_duration: Option<f64>,
-    /// Why training was asked to stop after this row (`co2_budget`), if it was.
+    /// Why training was asked to stop after this row (`co2_budget`, or `min_gain_per_kg` when
+    /// the monitored metric stopped paying for its emissions), if it was.
     stop_reason: Option<String>,
     /// `rank` (one rank's share of a distributed job) or `job` (the whole job, written by
     /// rank 0); empty for a single process.
@@ -453,6 +454,18 @@ emissions_row! {($)
     /// The `user` setting, else the login name (`$USER`, `$LOGNAME`, `$USERNAME`): whose run it
     /// is, for a team's report; empty when the setting is `-` or no name is known.
     user: Option<String>,
+    /// The metric recorded in the epoch (`monitor=` of the callbacks, `epoch.record(name,
+    /// value)`), such as `val_accuracy`; empty when none was.
+    metric_name: Option<String>,
+    /// That metric's value at the end of the epoch.
+    metric_value: Option<f64>,
+    /// Which way the metric improves: `max` or `min` (as recorded, or guessed from its name:
+    /// a loss, error or perplexity improves downwards).
+    metric_direction: Option<String>,
+    /// The metric's improvement since the run's first epoch per kg CO2eq emitted after it
+    /// (negative when it got worse); empty before the second epoch or when nothing was emitted.
+    #[unit = "metric units/kg CO2eq"]
+    metric_gain_per_kg: Option<f64>,
 }
 
 /// The header line of our CSV, column names in order.

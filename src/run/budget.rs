@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::Tracker;
+use super::payoff::Spent;
 use crate::output::EmissionsRow;
+use crate::payoff::Direction;
 use crate::projection::{self, EpochCost};
 
 /// The finished epochs of one phase, for the projection and the budget: the sums are kept as
@@ -45,6 +47,10 @@ pub(super) struct RunBudget {
     warned: bool,
     /// Whether the run crossed the budget with `stop_over_budget`: its row says so.
     pub(super) over_budget: bool,
+    /// The monitored metric over the run's epochs (see [`super::payoff`]).
+    pub(super) metric: Option<crate::payoff::MetricHistory>,
+    /// Whether the metric stopped paying under `min_gain_per_kg`: the run's row says so.
+    pub(super) stopped_paying: bool,
     /// A rank's last epoch row, written once rank 0 said whether the job crossed the budget
     /// (only with `stop_over_budget`, so the row carries the job's decision).
     pub(super) held: Option<EmissionsRow>,
@@ -75,8 +81,16 @@ impl Tracker {
 
     /// Adds a finished epoch of `phase` to the run's history; fills in the projection when the
     /// number of epochs is known, and checks the budget.
-    pub(super) fn finish_epoch(&self, row: &mut EmissionsRow, phase: &str) {
-        let total_epochs = self.epoch_totals.lock().get(phase).copied();
+    pub(super) fn finish_epoch(
+        &self,
+        row: &mut EmissionsRow,
+        phase: &str,
+        metric_direction: Option<Direction>,
+    ) {
+        let (total_epochs, train_epochs) = {
+            let totals = self.epoch_totals.lock();
+            (totals.get(phase).copied(), totals.get("train").copied())
+        };
         // Before the run's lock: the job's is taken alone. No lock at all without a budget.
         let budget_judge = self
             .config
@@ -128,6 +142,21 @@ impl Tracker {
             ),
             // A rank's share alone never stops anything: rank 0 judges the job's row.
             Some(BudgetJudge::Job) | None => {}
+        }
+        if let Some(direction) = metric_direction {
+            // The metric's cost is the training's: an evaluation after an epoch (HF's) is
+            // judged on the train epochs done, and the saving on the training's projection.
+            let train = run.budget.epochs.get("train");
+            let spent = Spent {
+                kg: train.map_or(spent_kg, |train| train.spent_kg),
+                projected_kg: match (phase, train) {
+                    ("train", _) | (_, None) => row.projected_emissions,
+                    (_, Some(train)) => train_epochs
+                        .and_then(|total| projection::project_run(&train.costs, total))
+                        .map(|projected| projected.emissions_kg.total),
+                },
+            };
+            self.judge_payoff(&mut run.budget, row, phase, direction, spent);
         }
     }
 

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::budget::BudgetJudge;
+use super::payoff::RecordedMetric;
 use super::{Closed, Tracker, TrackerState, WindowLabels, read_and_report};
 use crate::error::{Error, Result};
 use crate::meter::{ComponentEnergy, Snapshot};
@@ -18,6 +19,8 @@ pub(super) struct OpenWindow {
     pub(super) counts: Counts,
     /// The energy split to this window so far, for a shared window.
     pub(super) share: Option<ComponentEnergy>,
+    /// The metric recorded in it, written in its row.
+    pub(super) metric: Option<RecordedMetric>,
 }
 
 /// How a window is opened besides its name and labels.
@@ -160,6 +163,7 @@ impl Tracker {
             cost_s: run.cost.total_s(),
             counts: Counts::default(),
             share: options.shared.then(ComponentEnergy::default),
+            metric: None,
         });
         // After the push: from this edge on, energy counts toward the new window's phase.
         run.export_edge(&start, false);
@@ -240,6 +244,7 @@ impl Tracker {
     /// Closes a window: reads the sensors now, writes the window's row and returns it.
     pub fn end_window(&self, name: &str) -> Result<EmissionsRow> {
         let mut call = self.charge_call();
+        let metric;
         let closed = {
             let mut guard = self.run.lock();
             let run = guard.as_mut().ok_or_else(|| {
@@ -265,8 +270,9 @@ impl Tracker {
             if run.windows.open[index].share.is_some() {
                 run.windows.settle(&end);
             }
-            let window = run.windows.open.remove(index);
+            let mut window = run.windows.open.remove(index);
             run.export_edge(&end, false);
+            metric = window.metric.take();
             Closed {
                 run_id: run.id.clone(),
                 start: window.start,
@@ -280,11 +286,20 @@ impl Tracker {
             }
         };
         let mut row = self.make_row(&closed);
+        if let Some(metric) = &metric {
+            row.metric_name = Some(metric.name.clone());
+            row.metric_value = Some(metric.value);
+            row.metric_direction = Some(metric.direction.as_str().to_owned());
+        }
         if let Some((_, labels)) = &closed.window
             && labels.epoch.is_some()
             && let Some(phase) = &labels.phase
         {
-            self.finish_epoch(&mut row, phase);
+            self.finish_epoch(
+                &mut row,
+                phase,
+                metric.as_ref().map(|metric| metric.direction),
+            );
             if self.config.budget.stop_over_budget && self.budget_judge() == BudgetJudge::Job {
                 // Written by `job_decision` (or by `write_job_row` on rank 0) once the job's
                 // row is judged; a row still held from an edge nobody decided is written now.

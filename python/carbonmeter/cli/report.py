@@ -122,7 +122,14 @@ def main(args: argparse.Namespace) -> int:
             print(report.text.diff_markdown(result))
         return 0
     if args.format == "json":
-        print(to_json(report.to_json(data, zones, args.group_by)))
+        print(
+            to_json(
+                {
+                    **report.to_json(data, zones, args.group_by),
+                    "tradeoff": report.tradeoff.to_json(data.runs),
+                }
+            )
+        )
     elif args.format == "markdown":
         print(report.text.markdown(data, zones, args.group_by))
     elif args.format == "latex":

@@ -11,7 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from carbonmeter.report import html, text
+from carbonmeter.report import html, text, tradeoff
 from carbonmeter.report.model import (
     Epoch,
     Equivalent,
@@ -43,5 +43,6 @@ __all__ = [
     "text",
     "to_json",
     "totals",
+    "tradeoff",
     "what_if",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 
 from carbonmeter._core import __version__
 from carbonmeter._format import co2, co2_band, energy, energy_band, seconds
-from carbonmeter.report import filters, maps, whatif
+from carbonmeter.report import filters, maps, tradeoff, whatif
 from carbonmeter.report.model import (
     CURVE_POINTS,
     EPOCH_DETAIL,
@@ -679,6 +679,7 @@ def render(report: Report, zones: list[str] | None = None, group_by: str | None 
                 )
         body.append("<h3>Runs, by experiment</h3>")
         body.append(_runs_table(experiments))
+        body.append(tradeoff.html_section(runs))
         with_epochs = [run for run in runs if len(run.series)]
         if with_epochs:
             # Folded past a few runs: a report of many stays a page to scroll, each curve one

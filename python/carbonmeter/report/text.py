@@ -7,6 +7,7 @@ from typing import Any
 
 from carbonmeter._core import METHODS
 from carbonmeter._format import co2, co2_band, energy, energy_band, litres, seconds
+from carbonmeter.report import tradeoff
 from carbonmeter.report.model import (
     EPOCH_DETAIL,
     Report,
@@ -156,7 +157,7 @@ def paragraph(runs: list[Run], project: str) -> str:
         f" of electricity, including a power usage effectiveness (PUE) of {pues}, and emitted "
         f"{co2_band(co2_kg, band['co2_low_kg'], band['co2_high_kg'])} CO2eq, at a grid carbon "
         f"intensity of {_intensities(runs)}. {_methods(runs)} Measured with {writers}."
-        f"{_bands_note(band)}{footprint_sentence(runs)}"
+        f"{_bands_note(band)}{footprint_sentence(runs)}{tradeoff.search_sentence(runs)}"
     )
 
 
@@ -297,6 +298,7 @@ def markdown(report: Report, zones: list[str] | None = None, group_by: str | Non
                 f"{r.intensity_g_per_kwh:.0f} | {esc(where)} |"
             )
         lines += _epochs_markdown(runs, report.detailed)
+        lines.append(tradeoff.markdown(runs))
         lines.append(f"\n> {esc(paragraph(runs, project))}")
     return "\n".join(lines)
 

@@ -192,6 +192,18 @@ impl PyEpochWindow {
     fn data(&self) -> Option<PyEmissionsData> {
         self.state.lock().data.clone().map(PyEmissionsData::new)
     }
+
+    /// Records the metric `name` = `value` for this epoch's row (inside its with-block);
+    /// `mode` says which way it improves: `max`, `min` or `auto` (from the name).
+    #[pyo3(signature = (name, value, *, mode="auto"))]
+    fn record(&self, name: &str, value: f64, mode: &str) -> PyResult<()> {
+        let window = self.state.lock().name.clone().ok_or_else(|| {
+            Error::State(format!(
+                "metric {name:?} not recorded: record() inside the epoch's with-block"
+            ))
+        })?;
+        Ok(self.tracker.record_metric(&window, name, value, mode)?)
+    }
 }
 
 /// Opens the window of an epoch or `window()` context: the device synchronised first (with the
