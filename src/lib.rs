@@ -3,6 +3,14 @@
 //! The core modules know nothing of Python; `bindings` converts and maps errors, and this file
 //! only declares the modules and the extension module `carbonmeter._core`.
 #![deny(missing_docs)]
+#![cfg_attr(
+    any(carbonmeter_portable, not(unix)),
+    allow(
+        dead_code,
+        reason = "the fork machinery (runtime::fork's reset, Tracker::forget_run_after_fork) has \
+                  no caller where there is no fork()"
+    )
+)]
 
 pub(crate) mod carbon;
 pub(crate) mod compat;
@@ -17,6 +25,9 @@ pub(crate) mod hardware;
 pub(crate) mod integrator;
 pub(crate) mod intensity;
 pub(crate) mod job;
+// Signals and fork handling are Unix facts: elsewhere, and in the portable build that checks
+// those paths on Linux, a twin without them.
+#[cfg_attr(any(carbonmeter_portable, not(unix)), path = "lifecycle_portable.rs")]
 pub(crate) mod lifecycle;
 pub(crate) mod meter;
 pub(crate) mod output;
@@ -78,7 +89,11 @@ pub mod testing {
     }
     /// See `crate::sensors`.
     pub mod sensors {
-        pub use crate::sensors::{HostSample, Method, Sensor, TrackingMode};
+        pub use crate::sensors::{Component, HostSample, Method, Sensor, TrackingMode};
+        /// See `crate::sensors::ioreport`.
+        pub mod ioreport {
+            pub use crate::sensors::ioreport::{IoReport, IoReportSensor, PartEnergy};
+        }
         /// See `crate::sensors::rapl`.
         pub mod rapl {
             pub use crate::sensors::rapl::{GIVE_UP_AFTER_FAILURES, RaplDiscovery, RaplSensor};

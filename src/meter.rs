@@ -14,6 +14,7 @@ use crate::sensors::constant::ConstantSensor;
 use crate::sensors::cpu_load::LoadTdpSensor;
 use crate::sensors::host::{HostInfo, HostProbe};
 use crate::sensors::plan::{self, CpuSource, Fallback, Plan, RamSource};
+use crate::sensors::platform::{self as platform_source, PlatformSensor};
 use crate::sensors::procfs;
 use crate::sensors::ram::RamModelSensor;
 use crate::sensors::rapl::{RaplDiscovery, RaplSensor};
@@ -31,6 +32,9 @@ pub struct MeterConfig {
     pub sources: plan::Settings,
     /// GPU library and selection.
     pub gpu: GpuConfig,
+    /// A library standing in for Windows' setupapi.dll and kernel32.dll, for the Energy Meter
+    /// Interface; `None` is the system's on Windows and none elsewhere.
+    pub emi_library: Option<PathBuf>,
 }
 
 impl MeterConfig {
@@ -53,6 +57,7 @@ impl MeterConfig {
                 cuda_visible_devices: Some(String::new()),
                 ..GpuConfig::default()
             },
+            emi_library: None,
         }
     }
 }
@@ -274,16 +279,39 @@ impl Meter {
             .iter()
             .flat_map(|sensor| sensor.zones().iter().map(|zone| zone.component))
             .collect();
+        let platform = if plan::needs_rapl(&settings) {
+            platform_source::discover(
+                &platform_source::Roots {
+                    ioreport_library: config.gpu.ioreport_library.as_deref(),
+                    emi_library: config.emi_library.as_deref(),
+                    hwmon_root: &config.gpu.hwmon_root,
+                },
+                &mut warnings,
+            )
+        } else {
+            None
+        };
+        let platform_components = platform.as_ref().map(PlatformSensor::components);
         let plan = plan::plan(
             &settings,
             &plan::Found {
                 rapl_zones: &zones,
+                platform: platform
+                    .as_ref()
+                    .map(PlatformSensor::platform)
+                    .zip(platform_components.as_deref()),
                 host: &host,
             },
         );
         warnings.extend(plan.warnings.iter().cloned());
         let gpu = GpuMeter::discover(&config.gpu, config.sources.tracking_mode, &mut warnings);
-        let mut meter = Self::execute(&plan, rapl, gpu, probe, config.sources.default_cpu_power_w);
+        let mut meter = Self::execute(
+            &plan,
+            Sources { rapl, platform },
+            gpu,
+            probe,
+            config.sources.default_cpu_power_w,
+        );
         let first = meter.read();
         (meter, first, warnings)
     }
@@ -291,12 +319,26 @@ impl Meter {
     /// A meter that reads the sources `plan` chose.
     fn execute(
         plan: &Plan,
-        rapl: Option<RaplSensor>,
+        found: Sources,
         gpu: GpuMeter,
         probe: HostProbe,
         default_cpu_power_w: Option<f64>,
     ) -> Self {
+        let Sources { rapl, platform } = found;
         let mut sensors: Vec<Box<dyn Sensor>> = Vec::new();
+        if let Some(mut sensor) = platform {
+            let chosen: Vec<Component> = [
+                matches!(plan.cpu, CpuSource::Platform(_)).then_some(Component::Cpu),
+                matches!(plan.ram, RamSource::Platform(_)).then_some(Component::Ram),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            sensor.keep(&chosen);
+            if !sensor.components().is_empty() {
+                sensors.push(sensor.boxed());
+            }
+        }
         let (mut rapl_zones, mut max_read_interval_s) = (String::new(), f64::INFINITY);
         if let Some(mut sensor) = rapl {
             sensor.keep(&plan.rapl);
@@ -316,14 +358,14 @@ impl Meter {
             CpuSource::Constant { power_w } => {
                 sensors.push(Box::new(ConstantSensor::new(Component::Cpu, power_w)));
             }
-            CpuSource::Rapl | CpuSource::OtherRank => {}
+            CpuSource::Rapl | CpuSource::OtherRank | CpuSource::Platform(_) => {}
         }
         match plan.ram {
             RamSource::Model => sensors.push(Box::new(RamModelSensor)),
             RamSource::Constant { power_w } => {
                 sensors.push(Box::new(ConstantSensor::new(Component::Ram, power_w)));
             }
-            RamSource::Rapl | RamSource::InCpu | RamSource::OtherRank => {}
+            RamSource::Rapl | RamSource::InCpu | RamSource::OtherRank | RamSource::Platform(_) => {}
         }
         let channels = sensors
             .iter()
@@ -493,7 +535,7 @@ impl Meter {
                     }
                     Fed::Ended { fault, failures } => {
                         sensor.stop(index);
-                        if state.channel.method == Method::Rapl {
+                        if has_fallback(state.channel.method) {
                             given_up.push(state.channel.component);
                         }
                         let what = match (&fault, failures) {
@@ -549,7 +591,8 @@ impl Meter {
             ),
             None => return,
         };
-        if *method != Method::Rapl {
+        let given_up = *method;
+        if !has_fallback(given_up) {
             return;
         }
         *method = Method::Mixed;
@@ -558,7 +601,7 @@ impl Meter {
         }
         for (zones, states) in self.sensors.iter_mut().zip(self.channels.iter_mut()) {
             for (index, state) in states.iter_mut().enumerate() {
-                if state.channel.method == Method::Rapl && state.channel.component == component {
+                if state.channel.method == given_up && state.channel.component == component {
                     state.track.retire();
                     zones.stop(index);
                 }
@@ -568,7 +611,8 @@ impl Meter {
             &mut self.warned,
             &mut self.pending_warnings,
             format!(
-                "RAPL gave up for {component:?}: {fallback_name} from now on (method \"mixed\")"
+                "{} gave up for {component:?}: {fallback_name} from now on (method \"mixed\")",
+                source_name(given_up)
             ),
         );
         let mut sensor = sensor;
@@ -610,6 +654,27 @@ fn resolution_j(tdp_w: f64, host: &HostInfo) -> f64 {
 /// One clock tick of the CPU time counters, s; 0 where `/proc` does not say.
 fn tick_s() -> f64 {
     procfs::ticks_per_s().map_or(0.0, |ticks_per_s| 1.0 / ticks_per_s)
+}
+
+/// The hardware sources found at discovery, before the plan chose among them.
+struct Sources {
+    rapl: Option<RaplSensor>,
+    platform: Option<PlatformSensor>,
+}
+
+/// Whether a component measured by `method` has a model to take over when its source gives
+/// up mid-run: the hardware counters do.
+fn has_fallback(method: Method) -> bool {
+    matches!(method, Method::Rapl | Method::IoReport | Method::Emi)
+}
+
+/// The source's name in the warning that it gave up.
+fn source_name(method: Method) -> &'static str {
+    match method {
+        Method::IoReport => "IOReport",
+        Method::Emi => "EMI",
+        _ => "RAPL",
+    }
 }
 
 /// Why a reading did not count, in the words of a warning.

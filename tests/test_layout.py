@@ -178,9 +178,16 @@ SOURCES = (
     ("sensors", "cpu_load"),
     ("sensors", "ram"),
     ("sensors", "constant"),
+    ("sensors", "procfs_portable"),
+    ("sensors", "ioreport"),
+    ("sensors", "cf"),
+    ("sensors", "emi"),
+    ("sensors", "win32"),
+    ("sensors", "grace"),
     ("gpu", "nvml"),
     ("gpu", "amdsmi"),
     ("gpu", "hwmon"),
+    ("gpu", "apple"),
 )
 POLICY = re.compile(
     r"\b(EnergyTrack|CounterAccumulator|counter_delta_uj|select_rocm|select::select|"
@@ -214,7 +221,10 @@ def test_the_source_check_sees_policy(tmp_path: Path) -> None:
 
 def test_the_choice_of_sources_does_no_io() -> None:
     plan = _code(SRC / "sensors" / "plan.rs")
-    assert not re.search(r"\b(std::fs|read_dir|Instant|File|HostProbe|RaplSensor)\b", plan)
+    assert not re.search(
+        r"\b(std::fs|read_dir|Instant|File|HostProbe|RaplSensor|IoReportSensor|EmiSensor|GraceSensor)\b",
+        plan,
+    )
 
 
 # --- The tests' own layout: what several test files share is written once --------------------

@@ -306,11 +306,12 @@ class EmissionsData:
     @property
     def cpu_method(self) -> str:
         """How the CPU energy was measured. One of `rapl`, `load_tdp`, `load_tdp_short`,
-        `constant`, `mixed`, `other_rank` or `none` (see the methods)."""
+        `constant`, `mixed`, `other_rank`, `none`, `ioreport`, `emi` or `hwmon` (see the
+        methods)."""
     @property
     def ram_method(self) -> str:
         """How the memory energy was measured. One of `rapl`, `model`, `constant`, `in_cpu`,
-        `mixed`, `other_rank` or `none` (see the methods)."""
+        `mixed`, `other_rank`, `none`, `ioreport` or `emi` (see the methods)."""
     @property
     def gpu_method(self) -> str:
         """How the GPU energy was measured (each GPU's method is in `gpu_devices`). One of
@@ -648,6 +649,8 @@ class EmissionsTracker:
         log_metrics: Sequence[int | str] | None = ...,
         min_gain_per_kg: float | None = ...,
         patience: int | None = ...,
+        ioreport_library: str | PathLike[str] | None = ...,
+        emi_library: str | PathLike[str] | None = ...,
     ) -> Self: ...
     def start(self) -> None:
         """Starts measuring; a second call on a running tracker only warns."""

@@ -154,6 +154,7 @@ fn meter(layers: &mut Layers) -> Result<MeterConfig> {
         rocr_visible_devices: layers.env.vars.get("ROCR_VISIBLE_DEVICES").cloned(),
         hip_visible_devices: layers.env.vars.get("HIP_VISIBLE_DEVICES").cloned(),
         hwmon_root: PathBuf::from(required("hwmon_root", layers.text("hwmon_root")?)?),
+        ioreport_library: layers.text("ioreport_library")?.map(PathBuf::from),
         ..GpuConfig::default()
     };
     Ok(MeterConfig {
@@ -173,6 +174,7 @@ fn meter(layers: &mut Layers) -> Result<MeterConfig> {
             measures_host: true,
         },
         gpu,
+        emi_library: layers.text("emi_library")?.map(PathBuf::from),
     })
 }
 

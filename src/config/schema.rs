@@ -356,6 +356,8 @@ pub const SETTINGS: &[Setting] = &[
     // Stopping when training stops paying (src/payoff.rs).
     Setting { range: Some(Range::at_least(0.0, "metric units per kg CO2eq")), ..row("min_gain_per_kg", Kind::Float, Unset, "stop training once the monitored metric gains less than this per kg CO2eq over the last `patience` epochs") },
     Setting { kind: Kind::Int, ..number("patience", Float(1.0), Range { whole: true, max: Some(10_000.0), ..Range::at_least(1.0, "epochs") }, "epochs min_gain_per_kg measures the metric's gain over") },
+    trusted(row("ioreport_library", Kind::Path, Unset, "the IOReport library to load for Apple Silicon's CPU, GPU, Neural Engine and DRAM energy (/usr/lib/libIOReport.dylib on macOS by default; none elsewhere)")),
+    trusted(row("emi_library", Kind::Path, Unset, "a library giving the Win32 calls that read Windows' Energy Meter Interface (setupapi.dll and kernel32.dll on Windows by default; none elsewhere)")),
 ];
 
 /// The row named `name`.
@@ -436,6 +438,8 @@ mod tests {
                 "hwmon_root",
                 "loggers",
                 "neso_base_url",
+                "ioreport_library",
+                "emi_library",
             ]
         );
         for setting in SETTINGS {

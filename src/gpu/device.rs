@@ -13,6 +13,8 @@ pub enum Vendor {
     Amd,
     /// Intel (xe / i915 hwmon).
     Intel,
+    /// Apple Silicon's integrated GPU (IOReport).
+    Apple,
 }
 
 impl Vendor {
@@ -22,6 +24,7 @@ impl Vendor {
             Self::Nvidia => "nvidia",
             Self::Amd => "amd",
             Self::Intel => "intel",
+            Self::Apple => "apple",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! GPU energy per device, for every vendor: which devices, which reading counts, the
 //! cross-check, utilisation, and what a window's row says about GPUs.
 //!
-//! Backends ([`nvml`], [`amdsmi`], [`hwmon`]) only enumerate devices and read them
+//! Backends ([`nvml`], [`amdsmi`], [`hwmon`], [`apple`]) only enumerate devices and read them
 //! ([`GpuBackend`], one typed [`DeviceRead`] per device, energy in µJ). The policy lives here,
 //! once: which devices are measured and which an earlier backend already claimed
 //! ([`select::choose`]), and the sticky faults (a quantity that failed once is never asked
@@ -24,6 +24,7 @@
 
 mod account;
 pub mod amdsmi;
+pub mod apple;
 mod device;
 pub mod hwmon;
 pub mod nvml;
@@ -80,6 +81,9 @@ pub struct GpuConfig {
     pub hwmon_root: PathBuf,
     /// Shortest stretch, in seconds, over which counter and polled energy are compared.
     pub cross_check_window_s: f64,
+    /// The IOReport library (Apple Silicon), for the GPU and for the CPU and DRAM sensor;
+    /// `None` is the system's on macOS and none elsewhere.
+    pub ioreport_library: Option<PathBuf>,
 }
 
 impl Default for GpuConfig {
@@ -94,6 +98,7 @@ impl Default for GpuConfig {
             hip_visible_devices: None,
             hwmon_root: PathBuf::from(hwmon::DEFAULT_HWMON_ROOT),
             cross_check_window_s: CROSS_CHECK_WINDOW_S,
+            ioreport_library: None,
         }
     }
 }
@@ -129,7 +134,12 @@ pub type Discover = fn(&GpuConfig, &[GpuDevice], &mut Vec<String>) -> Discovery;
 /// Every backend, tried in this order; a device found by one is left out by the later ones,
 /// unless it was found unmeasured and a later one measures it (a Jetson's GPU: NVML finds it,
 /// its ina3221 rail measures it).
-pub const BACKENDS: &[Discover] = &[nvml::discover, amdsmi::discover, hwmon::discover];
+pub const BACKENDS: &[Discover] = &[
+    nvml::discover,
+    amdsmi::discover,
+    hwmon::discover,
+    apple::discover,
+];
 
 /// Shortest stretch, in seconds, over which counter and polled energy are compared.
 pub const CROSS_CHECK_WINDOW_S: f64 = 10.0;

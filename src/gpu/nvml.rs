@@ -16,8 +16,13 @@ use super::device::{DeviceRead, Discovery, GpuBackend, GpuDevice, GpuFault, GpuI
 use super::select::{self, Naming};
 use super::{GpuConfig, Vendor};
 
-/// The library loaded when no path is given: the driver's, found by the dynamic loader.
-pub const DEFAULT_NVML_LIBRARY: &str = "libnvidia-ml.so.1";
+/// The library loaded when no path is given: the driver's, found by the dynamic loader
+/// (`nvml.dll` on Windows, which the driver puts on the system path).
+pub const DEFAULT_NVML_LIBRARY: &str = if cfg!(windows) {
+    "nvml.dll"
+} else {
+    "libnvidia-ml.so.1"
+};
 
 /// The selected GPUs of one NVML library.
 pub struct NvmlBackend {

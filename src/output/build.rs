@@ -109,6 +109,7 @@ fn gpu_backend(vendor: Vendor) -> &'static str {
         // amdgpu's hwmon, whose assumed bounds are the same, so "any" states them.
         Vendor::Intel => "hwmon",
         Vendor::Amd => "any",
+        Vendor::Apple => "ioreport",
     }
 }
 

@@ -49,12 +49,13 @@ fn measured(method: Method) -> MethodInfo {
         ),
         Method::InCpu => (
             &[RAM],
-            "included in the CPU figure (the RAPL platform counter, psys)",
+            "included in the CPU figure (the RAPL platform counter, psys, or an NVIDIA Grace \
+             socket's rail, which holds its memory)",
         ),
         Method::GpuCounter => (
             &[GPU],
-            "read from the GPUs' energy counters (NVML, amd-smi, or the kernel's xe and i915 \
-             drivers)",
+            "read from the GPUs' energy counters (NVML, amd-smi, the kernel's xe and i915 \
+             drivers, or Apple's IOReport)",
         ),
         Method::GpuPolled => (&[GPU], "integrated from the GPUs' power readings"),
         Method::Mixed => (
@@ -73,6 +74,23 @@ fn measured(method: Method) -> MethodInfo {
              read NaN, never a measured 0",
         ),
         Method::None => (&[CPU, RAM, GPU], "not measured"),
+        Method::IoReport => (
+            &[CPU, RAM],
+            "read from Apple Silicon's IOReport energy channels without privileges (CPU Energy \
+             with the Neural Engine for the CPU, DRAM for memory): Apple's own energy model, \
+             not a meter",
+        ),
+        Method::Emi => (
+            &[CPU, RAM],
+            "read from Windows' Energy Meter Interface without admin rights (the processor's \
+             RAPL package and DRAM counters, as Windows exposes them)",
+        ),
+        Method::Hwmon => (
+            &[CPU],
+            "integrated from the ACPI power meters the kernel exposes through hwmon, polled \
+             (NVIDIA Grace: each socket's Grace rail, memory included, or its CPU and SysIO \
+             rails; never the module rail, which holds the GPU)",
+        ),
     };
     MethodInfo {
         name: method.as_str(),

@@ -126,6 +126,7 @@ impl<T: Send> AfterFork for ProcessLock<T> {
     }
 }
 
+#[cfg(all(unix, not(carbonmeter_portable)))]
 fn install_handler() {
     // SAFETY: the handler is a plain function that lives as long as the process.
     let status = unsafe { libc::pthread_atfork(None, None, Some(in_forked_child)) };
@@ -134,8 +135,13 @@ fn install_handler() {
     }
 }
 
+/// No `fork()` here (Windows, or the portable build that checks that path): nothing to hook.
+#[cfg(any(not(unix), carbonmeter_portable))]
+fn install_handler() {}
+
 /// Runs in the child right after `fork()`, on its only thread: whoever holds a lock now is
 /// gone, so every registered lock is released before anything takes it, and then reset.
+#[cfg(all(unix, not(carbonmeter_portable)))]
 extern "C" fn in_forked_child() {
     force_release(&REGISTRY);
     let head = *REGISTRY.lock();
@@ -148,7 +154,7 @@ extern "C" fn in_forked_child() {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix, not(carbonmeter_portable)))]
 mod tests {
     use std::sync::mpsc;
     use std::thread::JoinHandle;

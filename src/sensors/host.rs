@@ -253,6 +253,10 @@ pub fn process_tree_pids() -> Vec<u32> {
 /// `RUSAGE_CHILDREN` reports), so a short-lived child counts all of its time even if no sample
 /// saw it alive. `None` where `/proc` cannot be read for the root (not Linux).
 fn tree_cpu_s(tree: &[Pid]) -> Option<f64> {
+    if !cfg!(all(target_os = "linux", not(carbonmeter_portable))) {
+        // No /proc: sysinfo's per-process usage instead (see `sample`).
+        return None;
+    }
     let ticks_per_s = procfs::ticks_per_s()?;
     let mut ticks: u64 = 0;
     for (position, pid) in tree.iter().enumerate() {
@@ -308,6 +312,9 @@ fn process_tree(system: &System, root: Pid) -> Vec<Pid> {
 
 /// Distinct `physical id`s in `/proc/cpuinfo`; 1 where the file says nothing.
 fn socket_count() -> usize {
+    if !cfg!(all(target_os = "linux", not(carbonmeter_portable))) {
+        return 1;
+    }
     let Ok(cpuinfo) = std::fs::read_to_string("/proc/cpuinfo") else {
         return 1;
     };
@@ -327,7 +334,7 @@ fn socket_count() -> usize {
 /// `subprocess` to run `uname -p`, whose answer it drops where it is `unknown` (Debian,
 /// Ubuntu) and which is the machine type again where not, so it is left out. `None` off Linux.
 pub fn platform_name() -> Option<String> {
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", not(carbonmeter_portable)))]
     {
         // SAFETY: `uname` fills the zeroed struct it is given and returns -1 on failure; every
         // field is then a NUL-terminated C string within the struct.
@@ -350,11 +357,11 @@ pub fn platform_name() -> Option<String> {
             &libc_name,
         ]))
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(any(not(target_os = "linux"), carbonmeter_portable))]
     None
 }
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[cfg(all(target_os = "linux", target_env = "gnu", not(carbonmeter_portable)))]
 #[allow(
     clippy::unnecessary_wraps,
     reason = "None on other C libraries (musl), as the sibling below"
@@ -365,14 +372,21 @@ fn glibc_version() -> Option<String> {
     Some(version.to_string_lossy().into_owned())
 }
 
-#[cfg(all(target_os = "linux", not(target_env = "gnu")))]
+#[cfg(all(
+    target_os = "linux",
+    not(target_env = "gnu"),
+    not(carbonmeter_portable)
+))]
 fn glibc_version() -> Option<String> {
     None
 }
 
 /// `platform._platform`: the non-empty parts joined by `-`, the characters it replaces
 /// replaced, `unknown` dropped and runs of `-` squeezed.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code, reason = "Linux only"))]
+#[cfg_attr(
+    any(not(target_os = "linux"), carbonmeter_portable),
+    allow(dead_code, reason = "Linux only")
+)]
 fn python_platform(parts: &[&str]) -> String {
     let joined = parts
         .iter()
@@ -411,7 +425,7 @@ mod tests {
         );
     }
 
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", not(carbonmeter_portable)))]
     #[test]
     fn the_platform_names_this_kernel() {
         let name = platform_name().expect("uname works on Linux");
@@ -429,6 +443,7 @@ mod tests {
         assert_eq!(stat_cpu_ticks("4242 (short) S 1 2"), None);
     }
 
+    #[cfg(all(target_os = "linux", not(carbonmeter_portable)))]
     #[test]
     fn this_process_tree_reads_its_cpu_time() {
         let tree = vec![Pid::from_u32(std::process::id())];

@@ -4,16 +4,27 @@
 //! A sensor enumerates its channels and reads them: per channel, either an energy counter in
 //! µJ or a power in W. The meter runs the sources the plan chose and turns their readings into
 //! cumulative energy with the integrator, which alone judges wraps and faults. Every hardware root (powercap folder,
-//! procfs through sysinfo) is a constructor argument so tests run the real code on fake trees.
+//! procfs through sysinfo, the IOReport library) is a constructor argument so tests run the real code on fake trees.
 //! GPUs are not sensors of this kind: `crate::gpu` reads them per device, and uses [`Method`].
 
+pub mod cf;
 pub mod constant;
 pub mod cpu_load;
+pub mod emi;
+pub mod grace;
 pub mod host;
+pub mod ioreport;
 pub mod plan;
+pub mod platform;
+// `/proc` is Linux's: elsewhere, and in the portable build, sysinfo's system-wide figures.
+#[cfg_attr(
+    any(carbonmeter_portable, not(target_os = "linux")),
+    path = "procfs_portable.rs"
+)]
 pub mod procfs;
 pub mod ram;
 pub mod rapl;
+pub mod win32;
 
 use std::fmt;
 
@@ -62,11 +73,17 @@ pub enum Method {
     Unmeasured,
     /// Not measured.
     None,
+    /// Apple Silicon's IOReport "Energy Model" channels.
+    IoReport,
+    /// Windows' Energy Meter Interface (the RAPL counters, read without admin rights).
+    Emi,
+    /// ACPI power meters through hwmon, polled (NVIDIA Grace).
+    Hwmon,
 }
 
 impl Method {
     /// Every method, in the enum's order (`_core.METHODS` lists them so, with what each means).
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 15] = [
         Self::Rapl,
         Self::LoadTdp,
         Self::LoadTdpShort,
@@ -79,6 +96,9 @@ impl Method {
         Self::OtherRank,
         Self::Unmeasured,
         Self::None,
+        Self::IoReport,
+        Self::Emi,
+        Self::Hwmon,
     ];
 
     /// The method written as `name` in a row's `*_method` column.
@@ -107,6 +127,9 @@ impl Method {
             Self::Mixed => "mixed",
             Self::Unmeasured => "unmeasured",
             Self::None => "none",
+            Self::IoReport => "ioreport",
+            Self::Emi => "emi",
+            Self::Hwmon => "hwmon",
         }
     }
 }

@@ -3,8 +3,11 @@
 //!
 //! The rules, in order: another rank measures the host (`other_rank`); a forced power wins
 //! (`constant`); RAPL where it was found and wanted (packages, or `psys` when preferred, which
-//! then covers memory too: `in_cpu`); else the models (load x TDP for the CPU, memory in use for
-//! RAM). RAPL is read only in machine mode: its counters are the machine's.
+//! then covers memory too: `in_cpu`); else the platform's own source where it measures the
+//! component (Apple Silicon's IOReport, Windows' EMI, NVIDIA Grace's power meters, which may
+//! hold memory: `in_cpu`); else the models (load x TDP for the CPU, memory in use
+//! for RAM). RAPL and the platform sources are read only in machine mode: their counters are
+//! the machine's.
 
 use super::cpu_load::lookup_cpu_tdp;
 use super::host::HostInfo;
@@ -73,9 +76,35 @@ impl Settings {
     }
 }
 
-/// Whether RAPL is worth looking for: some component would be measured by it if found.
+/// Whether RAPL, or a platform's source, is worth looking for: some component would be
+/// measured by it if found.
 pub fn needs_rapl(settings: &Settings) -> bool {
     settings.wants_rapl_cpu() || settings.wants_rapl_ram()
+}
+
+/// A platform's own source of CPU and RAM energy, where RAPL is not what the OS gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    /// Apple Silicon's IOReport energy channels.
+    IoReport,
+    /// Windows' Energy Meter Interface.
+    Emi,
+    /// NVIDIA Grace's ACPI power meters (hwmon): CPU only.
+    Grace {
+        /// Every socket's Grace rail is summed, and memory is inside it.
+        memory_in_cpu: bool,
+    },
+}
+
+impl Platform {
+    /// The `*_method` value of what it measures.
+    pub fn method(self) -> Method {
+        match self {
+            Self::IoReport => Method::IoReport,
+            Self::Emi => Method::Emi,
+            Self::Grace { .. } => Method::Hwmon,
+        }
+    }
 }
 
 /// What discovery found.
@@ -84,6 +113,8 @@ pub struct Found<'a> {
     /// The component of each readable RAPL zone, in the sensor's order (empty when RAPL is
     /// absent, unreadable or was not looked for).
     pub rapl_zones: &'a [Component],
+    /// The platform source found and the components it measures (CPU, RAM), if any.
+    pub platform: Option<(Platform, &'a [Component])>,
     /// The machine, for the CPU's TDP.
     pub host: &'a HostInfo,
 }
@@ -105,6 +136,8 @@ pub enum CpuSource {
     },
     /// Another rank of the job measures it.
     OtherRank,
+    /// The platform's own source.
+    Platform(Platform),
 }
 
 /// Where RAM energy comes from.
@@ -123,6 +156,8 @@ pub enum RamSource {
     },
     /// Another rank of the job measures it.
     OtherRank,
+    /// The platform's own source.
+    Platform(Platform),
 }
 
 /// The sources chosen.
@@ -146,6 +181,7 @@ impl Plan {
             CpuSource::LoadTdp { .. } => Method::LoadTdp,
             CpuSource::Constant { .. } => Method::Constant,
             CpuSource::OtherRank => Method::OtherRank,
+            CpuSource::Platform(platform) => platform.method(),
         }
     }
 
@@ -157,6 +193,7 @@ impl Plan {
             RamSource::Model => Method::Model,
             RamSource::Constant { .. } => Method::Constant,
             RamSource::OtherRank => Method::OtherRank,
+            RamSource::Platform(platform) => platform.method(),
         }
     }
 }
@@ -179,6 +216,12 @@ pub fn plan(settings: &Settings, found: &Found<'_>) -> Plan {
         })
         .collect();
     let kept = |wanted: Component| rapl.contains(&Some(wanted));
+    let platform = |wanted: Component| {
+        found
+            .platform
+            .filter(|(_, components)| components.contains(&wanted))
+            .map(|(platform, _)| platform)
+    };
     let mut warnings = Vec::new();
     let cpu = if settings.elsewhere() {
         CpuSource::OtherRank
@@ -186,6 +229,8 @@ pub fn plan(settings: &Settings, found: &Found<'_>) -> Plan {
         CpuSource::Constant { power_w }
     } else if kept(Component::Cpu) {
         CpuSource::Rapl
+    } else if let Some(platform) = platform(Component::Cpu).filter(|_| wants_cpu) {
+        CpuSource::Platform(platform)
     } else {
         CpuSource::LoadTdp {
             tdp_w: cpu_tdp_w(settings.default_cpu_power_w, found.host, &mut warnings),
@@ -197,8 +242,17 @@ pub fn plan(settings: &Settings, found: &Found<'_>) -> Plan {
         RamSource::Constant { power_w }
     } else if kept(Component::Ram) {
         RamSource::Rapl
-    } else if psys_as_cpu {
+    } else if psys_as_cpu
+        || matches!(
+            cpu,
+            CpuSource::Platform(Platform::Grace {
+                memory_in_cpu: true
+            })
+        )
+    {
         RamSource::InCpu
+    } else if let Some(platform) = platform(Component::Ram).filter(|_| wants_ram) {
+        RamSource::Platform(platform)
     } else {
         RamSource::Model
     };
@@ -476,6 +530,7 @@ mod tests {
         for row in ROWS {
             let found = Found {
                 rapl_zones: row.zones,
+                platform: None,
                 host: &host,
             };
             let plan = plan(&row.settings, &found);
@@ -533,6 +588,7 @@ mod tests {
         let host = host();
         let found = Found {
             rapl_zones: SERVER,
+            platform: None,
             host: &host,
         };
         let preferred = Settings {
@@ -589,10 +645,138 @@ mod tests {
         // Through the plan: the warning is the plan's, said by the meter once.
         let found = Found {
             rapl_zones: &[],
+            platform: None,
             host: &unknown,
         };
         let plan = plan(&defaults(), &found);
         assert_eq!(plan.cpu, CpuSource::LoadTdp { tdp_w: 32.0 });
         assert_eq!(plan.warnings.len(), 1);
+    }
+
+    #[test]
+    fn a_platform_source_measures_what_rapl_does_not_and_the_settings_allow() {
+        // (case, settings, RAPL zones, the platform's components, CPU source, RAM source)
+        type Case = (
+            &'static str,
+            Settings,
+            &'static [Component],
+            &'static [Component],
+            CpuSource,
+            RamSource,
+        );
+        let host = host();
+        let both: &'static [Component] = &[Cpu, Ram];
+        let cases: &[Case] = &[
+            (
+                "Apple Silicon: CPU and DRAM from IOReport",
+                D,
+                &[],
+                both,
+                CpuSource::Platform(Platform::IoReport),
+                RamSource::Platform(Platform::IoReport),
+            ),
+            (
+                "no DRAM channel: RAM modelled",
+                D,
+                &[],
+                &[Cpu],
+                CpuSource::Platform(Platform::IoReport),
+                RamSource::Model,
+            ),
+            (
+                "RAPL found too: RAPL first",
+                D,
+                &[Cpu, Ram],
+                both,
+                CpuSource::Rapl,
+                RamSource::Rapl,
+            ),
+            (
+                "process mode: the machine's counters are not the process's",
+                Settings {
+                    tracking_mode: TrackingMode::Process,
+                    ..D
+                },
+                &[],
+                both,
+                LOAD_TDP,
+                RamSource::Model,
+            ),
+            (
+                "load mode forced, dram not counted",
+                Settings {
+                    force_mode_cpu_load: true,
+                    rapl_include_dram: false,
+                    ..D
+                },
+                &[],
+                both,
+                LOAD_TDP,
+                RamSource::Model,
+            ),
+            (
+                "forced powers win",
+                Settings {
+                    force_cpu_power_w: Some(42.0),
+                    force_ram_power_w: Some(7.0),
+                    ..D
+                },
+                &[],
+                both,
+                CpuSource::Constant { power_w: 42.0 },
+                RamSource::Constant { power_w: 7.0 },
+            ),
+        ];
+        for (case, settings, zones, components, cpu, ram) in cases {
+            let found = Found {
+                rapl_zones: zones,
+                platform: Some((Platform::IoReport, components)),
+                host: &host,
+            };
+            let plan = plan(settings, &found);
+            assert_eq!((plan.cpu, plan.ram), (*cpu, *ram), "{case}");
+        }
+        let found = Found {
+            rapl_zones: &[],
+            platform: Some((Platform::IoReport, both)),
+            host: &host,
+        };
+        let chosen = plan(&D, &found);
+        assert_eq!(
+            (chosen.cpu_method().as_str(), chosen.ram_method().as_str()),
+            ("ioreport", "ioreport")
+        );
+    }
+
+    #[test]
+    fn grace_measures_the_cpu_with_memory_inside_when_its_grace_rails_are_summed() {
+        let host = host();
+        for (memory_in_cpu, ram) in [(true, RamSource::InCpu), (false, RamSource::Model)] {
+            let grace = Platform::Grace { memory_in_cpu };
+            let found = Found {
+                rapl_zones: &[],
+                platform: Some((grace, &[Cpu])),
+                host: &host,
+            };
+            let plan = plan(&D, &found);
+            assert_eq!((plan.cpu, plan.ram), (CpuSource::Platform(grace), ram));
+            assert_eq!(plan.cpu_method().as_str(), "hwmon");
+        }
+        // A forced CPU power: memory is no longer inside anything measured.
+        let found = Found {
+            rapl_zones: &[],
+            platform: Some((
+                Platform::Grace {
+                    memory_in_cpu: true,
+                },
+                &[Cpu],
+            )),
+            host: &host,
+        };
+        let forced = Settings {
+            force_cpu_power_w: Some(42.0),
+            ..D
+        };
+        assert_eq!(plan(&forced, &found).ram, RamSource::Model);
     }
 }
