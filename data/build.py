@@ -830,6 +830,24 @@ def build_equivalents(report: Report) -> str:
     return to_csv(["key", "basis", "per_unit", "label", "year", "source"], EQUIVALENTS)
 
 
+# Issue 27's sources (docs/platforms.md): no vendor states an accuracy for them.
+_IOREPORT_BASIS = (
+    "assumed +/-10 %: IOReport's Energy Model group is Apple's on-chip estimate of each "
+    "block's energy, not a meter; Apple publishes no accuracy or update period for it and we "
+    "cite no study bounding it (the update period assumed 0.1 s at each edge, as for NVML)"
+)
+_EMI_BASIS = (
+    "assumed as for the RAPL zones (+/-5 %): Windows' Energy Meter Interface serves the same "
+    "RAPL counters (RAPL_Package0_PKG, RAPL_Package0_DRAM) in picowatt-hours; Microsoft "
+    "states no accuracy for it and we cite no study bounding it"
+)
+_HWMON_BASIS = (
+    "assumed +/-5 %: NVIDIA states no accuracy for Grace's ACPI power meters (power1_average)"
+    " in the documentation we read; the +/-5 % it states for its GPU power readings is taken "
+    "for them; plus the sampling bound of the trapezoid (polled power)"
+)
+
+
 # uncertainty.csv is not built from the references: each bound is cited here with its basis
 # (`stated` by the vendor, `measured` by a study, or `assumed`, with the reason in the source).
 # low/high: the true energy lies between figure x low and figure x high (systematic, added across
@@ -1031,6 +1049,72 @@ UNCERTAINTY = [
         "assumed",
         "2025",
         "a device seen but not measured: its energy is unknown, so the band has no upper bound",
+    ],
+    [
+        "cpu",
+        "ioreport",
+        "any",
+        "0.9",
+        "1.1",
+        "0.1",
+        "assumed",
+        "2025",
+        _IOREPORT_BASIS,
+    ],
+    [
+        "ram",
+        "ioreport",
+        "any",
+        "0.9",
+        "1.1",
+        "0.1",
+        "assumed",
+        "2025",
+        _IOREPORT_BASIS,
+    ],
+    [
+        "gpu",
+        "counter",
+        "ioreport",
+        "0.9",
+        "1.1",
+        "0.1",
+        "assumed",
+        "2025",
+        _IOREPORT_BASIS,
+    ],
+    [
+        "cpu",
+        "emi",
+        "any",
+        "0.95",
+        "1.05",
+        "0.001",
+        "assumed",
+        "2025",
+        _EMI_BASIS,
+    ],
+    [
+        "ram",
+        "emi",
+        "any",
+        "0.95",
+        "1.05",
+        "0.001",
+        "assumed",
+        "2025",
+        _EMI_BASIS,
+    ],
+    [
+        "cpu",
+        "hwmon",
+        "any",
+        "0.95",
+        "1.05",
+        "0",
+        "assumed",
+        "2025",
+        _HWMON_BASIS,
     ],
     [
         "intensity",
